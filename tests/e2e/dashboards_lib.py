@@ -1,0 +1,473 @@
+"""Shared pieces of the dashboard and Prometheus tests (python3 standard library only).
+
+- reading the Grafana dashboards and every query in them;
+- substituting Grafana template variables;
+- a PromQL lexer that finds the metric names and label names a query uses;
+- starting execflow_exporter and Prometheus on free loopback ports, and stopping them;
+- the skip rule: a missing prerequisite is a skip (exit 77) except under CI=true, where it
+  is a failure.
+"""
+
+import ast
+import contextlib
+import glob
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+DASHBOARD_DIR = os.path.join(REPO, "dashboards")
+PROMETHEUS_DIR = os.path.join(REPO, "deploy", "prometheus")
+SKIP = 77
+DATASOURCE = "${datasource}"
+
+# The metric contract: sample names as they appear in the exposition, with their labels
+# (job and instance are added by Prometheus).
+METRICS = {
+    "execflow_execs_total": {"uid"},
+    "execflow_exec_failures_total": {"uid", "errno"},
+    "execflow_exec_events_total": set(),
+    "execflow_exec_events_dropped_total": set(),
+    "execflow_tcp_sent_bytes_total": {"saddr", "sport", "daddr", "dport"},
+    "execflow_tcp_sendmsg_bytes_bucket": {"le"},
+    "execflow_tcp_sendmsg_bytes_sum": set(),
+    "execflow_tcp_sendmsg_bytes_count": set(),
+    "execflow_tcp_flows": set(),
+    "execflow_tcp_folded_flows": set(),
+    "execflow_build_info": {"version", "revision"},
+    "execflow_bpf_program_info": {"program", "hook", "attach_type"},
+    "execflow_bpf_program_run_seconds_total": {"program"},
+    "execflow_bpf_program_runs_total": {"program"},
+    "execflow_bpf_map_entries": {"map"},
+    "execflow_bpf_map_capacity": {"map"},
+    "execflow_bpf_map_update_failures_total": {"map"},
+    "execflow_scrape_duration_seconds": {"collector"},
+    "up": set(),
+}
+TARGET_LABELS = {"job", "instance"}
+
+
+def log(*args):
+    print(*args, flush=True)
+
+
+def skip_or_fail(reason):
+    """A prerequisite is missing: fail under CI=true, otherwise skip."""
+    if os.environ.get("CI") == "true":
+        log(f"FAIL: {reason} (a skip is a failure under CI=true)")
+        sys.exit(1)
+    log(f"SKIP: {reason}")
+    sys.exit(SKIP)
+
+
+def need_tool(name):
+    path = shutil.which(name)
+    if not path:
+        skip_or_fail(f"{name} not found (apt-get install prometheus)")
+    return path
+
+
+# ------------------------------------------------------------------ dashboards
+
+def dashboard_paths():
+    return sorted(glob.glob(os.path.join(DASHBOARD_DIR, "*.json")))
+
+
+def load_dashboards():
+    """[(path, dashboard)] ; raises ValueError naming the file on invalid JSON."""
+    out = []
+    for path in dashboard_paths():
+        with open(path, encoding="utf-8") as f:
+            try:
+                out.append((path, json.load(f)))
+            except json.JSONDecodeError as e:
+                raise ValueError(f"{os.path.relpath(path, REPO)}: invalid JSON: {e}") from e
+    return out
+
+
+def iter_panels(dashboard):
+    """Every panel, rows included, descending into collapsed rows."""
+    for p in dashboard.get("panels", []):
+        yield p
+        yield from p.get("panels", [])
+
+
+def panel_queries(dashboard):
+    """(panel, target) for every PromQL target of every panel."""
+    for p in iter_panels(dashboard):
+        for t in p.get("targets", []):
+            if t.get("expr"):
+                yield p, t
+
+
+def variable_queries(dashboard):
+    """(variable, query text) for every query-type template variable."""
+    for v in dashboard.get("templating", {}).get("list", []):
+        if v.get("type") != "query":
+            continue
+        query = v.get("query")
+        if isinstance(query, dict):
+            query = query.get("query", "")
+        yield v, query or v.get("definition", "")
+
+
+LABEL_VALUES = re.compile(r"^\s*label_values\(\s*(?:(?P<expr>.*),\s*)?(?P<label>[a-zA-Z_]\w*)\s*\)\s*$", re.S)
+
+
+def split_label_values(query):
+    """label_values(expr, label) -> (expr or None, label); raises on other variable queries."""
+    m = LABEL_VALUES.match(query)
+    if not m:
+        raise ValueError(f"unsupported variable query: {query!r}")
+    return m.group("expr"), m.group("label")
+
+
+# Grafana's built-in variables and what the tests substitute for them.
+GRAFANA_BUILTINS = {
+    "__rate_interval": "15s",
+    "__interval": "2s",
+    "__interval_ms": "2000",
+    "__range": "1m",
+    "__range_s": "60",
+    "__range_ms": "60000",
+}
+
+_VARIABLE = re.compile(r"\$\{(\w+)(?::[^}]*)?\}|\$(\w+)|\[\[(\w+)(?::[^\]]*)?\]\]")
+
+
+def substitute(expr, values):
+    """Replaces ${var}, ${var:fmt}, $var and [[var]]; unknown variables raise KeyError."""
+    merged = dict(GRAFANA_BUILTINS)
+    merged.update(values)
+
+    def repl(m):
+        name = m.group(1) or m.group(2) or m.group(3)
+        if name not in merged:
+            raise KeyError(f"unknown template variable ${name} in {expr!r}")
+        return merged[name]
+
+    return _VARIABLE.sub(repl, expr)
+
+
+def variables_used(expr):
+    return {m.group(1) or m.group(2) or m.group(3) for m in _VARIABLE.finditer(expr)}
+
+
+# ------------------------------------------------------------------ PromQL lexer
+
+_TOKEN = re.compile(r"""
+    (?P<ws>\s+)
+  | (?P<comment>\#[^\n]*)
+  | (?P<string>"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'|`[^`]*`)
+  | (?P<number>(?:0[xX][0-9a-fA-F]+|\d[\w.]*|\.\d[\w.]*))
+  | (?P<ident>[a-zA-Z_:][a-zA-Z0-9_:]*)
+  | (?P<op>=~|!~|!=|==|<=|>=|[-+*/%^=<>(){}\[\],@])
+""", re.X)
+
+AGGREGATIONS = {"sum", "min", "max", "avg", "group", "stddev", "stdvar", "count",
+                "count_values", "bottomk", "topk", "quantile", "limitk", "limit_ratio"}
+CLAUSES = {"by", "without", "on", "ignoring", "group_left", "group_right"}
+KEYWORDS = {"and", "or", "unless", "bool", "offset", "atan2", "inf", "nan"}
+
+
+class PromQLError(ValueError):
+    pass
+
+
+def tokenize(expr):
+    tokens, pos = [], 0
+    while pos < len(expr):
+        m = _TOKEN.match(expr, pos)
+        if not m:
+            raise PromQLError(f"cannot read {expr[pos:pos + 20]!r} at offset {pos} of {expr!r}")
+        pos = m.end()
+        kind = m.lastgroup
+        if kind not in ("ws", "comment"):
+            tokens.append((kind, m.group(kind)))
+    return tokens
+
+
+def _unquote(s):
+    if s[0] == "`":
+        return s[1:-1]
+    return ast.literal_eval(s)  # Go's and Python's escapes agree on what PromQL allows
+
+
+def _matching(tokens, i, open_, close):
+    """Index of the token closing the bracket opened at tokens[i]."""
+    depth = 0
+    for j in range(i, len(tokens)):
+        if tokens[j] == ("op", open_):
+            depth += 1
+        elif tokens[j] == ("op", close):
+            depth -= 1
+            if depth == 0:
+                return j
+    raise PromQLError(f"unbalanced {open_!r}")
+
+
+def _matchers(tokens):
+    """[(label, op, value)] from the tokens inside {...}."""
+    out, i = [], 0
+    while i < len(tokens):
+        if tokens[i] == ("op", ","):
+            i += 1
+            continue
+        if i + 2 >= len(tokens) or tokens[i][0] != "ident" or tokens[i + 2][0] != "string":
+            raise PromQLError(f"bad label matcher near {tokens[i:i + 3]}")
+        out.append((tokens[i][1], tokens[i + 1][1], _unquote(tokens[i + 2][1])))
+        i += 3
+    return out
+
+
+def analyze(expr):
+    """What a PromQL expression refers to.
+
+    Returns (selectors, grouping_labels): selectors is [(metric name, [(label, op, value)])]
+    for every vector selector; grouping_labels holds the label names of by/without/on/
+    ignoring/group_left/group_right clauses. Function and aggregation names, keywords,
+    numbers, durations, strings and range/subquery brackets are not metric names.
+    """
+    tokens = tokenize(expr)
+    selectors, grouping = [], set()
+    i = 0
+    while i < len(tokens):
+        kind, text = tokens[i]
+        nxt = tokens[i + 1] if i + 1 < len(tokens) else (None, None)
+        if (kind, text) == ("op", "["):
+            i = _matching(tokens, i, "[", "]") + 1
+        elif (kind, text) == ("op", "{"):
+            end = _matching(tokens, i, "{", "}")
+            matchers = _matchers(tokens[i + 1:end])
+            names = [v for (label, op, v) in matchers if label == "__name__" and op == "="]
+            if not names:
+                raise PromQLError(f"selector without a metric name in {expr!r}")
+            selectors.append((names[0], [m for m in matchers if m[0] != "__name__"]))
+            i = end + 1
+        elif kind == "ident":
+            low = text.lower()
+            if low in CLAUSES:
+                if nxt == ("op", "("):
+                    end = _matching(tokens, i + 1, "(", ")")
+                    grouping.update(t for k, t in tokens[i + 2:end] if k == "ident")
+                    i = end + 1
+                else:
+                    i += 1
+            elif low in KEYWORDS or low in AGGREGATIONS or nxt == ("op", "("):
+                i += 1
+            else:
+                matchers = []
+                i += 1
+                if nxt == ("op", "{"):
+                    end = _matching(tokens, i, "{", "}")
+                    matchers = _matchers(tokens[i + 1:end])
+                    i = end + 1
+                selectors.append((text, matchers))
+        else:
+            i += 1
+    return selectors, grouping
+
+
+def metric_names(expr):
+    return {name for name, _ in analyze(expr)[0]}
+
+
+LEGEND_LABEL = re.compile(r"\{\{\s*(\w+)\s*\}\}")
+
+
+# ------------------------------------------------------------------ processes
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def http_get(url, timeout=5):
+    with urllib.request.urlopen(url, timeout=timeout) as r:
+        return r.read().decode("utf-8")
+
+
+def wait_until(what, fn, timeout, interval=0.2):
+    """Calls fn until it returns a true value; raises TimeoutError after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            value = fn()
+            if value:
+                return value
+        except Exception as e:  # not ready yet: remember why
+            last = e
+        time.sleep(interval)
+    raise TimeoutError(f"{what}: not within {timeout}s" + (f" (last error: {last})" if last else ""))
+
+
+class Process:
+    """A child process whose output goes to a file, stopped with SIGTERM then SIGKILL."""
+
+    def __init__(self, name, argv, workdir):
+        self.name = name
+        self.log_path = os.path.join(workdir, f"{name}.log")
+        self._log = open(self.log_path, "wb")
+        self.proc = subprocess.Popen(argv, stdout=self._log, stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL, start_new_session=True)
+
+    def check_running(self):
+        rc = self.proc.poll()
+        if rc is not None:
+            raise RuntimeError(f"{self.name} exited with {rc}:\n{self.tail()}")
+        return True
+
+    def tail(self, lines=30):
+        self._log.flush()
+        with open(self.log_path, "rb") as f:
+            return "\n".join(f.read().decode("utf-8", "replace").splitlines()[-lines:])
+
+    def stop(self, timeout=10):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                log(f"{self.name} ignored SIGTERM for {timeout}s; killing it")
+                self.proc.kill()
+                self.proc.wait(timeout=timeout)
+        self._log.close()
+        return self.proc.returncode
+
+
+def exporter_binary(argv):
+    """The binary from argv[1] (CTest passes $<TARGET_FILE:...>), else build/."""
+    path = argv[1] if len(argv) > 1 else os.path.join(REPO, "build", "execflow_exporter")
+    if not (os.path.isfile(path) and os.access(path, os.X_OK)):
+        skip_or_fail(f"exporter binary {path} not built (cmake -S . -B build && cmake --build build)")
+    if os.geteuid() != 0:
+        skip_or_fail("the exporter loads BPF programs and must run as root")
+    return path
+
+
+@contextlib.contextmanager
+def workdir(prefix):
+    path = tempfile.mkdtemp(prefix=prefix)
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def running_exporter(binary, tmp, config=None, ready_timeout=30):
+    """Starts the exporter on a free loopback port; yields its host:port."""
+    port = free_port()
+    address = f"127.0.0.1:{port}"
+    config = config or os.path.join(REPO, "config", "execflow.yaml")
+    proc = Process("exporter", [binary, f"--config.file={config}",
+                                f"--web.listen-address={address}"], tmp)
+    try:
+        def ready():
+            proc.check_running()
+            http_get(f"http://{address}/readyz", timeout=2)
+            return True
+        try:
+            wait_until("exporter /readyz", ready, ready_timeout)
+        except TimeoutError as e:
+            raise RuntimeError(f"{e}\n{proc.tail()}") from None
+        yield address
+    finally:
+        rc = proc.stop()
+        if rc not in (0, -signal.SIGTERM):
+            log(f"exporter exited with {rc} on SIGTERM:\n{proc.tail()}")
+
+
+def scrape_samples(text):
+    """{sample name: [labels dict]} from the text exposition format."""
+    samples = {}
+    line_re = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})?\s+\S+")
+    label_re = re.compile(r'([a-zA-Z_]\w*)="((?:[^"\\]|\\.)*)"')
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        m = line_re.match(line)
+        if not m:
+            raise ValueError(f"cannot parse exposition line {line!r}")
+        labels = dict(label_re.findall(m.group(3) or ""))
+        samples.setdefault(m.group(1), []).append(labels)
+    return samples
+
+
+class Prometheus:
+    """Debian's Prometheus server on a free loopback port, with a temporary copy of
+    deploy/prometheus/prometheus.yml (and alerts.yml) pointed at `target`."""
+
+    JOB = "execflow"
+
+    def __init__(self, tmp, target, scrape_interval="1s"):
+        self.binary = need_tool("prometheus")
+        self.tmp = tmp
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.config = os.path.join(tmp, "prometheus.yml")
+        text = open(os.path.join(PROMETHEUS_DIR, "prometheus.yml"), encoding="utf-8").read()
+        for old, new in [("127.0.0.1:9741", target),
+                         ("scrape_interval: 15s", f"scrape_interval: {scrape_interval}"),
+                         ("evaluation_interval: 15s", f"evaluation_interval: {scrape_interval}"),
+                         ("scrape_timeout: 10s", f"scrape_timeout: {scrape_interval}")]:
+            if text.count(old) != 1:
+                raise RuntimeError(f"deploy/prometheus/prometheus.yml no longer has exactly one {old!r}")
+            text = text.replace(old, new)
+        if f"job_name: {self.JOB}" not in text:
+            raise RuntimeError(f"deploy/prometheus/prometheus.yml has no job {self.JOB!r}")
+        with open(self.config, "w", encoding="utf-8") as f:
+            f.write(text)
+        shutil.copy(os.path.join(PROMETHEUS_DIR, "alerts.yml"), tmp)
+        self.proc = None
+
+    def start(self, ready_timeout=30):
+        self.proc = Process("prometheus", [
+            self.binary, f"--config.file={self.config}",
+            f"--storage.tsdb.path={os.path.join(self.tmp, 'data')}",
+            f"--web.listen-address=127.0.0.1:{self.port}",
+            "--log.level=warn"], self.tmp)
+
+        def ready():
+            self.proc.check_running()
+            http_get(f"{self.url}/-/ready", timeout=2)
+            return True
+        try:
+            wait_until("prometheus /-/ready", ready, ready_timeout)
+        except TimeoutError as e:
+            raise RuntimeError(f"{e}\n{self.proc.tail()}") from None
+
+    def stop(self):
+        if self.proc:
+            self.proc.stop()
+
+    def api(self, path, **params):
+        url = f"{self.url}/api/v1/{path}?" + urllib.parse.urlencode(params, doseq=True)
+        try:
+            body = http_get(url, timeout=10)
+        except urllib.error.HTTPError as e:
+            body = e.read().decode("utf-8", "replace")
+        reply = json.loads(body)
+        if reply.get("status") != "success":
+            raise RuntimeError(f"{path} {params}: {reply.get('errorType')}: {reply.get('error')}")
+        return reply["data"]
+
+    def query(self, expr):
+        return self.api("query", query=expr)["result"]
+
+    def query_range(self, expr, seconds, step="1s"):
+        end = time.time()
+        return self.api("query_range", query=expr, start=f"{end - seconds:.3f}",
+                        end=f"{end:.3f}", step=step)["result"]
