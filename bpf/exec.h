@@ -1,0 +1,47 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/* Types shared by bpf/exec.bpf.c and exporter/collectors/exec_collector.cc. */
+#ifndef EXECFLOW_EXEC_H
+#define EXECFLOW_EXEC_H
+
+#define EXEC_COMM_LEN 16
+/* Longer paths are truncated; 256 keeps a record at 304 bytes. */
+#define EXEC_FILENAME_LEN 256
+
+/*
+ * Default capacities, overridden from the config before load.
+ * 10240 UIDs * (4 B key + 8 B value + ~50 B hash overhead) is ~0.6 MiB kernel memory;
+ * failures are keyed by (uid, errno) and a node rarely sees more than a few errnos.
+ */
+#define EXEC_DEFAULT_MAX_UIDS 10240
+#define EXEC_DEFAULT_MAX_FAILURE_KEYS 10240
+/* 1 MiB holds ~3,360 events of 312 B (304 B record + 8 B ring buffer header). */
+#define EXEC_DEFAULT_RINGBUF_BYTES (1 << 20)
+
+/* One successful exec, as reserved in the ring buffer. */
+struct exec_event {
+	__u64 boot_ns;     /* bpf_ktime_get_boot_ns() at the exec */
+	__u64 cgroup_id;   /* cgroup v2 id of the task */
+	__u32 pid;         /* tgid */
+	__u32 ppid;        /* real parent's tgid */
+	__u32 uid;
+	__u32 gid;
+	char comm[EXEC_COMM_LEN];
+	char filename[EXEC_FILENAME_LEN];
+};
+
+struct exec_failure_key {
+	__u32 uid;
+	__u32 err; /* positive errno */
+};
+
+/*
+ * Counters for what could not be recorded; each lives in .bss, is updated
+ * with __sync_fetch_and_add and read by user space through the mmaped .bss.
+ */
+struct exec_loss {
+	__u64 events_dropped;    /* ring buffer full: event lost, exec still counted */
+	__u64 uid_overflow;      /* exec_counts full: exec counted here instead */
+	__u64 failure_overflow;  /* exec_failures full: failure counted here instead */
+};
+
+#endif /* EXECFLOW_EXEC_H */

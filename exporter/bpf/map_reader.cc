@@ -1,0 +1,95 @@
+#include "exporter/bpf/map_reader.h"
+
+#include <bpf/bpf.h>
+
+#include <algorithm>
+#include <set>
+
+namespace execflow {
+
+Result<size_t> BpfMapReader::ReadAll(std::vector<uint8_t>& keys,
+                                     std::vector<uint8_t>& values) const {
+  if (batch_supported_) {
+    auto n = ReadBatch(keys, values);
+    if (n || (n.error().err != EINVAL && n.error().err != ENOTSUP &&
+              n.error().err != EOPNOTSUPP && n.error().err != ENOSYS)) {
+      used_batch_ = true;
+      return n;
+    }
+    // Pre-5.6 kernels and some map types: remember and iterate instead.
+    batch_supported_ = false;
+  }
+  used_batch_ = false;
+  return ReadIterate(keys, values);
+}
+
+Result<size_t> BpfMapReader::ReadBatch(std::vector<uint8_t>& keys,
+                                       std::vector<uint8_t>& values) const {
+  // The map holds at most capacity_ entries, so one call usually returns all
+  // of them; the loop covers entries inserted while we read.
+  const size_t chunk = std::max<uint32_t>(capacity_, 1);
+  keys.resize(chunk * key_size_);
+  values.resize(chunk * value_size_);
+  // Hash maps use a 4-byte bucket cursor, others a key: room for either.
+  std::vector<uint8_t> in(std::max<uint32_t>(key_size_, 8));
+  std::vector<uint8_t> out(in.size());
+  LIBBPF_OPTS(bpf_map_batch_opts, opts);
+  size_t total = 0;
+  bool first = true;
+  for (;;) {
+    if (total == keys.size() / key_size_) {
+      keys.resize(keys.size() + chunk * key_size_);
+      values.resize(values.size() + chunk * value_size_);
+    }
+    __u32 count = static_cast<__u32>(keys.size() / key_size_ - total);
+    int ret = bpf_map_lookup_batch(fd_, first ? nullptr : in.data(), out.data(),
+                                   keys.data() + total * key_size_,
+                                   values.data() + total * value_size_, &count,
+                                   &opts);
+    int err = ret < 0 ? errno : 0;
+    total += count;
+    if (err == ENOENT) break;  // end of map
+    if (err != 0) {
+      return Fail("batch lookup in map " + name_, err);
+    }
+    in.swap(out);
+    first = false;
+  }
+  keys.resize(total * key_size_);
+  values.resize(total * value_size_);
+  return total;
+}
+
+Result<size_t> BpfMapReader::ReadIterate(std::vector<uint8_t>& keys,
+                                         std::vector<uint8_t>& values) const {
+  keys.clear();
+  values.clear();
+  std::vector<uint8_t> key(key_size_), next(key_size_), value(value_size_);
+  // get_next_key restarts from the first key when the current one was deleted
+  // meanwhile; remembering what we saw keeps an entry from counting twice.
+  std::set<std::string> seen;
+  bool first = true;
+  size_t n = 0;
+  while (n < capacity_) {
+    int ret = bpf_map_get_next_key(fd_, first ? nullptr : key.data(), next.data());
+    if (ret < 0) {
+      if (errno == ENOENT) break;
+      return Fail("iterate map " + name_, errno);
+    }
+    first = false;
+    key.swap(next);
+    std::string k(reinterpret_cast<const char*>(key.data()), key_size_);
+    if (seen.count(k)) continue;
+    if (bpf_map_lookup_elem(fd_, key.data(), value.data()) < 0) {
+      if (errno == ENOENT) continue;  // deleted between the two calls
+      return Fail("lookup in map " + name_, errno);
+    }
+    seen.insert(std::move(k));
+    keys.insert(keys.end(), key.begin(), key.end());
+    values.insert(values.end(), value.begin(), value.end());
+    ++n;
+  }
+  return n;
+}
+
+}  // namespace execflow

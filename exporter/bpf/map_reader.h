@@ -1,0 +1,87 @@
+#pragma once
+
+#include <cstdint>
+#include <cstring>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "exporter/bpf/result.h"
+
+namespace execflow {
+
+// Reads a whole BPF map. Collectors take this interface so Collect() can be
+// unit-tested with a fake instead of a kernel map.
+class MapReader {
+ public:
+  virtual ~MapReader() = default;
+  virtual const std::string& Name() const = 0;
+  virtual uint32_t Capacity() const = 0;
+  virtual uint32_t KeySize() const = 0;
+  virtual uint32_t ValueSize() const = 0;
+  // Replaces keys/values with every entry, packed: entry i's key is at
+  // i * KeySize(), its value at i * ValueSize(). Returns the entry count.
+  virtual Result<size_t> ReadAll(std::vector<uint8_t>& keys,
+                                 std::vector<uint8_t>& values) const = 0;
+};
+
+// A kernel map read with BPF_MAP_LOOKUP_BATCH, falling back to
+// get_next_key + lookup on kernels or map types without batch support.
+class BpfMapReader final : public MapReader {
+ public:
+  BpfMapReader(int fd, std::string name, uint32_t key_size, uint32_t value_size,
+               uint32_t capacity)
+      : fd_(fd), name_(std::move(name)), key_size_(key_size),
+        value_size_(value_size), capacity_(capacity) {}
+
+  const std::string& Name() const override { return name_; }
+  uint32_t Capacity() const override { return capacity_; }
+  uint32_t KeySize() const override { return key_size_; }
+  uint32_t ValueSize() const override { return value_size_; }
+  Result<size_t> ReadAll(std::vector<uint8_t>& keys,
+                         std::vector<uint8_t>& values) const override;
+
+  // Whether the last ReadAll used the batch path (for tests and logs).
+  bool UsedBatch() const { return used_batch_; }
+  // Forces the get_next_key path, to test it on kernels with batch support.
+  void DisableBatch() { batch_supported_ = false; }
+
+ private:
+  Result<size_t> ReadBatch(std::vector<uint8_t>& keys,
+                           std::vector<uint8_t>& values) const;
+  Result<size_t> ReadIterate(std::vector<uint8_t>& keys,
+                             std::vector<uint8_t>& values) const;
+
+  int fd_;
+  std::string name_;
+  uint32_t key_size_;
+  uint32_t value_size_;
+  uint32_t capacity_;
+  mutable bool batch_supported_ = true;
+  mutable bool used_batch_ = false;
+};
+
+template <typename K, typename V>
+struct MapEntry {
+  K key;
+  V value;
+};
+
+// Typed view of MapReader::ReadAll.
+template <typename K, typename V>
+Result<std::vector<MapEntry<K, V>>> ReadEntries(const MapReader& reader) {
+  if (reader.KeySize() != sizeof(K) || reader.ValueSize() != sizeof(V)) {
+    return Fail("read map " + reader.Name() + ": key/value size mismatch");
+  }
+  std::vector<uint8_t> keys, values;
+  auto n = reader.ReadAll(keys, values);
+  if (!n) return std::unexpected(n.error());
+  std::vector<MapEntry<K, V>> out(*n);
+  for (size_t i = 0; i < *n; ++i) {
+    std::memcpy(&out[i].key, keys.data() + i * sizeof(K), sizeof(K));
+    std::memcpy(&out[i].value, values.data() + i * sizeof(V), sizeof(V));
+  }
+  return out;
+}
+
+}  // namespace execflow

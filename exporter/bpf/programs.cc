@@ -1,0 +1,50 @@
+#include "exporter/bpf/programs.h"
+
+#include <bpf/bpf.h>
+
+#include "exporter/bpf/hooks.h"
+#include "exporter/metrics/families.h"
+
+namespace execflow {
+
+ProgramInfo DescribeProgram(const bpf_program* prog) {
+  SectionParts parts = SplitSection(bpf_program__section_name(prog));
+  return {bpf_program__name(prog), parts.hook, parts.attach_type, bpf_program__fd(prog)};
+}
+
+Result<ProgramRunStats> ReadRunStats(int prog_fd) {
+  bpf_prog_info info = {};
+  __u32 len = sizeof(info);
+  if (bpf_obj_get_info_by_fd(prog_fd, &info, &len) < 0) {
+    return Fail("read bpf program info", errno);
+  }
+  return ProgramRunStats{info.run_time_ns, info.run_cnt};
+}
+
+Result<UniqueFd> EnableRunTimeStats() {
+  int fd = bpf_enable_stats(BPF_STATS_RUN_TIME);
+  if (fd < 0) return Fail("enable bpf run-time stats", errno);
+  return UniqueFd(fd);
+}
+
+void AppendProgramFamilies(const std::vector<ProgramInfo>& programs,
+                           std::vector<prometheus::MetricFamily>* out) {
+  auto info = Gauge("execflow_bpf_program_info",
+                    "Attached BPF programs and the hook each uses; 1 per program.");
+  auto secs = Counter("execflow_bpf_program_run_seconds_total",
+                      "Time the kernel spent running the program (bpf run-time stats).");
+  auto runs = Counter("execflow_bpf_program_runs_total",
+                      "Times the kernel ran the program (bpf run-time stats).");
+  for (const auto& p : programs) {
+    AddGauge(info, {{"program", p.program}, {"hook", p.hook}, {"attach_type", p.attach_type}}, 1);
+    auto stats = ReadRunStats(p.fd);
+    if (!stats) continue;
+    AddCounter(secs, {{"program", p.program}}, static_cast<double>(stats->run_time_ns) / 1e9);
+    AddCounter(runs, {{"program", p.program}}, static_cast<double>(stats->run_cnt));
+  }
+  out->push_back(std::move(info));
+  out->push_back(std::move(secs));
+  out->push_back(std::move(runs));
+}
+
+}  // namespace execflow

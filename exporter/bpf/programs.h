@@ -1,0 +1,41 @@
+#pragma once
+
+#include <bpf/libbpf.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <prometheus/metric_family.h>
+
+#include "exporter/bpf/handles.h"
+#include "exporter/bpf/result.h"
+
+namespace execflow {
+
+// What one attached program is, for execflow_bpf_program_info and the log.
+struct ProgramInfo {
+  std::string program;      // BPF program name
+  std::string hook;         // "sched_process_exec", "sched/sched_process_exec"
+  std::string attach_type;  // "tp_btf", "tracepoint", "fexit", "kprobe", ...
+  int fd = -1;
+};
+
+ProgramInfo DescribeProgram(const bpf_program* prog);
+
+// Kernel run-time stats of a program (zero unless stats are enabled).
+struct ProgramRunStats {
+  uint64_t run_time_ns = 0;
+  uint64_t run_cnt = 0;
+};
+Result<ProgramRunStats> ReadRunStats(int prog_fd);
+
+// Turns on kernel.bpf_stats_enabled for as long as the returned fd lives
+// (BPF_ENABLE_STATS), so stopping the exporter turns it back off.
+Result<UniqueFd> EnableRunTimeStats();
+
+// execflow_bpf_program_info, _run_seconds_total and _runs_total for `programs`.
+void AppendProgramFamilies(const std::vector<ProgramInfo>& programs,
+                           std::vector<prometheus::MetricFamily>* out);
+
+}  // namespace execflow

@@ -1,0 +1,27 @@
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include <prometheus/metric_family.h>
+
+#include "exporter/bpf/programs.h"
+#include "exporter/bpf/result.h"
+
+namespace execflow {
+
+// One kernel-side collector: its BPF object, its attached programs and the
+// metric families read from its maps on every scrape.
+class Collector {
+ public:
+  virtual ~Collector() = default;
+  virtual const std::string& Name() const = 0;
+  // Runs on HTTP worker threads: never throws, returns what it could read
+  // and counts what it could not in *errors.
+  virtual std::vector<prometheus::MetricFamily> Collect(int* errors) const = 0;
+  // Programs attached and maps readable.
+  virtual Result<void> Ready() const = 0;
+  virtual const std::vector<ProgramInfo>& Programs() const = 0;
+};
+
+}  // namespace execflow

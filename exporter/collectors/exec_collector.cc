@@ -1,0 +1,267 @@
+#include "exporter/collectors/exec_collector.h"
+
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <bpf/bpf.h>
+#include <spdlog/sinks/rotating_file_sink.h>
+#include <spdlog/sinks/stdout_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <cstring>
+
+#include "exec.skel.h"
+#include "exporter/bpf/loader.h"
+#include "exporter/metrics/families.h"
+
+namespace execflow {
+
+static_assert(sizeof(exec_event) == 304, "exec_event layout changed: update exec.h users");
+static_assert(sizeof(exec_failure_key) == 8);
+static_assert(sizeof(exec_loss) == 24);
+
+const HookGroup& ExecHookGroup() {
+  static const HookGroup g{"exec", {{"tp_btf", {"exec_btf"}}, {"tracepoint", {"exec_tp"}}}, true};
+  return g;
+}
+
+const HookGroup& ExecFailureHookGroup() {
+  static const HookGroup g{"exec failures",
+                           {{"tracepoint", {"execve_exit_tp", "execveat_exit_tp"}}},
+                           false};
+  return g;
+}
+
+namespace {
+
+uint64_t Load(const __u64& v) { return __atomic_load_n(&v, __ATOMIC_RELAXED); }
+
+int64_t BootToWallNs() {
+  timespec real, boot;
+  clock_gettime(CLOCK_REALTIME, &real);
+  clock_gettime(CLOCK_BOOTTIME, &boot);
+  return (real.tv_sec - boot.tv_sec) * 1000000000LL + (real.tv_nsec - boot.tv_nsec);
+}
+
+std::string CString(const char* s, size_t max) { return std::string(s, strnlen(s, max)); }
+
+}  // namespace
+
+std::vector<prometheus::MetricFamily> CollectExec(const ExecSources& src, int* errors) {
+  std::vector<prometheus::MetricFamily> out;
+  std::vector<MapStat> maps;
+
+  auto execs = Counter("execflow_execs_total",
+                       "Successful execs per real UID; uid=\"other\" counts execs that "
+                       "found the kernel map full.");
+  auto counts = ReadEntries<__u32, __u64>(*src.counts);
+  if (counts) {
+    for (const auto& e : *counts) AddCounter(execs, {{"uid", std::to_string(e.key)}}, e.value);
+  } else {
+    ++*errors;
+    spdlog::debug("collect exec: {}", counts.error().message);
+  }
+  const uint64_t uid_overflow = Load(src.loss->uid_overflow);
+  if (uid_overflow) AddCounter(execs, {{"uid", "other"}}, uid_overflow);
+  maps.push_back({src.counts->Name(), counts ? double(counts->size()) : 0,
+                  double(src.counts->Capacity()), double(uid_overflow)});
+  out.push_back(std::move(execs));
+
+  if (src.failures) {
+    auto fails = Counter("execflow_exec_failures_total",
+                         "Failed execve/execveat calls per real UID and errno; uid=\"other\" "
+                         "counts failures that found the kernel map full.");
+    auto entries = ReadEntries<exec_failure_key, __u64>(*src.failures);
+    if (entries) {
+      for (const auto& e : *entries) {
+        AddCounter(fails, {{"uid", std::to_string(e.key.uid)}, {"errno", ErrnoName(e.key.err)}},
+                   e.value);
+      }
+    } else {
+      ++*errors;
+      spdlog::debug("collect exec failures: {}", entries.error().message);
+    }
+    const uint64_t overflow = Load(src.loss->failure_overflow);
+    if (overflow) AddCounter(fails, {{"uid", "other"}, {"errno", "other"}}, overflow);
+    maps.push_back({src.failures->Name(), entries ? double(entries->size()) : 0,
+                    double(src.failures->Capacity()), double(overflow)});
+    out.push_back(std::move(fails));
+  }
+
+  auto delivered = Counter("execflow_exec_events_total",
+                           "Exec events delivered to user space through the ring buffer.");
+  AddCounter(delivered, {}, src.events_delivered);
+  out.push_back(std::move(delivered));
+  auto dropped = Counter("execflow_exec_events_dropped_total",
+                         "Exec events lost because the ring buffer was full; the exec is "
+                         "still counted in execflow_execs_total.");
+  AddCounter(dropped, {}, Load(src.loss->events_dropped));
+  out.push_back(std::move(dropped));
+
+  AppendMapFamilies(maps, &out);
+  return out;
+}
+
+bool DecodeExecEvent(const void* data, size_t size, int64_t boot_to_wall_ns, ExecRecord* out) {
+  if (size < sizeof(exec_event)) return false;
+  exec_event e;
+  std::memcpy(&e, data, sizeof(e));
+  out->time_ns = static_cast<int64_t>(e.boot_ns) + boot_to_wall_ns;
+  out->pid = e.pid;
+  out->ppid = e.ppid;
+  out->uid = e.uid;
+  out->gid = e.gid;
+  out->cgroup_id = e.cgroup_id;
+  out->comm = CString(e.comm, sizeof(e.comm));
+  out->filename = CString(e.filename, sizeof(e.filename));
+  return true;
+}
+
+ExecCollector::ExecCollector(const Config& config) : log_(config.events.keep_last) {}
+
+Result<std::unique_ptr<ExecCollector>> ExecCollector::Start(const Config& config) {
+  std::unique_ptr<ExecCollector> c(new ExecCollector(config));
+  const ExecConfig& ec = config.exec;
+  const EventsConfig& ev = config.events;
+  const uint32_t page = static_cast<uint32_t>(sysconf(_SC_PAGESIZE));
+
+  std::function<Result<void>(exec_bpf*)> configure = [&](exec_bpf* s) -> Result<void> {
+    s->rodata->targ_events = ev.enabled;
+    int err = bpf_map__set_max_entries(s->maps.exec_counts, ec.max_uids);
+    if (!err) err = bpf_map__set_max_entries(s->maps.exec_failures, ec.max_failure_keys);
+    if (!err) {
+      err = bpf_map__set_max_entries(s->maps.exec_events,
+                                     ev.enabled ? std::max(ev.ring_buffer_bytes, page) : page);
+    }
+    if (err) return FailErrno("size exec maps", err);
+    return {};
+  };
+
+  std::vector<HookGroup> groups{ExecHookGroup()};
+  std::vector<std::string> forced{ec.hook};
+  if (ec.failures_hook != "off") {
+    groups.push_back(ExecFailureHookGroup());
+    forced.push_back(ec.failures_hook);
+  }
+  std::vector<HookChoice> choices;
+  auto attached = SelectAndAttach<exec_bpf>(groups, forced, configure, &choices);
+  if (!attached) return std::unexpected(attached.error());
+  for (const auto& ch : choices) {
+    c->rejected_.insert(c->rejected_.end(), ch.rejected.begin(), ch.rejected.end());
+  }
+  c->skel_ = std::move(attached->skel);
+  c->links_ = std::move(attached->links);
+  for (bpf_program* p : attached->programs) c->programs_.push_back(DescribeProgram(p));
+
+  exec_bpf* s = c->skel_.get();
+  c->counts_ = std::make_unique<BpfMapReader>(bpf_map__fd(s->maps.exec_counts), "exec_counts",
+                                              sizeof(__u32), sizeof(__u64), ec.max_uids);
+  const bool failures_on = choices.size() > 1 && choices[1].variant != nullptr;
+  if (failures_on) {
+    c->failures_ = std::make_unique<BpfMapReader>(bpf_map__fd(s->maps.exec_failures),
+                                                  "exec_failures", sizeof(exec_failure_key),
+                                                  sizeof(__u64), ec.max_failure_keys);
+  }
+  if (ev.enabled) {
+    if (auto ok = c->StartConsumer(ev); !ok) return std::unexpected(ok.error());
+  }
+  return c;
+}
+
+Result<void> ExecCollector::StartConsumer(const EventsConfig& ev) {
+  try {
+    if (ev.output == "stdout") {
+      sink_ = std::make_shared<spdlog::logger>(
+          "exec_events", std::make_shared<spdlog::sinks::stdout_sink_mt>());
+    } else if (ev.output == "file") {
+      sink_ = std::make_shared<spdlog::logger>(
+          "exec_events", std::make_shared<spdlog::sinks::rotating_file_sink_mt>(
+                             ev.file_path, ev.file_max_bytes, ev.file_max_files));
+    }
+  } catch (const spdlog::spdlog_ex& e) {
+    return Fail("open events output " + ev.file_path + ": " + e.what());
+  }
+  if (sink_) {
+    sink_->set_pattern("%v");
+    sink_->flush_on(spdlog::level::info);
+  }
+  boot_to_wall_ns_ = BootToWallNs();
+  rb_.reset(ring_buffer__new(bpf_map__fd(skel_->maps.exec_events), &ExecCollector::OnEvent,
+                             this, nullptr));
+  if (!rb_) return Fail("create ring buffer reader for exec_events", errno);
+  stop_fd_.Reset(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  epoll_fd_.Reset(epoll_create1(EPOLL_CLOEXEC));
+  if (!stop_fd_ || !epoll_fd_) return Fail("create eventfd/epoll", errno);
+  for (int fd : {ring_buffer__epoll_fd(rb_.get()), stop_fd_.get()}) {
+    epoll_event e{};
+    e.events = EPOLLIN;
+    e.data.fd = fd;
+    if (epoll_ctl(epoll_fd_.get(), EPOLL_CTL_ADD, fd, &e) < 0) return Fail("epoll_ctl", errno);
+  }
+  consumer_ = std::thread([this] { ConsumeLoop(); });
+  return {};
+}
+
+void ExecCollector::ConsumeLoop() {
+  epoll_event evs[2];
+  for (;;) {
+    int n = epoll_wait(epoll_fd_.get(), evs, 2, -1);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      spdlog::error("exec events: epoll_wait: {}", std::strerror(errno));
+      return;
+    }
+    for (int i = 0; i < n; ++i) {
+      if (evs[i].data.fd == stop_fd_.get()) {
+        ring_buffer__consume(rb_.get());  // deliver what is already there
+        return;
+      }
+    }
+    if (int err = ring_buffer__consume(rb_.get()); err < 0) {
+      spdlog::error("exec events: consume ring buffer: {}", std::strerror(-err));
+    }
+  }
+}
+
+int ExecCollector::OnEvent(void* ctx, void* data, size_t size) {
+  auto* self = static_cast<ExecCollector*>(ctx);
+  ExecRecord r;
+  if (!DecodeExecEvent(data, size, self->boot_to_wall_ns_, &r)) return 0;
+  if (self->sink_) self->sink_->info(ToJson(r));
+  self->log_.Push(std::move(r));
+  self->delivered_.fetch_add(1, std::memory_order_relaxed);
+  return 0;
+}
+
+ExecCollector::~ExecCollector() {
+  if (consumer_.joinable()) {
+    uint64_t one = 1;
+    if (write(stop_fd_.get(), &one, sizeof(one)) != sizeof(one)) {
+      spdlog::error("exec events: wake consumer: {}", std::strerror(errno));
+    }
+    consumer_.join();
+  }
+  rb_.reset();
+  links_.clear();
+}
+
+std::vector<prometheus::MetricFamily> ExecCollector::Collect(int* errors) const {
+  ExecSources src{counts_.get(), failures_.get(), &skel_->bss->loss, events_delivered()};
+  std::vector<prometheus::MetricFamily> out = CollectExec(src, errors);
+  AppendProgramFamilies(programs_, &out);
+  return out;
+}
+
+Result<void> ExecCollector::Ready() const {
+  if (links_.empty()) return Fail("exec: no program attached");
+  __u32 key;
+  if (bpf_map_get_next_key(bpf_map__fd(skel_->maps.exec_counts), nullptr, &key) < 0 &&
+      errno != ENOENT) {
+    return Fail("exec: read map exec_counts", errno);
+  }
+  return {};
+}
+
+}  // namespace execflow

@@ -1,0 +1,84 @@
+#pragma once
+
+#include <linux/types.h>
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <spdlog/logger.h>
+
+#include "bpf/exec.h"
+#include "exporter/bpf/handles.h"
+#include "exporter/bpf/hooks.h"
+#include "exporter/bpf/map_reader.h"
+#include "exporter/collectors/collector.h"
+#include "exporter/config/config.h"
+#include "exporter/events/event_log.h"
+
+struct exec_bpf;
+
+namespace execflow {
+
+// What the exec metrics are built from: kernel maps in production, fakes in
+// unit tests. `failures` is null when failure counting is off.
+struct ExecSources {
+  const MapReader* counts = nullptr;
+  const MapReader* failures = nullptr;
+  const exec_loss* loss = nullptr;  // the BPF object's mmaped .bss
+  uint64_t events_delivered = 0;
+};
+std::vector<prometheus::MetricFamily> CollectExec(const ExecSources& src, int* errors);
+
+// Decodes one ring buffer record; false if it is too short.
+bool DecodeExecEvent(const void* data, size_t size, int64_t boot_to_wall_ns,
+                     ExecRecord* out);
+
+// The hook chains, in order of preference.
+const HookGroup& ExecHookGroup();
+const HookGroup& ExecFailureHookGroup();
+
+// Successful execs per UID, failed execs per (UID, errno) and the exec event
+// stream. Start() loads and attaches; the destructor stops the ring buffer
+// consumer before the BPF object is destroyed.
+class ExecCollector final : public Collector {
+ public:
+  static Result<std::unique_ptr<ExecCollector>> Start(const Config& config);
+  ~ExecCollector() override;
+
+  const std::string& Name() const override { return name_; }
+  std::vector<prometheus::MetricFamily> Collect(int* errors) const override;
+  Result<void> Ready() const override;
+  const std::vector<ProgramInfo>& Programs() const override { return programs_; }
+
+  const EventLog& events() const { return log_; }
+  uint64_t events_delivered() const { return delivered_.load(std::memory_order_relaxed); }
+  // Why each preferred hook was not used ("tp_btf: load ...: ..."), for the log.
+  const std::vector<std::string>& rejected_hooks() const { return rejected_; }
+
+ private:
+  explicit ExecCollector(const Config& config);
+  Result<void> StartConsumer(const EventsConfig& events);
+  void ConsumeLoop();
+  static int OnEvent(void* ctx, void* data, size_t size);
+
+  const std::string name_ = "exec";
+  SkelPtr<exec_bpf> skel_;
+  std::vector<LinkPtr> links_;
+  std::vector<ProgramInfo> programs_;
+  std::vector<std::string> rejected_;
+  std::unique_ptr<BpfMapReader> counts_;
+  std::unique_ptr<BpfMapReader> failures_;
+  RingBufferPtr rb_;
+  UniqueFd stop_fd_;
+  UniqueFd epoll_fd_;
+  std::thread consumer_;
+  EventLog log_;
+  std::shared_ptr<spdlog::logger> sink_;
+  std::atomic<uint64_t> delivered_{0};
+  int64_t boot_to_wall_ns_ = 0;
+};
+
+}  // namespace execflow

@@ -1,0 +1,44 @@
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "exporter/bpf/result.h"
+
+namespace execflow {
+
+struct ExecConfig {
+  bool enabled = true;
+  std::string hook = "auto";           // auto | tp_btf | tracepoint
+  std::string failures_hook = "auto";  // auto | tracepoint | off
+  uint32_t max_uids = 10240;
+  uint32_t max_failure_keys = 10240;
+};
+
+struct EventsConfig {
+  bool enabled = true;
+  uint32_t ring_buffer_bytes = 1 << 20;  // power of two, >= page size
+  uint32_t keep_last = 1024;             // served at /api/v1/events
+  std::string output = "none";           // none | stdout | file
+  std::string file_path = "/var/log/execflow/events.jsonl";
+  uint64_t file_max_bytes = 100ull << 20;
+  uint32_t file_max_files = 5;
+};
+
+struct BpfConfig {
+  bool run_time_stats = false;
+};
+
+struct Config {
+  ExecConfig exec;
+  EventsConfig events;
+  BpfConfig bpf;
+};
+
+// Parses YAML text. Errors are one line naming the file, the line and the
+// key: "execflow.yaml:7: exec.max_uids: expected an integer from 1 to 1048576, got 'lots'".
+Result<Config> ParseConfig(std::string_view yaml, const std::string& file_name);
+Result<Config> LoadConfigFile(const std::string& path);
+
+}  // namespace execflow

@@ -1,0 +1,59 @@
+#pragma once
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include <prometheus/collectable.h>
+
+#include "exporter/bpf/result.h"
+
+namespace prometheus {
+class Exposer;
+}
+
+namespace execflow {
+
+struct HttpResponse {
+  int status = 200;
+  std::string content_type = "text/plain; charset=utf-8";
+  std::string body;
+};
+
+// Gets the query string (without '?').
+using HttpHandler = std::function<HttpResponse(std::string_view query)>;
+
+struct HttpOptions {
+  std::string listen_address = ":9741";  // ":PORT", "HOST:PORT", "[V6]:PORT"; port 0 picks one
+  std::string telemetry_path = "/metrics";
+  int threads = 4;
+};
+
+// ":9741" -> "9741", "127.0.0.1:0" -> "127.0.0.1:0", "[::1]:9741" -> "[::1]:9741"
+// (civetweb's listening_ports syntax); an error names the bad address.
+Result<std::string> CivetListeningPorts(std::string_view listen_address);
+
+// prometheus-cpp's Exposer serves the telemetry path; every other route is
+// answered from civetweb's begin_request callback, which the Exposer lets us set.
+class HttpServer {
+ public:
+  static Result<std::unique_ptr<HttpServer>> Start(
+      const HttpOptions& options, std::weak_ptr<prometheus::Collectable> metrics,
+      std::map<std::string, HttpHandler> routes);
+  ~HttpServer();  // stops serving and waits for in-flight requests
+
+  int port() const { return port_; }
+  // Dispatches to a route; false if the path has none (for begin_request).
+  bool Handle(const std::string& path, std::string_view query, HttpResponse* out) const;
+
+ private:
+  HttpServer() = default;
+  std::map<std::string, HttpHandler> routes_;
+  std::unique_ptr<prometheus::Exposer> exposer_;
+  std::string host_;
+  int port_ = 0;
+};
+
+}  // namespace execflow

@@ -1,0 +1,40 @@
+#pragma once
+
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <prometheus/metric_family.h>
+
+namespace execflow {
+
+using LabelPairs = std::vector<std::pair<std::string, std::string>>;
+
+prometheus::MetricFamily Counter(std::string name, std::string help);
+prometheus::MetricFamily Gauge(std::string name, std::string help);
+void AddCounter(prometheus::MetricFamily& f, const LabelPairs& labels, double value);
+void AddGauge(prometheus::MetricFamily& f, const LabelPairs& labels, double value);
+
+// Joins families of the same name (several collectors report the shared
+// execflow_bpf_* families) so each name is exposed once, in first-seen order.
+std::vector<prometheus::MetricFamily> MergeFamilies(
+    std::vector<prometheus::MetricFamily> families);
+
+// "ENOENT" for 2; the decimal number for values glibc has no name for.
+std::string ErrnoName(int err);
+
+}  // namespace execflow
+
+namespace execflow {
+
+// One BPF map as execflow_bpf_map_{entries,capacity,update_failures_total} show it.
+struct MapStat {
+  std::string map;
+  double entries = 0;
+  double capacity = 0;
+  double update_failures = 0;
+};
+void AppendMapFamilies(const std::vector<MapStat>& maps,
+                       std::vector<prometheus::MetricFamily>* out);
+
+}  // namespace execflow

@@ -1,0 +1,196 @@
+#include "exporter/collectors/exec_collector.h"
+
+#include <fcntl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <thread>
+
+#include <gtest/gtest.h>
+
+#include "tests/integration/privileged.h"
+#include "tests/unit/fake_map_reader.h"
+
+namespace execflow {
+namespace {
+
+// fork + exec `path` n times; true if every child exited 0.
+bool ExecTimes(const char* path, int n) {
+  for (int i = 0; i < n; ++i) {
+    pid_t pid = fork();
+    if (pid < 0) return false;
+    if (pid == 0) {
+      execl(path, path, static_cast<char*>(nullptr));
+      _exit(127);
+    }
+    int status = 0;
+    if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status) || WEXITSTATUS(status) != 0) return false;
+  }
+  return true;
+}
+
+double Value(const std::vector<prometheus::MetricFamily>& fams, const std::string& name,
+             const std::vector<std::pair<std::string, std::string>>& labels) {
+  const auto* m = FindSample(fams, name, labels);
+  return m ? m->counter.value + m->gauge.value : 0;
+}
+
+class ExecCollectorTest : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override {
+    EXECFLOW_REQUIRE_PRIVILEGED();
+    Config config;
+    config.exec.hook = GetParam();
+    config.events.keep_last = 100000;
+    auto c = ExecCollector::Start(config);
+    ASSERT_TRUE(c.has_value()) << c.error().message;
+    collector_ = std::move(*c);
+  }
+
+  std::vector<prometheus::MetricFamily> Collect() {
+    int errors = 0;
+    auto fams = collector_->Collect(&errors);
+    EXPECT_EQ(errors, 0);
+    return fams;
+  }
+
+  // Waits (bounded) until the ring buffer delivered `want` events matching.
+  size_t WaitForEvents(uint32_t uid, const std::string& filename, size_t want) {
+    size_t seen = 0;
+    for (int i = 0; i < 500 && seen < want; ++i) {
+      seen = 0;
+      for (const auto& r : collector_->events().Snapshot()) seen += r.uid == uid && r.filename == filename;
+      if (seen < want) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    return seen;
+  }
+
+  std::unique_ptr<ExecCollector> collector_;
+};
+
+TEST_P(ExecCollectorTest, UsesTheForcedHook) {
+  const auto& progs = collector_->Programs();
+  ASSERT_EQ(progs.size(), 3u);
+  EXPECT_EQ(progs[0].attach_type, GetParam());
+  EXPECT_EQ(progs[0].hook, GetParam() == "tp_btf" ? "sched_process_exec" : "sched/sched_process_exec");
+  EXPECT_EQ(progs[1].hook, "syscalls/sys_exit_execve");
+  EXPECT_EQ(progs[2].hook, "syscalls/sys_exit_execveat");
+  EXPECT_TRUE(collector_->Ready().has_value());
+  auto fams = Collect();
+  EXPECT_EQ(Value(fams, "execflow_bpf_program_info",
+                  {{"program", progs[0].program}, {"hook", progs[0].hook}, {"attach_type", GetParam()}}),
+            1);
+}
+
+TEST_P(ExecCollectorTest, TwoHundredExecsCountExactlyTwoHundredWithOneEventEach) {
+  const uint32_t uid = UnusedUid();
+  const std::string label = std::to_string(uid);
+  const double before = Value(Collect(), "execflow_execs_total", {{"uid", label}});
+  ASSERT_EQ(RunAs(uid, uid, [] { return ExecTimes("/bin/true", 200); }), 0);
+  auto fams = Collect();
+  EXPECT_EQ(Value(fams, "execflow_execs_total", {{"uid", label}}) - before, 200);
+  EXPECT_EQ(WaitForEvents(uid, "/bin/true", 200), 200u);
+  for (const auto& r : collector_->events().Snapshot()) {
+    if (r.uid != uid) continue;
+    EXPECT_EQ(r.gid, uid);
+    EXPECT_EQ(r.comm, "true");
+    EXPECT_GT(r.pid, 0u);
+    EXPECT_GT(r.ppid, 0u);
+    EXPECT_NE(r.pid, r.ppid);
+    EXPECT_GT(r.cgroup_id, 0u);
+  }
+}
+
+TEST_P(ExecCollectorTest, FiftyMissingFileExecvesCountExactlyFiftyEnoent) {
+  const uint32_t uid = UnusedUid();
+  ASSERT_EQ(RunAs(uid, uid,
+                  [] {
+                    for (int i = 0; i < 50; ++i) {
+                      execl("/nonexistent/execflow-test", "x", static_cast<char*>(nullptr));
+                      if (errno != ENOENT) return false;
+                    }
+                    return true;
+                  }),
+            0);
+  auto fams = Collect();
+  const std::string label = std::to_string(uid);
+  EXPECT_EQ(Value(fams, "execflow_exec_failures_total", {{"uid", label}, {"errno", "ENOENT"}}), 50);
+  EXPECT_EQ(Value(fams, "execflow_execs_total", {{"uid", label}}), 0);
+}
+
+TEST_P(ExecCollectorTest, ExecveatFailuresAreCountedPerErrno) {
+  const uint32_t uid = UnusedUid();
+  ASSERT_EQ(RunAs(uid, uid,
+                  [] {
+                    const char* argv[] = {"x", nullptr};
+                    for (int i = 0; i < 30; ++i) {
+                      syscall(SYS_execveat, AT_FDCWD, "/nonexistent/execflow-test", argv, nullptr, 0);
+                      if (errno != ENOENT) return false;
+                    }
+                    // /etc/passwd is not executable: EACCES.
+                    for (int i = 0; i < 20; ++i) {
+                      syscall(SYS_execveat, AT_FDCWD, "/etc/passwd", argv, nullptr, 0);
+                      if (errno != EACCES) return false;
+                    }
+                    return true;
+                  }),
+            0);
+  auto fams = Collect();
+  const std::string label = std::to_string(uid);
+  EXPECT_EQ(Value(fams, "execflow_exec_failures_total", {{"uid", label}, {"errno", "ENOENT"}}), 30);
+  EXPECT_EQ(Value(fams, "execflow_exec_failures_total", {{"uid", label}, {"errno", "EACCES"}}), 20);
+}
+
+INSTANTIATE_TEST_SUITE_P(Hooks, ExecCollectorTest, ::testing::Values("tp_btf", "tracepoint"));
+
+TEST(ExecCollectorAuto, PrefersTpBtf) {
+  EXECFLOW_REQUIRE_PRIVILEGED();
+  auto c = ExecCollector::Start(Config{});
+  ASSERT_TRUE(c.has_value()) << c.error().message;
+  EXPECT_EQ((*c)->Programs()[0].attach_type, "tp_btf");
+  EXPECT_TRUE((*c)->rejected_hooks().empty());
+}
+
+TEST(ExecCollectorOptions, FailuresOffAttachesOnlyTheExecProgram) {
+  EXECFLOW_REQUIRE_PRIVILEGED();
+  Config config;
+  config.exec.failures_hook = "off";
+  config.events.enabled = false;
+  auto c = ExecCollector::Start(config);
+  ASSERT_TRUE(c.has_value()) << c.error().message;
+  ASSERT_EQ((*c)->Programs().size(), 1u);
+  const uint32_t uid = UnusedUid();
+  ASSERT_EQ(RunAs(uid, uid, [] { return ExecTimes("/bin/true", 5); }), 0);
+  int errors = 0;
+  auto fams = (*c)->Collect(&errors);
+  EXPECT_EQ(Value(fams, "execflow_execs_total", {{"uid", std::to_string(uid)}}), 5);
+  EXPECT_EQ((*c)->events_delivered(), 0u);
+  for (const auto& f : fams) EXPECT_NE(f.name, "execflow_exec_failures_total");
+}
+
+TEST(ExecCollectorOptions, FullUidMapCountsTheRestAsOther) {
+  EXECFLOW_REQUIRE_PRIVILEGED();
+  Config config;
+  config.exec.max_uids = 1;
+  config.events.enabled = false;
+  auto c = ExecCollector::Start(config);
+  ASSERT_TRUE(c.has_value()) << c.error().message;
+  const uint32_t a = UnusedUid(), b = UnusedUid();
+  ASSERT_EQ(RunAs(a, a, [] { return ExecTimes("/bin/true", 10); }), 0);
+  ASSERT_EQ(RunAs(b, b, [] { return ExecTimes("/bin/true", 10); }), 0);
+  int errors = 0;
+  auto fams = (*c)->Collect(&errors);
+  // One UID fits; every exec of the other UIDs, ours included, lands in "other".
+  const double in_map = Value(fams, "execflow_execs_total", {{"uid", std::to_string(a)}}) +
+                        Value(fams, "execflow_execs_total", {{"uid", std::to_string(b)}});
+  const double other = Value(fams, "execflow_execs_total", {{"uid", "other"}});
+  EXPECT_TRUE(in_map == 0 || in_map == 10) << in_map;
+  EXPECT_GE(other, 20 - in_map);
+  EXPECT_EQ(Value(fams, "execflow_bpf_map_entries", {{"map", "exec_counts"}}), 1);
+  EXPECT_EQ(Value(fams, "execflow_bpf_map_update_failures_total", {{"map", "exec_counts"}}), other);
+}
+
+}  // namespace
+}  // namespace execflow

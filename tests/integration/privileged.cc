@@ -1,0 +1,42 @@
+#include "tests/integration/privileged.h"
+
+#include <grp.h>
+#include <pwd.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <functional>
+
+namespace execflow {
+
+std::string WhyNotPrivileged() {
+  if (geteuid() != 0) return "needs root (loads BPF programs)";
+  if (access("/sys/kernel/btf/vmlinux", R_OK) != 0) return "needs kernel BTF (/sys/kernel/btf/vmlinux)";
+  struct stat st;
+  if (stat("/sys/kernel/tracing/events", &st) != 0) {
+    return "needs tracefs at /sys/kernel/tracing (mount -t tracefs tracefs /sys/kernel/tracing)";
+  }
+  return "";
+}
+
+int RunAs(uint32_t uid, uint32_t gid, const std::function<bool()>& body) {
+  pid_t pid = fork();
+  if (pid < 0) return -1;
+  if (pid == 0) {
+    if (setgroups(0, nullptr) != 0 || setgid(gid) != 0 || setuid(uid) != 0) _exit(100);
+    _exit(body() ? 0 : 1);
+  }
+  int status = 0;
+  waitpid(pid, &status, 0);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+uint32_t UnusedUid() {
+  static uint32_t next = 3000000000u + static_cast<uint32_t>(getpid() % 100000) * 16;
+  while (getpwuid(next) != nullptr) ++next;
+  return next++;
+}
+
+}  // namespace execflow

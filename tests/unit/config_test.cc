@@ -1,0 +1,136 @@
+#include "exporter/config/config.h"
+
+#include <gtest/gtest.h>
+
+#include <fstream>
+
+namespace execflow {
+namespace {
+
+std::string ErrorOf(const std::string& yaml) {
+  auto c = ParseConfig(yaml, "test.yaml");
+  EXPECT_FALSE(c.has_value()) << yaml;
+  return c ? "" : c.error().message;
+}
+
+TEST(Config, EmptyDocumentGivesDefaults) {
+  auto c = ParseConfig("", "test.yaml");
+  ASSERT_TRUE(c.has_value()) << c.error().message;
+  EXPECT_TRUE(c->exec.enabled);
+  EXPECT_EQ(c->exec.hook, "auto");
+  EXPECT_EQ(c->exec.failures_hook, "auto");
+  EXPECT_EQ(c->exec.max_uids, 10240u);
+  EXPECT_EQ(c->events.ring_buffer_bytes, 1u << 20);
+  EXPECT_EQ(c->events.keep_last, 1024u);
+  EXPECT_EQ(c->events.output, "none");
+  EXPECT_FALSE(c->bpf.run_time_stats);
+}
+
+TEST(Config, BundledDefaultConfigEqualsBuiltInDefaults) {
+  auto c = LoadConfigFile(EXECFLOW_SOURCE_DIR "/config/execflow.yaml");
+  ASSERT_TRUE(c.has_value()) << c.error().message;
+  Config d;
+  EXPECT_EQ(c->exec.enabled, d.exec.enabled);
+  EXPECT_EQ(c->exec.hook, d.exec.hook);
+  EXPECT_EQ(c->exec.failures_hook, d.exec.failures_hook);
+  EXPECT_EQ(c->exec.max_uids, d.exec.max_uids);
+  EXPECT_EQ(c->exec.max_failure_keys, d.exec.max_failure_keys);
+  EXPECT_EQ(c->events.enabled, d.events.enabled);
+  EXPECT_EQ(c->events.ring_buffer_bytes, d.events.ring_buffer_bytes);
+  EXPECT_EQ(c->events.keep_last, d.events.keep_last);
+  EXPECT_EQ(c->events.output, d.events.output);
+  EXPECT_EQ(c->events.file_path, d.events.file_path);
+  EXPECT_EQ(c->events.file_max_bytes, d.events.file_max_bytes);
+  EXPECT_EQ(c->events.file_max_files, d.events.file_max_files);
+  EXPECT_EQ(c->bpf.run_time_stats, d.bpf.run_time_stats);
+}
+
+TEST(Config, ParsesEveryKey) {
+  auto c = ParseConfig(R"(
+exec:
+  enabled: false
+  hook: tracepoint
+  failures_hook: "off"
+  max_uids: 64
+  max_failure_keys: 32
+events:
+  enabled: true
+  ring_buffer_bytes: 65536
+  keep_last: 7
+  output: file
+  file:
+    path: /tmp/x.jsonl
+    max_size_bytes: 8192
+    max_files: 2
+bpf:
+  run_time_stats: true
+)", "test.yaml");
+  ASSERT_TRUE(c.has_value()) << c.error().message;
+  EXPECT_FALSE(c->exec.enabled);
+  EXPECT_EQ(c->exec.hook, "tracepoint");
+  EXPECT_EQ(c->exec.failures_hook, "off");
+  EXPECT_EQ(c->exec.max_uids, 64u);
+  EXPECT_EQ(c->exec.max_failure_keys, 32u);
+  EXPECT_EQ(c->events.ring_buffer_bytes, 65536u);
+  EXPECT_EQ(c->events.keep_last, 7u);
+  EXPECT_EQ(c->events.output, "file");
+  EXPECT_EQ(c->events.file_path, "/tmp/x.jsonl");
+  EXPECT_EQ(c->events.file_max_bytes, 8192u);
+  EXPECT_EQ(c->events.file_max_files, 2u);
+  EXPECT_TRUE(c->bpf.run_time_stats);
+}
+
+TEST(Config, UnknownTopLevelKey) {
+  EXPECT_EQ(ErrorOf("exec:\n  enabled: true\nexecs: {}\n"),
+            "test.yaml:3: execs: unknown key (known: bpf, events, exec)");
+}
+
+TEST(Config, UnknownNestedKey) {
+  EXPECT_EQ(ErrorOf("events:\n  file:\n    pth: /x\n"),
+            "test.yaml:3: events.file.pth: unknown key (known: max_files, max_size_bytes, path)");
+}
+
+TEST(Config, BadInteger) {
+  EXPECT_EQ(ErrorOf("exec:\n  max_uids: lots\n"),
+            "test.yaml:2: exec.max_uids: expected an integer from 1 to 1048576, got 'lots'");
+  EXPECT_EQ(ErrorOf("exec:\n  max_uids: 0\n"),
+            "test.yaml:2: exec.max_uids: expected an integer from 1 to 1048576, got '0'");
+  EXPECT_EQ(ErrorOf("exec:\n  max_uids: -5\n"),
+            "test.yaml:2: exec.max_uids: expected an integer from 1 to 1048576, got '-5'");
+}
+
+TEST(Config, BadBool) {
+  EXPECT_EQ(ErrorOf("bpf:\n  run_time_stats: maybe\n"),
+            "test.yaml:2: bpf.run_time_stats: expected true or false, got 'maybe'");
+}
+
+TEST(Config, BadEnum) {
+  EXPECT_EQ(ErrorOf("exec:\n  hook: kprobe\n"),
+            "test.yaml:2: exec.hook: expected one of auto, tp_btf, tracepoint, got 'kprobe'");
+  EXPECT_EQ(ErrorOf("events:\n  output: syslog\n"),
+            "test.yaml:2: events.output: expected one of none, stdout, file, got 'syslog'");
+}
+
+TEST(Config, RingBufferMustBePowerOfTwo) {
+  EXPECT_EQ(ErrorOf("events:\n  ring_buffer_bytes: 100000\n"),
+            "test.yaml: events.ring_buffer_bytes: must be a power of two, got 100000");
+}
+
+TEST(Config, SectionMustBeMapping) {
+  EXPECT_EQ(ErrorOf("exec: 3\n"), "test.yaml:1: exec: expected a mapping");
+  EXPECT_EQ(ErrorOf("- a\n- b\n"), "test.yaml:1: top level: expected a mapping");
+}
+
+TEST(Config, InvalidYaml) {
+  EXPECT_EQ(ErrorOf("exec:\n  enabled: [true\n"),
+            "test.yaml:3: invalid YAML: end of sequence flow not found");
+}
+
+TEST(Config, MissingFileNamesThePath) {
+  auto c = LoadConfigFile("/nonexistent/execflow.yaml");
+  ASSERT_FALSE(c.has_value());
+  EXPECT_EQ(c.error().message, "read config /nonexistent/execflow.yaml: No such file or directory");
+}
+
+}  // namespace
+}  // namespace execflow
