@@ -313,6 +313,17 @@ def wait_until(what, fn, timeout, interval=0.2):
     raise TimeoutError(f"{what}: not within {timeout}s" + (f" (last error: {last})" if last else ""))
 
 
+def _die_with_parent():
+    """In the child before exec: SIGKILL it if the test dies first (PR_SET_PDEATHSIG)."""
+    import ctypes
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)
+
+
+def stop_on_sigterm():
+    """SIGTERM (a CTest timeout, Ctrl-C in a wrapper) unwinds through the finally blocks."""
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+
+
 class Process:
     """A child process whose output goes to a file, stopped with SIGTERM then SIGKILL."""
 
@@ -321,7 +332,7 @@ class Process:
         self.log_path = os.path.join(workdir, f"{name}.log")
         self._log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(argv, stdout=self._log, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL, start_new_session=True)
+                                     stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent)
 
     def check_running(self):
         rc = self.proc.poll()
@@ -471,3 +482,80 @@ class Prometheus:
         end = time.time()
         return self.api("query_range", query=expr, start=f"{end - seconds:.3f}",
                         end=f"{end:.3f}", step=step)["result"]
+
+
+# ------------------------------------------------------------------ activity
+
+class Activity:
+    """Exec, failed-exec and loopback TCP activity from a background thread, so that
+    counters move while Prometheus scrapes. Use as a context manager."""
+
+    SIZES = (1, 100, 1500, 65536, 1 << 20)
+
+    def __init__(self, tmp, period=0.2):
+        import threading
+        self.period = period
+        self.stop_event = threading.Event()
+        self.errors = []
+        self.rounds = 0
+        self.noexec = os.path.join(tmp, "not-executable")
+        with open(self.noexec, "w") as f:
+            f.write("#!/bin/sh\n")
+        os.chmod(self.noexec, 0o644)
+        self.server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.server.bind(("127.0.0.1", 0))
+        self.server.listen(16)
+        self.server.settimeout(0.5)
+        self.threads = [threading.Thread(target=self._serve, daemon=True),
+                        threading.Thread(target=self._generate, daemon=True)]
+
+    def __enter__(self):
+        for t in self.threads:
+            t.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop_event.set()
+        for t in self.threads:
+            t.join(timeout=10)
+        self.server.close()
+
+    def _serve(self):
+        while not self.stop_event.is_set():
+            try:
+                conn, _ = self.server.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            with conn:
+                conn.settimeout(5)
+                try:
+                    while conn.recv(1 << 16):
+                        pass
+                except OSError:
+                    pass
+
+    def one_round(self):
+        for _ in range(20):
+            subprocess.run(["/bin/true"], check=True, timeout=10)
+        for path, error in (("/nonexistent/execflow-e2e", FileNotFoundError),  # ENOENT
+                            (self.noexec, PermissionError)):                 # EACCES
+            try:
+                subprocess.run([path], timeout=10)
+                raise RuntimeError(f"exec of {path} did not fail")
+            except error:
+                pass
+        with socket.create_connection(self.server.getsockname(), timeout=5) as c:
+            for size in self.SIZES:
+                c.sendall(b"x" * size)
+        self.rounds += 1
+
+    def _generate(self):
+        while not self.stop_event.is_set():
+            try:
+                self.one_round()
+            except Exception as e:  # reported by the test, not swallowed
+                self.errors.append(repr(e))
+                return
+            self.stop_event.wait(self.period)

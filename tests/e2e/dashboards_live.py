@@ -1,0 +1,82 @@
+#!/usr/bin/env python3
+"""A live scrape of execflow_exporter, against promtool and the dashboards.
+
+Starts the exporter on a free loopback port with config/execflow.yaml, makes exec,
+failed-exec and loopback TCP activity, scrapes /metrics and checks:
+- `promtool check metrics` accepts the exposition;
+- every metric that a dashboard query or variable names is in the scrape, and every
+  label a query filters or groups on is on that metric (job and instance come from
+  Prometheus and are not checked here).
+Usage: dashboards_live.py [path/to/execflow_exporter]
+"""
+
+import os
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import dashboards_lib as lib  # noqa: E402
+
+
+def main():
+    binary = lib.exporter_binary(sys.argv)
+    promtool = lib.need_tool("promtool")
+    failures, passed = [], 0
+
+    def check(ok, what):
+        nonlocal passed
+        if ok:
+            passed += 1
+        else:
+            failures.append(what)
+            lib.log(f"FAIL: {what}")
+
+    with lib.workdir("execflow-live-") as tmp, lib.running_exporter(binary, tmp) as address:
+        with lib.Activity(tmp) as activity:
+            lib.wait_until("two rounds of activity", lambda: activity.rounds >= 2 or activity.errors, 30)
+        check(not activity.errors, f"generating activity: {activity.errors}")
+        time.sleep(0.5)  # let the exporter drain its ring buffer
+        text = lib.http_get(f"http://{address}/metrics")
+
+    p = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True, text=True, timeout=60)
+    out = (p.stdout + p.stderr).strip()
+    check(p.returncode == 0, f"promtool check metrics exited {p.returncode}: {out}")
+    if out:
+        lib.log("promtool check metrics: " + out)
+
+    samples = lib.scrape_samples(text)
+    lib.log(f"scrape: {len(text)} bytes, {sum(map(len, samples.values()))} samples of "
+            f"{len(samples)} names: {', '.join(sorted(samples))}")
+    missing = set()
+    for path, dash in lib.load_dashboards():
+        name = os.path.basename(path)
+        exprs = [(f"{name} panel {p.get('id')} {p.get('title')!r} query {t.get('refId')}", t["expr"])
+                 for p, t in lib.panel_queries(dash)]
+        exprs += [(f"{name} variable {v.get('name')}", lib.split_label_values(q)[0] or "")
+                  for v, q in lib.variable_queries(dash)]
+        for where, expr in exprs:
+            selectors, grouping = lib.analyze(lib.substitute(expr, {"job": "j", "instance": "i"}))
+            seen_labels = set(lib.TARGET_LABELS)
+            for metric, matchers in selectors:
+                if metric == "up":  # added by Prometheus, not exported
+                    continue
+                if metric not in samples:
+                    missing.add(metric)
+                    check(False, f"{where}: {metric} is not in the exporter's output")
+                    continue
+                passed += 1
+                labels = set().union(*(s.keys() for s in samples[metric]))
+                seen_labels |= labels
+                for label, _, _ in matchers:
+                    check(label in labels | lib.TARGET_LABELS, f"{where}: {metric} is exported without label {label!r}")
+            for label in grouping:
+                check(label in seen_labels or missing, f"{where}: groups by {label!r}, which its metrics do not have")
+    if missing:
+        lib.log(f"metrics named by dashboards but not exported: {', '.join(sorted(missing))}")
+    lib.log(f"dashboards_live: {passed} passed, {len(failures)} failed")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
