@@ -29,16 +29,6 @@ SCRAPES = 8
 RANGE_SECONDS = 30
 
 
-class Results:
-    def __init__(self):
-        self.passed, self.failed = [], []
-
-    def check(self, ok, what, detail=""):
-        (self.passed if ok else self.failed).append(what)
-        lib.log(f"{'PASS' if ok else 'FAIL'}: {what}{(' -- ' + detail) if detail and not ok else ''}")
-        return ok
-
-
 def exporter_config(tmp):
     """config/execflow.yaml with BPF run-time stats on, so the run-time panels have values."""
     text = open(os.path.join(lib.REPO, "config", "execflow.yaml"), encoding="utf-8").read()
@@ -112,7 +102,7 @@ def main():
     lib.stop_on_sigterm()
     binary = lib.exporter_binary(sys.argv)
     lib.need_tool("prometheus")
-    r = Results()
+    r = lib.Results("dashboards_e2e", verbose=True)
     started = time.monotonic()
     with lib.workdir("execflow-e2e-") as tmp, \
             lib.running_exporter(binary, tmp, config=exporter_config(tmp)) as target:
@@ -142,8 +132,7 @@ def main():
         lib.log(f"{len(r.failed)} failed:")
         for f in r.failed:
             lib.log(f"  {f}")
-    lib.log(f"dashboards_e2e: {len(r.passed)} passed, {len(r.failed)} failed")
-    return 1 if r.failed else 0
+    return r.finish()
 
 
 if __name__ == "__main__":

@@ -61,6 +61,29 @@ def log(*args):
     print(*args, flush=True)
 
 
+class Results:
+    """Counts checks; prints every failure (and every pass when verbose) as it happens."""
+
+    def __init__(self, name, verbose=False):
+        self.name, self.verbose = name, verbose
+        self.passed, self.failed = 0, []
+
+    def check(self, ok, what, detail=""):
+        if ok:
+            self.passed += 1
+            if self.verbose:
+                log(f"PASS: {what}")
+        else:
+            self.failed.append(what)
+            log(f"FAIL: {what}" + (f" -- {detail}" if detail else ""))
+        return bool(ok)
+
+    def finish(self):
+        """Prints the closing line and returns the exit code."""
+        log(f"{self.name}: {self.passed} passed, {len(self.failed)} failed")
+        return 1 if self.failed else 0
+
+
 def skip_or_fail(reason):
     """A prerequisite is missing: fail under CI=true, otherwise skip."""
     if os.environ.get("CI") == "true":

@@ -22,26 +22,18 @@ import dashboards_lib as lib  # noqa: E402
 def main():
     binary = lib.exporter_binary(sys.argv)
     promtool = lib.need_tool("promtool")
-    failures, passed = [], 0
-
-    def check(ok, what):
-        nonlocal passed
-        if ok:
-            passed += 1
-        else:
-            failures.append(what)
-            lib.log(f"FAIL: {what}")
+    r = lib.Results("dashboards_live")
 
     with lib.workdir("execflow-live-") as tmp, lib.running_exporter(binary, tmp) as address:
         with lib.Activity(tmp) as activity:
             lib.wait_until("two rounds of activity", lambda: activity.rounds >= 2 or activity.errors, 30)
-        check(not activity.errors, f"generating activity: {activity.errors}")
+        r.check(not activity.errors, "generating activity", str(activity.errors))
         time.sleep(0.5)  # let the exporter drain its ring buffer
         text = lib.http_get(f"http://{address}/metrics")
 
     p = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True, text=True, timeout=60)
     out = (p.stdout + p.stderr).strip()
-    check(p.returncode == 0, f"promtool check metrics exited {p.returncode}: {out}")
+    r.check(p.returncode == 0, "promtool check metrics", f"exit {p.returncode}: {out}")
     if out:
         lib.log("promtool check metrics: " + out)
 
@@ -57,25 +49,24 @@ def main():
                   for v, q in lib.variable_queries(dash)]
         for where, expr in exprs:
             selectors, grouping = lib.analyze(lib.substitute(expr, {"job": "j", "instance": "i"}))
-            seen_labels = set(lib.TARGET_LABELS)
+            labels_here, complete = set(lib.TARGET_LABELS), True
             for metric, matchers in selectors:
                 if metric == "up":  # added by Prometheus, not exported
                     continue
-                if metric not in samples:
+                if not r.check(metric in samples, f"{where}: {metric} is in the exporter's output"):
                     missing.add(metric)
-                    check(False, f"{where}: {metric} is not in the exporter's output")
+                    complete = False
                     continue
-                passed += 1
-                labels = set().union(*(s.keys() for s in samples[metric]))
-                seen_labels |= labels
+                labels = set().union(*(s.keys() for s in samples[metric])) | lib.TARGET_LABELS
+                labels_here |= labels
                 for label, _, _ in matchers:
-                    check(label in labels | lib.TARGET_LABELS, f"{where}: {metric} is exported without label {label!r}")
-            for label in grouping:
-                check(label in seen_labels or missing, f"{where}: groups by {label!r}, which its metrics do not have")
+                    r.check(label in labels, f"{where}: {metric} is exported with label {label!r}")
+            if complete:  # with a metric missing, its labels are unknown
+                for label in grouping:
+                    r.check(label in labels_here, f"{where}: its metrics have label {label!r}, which it groups by")
     if missing:
         lib.log(f"metrics named by dashboards but not exported: {', '.join(sorted(missing))}")
-    lib.log(f"dashboards_live: {passed} passed, {len(failures)} failed")
-    return 1 if failures else 0
+    return r.finish()
 
 
 if __name__ == "__main__":

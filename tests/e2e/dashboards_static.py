@@ -32,20 +32,6 @@ ALLOWED_RANGES = {"$__rate_interval", "$__range"}
 RATE_CALL = re.compile(r"\b(i?rate)\s*\(")
 
 
-class Checker:
-    def __init__(self):
-        self.passed = 0
-        self.failures = []
-
-    def check(self, ok, what):
-        if ok:
-            self.passed += 1
-        else:
-            self.failures.append(what)
-            lib.log(f"FAIL: {what}")
-        return ok
-
-
 def is_our_datasource(ds):
     if isinstance(ds, dict):
         return ds.get("uid") == lib.DATASOURCE and ds.get("type", "prometheus") == "prometheus"
@@ -146,7 +132,7 @@ def check_provisioning(c):
 
 
 def main():
-    c = Checker()
+    c = lib.Results("dashboards_static")
     try:
         dashboards = lib.load_dashboards()
     except ValueError as e:
@@ -196,8 +182,7 @@ def main():
     check_provisioning(c)
 
     lib.log(f"{len(dashboards)} dashboards, {queries} panel queries, metrics used: {len(used_metrics)}")
-    lib.log(f"dashboards_static: {c.passed} passed, {len(c.failures)} failed")
-    return 1 if c.failures else 0
+    return c.finish()
 
 
 if __name__ == "__main__":
