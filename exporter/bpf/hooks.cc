@@ -7,6 +7,7 @@ Result<HookChoice> ChooseHook(
     const std::function<Result<void>(const HookVariant&)>& try_variant) {
   HookChoice choice;
   bool known = forced == "auto";
+  int common_err = -1;  // the errno every variant failed with, if they agree
   for (const HookVariant& v : group.variants) {
     if (forced != "auto" && v.mode != forced) continue;
     known = true;
@@ -16,6 +17,7 @@ Result<HookChoice> ChooseHook(
       return choice;
     }
     choice.rejected.push_back(v.mode + ": " + ok.error().message);
+    common_err = common_err == -1 || common_err == ok.error().err ? ok.error().err : 0;
   }
   if (!known) {
     std::string modes;
@@ -26,7 +28,8 @@ Result<HookChoice> ChooseHook(
   if (!group.required) return choice;
   std::string why;
   for (const auto& r : choice.rejected) why += (why.empty() ? "" : "; ") + r;
-  return Fail("no attachable hook for " + group.name + " (" + why + ")");
+  return std::unexpected(Error{"no attachable hook for " + group.name + " (" + why + ")",
+                               common_err > 0 ? common_err : 0});
 }
 
 std::vector<std::string> HookModes(const HookGroup& group) {

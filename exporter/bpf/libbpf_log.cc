@@ -3,6 +3,7 @@
 #include <bpf/libbpf.h>
 #include <spdlog/spdlog.h>
 
+#include <atomic>
 #include <cstdarg>
 #include <cstdio>
 #include <string>
@@ -10,8 +11,11 @@
 namespace execflow {
 namespace {
 
+std::atomic<int> g_quiet{0};
+
 int PrintToSpdlog(enum libbpf_print_level level, const char* fmt, va_list args) {
-  spdlog::level::level_enum lvl = level == LIBBPF_WARN   ? spdlog::level::warn
+  spdlog::level::level_enum lvl = level == LIBBPF_WARN && g_quiet == 0 ? spdlog::level::warn
+                                  : level == LIBBPF_WARN ? spdlog::level::debug
                                   : level == LIBBPF_INFO ? spdlog::level::debug
                                                          : spdlog::level::trace;
   if (!spdlog::should_log(lvl)) return 0;
@@ -26,5 +30,8 @@ int PrintToSpdlog(enum libbpf_print_level level, const char* fmt, va_list args) 
 }  // namespace
 
 void RouteLibbpfLogToSpdlog() { libbpf_set_print(PrintToSpdlog); }
+
+QuietLibbpf::QuietLibbpf() { ++g_quiet; }
+QuietLibbpf::~QuietLibbpf() { --g_quiet; }
 
 }  // namespace execflow

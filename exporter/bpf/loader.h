@@ -9,6 +9,7 @@
 
 #include "exporter/bpf/handles.h"
 #include "exporter/bpf/hooks.h"
+#include "exporter/bpf/libbpf_log.h"
 #include "exporter/bpf/result.h"
 
 namespace execflow {
@@ -65,6 +66,7 @@ Result<Attached<Skel>> SelectAndAttach(
   choices->clear();
   for (size_t i = 0; i < groups.size(); ++i) {
     auto c = ChooseHook(groups[i], forced[i], [&](const HookVariant& v) -> Result<void> {
+      QuietLibbpf quiet;
       auto probe = LoadAndAttach<Skel>(v.programs, configure);
       if (!probe) return std::unexpected(probe.error());
       return {};

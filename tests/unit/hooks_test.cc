@@ -74,3 +74,21 @@ TEST(SplitSection, SplitsAttachTypeFromHook) {
 
 }  // namespace
 }  // namespace execflow
+
+namespace execflow {
+namespace {
+
+TEST(ChooseHook, CarriesTheErrnoEveryVariantFailedWith) {
+  auto same = ChooseHook(kGroup, "auto", [](const HookVariant&) -> Result<void> { return Fail("load", EPERM); });
+  ASSERT_FALSE(same.has_value());
+  EXPECT_EQ(same.error().err, EPERM);
+  int n = 0;
+  auto mixed = ChooseHook(kGroup, "auto", [&](const HookVariant&) -> Result<void> {
+    return Fail("load", ++n == 1 ? EPERM : ENOENT);
+  });
+  ASSERT_FALSE(mixed.has_value());
+  EXPECT_EQ(mixed.error().err, 0);
+}
+
+}  // namespace
+}  // namespace execflow

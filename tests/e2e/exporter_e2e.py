@@ -1,0 +1,231 @@
+#!/usr/bin/env python3
+"""The built execflow_exporter binary, end to end on the real kernel (issue 2):
+flags, config check, start-up errors, exact counts over HTTP, events, promtool, SIGTERM.
+
+Usage: exporter_e2e.py BINARY. Needs root; a skip is a failure under CI=true.
+"""
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+import urllib.error
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import dashboards_lib as lib  # noqa: E402
+
+BINARY = None
+UID_BASE = 3900000000 + (os.getpid() % 10000) * 8
+
+
+def run(args, **kw):
+    return subprocess.run([BINARY] + args, capture_output=True, text=True, timeout=60, **kw)
+
+
+def as_uid(uid, fn):
+    """Runs fn() in a child that switched to uid/gid; returns its exit code."""
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.setgroups([])
+            os.setgid(uid)
+            os.setuid(uid)
+            os._exit(0 if fn() else 1)
+        except BaseException:
+            os._exit(2)
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status)
+
+
+def exec_true(n):
+    for _ in range(n):
+        if subprocess.run(["/bin/true"]).returncode != 0:
+            return False
+    return True
+
+
+def exec_missing(n):
+    for _ in range(n):
+        try:
+            os.execv("/nonexistent/execflow-e2e", ["x"])
+        except FileNotFoundError:
+            continue
+        return False
+    return True
+
+
+def value(text, name, labels):
+    want = "{" + ",".join(f'{k}="{v}"' for k, v in labels.items()) + "}" if labels else ""
+    for line in text.splitlines():
+        if line.startswith(name + want + " "):
+            return float(line.split()[-1])
+    return 0.0
+
+
+class ConfigAndFlags(unittest.TestCase):
+    def test_config_check_passes_and_prints_the_chosen_hooks(self):
+        r = run(["--config.check", "--config.file", os.path.join(lib.REPO, "config/execflow.yaml")])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("exec: program exec_btf attached to tp_btf/sched_process_exec", r.stdout)
+        self.assertIn("exec: program execve_exit_tp attached to tracepoint/syscalls/sys_exit_execve", r.stdout)
+
+    def test_bad_config_is_one_line_naming_file_line_and_key_exit_2(self):
+        with tempfile.NamedTemporaryFile("w", suffix=".yaml") as f:
+            f.write("exec:\n  enabled: true\n  max_uid: 10\n")
+            f.flush()
+            for extra in ([], ["--config.check"]):
+                r = run(["--config.file", f.name] + extra)
+                self.assertEqual(r.returncode, 2, r.stderr)
+                lines = r.stderr.strip().splitlines()
+                self.assertEqual(len(lines), 1, r.stderr)
+                self.assertIn(f"{f.name}:3: exec.max_uid: unknown key", lines[0])
+                self.assertNotIn("attached", r.stderr + r.stdout)
+
+    def test_missing_config_file_exit_2(self):
+        r = run(["--config.file", "/nonexistent/x.yaml"])
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("read config /nonexistent/x.yaml: No such file or directory", r.stderr)
+
+    def test_unknown_flag_exit_2(self):
+        r = run(["--web.listen", ":1"])
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("unknown flag --web.listen", r.stderr)
+
+    def test_bad_listen_address_exit_2_before_attaching(self):
+        r = run(["--web.listen-address", "9741", "--config.file",
+                 os.path.join(lib.REPO, "config/execflow.yaml")])
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertIn("--web.listen-address '9741': expected [HOST]:PORT", r.stderr)
+        self.assertNotIn("attached", r.stderr)
+
+    def test_json_log_format(self):
+        r = run(["--config.check", "--log.format=json", "--config.file",
+                 os.path.join(lib.REPO, "config/execflow.yaml")])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        lines = [l for l in r.stderr.splitlines() if l.strip()]
+        self.assertTrue(lines)
+        for line in lines:
+            rec = json.loads(line)
+            self.assertEqual(set(rec), {"ts", "level", "msg"})
+
+    def test_not_root_says_what_is_missing(self):
+        r = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                            "--inh-caps=-all", BINARY, "--config.check", "--config.file",
+                            os.path.join(lib.REPO, "config/execflow.yaml")],
+                           capture_output=True, text=True, timeout=60)
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertIn("run as root, or grant CAP_BPF and CAP_PERFMON", r.stderr)
+
+
+class Running(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.mkdtemp(prefix="execflow-e2e-")
+        cls.config = os.path.join(cls.tmp, "execflow.yaml")
+        with open(cls.config, "w") as f:
+            f.write("events:\n  keep_last: 20000\n")
+        cls.port = lib.free_port()
+        cls.addr = f"127.0.0.1:{cls.port}"
+        cls.proc = lib.Process("exporter", [BINARY, f"--config.file={cls.config}",
+                                            f"--web.listen-address={cls.addr}"], cls.tmp)
+        lib.wait_until("exporter ready", lambda: cls.proc.check_running() and
+                       lib.http_get(f"http://{cls.addr}/readyz") == "ready\n", 30)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.proc.stop()
+
+    def scrape(self):
+        return lib.http_get(f"http://{self.addr}/metrics")
+
+    def test_two_hundred_execs_move_the_counter_by_exactly_two_hundred(self):
+        uid = UID_BASE + 1
+        before = value(self.scrape(), "execflow_execs_total", {"uid": uid})
+        self.assertEqual(as_uid(uid, lambda: exec_true(200)), 0)
+        after = value(self.scrape(), "execflow_execs_total", {"uid": uid})
+        self.assertEqual(after - before, 200)
+
+        def events():
+            evs = json.loads(lib.http_get(f"http://{self.addr}/api/v1/events"))
+            mine = [e for e in evs if e["uid"] == uid]
+            return mine if len(mine) >= 200 else None
+        mine = lib.wait_until("200 events", events, 20)
+        self.assertEqual(len(mine), 200)
+        for e in mine:
+            self.assertEqual(e["filename"], "/bin/true")
+            self.assertEqual(e["comm"], "true")
+            self.assertEqual(e["gid"], uid)
+        limited = json.loads(lib.http_get(f"http://{self.addr}/api/v1/events?limit=3"))
+        self.assertEqual(len(limited), 3)
+
+    def test_fifty_missing_file_execs_count_fifty_enoent(self):
+        uid = UID_BASE + 2
+        self.assertEqual(as_uid(uid, lambda: exec_missing(50)), 0)
+        text = self.scrape()
+        self.assertEqual(value(text, "execflow_exec_failures_total", {"uid": uid, "errno": "ENOENT"}), 50)
+
+    def test_endpoints(self):
+        self.assertEqual(lib.http_get(f"http://{self.addr}/healthz"), "ok\n")
+        self.assertEqual(lib.http_get(f"http://{self.addr}/readyz"), "ready\n")
+        page = lib.http_get(f"http://{self.addr}/")
+        self.assertIn("execflow exporter", page)
+        self.assertIn('href="/metrics"', page)
+        self.assertIn("exec_btf on tp_btf/sched_process_exec", page)
+        with self.assertRaises(urllib.error.HTTPError) as cm:
+            lib.http_get(f"http://{self.addr}/api/v1/events?limit=x")
+        self.assertEqual(cm.exception.code, 400)
+
+    def test_scrape_passes_promtool_and_has_every_core_family(self):
+        text = self.scrape()
+        r = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True,
+                           text=True, timeout=60)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertEqual(r.stdout + r.stderr, "")
+        for name in ["execflow_execs_total", "execflow_exec_failures_total",
+                     "execflow_exec_events_total", "execflow_exec_events_dropped_total",
+                     "execflow_build_info", "execflow_bpf_program_info",
+                     "execflow_bpf_program_run_seconds_total", "execflow_bpf_program_runs_total",
+                     "execflow_bpf_map_entries", "execflow_bpf_map_capacity",
+                     "execflow_bpf_map_update_failures_total", "execflow_scrape_duration_seconds"]:
+            self.assertIn(f"# TYPE {name} ", text)
+        self.assertEqual(value(text, "execflow_bpf_program_info",
+                               {"program": "exec_btf", "hook": "sched_process_exec",
+                                "attach_type": "tp_btf"}), 1)
+
+
+class Lifecycle(unittest.TestCase):
+    def test_sigterm_exits_zero_promptly(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            addr = f"127.0.0.1:{lib.free_port()}"
+            p = lib.Process("exporter", [BINARY, "--config.file=" + os.path.join(lib.REPO, "config/execflow.yaml"),
+                                         f"--web.listen-address={addr}"], tmp)
+            lib.wait_until("ready", lambda: p.check_running() and lib.http_get(f"http://{addr}/readyz"), 30)
+            lib.http_get(f"http://{addr}/metrics")
+            p.proc.terminate()
+            # The contract is "exit 0 within 2 seconds"; it takes ~0.2 s here.
+            self.assertEqual(p.proc.wait(timeout=2), 0)
+            self.assertIn("stopped", p.tail())
+
+    def test_port_in_use_is_a_clear_start_up_error(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            addr = f"127.0.0.1:{lib.free_port()}"
+            p = lib.Process("exporter", [BINARY, "--config.file=" + os.path.join(lib.REPO, "config/execflow.yaml"),
+                                         f"--web.listen-address={addr}"], tmp)
+            try:
+                lib.wait_until("ready", lambda: p.check_running() and lib.http_get(f"http://{addr}/readyz"), 30)
+                r = run(["--config.file", os.path.join(lib.REPO, "config/execflow.yaml"),
+                         f"--web.listen-address={addr}"])
+                self.assertEqual(r.returncode, 1)
+                self.assertIn(f"listen on {addr}", r.stderr)
+                self.assertIn("choose another with --web.listen-address", r.stderr)
+            finally:
+                p.stop()
+
+
+if __name__ == "__main__":
+    lib.stop_on_sigterm()
+    BINARY = lib.exporter_binary(sys.argv)
+    lib.need_tool("promtool")
+    unittest.main(argv=[sys.argv[0], "-v"])
