@@ -1,0 +1,31 @@
+# Deployment: container image, Kubernetes manifests, systemd unit (issue 5). Included by
+# the top-level CMakeLists.txt. Each script exits 0 on success, 1 on failure and 77 when
+# something it needs is missing (a failure instead under CI=true).
+set(EXECFLOW_DEPLOY_TESTS_DIR ${CMAKE_SOURCE_DIR}/tests/e2e)
+
+# kubectl kustomize renders every overlay; every object validates against its kind's
+# schema (strict: unknown fields fail); least-privilege assertions; checker self-test.
+add_test(NAME deploy_kubernetes
+         COMMAND bash ${EXECFLOW_DEPLOY_TESTS_DIR}/deploy_kubernetes.sh ${CMAKE_SOURCE_DIR})
+set_tests_properties(deploy_kubernetes PROPERTIES LABELS "e2e" TIMEOUT 300 SKIP_RETURN_CODE 77)
+
+# systemd-analyze verify and security (offline) on the unit.
+add_test(NAME deploy_systemd_verify
+         COMMAND bash ${EXECFLOW_DEPLOY_TESTS_DIR}/deploy_systemd.sh verify
+                 $<TARGET_FILE:execflow_exporter>)
+set_tests_properties(deploy_systemd_verify PROPERTIES LABELS "e2e" TIMEOUT 60 SKIP_RETURN_CODE 77)
+
+# The unit under a real systemd (privileged podman container): credentials, exact exec
+# counts, restart on failure, clean stop.
+add_test(NAME deploy_systemd_run
+         COMMAND bash ${EXECFLOW_DEPLOY_TESTS_DIR}/deploy_systemd.sh run
+                 $<TARGET_FILE:execflow_exporter>)
+set_tests_properties(deploy_systemd_run PROPERTIES LABELS "e2e" TIMEOUT 600 SKIP_RETURN_CODE 77
+                     RESOURCE_LOCK podman_base_image)
+
+# podman build of deploy/container/Containerfile (base image by debootstrap when no
+# registry), then a least-privilege, read-only run that must count exec exactly.
+add_test(NAME deploy_container
+         COMMAND bash ${EXECFLOW_DEPLOY_TESTS_DIR}/deploy_container.sh ${CMAKE_SOURCE_DIR})
+set_tests_properties(deploy_container PROPERTIES LABELS "e2e" TIMEOUT 1500 SKIP_RETURN_CODE 77
+                     RESOURCE_LOCK podman_base_image PROCESSORS 2)
