@@ -510,29 +510,43 @@ class Prometheus:
 # ------------------------------------------------------------------ activity
 
 class Activity:
-    """Exec, failed-exec and loopback TCP activity from a background thread, so that
-    counters move while Prometheus scrapes. Use as a context manager."""
+    """Exec, failed-exec and loopback TCP activity from background threads, so that
+    counters move while Prometheus scrapes. Use as a context manager.
+
+    Each round runs /bin/true 20 times, fails one exec with ENOENT and one with EACCES,
+    sends SIZES over a new connection and SIZES over one connection kept open for the
+    whole run (a flow that lives across scrapes). The counts of what was done are kept,
+    so a test can assert the exporter counted at least that much."""
 
     SIZES = (1, 100, 1500, 65536, 1 << 20)
+    EXECS_PER_ROUND = 20
 
     def __init__(self, tmp, period=0.2):
         import threading
+        self.threading = threading
         self.period = period
         self.stop_event = threading.Event()
+        self.lock = threading.Lock()
         self.errors = []
-        self.rounds = 0
+        self.rounds = self.execs = self.enoent = self.eacces = self.bytes_sent = 0
+        self.persistent_bytes = 0
+        self.paused = threading.Event()
+        self.round_lock = threading.Lock()  # held for a whole round
         self.noexec = os.path.join(tmp, "not-executable")
         with open(self.noexec, "w") as f:
             f.write("#!/bin/sh\n")
         os.chmod(self.noexec, 0o644)
         self.server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.server.bind(("127.0.0.1", 0))
-        self.server.listen(16)
+        self.server.listen(64)
         self.server.settimeout(0.5)
+        self.port = self.server.getsockname()[1]
+        self.persistent = None
         self.threads = [threading.Thread(target=self._serve, daemon=True),
                         threading.Thread(target=self._generate, daemon=True)]
 
     def __enter__(self):
+        self.persistent = socket.create_connection(("127.0.0.1", self.port), timeout=5)
         for t in self.threads:
             t.start()
         return self
@@ -540,8 +554,19 @@ class Activity:
     def __exit__(self, *exc):
         self.stop_event.set()
         for t in self.threads:
-            t.join(timeout=10)
+            t.join(timeout=15)
+        self.persistent.close()
         self.server.close()
+
+    def pause(self):
+        """Stops after the current round, keeping the persistent connection open; returns
+        what was done (nothing more is done after it)."""
+        self.paused.set()
+        with self.round_lock, self.lock:
+            return {"rounds": self.rounds, "execs": self.execs, "ENOENT": self.enoent,
+                    "EACCES": self.eacces, "bytes": self.bytes_sent,
+                    "persistent bytes": self.persistent_bytes,
+                    "persistent flow": self.persistent.getsockname()[1]}
 
     def _serve(self):
         while not self.stop_event.is_set():
@@ -551,33 +576,50 @@ class Activity:
                 continue
             except OSError:
                 return
-            with conn:
-                conn.settimeout(5)
+            self.threading.Thread(target=self._drain, args=(conn,), daemon=True).start()
+
+    def _drain(self, conn):
+        with conn:
+            conn.settimeout(1)
+            while not self.stop_event.is_set():
                 try:
-                    while conn.recv(1 << 16):
-                        pass
+                    if not conn.recv(1 << 16):
+                        return
+                except socket.timeout:
+                    continue
                 except OSError:
-                    pass
+                    return
 
     def one_round(self):
-        for _ in range(20):
+        for _ in range(self.EXECS_PER_ROUND):
             subprocess.run(["/bin/true"], check=True, timeout=10)
-        for path, error in (("/nonexistent/execflow-e2e", FileNotFoundError),  # ENOENT
-                            (self.noexec, PermissionError)):                 # EACCES
+        with self.lock:
+            self.execs += self.EXECS_PER_ROUND
+        for path, error, counter in (("/nonexistent/execflow-e2e", FileNotFoundError, "enoent"),
+                                     (self.noexec, PermissionError, "eacces")):
             try:
                 subprocess.run([path], timeout=10)
                 raise RuntimeError(f"exec of {path} did not fail")
             except error:
-                pass
-        with socket.create_connection(self.server.getsockname(), timeout=5) as c:
+                with self.lock:
+                    setattr(self, counter, getattr(self, counter) + 1)
+        with socket.create_connection(("127.0.0.1", self.port), timeout=5) as c:
             for size in self.SIZES:
                 c.sendall(b"x" * size)
-        self.rounds += 1
+        for size in self.SIZES:
+            self.persistent.sendall(b"y" * size)
+        with self.lock:
+            self.bytes_sent += 2 * sum(self.SIZES)
+            self.persistent_bytes += sum(self.SIZES)
+            self.rounds += 1
 
     def _generate(self):
-        while not self.stop_event.is_set():
+        while not self.stop_event.is_set() and not self.paused.is_set():
             try:
-                self.one_round()
+                with self.round_lock:
+                    if self.paused.is_set():
+                        return
+                    self.one_round()
             except Exception as e:  # reported by the test, not swallowed
                 self.errors.append(repr(e))
                 return
