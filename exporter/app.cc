@@ -50,6 +50,20 @@ std::vector<prometheus::MetricFamily> ExporterMetrics::Collect() const {
   return MergeFamilies(std::move(all));
 }
 
+namespace {
+
+// Says how to fix the start-up failures users hit most.
+Error WithHint(Error e) {
+  if (e.err == EPERM || e.err == EACCES) {
+    e.message += " (run as root, or grant CAP_BPF and CAP_PERFMON)";
+  } else if (e.err == ENOENT) {
+    e.message += " (classic tracepoints need tracefs: mount -t tracefs tracefs /sys/kernel/tracing)";
+  }
+  return e;
+}
+
+}  // namespace
+
 Result<Collectors> StartCollectors(const Config& config) {
   Collectors c;
   if (access("/sys/kernel/btf/vmlinux", R_OK) != 0) {
@@ -64,18 +78,17 @@ Result<Collectors> StartCollectors(const Config& config) {
   }
   if (config.exec.enabled) {
     auto exec = ExecCollector::Start(config);
-    if (!exec) {
-      Error e = exec.error();
-      if (e.err == EPERM || e.err == EACCES) {
-        e.message += " (run as root, or grant CAP_BPF and CAP_PERFMON)";
-      } else if (e.err == ENOENT) {
-        e.message += " (classic tracepoints need tracefs: mount -t tracefs tracefs /sys/kernel/tracing)";
-      }
-      return std::unexpected(e);
-    }
+    if (!exec) return std::unexpected(WithHint(exec.error()));
     for (const auto& r : (*exec)->rejected_hooks()) spdlog::info("exec: hook not used: {}", r);
     c.exec = std::move(*exec);
     c.all.push_back(c.exec);
+  }
+  if (config.tcp.enabled) {
+    auto tcp = TcpCollector::Start(config.tcp);
+    if (!tcp) return std::unexpected(WithHint(tcp.error()));
+    for (const auto& r : (*tcp)->rejected_hooks()) spdlog::info("tcp: hook not used: {}", r);
+    c.tcp = std::move(*tcp);
+    c.all.push_back(c.tcp);
   }
   for (const auto& col : c.all) {
     for (const auto& p : col->Programs()) {

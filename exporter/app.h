@@ -10,6 +10,7 @@
 #include "exporter/bpf/handles.h"
 #include "exporter/collectors/collector.h"
 #include "exporter/collectors/exec_collector.h"
+#include "exporter/collectors/tcp_collector.h"
 #include "exporter/config/config.h"
 #include "exporter/http/server.h"
 
@@ -37,6 +38,7 @@ class ExporterMetrics final : public prometheus::Collectable {
 struct Collectors {
   UniqueFd stats_fd;  // holds kernel.bpf_stats_enabled on while open
   std::shared_ptr<ExecCollector> exec;
+  std::shared_ptr<TcpCollector> tcp;
   std::vector<std::shared_ptr<Collector>> all;
 };
 Result<Collectors> StartCollectors(const Config& config);

@@ -55,8 +55,22 @@ Result<Attached<Skel>> LoadAndAttach(
   return a;
 }
 
-// Chooses a variant for every group by loading and attaching it alone, then
-// loads the chosen programs together. `forced[i]` is group i's mode or "auto".
+// A try function for ChooseHook: loads and attaches the variant alone in a
+// fresh object, then releases it. libbpf's complaints about hooks this kernel
+// lacks are logged at debug; ChooseHook reports why each variant failed.
+template <typename Skel>
+std::function<Result<void>(const HookVariant&)> Prober(
+    const std::function<Result<void>(Skel*)>& configure) {
+  return [configure](const HookVariant& v) -> Result<void> {
+    QuietLibbpf quiet;
+    auto probe = LoadAndAttach<Skel>(v.programs, configure);
+    if (!probe) return std::unexpected(probe.error());
+    return {};
+  };
+}
+
+// Chooses a variant for every group (forced[i] is group i's mode or "auto"),
+// then loads the chosen programs together.
 template <typename Skel>
 Result<Attached<Skel>> SelectAndAttach(
     const std::vector<HookGroup>& groups, const std::vector<std::string>& forced,
@@ -64,13 +78,9 @@ Result<Attached<Skel>> SelectAndAttach(
     std::vector<HookChoice>* choices) {
   std::vector<std::string> chosen;
   choices->clear();
+  const auto probe = Prober<Skel>(configure);
   for (size_t i = 0; i < groups.size(); ++i) {
-    auto c = ChooseHook(groups[i], forced[i], [&](const HookVariant& v) -> Result<void> {
-      QuietLibbpf quiet;
-      auto probe = LoadAndAttach<Skel>(v.programs, configure);
-      if (!probe) return std::unexpected(probe.error());
-      return {};
-    });
+    auto c = ChooseHook(groups[i], forced[i], probe);
     if (!c) return std::unexpected(c.error());
     if (c->variant) {
       chosen.insert(chosen.end(), c->variant->programs.begin(), c->variant->programs.end());

@@ -1,7 +1,5 @@
 #include "exporter/collectors/exec_collector.h"
 
-#include <sys/epoll.h>
-#include <sys/eventfd.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -188,62 +186,24 @@ Result<void> ExecCollector::StartConsumer(const EventsConfig& ev) {
     sink_->flush_on(spdlog::level::info);
   }
   boot_to_wall_ns_ = BootToWallNs();
-  rb_.reset(ring_buffer__new(bpf_map__fd(skel_->maps.exec_events), &ExecCollector::OnEvent,
-                             this, nullptr));
-  if (!rb_) return Fail("create ring buffer reader for exec_events", errno);
-  stop_fd_.Reset(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
-  epoll_fd_.Reset(epoll_create1(EPOLL_CLOEXEC));
-  if (!stop_fd_ || !epoll_fd_) return Fail("create eventfd/epoll", errno);
-  for (int fd : {ring_buffer__epoll_fd(rb_.get()), stop_fd_.get()}) {
-    epoll_event e{};
-    e.events = EPOLLIN;
-    e.data.fd = fd;
-    if (epoll_ctl(epoll_fd_.get(), EPOLL_CTL_ADD, fd, &e) < 0) return Fail("epoll_ctl", errno);
-  }
-  consumer_ = std::thread([this] { ConsumeLoop(); });
+  auto consumer = RingConsumer::Start(
+      bpf_map__fd(skel_->maps.exec_events), "exec events",
+      [this](const void* data, size_t size) { OnEvent(data, size); });
+  if (!consumer) return std::unexpected(consumer.error());
+  consumer_ = std::move(*consumer);
   return {};
 }
 
-void ExecCollector::ConsumeLoop() {
-  epoll_event evs[2];
-  for (;;) {
-    int n = epoll_wait(epoll_fd_.get(), evs, 2, -1);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      spdlog::error("exec events: epoll_wait: {}", std::strerror(errno));
-      return;
-    }
-    for (int i = 0; i < n; ++i) {
-      if (evs[i].data.fd == stop_fd_.get()) {
-        ring_buffer__consume(rb_.get());  // deliver what is already there
-        return;
-      }
-    }
-    if (int err = ring_buffer__consume(rb_.get()); err < 0) {
-      spdlog::error("exec events: consume ring buffer: {}", std::strerror(-err));
-    }
-  }
-}
-
-int ExecCollector::OnEvent(void* ctx, void* data, size_t size) {
-  auto* self = static_cast<ExecCollector*>(ctx);
+void ExecCollector::OnEvent(const void* data, size_t size) {
   ExecRecord r;
-  if (!DecodeExecEvent(data, size, self->boot_to_wall_ns_, &r)) return 0;
-  if (self->sink_) self->sink_->info(ToJson(r));
-  self->log_.Push(std::move(r));
-  self->delivered_.fetch_add(1, std::memory_order_relaxed);
-  return 0;
+  if (!DecodeExecEvent(data, size, boot_to_wall_ns_, &r)) return;
+  if (sink_) sink_->info(ToJson(r));
+  log_.Push(std::move(r));
+  delivered_.fetch_add(1, std::memory_order_relaxed);
 }
 
 ExecCollector::~ExecCollector() {
-  if (consumer_.joinable()) {
-    uint64_t one = 1;
-    if (write(stop_fd_.get(), &one, sizeof(one)) != sizeof(one)) {
-      spdlog::error("exec events: wake consumer: {}", std::strerror(errno));
-    }
-    consumer_.join();
-  }
-  rb_.reset();
+  consumer_.reset();  // stops reading before the BPF object goes away
   links_.clear();
 }
 

@@ -5,7 +5,6 @@
 #include <atomic>
 #include <memory>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include <spdlog/logger.h>
@@ -14,6 +13,7 @@
 #include "exporter/bpf/handles.h"
 #include "exporter/bpf/hooks.h"
 #include "exporter/bpf/map_reader.h"
+#include "exporter/bpf/ring_consumer.h"
 #include "exporter/collectors/collector.h"
 #include "exporter/config/config.h"
 #include "exporter/events/event_log.h"
@@ -42,7 +42,7 @@ const HookGroup& ExecFailureHookGroup();
 
 // Successful execs per UID, failed execs per (UID, errno) and the exec event
 // stream. Start() loads and attaches; the destructor stops the ring buffer
-// consumer before the BPF object is destroyed.
+// consumer before the BPF object is destroyed (members go in reverse order).
 class ExecCollector final : public Collector {
  public:
   static Result<std::unique_ptr<ExecCollector>> Start(const Config& config);
@@ -61,8 +61,7 @@ class ExecCollector final : public Collector {
  private:
   explicit ExecCollector(const Config& config);
   Result<void> StartConsumer(const EventsConfig& events);
-  void ConsumeLoop();
-  static int OnEvent(void* ctx, void* data, size_t size);
+  void OnEvent(const void* data, size_t size);
 
   const std::string name_ = "exec";
   SkelPtr<exec_bpf> skel_;
@@ -71,10 +70,7 @@ class ExecCollector final : public Collector {
   std::vector<std::string> rejected_;
   std::unique_ptr<BpfMapReader> counts_;
   std::unique_ptr<BpfMapReader> failures_;
-  RingBufferPtr rb_;
-  UniqueFd stop_fd_;
-  UniqueFd epoll_fd_;
-  std::thread consumer_;
+  std::unique_ptr<RingConsumer> consumer_;
   EventLog log_;
   std::shared_ptr<spdlog::logger> sink_;
   std::atomic<uint64_t> delivered_{0};

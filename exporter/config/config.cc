@@ -2,6 +2,7 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
 #include <fstream>
 #include <functional>
 #include <limits>
@@ -115,6 +116,26 @@ Section::Handler String(std::string* out) {
   };
 }
 
+// A list of distinct values from `allowed`.
+Section::Handler SubsetOf(std::vector<std::string>* out, std::vector<std::string> allowed) {
+  return [=](const YAML::Node& n) -> Result<void> {
+    std::string list;
+    for (const auto& a : allowed) list += (list.empty() ? "" : ", ") + a;
+    if (!n.IsSequence()) return Fail("expected a list of " + list);
+    std::vector<std::string> got;
+    for (const auto& item : n) {
+      const std::string v = item.IsScalar() ? item.Scalar() : "";
+      if (std::find(allowed.begin(), allowed.end(), v) == allowed.end()) {
+        return Fail("expected a list of " + list + ", got '" + v + "'");
+      }
+      if (std::find(got.begin(), got.end(), v) != got.end()) return Fail("'" + v + "' is listed twice");
+      got.push_back(v);
+    }
+    *out = got;
+    return {};
+  };
+}
+
 Section::Handler Nested(const Section& s) {
   return [&s](const YAML::Node& n) { return s.Parse(n); };
 }
@@ -152,10 +173,21 @@ Result<Config> ParseConfig(std::string_view yaml, const std::string& file_name) 
       .On("keep_last", Uint(&c.events.keep_last, 0, 1000000))
       .On("output", OneOf(&c.events.output, {"none", "stdout", "file"}))
       .On("file", Nested(file));
+  Section tcp(file_name, "tcp");
+  tcp.On("enabled", Bool(&c.tcp.enabled))
+      .On("hook", OneOf(&c.tcp.hook, {"auto", "fexit", "kprobe", "tp_btf", "tracepoint"}))
+      .On("close_hook", OneOf(&c.tcp.close_hook, {"auto", "tp_btf", "tracepoint"}))
+      .On("labels", SubsetOf(&c.tcp.labels, {"saddr", "sport", "daddr", "dport"}))
+      .On("max_series", Uint(&c.tcp.max_series, 1, kMaxMapEntries))
+      .On("max_flows", Uint(&c.tcp.max_flows, 1, kMaxMapEntries))
+      .On("closed_flow_retention_scrapes", Uint(&c.tcp.closed_flow_retention_scrapes, 1, 1000000));
   Section bpf(file_name, "bpf");
   bpf.On("run_time_stats", Bool(&c.bpf.run_time_stats));
   Section top(file_name, "");
-  top.On("exec", Nested(exec)).On("events", Nested(events)).On("bpf", Nested(bpf));
+  top.On("exec", Nested(exec))
+      .On("events", Nested(events))
+      .On("tcp", Nested(tcp))
+      .On("bpf", Nested(bpf));
 
   YAML::Node root;
   try {

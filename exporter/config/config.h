@@ -3,6 +3,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "exporter/bpf/result.h"
 
@@ -26,6 +27,16 @@ struct EventsConfig {
   uint32_t file_max_files = 5;
 };
 
+struct TcpConfig {
+  bool enabled = true;
+  std::string hook = "auto";        // auto | fexit | kprobe | tp_btf | tracepoint
+  std::string close_hook = "auto";  // auto | tp_btf | tracepoint
+  std::vector<std::string> labels = {"saddr", "sport", "daddr", "dport"};
+  uint32_t max_series = 10000;
+  uint32_t max_flows = 65536;
+  uint32_t closed_flow_retention_scrapes = 1;
+};
+
 struct BpfConfig {
   bool run_time_stats = false;
 };
@@ -33,6 +44,7 @@ struct BpfConfig {
 struct Config {
   ExecConfig exec;
   EventsConfig events;
+  TcpConfig tcp;
   BpfConfig bpf;
 };
 

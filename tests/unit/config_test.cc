@@ -43,6 +43,48 @@ TEST(Config, BundledDefaultConfigEqualsBuiltInDefaults) {
   EXPECT_EQ(c->events.file_max_bytes, d.events.file_max_bytes);
   EXPECT_EQ(c->events.file_max_files, d.events.file_max_files);
   EXPECT_EQ(c->bpf.run_time_stats, d.bpf.run_time_stats);
+  EXPECT_EQ(c->tcp.enabled, d.tcp.enabled);
+  EXPECT_EQ(c->tcp.hook, d.tcp.hook);
+  EXPECT_EQ(c->tcp.close_hook, d.tcp.close_hook);
+  EXPECT_EQ(c->tcp.labels, d.tcp.labels);
+  EXPECT_EQ(c->tcp.max_series, d.tcp.max_series);
+  EXPECT_EQ(c->tcp.max_flows, d.tcp.max_flows);
+  EXPECT_EQ(c->tcp.closed_flow_retention_scrapes, d.tcp.closed_flow_retention_scrapes);
+}
+
+TEST(Config, TcpSection) {
+  auto c = ParseConfig(R"(
+tcp:
+  enabled: false
+  hook: kprobe
+  close_hook: tracepoint
+  labels: [daddr, dport]
+  max_series: 50
+  max_flows: 64
+  closed_flow_retention_scrapes: 3
+)", "test.yaml");
+  ASSERT_TRUE(c.has_value()) << c.error().message;
+  EXPECT_FALSE(c->tcp.enabled);
+  EXPECT_EQ(c->tcp.hook, "kprobe");
+  EXPECT_EQ(c->tcp.close_hook, "tracepoint");
+  EXPECT_EQ(c->tcp.labels, (std::vector<std::string>{"daddr", "dport"}));
+  EXPECT_EQ(c->tcp.max_series, 50u);
+  EXPECT_EQ(c->tcp.max_flows, 64u);
+  EXPECT_EQ(c->tcp.closed_flow_retention_scrapes, 3u);
+  auto empty = ParseConfig("tcp:\n  labels: []\n", "test.yaml");
+  ASSERT_TRUE(empty.has_value());
+  EXPECT_TRUE(empty->tcp.labels.empty());
+}
+
+TEST(Config, TcpLabelErrors) {
+  EXPECT_EQ(ErrorOf("tcp:\n  labels: [saddr, pid]\n"),
+            "test.yaml:2: tcp.labels: expected a list of saddr, sport, daddr, dport, got 'pid'");
+  EXPECT_EQ(ErrorOf("tcp:\n  labels: [dport, dport]\n"),
+            "test.yaml:2: tcp.labels: 'dport' is listed twice");
+  EXPECT_EQ(ErrorOf("tcp:\n  labels: dport\n"),
+            "test.yaml:2: tcp.labels: expected a list of saddr, sport, daddr, dport");
+  EXPECT_EQ(ErrorOf("tcp:\n  closed_flow_retention_scrapes: 0\n"),
+            "test.yaml:2: tcp.closed_flow_retention_scrapes: expected an integer from 1 to 1000000, got '0'");
 }
 
 TEST(Config, ParsesEveryKey) {
@@ -82,7 +124,7 @@ bpf:
 
 TEST(Config, UnknownTopLevelKey) {
   EXPECT_EQ(ErrorOf("exec:\n  enabled: true\nexecs: {}\n"),
-            "test.yaml:3: execs: unknown key (known: bpf, events, exec)");
+            "test.yaml:3: execs: unknown key (known: bpf, events, exec, tcp)");
 }
 
 TEST(Config, UnknownNestedKey) {

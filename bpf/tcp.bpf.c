@@ -1,0 +1,211 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * TCP collector: bytes accepted by TCP send calls per flow, a histogram of
+ * bytes per send call, and a notice to user space when a flow closes.
+ *
+ * Hooks, each in its own SEC so user space picks one by trying:
+ *   sends:    fexit/tcp_sendmsg, kprobe+kretprobe/tcp_sendmsg,
+ *             tp_btf/sock_send_length, tracepoint/sock/sock_send_length
+ *   sendfile: fexit/tcp_sendpage, kprobe+kretprobe/tcp_sendpage (kernels < 6.5;
+ *             later ones send pages through tcp_sendmsg)
+ *   closes:   tp_btf/inet_sock_set_state, tracepoint/sock/inet_sock_set_state
+ */
+#include "lib/vmlinux_min.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_endian.h>
+#include "lib/maps.bpf.h"
+#include "tcp.h"
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+#define IPPROTO_TCP 6
+#define TCP_CLOSE 7
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, TCP_DEFAULT_MAX_FLOWS);
+	__type(key, struct tcp_flow_key);
+	__type(value, __u64);
+} tcp_flows SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct tcp_send_hist);
+} tcp_send_hist SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, TCP_DEFAULT_CLOSED_RINGBUF_BYTES);
+} tcp_closed SEC(".maps");
+
+/* kprobe mode: the socket of each thread's tcp_sendmsg/tcp_sendpage in flight. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, TCP_MAX_INFLIGHT_SENDS);
+	__type(key, __u64);
+	__type(value, struct sock *);
+} tcp_send_args SEC(".maps");
+
+struct tcp_loss loss = {};
+
+static __always_inline bool flow_key(struct sock *sk, struct tcp_flow_key *k)
+{
+	__builtin_memset(k, 0, sizeof(*k));
+	k->family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	if (k->family == EXECFLOW_AF_INET) {
+		BPF_CORE_READ_INTO((__be32 *)k->saddr, sk, __sk_common.skc_rcv_saddr);
+		BPF_CORE_READ_INTO((__be32 *)k->daddr, sk, __sk_common.skc_daddr);
+	} else if (k->family == EXECFLOW_AF_INET6) {
+		BPF_CORE_READ_INTO(&k->saddr, sk, __sk_common.skc_v6_rcv_saddr.in6_u.u6_addr8);
+		BPF_CORE_READ_INTO(&k->daddr, sk, __sk_common.skc_v6_daddr.in6_u.u6_addr8);
+	} else {
+		return false;
+	}
+	k->sport = BPF_CORE_READ(sk, __sk_common.skc_num);
+	k->dport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	return true;
+}
+
+static __always_inline bool is_tcp(struct sock *sk)
+{
+	return BPF_CORE_READ_BITFIELD_PROBED(sk, sk_protocol) == IPPROTO_TCP;
+}
+
+static __always_inline int count_send(struct sock *sk, long ret)
+{
+	struct tcp_flow_key key;
+	struct tcp_send_hist *h;
+	__u32 zero = 0;
+
+	if (ret <= 0 || !flow_key(sk, &key))
+		return 0;
+	if (!counter_add(&tcp_flows, &key, ret)) {
+		__sync_fetch_and_add(&loss.overflow_bytes, ret);
+		__sync_fetch_and_add(&loss.overflow_sends, 1);
+	}
+	h = bpf_map_lookup_elem(&tcp_send_hist, &zero);
+	if (h) {
+		__sync_fetch_and_add(&h->slots[log2_slot(ret) & (LOG2_SLOTS - 1)], 1);
+		__sync_fetch_and_add(&h->sum, ret);
+	}
+	return 0;
+}
+
+/* --- sends: fexit --- */
+
+SEC("fexit/tcp_sendmsg")
+int BPF_PROG(tcp_sendmsg_fexit, struct sock *sk, struct msghdr *msg, size_t size, int ret)
+{
+	return count_send(sk, ret);
+}
+
+SEC("fexit/tcp_sendpage")
+int BPF_PROG(tcp_sendpage_fexit, struct sock *sk, struct page *page, int offset, size_t size,
+	     int flags, int ret)
+{
+	return count_send(sk, ret);
+}
+
+/* --- sends: kprobe + kretprobe --- */
+
+static __always_inline int remember_sock(struct sock *sk)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+
+	bpf_map_update_elem(&tcp_send_args, &id, &sk, BPF_ANY);
+	return 0;
+}
+
+static __always_inline int count_remembered(long ret)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct sock **skp = bpf_map_lookup_elem(&tcp_send_args, &id);
+
+	if (!skp)
+		return 0;
+	count_send(*skp, ret);
+	bpf_map_delete_elem(&tcp_send_args, &id);
+	return 0;
+}
+
+SEC("kprobe/tcp_sendmsg")
+int BPF_KPROBE(tcp_sendmsg_kprobe, struct sock *sk)
+{
+	return remember_sock(sk);
+}
+
+SEC("kretprobe/tcp_sendmsg")
+int BPF_KRETPROBE(tcp_sendmsg_kretprobe, int ret)
+{
+	return count_remembered(ret);
+}
+
+SEC("kprobe/tcp_sendpage")
+int BPF_KPROBE(tcp_sendpage_kprobe, struct sock *sk)
+{
+	return remember_sock(sk);
+}
+
+SEC("kretprobe/tcp_sendpage")
+int BPF_KRETPROBE(tcp_sendpage_kretprobe, int ret)
+{
+	return count_remembered(ret);
+}
+
+/* --- sends: sock_send_length tracepoint (6.3+), fired after every sock_sendmsg --- */
+
+SEC("tp_btf/sock_send_length")
+int BPF_PROG(sock_send_btf, struct sock *sk, int ret, int flags)
+{
+	if (ret <= 0 || !is_tcp(sk))
+		return 0;
+	return count_send(sk, ret);
+}
+
+SEC("tracepoint/sock/sock_send_length")
+int sock_send_tp(struct trace_event_raw_sock_msg_length *ctx)
+{
+	int ret = BPF_CORE_READ(ctx, ret);
+
+	if (ret <= 0 || BPF_CORE_READ(ctx, protocol) != IPPROTO_TCP)
+		return 0;
+	return count_send((struct sock *)BPF_CORE_READ(ctx, sk), ret);
+}
+
+/* --- closes --- */
+
+static __always_inline int handle_state(struct sock *sk, int newstate, int protocol)
+{
+	struct tcp_close_event *e;
+	struct tcp_flow_key key;
+
+	if (newstate != TCP_CLOSE || protocol != IPPROTO_TCP || !flow_key(sk, &key))
+		return 0;
+	if (!bpf_map_lookup_elem(&tcp_flows, &key))
+		return 0; /* never sent a byte */
+	e = bpf_ringbuf_reserve(&tcp_closed, sizeof(*e), 0);
+	if (!e) {
+		__sync_fetch_and_add(&loss.close_events_dropped, 1);
+		return 0;
+	}
+	e->key = key;
+	bpf_ringbuf_submit(e, 0);
+	return 0;
+}
+
+SEC("tp_btf/inet_sock_set_state")
+int BPF_PROG(inet_state_btf, struct sock *sk, int oldstate, int newstate)
+{
+	return handle_state(sk, newstate, BPF_CORE_READ_BITFIELD_PROBED(sk, sk_protocol));
+}
+
+SEC("tracepoint/sock/inet_sock_set_state")
+int inet_state_tp(struct trace_event_raw_inet_sock_set_state *ctx)
+{
+	return handle_state((struct sock *)BPF_CORE_READ(ctx, skaddr), BPF_CORE_READ(ctx, newstate),
+			    BPF_CORE_READ(ctx, protocol));
+}

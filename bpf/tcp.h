@@ -1,0 +1,50 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/* Types shared by bpf/tcp.bpf.c and exporter/collectors/tcp_collector.cc. */
+#ifndef EXECFLOW_TCP_H
+#define EXECFLOW_TCP_H
+
+#include "lib/log2.h"
+
+/*
+ * Default capacities, overridden from the config before load.
+ * Flows: 65536 * (40 B key + 8 B value + ~64 B preallocated htab element) is ~7 MiB.
+ * In-flight kprobe sends: one per thread inside tcp_sendmsg at a time.
+ * Close notices: 256 KiB / (40 B + 8 B header) holds ~5,400 closes between wake-ups.
+ */
+#define TCP_DEFAULT_MAX_FLOWS 65536
+#define TCP_MAX_INFLIGHT_SENDS 16384
+#define TCP_DEFAULT_CLOSED_RINGBUF_BYTES (256 * 1024)
+
+#define EXECFLOW_AF_INET 2
+#define EXECFLOW_AF_INET6 10
+
+/* One TCP flow as the local socket sees it. IPv4 addresses use the first 4 bytes. */
+struct tcp_flow_key {
+	__u8 saddr[16];
+	__u8 daddr[16];
+	__u16 sport; /* host byte order */
+	__u16 dport; /* host byte order */
+	__u16 family; /* AF_INET or AF_INET6 */
+	__u16 pad;
+};
+
+/* Bytes per send call: LOG2_SLOTS round-up slots plus their sum. Per CPU. */
+struct tcp_send_hist {
+	__u64 slots[LOG2_SLOTS];
+	__u64 sum;
+};
+
+/* Sent to user space when a socket reaches TCP_CLOSE; user space then takes
+ * the flow's final total out of the map with lookup-and-delete. */
+struct tcp_close_event {
+	struct tcp_flow_key key;
+};
+
+/* What could not be recorded per flow; .bss, atomic adds. */
+struct tcp_loss {
+	__u64 overflow_bytes;       /* flow map full: bytes counted here instead */
+	__u64 overflow_sends;       /* ... and the sends that carried them */
+	__u64 close_events_dropped; /* close notice lost: the entry stays until restart */
+};
+
+#endif /* EXECFLOW_TCP_H */

@@ -1,0 +1,75 @@
+#pragma once
+
+#include <linux/types.h>
+
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "bpf/tcp.h"
+#include "exporter/bpf/handles.h"
+#include "exporter/bpf/hooks.h"
+#include "exporter/bpf/map_reader.h"
+#include "exporter/bpf/ring_consumer.h"
+#include "exporter/collectors/collector.h"
+#include "exporter/config/config.h"
+#include "exporter/metrics/flows.h"
+
+struct tcp_bpf;
+
+namespace execflow {
+
+// The hook chains, in order of preference.
+const HookGroup& TcpSendHookGroup();
+const HookGroup& TcpSendpageHookGroup();  // only with the fexit and kprobe send modes
+const HookGroup& TcpCloseHookGroup();
+
+FlowLabels ParseFlowLabels(const std::vector<std::string>& names);
+
+// What one scrape read from the kernel, turned into metric families.
+struct TcpScrape {
+  size_t live_flows = 0;
+  uint32_t flow_capacity = 0;
+  tcp_send_hist hist{};
+  tcp_loss loss{};
+};
+std::vector<prometheus::MetricFamily> TcpFamilies(const FlowTable& table, const FlowLabels& labels,
+                                                  const TcpScrape& scrape);
+
+// Bytes sent per TCP flow, a histogram of bytes per send call, and the flow
+// lifecycle: a close notice from the kernel makes the consumer thread take
+// the flow's final total out of the map (lookup-and-delete) under the same
+// mutex as scrapes, so every byte is either in the map or in the FlowTable.
+class TcpCollector final : public Collector {
+ public:
+  static Result<std::unique_ptr<TcpCollector>> Start(const TcpConfig& config);
+  ~TcpCollector() override;
+
+  const std::string& Name() const override { return name_; }
+  std::vector<prometheus::MetricFamily> Collect(int* errors) const override;
+  Result<void> Ready() const override;
+  const std::vector<ProgramInfo>& Programs() const override { return programs_; }
+  const std::vector<std::string>& rejected_hooks() const { return rejected_; }
+  const std::string& send_mode() const { return send_mode_; }
+
+ private:
+  explicit TcpCollector(const TcpConfig& config);
+  void OnClose(const void* data, size_t size);
+  Result<void> ReadHistogram(tcp_send_hist* out) const;
+
+  const std::string name_ = "tcp";
+  FlowLabels labels_;
+  SkelPtr<tcp_bpf> skel_;
+  std::vector<LinkPtr> links_;
+  std::vector<ProgramInfo> programs_;
+  std::vector<std::string> rejected_;
+  std::string send_mode_;
+  std::unique_ptr<BpfMapReader> flows_;
+  mutable std::mutex mu_;  // guards table_ and the map's entries' lifetimes
+  mutable FlowTable table_;
+  bool lookup_and_delete_ = true;
+  std::unique_ptr<RingConsumer> consumer_;
+};
+
+}  // namespace execflow

@@ -1,0 +1,181 @@
+#include "exporter/metrics/flows.h"
+
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+
+#include <map>
+
+namespace execflow {
+namespace {
+
+tcp_flow_key V4(const char* s, uint16_t sport, const char* d, uint16_t dport) {
+  tcp_flow_key k{};
+  k.family = EXECFLOW_AF_INET;
+  inet_pton(AF_INET, s, k.saddr);
+  inet_pton(AF_INET, d, k.daddr);
+  k.sport = sport;
+  k.dport = dport;
+  return k;
+}
+
+tcp_flow_key V6(const char* s, uint16_t sport, const char* d, uint16_t dport) {
+  tcp_flow_key k{};
+  k.family = EXECFLOW_AF_INET6;
+  inet_pton(AF_INET6, s, k.saddr);
+  inet_pton(AF_INET6, d, k.daddr);
+  k.sport = sport;
+  k.dport = dport;
+  return k;
+}
+
+// label values joined by "|" -> bytes
+std::map<std::string, double> Exported(const FlowTable& t) {
+  std::map<std::string, double> m;
+  for (const auto& s : t.Export()) {
+    std::string k;
+    for (const auto& v : s.label_values) k += (k.empty() ? "" : "|") + v;
+    m[k] = s.bytes;
+  }
+  return m;
+}
+
+const FlowLabels kAll{};
+
+TEST(FormatAddress, V4V6AndMapped) {
+  EXPECT_EQ(FormatAddress(EXECFLOW_AF_INET, V4("10.1.2.3", 0, "0.0.0.0", 0).saddr), "10.1.2.3");
+  EXPECT_EQ(FormatAddress(EXECFLOW_AF_INET6, V6("::1", 0, "::", 0).saddr), "::1");
+  EXPECT_EQ(FormatAddress(EXECFLOW_AF_INET6, V6("fd00::1:2", 0, "::", 0).saddr), "fd00::1:2");
+  EXPECT_EQ(FormatAddress(EXECFLOW_AF_INET6, V6("::ffff:192.0.2.7", 0, "::", 0).saddr), "192.0.2.7");
+}
+
+TEST(FlowLabels, NamesInFixedOrder) {
+  EXPECT_EQ(kAll.Names(), (std::vector<std::string>{"saddr", "sport", "daddr", "dport"}));
+  EXPECT_EQ((FlowLabels{true, false, true, true}.Names()),
+            (std::vector<std::string>{"saddr", "daddr", "dport"}));
+}
+
+TEST(FlowTable, LiveFlowsAreExportedWithTheirBytes) {
+  FlowTable t(kAll, 100, 1);
+  t.Scrape({{V4("127.0.0.1", 40000, "127.0.0.1", 80), 1234567}}, 0);
+  EXPECT_EQ(Exported(t), (std::map<std::string, double>{{"127.0.0.1|40000|127.0.0.1|80", 1234567}}));
+  EXPECT_EQ(t.folded_flows(), 0u);
+}
+
+TEST(FlowTable, Ipv4MappedFlowsAreReportedAsIpv4AndShareTheSeries) {
+  FlowTable t({true, false, true, true}, 100, 1);
+  t.Scrape({{V6("::ffff:10.0.0.1", 1, "::ffff:10.0.0.2", 443), 10},
+            {V4("10.0.0.1", 2, "10.0.0.2", 443), 5}},
+           0);
+  EXPECT_EQ(Exported(t), (std::map<std::string, double>{{"10.0.0.1|10.0.0.2|443", 15}}));
+}
+
+TEST(FlowTable, DroppingSportSumsFlowsAndClosedTotalsStayIn) {
+  FlowTable t({true, false, true, true}, 100, 1);
+  const auto a = V4("10.0.0.1", 50001, "10.0.0.9", 443);
+  const auto b = V4("10.0.0.1", 50002, "10.0.0.9", 443);
+  t.Scrape({{a, 100}, {b, 50}}, 0);
+  EXPECT_EQ(Exported(t)["10.0.0.1|10.0.0.9|443"], 150);
+  t.Closed(a, 130);  // 30 more bytes arrived before it closed
+  t.Scrape({{b, 60}}, 0);
+  EXPECT_EQ(Exported(t)["10.0.0.1|10.0.0.9|443"], 190);
+}
+
+TEST(FlowTable, ClosedFlowIsShownForRetentionScrapesThenRemoved) {
+  for (uint32_t retention : {1u, 3u}) {
+    FlowTable t(kAll, 100, retention);
+    const auto a = V4("10.0.0.1", 50001, "10.0.0.9", 443);
+    t.Scrape({{a, 100}}, 0);
+    t.Closed(a, 100);  // no new bytes, but it closed
+    for (uint32_t i = 0; i < retention; ++i) {
+      t.Scrape({}, 0);
+      EXPECT_EQ(Exported(t)["10.0.0.1|50001|10.0.0.9|443"], 100) << retention << " " << i;
+    }
+    t.Scrape({}, 0);
+    EXPECT_TRUE(Exported(t).empty()) << retention;
+  }
+}
+
+TEST(FlowTable, ShortFlowBetweenScrapesIsStillCounted) {
+  FlowTable t(kAll, 100, 1);
+  t.Closed(V4("10.0.0.1", 1, "10.0.0.2", 2), 777);
+  t.Scrape({}, 0);
+  EXPECT_EQ(Exported(t)["10.0.0.1|1|10.0.0.2|2"], 777);
+}
+
+TEST(FlowTable, OverMaxSeriesFoldsIntoOtherAndTotalsStayExact) {
+  FlowTable t(kAll, 2, 1);
+  std::vector<FlowTable::LiveFlow> live;
+  for (uint16_t p = 1; p <= 5; ++p) live.push_back({V4("10.0.0.1", p, "10.0.0.2", 80), 10u * p});
+  t.Scrape(live, 0);
+  auto e = Exported(t);
+  EXPECT_EQ(e.size(), 3u);
+  EXPECT_EQ(t.folded_flows(), 3u);
+  double total = 0;
+  for (const auto& [_, v] : e) total += v;
+  EXPECT_EQ(total, 10 + 20 + 30 + 40 + 50);
+  EXPECT_GT(e["other|other|other|other"], 0);
+}
+
+TEST(FlowTable, KernelOverflowBytesGoToOther) {
+  FlowTable t(kAll, 10, 1);
+  t.Scrape({{V4("10.0.0.1", 1, "10.0.0.2", 80), 5}}, 1000);
+  EXPECT_EQ(Exported(t)["other|other|other|other"], 1000);
+  t.Scrape({{V4("10.0.0.1", 1, "10.0.0.2", 80), 5}}, 1500);
+  EXPECT_EQ(Exported(t)["other|other|other|other"], 1500);
+}
+
+TEST(FlowTable, NoSeriesEverDecreasesAcrossFoldingAndCloses) {
+  // Two series slots, flows coming and going, random-ish totals.
+  FlowTable t({false, false, true, true}, 2, 1);
+  std::map<std::string, double> last;
+  uint64_t bytes[8] = {};
+  for (int round = 0; round < 200; ++round) {
+    std::vector<FlowTable::LiveFlow> live;
+    for (uint16_t f = 0; f < 8; ++f) {
+      auto key = V4("10.0.0.1", 1000 + f, "10.0.0.2", 80 + (f % 4));
+      const uint64_t add = (round * 7 + f * 13) % 11;
+      bytes[f] += add;
+      if ((round + f) % 9 == 0) {
+        t.Closed(key, bytes[f]);
+        bytes[f] = 0;  // the 4-tuple is reused by a new connection
+      } else if (bytes[f]) {
+        live.push_back({key, bytes[f]});
+      }
+    }
+    t.Scrape(live, 0);
+    auto now = Exported(t);
+    for (const auto& [k, v] : now) {
+      if (last.count(k)) {
+        EXPECT_GE(v, last[k]) << k << " round " << round;
+      }
+    }
+    last = now;
+  }
+}
+
+TEST(FlowTable, SumOfSeriesEqualsBytesSentWhileNothingExpires) {
+  FlowTable t({false, false, true, true}, 3, 1000000);
+  uint64_t bytes[6] = {};
+  double sent = 0;
+  for (int round = 0; round < 100; ++round) {
+    std::vector<FlowTable::LiveFlow> live;
+    for (uint16_t f = 0; f < 6; ++f) {
+      auto key = V4("10.0.0.1", 2000 + f, "10.0.0.2", 8000 + f);
+      bytes[f] += round + f;
+      sent += round + f;
+      if (round % 10 == f) {
+        t.Closed(key, bytes[f]);
+        bytes[f] = 0;
+      } else {
+        live.push_back({key, bytes[f]});
+      }
+    }
+    t.Scrape(live, 0);
+    double total = 0;
+    for (const auto& s : t.Export()) total += s.bytes;
+    EXPECT_EQ(total, sent) << round;
+  }
+}
+
+}  // namespace
+}  // namespace execflow
