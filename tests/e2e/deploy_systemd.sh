@@ -17,6 +17,7 @@ unit="$REPO/deploy/systemd/execflow.service"
 [[ "$mode" == verify || "$mode" == run ]] && [[ -n "$binary" ]] ||
   { echo "usage: deploy_systemd.sh verify|run BINARY" >&2; exit 2; }
 [[ -x "$binary" ]] || fail "$binary is not an executable (build execflow_exporter first)"
+binary=$(realpath "$binary")
 
 work=$(mktemp -d)
 cleanup_dirs() { rm -rf "$work"; }
