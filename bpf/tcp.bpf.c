@@ -65,7 +65,11 @@ static __always_inline bool flow_key(struct sock *sk, struct tcp_flow_key *k)
 	} else {
 		return false;
 	}
-	k->sport = BPF_CORE_READ(sk, __sk_common.skc_num);
+	/*
+	 * Not skc_num: on TCP_CLOSE, inet_put_port() zeroes it before the state
+	 * tracepoint fires; inet_sport keeps the local port for the socket's life.
+	 */
+	k->sport = bpf_ntohs(BPF_CORE_READ((struct inet_sock *)sk, inet_sport));
 	k->dport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
 	return true;
 }

@@ -80,6 +80,10 @@ std::vector<prometheus::MetricFamily> TcpFamilies(const FlowTable& table, const 
                       "Live TCP flows summed into the \"other\" series because of max_series.");
   AddGauge(folded, {}, static_cast<double>(table.folded_flows()));
   out.push_back(std::move(folded));
+  auto closed = Counter("execflow_tcp_flows_closed_total",
+                        "TCP flows whose final totals were taken out of the kernel map at close.");
+  AddCounter(closed, {}, static_cast<double>(s.flows_closed));
+  out.push_back(std::move(closed));
   auto dropped = Counter("execflow_tcp_close_events_dropped_total",
                          "Flow close notices lost to a full ring buffer; those flows stay in the "
                          "kernel map (their bytes are still counted).");
@@ -158,6 +162,7 @@ void TcpCollector::OnClose(const void* data, size_t size) {
   if (lookup_and_delete_) {
     if (bpf_map_lookup_and_delete_elem(fd, &e.key, &bytes) == 0) {
       table_.Closed(e.key, bytes);
+      ++flows_closed_;
       return;
     }
     if (errno == ENOENT) return;  // already taken (a second close notice)
@@ -170,6 +175,7 @@ void TcpCollector::OnClose(const void* data, size_t size) {
   }
   if (bpf_map_lookup_elem(fd, &e.key, &bytes) == 0 && bpf_map_delete_elem(fd, &e.key) == 0) {
     table_.Closed(e.key, bytes);
+    ++flows_closed_;
   }
 }
 
@@ -201,6 +207,7 @@ std::vector<prometheus::MetricFamily> TcpCollector::Collect(int* errors) const {
     std::lock_guard lock(mu_);
     const tcp_loss& loss = skel_->bss->loss;
     s.loss = {Load(loss.overflow_bytes), Load(loss.overflow_sends), Load(loss.close_events_dropped)};
+    s.flows_closed = flows_closed_;
     auto entries = ReadEntries<tcp_flow_key, __u64>(*flows_);
     std::vector<FlowTable::LiveFlow> live;
     if (entries) {
@@ -216,6 +223,11 @@ std::vector<prometheus::MetricFamily> TcpCollector::Collect(int* errors) const {
   }
   AppendProgramFamilies(programs_, &out);
   return out;
+}
+
+bool TcpCollector::TracksFlow(const tcp_flow_key& key) const {
+  __u64 bytes;
+  return bpf_map_lookup_elem(bpf_map__fd(skel_->maps.tcp_flows), &key, &bytes) == 0;
 }
 
 Result<void> TcpCollector::Ready() const {

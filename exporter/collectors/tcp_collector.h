@@ -30,6 +30,7 @@ FlowLabels ParseFlowLabels(const std::vector<std::string>& names);
 // What one scrape read from the kernel, turned into metric families.
 struct TcpScrape {
   size_t live_flows = 0;
+  uint64_t flows_closed = 0;
   uint32_t flow_capacity = 0;
   tcp_send_hist hist{};
   tcp_loss loss{};
@@ -52,6 +53,8 @@ class TcpCollector final : public Collector {
   const std::vector<ProgramInfo>& Programs() const override { return programs_; }
   const std::vector<std::string>& rejected_hooks() const { return rejected_; }
   const std::string& send_mode() const { return send_mode_; }
+  // Whether the kernel map still holds this flow (for tests and debugging).
+  bool TracksFlow(const tcp_flow_key& key) const;
 
  private:
   explicit TcpCollector(const TcpConfig& config);
@@ -69,6 +72,7 @@ class TcpCollector final : public Collector {
   mutable std::mutex mu_;  // guards table_ and the map's entries' lifetimes
   mutable FlowTable table_;
   bool lookup_and_delete_ = true;
+  uint64_t flows_closed_ = 0;  // guarded by mu_
   std::unique_ptr<RingConsumer> consumer_;
 };
 

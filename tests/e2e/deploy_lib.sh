@@ -39,3 +39,101 @@ need_npm_tools() {
       skip_or_fail "npm package $spec not in $EXECFLOW_TOOLS (scripts/install-deps.sh installs it)"
   done <"$REPO/scripts/packages/deploy.npm.txt"
 }
+
+# ---- podman ----------------------------------------------------------------------------
+# runc, not crun (crun fails on this machine's hybrid cgroups), and explicit ulimits,
+# because podman's defaults exceed the hard limits here.
+podman_nofile=$(ulimit -Hn)
+[[ "$podman_nofile" == unlimited || "$podman_nofile" -gt 65536 ]] && podman_nofile=65536
+podman_opts=(--runtime runc --ulimit "nofile=$podman_nofile:$podman_nofile" --ulimit nproc=4096:4096)
+EXECFLOW_BASE_IMAGE="${EXECFLOW_BASE_IMAGE:-localhost/execflow/debian:bookworm}"
+EXECFLOW_TEST_IMAGE=localhost/execflow:e2e
+
+# The Debian 12 base image: debootstrap once, then cached in podman's store.
+ensure_base_image() {
+  if ! podman image exists "$EXECFLOW_BASE_IMAGE"; then
+    need_cmd debootstrap
+    "$REPO/deploy/container/make-base-image.sh" "$EXECFLOW_BASE_IMAGE"
+  fi
+}
+
+# build_image LOG: deploy/container/Containerfile -> $EXECFLOW_TEST_IMAGE. Unchanged
+# layers come from podman's cache. --network host: the build stage runs apt-get.
+build_image() {
+  ensure_base_image
+  podman build "${podman_opts[@]}" --network host --pull=never \
+    --build-arg "BASE_IMAGE=$EXECFLOW_BASE_IMAGE" \
+    -f "$REPO/deploy/container/Containerfile" -t "$EXECFLOW_TEST_IMAGE" "$REPO" >"$1" 2>&1 || {
+    tail -n 60 "$1" >&2; fail "podman build failed"; }
+}
+
+# seccomp_profile OUT: podman's default profile (containers-common 0.50 on Debian 12)
+# allows bpf() and perf_event_open() only with CAP_SYS_ADMIN; containerd >= 1.7 and
+# Docker >= 23 also allow them with CAP_BPF and CAP_PERFMON. Add those two rules.
+seccomp_profile() {
+  jq '(.syscalls[] | select(.action == "SCMP_ACT_ERRNO" and (.excludes.caps // []) == ["CAP_SYS_ADMIN"])
+        | .names) |= map(select(. != "bpf" and . != "perf_event_open"))
+      | .syscalls += [
+          {"names": ["bpf"], "action": "SCMP_ACT_ALLOW", "includes": {"caps": ["CAP_BPF"]}},
+          {"names": ["perf_event_open"], "action": "SCMP_ACT_ALLOW", "includes": {"caps": ["CAP_PERFMON"]}}]' \
+    /usr/share/containers/seccomp.json >"$1" ||
+    fail "cannot derive a seccomp profile from /usr/share/containers/seccomp.json"
+}
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# ---- the running exporter --------------------------------------------------------------
+# wait_ready URL [CHECK_CMD...]: /readyz 200 within 30 s; CHECK_CMD (if given) must keep
+# succeeding meanwhile (e.g. "the container is still running").
+wait_ready() {
+  local url=$1 code=
+  shift
+  for _ in $(seq 1 60); do
+    if (($#)) && ! "$@"; then fail "the exporter exited during start-up"; fi
+    code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$url/readyz" || true)
+    [[ "$code" == 200 ]] && return 0
+    sleep 0.5
+  done
+  fail "/readyz did not answer 200 within 30 s (last: ${code:-none})"
+}
+
+# metric URL NAME LABELS: the sample's value, 0 when absent.
+metric() {
+  curl -sf --max-time 5 "$1/metrics" |
+    awk -v m="$2{$3}" 'index($0, m " ") == 1 {v = $2} END {print v == "" ? 0 : v}'
+}
+
+# check_process PID CAPS: the process's capability sets are exactly CAPS (hex), with no
+# ambient set unless given as the 3rd argument, no_new_privs and a seccomp filter.
+check_process() {
+  local pid=$1 caps=$2 amb=${3:-0000000000000000} status set got
+  status=$(cat "/proc/$pid/status") || fail "no process $pid"
+  for set in CapPrm CapEff CapBnd; do
+    got=$(awk -v k="$set:" '$1 == k {print $2}' <<<"$status")
+    [[ "$got" == "$caps" ]] || fail "$set is $got, want $caps"
+  done
+  got=$(awk '$1 == "CapAmb:" {print $2}' <<<"$status")
+  [[ "$got" == "$amb" ]] || fail "CapAmb is $got, want $amb"
+  [[ $(awk '$1 == "NoNewPrivs:" {print $2}' <<<"$status") == 1 ]] || fail "no_new_privs is not set"
+  [[ $(awk '$1 == "Seccomp:" {print $2}' <<<"$status") == 2 ]] || fail "no seccomp filter"
+}
+
+# check_exec_counts URL UID N: N execs of /bin/true under UID move execflow_execs_total by
+# exactly N. The UID is the test's own, so nothing else on the machine adds to it.
+check_exec_counts() {
+  local url=$1 uid=$2 n=$3 before after
+  curl -sf --max-time 5 "$url/metrics" >/dev/null || fail "GET /metrics failed"
+  before=$(metric "$url" execflow_execs_total "uid=\"$uid\"")
+  for _ in $(seq 1 "$n"); do setpriv --reuid="$uid" --regid="$uid" --clear-groups /bin/true; done
+  after=$before
+  for _ in $(seq 1 20); do # counters are read from kernel maps at scrape time
+    after=$(metric "$url" execflow_execs_total "uid=\"$uid\"")
+    ((after - before >= n)) && break
+    sleep 0.2
+  done
+  [[ $((after - before)) == "$n" ]] ||
+    fail "execflow_execs_total{uid=\"$uid\"} moved by $((after - before)), want exactly $n"
+  echo "execflow_execs_total{uid=\"$uid\"}: $before -> $after ($n execs)"
+}

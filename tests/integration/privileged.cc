@@ -9,7 +9,22 @@
 #include <cstdlib>
 #include <functional>
 
+#include <spdlog/spdlog.h>
+
+#include "exporter/bpf/libbpf_log.h"
+
 namespace execflow {
+namespace {
+
+// libbpf's complaints about hooks this kernel lacks go through spdlog, where
+// hook probing turns them down to debug, as in the exporter.
+const bool kLibbpfRouted = [] {
+  RouteLibbpfLogToSpdlog();
+  spdlog::set_level(spdlog::level::warn);
+  return true;
+}();
+
+}  // namespace
 
 std::string WhyNotPrivileged() {
   if (geteuid() != 0) return "needs root (loads BPF programs)";
