@@ -29,3 +29,11 @@ add_test(NAME deploy_container
          COMMAND bash ${EXECFLOW_DEPLOY_TESTS_DIR}/deploy_container.sh ${CMAKE_SOURCE_DIR})
 set_tests_properties(deploy_container PROPERTIES LABELS "e2e" TIMEOUT 1500 SKIP_RETURN_CODE 77
                      RESOURCE_LOCK podman_base_image PROCESSORS 2)
+
+# The DaemonSet's pod template (base, legacy-kernel, privileged), rendered by kustomize,
+# run with `podman kube play`: capabilities, read-only mounts, ConfigMap config, exact
+# exec counts. Reuses the image deploy_container built (builds it if absent).
+add_test(NAME deploy_kubernetes_pod
+         COMMAND bash ${EXECFLOW_DEPLOY_TESTS_DIR}/deploy_kubernetes_pod.sh ${CMAKE_SOURCE_DIR})
+set_tests_properties(deploy_kubernetes_pod PROPERTIES LABELS "e2e" TIMEOUT 1500 SKIP_RETURN_CODE 77
+                     RESOURCE_LOCK podman_base_image DEPENDS deploy_container)
