@@ -195,6 +195,64 @@ class Running(unittest.TestCase):
                                 "attach_type": "tp_btf"}), 1)
 
 
+class Options(unittest.TestCase):
+    """Settings that change what the running exporter does."""
+
+    def start(self, tmp, config_text):
+        config = os.path.join(tmp, "execflow.yaml")
+        with open(config, "w") as f:
+            f.write(config_text)
+        addr = f"127.0.0.1:{lib.free_port()}"
+        p = lib.Process("exporter", [BINARY, f"--config.file={config}", f"--web.listen-address={addr}"], tmp)
+        self.addCleanup(p.stop)
+        lib.wait_until("ready", lambda: p.check_running() and lib.http_get(f"http://{addr}/readyz"), 30)
+        return p, addr
+
+    def test_events_file_output_writes_one_json_line_per_exec(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            path = os.path.join(tmp, "events.jsonl")
+            self.start(tmp, f"events:\n  output: file\n  file:\n    path: {path}\n")
+            uid = UID_BASE + 3
+            self.assertEqual(as_uid(uid, lambda: exec_true(25)), 0)
+
+            def mine():
+                with open(path) as f:
+                    recs = [json.loads(line) for line in f if line.strip()]
+                got = [r for r in recs if r["uid"] == uid]
+                return got if len(got) >= 25 else None
+            got = lib.wait_until("25 event lines", mine, 20)
+            self.assertEqual(len(got), 25)
+            self.assertTrue(all(r["filename"] == "/bin/true" for r in got))
+
+    def test_events_stdout_output(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            p, _ = self.start(tmp, "events:\n  output: stdout\n")
+            uid = UID_BASE + 4
+            self.assertEqual(as_uid(uid, lambda: exec_true(3)), 0)
+
+            def lines():
+                out = [l for l in p.tail(100000).splitlines() if l.startswith("{")]
+                got = [json.loads(l) for l in out if json.loads(l).get("uid") == uid]
+                return got if len(got) >= 3 else None
+            self.assertEqual(len(lib.wait_until("3 stdout events", lines, 20)), 3)
+
+    def test_run_time_stats_count_program_runs(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            _, addr = self.start(tmp, "bpf:\n  run_time_stats: true\n")
+            self.assertEqual(as_uid(UID_BASE + 5, lambda: exec_true(100)), 0)
+            text = lib.http_get(f"http://{addr}/metrics")
+            self.assertGreaterEqual(value(text, "execflow_bpf_program_runs_total", {"program": "exec_btf"}), 100)
+            self.assertGreater(value(text, "execflow_bpf_program_run_seconds_total", {"program": "exec_btf"}), 0)
+
+    def test_events_disabled_serves_no_events(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            _, addr = self.start(tmp, "events:\n  enabled: false\n")
+            self.assertEqual(as_uid(UID_BASE + 6, lambda: exec_true(3)), 0)
+            self.assertEqual(json.loads(lib.http_get(f"http://{addr}/api/v1/events")), [])
+            text = lib.http_get(f"http://{addr}/metrics")
+            self.assertEqual(value(text, "execflow_execs_total", {"uid": UID_BASE + 6}), 3)
+
+
 class Lifecycle(unittest.TestCase):
     def test_sigterm_exits_zero_promptly(self):
         with tempfile.TemporaryDirectory() as tmp:
