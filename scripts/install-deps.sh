@@ -11,11 +11,14 @@ if [[ $(id -u) -ne 0 ]]; then
   exit 1
 fi
 
-lists=(scripts/packages/*.txt)
+lists=()
+for f in scripts/packages/*.txt; do
+  [[ $f == *.npm.txt ]] || lists+=("$f")
+done
 if [[ ${1:-} == --core ]]; then
   lists=(scripts/packages/core.txt)
 fi
-mapfile -t wanted < <(grep -hv '^\s*\(#\|$\)' "${lists[@]}" | grep -v '\.npm\.' | sed 's/\s*#.*//' | sort -u)
+mapfile -t wanted < <(sed 's/\s*#.*//; /^\s*$/d' "${lists[@]}" | sort -u)
 
 missing=()
 for p in "${wanted[@]}"; do
