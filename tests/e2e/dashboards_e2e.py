@@ -25,7 +25,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import dashboards_lib as lib  # noqa: E402
+import e2e_lib as lib  # noqa: E402
 
 SCRAPES = 8
 RANGE_SECONDS = 30

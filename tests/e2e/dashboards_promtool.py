@@ -17,7 +17,7 @@ import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import dashboards_lib as lib  # noqa: E402
+import e2e_lib as lib  # noqa: E402
 
 VALUES = {"job": "execflow", "instance": "127.0.0.1:9741"}
 

@@ -20,7 +20,7 @@ import re
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import dashboards_lib as lib  # noqa: E402
+import e2e_lib as lib  # noqa: E402
 
 EXPECTED = {
     "execflow-fleet": "fleet overview",

@@ -14,7 +14,7 @@ import unittest
 import urllib.error
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import dashboards_lib as lib  # noqa: E402
+import e2e_lib as lib  # noqa: E402
 
 BINARY = None
 UID_BASE = 3900000000 + (os.getpid() % 10000) * 8

@@ -1,4 +1,4 @@
-"""Shared pieces of the dashboard and Prometheus tests (python3 standard library only).
+"""Shared pieces of the end-to-end tests (python3 standard library only).
 
 - reading the Grafana dashboards and every query in them;
 - substituting Grafana template variables;
