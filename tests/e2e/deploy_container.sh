@@ -77,7 +77,9 @@ awk '$5 == "/" {split($6, o, ","); exit !(o[1] == "ro")}' "/proc/$pid/mountinfo"
   fail "the container's root filesystem is not mounted read-only"
 
 # 5. Exec counts move exactly; a failed exec is counted with its errno.
-curl -sf --max-time 5 "$url/metrics" | grep -q '^execflow_bpf_program_info{.*attach_type="tracepoint"' ||
+# (grep reads all of it: with pipefail, grep -q closing early would fail curl.)
+metrics=$(curl -sf --max-time 5 "$url/metrics") || fail "GET /metrics failed"
+grep -q '^execflow_bpf_program_info{.*attach_type="tracepoint"' <<<"$metrics" ||
   fail "no classic tracepoint attached: is tracefs readable through the read-only mount?"
 check_exec_counts "$url" "$uid" 25
 fbefore=$(metric "$url" execflow_exec_failures_total "uid=\"$uid\",errno=\"ENOENT\"")
