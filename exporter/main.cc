@@ -12,6 +12,7 @@
 
 #include "exporter/app.h"
 #include "exporter/bpf/libbpf_log.h"
+#include "exporter/http/server.h"
 #include "exporter/log.h"
 
 namespace {
@@ -23,6 +24,8 @@ constexpr const char* kUsage = R"(usage: execflow_exporter [flags]
                               print what was chosen and exit 0 (or non-zero)
   --web.listen-address=ADDR   [host]:port to serve on (default :9741)
   --web.telemetry-path=PATH   path of the metrics (default /metrics)
+  --web.config.file=PATH      TLS and basic auth, in the Prometheus exporter-toolkit
+                              format (tls_server_config, basic_auth_users)
   --log.level=LEVEL           debug, info, warn or error (default info)
   --log.format=FORMAT         logfmt or json (default logfmt)
   --version                   print the version and exit
@@ -34,6 +37,7 @@ struct Flags {
       {"config.file", "/etc/execflow/execflow.yaml"},
       {"web.listen-address", ":9741"},
       {"web.telemetry-path", "/metrics"},
+      {"web.config.file", ""},
       {"log.level", "info"},
       {"log.format", "logfmt"},
   };
@@ -120,6 +124,26 @@ int main(int argc, char** argv) {
     return 2;
   }
 
+  execflow::HttpOptions http;
+  http.listen_address = flags.values["web.listen-address"];
+  http.telemetry_path = flags.values["web.telemetry-path"];
+  if (const std::string& web = flags.values["web.config.file"]; !web.empty()) {
+    auto wc = execflow::LoadWebConfigFile(web);
+    if (!wc) {
+      spdlog::error("{}", wc.error().message);
+      return 2;
+    }
+    if (!wc->tls_cert_file.empty()) {
+      if (auto ok = execflow::CheckTlsSupport(); !ok) {
+        spdlog::error("{}: {}", web, ok.error().message);
+        return 1;
+      }
+    }
+    http.tls_cert_file = wc->tls_cert_file;
+    http.tls_key_file = wc->tls_key_file;
+    http.basic_auth_users = wc->basic_auth_users;
+  }
+
   if (flags.check) {
     auto collectors = execflow::StartCollectors(*config);
     if (!collectors) {
@@ -136,9 +160,6 @@ int main(int argc, char** argv) {
     return 0;
   }
 
-  execflow::HttpOptions http;
-  http.listen_address = flags.values["web.listen-address"];
-  http.telemetry_path = flags.values["web.telemetry-path"];
   spdlog::info("starting execflow_exporter version={} revision={} config={}", bi.version,
                bi.revision, config_file);
   auto app = execflow::App::Start(*config, http);
@@ -146,8 +167,9 @@ int main(int argc, char** argv) {
     spdlog::error("start-up failed: {}", app.error().message);
     return 1;
   }
-  spdlog::info("listening on {} port={} telemetry_path={}", http.listen_address, (*app)->port(),
-               http.telemetry_path);
+  spdlog::info("listening on {} port={} telemetry_path={} tls={} basic_auth={}", http.listen_address,
+               (*app)->port(), http.telemetry_path, !http.tls_cert_file.empty(),
+               !http.basic_auth_users.empty());
 
   int sig = 0;
   sigwait(&stop, &sig);

@@ -152,6 +152,22 @@ Result<void> Validate(const Config& c, const std::string& file) {
   return {};
 }
 
+Result<std::string> ReadFile(const std::string& what, const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return Fail("read " + what + " " + path, errno);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+Result<YAML::Node> LoadYaml(std::string_view yaml, const std::string& file_name) {
+  try {
+    return YAML::Load(std::string(yaml));
+  } catch (const YAML::Exception& e) {
+    return Fail(file_name + ":" + std::to_string(e.mark.line + 1) + ": invalid YAML: " + e.msg);
+  }
+}
+
 }  // namespace
 
 Result<Config> ParseConfig(std::string_view yaml, const std::string& file_name) {
@@ -189,23 +205,51 @@ Result<Config> ParseConfig(std::string_view yaml, const std::string& file_name) 
       .On("tcp", Nested(tcp))
       .On("bpf", Nested(bpf));
 
-  YAML::Node root;
-  try {
-    root = YAML::Load(std::string(yaml));
-  } catch (const YAML::Exception& e) {
-    return Fail(file_name + ":" + std::to_string(e.mark.line + 1) + ": invalid YAML: " + e.msg);
-  }
-  if (auto ok = top.Parse(root); !ok) return std::unexpected(ok.error());
+  auto root = LoadYaml(yaml, file_name);
+  if (!root) return std::unexpected(root.error());
+  if (auto ok = top.Parse(*root); !ok) return std::unexpected(ok.error());
   if (auto ok = Validate(c, file_name); !ok) return std::unexpected(ok.error());
   return c;
 }
 
 Result<Config> LoadConfigFile(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) return Fail("read config " + path, errno);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ParseConfig(ss.str(), path);
+  auto text = ReadFile("config", path);
+  if (!text) return std::unexpected(text.error());
+  return ParseConfig(*text, path);
+}
+
+Result<WebConfig> ParseWebConfig(std::string_view yaml, const std::string& file_name) {
+  WebConfig w;
+  Section tls(file_name, "tls_server_config");
+  tls.On("cert_file", String(&w.tls_cert_file)).On("key_file", String(&w.tls_key_file));
+  Section top(file_name, "");
+  top.On("tls_server_config", Nested(tls))
+      .On("basic_auth_users", [&w](const YAML::Node& n) -> Result<void> {
+        if (!n.IsMap()) return Fail("expected a mapping of user: bcrypt hash");
+        for (const auto& kv : n) {
+          const std::string user = kv.first.Scalar();
+          const std::string hash = kv.second.IsScalar() ? kv.second.Scalar() : "";
+          // $2a$, $2b$, $2y$: bcrypt, as htpasswd -B writes it.
+          if (hash.size() != 60 || hash.rfind("$2", 0) != 0) {
+            return Fail("user '" + user + "': expected a bcrypt hash (htpasswd -nBC 10 " + user + ")");
+          }
+          w.basic_auth_users[user] = hash;
+        }
+        return {};
+      });
+  auto root = LoadYaml(yaml, file_name);
+  if (!root) return std::unexpected(root.error());
+  if (auto ok = top.Parse(*root); !ok) return std::unexpected(ok.error());
+  if (w.tls_cert_file.empty() != w.tls_key_file.empty()) {
+    return Fail(file_name + ": tls_server_config: cert_file and key_file go together");
+  }
+  return w;
+}
+
+Result<WebConfig> LoadWebConfigFile(const std::string& path) {
+  auto text = ReadFile("web config", path);
+  if (!text) return std::unexpected(text.error());
+  return ParseWebConfig(*text, path);
 }
 
 }  // namespace execflow

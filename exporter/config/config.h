@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -47,6 +48,16 @@ struct Config {
   TcpConfig tcp;
   BpfConfig bpf;
 };
+
+// --web.config.file, the subset of the Prometheus exporter-toolkit format
+// that execflow serves: TLS and bcrypt basic auth.
+struct WebConfig {
+  std::string tls_cert_file;  // both empty: plain HTTP
+  std::string tls_key_file;
+  std::map<std::string, std::string> basic_auth_users;  // user -> bcrypt hash
+};
+Result<WebConfig> ParseWebConfig(std::string_view yaml, const std::string& file_name);
+Result<WebConfig> LoadWebConfigFile(const std::string& path);
 
 // Parses YAML text. Errors are one line naming the file, the line and the
 // key: "execflow.yaml:7: exec.max_uids: expected an integer from 1 to 1048576, got 'lots'".

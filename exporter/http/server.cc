@@ -5,12 +5,16 @@
 #include <prometheus/exposer.h>
 
 #include <arpa/inet.h>
+#include <dlfcn.h>
 #include <netinet/in.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <chrono>
+#include <fstream>
+#include <sstream>
 #include <mutex>
 #include <stdexcept>
 #include <thread>
@@ -27,6 +31,7 @@ const char* StatusText(int status) {
   switch (status) {
     case 200: return "OK";
     case 400: return "Bad Request";
+    case 401: return "Unauthorized";
     case 404: return "Not Found";
     case 405: return "Method Not Allowed";
     case 503: return "Service Unavailable";
@@ -44,6 +49,19 @@ int BeginRequest(mg_connection* conn) {
   }
   if (!server || !ri->local_uri) return 0;
   HttpResponse resp;
+  const std::string_view path = ri->local_uri;
+  // Probes stay open so kubelet and load balancers need no credentials;
+  // they reveal nothing but liveness.
+  if (path != "/healthz" && path != "/readyz" &&
+      !server->auth().Allows(mg_get_header(conn, "Authorization"))) {
+    resp = {401, "text/plain; charset=utf-8", "unauthorized\n"};
+    mg_printf(conn,
+              "HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Basic realm=\"execflow\"\r\n"
+              "Content-Type: %s\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n",
+              resp.content_type.c_str(), resp.body.size());
+    mg_write(conn, resp.body.data(), resp.body.size());
+    return 401;
+  }
   if (!server->Handle(ri->local_uri, ri->query_string ? ri->query_string : "", &resp)) return 0;
   const bool head = std::string_view(ri->request_method) == "HEAD";
   if (!head && std::string_view(ri->request_method) != "GET") {
@@ -84,6 +102,25 @@ void PokeListener(const std::string& host, int port) {
 
 }  // namespace
 
+Result<void> CheckTlsSupport() {
+  // civetweb dlopens libssl.so and resolves its functions by name.
+  void* ssl = dlopen("libssl.so", RTLD_LAZY | RTLD_LOCAL);
+  if (!ssl) {
+    return Fail("TLS needs libssl.so at run time (Debian: apt-get install libssl-dev)");
+  }
+  // Debian 12's civetweb 1.15 calls SSL_get_peer_certificate, which OpenSSL 3
+  // no longer exports: the first TLS request would call a null pointer.
+  const bool usable = dlsym(ssl, "SSL_get_peer_certificate") != nullptr;
+  dlclose(ssl);
+  if (!usable) {
+    return Fail("TLS: this civetweb resolves SSL_get_peer_certificate, which the installed OpenSSL 3 "
+                "does not export, and would crash on the first TLS request; terminate TLS in front of "
+                "execflow (kube-rbac-proxy, stunnel, nginx) and keep basic_auth_users, or use a "
+                "civetweb built for OpenSSL 3");
+  }
+  return {};
+}
+
 Result<std::string> CivetListeningPorts(std::string_view addr) {
   auto bad = [&](const std::string& why) {
     return Fail("--web.listen-address '" + std::string(addr) + "': " + why);
@@ -114,20 +151,43 @@ Result<std::unique_ptr<HttpServer>> HttpServer::Start(
   }
   std::unique_ptr<HttpServer> s(new HttpServer());
   s->routes_ = std::move(routes);
+  s->auth_ = std::make_unique<BasicAuth>(options.basic_auth_users);
+  std::vector<std::string> civet_options{"num_threads", std::to_string(options.threads),
+                                         "enable_keep_alive", "no", "request_timeout_ms", "10000"};
+  std::string listening = *ports;
+  if (!options.tls_cert_file.empty()) {
+    if (auto ok = CheckTlsSupport(); !ok) return std::unexpected(ok.error());
+    // civetweb wants key and certificate in one PEM file; a memfd keeps the
+    // private key off disk.
+    std::string pem;
+    for (const auto& f : {options.tls_key_file, options.tls_cert_file}) {
+      std::ifstream in(f);
+      if (!in) return Fail("read TLS file " + f, errno);
+      std::stringstream ss;
+      ss << in.rdbuf();
+      pem += ss.str() + "\n";
+    }
+    s->tls_pem_.Reset(memfd_create("execflow-tls", MFD_CLOEXEC));
+    if (!s->tls_pem_ || write(s->tls_pem_.get(), pem.data(), pem.size()) != static_cast<ssize_t>(pem.size())) {
+      return Fail("hold TLS key in memory", errno);
+    }
+    listening += "s";
+    civet_options.insert(civet_options.end(),
+                         {"ssl_certificate", "/proc/self/fd/" + std::to_string(s->tls_pem_.get())});
+  }
+  civet_options.insert(civet_options.end(), {"listening_ports", listening});
   static const CivetCallbacks callbacks = [] {
     CivetCallbacks cb{};
     cb.begin_request = BeginRequest;
     return cb;
   }();
   try {
-    s->exposer_ = std::make_unique<prometheus::Exposer>(
-        std::vector<std::string>{"listening_ports", *ports, "num_threads",
-                                 std::to_string(options.threads), "enable_keep_alive", "no",
-                                 "request_timeout_ms", "10000"},
-        &callbacks);
+    s->exposer_ = std::make_unique<prometheus::Exposer>(civet_options, &callbacks);
   } catch (const std::exception& e) {
     return Fail("listen on " + options.listen_address + ": " + e.what() +
-                " (is the port in use? choose another with --web.listen-address)");
+                (options.tls_cert_file.empty()
+                     ? " (is the port in use? choose another with --web.listen-address)"
+                     : " (is the port in use, or the TLS key/certificate invalid?)"));
   }
   s->exposer_->RegisterCollectable(metrics, options.telemetry_path);
   auto bound = s->exposer_->GetListeningPorts();

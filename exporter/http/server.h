@@ -8,7 +8,9 @@
 
 #include <prometheus/collectable.h>
 
+#include "exporter/bpf/handles.h"
 #include "exporter/bpf/result.h"
+#include "exporter/http/auth.h"
 
 namespace prometheus {
 class Exposer;
@@ -29,11 +31,18 @@ struct HttpOptions {
   std::string listen_address = ":9741";  // ":PORT", "HOST:PORT", "[V6]:PORT"; port 0 picks one
   std::string telemetry_path = "/metrics";
   int threads = 4;
+  // From --web.config.file: TLS when both are set, basic auth when users are.
+  std::string tls_cert_file;
+  std::string tls_key_file;
+  std::map<std::string, std::string> basic_auth_users;
 };
 
 // ":9741" -> "9741", "127.0.0.1:0" -> "127.0.0.1:0", "[::1]:9741" -> "[::1]:9741"
 // (civetweb's listening_ports syntax); an error names the bad address.
 Result<std::string> CivetListeningPorts(std::string_view listen_address);
+
+// Whether civetweb can serve TLS with the OpenSSL installed here.
+Result<void> CheckTlsSupport();
 
 // prometheus-cpp's Exposer serves the telemetry path; every other route is
 // answered from civetweb's begin_request callback, which the Exposer lets us set.
@@ -47,10 +56,13 @@ class HttpServer {
   int port() const { return port_; }
   // Dispatches to a route; false if the path has none (for begin_request).
   bool Handle(const std::string& path, std::string_view query, HttpResponse* out) const;
+  const BasicAuth& auth() const { return *auth_; }
 
  private:
   HttpServer() = default;
   std::map<std::string, HttpHandler> routes_;
+  std::unique_ptr<BasicAuth> auth_;
+  UniqueFd tls_pem_;  // key + certificate, handed to civetweb by /proc/self/fd path
   std::unique_ptr<prometheus::Exposer> exposer_;
   std::string host_;
   int port_ = 0;

@@ -174,5 +174,33 @@ TEST(Config, MissingFileNamesThePath) {
   EXPECT_EQ(c.error().message, "read config /nonexistent/execflow.yaml: No such file or directory");
 }
 
+TEST(WebConfig, TlsAndUsers) {
+  auto w = ParseWebConfig(R"(
+tls_server_config:
+  cert_file: /etc/execflow/tls.crt
+  key_file: /etc/execflow/tls.key
+basic_auth_users:
+  prometheus: $2y$10$X0Gq7H8vSb2lM7E0xXWq3OvqJqD1dJ7lq8mXg6b8KZfH0wV7qV2uW
+)", "web.yml");
+  ASSERT_TRUE(w.has_value()) << w.error().message;
+  EXPECT_EQ(w->tls_cert_file, "/etc/execflow/tls.crt");
+  EXPECT_EQ(w->tls_key_file, "/etc/execflow/tls.key");
+  ASSERT_EQ(w->basic_auth_users.size(), 1u);
+  EXPECT_EQ(w->basic_auth_users.begin()->first, "prometheus");
+}
+
+TEST(WebConfig, Errors) {
+  auto a = ParseWebConfig("tls_server_config:\n  cert_file: /x\n", "web.yml");
+  ASSERT_FALSE(a.has_value());
+  EXPECT_EQ(a.error().message, "web.yml: tls_server_config: cert_file and key_file go together");
+  auto b = ParseWebConfig("basic_auth_users:\n  alice: secret\n", "web.yml");
+  ASSERT_FALSE(b.has_value());
+  EXPECT_EQ(b.error().message,
+            "web.yml:2: basic_auth_users: user 'alice': expected a bcrypt hash (htpasswd -nBC 10 alice)");
+  auto c = ParseWebConfig("tls_config: {}\n", "web.yml");
+  ASSERT_FALSE(c.has_value());
+  EXPECT_EQ(c.error().message, "web.yml:1: tls_config: unknown key (known: basic_auth_users, tls_server_config)");
+}
+
 }  // namespace
 }  // namespace execflow

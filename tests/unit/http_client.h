@@ -16,7 +16,8 @@ struct HttpReply {
 };
 
 // A minimal HTTP/1.0 client for tests against 127.0.0.1.
-inline HttpReply HttpRequest(int port, const std::string& path, const std::string& method = "GET") {
+inline HttpReply HttpRequest(int port, const std::string& path, const std::string& method = "GET",
+                             const std::string& header = "") {
   HttpReply reply;
   int fd = socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in a{};
@@ -27,7 +28,8 @@ inline HttpReply HttpRequest(int port, const std::string& path, const std::strin
     close(fd);
     return reply;
   }
-  std::string req = method + " " + path + " HTTP/1.0\r\nHost: localhost\r\n\r\n";
+  std::string req = method + " " + path + " HTTP/1.0\r\nHost: localhost\r\n" +
+                    (header.empty() ? "" : header + "\r\n") + "\r\n";
   if (write(fd, req.data(), req.size()) != static_cast<ssize_t>(req.size())) {
     close(fd);
     return reply;

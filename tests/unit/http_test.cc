@@ -1,5 +1,6 @@
 #include "exporter/http/server.h"
 
+#include <crypt.h>
 #include <gtest/gtest.h>
 
 #include "exporter/metrics/families.h"
@@ -76,6 +77,36 @@ TEST(HttpServer, PortInUseIsAClearError) {
   EXPECT_EQ(b.error().message.rfind("listen on 127.0.0.1:" + std::to_string(a->port()) + ": ", 0), 0u)
       << b.error().message;
   EXPECT_NE(b.error().message.find("--web.listen-address"), std::string::npos);
+}
+
+TEST(HttpServer, BasicAuthGuardsEverythingButProbes) {
+  auto metrics = std::make_shared<StaticMetrics>();
+  HttpOptions o;
+  o.listen_address = "127.0.0.1:0";
+  char salt[64];
+  crypt_gensalt_rn("$2b$", 4, nullptr, 0, salt, sizeof(salt));
+  crypt_data d{};
+  o.basic_auth_users = {{"prometheus", crypt_r("s3cret", salt, &d)}};
+  auto s = HttpServer::Start(o, metrics, {{"/healthz", [](std::string_view) {
+                                            return HttpResponse{200, "text/plain", "ok\n"};
+                                          }},
+                                          {"/api/v1/events", [](std::string_view) {
+                                            return HttpResponse{200, "application/json", "[]"};
+                                          }}});
+  ASSERT_TRUE(s.has_value()) << s.error().message;
+  const int port = (*s)->port();
+  auto denied = HttpRequest(port, "/metrics");
+  EXPECT_EQ(denied.status, 401);
+  EXPECT_NE(denied.headers.find("WWW-Authenticate: Basic realm=\"execflow\""), std::string::npos);
+  EXPECT_EQ(HttpRequest(port, "/api/v1/events").status, 401);
+  EXPECT_EQ(HttpRequest(port, "/healthz").status, 200);
+  const std::string good = "Authorization: Basic cHJvbWV0aGV1czpzM2NyZXQ=";  // prometheus:s3cret
+  const std::string bad = "Authorization: Basic cHJvbWV0aGV1czp3cm9uZw==";   // prometheus:wrong
+  auto ok = HttpRequest(port, "/metrics", "GET", good);
+  EXPECT_EQ(ok.status, 200);
+  EXPECT_NE(ok.body.find("execflow_execs_total"), std::string::npos);
+  EXPECT_EQ(HttpRequest(port, "/api/v1/events", "GET", good).body, "[]");
+  EXPECT_EQ(HttpRequest(port, "/metrics", "GET", bad).status, 401);
 }
 
 TEST(ListenAddress, TranslatesToCivetwebSyntax) {

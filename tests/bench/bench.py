@@ -1,0 +1,712 @@
+#!/usr/bin/env python3
+"""execflow benchmark (issue 6; scrape cost from issue 3). Prints Markdown tables.
+
+  workloads   exec storm, TCP 64 B writes, TCP 64 KiB writes (tests/bench/load.cc),
+              each under: nothing attached, execflow (default config), bpftrace
+              (the same aggregation); conditions interleaved over rounds.
+  BPF cost    ns per program run from the kernel's run-time stats, in a separate
+              run so that the stats' own cost stays out of the ratios above.
+  scrape      /metrics time and exporter RSS with 1k, 10k, 100k live flows.
+  idle        exporter RSS and CPU with nothing happening.
+
+Benchmarks never pass or fail on a time. The run fails only when a condition
+did not do its work (execflow or bpftrace missed events, flows not in the map,
+a scrape not 200). Exit 77 when this machine cannot run it (not root, no BTF,
+no bpftrace); under CI=true that is a failure (exit 1) instead.
+
+Usage (as root; tests/bench/run.sh builds and runs the full benchmark):
+  bench.py --exporter BIN --load BIN [--smoke] [--write-doc docs/benchmarks.md]
+"""
+import argparse
+import datetime
+import http.client
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+SKIP = 77
+PROCS = []  # every child we start, so that an error or timeout still stops it
+
+BPFTRACE_PROGRAM = r"""
+BEGIN { printf("ready\n"); }
+tracepoint:sched:sched_process_exec { @execs[uid] = count(); }
+tracepoint:sock:sock_send_length /args->protocol == 6 && args->ret > 0/ {
+  $sk = (struct sock *)args->sk;
+  @bytes[$sk->__sk_common.skc_rcv_saddr, $sk->__sk_common.skc_num,
+         $sk->__sk_common.skc_daddr, $sk->__sk_common.skc_dport] = sum(args->ret);
+}
+"""
+
+TARGETS = {  # issue 6; shown next to the numbers, never used to pass or fail
+    "exec": ">= 0.99",
+    "small": ">= 0.95",
+    "bulk": ">= 0.99",
+}
+
+
+class Failure(Exception):
+    pass
+
+
+def log(msg):
+    print(f"bench: {msg}", file=sys.stderr, flush=True)
+
+
+def skip(reason):
+    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+        log(f"cannot run ({reason}); a failure under CI=true")
+        sys.exit(1)
+    log(f"skipped: {reason}")
+    sys.exit(SKIP)
+
+
+# ---------------------------------------------------------------- processes
+
+def start(args, **kw):
+    p = subprocess.Popen(args, **kw)
+    PROCS.append(p)
+    return p
+
+
+def stop(p, sig=signal.SIGTERM, timeout=30):
+    if p.poll() is None:
+        p.send_signal(sig)
+        try:
+            p.wait(timeout)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait(10)
+    if p in PROCS:
+        PROCS.remove(p)
+    return p.returncode
+
+
+def finish(p, timeout):
+    """Waits for a child that was told to end (stdin closed); kills it after timeout."""
+    try:
+        p.wait(timeout)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.wait(10)
+    if p in PROCS:
+        PROCS.remove(p)
+    return p.returncode
+
+
+def stop_all():
+    for p in list(PROCS):
+        try:
+            stop(p, signal.SIGKILL, 10)
+        except Exception:  # noqa: BLE001 - best effort at exit
+            pass
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def proc_status(pid, field):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])  # kB
+    raise Failure(f"/proc/{pid}/status has no {field}")
+
+
+def proc_cpu_seconds(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    # utime, stime are fields 14 and 15 (1-based); fields[0] here is field 3.
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+# ---------------------------------------------------------------- metrics
+
+LABEL_RE = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
+
+
+def samples(text, name):
+    """[(labels, value)] of every sample of metric `name`."""
+    out = []
+    for line in text.splitlines():
+        if not line.startswith(name) or line.startswith("#"):
+            continue
+        head, _, value = line.rpartition(" ")
+        metric, _, labels = head.partition("{")
+        if metric != name:
+            continue
+        out.append((dict(LABEL_RE.findall(labels)), float(value)))
+    return out
+
+
+def total(text, name, **want):
+    return sum(v for labels, v in samples(text, name)
+               if all(labels.get(k) == w for k, w in want.items()))
+
+
+class Exporter:
+    def __init__(self, binary, config_text, workdir, name):
+        self.config = os.path.join(workdir, f"{name}.yaml")
+        with open(self.config, "w") as f:
+            f.write(config_text)
+        self.port = free_port()
+        self.stderr = open(os.path.join(workdir, f"{name}.log"), "w+")
+        self.proc = start([binary, f"--config.file={self.config}",
+                           f"--web.listen-address=127.0.0.1:{self.port}", "--log.level=warn"],
+                          stdout=subprocess.DEVNULL, stderr=self.stderr)
+        deadline = time.monotonic() + 30
+        while True:
+            if self.proc.poll() is not None:
+                self.stderr.seek(0)
+                raise Failure(f"exporter exited {self.proc.returncode}: {self.stderr.read().strip()}")
+            try:
+                if self.get("/readyz")[0] == 200:
+                    break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise Failure("exporter not ready after 30 s")
+            time.sleep(0.05)
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def get(self, path, gzip=False):
+        """(status, body bytes, seconds from connect to the last byte)."""
+        headers = {"Accept-Encoding": "gzip"} if gzip else {}
+        t0 = time.perf_counter()
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
+        try:
+            conn.request("GET", path, headers=headers)
+            resp = conn.getresponse()
+            body = resp.read()
+        finally:
+            conn.close()
+        return resp.status, body, time.perf_counter() - t0
+
+    def metrics(self):
+        status, body, _ = self.get("/metrics")
+        if status != 200:
+            raise Failure(f"/metrics returned {status}")
+        return body.decode()
+
+    def stop(self):
+        rc = stop(self.proc)
+        self.stderr.close()
+        if rc not in (0, -signal.SIGTERM):
+            raise Failure(f"exporter exit code {rc} on SIGTERM")
+
+
+class Bpftrace:
+    def __init__(self, workdir):
+        self.out_path = os.path.join(workdir, "bpftrace.out")
+        self.out = open(self.out_path, "w+")
+        self.proc = start(["bpftrace", "-e", BPFTRACE_PROGRAM], stdout=self.out,
+                          stderr=subprocess.STDOUT, text=True)
+        deadline = time.monotonic() + 60
+        while True:
+            self.out.seek(0)
+            text = self.out.read()
+            if re.search(r"^ready$", text, re.M):
+                return
+            if self.proc.poll() is not None:
+                raise Failure(f"bpftrace exited {self.proc.returncode}: {text.strip()}")
+            if time.monotonic() > deadline:
+                raise Failure("bpftrace not attached after 60 s")
+            time.sleep(0.05)
+
+    def stop(self):
+        """Stops bpftrace (it prints its maps); returns (uid 0 execs, TCP bytes summed)."""
+        stop(self.proc, signal.SIGINT)
+        self.out.seek(0)
+        text = self.out.read()
+        self.out.close()
+        execs = sum(int(v) for v in re.findall(r"^@execs\[0\]: (\d+)$", text, re.M))
+        tcp = sum(int(v) for v in re.findall(r"^@bytes\[[^\]]*\]: (\d+)$", text, re.M))
+        return execs, tcp
+
+
+# ---------------------------------------------------------------- workloads
+
+WORKLOADS = [
+    # key, name, unit, driver args (after SECONDS), rate from the driver's output
+    ("exec", "exec storm: fork+exec /bin/true", "execs/s", None, lambda r: r["execs"] / r["seconds"]),
+    ("small", "TCP 64 B writes, loopback", "writes/s", ["64"], lambda r: r["writes"] / r["seconds"]),
+    ("bulk", "TCP 64 KiB writes, loopback", "GiB/s", ["65536"],
+     lambda r: r["bytes"] / r["seconds"] / 2**30),
+]
+
+
+def run_workload(load, key, seconds):
+    w = next(w for w in WORKLOADS if w[0] == key)
+    if key == "exec":
+        args = [load, "exec", f"{seconds}", str(os.cpu_count())]
+    else:
+        args = [load, "tcp", f"{seconds}"] + w[3]
+    r = subprocess.run(args, capture_output=True, text=True, timeout=seconds + 120)
+    if r.returncode != 0:
+        raise Failure(f"{' '.join(args)}: exit {r.returncode}: {r.stderr.strip()}")
+    res = {k: float(v) for k, v in (kv.split("=") for kv in r.stdout.split())}
+    res["rate"] = w[4](res)
+    return res
+
+
+def execflow_totals(exp):
+    m = exp.metrics()
+    return {
+        "execs": total(m, "execflow_execs_total", uid="0"),
+        "sends": total(m, "execflow_tcp_sendmsg_bytes_count"),
+        "bytes": total(m, "execflow_tcp_sendmsg_bytes_sum"),
+    }
+
+
+def run_rounds(args, workdir):
+    conds = ["baseline", "execflow", "bpftrace"]
+    keys = [w[0] for w in WORKLOADS]
+    rates = {c: {k: [] for k in keys} for c in conds}
+    if not args.smoke:  # first fork/exec and socket paths are cold; not counted
+        for k in keys:
+            run_workload(args.load, k, 0.5)
+    default_config = open(os.path.join(REPO, "config/execflow.yaml")).read()
+    for r in range(args.rounds):
+        order = conds[r % 3:] + conds[:r % 3]  # rotate so no condition always goes first
+        for c in order:
+            handle = None
+            if c == "execflow":
+                handle = Exporter(args.exporter, default_config, workdir, "default")
+                before = execflow_totals(handle)
+            elif c == "bpftrace":
+                handle = Bpftrace(workdir)
+            time.sleep(args.settle)
+            done = {"execs": 0, "writes": 0, "bytes": 0}
+            try:
+                for k in keys:
+                    res = run_workload(args.load, k, args.seconds)
+                    rates[c][k].append(res["rate"])
+                    for f in done:
+                        done[f] += res.get(f, 0)
+                if c == "execflow":
+                    after = execflow_totals(handle)
+            finally:
+                if c == "execflow":
+                    handle.stop()
+                elif c == "bpftrace":
+                    bt = handle.stop()
+            # Proof that the condition really ran: it saw at least our events.
+            if c == "execflow":
+                seen = {f: after[f] - before[f] for f in before}
+                if (seen["execs"] < done["execs"] or seen["sends"] < done["writes"]
+                        or seen["bytes"] < done["bytes"]):
+                    raise Failure(f"execflow saw {seen}, the workloads did {done}")
+            elif c == "bpftrace":
+                if bt[0] < done["execs"] or bt[1] < done["bytes"]:
+                    raise Failure(f"bpftrace saw {bt[0]} execs and {bt[1]} bytes, "
+                                  f"the workloads did {done}")
+            log(f"round {r + 1}/{args.rounds} {c}: " + ", ".join(
+                f"{k} {rates[c][k][-1]:,.3g}" for k in keys))
+    return rates
+
+
+# ---------------------------------------------------------------- BPF run-time stats
+
+def execflow_program_stats(text):
+    runs = {l["program"]: v for l, v in samples(text, "execflow_bpf_program_runs_total")}
+    secs = {l["program"]: v for l, v in samples(text, "execflow_bpf_program_run_seconds_total")}
+    return {p: (runs[p], secs.get(p, 0.0) * 1e9) for p in runs}
+
+
+def bpftool_stats(ids=None):
+    r = subprocess.run(["bpftool", "-j", "prog", "show"], capture_output=True, text=True, timeout=60)
+    if r.returncode != 0:
+        raise Failure(f"bpftool prog show: {r.stderr.strip()}")
+    out = {}
+    for p in json.loads(r.stdout):
+        if ids is None or p["id"] in ids:
+            out[p["id"]] = (p.get("name", "?"), p["type"], p.get("run_cnt", 0), p.get("run_time_ns", 0))
+    return out
+
+
+def run_stats(args, workdir):
+    """ns per run of each program, per workload: execflow, then bpftrace."""
+    keys = [w[0] for w in WORKLOADS]
+    rows = []  # (tool, program, hook, {workload: (runs, ns_per_run)})
+    exp = Exporter(args.exporter, "bpf:\n  run_time_stats: true\n", workdir, "stats")
+    try:
+        m = exp.metrics()
+        hooks = {l["program"]: f'{l["attach_type"]}/{l["hook"]}'
+                 for l, _ in samples(m, "execflow_bpf_program_info")}
+        per = {p: {} for p in hooks}
+        for k in keys:
+            s0 = execflow_program_stats(exp.metrics())
+            run_workload(args.load, k, args.seconds)
+            s1 = execflow_program_stats(exp.metrics())
+            for p in hooks:
+                runs = s1[p][0] - s0[p][0]
+                per[p][k] = (runs, (s1[p][1] - s0[p][1]) / runs if runs else None)
+        rows += [("execflow", p, hooks[p], per[p]) for p in hooks]
+    finally:
+        exp.stop()
+
+    # bpftrace: the kernel's stats switched on by a driver that holds the
+    # BPF_ENABLE_STATS fd (off again when it exits, whatever happens).
+    holder = start([args.load, "stats"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        if holder.stdout.readline().strip() != "ready":
+            raise Failure("could not enable BPF run-time stats")
+        before_ids = set(bpftool_stats())
+        bt = Bpftrace(workdir)
+        try:
+            ids = set(bpftool_stats()) - before_ids
+            per = {i: {} for i in ids}
+            for k in keys:
+                s0 = bpftool_stats(ids)
+                run_workload(args.load, k, args.seconds)
+                s1 = bpftool_stats(ids)
+                for i in ids:
+                    runs = s1[i][2] - s0[i][2]
+                    per[i][k] = (runs, (s1[i][3] - s0[i][3]) / runs if runs else None)
+            names = bpftool_stats(ids)
+        finally:
+            bt.stop()
+        for i in sorted(ids):
+            name, ptype, _, _ = names[i]
+            if any(runs for runs, _ in per[i].values()):  # skip BEGIN/END
+                rows.append(("bpftrace", name, ptype, per[i]))
+    finally:
+        holder.stdin.close()
+        finish(holder, 10)
+    return rows
+
+
+# ---------------------------------------------------------------- scrape cost
+
+def run_scrape(args, workdir):
+    rows = []
+    config = ("tcp:\n  max_flows: 131072\n  max_series: 131072\n")
+    for n in args.flows:
+        exp = Exporter(args.exporter, config, workdir, f"scrape{n}")
+        flows = None
+        try:
+            t0 = time.monotonic()
+            flows = start([args.load, "flows", str(n)], stdin=subprocess.PIPE,
+                          stdout=subprocess.PIPE, text=True)
+            line = flows.stdout.readline()
+            if not line.startswith("ready"):
+                raise Failure(f"flows driver: {line.strip() or 'exited ' + str(flows.wait(60))}")
+            open_s = time.monotonic() - t0
+            status, body, first = exp.get("/metrics")
+            m = body.decode()
+            live = total(m, "execflow_tcp_flows")
+            if status != 200 or live < n:
+                raise Failure(f"{n} flows open, execflow_tcp_flows says {live}")
+            plain, gz, collect = [], [], []
+            for _ in range(args.scrapes):
+                status, body, dt = exp.get("/metrics")
+                if status != 200:
+                    raise Failure(f"/metrics returned {status}")
+                plain.append(dt)
+                collect.append(total(body.decode(), "execflow_scrape_duration_seconds",
+                                     collector="tcp"))
+            series = len(samples(body.decode(), "execflow_tcp_sent_bytes_total"))
+            size = len(body)
+            for _ in range(args.scrapes):
+                status, gzbody, dt = exp.get("/metrics", gzip=True)
+                if status != 200:
+                    raise Failure(f"/metrics (gzip) returned {status}")
+                gz.append(dt)
+            rows.append({
+                "flows": n, "live": int(live), "series": series, "body": size,
+                "gzip_body": len(gzbody), "first": first,
+                "plain": statistics.median(plain), "plain_min": min(plain), "plain_max": max(plain),
+                "gzip": statistics.median(gz), "collect": statistics.median(collect),
+                "rss": proc_status(exp.pid, "VmRSS"), "hwm": proc_status(exp.pid, "VmHWM"),
+                "open_s": open_s,
+            })
+            log(f"scrape at {n} flows: {rows[-1]['plain'] * 1e3:.1f} ms, "
+                f"RSS {rows[-1]['rss'] / 1024:.1f} MiB")
+        finally:
+            exp.stop()  # before the flows close: 100k close notices are not what we measure
+            if flows:
+                flows.stdin.close()
+                if finish(flows, 120) != 0:
+                    raise Failure("flows driver failed to close its flows")
+    return rows
+
+
+def run_idle(args, workdir):
+    default_config = open(os.path.join(REPO, "config/execflow.yaml")).read()
+    exp = Exporter(args.exporter, default_config, workdir, "idle")
+    try:
+        time.sleep(args.settle)
+        c0, t0 = proc_cpu_seconds(exp.pid), time.monotonic()
+        time.sleep(args.idle_seconds)
+        c1, t1 = proc_cpu_seconds(exp.pid), time.monotonic()
+        rss = proc_status(exp.pid, "VmRSS")
+        m = exp.metrics()
+        rss_scraped = proc_status(exp.pid, "VmRSS")
+        hooks = sorted(f'{l["program"]}: {l["attach_type"]}/{l["hook"]}'
+                       for l, _ in samples(m, "execflow_bpf_program_info"))
+        revision = next((l["revision"] for l, _ in samples(m, "execflow_build_info")), "?")
+    finally:
+        exp.stop()
+    return {"rss": rss, "rss_scraped": rss_scraped, "cpu_s": c1 - c0, "wall_s": t1 - t0,
+            "hooks": hooks, "revision": revision}
+
+
+# ---------------------------------------------------------------- report
+
+def fmt_rate(x):
+    return f"{x:,.2f}" if x < 100 else f"{x:,.0f}"
+
+
+def fmt_spread(xs, f=fmt_rate):
+    return f"{f(statistics.median(xs))} ({f(min(xs))}–{f(max(xs))})"
+
+
+def ms(x):
+    return f"{x * 1e3:.1f} ms" if x >= 0.01 else f"{x * 1e3:.2f} ms"
+
+
+def mib(kib):
+    return f"{kib / 1024:.1f} MiB"
+
+
+def machine():
+    model = "?"
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    with open("/proc/meminfo") as f:
+        mem_kib = int(f.readline().split()[1])
+    bt = subprocess.run(["bpftrace", "--version"], capture_output=True, text=True).stdout.strip()
+    debian = open("/etc/debian_version").read().strip() if os.path.exists("/etc/debian_version") else "?"
+    return {
+        "cpus": os.cpu_count(), "model": model, "mem": f"{mem_kib / 2**20:.1f} GiB",
+        "kernel": platform.release(), "debian": debian, "bpftrace": bt,
+    }
+
+
+def report(args, rates, stats, scrape, idle, mach, load_before, load_after):
+    out = []
+    add = out.append
+    keys = [w[0] for w in WORKLOADS]
+    if rates:
+        add(f"### Workloads: rate with each condition (median of {args.rounds} rounds, min–max)\n")
+        add("| workload | unit | nothing attached | execflow | execflow / baseline | target | "
+            "bpftrace | bpftrace / baseline |")
+        add("|---|---|---|---|---|---|---|---|")
+        for key, name, unit, _, _ in WORKLOADS:
+            base = rates["baseline"][key]
+            cells = [name + (f", {mach['cpus']} workers" if key == "exec" else ""), unit,
+                     fmt_spread(base)]
+            for c in ("execflow", "bpftrace"):
+                ratios = [x / b for x, b in zip(rates[c][key], base)]
+                cells += [fmt_spread(rates[c][key]), fmt_spread(ratios, lambda r: f"{r:.3f}")]
+                if c == "execflow":
+                    cells.append(TARGETS[key])
+            add("| " + " | ".join(cells) + " |")
+        add("")
+    if stats:
+        add("### BPF cost per event (kernel run-time stats, separate run; ns per program run)\n")
+        add("| tool | program | hook in use | exec storm | TCP 64 B writes | TCP 64 KiB writes |")
+        add("|---|---|---|---|---|---|")
+        for tool, prog, hook, per in stats:
+            cells = []
+            for k in keys:
+                runs, ns = per[k]
+                cells.append(f"{ns:,.0f} ns ({runs:,.0f} runs)" if ns is not None and runs >= 10
+                             else "–")
+            add(f"| {tool} | `{prog}` | {hook} | " + " | ".join(cells) + " |")
+        add("")
+        add("Targets: ≤ 150 ns per TCP send event (`sock_send_btf`), ≤ 500 ns per exec event "
+            "(`exec_btf`, ring buffer record included).\n")
+    if scrape:
+        add("### Scrape cost with live flows (every flow its own series; median of "
+            f"{args.scrapes} scrapes after a first one)\n")
+        add("| live flows | series | body (plain / gzip) | first scrape | scrape, plain | "
+            "scrape, gzip | of which tcp collector | exporter RSS | peak RSS (VmHWM) |")
+        add("|---|---|---|---|---|---|---|---|---|")
+        for r in scrape:
+            add(f"| {r['flows']:,} | {r['series']:,} | {r['body'] / 2**20:.2f} / "
+                f"{r['gzip_body'] / 2**20:.2f} MiB | {ms(r['first'])} | {ms(r['plain'])} "
+                f"({ms(r['plain_min'])}–{ms(r['plain_max'])}) | {ms(r['gzip'])} | "
+                f"{ms(r['collect'])} | {mib(r['rss'])} | {mib(r['hwm'])} |")
+        add("")
+        add("Targets: scrape ≤ 20 ms at 10k flows, ≤ 250 ms at 100k flows.\n")
+    if idle:
+        add("### Idle exporter (default config, no scrapes)\n")
+        add("| RSS | RSS after one scrape | CPU |")
+        add("|---|---|---|")
+        add(f"| {mib(idle['rss'])} | {mib(idle['rss_scraped'])} | "
+            f"{idle['cpu_s'] * 1e3:.0f} ms in {idle['wall_s']:.0f} s "
+            f"({100 * idle['cpu_s'] / idle['wall_s']:.2f} % of one CPU) |")
+        add("")
+        add("Target: idle RSS ≤ 16 MiB.\n")
+    add("### Machine\n")
+    add(f"- {mach['cpus']} CPUs ({mach['model']}), {mach['mem']} memory; Linux {mach['kernel']}; "
+        f"Debian {mach['debian']}; {mach['bpftrace']}")
+    if idle:
+        add(f"- execflow revision {idle['revision']}; hooks in use: " +
+            ", ".join(f"`{h}`" for h in idle["hooks"]))
+    add(f"- load average before / after: {load_before} / {load_after}")
+    return "\n".join(out) + "\n"
+
+
+METHOD = """\
+## How it is measured
+
+- **Workloads** (`tests/bench/load.cc`, C++): *exec storm*: one thread per CPU, each
+  fork()+execve("/bin/true")+waitpid back to back; *TCP 64 B*: one loopback IPv4
+  connection, a client thread write()s 64 bytes at a time (default socket options,
+  so Nagle coalesces segments and the rate is bound by the send path, where the hooks
+  run), a server thread reads 256 KiB at a time; *TCP 64 KiB*: the same with 64 KiB
+  writes. Each runs for a fixed time; TCP time ends when the server has read the last
+  byte, and the driver checks that it read every byte sent.
+- **Conditions**, interleaved: every round runs all three workloads under each
+  condition, and the order of the conditions rotates from round to round. *Nothing
+  attached* is the machine's limit. *execflow* is the exporter with
+  `config/execflow.yaml` as shipped (exec counts, exec failures, exec events through
+  the ring buffer, per-flow TCP bytes, send-size histogram, flow close notices), not
+  scraped while a workload runs. *bpftrace* (Debian's) runs the equivalent
+  aggregation: `@[uid] = count()` on `tracepoint:sched:sched_process_exec` and a
+  per-flow (4-tuple) `sum()` of the bytes on `tracepoint:sock:sock_send_length`
+  filtered to TCP (bpftrace 0.17 has no `tp_btf` probes and this kernel no kprobes).
+  The ratio is the median of the per-round ratios (rate under the condition / rate
+  with nothing attached in the same round), with their min–max. After each
+  condition the run checks that execflow and bpftrace counted at least every exec,
+  write and byte the workloads made.
+- **BPF cost**: a separate run, because the kernel's run-time stats themselves add
+  two clock reads to every program run and would lower the ratios above. execflow
+  runs with `bpf.run_time_stats: true` and the table divides the increase of
+  `execflow_bpf_program_run_seconds_total` by that of
+  `execflow_bpf_program_runs_total` during each workload. bpftrace's programs are
+  read the same way from `bpftool prog show` while the benchmark driver holds
+  `BPF_ENABLE_STATS`. The time is the program's own run, not the tracepoint's
+  dispatch around it. `sock_send_length` also fires for non-TCP sockets, where the
+  programs return after one check.
+- **Scrape cost**: an exporter with `tcp.max_flows: 131072` and
+  `tcp.max_series: 131072` (so each flow is one series: the worst case for the
+  scrape), then N loopback connections whose client end sent 1 byte, kept open (both
+  ends, spread over several processes and 127.0.x.y source addresses). The time is
+  one HTTP GET of `/metrics` from connect to the last byte, without and with
+  `Accept-Encoding: gzip` (Prometheus asks for gzip); "of which tcp collector" is
+  `execflow_scrape_duration_seconds{collector="tcp"}` (map reads and per-flow
+  aggregation, before serialisation). RSS is `VmRSS` from `/proc/PID/status` after
+  the scrapes. Each flow count uses a fresh exporter.
+- **Idle**: the default exporter, attached, 10 s without scrapes or load: `VmRSS`
+  and utime+stime from `/proc/PID/stat`.
+- Nothing here passes or fails on a time; the targets of issue 6 are shown for
+  reference.
+"""
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--exporter", required=True)
+    ap.add_argument("--load", required=True)
+    ap.add_argument("--smoke", action="store_true", help="tiny run that proves the benchmark works")
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--seconds", type=float, default=2.0, help="per workload run")
+    ap.add_argument("--flows", type=lambda s: [int(x) for x in s.split(",")], default=[1000, 10000, 100000])
+    ap.add_argument("--scrapes", type=int, default=7)
+    ap.add_argument("--idle-seconds", type=float, default=10.0)
+    ap.add_argument("--settle", type=float, default=1.0, help="pause after attaching, seconds")
+    ap.add_argument("--write-doc", metavar="PATH", help="also write the results to this Markdown file")
+    ap.add_argument("--command", help="the command line to show in the document")
+    ap.add_argument("--budget", type=float, default=900, help="abort after this many seconds")
+    ap.add_argument("--phases", type=lambda s: s.split(","), default=["idle", "workloads", "stats", "scrape"],
+                    help="comma-separated subset of idle,workloads,stats,scrape (the document needs all)")
+    args = ap.parse_args()
+    if args.smoke:
+        args.rounds, args.seconds, args.flows = 1, 0.3, [1000]
+        args.scrapes, args.idle_seconds, args.settle, args.budget = 3, 1.0, 0.2, 110
+
+    if os.geteuid() != 0:
+        skip("needs root to load BPF programs")
+    if not os.path.exists("/sys/kernel/btf/vmlinux"):
+        skip("no kernel BTF at /sys/kernel/btf/vmlinux")
+    for tool in ("bpftrace", "bpftool"):
+        if not shutil.which(tool):
+            skip(f"{tool} not installed (scripts/install-deps.sh installs scripts/packages/bench.txt)")
+    for b in (args.exporter, args.load):
+        if not os.access(b, os.X_OK):
+            raise SystemExit(f"bench: {b} is not an executable (build it first)")
+    if not os.path.isdir("/sys/kernel/tracing/events"):
+        subprocess.run(["mount", "-t", "tracefs", "tracefs", "/sys/kernel/tracing"], check=False)
+
+    def on_alarm(*_):
+        raise Failure(f"benchmark exceeded its {args.budget:.0f} s budget")
+    signal.signal(signal.SIGALRM, on_alarm)
+    signal.alarm(int(args.budget))
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
+
+    started = time.monotonic()
+    load_before = open("/proc/loadavg").read().split()[:3]
+    with tempfile.TemporaryDirectory(prefix="execflow-bench-") as workdir:
+        try:
+            mach = machine()
+            idle, rates, stats, scrape = None, None, None, None
+            if "idle" in args.phases:
+                log("idle exporter")
+                idle = run_idle(args, workdir)
+            if "workloads" in args.phases:
+                log("workloads")
+                rates = run_rounds(args, workdir)
+            if "stats" in args.phases:
+                log("bpf run-time stats")
+                stats = run_stats(args, workdir)
+            if "scrape" in args.phases:
+                log("scrape cost")
+                scrape = run_scrape(args, workdir)
+        except Failure as e:
+            log(f"FAILED: {e}")
+            return 1
+        finally:
+            signal.alarm(0)
+            stop_all()
+    load_after = open("/proc/loadavg").read().split()[:3]
+    elapsed = time.monotonic() - started
+    table = report(args, rates, stats, scrape, idle, mach, " ".join(load_before), " ".join(load_after))
+    print(table)
+    log(f"done in {elapsed:.0f} s")
+    if args.write_doc and None in (idle, rates, stats, scrape):
+        log("not writing the document: some phases did not run")
+    elif args.write_doc:
+        command = args.command or " ".join([os.path.relpath(sys.argv[0], REPO)] + sys.argv[1:])
+        when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+        with open(args.write_doc, "w") as f:
+            f.write("# Benchmarks\n\n"
+                    "What execflow costs the node it watches, measured side by side with no "
+                    "tracing and with bpftrace in one run (issue 6), and what a scrape costs "
+                    "with many live flows (issue 3).\n\n"
+                    "Produced from a clone, as root, by:\n\n"
+                    f"```sh\n{command}\n```\n\n"
+                    f"This run: {when}, {elapsed / 60:.1f} minutes for the measurements "
+                    "(plus the Release build).\n"
+                    "The numbers below are that run's output; run the command again to "
+                    "replace them.\n\n"
+                    "## Results\n\n" + table + "\n" + METHOD)
+        log(f"wrote {args.write_doc}")
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    finally:
+        stop_all()

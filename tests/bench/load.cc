@@ -1,0 +1,308 @@
+// Workload drivers for tests/bench/bench.py, in C++ so that the driver is not
+// what limits the rate. Each mode prints one line of key=value pairs.
+//
+//   execflow_bench_load exec SECONDS WORKERS
+//       WORKERS threads each fork+exec /bin/true back to back until SECONDS pass.
+//       -> execs=N seconds=S
+//   execflow_bench_load tcp SECONDS WRITE_BYTES
+//       one loopback IPv4 connection: a client thread write()s WRITE_BYTES at a
+//       time until SECONDS pass, a server thread reads everything (256 KiB reads).
+//       Time runs until the server has read the last byte.
+//       -> writes=N bytes=B seconds=S
+//   execflow_bench_load flows N
+//       opens N loopback connections whose client end each sends 1 byte, so N
+//       flows are live in execflow's kernel map; prints "ready flows=N ...",
+//       waits for stdin to close, closes everything with RST (no TIME_WAIT left
+//       to block the next run's ports) and prints "closed flows=N".
+//   execflow_bench_load stats
+//       turns on the kernel's BPF run-time stats (BPF_ENABLE_STATS), prints
+//       "ready" and keeps them on until stdin closes.
+#include <arpa/inet.h>
+#include <linux/bpf.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <thread>
+#include <vector>
+
+extern char** environ;
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+[[noreturn]] void Die(const char* what) {
+  std::fprintf(stderr, "execflow_bench_load: %s: %s\n", what, std::strerror(errno));
+  std::exit(1);
+}
+
+double Seconds(Clock::time_point a, Clock::time_point b) {
+  return std::chrono::duration<double>(b - a).count();
+}
+
+int RunExec(double seconds, int workers) {
+  std::atomic<long> execs{0};
+  std::atomic<bool> failed{false};
+  const auto t0 = Clock::now();
+  const auto deadline = t0 + std::chrono::duration<double>(seconds);
+  std::vector<std::thread> threads;
+  for (int w = 0; w < workers; ++w) {
+    threads.emplace_back([&] {
+      char arg0[] = "true";
+      char* argv[] = {arg0, nullptr};
+      long n = 0;
+      while (Clock::now() < deadline) {
+        pid_t pid = fork();
+        if (pid < 0) {
+          failed = true;
+          break;
+        }
+        if (pid == 0) {
+          execve("/bin/true", argv, environ);
+          _exit(127);
+        }
+        int status = 0;
+        if (waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+          failed = true;
+          break;
+        }
+        ++n;
+      }
+      execs += n;
+    });
+  }
+  for (auto& t : threads) t.join();
+  const double dt = Seconds(t0, Clock::now());
+  if (failed) {
+    std::fprintf(stderr, "execflow_bench_load: fork/exec of /bin/true failed\n");
+    return 1;
+  }
+  std::printf("execs=%ld seconds=%.6f\n", execs.load(), dt);
+  return 0;
+}
+
+sockaddr_in Loopback(const char* addr, uint16_t port) {
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(port);
+  inet_pton(AF_INET, addr, &a.sin_addr);
+  return a;
+}
+
+int Listen(const char* addr, int backlog, uint16_t* port) {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) Die("socket");
+  int one = 1;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+  sockaddr_in a = Loopback(addr, 0);
+  if (bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) < 0) Die("bind listener");
+  if (listen(fd, backlog) < 0) Die("listen");
+  socklen_t len = sizeof(a);
+  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  *port = ntohs(a.sin_port);
+  return fd;
+}
+
+int RunTcp(double seconds, size_t write_bytes) {
+  uint16_t port = 0;
+  int lfd = Listen("127.0.0.1", 1, &port);
+  std::atomic<unsigned long long> received{0};
+  std::thread server([&] {
+    int fd = accept(lfd, nullptr, nullptr);
+    if (fd < 0) Die("accept");
+    std::vector<char> buf(256 * 1024);
+    unsigned long long n = 0;
+    for (;;) {
+      ssize_t r = read(fd, buf.data(), buf.size());
+      if (r < 0 && errno == EINTR) continue;
+      if (r < 0) Die("read");
+      if (r == 0) break;
+      n += static_cast<unsigned long long>(r);
+    }
+    received = n;
+    close(fd);
+  });
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) Die("socket");
+  sockaddr_in a = Loopback("127.0.0.1", port);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) < 0) Die("connect");
+  std::vector<char> buf(write_bytes, 'x');
+  unsigned long long writes = 0, bytes = 0;
+  const auto t0 = Clock::now();
+  const auto deadline = t0 + std::chrono::duration<double>(seconds);
+  // Checking the clock every write would cost as much as a 64-byte write.
+  while (Clock::now() < deadline) {
+    for (int i = 0; i < 64; ++i) {
+      ssize_t w = write(fd, buf.data(), buf.size());
+      if (w < 0 && errno == EINTR) continue;
+      if (w < 0) Die("write");
+      ++writes;
+      bytes += static_cast<unsigned long long>(w);
+    }
+  }
+  shutdown(fd, SHUT_WR);
+  server.join();
+  const double dt = Seconds(t0, Clock::now());
+  close(fd);
+  close(lfd);
+  if (received != bytes) {
+    std::fprintf(stderr, "execflow_bench_load: sent %llu bytes, server read %llu\n", bytes,
+                 received.load());
+    return 1;
+  }
+  std::printf("writes=%llu bytes=%llu seconds=%.6f\n", writes, bytes, dt);
+  return 0;
+}
+
+void WaitForStdinClose() {
+  char buf[64];
+  while (read(STDIN_FILENO, buf, sizeof(buf)) > 0) {
+  }
+}
+
+void AbortiveClose(int fd) {
+  linger l{1, 0};
+  setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof(l));
+  close(fd);
+}
+
+// One process's share of the flows: both ends of `n` connections.
+void OpenFlows(long n, int source_base, std::vector<int>* fds) {
+  // Each (source address, listener) pair has ~28k ephemeral ports
+  // (ip_local_port_range); 8 x 4 pairs per process leave plenty.
+  constexpr int kSources = 8, kListeners = 4, kBatch = 512;
+  std::vector<int> listeners;
+  std::vector<uint16_t> ports(kListeners);
+  for (int i = 0; i < kListeners; ++i) listeners.push_back(Listen("127.0.0.1", 4096, &ports[i]));
+  fds->reserve(2 * n + kListeners);
+  const char one_byte = 'x';
+  for (long done = 0; done < n;) {
+    const long batch = std::min<long>(kBatch, n - done);
+    for (long i = done; i < done + batch; ++i) {
+      int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+      if (fd < 0) Die("socket");
+      int yes = 1;
+      // Pick the source port at connect(), per 4-tuple, not at bind() per address.
+      setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &yes, sizeof(yes));
+      char src[16];
+      std::snprintf(src, sizeof(src), "127.0.%d.%d", 1 + source_base % 250,
+                    2 + static_cast<int>(i % kSources));
+      sockaddr_in s = Loopback(src, 0);
+      if (bind(fd, reinterpret_cast<sockaddr*>(&s), sizeof(s)) < 0) Die("bind client");
+      sockaddr_in d = Loopback("127.0.0.1", ports[(i / kSources) % kListeners]);
+      if (connect(fd, reinterpret_cast<sockaddr*>(&d), sizeof(d)) < 0) Die("connect");
+      if (write(fd, &one_byte, 1) != 1) Die("write");
+      fds->push_back(fd);
+    }
+    for (long i = done; i < done + batch; ++i) {
+      int fd = accept4(listeners[(i / kSources) % kListeners], nullptr, nullptr, SOCK_CLOEXEC);
+      if (fd < 0) Die("accept");
+      char c;
+      recv(fd, &c, 1, MSG_DONTWAIT);
+      fds->push_back(fd);
+    }
+    done += batch;
+  }
+  for (int fd : listeners) fds->push_back(fd);
+}
+
+// The flows are spread over child processes: RLIMIT_NOFILE's hard limit may
+// be low (raising it needs CAP_SYS_RESOURCE) and each flow takes two fds.
+int RunFlows(long n) {
+  rlimit rl{};
+  if (getrlimit(RLIMIT_NOFILE, &rl) < 0) Die("getrlimit");
+  rl.rlim_cur = rl.rlim_max;
+  setrlimit(RLIMIT_NOFILE, &rl);
+  const long per_child = std::max<long>(
+      1, std::min<long>(20000, (static_cast<long>(std::min<rlim_t>(rl.rlim_cur, 1 << 20)) - 64) / 2));
+  int ready[2];
+  if (pipe(ready) < 0) Die("pipe");
+  std::vector<pid_t> children;
+  for (long first = 0, k = 0; first < n; first += per_child, ++k) {
+    const long count = std::min(per_child, n - first);
+    pid_t pid = fork();
+    if (pid < 0) Die("fork");
+    if (pid == 0) {
+      close(ready[0]);
+      std::vector<int> fds;
+      OpenFlows(count, static_cast<int>(k), &fds);
+      char r = 'r';
+      if (write(ready[1], &r, 1) != 1) _exit(1);
+      // Everything stays open until our stdin (shared with the parent) closes.
+      WaitForStdinClose();
+      for (int fd : fds) AbortiveClose(fd);
+      _exit(0);
+    }
+    children.push_back(pid);
+  }
+  close(ready[1]);
+  size_t got = 0;
+  char r;
+  while (got < children.size() && read(ready[0], &r, 1) == 1) ++got;
+  if (got < children.size()) {
+    std::fprintf(stderr, "execflow_bench_load: %zu of %zu flow processes failed\n",
+                 children.size() - got, children.size());
+    for (pid_t pid : children) kill(pid, SIGKILL);
+  } else {
+    std::printf("ready flows=%ld processes=%zu\n", n, children.size());
+    std::fflush(stdout);
+  }
+  int rc = got < children.size() ? 1 : 0;
+  for (pid_t pid : children) {
+    int status = 0;
+    waitpid(pid, &status, 0);
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) rc = 1;
+  }
+  if (rc == 0) std::printf("closed flows=%ld\n", n);
+  return rc;
+}
+
+int RunStats() {
+  union bpf_attr attr;
+  std::memset(&attr, 0, sizeof(attr));
+  attr.enable_stats.type = BPF_STATS_RUN_TIME;
+  // The stats stay on while this fd is open, so they end with this process.
+  const long fd = syscall(__NR_bpf, BPF_ENABLE_STATS, &attr, sizeof(attr));
+  if (fd < 0) Die("bpf(BPF_ENABLE_STATS)");
+  std::printf("ready\n");
+  std::fflush(stdout);
+  WaitForStdinClose();
+  close(static_cast<int>(fd));
+  return 0;
+}
+
+int Usage() {
+  std::fprintf(stderr,
+               "usage: execflow_bench_load exec SECONDS WORKERS\n"
+               "       execflow_bench_load tcp SECONDS WRITE_BYTES\n"
+               "       execflow_bench_load flows N\n"
+               "       execflow_bench_load stats\n");
+  return 2;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2) return Usage();
+  const std::string mode = argv[1];
+  if (mode == "stats" && argc == 2) return RunStats();
+  if (mode == "exec" && argc == 4) return RunExec(std::atof(argv[2]), std::atoi(argv[3]));
+  if (mode == "tcp" && argc == 4) {
+    return RunTcp(std::atof(argv[2]), static_cast<size_t>(std::atol(argv[3])));
+  }
+  if (mode == "flows" && argc == 3) return RunFlows(std::atol(argv[2]));
+  return Usage();
+}
