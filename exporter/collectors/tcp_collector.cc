@@ -103,10 +103,15 @@ TcpCollector::TcpCollector(const TcpConfig& config)
 
 Result<std::unique_ptr<TcpCollector>> TcpCollector::Start(const TcpConfig& config) {
   std::unique_ptr<TcpCollector> c(new TcpCollector(config));
+  // Only the kprobe mode uses tcp_send_args; elsewhere one entry (the
+  // minimum) saves its preallocated ~1 MiB. Empty while probing.
+  std::string final_mode;
   std::function<Result<void>(tcp_bpf*)> configure = [&](tcp_bpf* s) -> Result<void> {
-    if (int err = bpf_map__set_max_entries(s->maps.tcp_flows, config.max_flows); err) {
-      return FailErrno("size map tcp_flows", err);
+    int err = bpf_map__set_max_entries(s->maps.tcp_flows, config.max_flows);
+    if (!err && !final_mode.empty() && final_mode != "kprobe") {
+      err = bpf_map__set_max_entries(s->maps.tcp_send_args, 1);
     }
+    if (err) return FailErrno("size tcp maps", err);
     return {};
   };
   const auto probe = Prober<tcp_bpf>(configure);
@@ -131,6 +136,7 @@ Result<std::unique_ptr<TcpCollector>> TcpCollector::Start(const TcpConfig& confi
     c->rejected_.insert(c->rejected_.end(), ch.rejected.begin(), ch.rejected.end());
     if (ch.variant) programs.insert(programs.end(), ch.variant->programs.begin(), ch.variant->programs.end());
   }
+  final_mode = c->send_mode_;
   auto attached = LoadAndAttach<tcp_bpf>(programs, configure);
   if (!attached) return std::unexpected(attached.error());
   c->skel_ = std::move(attached->skel);
