@@ -119,6 +119,47 @@ class ConfigAndFlags(unittest.TestCase):
         self.assertIn("run as root, or grant CAP_BPF and CAP_PERFMON", r.stderr)
 
 
+def hidden(paths, argv):
+    """Runs argv in a private mount namespace where each path is an empty tmpfs."""
+    mounts = " && ".join(f"mount -t tmpfs none {p}" for p in paths)
+    return subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c",
+                           f'{mounts} && exec "$@"', "sh"] + argv,
+                          capture_output=True, text=True, timeout=600)
+
+
+class WithoutKernelFeatures(unittest.TestCase):
+    """The start-up errors, and the build, on a machine that lacks what we need."""
+
+    def test_no_btf_says_what_is_missing(self):
+        r = hidden(["/sys/kernel/btf"], [BINARY, "--config.check", "--config.file",
+                                         os.path.join(lib.REPO, "config/execflow.yaml")])
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertIn("kernel BTF not readable at /sys/kernel/btf/vmlinux", r.stderr)
+        self.assertIn("CONFIG_DEBUG_INFO_BTF=y", r.stderr)
+
+    def test_no_attachable_hook_says_what_is_missing(self):
+        with tempfile.NamedTemporaryFile("w", suffix=".yaml") as f:
+            f.write("exec:\n  hook: tracepoint\n")
+            f.flush()
+            r = hidden(["/sys/kernel/tracing", "/sys/kernel/debug"],
+                       [BINARY, "--config.check", "--config.file", f.name])
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertIn("no attachable hook for exec (tracepoint: attach tracepoint/sched/sched_process_exec", r.stderr)
+        self.assertIn("mount -t tracefs tracefs /sys/kernel/tracing", r.stderr)
+
+    def test_builds_without_kernel_btf(self):
+        # A builder or container has no /sys/kernel/btf/vmlinux: the BPF objects
+        # and skeletons must build from bpf/lib/vmlinux_min.h alone.
+        with tempfile.TemporaryDirectory() as tmp:
+            script = (f"cmake -S {lib.REPO} -B {tmp} -DEXECFLOW_BUILD_TESTS=OFF -DEXECFLOW_WERROR=ON >/dev/null"
+                      f" && cmake --build {tmp} --target exec_skel_gen tcp_skel_gen"
+                      f" && test ! -e /sys/kernel/btf/vmlinux && ls {tmp}/bpf")
+            r = hidden(["/sys/kernel/btf"], ["sh", "-c", script])
+            self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+            self.assertIn("exec.skel.h", r.stdout)
+            self.assertIn("tcp.skel.h", r.stdout)
+
+
 class Running(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
