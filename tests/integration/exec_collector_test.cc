@@ -1,6 +1,8 @@
 #include "exporter/collectors/exec_collector.h"
 
 #include <fcntl.h>
+#include <poll.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -190,6 +192,71 @@ TEST(ExecCollectorOptions, FullUidMapCountsTheRestAsOther) {
   EXPECT_GE(other, 20 - in_map);
   EXPECT_EQ(Value(fams, "execflow_bpf_map_entries", {{"map", "exec_counts"}}), 1);
   EXPECT_EQ(Value(fams, "execflow_bpf_map_update_failures_total", {{"map", "exec_counts"}}), other);
+}
+
+double SumOf(const std::vector<prometheus::MetricFamily>& fams, const std::string& name) {
+  double t = 0;
+  for (const auto& f : fams) {
+    if (f.name != name) continue;
+    for (const auto& m : f.metric) t += m.counter.value;
+  }
+  return t;
+}
+
+TEST(ExecCollectorPressure, FullRingBufferDropsEventsCountsThemAndNeverTheExecs) {
+  EXECFLOW_REQUIRE_PRIVILEGED();
+  // The consumer writes each event to a FIFO nobody reads: once the pipe is
+  // full it blocks, and the one-page ring buffer behind it fills up.
+  char dir[] = "/tmp/execflow-fifo-XXXXXX";
+  ASSERT_NE(mkdtemp(dir), nullptr);
+  const std::string fifo = std::string(dir) + "/events";
+  ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
+  int reader = open(fifo.c_str(), O_RDONLY | O_NONBLOCK);  // lets the sink open it
+  ASSERT_GE(reader, 0);
+  Config config;
+  config.events.ring_buffer_bytes = 4096;
+  config.events.output = "file";
+  config.events.file_path = fifo;
+  auto c = ExecCollector::Start(config);
+  ASSERT_TRUE(c.has_value()) << c.error().message;
+  int errors = 0;
+  auto before = (*c)->Collect(&errors);
+
+  const uint32_t uid = UnusedUid();
+  ASSERT_EQ(RunAs(uid, uid, [] { return ExecTimes("/bin/true", 1000); }), 0);
+  auto during = (*c)->Collect(&errors);
+  EXPECT_EQ(Value(during, "execflow_execs_total", {{"uid", std::to_string(uid)}}), 1000);
+  EXPECT_GT(Value(during, "execflow_exec_events_dropped_total", {}), 0);
+
+  // Drain the FIFO until the consumer caught up: every exec was then either
+  // delivered or counted as dropped, on every UID.
+  char buf[65536];
+  fcntl(reader, F_SETFL, 0);
+  std::atomic<bool> stop{false};
+  std::thread drain([&] {
+    while (!stop) {
+      pollfd p{reader, POLLIN, 0};
+      if (poll(&p, 1, 50) > 0 && read(reader, buf, sizeof(buf)) <= 0) break;
+    }
+  });
+  double execs = 0, accounted = 0;
+  for (int i = 0; i < 500; ++i) {
+    auto now = (*c)->Collect(&errors);
+    execs = SumOf(now, "execflow_execs_total") - SumOf(before, "execflow_execs_total");
+    accounted = (Value(now, "execflow_exec_events_total", {}) - Value(before, "execflow_exec_events_total", {})) +
+                (Value(now, "execflow_exec_events_dropped_total", {}) -
+                 Value(before, "execflow_exec_events_dropped_total", {}));
+    if (execs == accounted) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_EQ(accounted, execs);
+  EXPECT_GE(execs, 1000);
+  c->reset();  // stop the consumer before the reader goes away
+  stop = true;
+  drain.join();
+  close(reader);
+  unlink(fifo.c_str());
+  rmdir(dir);
 }
 
 }  // namespace
