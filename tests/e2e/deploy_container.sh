@@ -46,6 +46,9 @@ size=$(podman image inspect -f '{{.Size}}' "$image")
 version=$(podman run --rm "${podman_opts[@]}" --network none "$image" --version 2>&1) ||
   fail "execflow_exporter --version failed in the image: $version"
 [[ "$version" == execflow_exporter* ]] || fail "unexpected --version output: $version"
+if rev=$(git -C "$REPO" rev-parse --short=12 HEAD 2>/dev/null); then
+  [[ "$version" == *"revision $rev"* ]] || fail "image reports '$version', not revision $rev"
+fi
 if podman run --rm "${podman_opts[@]}" --network none --entrypoint /bin/sh "$image" -c true >/dev/null 2>&1; then
   fail "the image has a shell: the runtime stage should hold the exporter only"
 fi

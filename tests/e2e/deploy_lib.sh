@@ -63,6 +63,7 @@ build_image() {
   ensure_base_image
   podman build "${podman_opts[@]}" --network host --pull=never \
     --build-arg "BASE_IMAGE=$EXECFLOW_BASE_IMAGE" \
+    --build-arg "REVISION=$(git -C "$REPO" rev-parse --short=12 HEAD 2>/dev/null || echo unknown)" \
     -f "$REPO/deploy/container/Containerfile" -t "$EXECFLOW_TEST_IMAGE" "$REPO" >"$1" 2>&1 || {
     tail -n 60 "$1" >&2; fail "podman build failed"; }
 }
