@@ -39,6 +39,14 @@ const char* StatusText(int status) {
   }
 }
 
+void Write(mg_connection* conn, const HttpResponse& r, bool head, const char* extra_headers = "") {
+  mg_printf(conn,
+            "HTTP/1.1 %d %s\r\n%sContent-Type: %s\r\nContent-Length: %zu\r\n"
+            "Cache-Control: no-store\r\nConnection: close\r\n\r\n",
+            r.status, StatusText(r.status), extra_headers, r.content_type.c_str(), r.body.size());
+  if (!head) mg_write(conn, r.body.data(), r.body.size());
+}
+
 int BeginRequest(mg_connection* conn) {
   const mg_request_info* ri = mg_get_request_info(conn);
   const HttpServer* server = nullptr;
@@ -48,30 +56,23 @@ int BeginRequest(mg_connection* conn) {
     if (it != g_servers.end()) server = it->second;
   }
   if (!server || !ri->local_uri) return 0;
-  HttpResponse resp;
-  const std::string_view path = ri->local_uri;
+  const std::string path = ri->local_uri;
+  const bool head = std::string_view(ri->request_method) == "HEAD";
   // Probes stay open so kubelet and load balancers need no credentials;
-  // they reveal nothing but liveness.
+  // they reveal nothing but liveness. Everything else, /metrics included
+  // (prometheus-cpp serves it after us), needs them when users are set.
   if (path != "/healthz" && path != "/readyz" &&
       !server->auth().Allows(mg_get_header(conn, "Authorization"))) {
-    resp = {401, "text/plain; charset=utf-8", "unauthorized\n"};
-    mg_printf(conn,
-              "HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Basic realm=\"execflow\"\r\n"
-              "Content-Type: %s\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n",
-              resp.content_type.c_str(), resp.body.size());
-    mg_write(conn, resp.body.data(), resp.body.size());
+    Write(conn, {401, "text/plain; charset=utf-8", "unauthorized\n"}, head,
+          "WWW-Authenticate: Basic realm=\"execflow\"\r\n");
     return 401;
   }
-  if (!server->Handle(ri->local_uri, ri->query_string ? ri->query_string : "", &resp)) return 0;
-  const bool head = std::string_view(ri->request_method) == "HEAD";
-  if (!head && std::string_view(ri->request_method) != "GET") {
-    resp = {405, "text/plain; charset=utf-8", "method not allowed\n"};
+  if (!server->HasRoute(path)) return 0;
+  HttpResponse resp{405, "text/plain; charset=utf-8", "method not allowed\n"};
+  if (head || std::string_view(ri->request_method) == "GET") {
+    server->Handle(path, ri->query_string ? ri->query_string : "", &resp);
   }
-  mg_printf(conn,
-            "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
-            "Cache-Control: no-store\r\nConnection: close\r\n\r\n",
-            resp.status, StatusText(resp.status), resp.content_type.c_str(), resp.body.size());
-  if (!head) mg_write(conn, resp.body.data(), resp.body.size());
+  Write(conn, resp, head);
   return resp.status;
 }
 
@@ -218,6 +219,8 @@ HttpServer::~HttpServer() {
   stopped = true;
   poker.join();
 }
+
+bool HttpServer::HasRoute(const std::string& path) const { return routes_.count(path) != 0; }
 
 bool HttpServer::Handle(const std::string& path, std::string_view query, HttpResponse* out) const {
   auto it = routes_.find(path);

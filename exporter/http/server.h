@@ -54,6 +54,7 @@ class HttpServer {
   ~HttpServer();  // stops serving and waits for in-flight requests
 
   int port() const { return port_; }
+  bool HasRoute(const std::string& path) const;
   // Dispatches to a route; false if the path has none (for begin_request).
   bool Handle(const std::string& path, std::string_view query, HttpResponse* out) const;
   const BasicAuth& auth() const { return *auth_; }
