@@ -19,6 +19,8 @@
 //       "ready" and keeps them on until stdin closes.
 #include <arpa/inet.h>
 #include <linux/bpf.h>
+#include <pthread.h>
+#include <sched.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/resource.h>
@@ -53,6 +55,16 @@ double Seconds(Clock::time_point a, Clock::time_point b) {
   return std::chrono::duration<double>(b - a).count();
 }
 
+// Fixed CPUs make runs comparable: where the two ends of a loopback
+// connection run, for one, changes its rate several fold from run to run.
+void PinTo(int cpu) {
+  const int n = static_cast<int>(std::thread::hardware_concurrency());
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  CPU_SET(n > 0 ? cpu % n : 0, &set);
+  pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
+}
+
 int RunExec(double seconds, int workers) {
   std::atomic<long> execs{0};
   std::atomic<bool> failed{false};
@@ -60,7 +72,8 @@ int RunExec(double seconds, int workers) {
   const auto deadline = t0 + std::chrono::duration<double>(seconds);
   std::vector<std::thread> threads;
   for (int w = 0; w < workers; ++w) {
-    threads.emplace_back([&] {
+    threads.emplace_back([&, w] {
+      PinTo(w);  // children inherit it
       char arg0[] = "true";
       char* argv[] = {arg0, nullptr};
       long n = 0;
@@ -117,12 +130,18 @@ int Listen(const char* addr, int backlog, uint16_t* port) {
 }
 
 int RunTcp(double seconds, size_t write_bytes) {
+  PinTo(0);
   uint16_t port = 0;
   int lfd = Listen("127.0.0.1", 1, &port);
   std::atomic<unsigned long long> received{0};
   std::thread server([&] {
+    PinTo(1);
     int fd = accept(lfd, nullptr, nullptr);
     if (fd < 0) Die("accept");
+    // Wake the reader per 64 KiB, not per segment: the writer's send path is
+    // what is measured, and a reader woken per write makes the rate jump.
+    int lowat = 64 * 1024;
+    setsockopt(fd, SOL_SOCKET, SO_RCVLOWAT, &lowat, sizeof(lowat));
     std::vector<char> buf(256 * 1024);
     unsigned long long n = 0;
     for (;;) {
