@@ -504,9 +504,20 @@ def machine():
         mem_kib = int(f.readline().split()[1])
     bt = subprocess.run(["bpftrace", "--version"], capture_output=True, text=True).stdout.strip()
     debian = open("/etc/debian_version").read().strip() if os.path.exists("/etc/debian_version") else "?"
+    with open("/proc/cpuinfo") as f:
+        vm = " hypervisor" in f.read()
+    # Speculation mitigations change what every kernel call and return costs,
+    # and with it the cost of each tracepoint and BPF helper call.
+    mitigations = []
+    vdir = "/sys/devices/system/cpu/vulnerabilities"
+    for name in sorted(os.listdir(vdir)) if os.path.isdir(vdir) else []:
+        state = open(os.path.join(vdir, name)).read().strip()
+        if state.startswith("Mitigation") or state.startswith("Vulnerable"):
+            mitigations.append(f"{name}: {state}")
     return {
         "cpus": os.cpu_count(), "model": model, "mem": f"{mem_kib / 2**20:.1f} GiB",
         "kernel": platform.release(), "debian": debian, "bpftrace": bt,
+        "vm": vm, "mitigations": mitigations,
     }
 
 
@@ -568,8 +579,10 @@ def report(args, rates, stats, scrape, idle, mach, load_before, load_after):
         add("")
         add("Target: idle RSS ≤ 16 MiB.\n")
     add("### Machine\n")
-    add(f"- {mach['cpus']} CPUs ({mach['model']}), {mach['mem']} memory; Linux {mach['kernel']}; "
-        f"Debian {mach['debian']}; {mach['bpftrace']}")
+    add(f"- {mach['cpus']} CPUs ({mach['model']}{', virtual machine' if mach['vm'] else ''}), "
+        f"{mach['mem']} memory; Linux {mach['kernel']}; Debian {mach['debian']}; {mach['bpftrace']}")
+    if mach["mitigations"]:
+        add("- CPU mitigations: " + "; ".join(mach["mitigations"]))
     if idle:
         add(f"- execflow revision {idle['revision']}; hooks in use: " +
             ", ".join(f"`{h}`" for h in idle["hooks"]))
@@ -600,7 +613,9 @@ METHOD = """\
   per-flow (4-tuple) `sum()` of the bytes on `tracepoint:sock:sock_send_length`
   filtered to TCP (bpftrace 0.17 has no `tp_btf` probes and this kernel no kprobes).
   The ratio is the median of the per-round ratios (rate under the condition / rate
-  with nothing attached in the same round), with their min–max. After each
+  with nothing attached in the same round), with their min–max; on a shared VM the
+  host's load drifts over minutes, so read the medians, and the spread as the
+  noise of the machine. After each
   condition the run checks that execflow and bpftrace counted at least every exec,
   write and byte the workloads made.
 - **BPF cost**: a separate run, because the kernel's run-time stats themselves add
