@@ -19,6 +19,7 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 /* Set by user space before load. */
 const volatile bool targ_events = true;
+const volatile __u64 targ_wakeup_bytes = EXEC_DEFAULT_RINGBUF_BYTES / 4;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -71,7 +72,7 @@ static __always_inline int handle_exec(const char *filename)
 	e->gid = uid_gid >> 32;
 	bpf_get_current_comm(e->comm, sizeof(e->comm));
 	bpf_probe_read_kernel_str(e->filename, sizeof(e->filename), filename);
-	bpf_ringbuf_submit(e, 0);
+	ringbuf_submit_batched(&exec_events, e, targ_wakeup_bytes);
 	return 0;
 }
 

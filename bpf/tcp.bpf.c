@@ -52,51 +52,88 @@ struct {
 
 struct tcp_loss loss = {};
 
-static __always_inline bool flow_key(struct sock *sk, struct tcp_flow_key *k)
-{
-	__builtin_memset(k, 0, sizeof(*k));
-	k->family = BPF_CORE_READ(sk, __sk_common.skc_family);
-	if (k->family == EXECFLOW_AF_INET) {
-		BPF_CORE_READ_INTO((__be32 *)k->saddr, sk, __sk_common.skc_rcv_saddr);
-		BPF_CORE_READ_INTO((__be32 *)k->daddr, sk, __sk_common.skc_daddr);
-	} else if (k->family == EXECFLOW_AF_INET6) {
-		BPF_CORE_READ_INTO(&k->saddr, sk, __sk_common.skc_v6_rcv_saddr.in6_u.u6_addr8);
-		BPF_CORE_READ_INTO(&k->daddr, sk, __sk_common.skc_v6_daddr.in6_u.u6_addr8);
-	} else {
-		return false;
+const volatile __u64 targ_wakeup_bytes = TCP_DEFAULT_CLOSED_RINGBUF_BYTES / 4;
+
+/*
+ * The flow key of a socket. tp_btf and fexit programs get a trusted BTF
+ * pointer and read it with plain loads (CO-RE relocated); classic tracepoints
+ * and kprobes get a raw pointer and must use bpf_probe_read_kernel, a helper
+ * call per field, which is what makes them slower.
+ */
+#define DEFINE_FLOW_KEY(name, READ, SPORT)                                                \
+	static __always_inline bool name(struct sock *sk, struct tcp_flow_key *k)          \
+	{                                                                                  \
+		__builtin_memset(k, 0, sizeof(*k));                                        \
+		k->family = READ(sk, __sk_common.skc_family);                              \
+		if (k->family == EXECFLOW_AF_INET) {                                       \
+			*(__be32 *)k->saddr = READ(sk, __sk_common.skc_rcv_saddr);         \
+			*(__be32 *)k->daddr = READ(sk, __sk_common.skc_daddr);             \
+		} else if (k->family == EXECFLOW_AF_INET6) {                               \
+			BPF_CORE_READ_INTO(&k->saddr, sk,                                  \
+					   __sk_common.skc_v6_rcv_saddr.in6_u.u6_addr8);   \
+			BPF_CORE_READ_INTO(&k->daddr, sk,                                  \
+					   __sk_common.skc_v6_daddr.in6_u.u6_addr8);       \
+		} else {                                                                   \
+			return false;                                                      \
+		}                                                                          \
+		k->sport = SPORT(sk);                                                      \
+		k->dport = bpf_ntohs(READ(sk, __sk_common.skc_dport));                     \
+		return true;                                                               \
 	}
-	/*
-	 * Not skc_num: on TCP_CLOSE, inet_put_port() zeroes it before the state
-	 * tracepoint fires; inet_sport keeps the local port for the socket's life.
-	 */
-	k->sport = bpf_ntohs(BPF_CORE_READ((struct inet_sock *)sk, inet_sport));
-	k->dport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
-	return true;
-}
 
-static __always_inline bool is_tcp(struct sock *sk)
-{
-	return BPF_CORE_READ_BITFIELD_PROBED(sk, sk_protocol) == IPPROTO_TCP;
-}
+/*
+ * The local port. While sending, skc_num holds it (a plain load on trusted
+ * pointers). On TCP_CLOSE, inet_put_port() has zeroed skc_num before the
+ * state tracepoint fires, so closes read inet_sport, which keeps the port for
+ * the socket's life; inet_sock lies beyond struct sock, hence a probe read.
+ */
+#define SPORT_TRUSTED(sk) ((sk)->__sk_common.skc_num)
+#define SPORT_PROBED(sk) BPF_CORE_READ(sk, __sk_common.skc_num)
+#define SPORT_AT_CLOSE(sk) bpf_ntohs(BPF_CORE_READ((struct inet_sock *)(sk), inet_sport))
 
-static __always_inline int count_send(struct sock *sk, long ret)
+#define DIRECT_READ(p, field) ((p)->field)
+DEFINE_FLOW_KEY(flow_key_trusted, DIRECT_READ, SPORT_TRUSTED)
+DEFINE_FLOW_KEY(flow_key_probed, BPF_CORE_READ, SPORT_PROBED)
+DEFINE_FLOW_KEY(close_key_trusted, DIRECT_READ, SPORT_AT_CLOSE)
+DEFINE_FLOW_KEY(close_key_probed, BPF_CORE_READ, SPORT_AT_CLOSE)
+
+static __always_inline int count_flow(const struct tcp_flow_key *key, long ret)
 {
-	struct tcp_flow_key key;
 	struct tcp_send_hist *h;
 	__u32 zero = 0;
 
-	if (ret <= 0 || !flow_key(sk, &key))
-		return 0;
-	if (!counter_add(&tcp_flows, &key, ret)) {
+	if (!counter_add(&tcp_flows, key, ret)) {
 		__sync_fetch_and_add(&loss.overflow_bytes, ret);
 		__sync_fetch_and_add(&loss.overflow_sends, 1);
 	}
+	/*
+	 * Per-CPU and never re-entered on one CPU (the kernel skips a program
+	 * already running on this CPU), so plain increments are exact.
+	 */
 	h = bpf_map_lookup_elem(&tcp_send_hist, &zero);
 	if (h) {
-		__sync_fetch_and_add(&h->slots[log2_slot(ret) & (LOG2_SLOTS - 1)], 1);
-		__sync_fetch_and_add(&h->sum, ret);
+		h->slots[log2_slot(ret) & (LOG2_SLOTS - 1)]++;
+		h->sum += ret;
 	}
 	return 0;
+}
+
+static __always_inline int count_send_trusted(struct sock *sk, long ret)
+{
+	struct tcp_flow_key key;
+
+	if (ret <= 0 || !flow_key_trusted(sk, &key))
+		return 0;
+	return count_flow(&key, ret);
+}
+
+static __always_inline int count_send_probed(struct sock *sk, long ret)
+{
+	struct tcp_flow_key key;
+
+	if (ret <= 0 || !flow_key_probed(sk, &key))
+		return 0;
+	return count_flow(&key, ret);
 }
 
 /* --- sends: fexit --- */
@@ -104,14 +141,14 @@ static __always_inline int count_send(struct sock *sk, long ret)
 SEC("fexit/tcp_sendmsg")
 int BPF_PROG(tcp_sendmsg_fexit, struct sock *sk, struct msghdr *msg, size_t size, int ret)
 {
-	return count_send(sk, ret);
+	return count_send_trusted(sk, ret);
 }
 
 SEC("fexit/tcp_sendpage")
 int BPF_PROG(tcp_sendpage_fexit, struct sock *sk, struct page *page, int offset, size_t size,
 	     int flags, int ret)
 {
-	return count_send(sk, ret);
+	return count_send_trusted(sk, ret);
 }
 
 /* --- sends: kprobe + kretprobe --- */
@@ -131,7 +168,7 @@ static __always_inline int count_remembered(long ret)
 
 	if (!skp)
 		return 0;
-	count_send(*skp, ret);
+	count_send_probed(*skp, ret);
 	bpf_map_delete_elem(&tcp_send_args, &id);
 	return 0;
 }
@@ -165,9 +202,9 @@ int BPF_KRETPROBE(tcp_sendpage_kretprobe, int ret)
 SEC("tp_btf/sock_send_length")
 int BPF_PROG(sock_send_btf, struct sock *sk, int ret, int flags)
 {
-	if (ret <= 0 || !is_tcp(sk))
+	if (ret <= 0 || BPF_CORE_READ_BITFIELD(sk, sk_protocol) != IPPROTO_TCP)
 		return 0;
-	return count_send(sk, ret);
+	return count_send_trusted(sk, ret);
 }
 
 SEC("tracepoint/sock/sock_send_length")
@@ -177,39 +214,45 @@ int sock_send_tp(struct trace_event_raw_sock_msg_length *ctx)
 
 	if (ret <= 0 || BPF_CORE_READ(ctx, protocol) != IPPROTO_TCP)
 		return 0;
-	return count_send((struct sock *)BPF_CORE_READ(ctx, sk), ret);
+	return count_send_probed((struct sock *)BPF_CORE_READ(ctx, sk), ret);
 }
 
 /* --- closes --- */
 
-static __always_inline int handle_state(struct sock *sk, int newstate, int protocol)
+static __always_inline int notify_close(const struct tcp_flow_key *key)
 {
 	struct tcp_close_event *e;
-	struct tcp_flow_key key;
 
-	if (newstate != TCP_CLOSE || protocol != IPPROTO_TCP || !flow_key(sk, &key))
-		return 0;
-	if (!bpf_map_lookup_elem(&tcp_flows, &key))
+	if (!bpf_map_lookup_elem(&tcp_flows, key))
 		return 0; /* never sent a byte */
 	e = bpf_ringbuf_reserve(&tcp_closed, sizeof(*e), 0);
 	if (!e) {
 		__sync_fetch_and_add(&loss.close_events_dropped, 1);
 		return 0;
 	}
-	e->key = key;
-	bpf_ringbuf_submit(e, 0);
+	e->key = *key;
+	ringbuf_submit_batched(&tcp_closed, e, targ_wakeup_bytes);
 	return 0;
 }
 
 SEC("tp_btf/inet_sock_set_state")
 int BPF_PROG(inet_state_btf, struct sock *sk, int oldstate, int newstate)
 {
-	return handle_state(sk, newstate, BPF_CORE_READ_BITFIELD_PROBED(sk, sk_protocol));
+	struct tcp_flow_key key;
+
+	if (newstate != TCP_CLOSE || BPF_CORE_READ_BITFIELD(sk, sk_protocol) != IPPROTO_TCP ||
+	    !close_key_trusted(sk, &key))
+		return 0;
+	return notify_close(&key);
 }
 
 SEC("tracepoint/sock/inet_sock_set_state")
 int inet_state_tp(struct trace_event_raw_inet_sock_set_state *ctx)
 {
-	return handle_state((struct sock *)BPF_CORE_READ(ctx, skaddr), BPF_CORE_READ(ctx, newstate),
-			    BPF_CORE_READ(ctx, protocol));
+	struct tcp_flow_key key;
+
+	if (BPF_CORE_READ(ctx, newstate) != TCP_CLOSE || BPF_CORE_READ(ctx, protocol) != IPPROTO_TCP ||
+	    !close_key_probed((struct sock *)BPF_CORE_READ(ctx, skaddr), &key))
+		return 0;
+	return notify_close(&key);
 }

@@ -10,6 +10,10 @@
 
 namespace execflow {
 
+namespace {
+constexpr int kPollMs = 100;
+}  // namespace
+
 Result<std::unique_ptr<RingConsumer>> RingConsumer::Start(int map_fd, std::string name,
                                                           OnRecord on_record) {
   std::unique_ptr<RingConsumer> c(new RingConsumer());
@@ -40,7 +44,9 @@ int RingConsumer::Callback(void* ctx, void* data, size_t size) {
 void RingConsumer::Loop() {
   epoll_event evs[2];
   for (;;) {
-    int n = epoll_wait(epoll_fd_.get(), evs, 2, -1);
+    // The BPF side wakes us only when the buffer is a quarter full (see
+    // ringbuf_submit_batched); the timeout bounds how long a record waits.
+    int n = epoll_wait(epoll_fd_.get(), evs, 2, kPollMs);
     if (n < 0) {
       if (errno == EINTR) continue;
       spdlog::error("{}: epoll_wait: {}", name_, std::strerror(errno));

@@ -12,7 +12,7 @@
 namespace execflow {
 
 // One thread that sleeps in epoll on a BPF ring buffer and hands each record
-// to `on_record`. Destruction wakes it through an eventfd, delivers what is
+// to `on_record`, at the latest 100 ms after it was submitted. Destruction wakes it through an eventfd, delivers what is
 // already in the buffer, and joins.
 class RingConsumer {
  public:
