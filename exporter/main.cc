@@ -2,6 +2,7 @@
 //
 // Exit codes: 0 clean stop or --config.check passed, 1 start-up failure
 // (kernel, privileges, port), 2 bad flags or config.
+#include <malloc.h>
 #include <signal.h>
 
 #include <cstdio>
@@ -89,6 +90,9 @@ bool ParseFlags(int argc, char** argv, Flags* f, std::string* err) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // One malloc arena: otherwise each civetweb worker keeps its own, sized to
+  // the largest scrape it served (4 x 61 MB at 100k flows, measured).
+  mallopt(M_ARENA_MAX, 1);
   Flags flags;
   std::string err;
   if (!ParseFlags(argc, argv, &flags, &err)) {
@@ -167,6 +171,8 @@ int main(int argc, char** argv) {
     spdlog::error("start-up failed: {}", app.error().message);
     return 1;
   }
+  // Hook probing loads kernel BTF several times; give that heap back.
+  malloc_trim(0);
   spdlog::info("listening on {} port={} telemetry_path={} tls={} basic_auth={}", http.listen_address,
                (*app)->port(), http.telemetry_path, !http.tls_cert_file.empty(),
                !http.basic_auth_users.empty());

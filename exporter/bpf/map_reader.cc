@@ -25,11 +25,12 @@ Result<size_t> BpfMapReader::ReadAll(std::vector<uint8_t>& keys,
 
 Result<size_t> BpfMapReader::ReadBatch(std::vector<uint8_t>& keys,
                                        std::vector<uint8_t>& values) const {
-  // The map holds at most capacity_ entries, so one call usually returns all
-  // of them; the loop covers entries inserted while we read.
-  const size_t chunk = std::max<uint32_t>(capacity_, 1);
-  keys.resize(chunk * key_size_);
-  values.resize(chunk * value_size_);
+  // Buffers grow with what the map holds, not with its capacity: zero-filling
+  // room for 131,072 flows on every scrape of a near-empty map cost more
+  // than reading it.
+  size_t room = std::min<size_t>(std::max<uint32_t>(capacity_, 1), 4096);
+  keys.resize(room * key_size_);
+  values.resize(room * value_size_);
   // Hash maps use a 4-byte bucket cursor, others a key: room for either.
   std::vector<uint8_t> in(std::max<uint32_t>(key_size_, 8));
   std::vector<uint8_t> out(in.size());
@@ -37,21 +38,26 @@ Result<size_t> BpfMapReader::ReadBatch(std::vector<uint8_t>& keys,
   size_t total = 0;
   bool first = true;
   for (;;) {
-    if (total == keys.size() / key_size_) {
-      keys.resize(keys.size() + chunk * key_size_);
-      values.resize(values.size() + chunk * value_size_);
+    if (total == room) {
+      room *= 2;
+      keys.resize(room * key_size_);
+      values.resize(room * value_size_);
     }
-    __u32 count = static_cast<__u32>(keys.size() / key_size_ - total);
+    __u32 count = static_cast<__u32>(room - total);
     int ret = bpf_map_lookup_batch(fd_, first ? nullptr : in.data(), out.data(),
                                    keys.data() + total * key_size_,
-                                   values.data() + total * value_size_, &count,
-                                   &opts);
+                                   values.data() + total * value_size_, &count, &opts);
     int err = ret < 0 ? errno : 0;
+    if (err == ENOSPC && count == 0) {
+      // The next hash bucket holds more entries than there is room for.
+      room *= 2;
+      keys.resize(room * key_size_);
+      values.resize(room * value_size_);
+      continue;
+    }
     total += count;
     if (err == ENOENT) break;  // end of map
-    if (err != 0) {
-      return Fail("batch lookup in map " + name_, err);
-    }
+    if (err != 0 && err != ENOSPC) return Fail("batch lookup in map " + name_, err);
     in.swap(out);
     first = false;
   }

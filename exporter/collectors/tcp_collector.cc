@@ -51,18 +51,12 @@ namespace {
 uint64_t Load(const __u64& v) { return __atomic_load_n(&v, __ATOMIC_RELAXED); }
 }  // namespace
 
-std::vector<prometheus::MetricFamily> TcpFamilies(const FlowTable& table, const FlowLabels& labels,
-                                                  const TcpScrape& s) {
+std::vector<prometheus::MetricFamily> TcpFamilies(const FlowTable& table, const TcpScrape& s) {
   std::vector<prometheus::MetricFamily> out;
-  const std::vector<std::string> names = labels.Names();
   auto bytes = Counter("execflow_tcp_sent_bytes_total",
                        "Bytes accepted by TCP send calls, per flow (configured labels); labels "
                        "\"other\" sum flows over max_series or that found the kernel map full.");
-  for (const auto& series : table.Export()) {
-    LabelPairs lp;
-    for (size_t i = 0; i < names.size(); ++i) lp.emplace_back(names[i], series.label_values[i]);
-    AddCounter(bytes, lp, series.bytes);
-  }
+  bytes.metric = table.Export();
   out.push_back(std::move(bytes));
 
   prometheus::MetricFamily hist{"execflow_tcp_sendmsg_bytes",
@@ -98,8 +92,8 @@ std::vector<prometheus::MetricFamily> TcpFamilies(const FlowTable& table, const 
 }
 
 TcpCollector::TcpCollector(const TcpConfig& config)
-    : labels_(ParseFlowLabels(config.labels)),
-      table_(labels_, config.max_series, config.closed_flow_retention_scrapes) {}
+    : table_(ParseFlowLabels(config.labels), config.max_series,
+             config.closed_flow_retention_scrapes) {}
 
 Result<std::unique_ptr<TcpCollector>> TcpCollector::Start(const TcpConfig& config) {
   std::unique_ptr<TcpCollector> c(new TcpCollector(config));
@@ -225,7 +219,7 @@ std::vector<prometheus::MetricFamily> TcpCollector::Collect(int* errors) const {
       ++*errors;
       spdlog::debug("collect tcp: {}", entries.error().message);
     }
-    out = TcpFamilies(table_, labels_, s);
+    out = TcpFamilies(table_, s);
   }
   AppendProgramFamilies(programs_, &out);
   return out;

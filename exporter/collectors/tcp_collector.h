@@ -35,8 +35,7 @@ struct TcpScrape {
   tcp_send_hist hist{};
   tcp_loss loss{};
 };
-std::vector<prometheus::MetricFamily> TcpFamilies(const FlowTable& table, const FlowLabels& labels,
-                                                  const TcpScrape& scrape);
+std::vector<prometheus::MetricFamily> TcpFamilies(const FlowTable& table, const TcpScrape& scrape);
 
 // Bytes sent per TCP flow, a histogram of bytes per send call, and the flow
 // lifecycle: a close notice from the kernel makes the consumer thread take
@@ -62,7 +61,6 @@ class TcpCollector final : public Collector {
   Result<void> ReadHistogram(tcp_send_hist* out) const;
 
   const std::string name_ = "tcp";
-  FlowLabels labels_;
   SkelPtr<tcp_bpf> skel_;
   std::vector<LinkPtr> links_;
   std::vector<ProgramInfo> programs_;

@@ -82,13 +82,14 @@ bool FlowTable::Route(const tcp_flow_key& flow, uint64_t delta, bool live, bool 
     }
     SeriesState s;
     const tcp_flow_key n = Normalize(flow);
-    if (labels_.saddr) s.label_values.push_back(FormatAddress(n.family, n.saddr));
-    if (labels_.sport) s.label_values.push_back(std::to_string(n.sport));
-    if (labels_.daddr) s.label_values.push_back(FormatAddress(n.family, n.daddr));
-    if (labels_.dport) s.label_values.push_back(std::to_string(n.dport));
+    auto& l = s.sample.label;
+    if (labels_.saddr) l.push_back({"saddr", FormatAddress(n.family, n.saddr)});
+    if (labels_.sport) l.push_back({"sport", std::to_string(n.sport)});
+    if (labels_.daddr) l.push_back({"daddr", FormatAddress(n.family, n.daddr)});
+    if (labels_.dport) l.push_back({"dport", std::to_string(n.dport)});
     it = series_.emplace(key, std::move(s)).first;
   }
-  it->second.bytes += static_cast<double>(delta);
+  it->second.sample.counter.value += static_cast<double>(delta);
   it->second.touched = it->second.touched || delta > 0 || closed;
   it->second.live = it->second.live || live;
   return false;
@@ -97,7 +98,7 @@ bool FlowTable::Route(const tcp_flow_key& flow, uint64_t delta, bool live, bool 
 void FlowTable::Closed(const tcp_flow_key& key, uint64_t final_bytes) {
   uint64_t seen = 0;
   if (auto it = last_seen_.find(key); it != last_seen_.end()) {
-    seen = it->second;
+    seen = it->second.bytes;
     last_seen_.erase(it);
   }
   // A re-created entry (same 4-tuple reused) restarts below what we saw.
@@ -108,17 +109,15 @@ void FlowTable::Closed(const tcp_flow_key& key, uint64_t final_bytes) {
 void FlowTable::Scrape(const std::vector<LiveFlow>& live, uint64_t overflow_bytes) {
   for (auto& [_, s] : series_) s.live = false;
   folded_flows_ = 0;
-  decltype(last_seen_) seen_now;
-  seen_now.reserve(live.size());
+  ++scrapes_;
   for (const LiveFlow& f : live) {
-    uint64_t& last = last_seen_[f.key];
-    const uint64_t delta = f.bytes >= last ? f.bytes - last : f.bytes;
-    last = f.bytes;
-    seen_now.emplace(f.key, f.bytes);
+    Seen& last = last_seen_[f.key];
+    const uint64_t delta = f.bytes >= last.bytes ? f.bytes - last.bytes : f.bytes;
+    last = {f.bytes, scrapes_};
     if (Route(f.key, delta, true, false)) ++folded_flows_;
   }
   // Entries leave the kernel map only through Closed(); drop what vanished otherwise.
-  last_seen_.swap(seen_now);
+  std::erase_if(last_seen_, [this](const auto& kv) { return kv.second.scrape != scrapes_; });
   if (overflow_bytes > overflow_seen_) {
     other_bytes_ += static_cast<double>(overflow_bytes - overflow_seen_);
     overflow_seen_ = overflow_bytes;
@@ -133,12 +132,15 @@ void FlowTable::Scrape(const std::vector<LiveFlow>& live, uint64_t overflow_byte
   }
 }
 
-std::vector<FlowTable::Series> FlowTable::Export() const {
-  std::vector<Series> out;
+std::vector<prometheus::ClientMetric> FlowTable::Export() const {
+  std::vector<prometheus::ClientMetric> out;
   out.reserve(series_.size() + 1);
-  for (const auto& [_, s] : series_) out.push_back({s.label_values, s.bytes});
+  for (const auto& [_, s] : series_) out.push_back(s.sample);
   if (other_bytes_ > 0) {
-    out.push_back({std::vector<std::string>(labels_.Names().size(), "other"), other_bytes_});
+    prometheus::ClientMetric other;
+    for (const auto& name : labels_.Names()) other.label.push_back({name, "other"});
+    other.counter.value = other_bytes_;
+    out.push_back(std::move(other));
   }
   return out;
 }

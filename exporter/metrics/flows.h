@@ -7,6 +7,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include <prometheus/client_metric.h>
+
 #include "bpf/tcp.h"
 
 namespace execflow {
@@ -51,19 +53,15 @@ class FlowTable {
   // A flow's final total, taken out of the kernel map when its socket closed.
   void Closed(const tcp_flow_key& key, uint64_t final_bytes);
 
-  struct Series {
-    std::vector<std::string> label_values;  // FlowLabels::Names() order
-    double bytes = 0;
-  };
-  // The series to export after the last Scrape().
-  std::vector<Series> Export() const;
+  // The series to export after the last Scrape(), as counter samples with
+  // labels in FlowLabels::Names() order (rendered once, when a series starts).
+  std::vector<prometheus::ClientMetric> Export() const;
   // Live flows whose labels had no room under max_series (folded into "other").
   size_t folded_flows() const { return folded_flows_; }
 
  private:
   struct SeriesState {
-    std::vector<std::string> label_values;
-    double bytes = 0;
+    prometheus::ClientMetric sample;  // labels; the counter holds the bytes
     bool live = false;         // had a live flow at the last scrape
     bool touched = false;      // got bytes or a flow close since the last scrape
     uint32_t idle_scrapes = 0; // scrapes since it last had a live flow or was touched
@@ -77,7 +75,12 @@ class FlowTable {
   FlowLabels labels_;
   size_t max_series_;
   uint32_t retention_;
-  std::unordered_map<tcp_flow_key, uint64_t, FlowKeyHash, FlowKeyEq> last_seen_;
+  struct Seen {
+    uint64_t bytes = 0;
+    uint64_t scrape = 0;  // the scrape that last saw the flow live
+  };
+  std::unordered_map<tcp_flow_key, Seen, FlowKeyHash, FlowKeyEq> last_seen_;
+  uint64_t scrapes_ = 0;
   std::unordered_map<tcp_flow_key, SeriesState, FlowKeyHash, FlowKeyEq> series_;
   double other_bytes_ = 0;
   uint64_t overflow_seen_ = 0;

@@ -33,8 +33,8 @@ std::map<std::string, double> Exported(const FlowTable& t) {
   std::map<std::string, double> m;
   for (const auto& s : t.Export()) {
     std::string k;
-    for (const auto& v : s.label_values) k += (k.empty() ? "" : "|") + v;
-    m[k] = s.bytes;
+    for (const auto& l : s.label) k += (k.empty() ? "" : "|") + l.value;
+    m[k] = s.counter.value;
   }
   return m;
 }
@@ -58,6 +58,11 @@ TEST(FlowTable, LiveFlowsAreExportedWithTheirBytes) {
   FlowTable t(kAll, 100, 1);
   t.Scrape({{V4("127.0.0.1", 40000, "127.0.0.1", 80), 1234567}}, 0);
   EXPECT_EQ(Exported(t), (std::map<std::string, double>{{"127.0.0.1|40000|127.0.0.1|80", 1234567}}));
+  const auto samples = t.Export();
+  ASSERT_EQ(samples.size(), 1u);
+  std::vector<std::string> names;
+  for (const auto& l : samples[0].label) names.push_back(l.name);
+  EXPECT_EQ(names, kAll.Names());
   EXPECT_EQ(t.folded_flows(), 0u);
 }
 
@@ -172,7 +177,7 @@ TEST(FlowTable, SumOfSeriesEqualsBytesSentWhileNothingExpires) {
     }
     t.Scrape(live, 0);
     double total = 0;
-    for (const auto& s : t.Export()) total += s.bytes;
+    for (const auto& s : t.Export()) total += s.counter.value;
     EXPECT_EQ(total, sent) << round;
   }
 }
