@@ -72,38 +72,40 @@ tcp_flow_key FlowTable::SeriesKeyOf(const tcp_flow_key& flow) const {
   return k;
 }
 
-bool FlowTable::Route(const tcp_flow_key& flow, uint64_t delta, bool live, bool closed) {
+FlowTable::SeriesState* FlowTable::SeriesOf(const tcp_flow_key& flow) {
   const tcp_flow_key key = SeriesKeyOf(flow);
   auto it = series_.find(key);
-  if (it == series_.end()) {
-    if (series_.size() >= max_series_) {
-      other_bytes_ += static_cast<double>(delta);
-      return true;
-    }
-    SeriesState s;
-    const tcp_flow_key n = Normalize(flow);
-    auto& l = s.sample.label;
-    if (labels_.saddr) l.push_back({"saddr", FormatAddress(n.family, n.saddr)});
-    if (labels_.sport) l.push_back({"sport", std::to_string(n.sport)});
-    if (labels_.daddr) l.push_back({"daddr", FormatAddress(n.family, n.daddr)});
-    if (labels_.dport) l.push_back({"dport", std::to_string(n.dport)});
-    it = series_.emplace(key, std::move(s)).first;
+  if (it != series_.end()) return &it->second;
+  if (series_.size() >= max_series_) return nullptr;
+  SeriesState s;
+  const tcp_flow_key n = Normalize(flow);
+  auto& l = s.sample.label;
+  if (labels_.saddr) l.push_back({"saddr", FormatAddress(n.family, n.saddr)});
+  if (labels_.sport) l.push_back({"sport", std::to_string(n.sport)});
+  if (labels_.daddr) l.push_back({"daddr", FormatAddress(n.family, n.daddr)});
+  if (labels_.dport) l.push_back({"dport", std::to_string(n.dport)});
+  return &series_.emplace(key, std::move(s)).first->second;
+}
+
+void FlowTable::Add(SeriesState* s, uint64_t delta, bool live, bool closed) {
+  if (!s) {
+    other_bytes_ += static_cast<double>(delta);
+    return;
   }
-  it->second.sample.counter.value += static_cast<double>(delta);
-  it->second.touched = it->second.touched || delta > 0 || closed;
-  it->second.live = it->second.live || live;
-  return false;
+  s->sample.counter.value += static_cast<double>(delta);
+  s->touched = s->touched || delta > 0 || closed;
+  s->live = s->live || live;
 }
 
 void FlowTable::Closed(const tcp_flow_key& key, uint64_t final_bytes) {
-  uint64_t seen = 0;
+  Seen seen;
   if (auto it = last_seen_.find(key); it != last_seen_.end()) {
-    seen = it->second.bytes;
+    seen = it->second;
     last_seen_.erase(it);
   }
   // A re-created entry (same 4-tuple reused) restarts below what we saw.
-  const uint64_t delta = final_bytes >= seen ? final_bytes - seen : final_bytes;
-  Route(key, delta, false, true);
+  const uint64_t delta = final_bytes >= seen.bytes ? final_bytes - seen.bytes : final_bytes;
+  Add(seen.series ? seen.series : SeriesOf(key), delta, false, true);
 }
 
 void FlowTable::Scrape(const std::vector<LiveFlow>& live, uint64_t overflow_bytes) {
@@ -113,8 +115,11 @@ void FlowTable::Scrape(const std::vector<LiveFlow>& live, uint64_t overflow_byte
   for (const LiveFlow& f : live) {
     Seen& last = last_seen_[f.key];
     const uint64_t delta = f.bytes >= last.bytes ? f.bytes - last.bytes : f.bytes;
-    last = {f.bytes, scrapes_};
-    if (Route(f.key, delta, true, false)) ++folded_flows_;
+    last.bytes = f.bytes;
+    last.scrape = scrapes_;
+    if (!last.series) last.series = SeriesOf(f.key);
+    if (!last.series) ++folded_flows_;
+    Add(last.series, delta, true, false);
   }
   // Entries leave the kernel map only through Closed(); drop what vanished otherwise.
   std::erase_if(last_seen_, [this](const auto& kv) { return kv.second.scrape != scrapes_; });
@@ -122,12 +127,13 @@ void FlowTable::Scrape(const std::vector<LiveFlow>& live, uint64_t overflow_byte
     other_bytes_ += static_cast<double>(overflow_bytes - overflow_seen_);
     overflow_seen_ = overflow_bytes;
   }
+  // Series without live flows are shown for `retention_` scrapes after their
+  // final bytes arrived, then forgotten. Every flow left in last_seen_ is live,
+  // so no Seen::series points at a series erased here.
   for (auto it = series_.begin(); it != series_.end();) {
     SeriesState& s = it->second;
     s.idle_scrapes = s.live ? 0 : (s.touched ? 1 : s.idle_scrapes + 1);
     s.touched = false;
-    // A series without live flows is shown for `retention_` scrapes after its
-    // final bytes arrived, then forgotten.
     it = s.idle_scrapes > retention_ ? series_.erase(it) : std::next(it);
   }
 }

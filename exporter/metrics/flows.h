@@ -68,16 +68,18 @@ class FlowTable {
   };
 
   tcp_flow_key SeriesKeyOf(const tcp_flow_key& flow) const;
-  // Adds delta to the flow's series (admitting it if there is room, else to
-  // "other"); returns whether it went to "other". `closed`: the flow ended.
-  bool Route(const tcp_flow_key& flow, uint64_t delta, bool live, bool closed);
+  // The flow's series, admitted if there is room; null means "other".
+  SeriesState* SeriesOf(const tcp_flow_key& flow);
+  // Adds delta to `series`, or to "other" when it is null. `closed`: the flow ended.
+  void Add(SeriesState* series, uint64_t delta, bool live, bool closed);
 
   FlowLabels labels_;
   size_t max_series_;
   uint32_t retention_;
   struct Seen {
     uint64_t bytes = 0;
-    uint64_t scrape = 0;  // the scrape that last saw the flow live
+    uint64_t scrape = 0;             // the scrape that last saw the flow live
+    SeriesState* series = nullptr;   // null: folded into "other" (admission retried)
   };
   std::unordered_map<tcp_flow_key, Seen, FlowKeyHash, FlowKeyEq> last_seen_;
   uint64_t scrapes_ = 0;
