@@ -2,7 +2,9 @@
 # Installs what execflow needs from Debian 12's packages: every package named in
 # scripts/packages/*.txt (one per line, # comments) and the npm tools named in
 # scripts/packages/*.npm.txt into /opt/execflow-tools. Installs only what is
-# missing, so a second run is quick. Usage: scripts/install-deps.sh [--core]  (--core: only what building and running needs)
+# missing, so a second run is quick.
+# Usage: scripts/install-deps.sh [LIST...]   e.g. "core" (build and run) or "core bench";
+#        no LIST: every list, npm tools included (what the whole test suite needs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,8 +17,12 @@ lists=()
 for f in scripts/packages/*.txt; do
   [[ $f == *.npm.txt ]] || lists+=("$f")
 done
-if [[ ${1:-} == --core ]]; then
-  lists=(scripts/packages/core.txt)
+if (($#)); then
+  lists=()
+  for name in "$@"; do
+    [[ -f scripts/packages/$name.txt ]] || { echo "install-deps: no list scripts/packages/$name.txt" >&2; exit 2; }
+    lists+=("scripts/packages/$name.txt")
+  done
 fi
 mapfile -t wanted < <(sed 's/\s*#.*//; /^\s*$/d' "${lists[@]}" | sort -u)
 
@@ -31,7 +37,7 @@ if ((${#missing[@]})); then
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-if [[ ${1:-} != --core ]] && compgen -G 'scripts/packages/*.npm.txt' >/dev/null; then
+if (($# == 0)) && compgen -G 'scripts/packages/*.npm.txt' >/dev/null; then
   mapfile -t npm_wanted < <(grep -hv '^\s*\(#\|$\)' scripts/packages/*.npm.txt | sort -u)
   if ((${#npm_wanted[@]})); then
     command -v npm >/dev/null || { apt-get install -y -qq --no-install-recommends npm >/dev/null; }

@@ -15,18 +15,7 @@ if [[ $(id -u) -ne 0 ]]; then
   exit 1
 fi
 
-mapfile -t wanted < <(grep -hv '^\s*\(#\|$\)' scripts/packages/core.txt scripts/packages/bench.txt |
-                      sed 's/\s*#.*//' | sort -u)
-missing=()
-for p in "${wanted[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if ((${#missing[@]})); then
-  echo "run.sh: installing ${missing[*]}" >&2
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+scripts/install-deps.sh core bench
 
 build=${BUILD_DIR:-build-bench}
 cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DEXECFLOW_BUILD_TESTS=ON >/dev/null
