@@ -18,7 +18,7 @@ Result<ProgramRunStats> ReadRunStats(int prog_fd) {
   if (bpf_obj_get_info_by_fd(prog_fd, &info, &len) < 0) {
     return Fail("read bpf program info", errno);
   }
-  return ProgramRunStats{info.run_time_ns, info.run_cnt};
+  return ProgramRunStats{info.run_time_ns, info.run_cnt, info.recursion_misses};
 }
 
 Result<UniqueFd> EnableRunTimeStats() {
@@ -35,16 +35,24 @@ void AppendProgramFamilies(const std::vector<ProgramInfo>& programs,
                       "Time the kernel spent running the program (bpf run-time stats).");
   auto runs = Counter("execflow_bpf_program_runs_total",
                       "Times the kernel ran the program (bpf run-time stats).");
+  // The kernel skips a program that would re-enter on the same CPU (an fexit
+  // program preempted, a tracepoint hit from inside another program); the
+  // event it would have counted is lost, so it must show somewhere.
+  auto misses = Counter("execflow_bpf_program_misses_total",
+                        "Runs the kernel skipped because the program was already running on "
+                        "that CPU; their events are not counted.");
   for (const auto& p : programs) {
     AddGauge(info, {{"program", p.program}, {"hook", p.hook}, {"attach_type", p.attach_type}}, 1);
     auto stats = ReadRunStats(p.fd);
     if (!stats) continue;
     AddCounter(secs, {{"program", p.program}}, static_cast<double>(stats->run_time_ns) / 1e9);
     AddCounter(runs, {{"program", p.program}}, static_cast<double>(stats->run_cnt));
+    AddCounter(misses, {{"program", p.program}}, static_cast<double>(stats->recursion_misses));
   }
   out->push_back(std::move(info));
   out->push_back(std::move(secs));
   out->push_back(std::move(runs));
+  out->push_back(std::move(misses));
 }
 
 }  // namespace execflow

@@ -27,6 +27,7 @@ ProgramInfo DescribeProgram(const bpf_program* prog);
 struct ProgramRunStats {
   uint64_t run_time_ns = 0;
   uint64_t run_cnt = 0;
+  uint64_t recursion_misses = 0;  // runs the kernel skipped (always counted)
 };
 Result<ProgramRunStats> ReadRunStats(int prog_fd);
 
@@ -34,7 +35,8 @@ Result<ProgramRunStats> ReadRunStats(int prog_fd);
 // (BPF_ENABLE_STATS), so stopping the exporter turns it back off.
 Result<UniqueFd> EnableRunTimeStats();
 
-// execflow_bpf_program_info, _run_seconds_total and _runs_total for `programs`.
+// execflow_bpf_program_info, _run_seconds_total, _runs_total and
+// _misses_total for `programs`.
 void AppendProgramFamilies(const std::vector<ProgramInfo>& programs,
                            std::vector<prometheus::MetricFamily>* out);
 

@@ -51,6 +51,7 @@ METRICS = {
     "execflow_bpf_program_info": {"program", "hook", "attach_type"},
     "execflow_bpf_program_run_seconds_total": {"program"},
     "execflow_bpf_program_runs_total": {"program"},
+    "execflow_bpf_program_misses_total": {"program"},
     "execflow_bpf_map_entries": {"map"},
     "execflow_bpf_map_capacity": {"map"},
     "execflow_bpf_map_update_failures_total": {"map"},

@@ -228,6 +228,7 @@ class Running(unittest.TestCase):
                      "execflow_exec_events_total", "execflow_exec_events_dropped_total",
                      "execflow_build_info", "execflow_bpf_program_info",
                      "execflow_bpf_program_run_seconds_total", "execflow_bpf_program_runs_total",
+                     "execflow_bpf_program_misses_total",
                      "execflow_bpf_map_entries", "execflow_bpf_map_capacity",
                      "execflow_bpf_map_update_failures_total", "execflow_scrape_duration_seconds"]:
             self.assertIn(f"# TYPE {name} ", text)
