@@ -1,5 +1,7 @@
 #pragma once
 
+#include <linux/types.h>
+
 #include <cstdint>
 #include <cstring>
 #include <string>
@@ -60,6 +62,10 @@ class BpfMapReader final : public MapReader {
   mutable bool batch_supported_ = true;
   mutable bool used_batch_ = false;
 };
+
+// Reads a counter that BPF programs update with atomic adds in the object's
+// mmaped .bss (drop and overflow counters).
+inline uint64_t LoadCounter(const __u64& v) { return __atomic_load_n(&v, __ATOMIC_RELAXED); }
 
 template <typename K, typename V>
 struct MapEntry {

@@ -34,8 +34,6 @@ const HookGroup& ExecFailureHookGroup() {
 
 namespace {
 
-uint64_t Load(const __u64& v) { return __atomic_load_n(&v, __ATOMIC_RELAXED); }
-
 int64_t BootToWallNs() {
   timespec real, boot;
   clock_gettime(CLOCK_REALTIME, &real);
@@ -61,7 +59,7 @@ std::vector<prometheus::MetricFamily> CollectExec(const ExecSources& src, int* e
     ++*errors;
     spdlog::debug("collect exec: {}", counts.error().message);
   }
-  const uint64_t uid_overflow = Load(src.loss->uid_overflow);
+  const uint64_t uid_overflow = LoadCounter(src.loss->uid_overflow);
   if (uid_overflow) AddCounter(execs, {{"uid", "other"}}, uid_overflow);
   maps.push_back({src.counts->Name(), counts ? double(counts->size()) : 0,
                   double(src.counts->Capacity()), double(uid_overflow)});
@@ -81,7 +79,7 @@ std::vector<prometheus::MetricFamily> CollectExec(const ExecSources& src, int* e
       ++*errors;
       spdlog::debug("collect exec failures: {}", entries.error().message);
     }
-    const uint64_t overflow = Load(src.loss->failure_overflow);
+    const uint64_t overflow = LoadCounter(src.loss->failure_overflow);
     if (overflow) AddCounter(fails, {{"uid", "other"}, {"errno", "other"}}, overflow);
     maps.push_back({src.failures->Name(), entries ? double(entries->size()) : 0,
                     double(src.failures->Capacity()), double(overflow)});
@@ -95,7 +93,7 @@ std::vector<prometheus::MetricFamily> CollectExec(const ExecSources& src, int* e
   auto dropped = Counter("execflow_exec_events_dropped_total",
                          "Exec events lost because the ring buffer was full; the exec is "
                          "still counted in execflow_execs_total.");
-  AddCounter(dropped, {}, Load(src.loss->events_dropped));
+  AddCounter(dropped, {}, LoadCounter(src.loss->events_dropped));
   out.push_back(std::move(dropped));
 
   AppendMapFamilies(maps, &out);

@@ -47,10 +47,6 @@ FlowLabels ParseFlowLabels(const std::vector<std::string>& names) {
   return {has("saddr"), has("sport"), has("daddr"), has("dport")};
 }
 
-namespace {
-uint64_t Load(const __u64& v) { return __atomic_load_n(&v, __ATOMIC_RELAXED); }
-}  // namespace
-
 std::vector<prometheus::MetricFamily> TcpFamilies(const FlowTable& table, const TcpScrape& s) {
   std::vector<prometheus::MetricFamily> out;
   auto bytes = Counter("execflow_tcp_sent_bytes_total",
@@ -206,7 +202,8 @@ std::vector<prometheus::MetricFamily> TcpCollector::Collect(int* errors) const {
   {
     std::lock_guard lock(mu_);
     const tcp_loss& loss = skel_->bss->loss;
-    s.loss = {Load(loss.overflow_bytes), Load(loss.overflow_sends), Load(loss.close_events_dropped)};
+    s.loss = {LoadCounter(loss.overflow_bytes), LoadCounter(loss.overflow_sends),
+              LoadCounter(loss.close_events_dropped)};
     s.flows_closed = flows_closed_;
     auto entries = ReadEntries<tcp_flow_key, __u64>(*flows_);
     std::vector<FlowTable::LiveFlow> live;

@@ -67,10 +67,11 @@ int BeginRequest(mg_connection* conn) {
           "WWW-Authenticate: Basic realm=\"execflow\"\r\n");
     return 401;
   }
-  if (!server->HasRoute(path)) return 0;
+  const HttpHandler* handler = server->Route(path);
+  if (!handler) return 0;
   HttpResponse resp{405, "text/plain; charset=utf-8", "method not allowed\n"};
   if (head || std::string_view(ri->request_method) == "GET") {
-    server->Handle(path, ri->query_string ? ri->query_string : "", &resp);
+    resp = (*handler)(ri->query_string ? ri->query_string : "");
   }
   Write(conn, resp, head);
   return resp.status;
@@ -220,13 +221,9 @@ HttpServer::~HttpServer() {
   poker.join();
 }
 
-bool HttpServer::HasRoute(const std::string& path) const { return routes_.count(path) != 0; }
-
-bool HttpServer::Handle(const std::string& path, std::string_view query, HttpResponse* out) const {
+const HttpHandler* HttpServer::Route(const std::string& path) const {
   auto it = routes_.find(path);
-  if (it == routes_.end()) return false;
-  *out = it->second(query);
-  return true;
+  return it == routes_.end() ? nullptr : &it->second;
 }
 
 }  // namespace execflow

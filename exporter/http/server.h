@@ -54,9 +54,8 @@ class HttpServer {
   ~HttpServer();  // stops serving and waits for in-flight requests
 
   int port() const { return port_; }
-  bool HasRoute(const std::string& path) const;
-  // Dispatches to a route; false if the path has none (for begin_request).
-  bool Handle(const std::string& path, std::string_view query, HttpResponse* out) const;
+  // The handler of a path, or null (then prometheus-cpp or civetweb answer).
+  const HttpHandler* Route(const std::string& path) const;
   const BasicAuth& auth() const { return *auth_; }
 
  private:

@@ -89,14 +89,7 @@ def start(args, **kw):
 def stop(p, sig=signal.SIGTERM, timeout=30):
     if p.poll() is None:
         p.send_signal(sig)
-        try:
-            p.wait(timeout)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait(10)
-    if p in PROCS:
-        PROCS.remove(p)
-    return p.returncode
+    return finish(p, timeout)
 
 
 def finish(p, timeout):

@@ -368,7 +368,8 @@ class Process:
         return True
 
     def tail(self, lines=30):
-        self._log.flush()
+        if not self._log.closed:
+            self._log.flush()
         with open(self.log_path, "rb") as f:
             return "\n".join(f.read().decode("utf-8", "replace").splitlines()[-lines:])
 
@@ -404,23 +405,32 @@ def workdir(prefix):
         shutil.rmtree(path, ignore_errors=True)
 
 
+def start_exporter(binary, tmp, config=None, extra_args=(), ready_timeout=30):
+    """Starts the exporter on a free loopback port and waits for /readyz.
+
+    Returns (process, host:port); the caller stops the process."""
+    address = f"127.0.0.1:{free_port()}"
+    config = config or os.path.join(REPO, "config", "execflow.yaml")
+    proc = Process("exporter", [binary, f"--config.file={config}",
+                                f"--web.listen-address={address}", *extra_args], tmp)
+
+    def ready():
+        proc.check_running()
+        http_get(f"http://{address}/readyz", timeout=2)
+        return True
+    try:
+        wait_until("exporter /readyz", ready, ready_timeout)
+    except TimeoutError as e:
+        proc.stop()
+        raise RuntimeError(f"{e}\n{proc.tail()}") from None
+    return proc, address
+
+
 @contextlib.contextmanager
 def running_exporter(binary, tmp, config=None, ready_timeout=30):
     """Starts the exporter on a free loopback port; yields its host:port."""
-    port = free_port()
-    address = f"127.0.0.1:{port}"
-    config = config or os.path.join(REPO, "config", "execflow.yaml")
-    proc = Process("exporter", [binary, f"--config.file={config}",
-                                f"--web.listen-address={address}"], tmp)
+    proc, address = start_exporter(binary, tmp, config, ready_timeout=ready_timeout)
     try:
-        def ready():
-            proc.check_running()
-            http_get(f"http://{address}/readyz", timeout=2)
-            return True
-        try:
-            wait_until("exporter /readyz", ready, ready_timeout)
-        except TimeoutError as e:
-            raise RuntimeError(f"{e}\n{proc.tail()}") from None
         yield address
     finally:
         rc = proc.stop()

@@ -167,12 +167,7 @@ class Running(unittest.TestCase):
         cls.config = os.path.join(cls.tmp, "execflow.yaml")
         with open(cls.config, "w") as f:
             f.write("events:\n  keep_last: 20000\n")
-        cls.port = lib.free_port()
-        cls.addr = f"127.0.0.1:{cls.port}"
-        cls.proc = lib.Process("exporter", [BINARY, f"--config.file={cls.config}",
-                                            f"--web.listen-address={cls.addr}"], cls.tmp)
-        lib.wait_until("exporter ready", lambda: cls.proc.check_running() and
-                       lib.http_get(f"http://{cls.addr}/readyz") == "ready\n", 30)
+        cls.proc, cls.addr = lib.start_exporter(BINARY, cls.tmp, cls.config)
 
     @classmethod
     def tearDownClass(cls):
@@ -244,10 +239,8 @@ class Options(unittest.TestCase):
         config = os.path.join(tmp, "execflow.yaml")
         with open(config, "w") as f:
             f.write(config_text)
-        addr = f"127.0.0.1:{lib.free_port()}"
-        p = lib.Process("exporter", [BINARY, f"--config.file={config}", f"--web.listen-address={addr}"], tmp)
+        p, addr = lib.start_exporter(BINARY, tmp, config)
         self.addCleanup(p.stop)
-        lib.wait_until("ready", lambda: p.check_running() and lib.http_get(f"http://{addr}/readyz"), 30)
         return p, addr
 
     def test_events_file_output_writes_one_json_line_per_exec(self):
@@ -307,11 +300,8 @@ class WebConfig(unittest.TestCase):
             with open(web, "w") as f:
                 salt = crypt.mksalt(crypt.METHOD_BLOWFISH, rounds=16)
                 f.write(f"basic_auth_users:\n  prometheus: '{crypt.crypt('s3cret', salt)}'\n")
-            addr = f"127.0.0.1:{lib.free_port()}"
-            p = lib.Process("exporter", [BINARY, "--config.file=" + os.path.join(lib.REPO, "config/execflow.yaml"),
-                                         f"--web.listen-address={addr}", f"--web.config.file={web}"], tmp)
+            p, addr = lib.start_exporter(BINARY, tmp, extra_args=[f"--web.config.file={web}"])
             self.addCleanup(p.stop)
-            lib.wait_until("ready", lambda: p.check_running() and lib.http_get(f"http://{addr}/readyz"), 30)
 
             def get(path, user=None):
                 req = urllib.request.Request(f"http://{addr}{path}")
@@ -358,10 +348,8 @@ class WebConfig(unittest.TestCase):
 class Lifecycle(unittest.TestCase):
     def test_sigterm_exits_zero_promptly(self):
         with tempfile.TemporaryDirectory() as tmp:
-            addr = f"127.0.0.1:{lib.free_port()}"
-            p = lib.Process("exporter", [BINARY, "--config.file=" + os.path.join(lib.REPO, "config/execflow.yaml"),
-                                         f"--web.listen-address={addr}"], tmp)
-            lib.wait_until("ready", lambda: p.check_running() and lib.http_get(f"http://{addr}/readyz"), 30)
+            p, addr = lib.start_exporter(BINARY, tmp)
+            self.addCleanup(p.stop)
             lib.http_get(f"http://{addr}/metrics")
             p.proc.terminate()
             # The contract is "exit 0 within 2 seconds"; it takes ~0.2 s here.
@@ -370,18 +358,13 @@ class Lifecycle(unittest.TestCase):
 
     def test_port_in_use_is_a_clear_start_up_error(self):
         with tempfile.TemporaryDirectory() as tmp:
-            addr = f"127.0.0.1:{lib.free_port()}"
-            p = lib.Process("exporter", [BINARY, "--config.file=" + os.path.join(lib.REPO, "config/execflow.yaml"),
-                                         f"--web.listen-address={addr}"], tmp)
-            try:
-                lib.wait_until("ready", lambda: p.check_running() and lib.http_get(f"http://{addr}/readyz"), 30)
-                r = run(["--config.file", os.path.join(lib.REPO, "config/execflow.yaml"),
-                         f"--web.listen-address={addr}"])
-                self.assertEqual(r.returncode, 1)
-                self.assertIn(f"listen on {addr}", r.stderr)
-                self.assertIn("choose another with --web.listen-address", r.stderr)
-            finally:
-                p.stop()
+            p, addr = lib.start_exporter(BINARY, tmp)
+            self.addCleanup(p.stop)
+            r = run(["--config.file", os.path.join(lib.REPO, "config/execflow.yaml"),
+                     f"--web.listen-address={addr}"])
+            self.assertEqual(r.returncode, 1)
+            self.assertIn(f"listen on {addr}", r.stderr)
+            self.assertIn("choose another with --web.listen-address", r.stderr)
 
 
 if __name__ == "__main__":

@@ -8,24 +8,22 @@
 namespace execflow {
 namespace {
 
-tcp_flow_key V4(const char* s, uint16_t sport, const char* d, uint16_t dport) {
+tcp_flow_key Key(int af, const char* s, uint16_t sport, const char* d, uint16_t dport) {
   tcp_flow_key k{};
-  k.family = EXECFLOW_AF_INET;
-  inet_pton(AF_INET, s, k.saddr);
-  inet_pton(AF_INET, d, k.daddr);
+  k.family = af == AF_INET ? EXECFLOW_AF_INET : EXECFLOW_AF_INET6;
+  inet_pton(af, s, k.saddr);
+  inet_pton(af, d, k.daddr);
   k.sport = sport;
   k.dport = dport;
   return k;
 }
 
+tcp_flow_key V4(const char* s, uint16_t sport, const char* d, uint16_t dport) {
+  return Key(AF_INET, s, sport, d, dport);
+}
+
 tcp_flow_key V6(const char* s, uint16_t sport, const char* d, uint16_t dport) {
-  tcp_flow_key k{};
-  k.family = EXECFLOW_AF_INET6;
-  inet_pton(AF_INET6, s, k.saddr);
-  inet_pton(AF_INET6, d, k.daddr);
-  k.sport = sport;
-  k.dport = dport;
-  return k;
+  return Key(AF_INET6, s, sport, d, dport);
 }
 
 // label values joined by "|" -> bytes
