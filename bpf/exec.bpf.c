@@ -7,6 +7,7 @@
  * (bpf_program__set_autoload):
  *   successes: tp_btf/sched_process_exec, then tracepoint/sched/sched_process_exec
  *   failures:  tracepoint/syscalls/sys_exit_execve + sys_exit_execveat
+ * Events go through a ring buffer, or a perf buffer where there is none.
  */
 #include "lib/vmlinux_min.h"
 #include <bpf/bpf_helpers.h>
@@ -40,17 +41,37 @@ struct {
 	__uint(max_entries, EXEC_DEFAULT_RINGBUF_BYTES);
 } exec_events SEC(".maps");
 
+/* The perf buffer transport (events.transport: perfbuf); one ring per CPU. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERF_EVENT_ARRAY);
+	__uint(key_size, sizeof(__u32));
+	__uint(value_size, sizeof(__u32));
+} exec_events_perf SEC(".maps");
+
 struct exec_loss loss = {};
+
+static __always_inline void fill_event(struct exec_event *e, __u64 uid_gid, const char *filename)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+
+	e->boot_ns = bpf_ktime_get_boot_ns();
+	e->cgroup_id = bpf_get_current_cgroup_id();
+	e->pid = bpf_get_current_pid_tgid() >> 32;
+	e->ppid = BPF_CORE_READ(task, real_parent, tgid);
+	e->uid = (__u32)uid_gid;
+	e->gid = uid_gid >> 32;
+	bpf_get_current_comm(e->comm, sizeof(e->comm));
+	bpf_probe_read_kernel_str(e->filename, sizeof(e->filename), filename);
+}
 
 /*
  * filename points into kernel memory for tp_btf (bprm->filename) and into
  * the tracepoint record for the classic tracepoint; both are kernel memory.
  */
-static __always_inline int handle_exec(const char *filename)
+static __always_inline int handle_exec(void *ctx, const char *filename)
 {
 	__u64 uid_gid = bpf_get_current_uid_gid();
 	__u32 uid = (__u32)uid_gid;
-	struct task_struct *task;
 	struct exec_event *e;
 
 	if (!counter_add(&exec_counts, &uid, 1))
@@ -58,20 +79,20 @@ static __always_inline int handle_exec(const char *filename)
 
 	if (!targ_events)
 		return 0;
+	if (targ_perfbuf) {
+		struct exec_event ev; /* 304 bytes: fits the 512-byte stack */
+
+		fill_event(&ev, uid_gid, filename);
+		if (bpf_perf_event_output(ctx, &exec_events_perf, BPF_F_CURRENT_CPU, &ev, sizeof(ev)))
+			__sync_fetch_and_add(&loss.events_dropped, 1);
+		return 0;
+	}
 	e = bpf_ringbuf_reserve(&exec_events, sizeof(*e), 0);
 	if (!e) {
 		__sync_fetch_and_add(&loss.events_dropped, 1);
 		return 0;
 	}
-	task = (struct task_struct *)bpf_get_current_task();
-	e->boot_ns = bpf_ktime_get_boot_ns();
-	e->cgroup_id = bpf_get_current_cgroup_id();
-	e->pid = bpf_get_current_pid_tgid() >> 32;
-	e->ppid = BPF_CORE_READ(task, real_parent, tgid);
-	e->uid = uid;
-	e->gid = uid_gid >> 32;
-	bpf_get_current_comm(e->comm, sizeof(e->comm));
-	bpf_probe_read_kernel_str(e->filename, sizeof(e->filename), filename);
+	fill_event(e, uid_gid, filename);
 	ringbuf_submit_batched(&exec_events, e, targ_wakeup_bytes);
 	return 0;
 }
@@ -79,7 +100,7 @@ static __always_inline int handle_exec(const char *filename)
 SEC("tp_btf/sched_process_exec")
 int BPF_PROG(exec_btf, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
 {
-	return handle_exec(BPF_CORE_READ(bprm, filename));
+	return handle_exec(ctx, BPF_CORE_READ(bprm, filename));
 }
 
 SEC("tracepoint/sched/sched_process_exec")
@@ -88,7 +109,7 @@ int exec_tp(struct trace_event_raw_sched_process_exec *ctx)
 	/* __data_loc: low 16 bits are the offset of the string in the record. */
 	__u32 loc = BPF_CORE_READ(ctx, __data_loc_filename);
 
-	return handle_exec((const char *)ctx + (loc & 0xFFFF));
+	return handle_exec(ctx, (const char *)ctx + (loc & 0xFFFF));
 }
 
 static __always_inline int handle_exec_exit(long ret)

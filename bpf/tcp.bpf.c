@@ -21,6 +21,7 @@
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 #define IPPROTO_TCP 6
+#define SOCK_STREAM 1
 #define TCP_CLOSE 7
 
 struct {
@@ -42,6 +43,13 @@ struct {
 	__uint(max_entries, TCP_DEFAULT_CLOSED_RINGBUF_BYTES);
 } tcp_closed SEC(".maps");
 
+/* The perf buffer transport (events.transport: perfbuf); one ring per CPU. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERF_EVENT_ARRAY);
+	__uint(key_size, sizeof(__u32));
+	__uint(value_size, sizeof(__u32));
+} tcp_closed_perf SEC(".maps");
+
 /* kprobe mode: the socket of each thread's tcp_sendmsg/tcp_sendpage in flight. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -55,12 +63,20 @@ struct tcp_loss loss = {};
 const volatile __u64 targ_wakeup_bytes = TCP_DEFAULT_CLOSED_RINGBUF_BYTES / 4;
 
 /*
- * The flow key of a socket. tp_btf and fexit programs get a trusted BTF
- * pointer and read it with plain loads (CO-RE relocated); classic tracepoints
- * and kprobes get a raw pointer and must use bpf_probe_read_kernel, a helper
- * call per field, which is what makes them slower.
+ * The flow key of a socket, the same for its sends and its close, so the
+ * close notice always names the entry the sends made. tp_btf and fexit
+ * programs get a trusted BTF pointer and read it with plain loads (CO-RE
+ * relocated); classic tracepoints and kprobes get a raw pointer and must use
+ * bpf_probe_read_kernel, a helper call per field.
+ *
+ * The local port: skc_num while the socket is bound (a plain load on trusted
+ * pointers). On TCP_CLOSE, inet_put_port() zeroes skc_num before the state
+ * tracepoint fires, and a send that completes after its socket closed (an RST
+ * processed while the sender slept or from the backlog) sees it zeroed too;
+ * inet_sport keeps the port for the socket's life (inet_sock lies beyond
+ * struct sock, hence a probe read, taken only then).
  */
-#define DEFINE_FLOW_KEY(name, READ, SPORT)                                                \
+#define DEFINE_FLOW_KEY(name, READ)                                                        \
 	static __always_inline bool name(struct sock *sk, struct tcp_flow_key *k)          \
 	{                                                                                  \
 		__builtin_memset(k, 0, sizeof(*k));                                        \
@@ -76,99 +92,154 @@ const volatile __u64 targ_wakeup_bytes = TCP_DEFAULT_CLOSED_RINGBUF_BYTES / 4;
 		} else {                                                                   \
 			return false;                                                      \
 		}                                                                          \
-		k->sport = SPORT(sk);                                                      \
+		k->sport = READ(sk, __sk_common.skc_num);                                  \
+		if (!k->sport)                                                             \
+			k->sport = bpf_ntohs(BPF_CORE_READ((struct inet_sock *)sk, inet_sport)); \
 		k->dport = bpf_ntohs(READ(sk, __sk_common.skc_dport));                     \
 		return true;                                                               \
 	}
 
-/*
- * The local port. While sending, skc_num holds it (a plain load on trusted
- * pointers). On TCP_CLOSE, inet_put_port() has zeroed skc_num before the
- * state tracepoint fires, so closes read inet_sport, which keeps the port for
- * the socket's life; inet_sock lies beyond struct sock, hence a probe read.
- */
-#define SPORT_TRUSTED(sk) ((sk)->__sk_common.skc_num)
-#define SPORT_PROBED(sk) BPF_CORE_READ(sk, __sk_common.skc_num)
-#define SPORT_AT_CLOSE(sk) bpf_ntohs(BPF_CORE_READ((struct inet_sock *)(sk), inet_sport))
-
 #define DIRECT_READ(p, field) ((p)->field)
-DEFINE_FLOW_KEY(flow_key_trusted, DIRECT_READ, SPORT_TRUSTED)
-DEFINE_FLOW_KEY(flow_key_probed, BPF_CORE_READ, SPORT_PROBED)
-DEFINE_FLOW_KEY(close_key_trusted, DIRECT_READ, SPORT_AT_CLOSE)
-DEFINE_FLOW_KEY(close_key_probed, BPF_CORE_READ, SPORT_AT_CLOSE)
+DEFINE_FLOW_KEY(flow_key_trusted, DIRECT_READ)
+DEFINE_FLOW_KEY(flow_key_probed, BPF_CORE_READ)
 
-static __always_inline int count_flow(const struct tcp_flow_key *key, long ret)
+/* A SOCK_STREAM TCP socket: the sock tracepoints also fire for raw sockets of protocol TCP. */
+static __always_inline bool is_tcp_stream_trusted(struct sock *sk)
+{
+	return BPF_CORE_READ_BITFIELD(sk, sk_protocol) == IPPROTO_TCP &&
+	       BPF_CORE_READ_BITFIELD(sk, sk_type) == SOCK_STREAM;
+}
+
+static __always_inline bool is_tcp_stream_probed(struct sock *sk)
+{
+	return BPF_CORE_READ_BITFIELD_PROBED(sk, sk_protocol) == IPPROTO_TCP &&
+	       BPF_CORE_READ_BITFIELD_PROBED(sk, sk_type) == SOCK_STREAM;
+}
+
+/* --- closes --- */
+
+/*
+ * Tells user space that a flow closed; it then takes the final total out of
+ * the map. Sent again by a send that completes on a closed socket, so an
+ * entry such a send recreates after the first notice was handled is taken
+ * too (a second notice for a taken entry is ignored).
+ */
+static __always_inline int notify_close(void *ctx, const struct tcp_flow_key *key)
+{
+	struct tcp_close_event *e;
+
+	if (!bpf_map_lookup_elem(&tcp_flows, key))
+		return 0; /* never sent a byte */
+	if (targ_perfbuf) {
+		struct tcp_close_event ev = {.key = *key};
+
+		if (bpf_perf_event_output(ctx, &tcp_closed_perf, BPF_F_CURRENT_CPU, &ev, sizeof(ev)))
+			__sync_fetch_and_add(&loss.close_events_dropped, 1);
+		return 0;
+	}
+	e = bpf_ringbuf_reserve(&tcp_closed, sizeof(*e), 0);
+	if (!e) {
+		__sync_fetch_and_add(&loss.close_events_dropped, 1);
+		return 0;
+	}
+	e->key = *key;
+	ringbuf_submit_batched(&tcp_closed, e, targ_wakeup_bytes);
+	return 0;
+}
+
+/* --- sends --- */
+
+static __always_inline void count_flow(const struct tcp_flow_key *key, long ret)
 {
 	struct tcp_send_hist *h;
-	__u32 zero = 0;
+	__u32 zero = 0, slot;
 
 	if (!counter_add(&tcp_flows, key, ret)) {
 		__sync_fetch_and_add(&loss.overflow_bytes, ret);
 		__sync_fetch_and_add(&loss.overflow_sends, 1);
 	}
-	/*
-	 * Per-CPU and never re-entered on one CPU (the kernel skips a program
-	 * already running on this CPU), so plain increments are exact.
-	 */
 	h = bpf_map_lookup_elem(&tcp_send_hist, &zero);
-	if (h) {
-		h->slots[log2_slot(ret) & (LOG2_SLOTS - 1)]++;
-		h->sum += ret;
+	if (!h)
+		return;
+	/*
+	 * clang proves slot < 64 and drops the mask, and the 6.1 and 5.10
+	 * verifiers lose that bound across log2's shifts (R2 unbounded memory
+	 * access): barrier_var() keeps the mask in the object code.
+	 */
+	slot = log2_slot(ret);
+	barrier_var(slot);
+	slot &= LOG2_SLOTS - 1;
+	/*
+	 * Atomic although per-CPU: fexit programs run preemptible, and the
+	 * sendmsg and sendpage programs may interleave on one CPU.
+	 */
+	__sync_fetch_and_add(&h->slots[slot], 1);
+	__sync_fetch_and_add(&h->sum, ret);
+}
+
+#define DEFINE_COUNT_SEND(name, FLOW_KEY, READ)                                            \
+	static __always_inline int name(void *ctx, struct sock *sk, long ret)              \
+	{                                                                                  \
+		struct tcp_flow_key key;                                                   \
+                                                                                           \
+		if (ret <= 0 || !FLOW_KEY(sk, &key))                                       \
+			return 0;                                                          \
+		count_flow(&key, ret);                                                     \
+		if (READ(sk, __sk_common.skc_state) == TCP_CLOSE)                          \
+			notify_close(ctx, &key);                                           \
+		return 0;                                                                  \
 	}
-	return 0;
-}
 
-static __always_inline int count_send_trusted(struct sock *sk, long ret)
-{
-	struct tcp_flow_key key;
-
-	if (ret <= 0 || !flow_key_trusted(sk, &key))
-		return 0;
-	return count_flow(&key, ret);
-}
-
-static __always_inline int count_send_probed(struct sock *sk, long ret)
-{
-	struct tcp_flow_key key;
-
-	if (ret <= 0 || !flow_key_probed(sk, &key))
-		return 0;
-	return count_flow(&key, ret);
-}
+DEFINE_COUNT_SEND(count_send_trusted, flow_key_trusted, DIRECT_READ)
+DEFINE_COUNT_SEND(count_send_probed, flow_key_probed, BPF_CORE_READ)
 
 /* --- sends: fexit --- */
 
 SEC("fexit/tcp_sendmsg")
 int BPF_PROG(tcp_sendmsg_fexit, struct sock *sk, struct msghdr *msg, size_t size, int ret)
 {
-	return count_send_trusted(sk, ret);
+	return count_send_trusted(ctx, sk, ret);
 }
 
 SEC("fexit/tcp_sendpage")
 int BPF_PROG(tcp_sendpage_fexit, struct sock *sk, struct page *page, int offset, size_t size,
 	     int flags, int ret)
 {
-	return count_send_trusted(sk, ret);
+	return count_send_trusted(ctx, sk, ret);
 }
 
 /* --- sends: kprobe + kretprobe --- */
 
+/*
+ * A kretprobe follows a bounded number of calls at once (the kernel's
+ * maxactive: the most of 10 and twice the CPUs for the perf kprobes libbpf
+ * makes); the returns of the calls beyond are missed. Such a call leaves its
+ * entry here, found when the thread next enters (user space sweeps the
+ * entries of threads that exited), so every lost send is counted.
+ */
 static __always_inline int remember_sock(struct sock *sk)
 {
 	__u64 id = bpf_get_current_pid_tgid();
+	int err; /* int: see counter_add */
 
-	bpf_map_update_elem(&tcp_send_args, &id, &sk, BPF_ANY);
+	err = bpf_map_update_elem(&tcp_send_args, &id, &sk, BPF_NOEXIST);
+	if (err == -EEXIST) {
+		__sync_fetch_and_add(&loss.kretprobe_missed, 1);
+		err = bpf_map_update_elem(&tcp_send_args, &id, &sk, BPF_EXIST);
+	}
+	if (err)
+		__sync_fetch_and_add(&loss.inflight_full, 1); /* this send is lost */
 	return 0;
 }
 
-static __always_inline int count_remembered(long ret)
+static __always_inline int count_remembered(void *ctx, long ret)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	struct sock **skp = bpf_map_lookup_elem(&tcp_send_args, &id);
 
 	if (!skp)
 		return 0;
-	count_send_probed(*skp, ret);
+	count_send_probed(ctx, *skp, ret);
 	bpf_map_delete_elem(&tcp_send_args, &id);
 	return 0;
 }
@@ -182,7 +253,7 @@ int BPF_KPROBE(tcp_sendmsg_kprobe, struct sock *sk)
 SEC("kretprobe/tcp_sendmsg")
 int BPF_KRETPROBE(tcp_sendmsg_kretprobe, int ret)
 {
-	return count_remembered(ret);
+	return count_remembered(ctx, ret);
 }
 
 SEC("kprobe/tcp_sendpage")
@@ -194,7 +265,7 @@ int BPF_KPROBE(tcp_sendpage_kprobe, struct sock *sk)
 SEC("kretprobe/tcp_sendpage")
 int BPF_KRETPROBE(tcp_sendpage_kretprobe, int ret)
 {
-	return count_remembered(ret);
+	return count_remembered(ctx, ret);
 }
 
 /* --- sends: sock_send_length tracepoint (6.3+), fired after every sock_sendmsg --- */
@@ -202,48 +273,32 @@ int BPF_KRETPROBE(tcp_sendpage_kretprobe, int ret)
 SEC("tp_btf/sock_send_length")
 int BPF_PROG(sock_send_btf, struct sock *sk, int ret, int flags)
 {
-	if (ret <= 0 || BPF_CORE_READ_BITFIELD(sk, sk_protocol) != IPPROTO_TCP)
+	if (ret <= 0 || !is_tcp_stream_trusted(sk))
 		return 0;
-	return count_send_trusted(sk, ret);
+	return count_send_trusted(ctx, sk, ret);
 }
 
 SEC("tracepoint/sock/sock_send_length")
 int sock_send_tp(struct trace_event_raw_sock_msg_length *ctx)
 {
+	struct sock *sk = (struct sock *)BPF_CORE_READ(ctx, sk);
 	int ret = BPF_CORE_READ(ctx, ret);
 
-	if (ret <= 0 || BPF_CORE_READ(ctx, protocol) != IPPROTO_TCP)
+	if (ret <= 0 || BPF_CORE_READ(ctx, protocol) != IPPROTO_TCP || !is_tcp_stream_probed(sk))
 		return 0;
-	return count_send_probed((struct sock *)BPF_CORE_READ(ctx, sk), ret);
+	return count_send_probed(ctx, sk, ret);
 }
 
 /* --- closes --- */
-
-static __always_inline int notify_close(const struct tcp_flow_key *key)
-{
-	struct tcp_close_event *e;
-
-	if (!bpf_map_lookup_elem(&tcp_flows, key))
-		return 0; /* never sent a byte */
-	e = bpf_ringbuf_reserve(&tcp_closed, sizeof(*e), 0);
-	if (!e) {
-		__sync_fetch_and_add(&loss.close_events_dropped, 1);
-		return 0;
-	}
-	e->key = *key;
-	ringbuf_submit_batched(&tcp_closed, e, targ_wakeup_bytes);
-	return 0;
-}
 
 SEC("tp_btf/inet_sock_set_state")
 int BPF_PROG(inet_state_btf, struct sock *sk, int oldstate, int newstate)
 {
 	struct tcp_flow_key key;
 
-	if (newstate != TCP_CLOSE || BPF_CORE_READ_BITFIELD(sk, sk_protocol) != IPPROTO_TCP ||
-	    !close_key_trusted(sk, &key))
+	if (newstate != TCP_CLOSE || !is_tcp_stream_trusted(sk) || !flow_key_trusted(sk, &key))
 		return 0;
-	return notify_close(&key);
+	return notify_close(ctx, &key);
 }
 
 SEC("tracepoint/sock/inet_sock_set_state")
@@ -252,7 +307,7 @@ int inet_state_tp(struct trace_event_raw_inet_sock_set_state *ctx)
 	struct tcp_flow_key key;
 
 	if (BPF_CORE_READ(ctx, newstate) != TCP_CLOSE || BPF_CORE_READ(ctx, protocol) != IPPROTO_TCP ||
-	    !close_key_probed((struct sock *)BPF_CORE_READ(ctx, skaddr), &key))
+	    !flow_key_probed((struct sock *)BPF_CORE_READ(ctx, skaddr), &key))
 		return 0;
-	return notify_close(&key);
+	return notify_close(ctx, &key);
 }

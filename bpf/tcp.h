@@ -8,7 +8,8 @@
 /*
  * Default capacities, overridden from the config before load.
  * Flows: 65536 * (40 B key + 8 B value + ~64 B preallocated htab element) is ~7 MiB.
- * In-flight kprobe sends: one per thread inside tcp_sendmsg at a time.
+ * In-flight kprobe sends: one per thread inside tcp_sendmsg at a time, plus the
+ * entries of threads whose kretprobe was missed until they send again or exit.
  * Close notices: 256 KiB / (40 B + 8 B header) holds ~5,400 closes between wake-ups.
  */
 #define TCP_DEFAULT_MAX_FLOWS 65536
@@ -45,6 +46,8 @@ struct tcp_loss {
 	__u64 overflow_bytes;       /* flow map full: bytes counted here instead */
 	__u64 overflow_sends;       /* ... and the sends that carried them */
 	__u64 close_events_dropped; /* close notice lost: the entry stays until restart */
+	__u64 inflight_full;        /* kprobe mode: tcp_send_args full, the send is not counted */
+	__u64 kretprobe_missed;     /* kprobe mode: a call whose return the kretprobe missed */
 };
 
 #endif /* EXECFLOW_TCP_H */

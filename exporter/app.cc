@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <charconv>
+#include <fstream>
 
 #include "exporter/metrics/families.h"
 
@@ -20,8 +21,10 @@ namespace execflow {
 
 BuildInfo GetBuildInfo() { return {EXECFLOW_VERSION, EXECFLOW_REVISION}; }
 
-ExporterMetrics::ExporterMetrics(std::vector<std::shared_ptr<Collector>> collectors)
+ExporterMetrics::ExporterMetrics(std::vector<std::shared_ptr<Collector>> collectors,
+                                 Transport transport)
     : collectors_(std::move(collectors)),
+      transport_(transport),
       errors_(new std::atomic<uint64_t>[collectors_.size()]()) {}
 
 std::vector<prometheus::MetricFamily> ExporterMetrics::Collect() const {
@@ -45,6 +48,11 @@ std::vector<prometheus::MetricFamily> ExporterMetrics::Collect() const {
   const BuildInfo bi = GetBuildInfo();
   AddGauge(build, {{"version", bi.version}, {"revision", bi.revision}}, 1);
   all.push_back(std::move(build));
+  auto transport = Gauge("execflow_events_transport_info",
+                         "How BPF programs send exec events and TCP close notices to the "
+                         "exporter: ringbuf or perfbuf (kernels without ring buffers); always 1.");
+  AddGauge(transport, {{"transport", std::string(TransportName(transport_))}}, 1);
+  all.push_back(std::move(transport));
   all.push_back(std::move(duration));
   all.push_back(std::move(errors));
   return MergeFamilies(std::move(all));
@@ -52,11 +60,22 @@ std::vector<prometheus::MetricFamily> ExporterMetrics::Collect() const {
 
 namespace {
 
+// Whether the effective set holds capability `cap` (from /proc/self/status).
+bool HasCapability(int cap) {
+  std::ifstream status("/proc/self/status");
+  for (std::string line; std::getline(status, line);) {
+    if (line.rfind("CapEff:", 0) == 0) return (std::stoull(line.substr(7), nullptr, 16) >> cap) & 1;
+  }
+  return false;
+}
+
 // Says how to fix the start-up failures users hit most.
 Error WithHint(Error e) {
-  if (e.err == EPERM || e.err == EACCES) {
+  constexpr int kCapSysAdmin = 21, kCapBpf = 39;
+  const bool privileged = HasCapability(kCapSysAdmin) || HasCapability(kCapBpf);
+  if ((e.err == EPERM || e.err == EACCES) && !privileged) {
     e.message += " (run as root, or grant CAP_BPF and CAP_PERFMON)";
-  } else if (e.err == ENOENT) {
+  } else if (e.err == ENOENT && access("/sys/kernel/tracing/events", F_OK) != 0) {
     e.message += " (classic tracepoints need tracefs: mount -t tracefs tracefs /sys/kernel/tracing)";
   }
   return e;
@@ -76,15 +95,19 @@ Result<Collectors> StartCollectors(const Config& config) {
     if (!fd) return std::unexpected(fd.error());
     c.stats_fd = std::move(*fd);
   }
+  auto transport = ChooseTransport(config.events.transport);
+  if (!transport) return std::unexpected(transport.error());
+  c.transport = *transport;
+  spdlog::info("events: transport={}", TransportName(c.transport));
   if (config.exec.enabled) {
-    auto exec = ExecCollector::Start(config);
+    auto exec = ExecCollector::Start(config, c.transport);
     if (!exec) return std::unexpected(WithHint(exec.error()));
     for (const auto& r : (*exec)->rejected_hooks()) spdlog::info("exec: hook not used: {}", r);
     c.exec = std::move(*exec);
     c.all.push_back(c.exec);
   }
   if (config.tcp.enabled) {
-    auto tcp = TcpCollector::Start(config.tcp);
+    auto tcp = TcpCollector::Start(config.tcp, c.transport);
     if (!tcp) return std::unexpected(WithHint(tcp.error()));
     for (const auto& r : (*tcp)->rejected_hooks()) spdlog::info("tcp: hook not used: {}", r);
     c.tcp = std::move(*tcp);
@@ -106,7 +129,7 @@ Result<std::unique_ptr<App>> App::Start(const Config& config, const HttpOptions&
   auto collectors = StartCollectors(config);
   if (!collectors) return std::unexpected(collectors.error());
   app->collectors_ = std::move(*collectors);
-  app->metrics_ = std::make_shared<ExporterMetrics>(app->collectors_.all);
+  app->metrics_ = std::make_shared<ExporterMetrics>(app->collectors_.all, app->collectors_.transport);
   auto server = HttpServer::Start(http, app->metrics_, app->Routes(http));
   if (!server) return std::unexpected(server.error());
   app->http_ = std::move(*server);

@@ -26,17 +26,19 @@ BuildInfo GetBuildInfo();
 // time spent collecting and collection errors per collector.
 class ExporterMetrics final : public prometheus::Collectable {
  public:
-  explicit ExporterMetrics(std::vector<std::shared_ptr<Collector>> collectors);
+  ExporterMetrics(std::vector<std::shared_ptr<Collector>> collectors, Transport transport);
   std::vector<prometheus::MetricFamily> Collect() const override;
 
  private:
   std::vector<std::shared_ptr<Collector>> collectors_;
+  Transport transport_;
   std::unique_ptr<std::atomic<uint64_t>[]> errors_;
 };
 
 // The loaded collectors, without HTTP: what --config.check verifies.
 struct Collectors {
   UniqueFd stats_fd;  // holds kernel.bpf_stats_enabled on while open
+  Transport transport = Transport::kRingbuf;  // of exec events and TCP close notices
   std::shared_ptr<ExecCollector> exec;
   std::shared_ptr<TcpCollector> tcp;
   std::vector<std::shared_ptr<Collector>> all;

@@ -79,13 +79,16 @@ struct sock_common {
 		};
 	};
 	unsigned short skc_family;
+	unsigned char skc_state;
 	struct in6_addr skc_v6_daddr;
 	struct in6_addr skc_v6_rcv_saddr;
 };
 
 struct sock {
 	struct sock_common __sk_common;
-	__u16 sk_protocol; /* a bitfield before 5.6: read with BPF_CORE_READ_BITFIELD_PROBED */
+	/* Bitfields before 5.6: read with BPF_CORE_READ_BITFIELD(_PROBED). */
+	__u16 sk_type;
+	__u16 sk_protocol;
 };
 
 struct inet_sock {

@@ -43,6 +43,11 @@ struct RingBufferDeleter {
 };
 using RingBufferPtr = std::unique_ptr<ring_buffer, RingBufferDeleter>;
 
+struct PerfBufferDeleter {
+  void operator()(perf_buffer* pb) const { perf_buffer__free(pb); }
+};
+using PerfBufferPtr = std::unique_ptr<perf_buffer, PerfBufferDeleter>;
+
 // Owner of a bpftool-generated skeleton: Skel::destroy detaches and unloads.
 template <typename Skel>
 struct SkelDeleter {

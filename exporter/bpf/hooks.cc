@@ -1,11 +1,66 @@
 #include "exporter/bpf/hooks.h"
 
+#include <stdexcept>
+
 namespace execflow {
 
-Result<HookChoice> ChooseHook(
-    const HookGroup& group, std::string_view forced,
-    const std::function<Result<void>(const HookVariant&)>& try_variant) {
-  HookChoice choice;
+const std::vector<HookGroup>& ExecHooks() {
+  static const std::vector<HookGroup> g{
+      {"exec", "exec.hook", "", {{"tp_btf", {"exec_btf"}}, {"tracepoint", {"exec_tp"}}}, true},
+      {"exec failures",
+       "exec.failures_hook",
+       "",
+       {{"tracepoint", {"execve_exit_tp", "execveat_exit_tp"}}},
+       false},
+  };
+  return g;
+}
+
+const std::vector<HookGroup>& TcpHooks() {
+  static const std::vector<HookGroup> g{
+      {"tcp send",
+       "tcp.hook",
+       "",
+       {{"fexit", {"tcp_sendmsg_fexit"}},
+        {"kprobe", {"tcp_sendmsg_kprobe", "tcp_sendmsg_kretprobe"}},
+        {"tp_btf", {"sock_send_btf"}},
+        {"tracepoint", {"sock_send_tp"}}},
+       true},
+      // Before 6.5 sendfile()/splice() reach TCP through tcp_sendpage, which
+      // the function hooks must cover too; sock_send_length (6.3+) fires in
+      // sock_sendmsg, which 6.5+ uses for pages as well.
+      {"tcp sendpage",
+       "",
+       "tcp send",
+       {{"fexit", {"tcp_sendpage_fexit"}},
+        {"kprobe", {"tcp_sendpage_kprobe", "tcp_sendpage_kretprobe"}}},
+       false},
+      {"tcp close",
+       "tcp.close_hook",
+       "",
+       {{"tp_btf", {"inet_state_btf"}}, {"tracepoint", {"inet_state_tp"}}},
+       true},
+  };
+  return g;
+}
+
+const HookGroup& FindHookGroup(const std::vector<HookGroup>& groups, std::string_view name) {
+  for (const auto& g : groups) {
+    if (g.name == name) return g;
+  }
+  throw std::logic_error("no hook group " + std::string(name));
+}
+
+std::vector<std::string> HookModes(const HookGroup& group) {
+  std::vector<std::string> modes;
+  for (const auto& v : group.variants) modes.push_back(v.mode);
+  return modes;
+}
+
+Result<HookChoice> ChooseHook(const HookGroup& group, std::string_view forced,
+                              const TryVariant& try_variant) {
+  HookChoice choice{&group, nullptr, {}};
+  if (forced == "off" && !group.required) return choice;
   bool known = forced == "auto";
   int common_err = -1;  // the errno every variant failed with, if they agree
   for (const HookVariant& v : group.variants) {
@@ -22,8 +77,7 @@ Result<HookChoice> ChooseHook(
   if (!known) {
     std::string modes;
     for (const auto& m : HookModes(group)) modes += (modes.empty() ? "" : ", ") + m;
-    return Fail(group.name + " hook '" + std::string(forced) +
-                "' is not one of: auto, " + modes);
+    return Fail(group.name + " hook '" + std::string(forced) + "' is not one of: auto, " + modes);
   }
   if (!group.required) return choice;
   std::string why;
@@ -32,10 +86,51 @@ Result<HookChoice> ChooseHook(
                                common_err > 0 ? common_err : 0});
 }
 
-std::vector<std::string> HookModes(const HookGroup& group) {
-  std::vector<std::string> modes;
-  for (const auto& v : group.variants) modes.push_back(v.mode);
-  return modes;
+Result<HookPlan> PlanHooks(const std::vector<HookGroup>& groups,
+                           const std::map<std::string, std::string>& forced,
+                           const TryVariant& try_variant) {
+  HookPlan plan;
+  for (const HookGroup& g : groups) {
+    std::string mode = "auto";
+    if (!g.follows.empty()) {
+      mode = plan.ModeOf(g.follows);
+      bool has = false;
+      for (const auto& v : g.variants) has = has || v.mode == mode;
+      if (!has) {  // the leader's mode covers this group's events itself
+        plan.choices.push_back({&g, nullptr, {}});
+        continue;
+      }
+    } else if (auto it = forced.find(g.config_key); it != forced.end()) {
+      mode = it->second;
+    }
+    auto c = ChooseHook(g, mode, try_variant);
+    if (!c) return std::unexpected(c.error());
+    plan.choices.push_back(std::move(*c));
+  }
+  return plan;
+}
+
+std::vector<std::string> HookPlan::Programs() const {
+  std::vector<std::string> p;
+  for (const auto& c : choices) {
+    if (c.variant) p.insert(p.end(), c.variant->programs.begin(), c.variant->programs.end());
+  }
+  return p;
+}
+
+std::vector<std::string> HookPlan::Rejected() const {
+  std::vector<std::string> r;
+  for (const auto& c : choices) {
+    for (const auto& why : c.rejected) r.push_back(c.group->name + ": " + why);
+  }
+  return r;
+}
+
+std::string HookPlan::ModeOf(std::string_view group) const {
+  for (const auto& c : choices) {
+    if (c.group->name == group) return c.variant ? c.variant->mode : "";
+  }
+  return "";
 }
 
 SectionParts SplitSection(std::string_view section) {

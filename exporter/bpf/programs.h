@@ -23,6 +23,12 @@ struct ProgramInfo {
 
 ProgramInfo DescribeProgram(const bpf_program* prog);
 
+// An error naming what this kernel lacks for `prog`, found before loading it
+// (clearer than the CO-RE or attach failure it would give): a classic
+// tracepoint that tracefs does not list, kprobes on a kernel without them.
+// Everything else passes; loading and attaching are the real test.
+Result<void> CheckHookExists(const bpf_program* prog);
+
 // Kernel run-time stats of a program (zero unless stats are enabled).
 struct ProgramRunStats {
   uint64_t run_time_ns = 0;

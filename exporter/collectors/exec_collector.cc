@@ -20,18 +20,6 @@ static_assert(sizeof(exec_event) == 304, "exec_event layout changed: update exec
 static_assert(sizeof(exec_failure_key) == 8);
 static_assert(sizeof(exec_loss) == 24);
 
-const HookGroup& ExecHookGroup() {
-  static const HookGroup g{"exec", {{"tp_btf", {"exec_btf"}}, {"tracepoint", {"exec_tp"}}}, true};
-  return g;
-}
-
-const HookGroup& ExecFailureHookGroup() {
-  static const HookGroup g{"exec failures",
-                           {{"tracepoint", {"execve_exit_tp", "execveat_exit_tp"}}},
-                           false};
-  return g;
-}
-
 namespace {
 
 int64_t BootToWallNs() {
@@ -117,37 +105,28 @@ bool DecodeExecEvent(const void* data, size_t size, int64_t boot_to_wall_ns, Exe
 
 ExecCollector::ExecCollector(const Config& config) : log_(config.events.keep_last) {}
 
-Result<std::unique_ptr<ExecCollector>> ExecCollector::Start(const Config& config) {
+Result<std::unique_ptr<ExecCollector>> ExecCollector::Start(const Config& config, Transport transport) {
   std::unique_ptr<ExecCollector> c(new ExecCollector(config));
   const ExecConfig& ec = config.exec;
   const EventsConfig& ev = config.events;
   const uint32_t page = static_cast<uint32_t>(sysconf(_SC_PAGESIZE));
+  const uint32_t buffer_bytes = ev.enabled ? std::max(ev.ring_buffer_bytes, page) : page;
 
   std::function<Result<void>(exec_bpf*)> configure = [&](exec_bpf* s) -> Result<void> {
     s->rodata->targ_events = ev.enabled;
-    s->rodata->targ_wakeup_bytes = std::max(ev.ring_buffer_bytes, page) / 4;
+    s->rodata->targ_perfbuf = transport == Transport::kPerfbuf;
+    s->rodata->targ_wakeup_bytes = buffer_bytes / 4;
     int err = bpf_map__set_max_entries(s->maps.exec_counts, ec.max_uids);
     if (!err) err = bpf_map__set_max_entries(s->maps.exec_failures, ec.max_failure_keys);
-    if (!err) {
-      err = bpf_map__set_max_entries(s->maps.exec_events,
-                                     ev.enabled ? std::max(ev.ring_buffer_bytes, page) : page);
-    }
     if (err) return FailErrno("size exec maps", err);
-    return {};
+    return ConfigureTransport(transport, s->maps.exec_events, buffer_bytes);
   };
 
-  std::vector<HookGroup> groups{ExecHookGroup()};
-  std::vector<std::string> forced{ec.hook};
-  if (ec.failures_hook != "off") {
-    groups.push_back(ExecFailureHookGroup());
-    forced.push_back(ec.failures_hook);
-  }
-  std::vector<HookChoice> choices;
-  auto attached = SelectAndAttach<exec_bpf>(groups, forced, configure, &choices);
+  auto attached = SelectAndAttach<exec_bpf>(
+      ExecHooks(), {{"exec.hook", ec.hook}, {"exec.failures_hook", ec.failures_hook}}, configure);
   if (!attached) return std::unexpected(attached.error());
-  for (const auto& ch : choices) {
-    c->rejected_.insert(c->rejected_.end(), ch.rejected.begin(), ch.rejected.end());
-  }
+  c->rejected_ = attached->plan.Rejected();
+  const bool failures_on = !attached->plan.ModeOf("exec failures").empty();
   c->skel_ = std::move(attached->skel);
   c->links_ = std::move(attached->links);
   for (bpf_program* p : attached->programs) c->programs_.push_back(DescribeProgram(p));
@@ -155,19 +134,19 @@ Result<std::unique_ptr<ExecCollector>> ExecCollector::Start(const Config& config
   exec_bpf* s = c->skel_.get();
   c->counts_ = std::make_unique<BpfMapReader>(bpf_map__fd(s->maps.exec_counts), "exec_counts",
                                               sizeof(__u32), sizeof(__u64), ec.max_uids);
-  const bool failures_on = choices.size() > 1 && choices[1].variant != nullptr;
   if (failures_on) {
     c->failures_ = std::make_unique<BpfMapReader>(bpf_map__fd(s->maps.exec_failures),
                                                   "exec_failures", sizeof(exec_failure_key),
                                                   sizeof(__u64), ec.max_failure_keys);
   }
   if (ev.enabled) {
-    if (auto ok = c->StartConsumer(ev); !ok) return std::unexpected(ok.error());
+    if (auto ok = c->StartConsumer(ev, transport, buffer_bytes); !ok) return std::unexpected(ok.error());
   }
   return c;
 }
 
-Result<void> ExecCollector::StartConsumer(const EventsConfig& ev) {
+Result<void> ExecCollector::StartConsumer(const EventsConfig& ev, Transport transport,
+                                          uint32_t buffer_bytes) {
   try {
     if (ev.output == "stdout") {
       sink_ = std::make_shared<spdlog::logger>(
@@ -185,8 +164,9 @@ Result<void> ExecCollector::StartConsumer(const EventsConfig& ev) {
     sink_->flush_on(spdlog::level::info);
   }
   boot_to_wall_ns_ = BootToWallNs();
-  auto consumer = RingConsumer::Start(
-      bpf_map__fd(skel_->maps.exec_events), "exec events",
+  auto consumer = EventConsumer::Start(
+      {transport, bpf_map__fd(skel_->maps.exec_events), bpf_map__fd(skel_->maps.exec_events_perf),
+       buffer_bytes, "exec events"},
       [this](const void* data, size_t size) { OnEvent(data, size); });
   if (!consumer) return std::unexpected(consumer.error());
   consumer_ = std::move(*consumer);

@@ -13,7 +13,7 @@
 #include "exporter/bpf/handles.h"
 #include "exporter/bpf/hooks.h"
 #include "exporter/bpf/map_reader.h"
-#include "exporter/bpf/ring_consumer.h"
+#include "exporter/bpf/event_consumer.h"
 #include "exporter/collectors/collector.h"
 #include "exporter/config/config.h"
 #include "exporter/events/event_log.h"
@@ -36,16 +36,13 @@ std::vector<prometheus::MetricFamily> CollectExec(const ExecSources& src, int* e
 bool DecodeExecEvent(const void* data, size_t size, int64_t boot_to_wall_ns,
                      ExecRecord* out);
 
-// The hook chains, in order of preference.
-const HookGroup& ExecHookGroup();
-const HookGroup& ExecFailureHookGroup();
-
 // Successful execs per UID, failed execs per (UID, errno) and the exec event
 // stream. Start() loads and attaches; the destructor stops the ring buffer
 // consumer before the BPF object is destroyed (members go in reverse order).
 class ExecCollector final : public Collector {
  public:
-  static Result<std::unique_ptr<ExecCollector>> Start(const Config& config);
+  static Result<std::unique_ptr<ExecCollector>> Start(const Config& config,
+                                                     Transport transport = Transport::kRingbuf);
   ~ExecCollector() override;
 
   const std::string& Name() const override { return name_; }
@@ -60,7 +57,7 @@ class ExecCollector final : public Collector {
 
  private:
   explicit ExecCollector(const Config& config);
-  Result<void> StartConsumer(const EventsConfig& events);
+  Result<void> StartConsumer(const EventsConfig& events, Transport transport, uint32_t buffer_bytes);
   void OnEvent(const void* data, size_t size);
 
   const std::string name_ = "exec";
@@ -70,7 +67,7 @@ class ExecCollector final : public Collector {
   std::vector<std::string> rejected_;
   std::unique_ptr<BpfMapReader> counts_;
   std::unique_ptr<BpfMapReader> failures_;
-  std::unique_ptr<RingConsumer> consumer_;
+  std::unique_ptr<EventConsumer> consumer_;
   EventLog log_;
   std::shared_ptr<spdlog::logger> sink_;
   std::atomic<uint64_t> delivered_{0};

@@ -1,5 +1,6 @@
 #include "exporter/collectors/tcp_collector.h"
 
+#include <signal.h>
 #include <bpf/bpf.h>
 #include <spdlog/spdlog.h>
 
@@ -15,32 +16,7 @@ namespace execflow {
 static_assert(sizeof(tcp_flow_key) == 40);
 static_assert(sizeof(tcp_send_hist) == (LOG2_SLOTS + 1) * 8);
 static_assert(sizeof(tcp_close_event) == 40);
-static_assert(sizeof(tcp_loss) == 24);
-
-const HookGroup& TcpSendHookGroup() {
-  static const HookGroup g{"tcp send",
-                           {{"fexit", {"tcp_sendmsg_fexit"}},
-                            {"kprobe", {"tcp_sendmsg_kprobe", "tcp_sendmsg_kretprobe"}},
-                            {"tp_btf", {"sock_send_btf"}},
-                            {"tracepoint", {"sock_send_tp"}}},
-                           true};
-  return g;
-}
-
-const HookGroup& TcpSendpageHookGroup() {
-  static const HookGroup g{"tcp sendpage",
-                           {{"fexit", {"tcp_sendpage_fexit"}},
-                            {"kprobe", {"tcp_sendpage_kprobe", "tcp_sendpage_kretprobe"}}},
-                           false};
-  return g;
-}
-
-const HookGroup& TcpCloseHookGroup() {
-  static const HookGroup g{"tcp close",
-                           {{"tp_btf", {"inet_state_btf"}}, {"tracepoint", {"inet_state_tp"}}},
-                           true};
-  return g;
-}
+static_assert(sizeof(tcp_loss) == 40);
 
 FlowLabels ParseFlowLabels(const std::vector<std::string>& names) {
   auto has = [&](const char* n) { return std::find(names.begin(), names.end(), n) != names.end(); };
@@ -79,6 +55,14 @@ std::vector<prometheus::MetricFamily> TcpFamilies(const FlowTable& table, const 
                          "kernel map (their bytes are still counted).");
   AddCounter(dropped, {}, static_cast<double>(s.loss.close_events_dropped));
   out.push_back(std::move(dropped));
+  auto uncounted = Counter("execflow_tcp_sends_uncounted_total",
+                           "TCP send calls whose bytes could not be counted (kprobe mode): the "
+                           "kretprobe missed the return (more calls in flight than it follows), "
+                           "or the map of sends in flight was full.");
+  AddCounter(uncounted, {{"reason", "kretprobe_missed"}},
+             static_cast<double>(s.loss.kretprobe_missed + s.inflight_swept));
+  AddCounter(uncounted, {{"reason", "inflight_map_full"}}, static_cast<double>(s.loss.inflight_full));
+  out.push_back(std::move(uncounted));
 
   AppendMapFamilies({{"tcp_flows", static_cast<double>(s.live_flows),
                       static_cast<double>(s.flow_capacity),
@@ -91,52 +75,34 @@ TcpCollector::TcpCollector(const TcpConfig& config)
     : table_(ParseFlowLabels(config.labels), config.max_series,
              config.closed_flow_retention_scrapes) {}
 
-Result<std::unique_ptr<TcpCollector>> TcpCollector::Start(const TcpConfig& config) {
+Result<std::unique_ptr<TcpCollector>> TcpCollector::Start(const TcpConfig& config,
+                                                          Transport transport) {
   std::unique_ptr<TcpCollector> c(new TcpCollector(config));
-  // Only the kprobe mode uses tcp_send_args; elsewhere one entry (the
-  // minimum) saves its preallocated ~1 MiB. Empty while probing.
-  std::string final_mode;
   std::function<Result<void>(tcp_bpf*)> configure = [&](tcp_bpf* s) -> Result<void> {
+    s->rodata->targ_perfbuf = transport == Transport::kPerfbuf;
     int err = bpf_map__set_max_entries(s->maps.tcp_flows, config.max_flows);
-    if (!err && !final_mode.empty() && final_mode != "kprobe") {
+    // Only the kprobe mode uses tcp_send_args; elsewhere one entry (the
+    // minimum) saves its preallocated ~1 MiB.
+    if (!err && !bpf_program__autoload(s->progs.tcp_sendmsg_kprobe)) {
       err = bpf_map__set_max_entries(s->maps.tcp_send_args, 1);
     }
     if (err) return FailErrno("size tcp maps", err);
-    return {};
+    return ConfigureTransport(transport, s->maps.tcp_closed, TCP_DEFAULT_CLOSED_RINGBUF_BYTES);
   };
-  const auto probe = Prober<tcp_bpf>(configure);
-  std::vector<HookChoice> choices;
-  auto send = ChooseHook(TcpSendHookGroup(), config.hook, probe);
-  if (!send) return std::unexpected(send.error());
-  choices.push_back(*send);
-  auto close = ChooseHook(TcpCloseHookGroup(), config.close_hook, probe);
-  if (!close) return std::unexpected(close.error());
-  choices.push_back(*close);
-  c->send_mode_ = send->variant->mode;
-  // Before 6.5 sendfile()/splice() reach TCP through tcp_sendpage, which the
-  // function hooks must cover too; the sock_send_length tracepoint (6.3+)
-  // fires in sock_sendmsg, which 6.5+ uses for pages as well.
-  if (c->send_mode_ == "fexit" || c->send_mode_ == "kprobe") {
-    auto page = ChooseHook(TcpSendpageHookGroup(), c->send_mode_, probe);
-    if (!page) return std::unexpected(page.error());
-    choices.push_back(*page);
-  }
-  std::vector<std::string> programs;
-  for (const auto& ch : choices) {
-    c->rejected_.insert(c->rejected_.end(), ch.rejected.begin(), ch.rejected.end());
-    if (ch.variant) programs.insert(programs.end(), ch.variant->programs.begin(), ch.variant->programs.end());
-  }
-  final_mode = c->send_mode_;
-  auto attached = LoadAndAttach<tcp_bpf>(programs, configure);
+  auto attached = SelectAndAttach<tcp_bpf>(
+      TcpHooks(), {{"tcp.hook", config.hook}, {"tcp.close_hook", config.close_hook}}, configure);
   if (!attached) return std::unexpected(attached.error());
+  c->rejected_ = attached->plan.Rejected();
+  c->send_mode_ = attached->plan.ModeOf("tcp send");
   c->skel_ = std::move(attached->skel);
   c->links_ = std::move(attached->links);
   for (bpf_program* p : attached->programs) c->programs_.push_back(DescribeProgram(p));
 
   c->flows_ = std::make_unique<BpfMapReader>(bpf_map__fd(c->skel_->maps.tcp_flows), "tcp_flows",
                                              sizeof(tcp_flow_key), sizeof(__u64), config.max_flows);
-  auto consumer = RingConsumer::Start(
-      bpf_map__fd(c->skel_->maps.tcp_closed), "tcp close notices",
+  auto consumer = EventConsumer::Start(
+      {transport, bpf_map__fd(c->skel_->maps.tcp_closed), bpf_map__fd(c->skel_->maps.tcp_closed_perf),
+       TCP_DEFAULT_CLOSED_RINGBUF_BYTES, "tcp close notices"},
       [p = c.get()](const void* data, size_t size) { p->OnClose(data, size); });
   if (!consumer) return std::unexpected(consumer.error());
   c->consumer_ = std::move(*consumer);
@@ -202,8 +168,11 @@ std::vector<prometheus::MetricFamily> TcpCollector::Collect(int* errors) const {
   {
     std::lock_guard lock(mu_);
     const tcp_loss& loss = skel_->bss->loss;
+    if (send_mode_ == "kprobe") SweepInflight();
     s.loss = {LoadCounter(loss.overflow_bytes), LoadCounter(loss.overflow_sends),
-              LoadCounter(loss.close_events_dropped)};
+              LoadCounter(loss.close_events_dropped), LoadCounter(loss.inflight_full),
+              LoadCounter(loss.kretprobe_missed)};
+    s.inflight_swept = inflight_swept_;
     s.flows_closed = flows_closed_;
     auto entries = ReadEntries<tcp_flow_key, __u64>(*flows_);
     std::vector<FlowTable::LiveFlow> live;
@@ -220,6 +189,22 @@ std::vector<prometheus::MetricFamily> TcpCollector::Collect(int* errors) const {
   }
   AppendProgramFamilies(programs_, &out);
   return out;
+}
+
+void TcpCollector::SweepInflight() const {
+  // Keys are bpf_get_current_pid_tgid(): the thread id in the low 32 bits.
+  const int fd = bpf_map__fd(skel_->maps.tcp_send_args);
+  std::vector<__u64> dead;
+  __u64 key, next;
+  for (int err = bpf_map_get_next_key(fd, nullptr, &next); err == 0;
+       err = bpf_map_get_next_key(fd, &key, &next)) {
+    key = next;
+    const pid_t tid = static_cast<pid_t>(key & 0xFFFFFFFF);
+    if (kill(tid, 0) != 0 && errno == ESRCH) dead.push_back(key);
+  }
+  for (__u64 k : dead) {
+    if (bpf_map_delete_elem(fd, &k) == 0) ++inflight_swept_;
+  }
 }
 
 bool TcpCollector::TracksFlow(const tcp_flow_key& key) const {

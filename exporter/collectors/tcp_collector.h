@@ -11,7 +11,7 @@
 #include "exporter/bpf/handles.h"
 #include "exporter/bpf/hooks.h"
 #include "exporter/bpf/map_reader.h"
-#include "exporter/bpf/ring_consumer.h"
+#include "exporter/bpf/event_consumer.h"
 #include "exporter/collectors/collector.h"
 #include "exporter/config/config.h"
 #include "exporter/metrics/flows.h"
@@ -19,11 +19,6 @@
 struct tcp_bpf;
 
 namespace execflow {
-
-// The hook chains, in order of preference.
-const HookGroup& TcpSendHookGroup();
-const HookGroup& TcpSendpageHookGroup();  // only with the fexit and kprobe send modes
-const HookGroup& TcpCloseHookGroup();
 
 FlowLabels ParseFlowLabels(const std::vector<std::string>& names);
 
@@ -34,6 +29,7 @@ struct TcpScrape {
   uint32_t flow_capacity = 0;
   tcp_send_hist hist{};
   tcp_loss loss{};
+  uint64_t inflight_swept = 0;  // kprobe mode: entries of exited threads (missed returns)
 };
 std::vector<prometheus::MetricFamily> TcpFamilies(const FlowTable& table, const TcpScrape& scrape);
 
@@ -43,7 +39,8 @@ std::vector<prometheus::MetricFamily> TcpFamilies(const FlowTable& table, const 
 // mutex as scrapes, so every byte is either in the map or in the FlowTable.
 class TcpCollector final : public Collector {
  public:
-  static Result<std::unique_ptr<TcpCollector>> Start(const TcpConfig& config);
+  static Result<std::unique_ptr<TcpCollector>> Start(const TcpConfig& config,
+                                                    Transport transport = Transport::kRingbuf);
   ~TcpCollector() override;
 
   const std::string& Name() const override { return name_; }
@@ -59,6 +56,9 @@ class TcpCollector final : public Collector {
   explicit TcpCollector(const TcpConfig& config);
   void OnClose(const void* data, size_t size);
   Result<void> ReadHistogram(tcp_send_hist* out) const;
+  // kprobe mode: removes the in-flight entries of threads that exited, whose
+  // returns the kretprobe missed, and counts them. Called under mu_.
+  void SweepInflight() const;
 
   const std::string name_ = "tcp";
   SkelPtr<tcp_bpf> skel_;
@@ -71,7 +71,8 @@ class TcpCollector final : public Collector {
   mutable FlowTable table_;
   bool lookup_and_delete_ = true;
   uint64_t flows_closed_ = 0;  // guarded by mu_
-  std::unique_ptr<RingConsumer> consumer_;
+  mutable uint64_t inflight_swept_ = 0;  // guarded by mu_
+  std::unique_ptr<EventConsumer> consumer_;
 };
 
 }  // namespace execflow

@@ -9,8 +9,23 @@
 #include <map>
 #include <sstream>
 
+#include "exporter/bpf/hooks.h"
+
 namespace execflow {
 namespace {
+
+// "auto", then the modes of the hook group the key sets, then `extra`.
+std::vector<std::string> HookChoices(const std::vector<HookGroup>& groups, const std::string& key,
+                                     std::vector<std::string> extra = {}) {
+  std::vector<std::string> out{"auto"};
+  for (const auto& g : groups) {
+    if (g.config_key == key) {
+      for (auto& m : HookModes(g)) out.push_back(std::move(m));
+    }
+  }
+  out.insert(out.end(), extra.begin(), extra.end());
+  return out;
+}
 
 // Walks one YAML mapping, rejecting keys it does not know. Each handler
 // parses its value or returns an error message without the location prefix.
@@ -175,8 +190,8 @@ Result<Config> ParseConfig(std::string_view yaml, const std::string& file_name) 
   constexpr uint64_t kMaxMapEntries = 1 << 20;
   Section exec(file_name, "exec");
   exec.On("enabled", Bool(&c.exec.enabled))
-      .On("hook", OneOf(&c.exec.hook, {"auto", "tp_btf", "tracepoint"}))
-      .On("failures_hook", OneOf(&c.exec.failures_hook, {"auto", "tracepoint", "off"}))
+      .On("hook", OneOf(&c.exec.hook, HookChoices(ExecHooks(), "exec.hook")))
+      .On("failures_hook", OneOf(&c.exec.failures_hook, HookChoices(ExecHooks(), "exec.failures_hook", {"off"})))
       .On("max_uids", Uint(&c.exec.max_uids, 1, kMaxMapEntries))
       .On("max_failure_keys", Uint(&c.exec.max_failure_keys, 1, kMaxMapEntries));
   Section file(file_name, "events.file");
@@ -187,12 +202,13 @@ Result<Config> ParseConfig(std::string_view yaml, const std::string& file_name) 
   events.On("enabled", Bool(&c.events.enabled))
       .On("ring_buffer_bytes", Uint(&c.events.ring_buffer_bytes, 4096, 1u << 30))
       .On("keep_last", Uint(&c.events.keep_last, 0, 1000000))
+      .On("transport", OneOf(&c.events.transport, {"auto", "ringbuf", "perfbuf"}))
       .On("output", OneOf(&c.events.output, {"none", "stdout", "file"}))
       .On("file", Nested(file));
   Section tcp(file_name, "tcp");
   tcp.On("enabled", Bool(&c.tcp.enabled))
-      .On("hook", OneOf(&c.tcp.hook, {"auto", "fexit", "kprobe", "tp_btf", "tracepoint"}))
-      .On("close_hook", OneOf(&c.tcp.close_hook, {"auto", "tp_btf", "tracepoint"}))
+      .On("hook", OneOf(&c.tcp.hook, HookChoices(TcpHooks(), "tcp.hook")))
+      .On("close_hook", OneOf(&c.tcp.close_hook, HookChoices(TcpHooks(), "tcp.close_hook")))
       .On("labels", SubsetOf(&c.tcp.labels, {"saddr", "sport", "daddr", "dport"}))
       .On("max_series", Uint(&c.tcp.max_series, 1, kMaxMapEntries))
       .On("max_flows", Uint(&c.tcp.max_flows, 1, kMaxMapEntries))

@@ -12,14 +12,15 @@ namespace execflow {
 
 struct ExecConfig {
   bool enabled = true;
-  std::string hook = "auto";           // auto | tp_btf | tracepoint
-  std::string failures_hook = "auto";  // auto | tracepoint | off
+  std::string hook = "auto";           // auto or a mode of ExecHooks() (exporter/bpf/hooks.h)
+  std::string failures_hook = "auto";  // auto, a mode, or off
   uint32_t max_uids = 10240;
   uint32_t max_failure_keys = 10240;
 };
 
 struct EventsConfig {
   bool enabled = true;
+  std::string transport = "auto";        // auto | ringbuf | perfbuf (also carries TCP close notices)
   uint32_t ring_buffer_bytes = 1 << 20;  // power of two, >= page size
   uint32_t keep_last = 1024;             // served at /api/v1/events
   std::string output = "none";           // none | stdout | file
@@ -30,8 +31,8 @@ struct EventsConfig {
 
 struct TcpConfig {
   bool enabled = true;
-  std::string hook = "auto";        // auto | fexit | kprobe | tp_btf | tracepoint
-  std::string close_hook = "auto";  // auto | tp_btf | tracepoint
+  std::string hook = "auto";        // auto or a mode of TcpHooks() (exporter/bpf/hooks.h)
+  std::string close_hook = "auto";
   std::vector<std::string> labels = {"saddr", "sport", "daddr", "dport"};
   uint32_t max_series = 10000;
   uint32_t max_flows = 65536;

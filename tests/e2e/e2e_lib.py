@@ -46,6 +46,8 @@ METRICS = {
     "execflow_tcp_folded_flows": set(),
     "execflow_tcp_flows_closed_total": set(),
     "execflow_tcp_close_events_dropped_total": set(),
+    "execflow_tcp_sends_uncounted_total": {"reason"},
+    "execflow_events_transport_info": {"transport"},
     "execflow_scrape_errors_total": {"collector"},
     "execflow_build_info": {"version", "revision"},
     "execflow_bpf_program_info": {"program", "hook", "attach_type"},
@@ -438,10 +440,10 @@ def running_exporter(binary, tmp, config=None, ready_timeout=30):
             log(f"exporter exited with {rc} on SIGTERM:\n{proc.tail()}")
 
 
-def scrape_samples(text):
-    """{sample name: [labels dict]} from the text exposition format."""
-    samples = {}
-    line_re = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})?\s+\S+")
+def scrape_values(text):
+    """[(sample name, labels dict, value)] from the text exposition format."""
+    out = []
+    line_re = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})?\s+(\S+)")
     label_re = re.compile(r'([a-zA-Z_]\w*)="((?:[^"\\]|\\.)*)"')
     for line in text.splitlines():
         if not line or line.startswith("#"):
@@ -449,8 +451,15 @@ def scrape_samples(text):
         m = line_re.match(line)
         if not m:
             raise ValueError(f"cannot parse exposition line {line!r}")
-        labels = dict(label_re.findall(m.group(3) or ""))
-        samples.setdefault(m.group(1), []).append(labels)
+        out.append((m.group(1), dict(label_re.findall(m.group(3) or "")), float(m.group(4))))
+    return out
+
+
+def scrape_samples(text):
+    """{sample name: [labels dict]} from the text exposition format."""
+    samples = {}
+    for name, labels, _ in scrape_values(text):
+        samples.setdefault(name, []).append(labels)
     return samples
 
 

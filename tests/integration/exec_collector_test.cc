@@ -39,14 +39,20 @@ double Value(const std::vector<prometheus::MetricFamily>& fams, const std::strin
   return m ? m->counter.value + m->gauge.value : 0;
 }
 
-class ExecCollectorTest : public ::testing::TestWithParam<std::string> {
+struct Mode {
+  std::string hook;
+  Transport transport;
+};
+void PrintTo(const Mode& m, std::ostream* os) { *os << m.hook << "/" << TransportName(m.transport); }
+
+class ExecCollectorTest : public ::testing::TestWithParam<Mode> {
  protected:
   void SetUp() override {
     EXECFLOW_REQUIRE_PRIVILEGED();
     Config config;
-    config.exec.hook = GetParam();
+    config.exec.hook = GetParam().hook;
     config.events.keep_last = 100000;
-    auto c = ExecCollector::Start(config);
+    auto c = ExecCollector::Start(config, GetParam().transport);
     ASSERT_TRUE(c.has_value()) << c.error().message;
     collector_ = std::move(*c);
   }
@@ -75,14 +81,14 @@ class ExecCollectorTest : public ::testing::TestWithParam<std::string> {
 TEST_P(ExecCollectorTest, UsesTheForcedHook) {
   const auto& progs = collector_->Programs();
   ASSERT_EQ(progs.size(), 3u);
-  EXPECT_EQ(progs[0].attach_type, GetParam());
-  EXPECT_EQ(progs[0].hook, GetParam() == "tp_btf" ? "sched_process_exec" : "sched/sched_process_exec");
+  EXPECT_EQ(progs[0].attach_type, GetParam().hook);
+  EXPECT_EQ(progs[0].hook, GetParam().hook == "tp_btf" ? "sched_process_exec" : "sched/sched_process_exec");
   EXPECT_EQ(progs[1].hook, "syscalls/sys_exit_execve");
   EXPECT_EQ(progs[2].hook, "syscalls/sys_exit_execveat");
   EXPECT_TRUE(collector_->Ready().has_value());
   auto fams = Collect();
   EXPECT_EQ(Value(fams, "execflow_bpf_program_info",
-                  {{"program", progs[0].program}, {"hook", progs[0].hook}, {"attach_type", GetParam()}}),
+                  {{"program", progs[0].program}, {"hook", progs[0].hook}, {"attach_type", GetParam().hook}}),
             1);
 }
 
@@ -145,7 +151,11 @@ TEST_P(ExecCollectorTest, ExecveatFailuresAreCountedPerErrno) {
   EXPECT_EQ(Value(fams, "execflow_exec_failures_total", {{"uid", label}, {"errno", "EACCES"}}), 20);
 }
 
-INSTANTIATE_TEST_SUITE_P(Hooks, ExecCollectorTest, ::testing::Values("tp_btf", "tracepoint"));
+// tp_btf with the ring buffer, the classic tracepoint with the perf buffer.
+INSTANTIATE_TEST_SUITE_P(Hooks, ExecCollectorTest,
+                         ::testing::Values(Mode{"tp_btf", Transport::kRingbuf},
+                                           Mode{"tracepoint", Transport::kPerfbuf}),
+                         [](const auto& info) { return info.param.hook; });
 
 TEST(ExecCollectorAuto, PrefersTpBtf) {
   EXECFLOW_REQUIRE_PRIVILEGED();
@@ -203,10 +213,12 @@ double SumOf(const std::vector<prometheus::MetricFamily>& fams, const std::strin
   return t;
 }
 
-TEST(ExecCollectorPressure, FullRingBufferDropsEventsCountsThemAndNeverTheExecs) {
+class ExecCollectorPressure : public ::testing::TestWithParam<Transport> {};
+
+TEST_P(ExecCollectorPressure, FullBufferDropsEventsCountsThemAndNeverTheExecs) {
   EXECFLOW_REQUIRE_PRIVILEGED();
   // The consumer writes each event to a FIFO nobody reads: once the pipe is
-  // full it blocks, and the one-page ring buffer behind it fills up.
+  // full it blocks, and the one-page buffer behind it fills up.
   char dir[] = "/tmp/execflow-fifo-XXXXXX";
   ASSERT_NE(mkdtemp(dir), nullptr);
   const std::string fifo = std::string(dir) + "/events";
@@ -217,7 +229,7 @@ TEST(ExecCollectorPressure, FullRingBufferDropsEventsCountsThemAndNeverTheExecs)
   config.events.ring_buffer_bytes = 4096;
   config.events.output = "file";
   config.events.file_path = fifo;
-  auto c = ExecCollector::Start(config);
+  auto c = ExecCollector::Start(config, GetParam());
   ASSERT_TRUE(c.has_value()) << c.error().message;
   int errors = 0;
   auto before = (*c)->Collect(&errors);
@@ -258,6 +270,10 @@ TEST(ExecCollectorPressure, FullRingBufferDropsEventsCountsThemAndNeverTheExecs)
   unlink(fifo.c_str());
   rmdir(dir);
 }
+
+INSTANTIATE_TEST_SUITE_P(Transports, ExecCollectorPressure,
+                         ::testing::Values(Transport::kRingbuf, Transport::kPerfbuf),
+                         [](const auto& info) { return std::string(TransportName(info.param)); });
 
 }  // namespace
 }  // namespace execflow

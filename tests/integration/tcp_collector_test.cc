@@ -22,8 +22,9 @@ namespace {
 
 using Labels = std::vector<std::pair<std::string, std::string>>;
 
-std::unique_ptr<TcpCollector> StartTcp(const TcpConfig& config) {
-  auto c = TcpCollector::Start(config);
+std::unique_ptr<TcpCollector> StartTcp(const TcpConfig& config,
+                                       Transport transport = Transport::kRingbuf) {
+  auto c = TcpCollector::Start(config, transport);
   EXPECT_TRUE(c.has_value()) << c.error().message;
   return c ? std::move(*c) : nullptr;
 }
@@ -60,10 +61,30 @@ Labels FlowLabels4(const std::string& s, uint16_t sport, const std::string& d, u
   return {{"saddr", s}, {"sport", std::to_string(sport)}, {"daddr", d}, {"dport", std::to_string(dport)}};
 }
 
+tcp_flow_key Key(int family, const char* saddr, uint16_t sport, const char* daddr, uint16_t dport) {
+  tcp_flow_key key{};
+  key.family = family == AF_INET ? EXECFLOW_AF_INET : EXECFLOW_AF_INET6;
+  inet_pton(family, saddr, key.saddr);
+  inet_pton(family, daddr, key.daddr);
+  key.sport = sport;
+  key.dport = dport;
+  return key;
+}
+
+// Waits (bounded, without scraping) until the kernel map no longer holds `key`.
+bool WaitUntilUntracked(const TcpCollector& c, const tcp_flow_key& key) {
+  for (int i = 0; i < 500 && c.TracksFlow(key); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return !c.TracksFlow(key);
+}
+
 struct Mode {
   std::string send;
   std::string close;
+  Transport transport;
 };
+void PrintTo(const Mode& m, std::ostream* os) { *os << m.send << "/" << TransportName(m.transport); }
 
 class TcpExactTest : public ::testing::TestWithParam<Mode> {
  protected:
@@ -72,7 +93,7 @@ class TcpExactTest : public ::testing::TestWithParam<Mode> {
     TcpConfig config;
     config.hook = GetParam().send;
     config.close_hook = GetParam().close;
-    collector_ = StartTcp(config);
+    collector_ = StartTcp(config, GetParam().transport);
     ASSERT_NE(collector_, nullptr);
   }
 
@@ -85,18 +106,10 @@ class TcpExactTest : public ::testing::TestWithParam<Mode> {
     ASSERT_TRUE(SendVarying(fd, 1234567));
     const Labels labels = FlowLabels4(addr, sport, addr, server.port());
     EXPECT_EQ(Bytes(Collect(*collector_), labels), 1234567) << "live flow";
-    tcp_flow_key key{};
-    key.family = family == AF_INET ? EXECFLOW_AF_INET : EXECFLOW_AF_INET6;
-    inet_pton(family, addr, key.saddr);
-    inet_pton(family, addr, key.daddr);
-    key.sport = sport;
-    key.dport = server.port();
+    const tcp_flow_key key = Key(family, addr, sport, addr, server.port());
     ASSERT_TRUE(collector_->TracksFlow(key));
     close(fd);
-    for (int i = 0; i < 500 && collector_->TracksFlow(key); ++i) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
-    ASSERT_FALSE(collector_->TracksFlow(key)) << "close notice not handled";
+    ASSERT_TRUE(WaitUntilUntracked(*collector_, key)) << "close notice not handled";
     EXPECT_EQ(Bytes(Collect(*collector_), labels), 1234567) << "final total after close";
   }
 
@@ -128,8 +141,34 @@ TEST_P(TcpExactTest, Ipv4MappedFlowIsReportedAsIpv4) {
   close(fd);
 }
 
+TEST_P(TcpExactTest, SendCompletingAfterAResetIsCountedAndLeavesNoEntry) {
+  uint16_t sport = 0, dport = 0;
+  const ssize_t sent = SendInterruptedByReset(&sport, &dport);
+  ASSERT_GT(sent, 0);
+  const tcp_flow_key key = Key(AF_INET, "127.0.0.1", sport, "127.0.0.1", dport);
+  tcp_flow_key portless = key;  // where the send landed when it keyed on skc_num
+  portless.sport = 0;
+  EXPECT_TRUE(WaitUntilUntracked(*collector_, key));
+  EXPECT_TRUE(WaitUntilUntracked(*collector_, portless))
+      << "the send after the close recreated an entry that no close notice removes";
+  EXPECT_EQ(Bytes(Collect(*collector_), FlowLabels4("127.0.0.1", sport, "127.0.0.1", dport)), sent);
+}
+
+TEST_P(TcpExactTest, RawTcpSocketIsNotAFlow) {
+  ASSERT_EQ(SendRawTcp("127.0.0.77", 1000), 1000);
+  for (const auto& f : Collect(*collector_)) {
+    if (f.name != "execflow_tcp_sent_bytes_total") continue;
+    for (const auto& m : f.metric) {
+      for (const auto& l : m.label) EXPECT_FALSE(l.name == "daddr" && l.value == "127.0.0.77");
+    }
+  }
+}
+
+// tp_btf with the ring buffer, the classic tracepoints with the perf buffer;
+// the other modes load only on other kernels: tests/vm runs them there.
 INSTANTIATE_TEST_SUITE_P(Hooks, TcpExactTest,
-                         ::testing::Values(Mode{"tp_btf", "tp_btf"}, Mode{"tracepoint", "tracepoint"}),
+                         ::testing::Values(Mode{"tp_btf", "tp_btf", Transport::kRingbuf},
+                                           Mode{"tracepoint", "tracepoint", Transport::kPerfbuf}),
                          [](const auto& info) { return info.param.send; });
 
 TEST(TcpAuto, ChoosesTheBestAttachableHookAndLogsWhyOthersFailed) {
@@ -155,20 +194,11 @@ TEST(TcpLifecycle, ClosedFlowIsExportedOnceMoreThenRemovedAndItsKernelEntryFreed
   ASSERT_TRUE(SendVarying(fd, 1000));
   const Labels labels = FlowLabels4("127.0.0.1", sport, "127.0.0.1", server.port());
   EXPECT_EQ(Bytes(Collect(*c), labels), 1000);
-  tcp_flow_key key{};
-  key.family = EXECFLOW_AF_INET;
-  inet_pton(AF_INET, "127.0.0.1", key.saddr);
-  inet_pton(AF_INET, "127.0.0.1", key.daddr);
-  key.sport = sport;
-  key.dport = server.port();
+  const tcp_flow_key key = Key(AF_INET, "127.0.0.1", sport, "127.0.0.1", server.port());
   ASSERT_TRUE(c->TracksFlow(key));
   const double closed_before = FindSample(Collect(*c), "execflow_tcp_flows_closed_total", {})->counter.value;
   close(fd);
-  // Bounded wait, without scraping, until the close notice freed the entry.
-  for (int i = 0; i < 500 && c->TracksFlow(key); ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  ASSERT_FALSE(c->TracksFlow(key)) << "kernel entry not freed after close";
+  ASSERT_TRUE(WaitUntilUntracked(*c, key)) << "kernel entry not freed after close";
   auto first = Collect(*c);
   EXPECT_EQ(Bytes(first, labels), 1000) << "the first scrape after close shows the final total";
   EXPECT_GE(FindSample(first, "execflow_tcp_flows_closed_total", {})->counter.value, closed_before + 1);
@@ -437,39 +467,28 @@ TEST(TcpVeth, BytesBetweenNamespacesCarryTheirAddressesAndPorts) {
   EXPECT_EQ(Bytes(Collect(*c), FlowLabels4("10.199.0.1", 40404, "10.199.0.2", port)), 777777);
 }
 
-TEST(TcpFunctionHooks, KprobeProgramsPassTheVerifier) {
+// kprobes may be compiled out (attach fails), but loading runs the verifier
+// on the programs this kernel cannot attach, with either transport. Where
+// they attach, tests/vm checks them exactly.
+class TcpKprobeVerifierTest : public ::testing::TestWithParam<bool> {};
+
+TEST_P(TcpKprobeVerifierTest, KprobeProgramsPassTheVerifier) {
   EXECFLOW_REQUIRE_PRIVILEGED();
   QuietLibbpf quiet;
-  // kprobes may be compiled out (attach fails), but loading runs the verifier
-  // on the programs this kernel cannot attach.
   tcp_bpf* s = tcp_bpf::open();
   ASSERT_NE(s, nullptr);
+  s->rodata->targ_perfbuf = GetParam();
   bpf_program* p;
   bpf_object__for_each_program(p, s->obj) {
-    const std::string name = bpf_program__name(p);
-    bpf_program__set_autoload(p, name.find("kprobe") != std::string::npos ||
-                                     name.find("kretprobe") != std::string::npos);
+    bpf_program__set_autoload(p, std::string(bpf_program__section_name(p)).find("kprobe/") != std::string::npos ||
+                                     std::string(bpf_program__section_name(p)).find("kretprobe/") != std::string::npos);
   }
   EXPECT_EQ(tcp_bpf::load(s), 0) << std::strerror(errno);
   tcp_bpf::destroy(s);
 }
 
-TEST(TcpFunctionHooks, FexitProgramsLoadOrAreRefusedWithEperm) {
-  EXECFLOW_REQUIRE_PRIVILEGED();
-  QuietLibbpf quiet;
-  for (const char* prog : {"tcp_sendmsg_fexit", "tcp_sendpage_fexit"}) {
-    tcp_bpf* s = tcp_bpf::open();
-    ASSERT_NE(s, nullptr);
-    bpf_program* p;
-    bpf_object__for_each_program(p, s->obj) { bpf_program__set_autoload(p, std::string(bpf_program__name(p)) == prog); }
-    const int err = tcp_bpf::load(s);
-    // Kernels without tcp_sendpage (6.5+) reject its fexit with ESRCH/ENOENT;
-    // this CI kernel refuses every fexit with EPERM. A verifier rejection
-    // (EACCES/EINVAL) is a bug.
-    EXPECT_TRUE(err == 0 || err == -EPERM || err == -ESRCH || err == -ENOENT) << prog << ": " << err;
-    tcp_bpf::destroy(s);
-  }
-}
+INSTANTIATE_TEST_SUITE_P(Transports, TcpKprobeVerifierTest, ::testing::Values(false, true),
+                         [](const auto& info) { return info.param ? "perfbuf" : "ringbuf"; });
 
 }  // namespace
 }  // namespace execflow

@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -119,6 +120,57 @@ inline bool SendVarying(int fd, uint64_t total) {
     sent += n;
   }
   return true;
+}
+
+// A blocking send into a peer that never reads; while the sender sleeps for
+// buffer space, the peer resets the connection (close with SO_LINGER 0), so
+// the send returns after its socket reached TCP_CLOSE. Returns what that send
+// accepted (> 0 on success), and the connection's ports.
+inline ssize_t SendInterruptedByReset(uint16_t* sport, uint16_t* dport) {
+  int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_storage ss{};
+  socklen_t len = SinkServer::Fill(&ss, "127.0.0.1", 0);
+  if (bind(lfd, reinterpret_cast<sockaddr*>(&ss), len) != 0 || listen(lfd, 1) != 0) return -1;
+  getsockname(lfd, reinterpret_cast<sockaddr*>(&ss), &len);
+  *dport = ntohs(reinterpret_cast<sockaddr_in*>(&ss)->sin_port);
+  int fd = Connect("127.0.0.1", *dport, sport);
+  int peer = accept4(lfd, nullptr, nullptr, SOCK_CLOEXEC);
+  close(lfd);
+  if (fd < 0 || peer < 0) return -1;
+  std::atomic<ssize_t> sent{-1};
+  std::thread sender([&] {
+    std::vector<char> big(64 << 20, 'r');  // far more than both socket buffers hold
+    sent = send(fd, big.data(), big.size(), 0);
+  });
+  // Once the sender sleeps waiting for space, its queue stops growing.
+  int last = -1, queued = 0;
+  for (int i = 0; i < 400 && (queued != last || queued == 0); ++i) {
+    last = queued;
+    usleep(50000);
+    ioctl(fd, TIOCOUTQ, &queued);
+  }
+  linger lg{1, 0};
+  setsockopt(peer, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+  close(peer);
+  sender.join();
+  close(fd);
+  return sent;
+}
+
+// Sends `bytes` through a raw IPPROTO_TCP socket connected to daddr: not a
+// TCP flow (the stack drops the bogus segment). Returns what send returned.
+inline ssize_t SendRawTcp(const char* daddr, size_t bytes) {
+  int fd = socket(AF_INET, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_TCP);
+  if (fd < 0) return -1;
+  sockaddr_storage ss{};
+  socklen_t len = SinkServer::Fill(&ss, daddr, 0);
+  ssize_t n = -1;
+  if (connect(fd, reinterpret_cast<sockaddr*>(&ss), len) == 0) {
+    std::vector<char> seg(bytes, 0);
+    n = send(fd, seg.data(), seg.size(), 0);
+  }
+  close(fd);
+  return n;
 }
 
 }  // namespace execflow

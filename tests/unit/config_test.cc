@@ -97,6 +97,7 @@ exec:
   max_failure_keys: 32
 events:
   enabled: true
+  transport: perfbuf
   ring_buffer_bytes: 65536
   keep_last: 7
   output: file
@@ -113,6 +114,7 @@ bpf:
   EXPECT_EQ(c->exec.failures_hook, "off");
   EXPECT_EQ(c->exec.max_uids, 64u);
   EXPECT_EQ(c->exec.max_failure_keys, 32u);
+  EXPECT_EQ(c->events.transport, "perfbuf");
   EXPECT_EQ(c->events.ring_buffer_bytes, 65536u);
   EXPECT_EQ(c->events.keep_last, 7u);
   EXPECT_EQ(c->events.output, "file");
@@ -151,6 +153,17 @@ TEST(Config, BadEnum) {
             "test.yaml:2: exec.hook: expected one of auto, tp_btf, tracepoint, got 'kprobe'");
   EXPECT_EQ(ErrorOf("events:\n  output: syslog\n"),
             "test.yaml:2: events.output: expected one of none, stdout, file, got 'syslog'");
+  EXPECT_EQ(ErrorOf("events:\n  transport: pipe\n"),
+            "test.yaml:2: events.transport: expected one of auto, ringbuf, perfbuf, got 'pipe'");
+}
+
+TEST(Config, HookModesComeFromTheHookTable) {
+  EXPECT_EQ(ErrorOf("tcp:\n  hook: uprobe\n"),
+            "test.yaml:2: tcp.hook: expected one of auto, fexit, kprobe, tp_btf, tracepoint, got 'uprobe'");
+  EXPECT_EQ(ErrorOf("tcp:\n  close_hook: fexit\n"),
+            "test.yaml:2: tcp.close_hook: expected one of auto, tp_btf, tracepoint, got 'fexit'");
+  EXPECT_EQ(ErrorOf("exec:\n  failures_hook: tp_btf\n"),
+            "test.yaml:2: exec.failures_hook: expected one of auto, tracepoint, off, got 'tp_btf'");
 }
 
 TEST(Config, RingBufferMustBePowerOfTwo) {

@@ -2,10 +2,12 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 namespace execflow {
 namespace {
 
-const HookGroup kGroup{"tcp send", {{"fexit", {"f"}}, {"kprobe", {"k", "kr"}}, {"tracepoint", {"t"}}}, true};
+const HookGroup kGroup{"tcp send", "tcp.hook", "", {{"fexit", {"f"}}, {"kprobe", {"k", "kr"}}, {"tracepoint", {"t"}}}, true};
 
 TEST(ChooseHook, TakesTheFirstThatWorksAndRecordsWhyOthersFailed) {
   std::vector<std::string> tried;
@@ -57,6 +59,65 @@ TEST(ChooseHook, UnknownForcedModeIsAnError) {
   ASSERT_FALSE(c.has_value());
   EXPECT_EQ(c.error().message,
             "tcp send hook 'uprobe' is not one of: auto, fexit, kprobe, tracepoint");
+}
+
+TEST(ChooseHook, OffSwitchesAnOptionalGroupOffWithoutTrying) {
+  HookGroup g = kGroup;
+  g.required = false;
+  int tried = 0;
+  auto c = ChooseHook(g, "off", [&](const HookVariant&) -> Result<void> { ++tried; return {}; });
+  ASSERT_TRUE(c.has_value());
+  EXPECT_EQ(c->variant, nullptr);
+  EXPECT_EQ(tried, 0);
+  EXPECT_FALSE(ChooseHook(kGroup, "off", [](const HookVariant&) -> Result<void> { return {}; }));
+}
+
+// What each kernel of the matrix answers, per program: the plan must follow it.
+Result<void> Kernel(const std::vector<std::string>& loads, const HookVariant& v) {
+  for (const auto& p : v.programs) {
+    if (std::find(loads.begin(), loads.end(), p) == loads.end()) return Fail("load " + p, EINVAL);
+  }
+  return {};
+}
+
+TEST(PlanHooks, TcpOn61TakesFexitForSendsAndSendpageAndTpBtfForCloses) {
+  const std::vector<std::string> k61{"tcp_sendmsg_fexit", "tcp_sendpage_fexit", "tcp_sendmsg_kprobe",
+                                     "tcp_sendmsg_kretprobe", "inet_state_btf", "inet_state_tp"};
+  auto plan = PlanHooks(TcpHooks(), {}, [&](const HookVariant& v) { return Kernel(k61, v); });
+  ASSERT_TRUE(plan.has_value()) << plan.error().message;
+  EXPECT_EQ(plan->Programs(),
+            (std::vector<std::string>{"tcp_sendmsg_fexit", "tcp_sendpage_fexit", "inet_state_btf"}));
+  EXPECT_EQ(plan->ModeOf("tcp sendpage"), "fexit");
+}
+
+TEST(PlanHooks, FollowerTakesTheLeadersForcedModeAndNothingWhereItHasNoSuchMode) {
+  std::vector<std::string> tried;
+  auto all = [&](const HookVariant& v) -> Result<void> {
+    tried.push_back(v.mode);
+    return {};
+  };
+  auto kprobe = PlanHooks(TcpHooks(), {{"tcp.hook", "kprobe"}, {"tcp.close_hook", "tracepoint"}}, all);
+  ASSERT_TRUE(kprobe.has_value());
+  EXPECT_EQ(kprobe->Programs(),
+            (std::vector<std::string>{"tcp_sendmsg_kprobe", "tcp_sendmsg_kretprobe", "tcp_sendpage_kprobe",
+                                      "tcp_sendpage_kretprobe", "inet_state_tp"}));
+  EXPECT_EQ(tried, (std::vector<std::string>{"kprobe", "kprobe", "tracepoint"}));
+  auto tp = PlanHooks(TcpHooks(), {{"tcp.hook", "tp_btf"}}, all);
+  ASSERT_TRUE(tp.has_value());
+  EXPECT_EQ(tp->ModeOf("tcp sendpage"), "");
+  EXPECT_EQ(tp->Programs(), (std::vector<std::string>{"sock_send_btf", "inet_state_btf"}));
+}
+
+TEST(PlanHooks, RejectedNamesTheGroup) {
+  auto plan = PlanHooks(ExecHooks(), {{"exec.failures_hook", "off"}},
+                        [](const HookVariant& v) -> Result<void> {
+                          if (v.mode == "tp_btf") return Fail("load exec_btf", EPERM);
+                          return {};
+                        });
+  ASSERT_TRUE(plan.has_value());
+  EXPECT_EQ(plan->Programs(), std::vector<std::string>{"exec_tp"});
+  EXPECT_EQ(plan->Rejected(), std::vector<std::string>{"exec: tp_btf: load exec_btf: Operation not permitted"});
+  EXPECT_EQ(plan->ModeOf("exec failures"), "");
 }
 
 TEST(SplitSection, SplitsAttachTypeFromHook) {
