@@ -1,0 +1,284 @@
+"""The kernel matrix's checks on one kernel: run as root inside a guest (tests/vm/matrix.py
+boots it) or on the running kernel itself.
+
+Reads a plan (JSON) naming the exporter, the workload driver and the runs; writes a report
+(JSON) with, for each `--config.check` combination and each run, whether the exporter
+started, which programs it attached (or why it refused) and, for every exactness check,
+the expected and the exported value. It judges nothing about which modes should load on
+this kernel: matrix.py holds that table.
+
+Each run starts execflow_exporter with a config (the bundled default, or one that forces
+modes), drives workloads with exact answers through tests/vm/workload.cc and reads them
+back from /metrics and /api/v1/events.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "e2e"))
+import e2e_lib as lib  # noqa: E402
+
+EXECS, ENOENTS, FLOW_BYTES, SENDFILE_BYTES = 200, 50, 1234567, 1000000
+CHURN_CONNECTIONS, CHURN_BYTES, RAW_DADDR = 100, 1000, "127.0.0.77"
+INFLIGHT_SENDS, INFLIGHT_BYTES = 24, 128 << 10
+READY_SECONDS = 180  # hook probing loads every candidate program: slow under emulation
+SETTLE_SECONDS = 30
+
+
+def config_yaml(forced):
+    """A config forcing modes: {"exec.hook": "tracepoint", "events.transport": "perfbuf"}."""
+    sections = {}
+    for key, value in forced.items():
+        section, name = key.split(".")
+        sections.setdefault(section, {})[name] = value
+    return "".join(f"{s}:\n" + "".join(f"  {k}: {v}\n" for k, v in kv.items())
+                   for s, kv in sections.items())
+
+
+class Exporter:
+    def __init__(self, binary, tmp, config_path):
+        self.address = f"127.0.0.1:{lib.free_port()}"
+        self.proc = lib.Process("exporter", [binary, f"--config.file={config_path}",
+                                             f"--web.listen-address={self.address}",
+                                             "--log.level=info"], tmp)
+
+    def wait_ready(self):
+        """None when ready; the exporter's last log lines when it exited instead."""
+        deadline = time.monotonic() + READY_SECONDS
+        while time.monotonic() < deadline:
+            if self.proc.proc.poll() is not None:
+                return self.proc.tail(8)
+            try:
+                lib.http_get(f"http://{self.address}/readyz", timeout=5)
+                return None
+            except OSError:
+                time.sleep(0.3)
+        return f"not ready within {READY_SECONDS}s:\n{self.proc.tail(8)}"
+
+    def scrape(self):
+        return lib.scrape_values(lib.http_get(f"http://{self.address}/metrics", timeout=30))
+
+    def events(self):
+        return json.loads(lib.http_get(f"http://{self.address}/api/v1/events", timeout=30))
+
+
+def pick(samples, name, **labels):
+    """Values of `name` whose labels include `labels`."""
+    return [v for n, l, v in samples if n == name and all(l.get(k) == str(x) for k, x in labels.items())]
+
+
+def total(samples, name, **labels):
+    return sum(pick(samples, name, **labels))
+
+
+def workload(plan, *args, stdin=None):
+    return subprocess.run([plan["workload"], *map(str, args)], check=True, text=True,
+                          stdout=subprocess.PIPE, input=stdin).stdout
+
+
+def kv(text):
+    return dict(p.split("=", 1) for p in text.split() if "=" in p)
+
+
+class Checks:
+    def __init__(self):
+        self.items = []
+
+    def expect(self, name, expected, got):
+        self.items.append({"name": name, "expected": expected, "got": got, "ok": expected == got})
+        lib.log(f"  {'ok  ' if expected == got else 'FAIL'} {name}: expected {expected}, got {got}")
+
+
+def settle(what, fn, timeout=SETTLE_SECONDS):
+    """fn() until it returns true (e.g. events delivered, a closed flow removed)."""
+    try:
+        return lib.wait_until(what, fn, timeout, interval=0.3)
+    except TimeoutError:
+        return None
+
+
+def flow_checks(plan, exp, checks, addr):
+    """A flow that is still open, then closed: its series is exact in both states, and
+    after the close the kernel entry goes (the series is exported once more, then not)."""
+    proc = subprocess.Popen([plan["workload"], "flow", addr, str(FLOW_BYTES)], text=True,
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    got = kv(proc.stdout.readline())
+    labels = dict(saddr=addr, sport=got["sport"], daddr=addr, dport=got["dport"])
+    closed_before = total(exp.scrape(), "execflow_tcp_flows_closed_total")
+    checks.expect(f"{addr} open flow bytes", FLOW_BYTES,
+                  total(exp.scrape(), "execflow_tcp_sent_bytes_total", **labels))
+    proc.stdin.write("close\n")
+    proc.stdin.flush()
+    proc.stdout.readline()
+    proc.wait()
+    seen = []
+
+    def gone():
+        s = exp.scrape()
+        v = pick(s, "execflow_tcp_sent_bytes_total", **labels)
+        seen.extend(v)
+        return not v and total(s, "execflow_tcp_flows_closed_total") > closed_before
+    removed = settle("closed flow removed", gone)
+    checks.expect(f"{addr} closed flow: final bytes, then removed", [FLOW_BYTES, True],
+                  [seen[-1] if seen else None, bool(removed)])
+
+
+def kprobe_mode(exp):
+    return any(n == "execflow_bpf_program_info" and l["attach_type"] == "kretprobe"
+               for n, l, _ in exp.scrape())
+
+
+def inflight_checks(plan, exp, checks):
+    """More sends in flight at once than a kretprobe follows: each send is counted or its
+    loss is. Every flow holds its two sends' bytes, or, where the first send's return was
+    missed (kprobe mode only), the second's alone; the missed ones are exactly the
+    increase of execflow_tcp_sends_uncounted_total{reason="kretprobe_missed"}."""
+    def missed_total():
+        return total(exp.scrape(), "execflow_tcp_sends_uncounted_total", reason="kretprobe_missed")
+    before = missed_total()
+    lines = workload(plan, "inflight", INFLIGHT_SENDS, INFLIGHT_BYTES).split("\n")
+    dport = kv(lines[0])["dport"]
+    flows = [kv(l) for l in lines[1:] if l.startswith("sport=")]
+    s = exp.scrape()
+    counted = missed = odd = 0
+    for f in flows:
+        got = total(s, "execflow_tcp_sent_bytes_total", sport=f["sport"], dport=dport)
+        if got == int(f["first"]) + 1:
+            counted += 1
+        elif got == 1:
+            missed += 1
+        else:
+            odd += 1
+    checks.expect(f"{INFLIGHT_SENDS} sends in flight at once: each counted or its loss counted",
+                  [INFLIGHT_SENDS, 0, missed], [counted + missed, odd, missed_total() - before])
+    return missed
+
+
+def exactness(plan, exp, checks, uid):
+    out = workload(plan, "exec", EXECS, uid, *plan["exec_argv"])
+    checks.expect("execs as an unused uid", EXECS, total(exp.scrape(), "execflow_execs_total", uid=uid))
+    assert kv(out)["execs"] == str(EXECS)
+
+    def events():
+        n = sum(1 for e in exp.events() if e["uid"] == uid)
+        return n if n >= EXECS else None
+    settle("exec events delivered", events)
+    checks.expect("exec events of that uid", EXECS, sum(1 for e in exp.events() if e["uid"] == uid))
+
+    workload(plan, "enoent", ENOENTS, uid + 1)
+    checks.expect("ENOENT execs", ENOENTS,
+                  total(exp.scrape(), "execflow_exec_failures_total", uid=uid + 1, errno="ENOENT"))
+
+    flow_checks(plan, exp, checks, "127.0.0.1")
+    flow_checks(plan, exp, checks, "::1")
+
+    got = kv(workload(plan, "sendfile", SENDFILE_BYTES))
+    checks.expect("sendfile() bytes", SENDFILE_BYTES,
+                  total(exp.scrape(), "execflow_tcp_sent_bytes_total", sport=got["sport"], dport=got["dport"]))
+
+    got = kv(workload(plan, "churn", CHURN_CONNECTIONS, CHURN_BYTES))
+    checks.expect("churn: sum over the connections", CHURN_CONNECTIONS * CHURN_BYTES,
+                  total(exp.scrape(), "execflow_tcp_sent_bytes_total", dport=got["dport"]))
+
+    got = kv(workload(plan, "rst"))
+    checks.expect("send completing after an RST closed its socket", int(got["sent"]),
+                  total(exp.scrape(), "execflow_tcp_sent_bytes_total", dport=got["dport"]))
+    removed = settle("reset flow's entry freed",
+                     lambda: not pick(exp.scrape(), "execflow_tcp_sent_bytes_total", dport=got["dport"]))
+    checks.expect("reset flow leaves no entry behind", True, bool(removed))
+
+    missed = inflight_checks(plan, exp, checks)
+    if kprobe_mode(exp):  # the test must reach the misses it is about
+        checks.expect("kprobe mode: some of those returns were missed", True, missed > 0)
+
+    workload(plan, "raw", RAW_DADDR, 1000)
+    checks.expect("raw IPPROTO_TCP socket is not a flow", 0,
+                  len(pick(exp.scrape(), "execflow_tcp_sent_bytes_total", daddr=RAW_DADDR)))
+
+    final = exp.scrape()
+    checks.expect("scrape errors", 0, total(final, "execflow_scrape_errors_total"))
+    checks.expect("exec events dropped", 0, total(final, "execflow_exec_events_dropped_total"))
+    checks.expect("close notices dropped", 0, total(final, "execflow_tcp_close_events_dropped_total"))
+    return final
+
+
+def run_one(plan, run, index, tmp):
+    lib.log(f"run {run['name']}: {run['forced'] or 'the bundled default config'}")
+    t0 = time.monotonic()
+    result = {"name": run["name"], "forced": run["forced"], "checks": []}
+    if run["forced"]:
+        config = os.path.join(tmp, f"run{index}.yaml")
+        with open(config, "w") as f:
+            f.write(config_yaml(run["forced"]))
+    else:
+        config = plan["default_config"]
+    exp = Exporter(plan["exporter"], tmp, config)
+    try:
+        why = exp.wait_ready()
+        result["started"] = why is None
+        if why is not None:
+            result["refusal"] = why.strip().splitlines()[-1] if why.strip() else "(no output)"
+            lib.log(f"  refused: {result['refusal']}")
+            return result
+        first = exp.scrape()
+        result["programs"] = sorted([l["hook"], l["attach_type"]] for n, l, _ in first
+                                    if n == "execflow_bpf_program_info")
+        result["transport"] = next(l["transport"] for n, l, _ in first
+                                   if n == "execflow_events_transport_info")
+        if run.get("exact", True):
+            checks = Checks()
+            final = exactness(plan, exp, checks, plan["uid_base"] + 10 * index)
+            result["checks"] = checks.items
+            result["misses"] = total(final, "execflow_bpf_program_misses_total")
+    except Exception as e:  # a broken run is a failed check, and the next run goes on
+        result.setdefault("checks", []).append({"name": "run", "expected": "no error",
+                                                "got": f"{type(e).__name__}: {e}", "ok": False})
+        lib.log(f"  FAIL run: {type(e).__name__}: {e}\n{exp.proc.tail(10)}")
+    finally:
+        result["exit_code"] = exp.proc.stop(timeout=30)
+        result["seconds"] = round(time.monotonic() - t0, 1)
+    if result["started"]:
+        ok = result["exit_code"] == 0
+        result["checks"].append({"name": "SIGTERM exits 0", "expected": 0,
+                                 "got": result["exit_code"], "ok": ok})
+    return result
+
+
+def config_check(plan, forced, tmp):
+    path = os.path.join(tmp, "check.yaml")
+    with open(path, "w") as f:
+        f.write(config_yaml(forced) if forced else open(plan["default_config"]).read())
+    r = subprocess.run([plan["exporter"], "--config.check", f"--config.file={path}"],
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines = r.stdout.strip().splitlines()
+    attached = sorted(l.split(" attached to ")[1] for l in lines if " attached to " in l)
+    return {"forced": forced, "exit_code": r.returncode, "attached": attached,
+            "last_line": lines[-1] if lines else ""}
+
+
+def main():
+    plan_path, report_path = sys.argv[1], sys.argv[2]
+    with open(plan_path) as f:
+        plan = json.load(f)
+    report = {"kernel": os.uname().release, "config_checks": [], "runs": []}
+    with tempfile.TemporaryDirectory(prefix="execflow-guest-") as tmp:
+        t0 = time.monotonic()
+        for forced in plan["config_checks"]:
+            report["config_checks"].append(config_check(plan, forced, tmp))
+        report["config_check_seconds"] = round(time.monotonic() - t0, 1)
+        for i, run in enumerate(plan["runs"]):
+            report["runs"].append(run_one(plan, run, i, tmp))
+            with open(report_path, "w") as f:  # partial results survive a guest time-out
+                json.dump(report, f, indent=1)
+    report["done"] = True
+    with open(report_path, "w") as f:
+        json.dump(report, f, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

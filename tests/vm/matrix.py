@@ -1,0 +1,292 @@
+"""The kernel matrix: execflow on Debian's stock kernels and on the running (CI) kernel.
+
+For each kernel: `--config.check` with the bundled default config and with every mode
+combination, then exactness runs (tests/vm/guest.py) with the default config and with
+each mode forced. The table below says, per kernel, which modes must load; a mode that
+must load and does not fails with the exporter's reason (the verifier's last lines), and
+a mode that must be refused and loads fails too. Stock kernels boot under qemu
+(tests/vm/vm.py); "ci" is the kernel this runs on, without a VM.
+
+    python3 tests/vm/matrix.py --build build                 # every kernel
+    python3 tests/vm/matrix.py --build build --kernels 6.1   # one kernel
+    python3 tests/vm/matrix.py --build build --docs docs/kernels.md   # rewrite the doc table
+
+Exit 0 when every kernel met its table, 1 otherwise, 77 when it cannot run (not root,
+no qemu): a failure under CI=true.
+"""
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "e2e"))
+import e2e_lib as lib  # noqa: E402
+import vm  # noqa: E402
+
+ALL = {
+    "exec.hook": ["tp_btf", "tracepoint"],
+    "tcp.hook": ["fexit", "kprobe", "tp_btf", "tracepoint"],
+    "tcp.close_hook": ["tp_btf", "tracepoint"],
+    "events.transport": ["ringbuf", "perfbuf"],
+}
+
+# What each kernel must do. "loads": the modes that must load (every other mode of ALL
+# must be refused, with a reason containing refused[mode]); "auto": what the default
+# config must choose; "sendpage": whether the function modes also hook tcp_sendpage.
+OLD_TCP_REFUSED = {"tp_btf": "BTF type ID of 'sock_send_length'",
+                   "tracepoint": "no tracepoint sock/sock_send_length"}
+KERNELS = {
+    "5.10": {"loads": {"tcp.hook": ["fexit", "kprobe"]}, "refused": OLD_TCP_REFUSED,
+             "auto": {"exec": "tp_btf", "tcp": "fexit", "close": "tp_btf", "transport": "ringbuf"},
+             "sendpage": True},
+    "6.1": {"loads": {"tcp.hook": ["fexit", "kprobe"]}, "refused": OLD_TCP_REFUSED,
+            "auto": {"exec": "tp_btf", "tcp": "fexit", "close": "tp_btf", "transport": "ringbuf"},
+            "sendpage": True},
+    "6.12": {"loads": {}, "refused": {},
+             "auto": {"exec": "tp_btf", "tcp": "fexit", "close": "tp_btf", "transport": "ringbuf"},
+             "sendpage": False},
+    # This machine's 6.18: fexit programs are refused (EPERM) and kprobes are compiled out.
+    "ci": {"loads": {"tcp.hook": ["tp_btf", "tracepoint"]},
+           "refused": {"fexit": "Operation not permitted", "kprobe": "no kprobes"},
+           "auto": {"exec": "tp_btf", "tcp": "tp_btf", "close": "tp_btf", "transport": "ringbuf"},
+           "sendpage": False},
+}
+VM_TIMEOUT = 1800  # seconds per guest: a hard limit, the guest is killed after it
+
+# The hook and attach type each mode attaches, by group.
+SEND_HOOKS = {
+    "fexit": [["tcp_sendmsg", "fexit"]],
+    "kprobe": [["tcp_sendmsg", "kprobe"], ["tcp_sendmsg", "kretprobe"]],
+    "tp_btf": [["sock_send_length", "tp_btf"]],
+    "tracepoint": [["sock/sock_send_length", "tracepoint"]],
+}
+SENDPAGE_HOOKS = {"fexit": [["tcp_sendpage", "fexit"]],
+                  "kprobe": [["tcp_sendpage", "kprobe"], ["tcp_sendpage", "kretprobe"]]}
+EXEC_HOOKS = {"tp_btf": [["sched_process_exec", "tp_btf"]],
+              "tracepoint": [["sched/sched_process_exec", "tracepoint"]]}
+FAILURE_HOOKS = [["syscalls/sys_exit_execve", "tracepoint"], ["syscalls/sys_exit_execveat", "tracepoint"]]
+CLOSE_HOOKS = {"tp_btf": [["inet_sock_set_state", "tp_btf"]],
+               "tracepoint": [["sock/inet_sock_set_state", "tracepoint"]]}
+
+
+def loads(kernel, key, mode):
+    return mode in KERNELS[kernel]["loads"].get(key, ALL[key])
+
+
+def expected_programs(kernel, exec_mode, tcp_mode, close_mode):
+    p = EXEC_HOOKS[exec_mode] + FAILURE_HOOKS + SEND_HOOKS[tcp_mode] + CLOSE_HOOKS[close_mode]
+    if KERNELS[kernel]["sendpage"]:
+        p += SENDPAGE_HOOKS.get(tcp_mode, [])
+    return sorted(p)
+
+
+def alternate(key, i):
+    modes = ALL[key]
+    return modes[i % len(modes)]
+
+
+def config_checks():
+    """Every send mode with each transport; exec and close modes alternate so that each
+    of them meets each transport on a kernel with only the two function send modes."""
+    out = []
+    for i, tcp in enumerate(ALL["tcp.hook"]):
+        for j, transport in enumerate(ALL["events.transport"]):
+            out.append({"exec.hook": alternate("exec.hook", i + j), "tcp.hook": tcp,
+                        "tcp.close_hook": alternate("tcp.close_hook", i + j),
+                        "events.transport": transport})
+    return out
+
+
+def runs(kernel):
+    """The default config, each send mode forced (exec, close and transport alternating),
+    and one more run so that, on kernels with only the two function send modes too, each
+    exec mode meets each transport."""
+    out = [{"name": "default", "forced": {}}]
+    for i, tcp in enumerate(ALL["tcp.hook"]):
+        forced = {"exec.hook": alternate("exec.hook", i + 1), "tcp.hook": tcp,
+                  "tcp.close_hook": alternate("tcp.close_hook", i // 2),
+                  "events.transport": alternate("events.transport", i)}
+        out.append({"name": f"tcp {tcp}", "forced": forced, "exact": loads(kernel, "tcp.hook", tcp)})
+    loading = [t for t in ALL["tcp.hook"] if loads(kernel, "tcp.hook", t)]
+    out.append({"name": "exec tracepoint + perfbuf",
+                "forced": {"exec.hook": "tracepoint", "tcp.hook": loading[0],
+                           "tcp.close_hook": "tracepoint", "events.transport": "perfbuf"}})
+    return out
+
+
+def must_load(kernel, forced):
+    return all(loads(kernel, k, v) for k, v in forced.items())
+
+
+def judge(kernel, report, results):
+    """Checks a guest's report against the kernel's table; returns the failures."""
+    fails = []
+    auto = KERNELS[kernel]["auto"]
+    if not report.get("done"):
+        fails.append("the guest did not finish (time limit or crash)")
+    for cc in report.get("config_checks", []):
+        forced = cc["forced"]
+        name = "--config.check " + (", ".join(f"{k}={v}" for k, v in forced.items()) or "default config")
+        if must_load(kernel, forced):
+            want = expected_programs(kernel, forced.get("exec.hook", auto["exec"]),
+                                     forced.get("tcp.hook", auto["tcp"]),
+                                     forced.get("tcp.close_hook", auto["close"]))
+            got = sorted(a.split("/", 1)[::-1] for a in cc["attached"])
+            if cc["exit_code"] != 0 or got != want:
+                fails.append(f"{name}: must load {want}; exit {cc['exit_code']}, attached {got}: "
+                             f"{cc['last_line']}")
+        else:
+            bad = [v for k, v in forced.items() if not loads(kernel, k, v)]
+            reason = KERNELS[kernel]["refused"].get(bad[0], "")
+            if cc["exit_code"] == 0 or reason not in cc["last_line"]:
+                fails.append(f"{name}: must be refused ({bad[0]}: '{reason}'); exit {cc['exit_code']}: "
+                             f"{cc['last_line']}")
+    for r in report.get("runs", []):
+        forced = r["forced"]
+        if r["name"] == "default":
+            forced = {"exec.hook": auto["exec"], "tcp.hook": auto["tcp"], "tcp.close_hook": auto["close"],
+                      "events.transport": auto["transport"]}
+        if not must_load(kernel, forced):
+            if r["started"]:
+                fails.append(f"run {r['name']}: must be refused but started")
+            continue
+        if not r["started"]:
+            fails.append(f"run {r['name']}: must start; refused: {r.get('refusal')}")
+            continue
+        want = expected_programs(kernel, forced["exec.hook"], forced["tcp.hook"], forced["tcp.close_hook"])
+        if r["programs"] != want:
+            fails.append(f"run {r['name']}: attached {r['programs']}, want {want}")
+        if r["transport"] != forced["events.transport"]:
+            fails.append(f"run {r['name']}: transport {r['transport']}, want {forced['events.transport']}")
+        for c in r["checks"]:
+            if not c["ok"]:
+                fails.append(f"run {r['name']}: {c['name']}: expected {c['expected']}, got {c['got']}")
+        results.append(r)
+    return fails
+
+
+def plan_for(kernel, build):
+    busybox = shutil.which("busybox")
+    return {
+        "exporter": os.path.join(build, "execflow_exporter"),
+        "workload": os.path.join(build, "execflow_vm_workload"),
+        "default_config": os.path.join(lib.REPO, "config", "execflow.yaml"),
+        # A static binary execs fastest under emulation.
+        "exec_argv": [busybox, "true"] if busybox else ["/bin/true"],
+        "uid_base": 3_500_000_000 + (os.getpid() % 1000) * 100,
+        "config_checks": [{}] + config_checks(),
+        "runs": runs(kernel),
+    }
+
+
+def run_kernel(kernel, build, accel, work):
+    out = os.path.join(work, kernel)
+    os.makedirs(out, exist_ok=True)
+    with open(os.path.join(out, "plan.json"), "w") as f:
+        json.dump(plan_for(kernel, build), f, indent=1)
+    guest = os.path.join(HERE, "guest.py")
+    plan, report = os.path.join(out, "plan.json"), os.path.join(out, "report.json")
+    t0 = time.monotonic()
+    if kernel == "ci":
+        subprocess.run([sys.executable, guest, plan, report], check=False)
+        release = os.uname().release
+    else:
+        kdir = vm.fetch_kernel(kernel)
+        # The output folder is /tmp/out in the guest.
+        script = (f"cd {lib.REPO}\nuname -r\n"
+                  f"exec python3 {guest} /tmp/out/plan.json /tmp/out/report.json\n")
+        rc = vm.run_guest(kdir, script, out, VM_TIMEOUT, accel)
+        lib.log(vm.tail(os.path.join(out, "guest.log"), 400))
+        if rc is None:
+            lib.log(f"matrix: {kernel}: guest did not finish; console:\n{vm.tail(os.path.join(out, 'console.log'))}")
+        release = os.path.basename(vm.kernel_files(kdir)[0])[len("vmlinuz-"):]
+    seconds = time.monotonic() - t0
+    try:
+        with open(report) as f:
+            data = json.load(f)
+    except (OSError, ValueError):
+        data = {}
+    return release, data, seconds
+
+
+def doc_rows(kernel, release, report, seconds, fails, accel):
+    """One Markdown row per kernel: modes that load, result, time."""
+    loaded = {}
+    for cc in report.get("config_checks", []):
+        if cc["exit_code"] == 0:
+            for k, v in cc["forced"].items():
+                loaded.setdefault(k, set()).add(v)
+    def modes(key):
+        return ", ".join(m for m in ALL[key] if m in loaded.get(key, ()))
+    checks = sum(len(r["checks"]) for r in report.get("runs", []) if r.get("started"))
+    runs_started = sum(1 for r in report.get("runs", []) if r.get("started"))
+    result = "pass" if not fails else f"FAIL ({len(fails)})"
+    where = "this machine" if kernel == "ci" else accel
+    return (f"| {kernel} ({release}) | {modes('exec.hook')} | {modes('tcp.hook')} | "
+            f"{modes('tcp.close_hook')} | {modes('events.transport')} | {runs_started} runs, "
+            f"{checks} exact checks: {result} | {seconds:.0f} s ({where}) |")
+
+
+DOC_HEADER = ("| kernel | exec modes that load | tcp send modes that load | tcp close modes | "
+              "transports | result | time |\n|---|---|---|---|---|---|---|")
+
+
+def write_docs(path, rows):
+    begin, end = "<!-- matrix:begin -->", "<!-- matrix:end -->"
+    with open(path) as f:
+        text = f.read()
+    table = f"{begin}\n{DOC_HEADER}\n" + "\n".join(rows) + f"\n{end}"
+    i, j = text.index(begin), text.index(end) + len(end)
+    with open(path, "w") as f:
+        f.write(text[:i] + table + text[j:])
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--build", default=os.path.join(lib.REPO, "build"))
+    p.add_argument("--kernels", default=",".join(KERNELS))
+    p.add_argument("--accel", choices=["kvm", "tcg"], help="default: KVM if it boots, else TCG")
+    p.add_argument("--work", help="folder for plans, reports and guest logs (default: temporary)")
+    p.add_argument("--docs", help="rewrite the table in this Markdown file (docs/kernels.md)")
+    a = p.parse_args()
+    if os.geteuid() != 0:
+        lib.skip_or_fail("the kernel matrix loads BPF programs and must run as root")
+    build = os.path.abspath(a.build)
+    for exe in ("execflow_exporter", "execflow_vm_workload"):
+        if not os.access(os.path.join(build, exe), os.X_OK):
+            lib.skip_or_fail(f"{build}/{exe} not built")
+    kernels = a.kernels.split(",")
+    if any(k != "ci" for k in kernels):
+        for tool in ("qemu-system-x86_64", "busybox", "cpio"):
+            lib.need_tool(tool)
+    work = a.work or tempfile.mkdtemp(prefix="execflow-matrix-")
+    accel = vm.Accel(a.accel)
+    rows, all_fails, times = [], {}, []
+    for kernel in kernels:
+        lib.log(f"\n=== kernel {kernel} ===")
+        release, report, seconds = run_kernel(kernel, build, accel, work)
+        results = []
+        fails = judge(kernel, report, results)
+        all_fails[kernel] = fails
+        times.append((kernel, seconds))
+        rows.append(doc_rows(kernel, release, report, seconds, fails, accel.mode))
+        for f in fails:
+            lib.log(f"FAIL {kernel}: {f}")
+        lib.log(f"=== kernel {kernel} ({release}): {'pass' if not fails else 'FAIL'} in {seconds:.0f}s")
+    lib.log("\n" + DOC_HEADER + "\n" + "\n".join(rows))
+    lib.log("\ntime per kernel: " + ", ".join(f"{k} {s:.0f}s" for k, s in times) +
+            f"; reports in {work}")
+    if a.docs:
+        write_docs(a.docs, rows)
+    return 1 if any(all_fails.values()) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,16 @@
+# The kernel matrix (tests/vm): execflow on Debian's stock kernels 5.10, 6.1 and 6.12
+# booted under qemu, and on the running kernel. Included by the top-level CMakeLists.txt.
+# Exit 77 = skipped (not root, no qemu); a failure under CI=true.
+find_package(Python3 REQUIRED COMPONENTS Interpreter)
+
+add_executable(execflow_vm_workload ${CMAKE_SOURCE_DIR}/tests/vm/workload.cc)
+target_include_directories(execflow_vm_workload PRIVATE ${CMAKE_SOURCE_DIR})
+target_compile_options(execflow_vm_workload PRIVATE ${EXECFLOW_WARNINGS})
+target_link_libraries(execflow_vm_workload PRIVATE Threads::Threads)
+
+# RUN_SERIAL: guests under TCG take both CPUs for minutes.
+add_test(NAME kernel_matrix
+         COMMAND ${Python3_EXECUTABLE} ${CMAKE_SOURCE_DIR}/tests/vm/matrix.py
+                 --build ${CMAKE_BINARY_DIR} --work ${CMAKE_BINARY_DIR}/kernel-matrix)
+set_tests_properties(kernel_matrix PROPERTIES LABELS "vm;privileged" TIMEOUT 4800
+                     SKIP_RETURN_CODE 77 RUN_SERIAL TRUE)
