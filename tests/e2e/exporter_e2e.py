@@ -6,6 +6,7 @@ Usage: exporter_e2e.py BINARY. Needs root; a skip is a failure under CI=true.
 """
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -111,10 +112,15 @@ class ConfigAndFlags(unittest.TestCase):
             self.assertEqual(set(rec), {"ts", "level", "msg"})
 
     def test_not_root_says_what_is_missing(self):
-        r = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
-                            "--inh-caps=-all", BINARY, "--config.check", "--config.file",
-                            os.path.join(lib.REPO, "config/execflow.yaml")],
-                           capture_output=True, text=True, timeout=60)
+        # A copy the unprivileged user can read: the clone may live in /root (0700).
+        with tempfile.TemporaryDirectory() as d:
+            os.chmod(d, 0o755)
+            config = os.path.join(d, "execflow.yaml")
+            shutil.copy(os.path.join(lib.REPO, "config/execflow.yaml"), config)
+            os.chmod(config, 0o644)
+            r = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                                "--inh-caps=-all", BINARY, "--config.check", "--config.file", config],
+                               capture_output=True, text=True, timeout=60)
         self.assertEqual(r.returncode, 1, r.stderr)
         self.assertIn("run as root, or grant CAP_BPF and CAP_PERFMON", r.stderr)
 
