@@ -33,7 +33,7 @@ def run(argv, cwd=None):
 
 def alert_coverage():
     """{alert: (fires in some case, silent in some case)} from the two YAML files."""
-    alerts = re.findall(r"^\s*- alert:\s*(\S+)", open(os.path.join(lib.PROMETHEUS_DIR, "alerts.yml")).read(), re.M)
+    alerts = re.findall(r"^\s*- alert:\s*\"?(\w+)", open(os.path.join(lib.PROMETHEUS_DIR, "alerts.yml")).read(), re.M)
     cover = {a: [False, False] for a in alerts}
     current = None
     lines = open(os.path.join(lib.PROMETHEUS_DIR, "alerts_test.yml")).read().splitlines()
