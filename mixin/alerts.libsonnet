@@ -39,8 +39,8 @@ local alert(name, expr, forTime, severity, summary, description, runbook) = {
         alert(
           'ExecflowBPFProgramsNotAttached',
           |||
-            execflow_build_info unless on (job, instance) execflow_bpf_program_info
-          |||,
+            execflow_build_info{%(execflowSelector)s} unless on (job, instance) execflow_bpf_program_info{%(execflowSelector)s}
+          ||| % $._config,
           '5m',
           'critical',
           'execflow on {{ $labels.instance }} has no BPF program attached',
@@ -61,10 +61,10 @@ local alert(name, expr, forTime, severity, summary, description, runbook) = {
         alert(
           'ExecflowBPFHooksBelowFleet',
           |||
-            count by (job, instance) (count by (job, instance, hook) (execflow_bpf_program_info))
+            count by (job, instance) (count by (job, instance, hook) (execflow_bpf_program_info{%(execflowSelector)s}))
               < on (job) group_left
-            max by (job) (count by (job, instance) (count by (job, instance, hook) (execflow_bpf_program_info)))
-          |||,
+            max by (job) (count by (job, instance) (count by (job, instance, hook) (execflow_bpf_program_info{%(execflowSelector)s})))
+          ||| % $._config,
           '15m',
           'warning',
           'execflow on {{ $labels.instance }} attached fewer hooks than other nodes',
@@ -83,8 +83,8 @@ local alert(name, expr, forTime, severity, summary, description, runbook) = {
         alert(
           'ExecflowRingBufferDrops',
           |||
-            increase(execflow_exec_events_dropped_total[5m]) > 0
-          |||,
+            increase(execflow_exec_events_dropped_total{%(execflowSelector)s}[5m]) > 0
+          ||| % $._config,
           '10m',
           'warning',
           'execflow on {{ $labels.instance }} drops exec events',
@@ -103,9 +103,9 @@ local alert(name, expr, forTime, severity, summary, description, runbook) = {
         alert(
           'ExecflowBPFMapNearCapacity',
           |||
-            execflow_bpf_map_entries / execflow_bpf_map_capacity > 0.9
-              and execflow_bpf_map_capacity > 0
-          |||,
+            execflow_bpf_map_entries{%(execflowSelector)s} / execflow_bpf_map_capacity{%(execflowSelector)s} > 0.9
+              and execflow_bpf_map_capacity{%(execflowSelector)s} > 0
+          ||| % $._config,
           '15m',
           'warning',
           'execflow map {{ $labels.map }} on {{ $labels.instance }} is {{ $value | humanizePercentage }} full',
@@ -123,8 +123,8 @@ local alert(name, expr, forTime, severity, summary, description, runbook) = {
         alert(
           'ExecflowBPFMapUpdateFailures',
           |||
-            increase(execflow_bpf_map_update_failures_total[5m]) > 0
-          |||,
+            increase(execflow_bpf_map_update_failures_total{%(execflowSelector)s}[5m]) > 0
+          ||| % $._config,
           '5m',
           'warning',
           'execflow cannot insert into map {{ $labels.map }} on {{ $labels.instance }}',
@@ -141,8 +141,8 @@ local alert(name, expr, forTime, severity, summary, description, runbook) = {
         alert(
           'ExecflowTCPFlowsFolded',
           |||
-            execflow_tcp_folded_flows > 0
-          |||,
+            execflow_tcp_folded_flows{%(execflowSelector)s} > 0
+          ||| % $._config,
           '15m',
           'info',
           'execflow on {{ $labels.instance }} folds {{ $value }} TCP flows into "other"',
@@ -160,8 +160,8 @@ local alert(name, expr, forTime, severity, summary, description, runbook) = {
         alert(
           'ExecflowScrapeSlow',
           |||
-            sum by (job, instance) (execflow_scrape_duration_seconds) > 1
-          |||,
+            sum by (job, instance) (execflow_scrape_duration_seconds{%(execflowSelector)s}) > 1
+          ||| % $._config,
           '10m',
           'warning',
           'execflow on {{ $labels.instance }} takes {{ $value | humanizeDuration }} to collect',
@@ -179,8 +179,8 @@ local alert(name, expr, forTime, severity, summary, description, runbook) = {
         alert(
           'ExecflowScrapeErrors',
           |||
-            increase(execflow_scrape_errors_total[10m]) > 0
-          |||,
+            increase(execflow_scrape_errors_total{%(execflowSelector)s}[10m]) > 0
+          ||| % $._config,
           '10m',
           'warning',
           'execflow on {{ $labels.instance }} fails to read the {{ $labels.collector }} maps',
@@ -198,8 +198,8 @@ local alert(name, expr, forTime, severity, summary, description, runbook) = {
         alert(
           'ExecflowTCPCloseNoticesDropped',
           |||
-            increase(execflow_tcp_close_events_dropped_total[10m]) > 0
-          |||,
+            increase(execflow_tcp_close_events_dropped_total{%(execflowSelector)s}[10m]) > 0
+          ||| % $._config,
           '5m',
           'warning',
           'execflow on {{ $labels.instance }} lost TCP flow close notices',
@@ -219,8 +219,8 @@ local alert(name, expr, forTime, severity, summary, description, runbook) = {
         alert(
           'ExecflowBPFProgramMisses',
           |||
-            increase(execflow_bpf_program_misses_total[10m]) > 0
-          |||,
+            increase(execflow_bpf_program_misses_total{%(execflowSelector)s}[10m]) > 0
+          ||| % $._config,
           '0m',
           'warning',
           'execflow program {{ $labels.program }} on {{ $labels.instance }} skipped runs',
@@ -238,8 +238,8 @@ local alert(name, expr, forTime, severity, summary, description, runbook) = {
         alert(
           'ExecflowTCPSendsUncounted',
           |||
-            increase(execflow_tcp_sends_uncounted_total[10m]) > 0
-          |||,
+            increase(execflow_tcp_sends_uncounted_total{%(execflowSelector)s}[10m]) > 0
+          ||| % $._config,
           '0m',
           'warning',
           'execflow on {{ $labels.instance }} could not count TCP sends ({{ $labels.reason }})',

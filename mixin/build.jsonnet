@@ -13,8 +13,8 @@ function(mixin=(import 'mixin.libsonnet'))
       #   promtool check rules deploy/prometheus/alerts.yml
       #   promtool test rules deploy/prometheus/alerts_test.yml
       #
-      # Every rule keeps the `job` and `instance` labels of the node it is about.
-      # ExecflowExporterDown selects execflow's targets with %(execflowSelector)s
-      # (execflowSelector in mixin/config.libsonnet).
+      # Every rule keeps the `job` and `instance` labels of the node it is about, and
+      # selects execflow's targets with %(execflowSelector)s (execflowSelector in
+      # mixin/config.libsonnet).
     ||| % mixin._config, mixin.prometheusAlerts),
   }

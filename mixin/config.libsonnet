@@ -1,9 +1,10 @@
 {
   _config+:: {
     // PromQL label matchers, as written between {}, that pick execflow's scrape targets
-    // out of everything Prometheus scrapes. `up` has a series for every target, so the
-    // exporter-down alert needs them. The default is the job of
-    // deploy/prometheus/prometheus.yml and of the Kubernetes ServiceMonitor.
+    // out of everything Prometheus scrapes. Every alert and recording rule selects with
+    // them, and the dashboards' job variable offers only the jobs they match. The
+    // default is the job of deploy/prometheus/prometheus.yml and of the Kubernetes
+    // ServiceMonitor and PodMonitor. Several jobs: 'job=~"execflow|execflow-canary"'.
     execflowSelector: 'job="execflow"',
   },
 }

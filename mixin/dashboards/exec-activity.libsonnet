@@ -5,6 +5,7 @@ local failures = g.select('execflow_exec_failures_total');
 {
   grafanaDashboards+:: {
     'execflow-exec-activity.json': g.dashboard(
+      $._config,
       'execflow-exec',
       'execflow / Exec activity',
       'Successful execs per UID and failed exec attempts per UID and errno, counted in the kernel.',

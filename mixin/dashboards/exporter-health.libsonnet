@@ -8,6 +8,7 @@ local byCollector = '{{instance}} {{collector}}';
 {
   grafanaDashboards+:: {
     'execflow-exporter-health.json': g.dashboard(
+      $._config,
       'execflow-health',
       'execflow / Exporter health',
       'How execflow itself is doing: which hooks it attached, what its BPF programs cost, how full its kernel maps are, what it dropped and how long scrapes take.',

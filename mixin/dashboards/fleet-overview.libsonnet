@@ -13,6 +13,7 @@ local upDown(down={}, up={}) =
 {
   grafanaDashboards+:: {
     'execflow-fleet-overview.json': g.dashboard(
+      $._config,
       'execflow-fleet',
       'execflow / Fleet overview',
       'Every node running execflow: is it up, how many programs it execs and how many bytes it sends over TCP.',

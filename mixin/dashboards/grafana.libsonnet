@@ -116,9 +116,10 @@ local reduceOptions = { calcs: ['lastNotNull'], fields: '', values: false };
   // A panel of any other type: the caller gives fieldConfig.defaults and options.
   custom(type, title, description, queries, w=12, h=8):: panel(type, title, description, queries, null, w, h),
 
-  // The dashboard. rows: a list of rows, each a list of panels placed left to right; ids
-  // are numbered in that order.
-  dashboard(uid, title, description, rows)::
+  // The dashboard. Its job variable offers the jobs config.execflowSelector matches.
+  // rows: a list of rows, each a list of panels placed left to right; ids are numbered in
+  // that order.
+  dashboard(config, uid, title, description, rows)::
     local heights = [std.foldl(function(m, p) std.max(m, p.h), row, 0) for row in rows];
     local placed = std.flattenArrays([
       local y = std.foldl(function(s, h) s + h, heights[0:r], 0);
@@ -198,7 +199,7 @@ local reduceOptions = { calcs: ['lastNotNull'], fields: '', values: false };
             current: {},
             options: [],
           },
-          variable('job', 'Job', 'label_values(execflow_build_info, job)'),
+          variable('job', 'Job', 'label_values(execflow_build_info{%s}, job)' % config.execflowSelector),
           variable('instance', 'Instance', 'label_values(execflow_build_info{job=~"$job"}, instance)') {
             includeAll: true,
             allValue: '.+',

@@ -11,6 +11,7 @@ local perFlowNote = 'Node totals come from the send-size histogram, which counts
 {
   grafanaDashboards+:: {
     'execflow-network-flows.json': g.dashboard(
+      $._config,
       'execflow-network',
       'execflow / Network flows',
       'TCP bytes sent, per flow as configured in the TCP collector (a subset of saddr, sport, daddr, dport), and the size distribution of tcp_sendmsg calls.',

@@ -2,7 +2,7 @@
 # Renders every kustomization under deploy/kubernetes with `kubectl kustomize`, validates
 # every object against the schema of its kind (strictly: unknown fields fail too) and
 # asserts the least-privilege rules of issue 5 (deploy_kubernetes_check.mjs). Then proves
-# the checker can fail: three broken copies of the manifests must each be rejected with
+# the checker can fail: four broken copies of the manifests must each be rejected with
 # the expected message.
 #   usage: deploy_kubernetes.sh [REPO]
 set -euo pipefail
@@ -64,5 +64,7 @@ mutate wrong-type base/daemonset.yaml \
   's/periodSeconds: 10/periodSeconds: "10"/' "periodSeconds must be integer"
 mutate extra-capability base/daemonset.yaml \
   's/add: \[BPF, PERFMON\]/add: [BPF, PERFMON, SYS_ADMIN]/' 'capabilities.add is ["BPF","PERFMON","SYS_ADMIN"]'
+mutate no-job-label overlays/podmonitor/podmonitor.yaml \
+  '/^  jobLabel:/d' 'PodMonitor: targets do not get job="execflow"'
 
 echo "PASS: deploy/kubernetes renders, validates and keeps least privilege"
