@@ -41,6 +41,8 @@ def main():
     args = ap.parse_args()
     try:
         files = generate(args.mixin)
+    except FileNotFoundError:
+        sys.exit("build.py: jsonnet not found (apt-get install jsonnet)")
     except subprocess.CalledProcessError as e:
         sys.exit(f"build.py: jsonnet failed:\n{e.stderr}")
     # dashboards/*.json are all generated: one the mixin no longer makes is removed.

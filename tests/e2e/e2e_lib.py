@@ -99,10 +99,10 @@ def skip_or_fail(reason):
     sys.exit(SKIP)
 
 
-def need_tool(name):
+def need_tool(name, package="prometheus"):
     path = shutil.which(name)
     if not path:
-        skip_or_fail(f"{name} not found (apt-get install prometheus)")
+        skip_or_fail(f"{name} not found (apt-get install {package})")
     return path
 
 
