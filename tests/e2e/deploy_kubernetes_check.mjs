@@ -285,7 +285,7 @@ for (const [render, objs] of Object.entries(renders)) {
     check(/^execflow-config-[a-z0-9]{10}$/.test(cfg.metadata.name), `${render}: ${id(cfg)}`,
           "the config ConfigMap name must carry kustomize's content hash (rolls pods on change)");
     check(cfg.data?.["execflow.yaml"] === configSource, `${render}: ${id(cfg)}`,
-          "data execflow.yaml differs from config/execflow.yaml (run deploy/kubernetes/sync.sh)");
+          "data execflow.yaml differs from config/execflow.yaml");
     const mnt = mounts.find((m) => m.name === cfgVol.name);
     const cfgArg = (c.args ?? []).find((a) => a.startsWith("--config.file="));
     check(mnt && cfgArg === `--config.file=${mnt.mountPath}/execflow.yaml`, cw,
@@ -302,7 +302,7 @@ for (const [render, objs] of Object.entries(renders)) {
       const text = dash.data?.[f];
       if (text === undefined) continue;
       check(text === readFileSync(join(dashboardDir, f), "utf8"), dw,
-            `${f} differs from dashboards/${f} (run deploy/kubernetes/sync.sh)`);
+            `${f} differs from dashboards/${f}`);
       try {
         JSON.parse(text);
       } catch (e) {
