@@ -1,7 +1,7 @@
 // The files mixin/build.py writes, by path from the repository root: a .json path gets
-// its value as JSON, any other path its text.
+// its value as JSON, a .yml or .yaml path the header (comment lines) and the value as YAML.
 function(mixin=(import 'mixin.libsonnet'))
-  local yaml(header, value) = header + std.manifestYamlDoc(value, indent_array_in_object=true, quote_keys=false) + '\n';
+  local yaml(header, value) = { header: header, value: value };
   {
     ['dashboards/' + name]: mixin.grafanaDashboards[name]
     for name in std.objectFields(mixin.grafanaDashboards)

@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/python3
 """Writes the files the monitoring mixin generates: dashboards/*.json, the Kubernetes
 kustomization that turns them into a ConfigMap, deploy/prometheus/alerts.yml (the list
 is mixin/build.jsonnet).
@@ -8,7 +8,8 @@ usage: mixin/build.py [--out DIR] [--mixin FILE]
   --mixin FILE  a jsonnet file that evaluates to the mixin, e.g. one that changes its
                 _config; `import 'mixin.libsonnet'` finds this folder's. Default: the
                 mixin as it is.
-Needs jsonnet (Debian package jsonnet).
+Needs Debian's jsonnet and python3-yaml (hence /usr/bin/python3: the same PyYAML, the
+same bytes, on every machine).
 """
 
 import argparse
@@ -18,8 +19,34 @@ import os
 import subprocess
 import sys
 
+import yaml
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
+# Keys in the order Prometheus' and Kubernetes' documentation write them; others follow
+# in jsonnet's (alphabetical) order.
+FIRST = ["apiVersion", "kind", "name", "record", "alert", "expr", "for", "labels", "annotations",
+         "summary", "description", "runbook"]
+
+
+class Dumper(yaml.SafeDumper):
+    """Block style, lists indented under their key, multi-line strings as `|` blocks."""
+
+    def increase_indent(self, flow=False, indentless=False):
+        return super().increase_indent(flow, False)
+
+
+def _represent_str(dumper, s):
+    return dumper.represent_scalar("tag:yaml.org,2002:str", s, style="|" if "\n" in s else None)
+
+
+def _represent_dict(dumper, d):
+    keys = sorted(d, key=lambda k: (FIRST.index(k) if k in FIRST else len(FIRST), k))
+    return dumper.represent_mapping("tag:yaml.org,2002:map", [(k, d[k]) for k in keys])
+
+
+Dumper.add_representer(str, _represent_str)
+Dumper.add_representer(dict, _represent_dict)
 
 
 def generate(mixin=None):
@@ -30,8 +57,12 @@ def generate(mixin=None):
     out = subprocess.run(argv, check=True, capture_output=True, text=True).stdout
     files = {}
     for path, value in json.loads(out).items():
-        # Python, not jsonnet, writes the JSON: jsonnet 0.18 prints 0.1 as 0.10000000000000001.
-        files[path] = json.dumps(value, indent=2) + "\n" if path.endswith(".json") else value
+        if path.endswith(".json"):
+            # Python, not jsonnet, writes it: jsonnet 0.18 prints 0.1 as 0.10000000000000001.
+            files[path] = json.dumps(value, indent=2) + "\n"
+        else:
+            # Nor YAML: jsonnet 0.18's std.manifestYamlDoc takes seconds per kilobyte.
+            files[path] = value["header"] + yaml.dump(value["value"], Dumper=Dumper, width=100)
     return files
 
 

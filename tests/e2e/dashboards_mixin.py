@@ -31,7 +31,7 @@ CUSTOM_SELECTOR = ", ".join(f'{k}="{v}"' for k, v in CUSTOM.items())
 
 
 def build(out, mixin=None):
-    argv = [sys.executable, BUILD, "--out", out] + (["--mixin", mixin] if mixin else [])
+    argv = [BUILD, "--out", out] + (["--mixin", mixin] if mixin else [])
     p = subprocess.run(argv, capture_output=True, text=True, timeout=120)
     if p.returncode != 0:
         raise RuntimeError(f"{' '.join(argv)}: exit {p.returncode}\n{p.stdout}{p.stderr}")
