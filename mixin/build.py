@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Writes the files the monitoring mixin generates: dashboards/*.json, the Kubernetes
-kustomization that turns them into a ConfigMap, deploy/prometheus/alerts.yml (the list
-is mixin/build.jsonnet).
+kustomization that turns them into a ConfigMap, deploy/prometheus/alerts.yml and
+rules.yml (the list is mixin/build.jsonnet).
 
 usage: mixin/build.py [--out DIR] [--mixin FILE]
   --out DIR     write under DIR instead of the repository (as DIR/dashboards/..., ...)

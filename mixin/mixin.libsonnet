@@ -2,4 +2,5 @@
 // from one configuration (config.libsonnet). mixin/build.py writes them out.
 (import 'config.libsonnet') +
 (import 'alerts.libsonnet') +
+(import 'rules.libsonnet') +
 (import 'dashboards/dashboards.libsonnet')

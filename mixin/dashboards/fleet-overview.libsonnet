@@ -1,11 +1,13 @@
 local g = import 'grafana.libsonnet';
 local up = g.select('up');
-local execs = g.select('execflow_execs_total');
-local failures = g.select('execflow_exec_failures_total');
-local sent = g.select('execflow_tcp_sendmsg_bytes_sum');
+// Node rates come from the recording rules (rules.libsonnet): one series per node, however
+// many UIDs and errnos each has.
+local execs = g.select('instance:execflow_execs:rate5m');
+local failures = g.select('instance:execflow_exec_failures:rate5m');
+local sent = g.select('instance:execflow_tcp_sendmsg_bytes_sum:rate5m');
 local sentNote = '(execflow_tcp_sendmsg_bytes_sum: every byte, short-lived flows included)';
-local perNode(metric, legend='{{instance}}') =
-  g.query('sum by (instance) (rate(%s[$__rate_interval]))' % metric, legend=legend);
+local recorded = 'Averaged over 5 minutes by a recording rule of deploy/prometheus/rules.yml.';
+local perNode(metric, legend='{{instance}}') = g.query('sum by (instance) (%s)' % metric, legend=legend);
 // up as words; down and up: extra fields of each value's mapping.
 local upDown(down={}, up={}) =
   [{ type: 'value', options: { '0': { text: 'down' } + down + { index: 0 }, '1': { text: 'up' } + up + { index: 1 } } }];
@@ -16,7 +18,7 @@ local upDown(down={}, up={}) =
       $._config,
       'execflow-fleet',
       'execflow / Fleet overview',
-      'Every node running execflow: is it up, how many programs it execs and how many bytes it sends over TCP.',
+      'Every node running execflow: is it up, how many programs it execs and how many bytes it sends over TCP. Rates come from the recording rules of deploy/prometheus/rules.yml, which Prometheus must load.',
       [
         [
           g.stat('Nodes up',
@@ -29,18 +31,18 @@ local upDown(down={}, up={}) =
                  steps=[['red', 1]],
                  w=4),
           g.stat('Execs / s',
-                 'Successful execs per second on all selected nodes.',
-                 g.query('sum(rate(%s[$__rate_interval]))' % execs),
+                 'Successful execs per second on all selected nodes. ' + recorded,
+                 g.query('sum(%s)' % execs),
                  unit='ops',
                  w=4),
           g.stat('Failed execs / s',
-                 'Failed exec attempts per second on all selected nodes.',
-                 g.query('sum(rate(%s[$__rate_interval]))' % failures),
+                 'Failed exec attempts per second on all selected nodes. ' + recorded,
+                 g.query('sum(%s)' % failures),
                  unit='ops',
                  w=4),
           g.stat('TCP sent',
-                 'Bytes per second accepted by TCP send calls on all selected nodes %s.' % sentNote,
-                 g.query('sum(rate(%s[$__rate_interval]))' % sent),
+                 'Bytes per second accepted by TCP send calls on all selected nodes %s. %s' % [sentNote, recorded],
+                 g.query('sum(%s)' % sent),
                  unit='Bps',
                  w=4),
           g.stat('Ring buffer drops',
@@ -53,15 +55,15 @@ local upDown(down={}, up={}) =
         [
           g.table(
             'Nodes',
-            'One row per node: health and activity at the end of the time range. TCP bytes/s counts every byte sent (execflow_tcp_sendmsg_bytes_sum).',
+            'One row per node: health and activity at the end of the time range. TCP bytes/s counts every byte sent (execflow_tcp_sendmsg_bytes_sum). Rates: ' + recorded,
             [
               g.query(expr, instant=true, format='table')
               for expr in [
                 'max by (instance) (%s)' % up,
                 'max by (instance, version, revision) (%s)' % g.select('execflow_build_info'),
-                'sum by (instance) (rate(%s[$__rate_interval]))' % execs,
-                'sum by (instance) (rate(%s[$__rate_interval]))' % failures,
-                'sum by (instance) (rate(%s[$__rate_interval]))' % sent,
+                'sum by (instance) (%s)' % execs,
+                'sum by (instance) (%s)' % failures,
+                'sum by (instance) (%s)' % sent,
                 'count by (instance) (%s)' % g.select('execflow_bpf_program_info'),
                 'sum by (instance) (%s)' % g.select('execflow_scrape_duration_seconds'),
               ]
@@ -107,14 +109,17 @@ local upDown(down={}, up={}) =
           },
         ],
         [
-          g.timeseries('Execs per node', 'Successful execs per second, per node.', [perNode(execs)], unit='ops'),
+          g.timeseries('Execs per node', 'Successful execs per second, per node. ' + recorded, [perNode(execs)], unit='ops'),
           g.timeseries('TCP bytes sent per node',
-                       'Bytes per second accepted by TCP send calls, per node %s.' % sentNote,
+                       'Bytes per second accepted by TCP send calls, per node %s. %s' % [sentNote, recorded],
                        [perNode(sent)],
                        unit='Bps'),
         ],
         [
-          g.timeseries('Failed execs per node', 'Failed exec attempts per second, per node.', [perNode(failures)], unit='ops'),
+          g.timeseries('Failed execs per node',
+                       'Failed exec attempts per second, per node. ' + recorded,
+                       [perNode(failures)],
+                       unit='ops'),
           g.custom('state-timeline',
                    'Scrape health per node',
                    'Whether Prometheus could scrape each node (up).',

@@ -9,7 +9,8 @@
 - the selector is configuration, not code: built with execflowSelector set to two other
   matchers, every selector of every alert and recording rule carries exactly those, the
   dashboards' job variable lists jobs through them, and job="execflow" is gone from
-  every generated file; built as it is, every rule selector carries job="execflow".
+  every generated file; built as it is, every rule selector carries job="execflow";
+- every recording rule sums by (job, instance), as the dashboards' tests assume.
 """
 
 import difflib
@@ -148,6 +149,11 @@ def main():
                     f"custom selector: {rel} no longer names {DEFAULT}")
         check_selector(r, f"import {json.dumps(custom)}", CUSTOM, "custom selector")
         check_selector(r, "import 'mixin.libsonnet'", {"job": "execflow"}, "as committed")
+    # The dashboards' tests take a recorded series to have only job and instance.
+    for group in evaluate("(import 'mixin.libsonnet').prometheusRules")["groups"]:
+        for rule in group["rules"]:
+            r.check(rule["expr"].startswith("sum by (job, instance) ("),
+                    f"recording rule {rule['record']} sums by (job, instance)", rule["expr"])
     return r.finish()
 
 
