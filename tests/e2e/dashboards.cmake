@@ -10,6 +10,11 @@ add_test(NAME dashboards_static
          COMMAND ${Python3_EXECUTABLE} ${EXECFLOW_DASHBOARD_TESTS_DIR}/dashboards_static.py)
 set_tests_properties(dashboards_static PROPERTIES LABELS "e2e" TIMEOUT 60 SKIP_RETURN_CODE 77)
 
+# mixin/ generates the committed dashboards and rules, and its selector is configuration.
+add_test(NAME dashboards_mixin
+         COMMAND ${Python3_EXECUTABLE} ${EXECFLOW_DASHBOARD_TESTS_DIR}/dashboards_mixin.py)
+set_tests_properties(dashboards_mixin PROPERTIES LABELS "e2e" TIMEOUT 120 SKIP_RETURN_CODE 77)
+
 # promtool check config / check rules / test rules, and every dashboard query parses.
 add_test(NAME dashboards_promtool
          COMMAND ${Python3_EXECUTABLE} ${EXECFLOW_DASHBOARD_TESTS_DIR}/dashboards_promtool.py)

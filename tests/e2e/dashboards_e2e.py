@@ -3,8 +3,8 @@
 
 1. Starts execflow_exporter (config/execflow.yaml with BPF run-time stats on) and Debian's
    Prometheus, both on free 127.0.0.1 ports; Prometheus gets a temporary copy of
-   deploy/prometheus/prometheus.yml and alerts.yml pointed at the exporter, scraping and
-   evaluating every second.
+   deploy/prometheus/prometheus.yml, alerts.yml and rules.yml pointed at the exporter,
+   scraping and evaluating every second (the fleet overview reads recorded series).
 2. Makes exec, failed-exec (ENOENT, EACCES) and loopback TCP activity in the background.
 3. Waits (at most 90 s) for 8 scrapes.
 4. Checks: up is 1; the variables' label_values queries list the job and instance; every
@@ -13,7 +13,7 @@
    ones through query); the activity shows in the numbers: the bytes of the test's own
    long-lived TCP flow exactly, and at least the test's execs, ENOENT and EACCES
    failures, TCP bytes and send calls in the node-wide counters that other processes
-   move too; every alert rule evaluates without error and none is
+   move too; every alert and recording rule evaluates without error and no alert is
    pending or firing on this healthy node.
 Everything started is stopped on exit, on failure too.
 Usage: dashboards_e2e.py [path/to/execflow_exporter]
@@ -111,10 +111,15 @@ def wait_scrape_after(prom, t):
 
 def check_rules(r, prom):
     rules = [rule for g in prom.api("rules")["groups"] for rule in g["rules"]]
-    r.check(len(rules) > 0, f"Prometheus loaded {len(rules)} alert rules from alerts.yml")
+    alerts = [rule for rule in rules if rule["type"] == "alerting"]
+    recorded = sorted(rule["name"] for rule in rules if rule["type"] == "recording")
+    r.check(len(alerts) > 0, f"Prometheus loaded {len(alerts)} alert rules from alerts.yml")
+    r.check(recorded == sorted(lib.recorded_metrics()),
+            f"Prometheus loaded the {len(recorded)} recording rules of rules.yml", str(recorded))
     for rule in rules:
-        r.check(rule.get("health") == "ok", f"alert {rule['name']} evaluates",
+        r.check(rule.get("health") == "ok", f"{rule['type']} rule {rule['name']} evaluates",
                 f"health {rule.get('health')}: {rule.get('lastError')}")
+    for rule in alerts:
         r.check(rule.get("state", "inactive") == "inactive", f"alert {rule['name']} is quiet on a healthy node",
                 f"state {rule.get('state')}: {rule.get('alerts')}")
 

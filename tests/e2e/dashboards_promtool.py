@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
 """promtool on what deploy/prometheus and dashboards/ ship (no exporter needed).
 
-- promtool check config deploy/prometheus/prometheus.yml (which also loads alerts.yml);
-- promtool check rules deploy/prometheus/alerts.yml;
-- promtool test rules deploy/prometheus/alerts_test.yml;
+- promtool check config deploy/prometheus/prometheus.yml (which also loads alerts.yml
+  and rules.yml);
+- promtool check rules deploy/prometheus/alerts.yml rules.yml;
+- promtool test rules deploy/prometheus/alerts_test.yml rules_test.yml;
 - alerts_test.yml has, for every alert in alerts.yml, a case where it fires and one where
-  it does not;
+  it does not; rules_test.yml expects samples of every recording rule in rules.yml;
 - every dashboard query (template variables substituted) parses as PromQL: they are
   written to a temporary rule file as recording rules and checked with promtool.
 """
@@ -33,7 +34,7 @@ def run(argv, cwd=None):
 
 def alert_coverage():
     """{alert: (fires in some case, silent in some case)} from the two YAML files."""
-    alerts = re.findall(r"^\s*- alert:\s*(\S+)", open(os.path.join(lib.PROMETHEUS_DIR, "alerts.yml")).read(), re.M)
+    alerts = re.findall(r"^\s*- alert:\s*\"?(\w+)", open(os.path.join(lib.PROMETHEUS_DIR, "alerts.yml")).read(), re.M)
     cover = {a: [False, False] for a in alerts}
     current = None
     lines = open(os.path.join(lib.PROMETHEUS_DIR, "alerts_test.yml")).read().splitlines()
@@ -51,6 +52,12 @@ def alert_coverage():
                 cover[current][0] = True
             current = None
     return alerts, cover
+
+
+def recording_coverage():
+    """Names of the recording rules that rules_test.yml queries and expects samples of."""
+    text = open(os.path.join(lib.PROMETHEUS_DIR, "rules_test.yml")).read()
+    return set(re.findall(r"^\s*- expr:\s*([\w:]+)\s*\n\s*eval_time:.*\n\s*exp_samples:\s*\n\s*- labels:", text, re.M))
 
 
 def dashboard_rules(path):
@@ -74,8 +81,8 @@ def main():
     results = {}
     d = lib.PROMETHEUS_DIR
     results["check config"] = run([promtool, "check", "config", "prometheus.yml"], cwd=d)[0]
-    results["check rules"] = run([promtool, "check", "rules", "alerts.yml"], cwd=d)[0]
-    results["test rules"] = run([promtool, "test", "rules", "alerts_test.yml"], cwd=d)[0]
+    results["check rules"] = run([promtool, "check", "rules", "alerts.yml", "rules.yml"], cwd=d)[0]
+    results["test rules"] = run([promtool, "test", "rules", "alerts_test.yml", "rules_test.yml"], cwd=d)[0]
 
     alerts, cover = alert_coverage()
     missing = [f"{a}: fires {'yes' if f else 'never'}, silent {'yes' if s else 'never'}"
@@ -87,6 +94,14 @@ def main():
     for u in unknown:
         lib.log(f"  alerts_test.yml tests {u}, which alerts.yml does not define")
     results["every alert tested firing and not firing"] = bool(alerts) and not missing and not unknown
+
+    recorded = sorted(lib.recorded_metrics())
+    tested = recording_coverage()
+    untested = [name for name in recorded if name not in tested]
+    lib.log(f"recording rules: {len(recorded)}; with expected samples: {len(recorded) - len(untested)}")
+    for name in untested:
+        lib.log(f"  no promql_expr_test expects samples of {name}")
+    results["every recording rule tested with samples"] = bool(recorded) and not untested
 
     with lib.workdir("execflow-promtool-") as tmp:
         rules = os.path.join(tmp, "dashboard_queries.yml")

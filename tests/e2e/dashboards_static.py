@@ -6,12 +6,13 @@
 - variables: `datasource` (type datasource, Prometheus), `job` and `instance` (label_values
   of execflow_build_info, through ${datasource});
 - every panel and every target uses the datasource ${datasource};
-- every query reads, through a PromQL lexer, to metric names of the metric contract, with
+- every query reads, through a PromQL lexer, to metric names of the metric contract or of
+  the recording rules in deploy/prometheus/rules.yml, with
   label matchers, grouping labels and legend labels that those metrics have; every
   selector filters on job=~"$job" and instance=~"$instance"; ranges are $__rate_interval
   (rate, irate, increase per interval) or $__range (totals over the time range);
 - the send-size heatmap reads execflow_tcp_sendmsg_bytes_bucket by le;
-- every metric of the contract is shown somewhere;
+- every metric of the contract and every recording rule is shown somewhere;
 - the provisioning files point Grafana at the dashboards.
 """
 
@@ -30,6 +31,8 @@ EXPECTED = {
 }
 ALLOWED_RANGES = {"$__rate_interval", "$__range"}
 RATE_CALL = re.compile(r"\b(i?rate)\s*\(")
+RECORDED = lib.recorded_metrics()
+KNOWN = {**lib.METRICS, **RECORDED}
 
 
 def is_our_datasource(ds):
@@ -68,9 +71,9 @@ def check_query(c, where, expr, legend, used_metrics):
     available = set(lib.TARGET_LABELS)
     for name, matchers in selectors:
         used_metrics.add(name)
-        if not c.check(name in lib.METRICS, f"{where}: metric {name} is not in the metric contract"):
+        if not c.check(name in KNOWN, f"{where}: metric {name} is neither in the metric contract nor recorded"):
             continue
-        labels = lib.METRICS[name] | lib.TARGET_LABELS
+        labels = KNOWN[name] | lib.TARGET_LABELS
         available |= labels
         for label, _, _ in matchers:
             c.check(label in labels, f"{where}: {name} has no label {label!r}")
@@ -179,6 +182,9 @@ def main():
                 f"heatmap {p.get('title')!r}: query must be `by (le)` with format heatmap")
     unused = sorted(set(lib.METRICS) - used_metrics)
     c.check(not unused, f"metrics of the contract shown on no dashboard: {unused}")
+    c.check(RECORDED, "deploy/prometheus/rules.yml records something")
+    unused = sorted(set(RECORDED) - used_metrics)
+    c.check(not unused, f"recording rules no dashboard reads: {unused}")
     check_provisioning(c)
 
     lib.log(f"{len(dashboards)} dashboards, {queries} panel queries, metrics used: {len(used_metrics)}")

@@ -132,6 +132,9 @@ for (const [render, objs] of Object.entries(renders)) {
 
 // ---- 3. the rules of issue 5 ----------------------------------------------------------
 const configSource = readFileSync(join(repo, "config", "execflow.yaml"), "utf8");
+const wantJob = readFileSync(join(repo, "mixin", "config.libsonnet"), "utf8")
+  .match(/^\s*execflowSelector: 'job="([^"]+)"',$/m)?.[1];
+check(wantJob, "mixin/config.libsonnet", "execflowSelector is not of the form job=\"NAME\"");
 const dashboardDir = join(repo, "dashboards");
 const dashboardFiles = existsSync(dashboardDir)
   ? readdirSync(dashboardDir).filter((f) => f.endsWith(".json")).sort()
@@ -191,6 +194,15 @@ for (const [render, objs] of Object.entries(renders)) {
   for (const m of pms)
     for (const [k, v] of Object.entries(m.spec.selector.matchLabels ?? {}))
       check(podLabels[k] === v, `${render}: PodMonitor`, `selector ${k}=${v} matches no pod label`);
+  // The job label Prometheus gives the targets (prometheus-operator: the jobLabel's value,
+  // else the Service's name or "namespace/PodMonitor") is the one the alerts, recording
+  // rules and dashboards select.
+  for (const m of sms)
+    check(wantJob === (m.spec.jobLabel ? svc.metadata.labels?.[m.spec.jobLabel] : svc.metadata.name),
+          `${render}: ServiceMonitor`, `targets do not get job="${wantJob}" (mixin/config.libsonnet)`);
+  for (const m of pms)
+    check(wantJob === (m.spec.jobLabel ? podLabels[m.spec.jobLabel] : `${m.metadata.namespace}/${m.metadata.name}`),
+          `${render}: PodMonitor`, `targets do not get job="${wantJob}" (mixin/config.libsonnet)`);
 
   check(spec.updateStrategy?.type === "RollingUpdate", w, "updateStrategy must be RollingUpdate");
   check(spec.updateStrategy?.rollingUpdate?.maxUnavailable !== undefined, w,
@@ -273,7 +285,7 @@ for (const [render, objs] of Object.entries(renders)) {
     check(/^execflow-config-[a-z0-9]{10}$/.test(cfg.metadata.name), `${render}: ${id(cfg)}`,
           "the config ConfigMap name must carry kustomize's content hash (rolls pods on change)");
     check(cfg.data?.["execflow.yaml"] === configSource, `${render}: ${id(cfg)}`,
-          "data execflow.yaml differs from config/execflow.yaml (run deploy/kubernetes/sync.sh)");
+          "data execflow.yaml differs from config/execflow.yaml");
     const mnt = mounts.find((m) => m.name === cfgVol.name);
     const cfgArg = (c.args ?? []).find((a) => a.startsWith("--config.file="));
     check(mnt && cfgArg === `--config.file=${mnt.mountPath}/execflow.yaml`, cw,
@@ -290,7 +302,7 @@ for (const [render, objs] of Object.entries(renders)) {
       const text = dash.data?.[f];
       if (text === undefined) continue;
       check(text === readFileSync(join(dashboardDir, f), "utf8"), dw,
-            `${f} differs from dashboards/${f} (run deploy/kubernetes/sync.sh)`);
+            `${f} differs from dashboards/${f}`);
       try {
         JSON.parse(text);
       } catch (e) {

@@ -63,6 +63,13 @@ METRICS = {
 TARGET_LABELS = {"job", "instance"}
 
 
+def recorded_metrics():
+    """{name: labels} of the recording rules in deploy/prometheus/rules.yml. Each sums by
+    job and instance (tests/e2e/dashboards_mixin.py checks), so it has no label of its own."""
+    with open(os.path.join(PROMETHEUS_DIR, "rules.yml"), encoding="utf-8") as f:
+        return {name: set() for name in re.findall(r'^\s*(?:- )?record:\s*"?([\w:]+)', f.read(), re.M)}
+
+
 def log(*args):
     print(*args, flush=True)
 
@@ -99,10 +106,10 @@ def skip_or_fail(reason):
     sys.exit(SKIP)
 
 
-def need_tool(name):
+def need_tool(name, package="prometheus"):
     path = shutil.which(name)
     if not path:
-        skip_or_fail(f"{name} not found (apt-get install prometheus)")
+        skip_or_fail(f"{name} not found (apt-get install {package})")
     return path
 
 
@@ -465,7 +472,7 @@ def scrape_samples(text):
 
 class Prometheus:
     """Debian's Prometheus server on a free loopback port, with a temporary copy of
-    deploy/prometheus/prometheus.yml (and alerts.yml) pointed at `target`."""
+    deploy/prometheus/prometheus.yml (and alerts.yml, rules.yml) pointed at `target`."""
 
     JOB = "execflow"
 
@@ -487,7 +494,8 @@ class Prometheus:
             raise RuntimeError(f"deploy/prometheus/prometheus.yml has no job {self.JOB!r}")
         with open(self.config, "w", encoding="utf-8") as f:
             f.write(text)
-        shutil.copy(os.path.join(PROMETHEUS_DIR, "alerts.yml"), tmp)
+        for rules in ("alerts.yml", "rules.yml"):
+            shutil.copy(os.path.join(PROMETHEUS_DIR, rules), tmp)
         self.proc = None
 
     def start(self, ready_timeout=30):

@@ -1,0 +1,4 @@
+(import 'exec-activity.libsonnet') +
+(import 'exporter-health.libsonnet') +
+(import 'fleet-overview.libsonnet') +
+(import 'network-flows.libsonnet')

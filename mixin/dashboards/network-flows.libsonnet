@@ -1,0 +1,114 @@
+local g = import 'grafana.libsonnet';
+local sentSum = g.select('execflow_tcp_sendmsg_bytes_sum');
+local sentCount = g.select('execflow_tcp_sendmsg_bytes_count');
+local sentBucket = g.select('execflow_tcp_sendmsg_bytes_bucket');
+local flowBytes = g.select('execflow_tcp_sent_bytes_total');
+local flows = g.select('execflow_tcp_flows');
+local folded = g.select('execflow_tcp_folded_flows');
+local sentNote = '(execflow_tcp_sendmsg_bytes_sum: every byte, short-lived flows included)';
+local perFlowNote = 'Node totals come from the send-size histogram, which counts every byte; per-flow series (by destination, top talkers) miss flows that open and close between two scrapes.';
+
+{
+  grafanaDashboards+:: {
+    'execflow-network-flows.json': g.dashboard(
+      $._config,
+      'execflow-network',
+      'execflow / Network flows',
+      'TCP bytes sent, per flow as configured in the TCP collector (a subset of saddr, sport, daddr, dport), and the size distribution of tcp_sendmsg calls.',
+      [
+        [
+          g.stat('TCP sent',
+                 'Bytes per second accepted by TCP send calls %s.' % sentNote,
+                 g.query('sum(rate(%s[$__rate_interval]))' % sentSum),
+                 unit='Bps'),
+          g.stat('Sends / s',
+                 'tcp_sendmsg calls per second that sent at least one byte.',
+                 g.query('sum(rate(%s[$__rate_interval]))' % sentCount),
+                 unit='ops'),
+          g.stat('Live flows', 'Flows in the kernel flow map now.', g.query('sum(%s)' % flows)),
+          g.stat('Folded flows',
+                 'Flows reported under the "other" series because the TCP collector\'s max_series was reached.',
+                 g.query('sum(%s)' % folded),
+                 steps=[['orange', 1]]),
+        ],
+        [
+          g.timeseries('Bytes sent by destination',
+                       'Bytes per second per destination address and port ("other": flows folded over max_series). ' + perFlowNote,
+                       [g.query('sum by (daddr, dport) (rate(%s[$__rate_interval]))' % flowBytes, legend='{{daddr}}:{{dport}}')],
+                       unit='Bps',
+                       stacked=true),
+          g.timeseries('Bytes sent by node',
+                       'Bytes per second accepted by TCP send calls, per node %s.' % sentNote,
+                       [g.query('sum by (instance) (rate(%s[$__rate_interval]))' % sentSum, legend='{{instance}}')],
+                       unit='Bps'),
+        ],
+        [
+          g.table('Top talkers',
+                  'The 10 flows that sent the most bytes over the time range. ' + perFlowNote,
+                  [g.query('topk(10, sum by (instance, saddr, sport, daddr, dport) (increase(%s[$__range])))' % flowBytes,
+                           instant=true,
+                           format='table')],
+                  { excludeByName: { Time: true }, renameByName: { Value: 'bytes sent' } }) {
+            fieldConfig+: { overrides: [g.byName('bytes sent', [{ id: 'unit', value: 'bytes' }])] },
+          },
+          g.bargauge('Top destinations',
+                     'The 10 destinations that received the most bytes over the time range. ' + perFlowNote,
+                     g.query('topk(10, sum by (daddr, dport) (increase(%s[$__range])))' % flowBytes,
+                             legend='{{daddr}}:{{dport}}',
+                             instant=true,
+                             format='time_series'),
+                     unit='bytes'),
+        ],
+        [
+          g.custom('heatmap',
+                   'Send size distribution',
+                   'tcp_sendmsg calls per second in each size bucket (upper bound in bytes, powers of two).',
+                   [g.query('sum by (le) (rate(%s[$__rate_interval]))' % sentBucket, legend='{{le}}', format='heatmap')],
+                   w=24,
+                   h=10) {
+            fieldConfig+: {
+              defaults+: {
+                custom: { hideFrom: { legend: false, tooltip: false, viz: false }, scaleDistribution: { type: 'linear' } },
+              },
+            },
+            options: {
+              calculate: false,
+              cellGap: 1,
+              color: {
+                mode: 'scheme',
+                scheme: 'Oranges',
+                exponent: 0.5,
+                fill: 'dark-orange',
+                reverse: false,
+                scale: 'exponential',
+                steps: 64,
+              },
+              exemplars: { color: 'rgba(255,0,255,0.7)' },
+              filterValues: { le: 1e-09 },
+              legend: { show: true },
+              rowsFrame: { layout: 'auto' },
+              tooltip: { mode: 'single', showColorScale: false, yHistogram: true },
+              yAxis: { axisPlacement: 'left', reverse: false, unit: 'bytes' },
+              cellValues: { unit: 'ops' },
+            },
+          },
+        ],
+        [
+          g.timeseries('Send size quantiles',
+                       'Median and 99th percentile of bytes per tcp_sendmsg call (upper bounds of power-of-two buckets).',
+                       [
+                         g.query('histogram_quantile(0.5, sum by (le) (rate(%s[$__rate_interval])))' % sentBucket, legend='p50'),
+                         g.query('histogram_quantile(0.99, sum by (le) (rate(%s[$__rate_interval])))' % sentBucket, legend='p99'),
+                         g.query('sum(rate(%s[$__rate_interval])) / sum(rate(%s[$__rate_interval]))' % [sentSum, sentCount],
+                                 legend='mean'),
+                       ],
+                       unit='bytes'),
+          g.timeseries('Flows per node', 'Live flows in the kernel map and flows folded into "other", per node.', [
+            g.query('sum by (instance) (%s)' % flows, legend='{{instance}} live'),
+            g.query('sum by (instance) (%s)' % folded, legend='{{instance}} folded'),
+          ]),
+        ],
+      ],
+    ),
+  },
+}
