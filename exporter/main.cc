@@ -137,14 +137,14 @@ int main(int argc, char** argv) {
       spdlog::error("{}", wc.error().message);
       return 2;
     }
-    if (!wc->tls_cert_file.empty()) {
+    if (!wc->tls.cert_file.empty()) {
       if (auto ok = execflow::CheckTlsSupport(); !ok) {
         spdlog::error("{}: {}", web, ok.error().message);
         return 1;
       }
     }
-    http.tls_cert_file = wc->tls_cert_file;
-    http.tls_key_file = wc->tls_key_file;
+    http.tls_cert_file = wc->tls.cert_file;
+    http.tls_key_file = wc->tls.key_file;
     http.basic_auth_users = wc->basic_auth_users;
   }
 
