@@ -56,7 +56,7 @@ class HttpServer {
   int port() const { return port_; }
   // The handler of a path, or null (then prometheus-cpp or civetweb answer).
   const HttpHandler* Route(const std::string& path) const;
-  const BasicAuth& auth() const { return *auth_; }
+  BasicAuth& auth() const { return *auth_; }
 
  private:
   HttpServer() = default;
