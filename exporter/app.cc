@@ -5,8 +5,8 @@
 #include <spdlog/spdlog.h>
 
 #include <chrono>
-#include <charconv>
 
+#include "exporter/http/query.h"
 #include "exporter/metrics/families.h"
 
 #ifndef EXECFLOW_VERSION
@@ -101,7 +101,7 @@ Result<Collectors> StartCollectors(const Config& config) {
 
 Result<std::unique_ptr<App>> App::Start(const Config& config, const HttpOptions& http) {
   // Check the address before attaching anything.
-  if (auto ok = CivetListeningPorts(http.listen_address); !ok) return std::unexpected(ok.error());
+  if (auto ok = CheckCanListen(http.listen_address); !ok) return std::unexpected(ok.error());
   std::unique_ptr<App> app(new App());
   auto collectors = StartCollectors(config);
   if (!collectors) return std::unexpected(collectors.error());
@@ -154,17 +154,13 @@ std::map<std::string, HttpHandler> App::Routes(const HttpOptions& http) const {
       return HttpResponse{404, json, "{\"error\":\"the exec collector is disabled (exec.enabled)\"}\n"};
     }
     const EventLog& log = collectors_.exec->events();
-    size_t limit = log.capacity();
-    if (query.rfind("limit=", 0) == 0) {
-      std::string_view v = query.substr(6, query.find('&') - 6);
-      size_t n = 0;
-      auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
-      if (ec != std::errc() || p != v.data() + v.size()) {
-        return HttpResponse{400, json, "{\"error\":\"limit must be a non-negative integer\"}\n"};
-      }
-      limit = n;
+    auto limit = QueryUint(query, "limit", log.capacity());
+    if (!limit) {
+      std::string body = "{\"error\":";
+      AppendJsonString(body, limit.error().message);
+      return HttpResponse{400, json, body + "}\n"};
     }
-    return HttpResponse{200, json, log.Json(limit) + "\n"};
+    return HttpResponse{200, json, log.Json(limit->value_or(log.capacity())) + "\n"};
   };
   return r;
 }
