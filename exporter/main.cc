@@ -1,7 +1,8 @@
 // execflow_exporter: flags, logging, signals and exit codes; nothing else.
 //
 // Exit codes: 0 clean stop or --config.check passed, 1 start-up failure
-// (kernel, privileges, port), 2 bad flags or config.
+// (kernel, privileges, port), 2 bad flags or config, 128+N when signal N
+// (SIGTERM, SIGINT) arrived before start-up finished.
 #include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
@@ -136,9 +137,62 @@ execflow::Result<execflow::HttpOptions> WebFlags(Flags& flags) {
   return http;
 }
 
+// SIGTERM and SIGINT are blocked in every thread and taken by one thread
+// that sigwait()s for them from the first instruction of main: during
+// start-up (reading files, loading BPF, which can take seconds) a stop signal
+// ends the process at once; once serving, it asks main to stop cleanly.
+class StopSignals {
+ public:
+  StopSignals() {
+    sigemptyset(&set_);
+    sigaddset(&set_, SIGTERM);
+    sigaddset(&set_, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &set_, nullptr);
+    std::thread([this] { Loop(); }).detach();
+  }
+  void Serving() { serving_ = true; }
+  int Wait() {
+    std::unique_lock lock(mu_);
+    cv_.wait(lock, [this] { return sig_ != 0; });
+    return sig_;
+  }
+
+ private:
+  void Loop() {
+    for (;;) {
+      int sig = 0;
+      if (sigwait(&set_, &sig) != 0) continue;
+      if (!serving_ || stopping_) {
+        // Nothing to shut down in order yet (or a second signal): the kernel
+        // detaches whatever was attached when the process ends.
+        char msg[96];
+        const int n = std::snprintf(msg, sizeof(msg), "execflow_exporter: %s during %s; exiting\n",
+                                    sig == SIGTERM ? "SIGTERM" : "SIGINT",
+                                    stopping_ ? "shutdown" : "start-up");
+        if (n > 0 && write(STDERR_FILENO, msg, static_cast<size_t>(n)) < 0) {
+          // Nothing else to tell.
+        }
+        _exit(128 + sig);
+      }
+      stopping_ = true;
+      std::lock_guard lock(mu_);
+      sig_ = sig;
+      cv_.notify_all();
+    }
+  }
+
+  sigset_t set_;
+  std::atomic<bool> serving_{false};
+  std::atomic<bool> stopping_{false};
+  std::mutex mu_;
+  std::condition_variable cv_;
+  int sig_ = 0;
+};
+
 }  // namespace
 
 int main(int argc, char** argv) {
+  StopSignals signals;
   // One malloc arena: otherwise each civetweb worker keeps its own, sized to
   // the largest scrape it served (4 x 61 MB at 100k flows, measured).
   mallopt(M_ARENA_MAX, 1);
@@ -162,13 +216,6 @@ int main(int argc, char** argv) {
     return 2;
   }
   execflow::RouteLibbpfLogToSpdlog();
-
-  // Block the stop signals before any thread starts so only sigwait sees them.
-  sigset_t stop;
-  sigemptyset(&stop);
-  sigaddset(&stop, SIGTERM);
-  sigaddset(&stop, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &stop, nullptr);
 
   const std::string& config_file = flags.values["config.file"];
   auto config = execflow::LoadConfigFile(config_file);
@@ -205,6 +252,7 @@ int main(int argc, char** argv) {
     spdlog::error("start-up failed: {}", app.error().message);
     return 1;
   }
+  signals.Serving();
   // Hook probing loads kernel BTF several times; give that heap back.
   malloc_trim(0);
   spdlog::info("listening on {} port={} telemetry_path={} tls={} basic_auth={} max_connections={}",
@@ -212,8 +260,7 @@ int main(int argc, char** argv) {
                http->web_config.tls.enabled(), !http->web_config.basic_auth_users.empty(),
                http->max_connections);
 
-  int sig = 0;
-  sigwait(&stop, &sig);
+  const int sig = signals.Wait();
   spdlog::info("received {}, stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
   app->reset();
   spdlog::info("stopped");
