@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -11,6 +12,7 @@
 #include <functional>
 #include <limits>
 #include <map>
+#include <sstream>
 
 #include "exporter/bpf/handles.h"
 
@@ -185,26 +187,56 @@ Result<void> Validate(const Config& c, const std::string& file) {
 
 std::string ShownPath(const std::string& path) { return path.size() <= 256 ? path : Shown(path); }
 
+// Sees where documents start, and nothing else.
+class DocumentStarts final : public YAML::EventHandler {
+ public:
+  std::vector<YAML::Mark> marks;
+  void OnDocumentStart(const YAML::Mark& m) override { marks.push_back(m); }
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnAlias(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t, const std::string&) override {}
+  void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                       YAML::EmitterStyle::value) override {}
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override {}
+  void OnMapEnd() override {}
+};
+
+std::string YamlError(const std::string& file, const YAML::Mark& mark, std::string msg) {
+  msg = msg.substr(0, 100);
+  for (char& c : msg) {
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = ' ';
+  }
+  return file + ":" + std::to_string(mark.line + 1) + ":" + std::to_string(mark.column + 1) +
+         ": invalid YAML: " + msg;
+}
+
 // Exactly one document: yaml-cpp's Load() would take the first and ignore a
-// second one that, read by a person, seems to override it.
+// second one that, read by a person, seems to override it. The documents are
+// counted with at most two parser steps: yaml-cpp 0.7 never gets past some
+// inputs (one starting with ','), reporting an empty document at the same
+// place forever, so LoadAll() would spin and eat memory.
 Result<YAML::Node> LoadYaml(std::string_view yaml, const std::string& file_name) {
   const std::string file = ShownPath(file_name);
+  const std::string text(yaml);
   try {
-    std::vector<YAML::Node> docs = YAML::LoadAll(std::string(yaml));
-    if (docs.size() > 1) {
-      return Fail(file + ":" + std::to_string(docs[1].Mark().line + 1) +
+    std::istringstream in(text);
+    YAML::Parser parser(in);
+    DocumentStarts starts;
+    for (int i = 0; i < 2 && parser.HandleNextDocument(starts); ++i) {
+    }
+    if (starts.marks.size() > 1) {
+      const YAML::Mark& second = starts.marks[1];
+      if (second.pos == starts.marks[0].pos) return Fail(YamlError(file, second, "no document could be read"));
+      return Fail(file + ":" + std::to_string(second.line + 1) +
                   ": a second YAML document ('---'): execflow reads exactly one");
     }
-    return docs.empty() ? YAML::Node() : docs.front();
+    return YAML::Load(text);
   } catch (const YAML::Exception& e) {
     // Only where and yaml-cpp's own words: the offending text stays unquoted,
     // so a file that is not a config at all is not echoed into the log.
-    std::string msg = e.msg.substr(0, 100);
-    for (char& c : msg) {
-      if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = ' ';
-    }
-    return Fail(file + ":" + std::to_string(e.mark.line + 1) + ":" +
-                std::to_string(e.mark.column + 1) + ": invalid YAML: " + msg);
+    return Fail(YamlError(file, e.mark, e.msg));
   }
 }
 

@@ -114,7 +114,11 @@ class ConfigInput(unittest.TestCase):
         with tempfile.NamedTemporaryFile("w", suffix=".yaml") as f:
             f.write("tcp:\n  enabled: false\n---\ntcp:\n  enabled: true\n")
             f.flush()
-            self.refused(f.name, f"{f.name}:4: a second YAML document ('---'): execflow reads exactly one")
+            self.refused(f.name, f"{f.name}:3: a second YAML document ('---'): execflow reads exactly one")
+        with tempfile.NamedTemporaryFile("w", suffix=".yaml") as f:
+            f.write(", enabled: true\n")  # yaml-cpp's LoadAll() would spin on it
+            f.flush()
+            self.refused(f.name, f"{f.name}:1:1: invalid YAML: no document could be read")
         with tempfile.NamedTemporaryFile("w", suffix=".yaml") as f:
             f.write("tcp:\n  enabled: false\n  enabled: true\n")
             f.flush()

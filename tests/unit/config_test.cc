@@ -175,12 +175,19 @@ TEST(Config, InvalidYamlSaysWhereButNotWhat) {
   EXPECT_EQ(e, "test.yaml:2:1: invalid YAML: end of map flow not found");
 }
 
+TEST(Config, InputsYamlCppNeverFinishesAreRefusedAtOnce) {
+  // yaml-cpp 0.7's LoadAll() spins on these, growing without bound (found by
+  // tests/fuzz/config_fuzzer); Load() would call them an empty config.
+  EXPECT_EQ(ErrorOf(", enabled: true\n"), "test.yaml:1:1: invalid YAML: no document could be read");
+  EXPECT_EQ(ErrorOf(","), "test.yaml:1:1: invalid YAML: no document could be read");
+}
+
 TEST(Config, OneDocumentOnly) {
   // A second document would be ignored by yaml-cpp's Load(): tcp would stay on.
   EXPECT_EQ(ErrorOf("tcp:\n  enabled: false\n---\ntcp:\n  enabled: true\n"),
-            "test.yaml:4: a second YAML document ('---'): execflow reads exactly one");
-  EXPECT_EQ(ErrorOf("tcp: {}\n---\n"),
             "test.yaml:3: a second YAML document ('---'): execflow reads exactly one");
+  EXPECT_EQ(ErrorOf("tcp: {}\n---\n"),
+            "test.yaml:2: a second YAML document ('---'): execflow reads exactly one");
   // An explicit start or end marker around one document is fine.
   EXPECT_TRUE(ParseConfig("---\ntcp:\n  enabled: false\n...\n", "test.yaml").has_value());
 }
