@@ -14,6 +14,7 @@
 #include <atomic>
 #include <chrono>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <mutex>
 #include <stdexcept>
@@ -212,6 +213,17 @@ Result<std::string> CivetListeningPorts(std::string_view addr) {
 Result<void> CheckCanListen(std::string_view addr) {
   auto hp = SplitAddress(addr);
   if (!hp) return std::unexpected(hp.error());
+  // The server starts after every capability is dropped (App::Start).
+  int unprivileged_from = 1024;
+  if (std::FILE* f = std::fopen("/proc/sys/net/ipv4/ip_unprivileged_port_start", "r")) {
+    if (std::fscanf(f, "%d", &unprivileged_from) != 1) unprivileged_from = 1024;
+    std::fclose(f);
+  }
+  if (hp->port != 0 && hp->port < unprivileged_from) {
+    return Fail("listen on " + std::string(addr) + ": ports below " + std::to_string(unprivileged_from) +
+                " need CAP_NET_BIND_SERVICE, which execflow gives up before it listens; use a port of " +
+                std::to_string(unprivileged_from) + " or more (net.ipv4.ip_unprivileged_port_start)");
+  }
   sockaddr_storage ss{};
   socklen_t len;
   if (hp->host.find(':') != std::string::npos) {
@@ -239,8 +251,6 @@ Result<void> CheckCanListen(std::string_view addr) {
       return Fail(where + ": the port is in use; choose another with --web.listen-address", err);
     case EADDRNOTAVAIL:
       return Fail(where + ": no network interface of this host has that address", err);
-    case EACCES:
-      return Fail(where + ": ports below 1024 need CAP_NET_BIND_SERVICE; use a port above 1023", err);
     default:
       return Fail(where, err);
   }

@@ -54,8 +54,9 @@ struct HttpOptions {
 Result<std::string> CivetListeningPorts(std::string_view listen_address);
 
 // Binds the address once to say why it cannot be used (in use, not an address
-// of this host, a port below 1024 without CAP_NET_BIND_SERVICE) before
-// anything is attached; civetweb alone would only say that it failed.
+// of this host, a privileged port, which execflow cannot bind once it has
+// dropped its capabilities) before anything is attached; civetweb alone would
+// only say that it failed.
 Result<void> CheckCanListen(std::string_view listen_address);
 
 class HttpMetrics;

@@ -180,6 +180,12 @@ class ListenAddress(unittest.TestCase):
         self.assertIn("listen on 192.0.2.1:9741: no network interface of this host has that address", r.stderr)
         self.assertNotIn("port in use", r.stderr)
         self.assertNotIn("attached", r.stderr)
+        # Even as root: the server starts after every capability is dropped.
+        r = run([f"--config.file={CONFIG}", "--web.listen-address=127.0.0.1:80"])
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertIn("listen on 127.0.0.1:80: ports below 1024 need CAP_NET_BIND_SERVICE, which execflow "
+                      "gives up before it listens", r.stderr)
+        self.assertNotIn("attached", r.stderr)
 
 
 class AuthenticationFromTheStart(unittest.TestCase):
