@@ -339,7 +339,10 @@ class WebSecurity:
     USER = "prometheus"
 
     def __init__(self, tmp, password="s3cret-e2e"):
-        import crypt
+        import warnings
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            import crypt
         self.password = password
         self.ca = os.path.join(tmp, "ca.crt")
         self.cert = os.path.join(tmp, "server.crt")
