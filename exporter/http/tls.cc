@@ -307,7 +307,9 @@ std::shared_ptr<const TlsMaterial> TlsServer::ForHandshake() {
   auto settings = watcher_->Current();
   std::lock_guard lock(mu_);
   if (!settings) {
-    if (error_ != settings.error().message) spdlog::error("tls: refusing handshakes: {}", settings.error().message);
+    if (error_ != settings.error().message) {
+      spdlog::error("tls: refusing handshakes: {}", settings.error().message);
+    }
     error_ = settings.error().message;
     return nullptr;
   }

@@ -355,10 +355,9 @@ TEST_F(WebConfigFile, WrongPasswordFloodIsThrottledWhileTheScraperIsServed) {
   EXPECT_EQ(unauthorized + throttled, 200);
   EXPECT_GT(throttled.load(), 0);
   auto m = HttpRequest(port, "/metrics", "GET", kGood).body;
-  EXPECT_NE(m.find("execflow_http_auth_failures_total{reason=\"denied\"} " + std::to_string(unauthorized.load()) + "\n"),
-            std::string::npos) << m;
-  EXPECT_NE(m.find("execflow_http_auth_failures_total{reason=\"throttled\"} " + std::to_string(throttled.load()) + "\n"),
-            std::string::npos) << m;
+  const std::string family = "execflow_http_auth_failures_total{reason=";
+  EXPECT_NE(m.find(family + "\"denied\"} " + std::to_string(unauthorized.load()) + "\n"), std::string::npos) << m;
+  EXPECT_NE(m.find(family + "\"throttled\"} " + std::to_string(throttled.load()) + "\n"), std::string::npos) << m;
 }
 
 TEST_F(WebConfigFile, IsReReadWhenItChangesAndFailsClosed) {

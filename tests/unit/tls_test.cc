@@ -179,7 +179,8 @@ TEST_F(Tls, MinVersionAndCipherSuites) {
   s = Start(kServer + "  max_version: TLS12\n  cipher_suites:\n    - TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256\n");
   ASSERT_NE(s, nullptr);
   EXPECT_FALSE(TlsGet(s->port(), "/healthz", ClientOptions().Ciphers("ECDHE-ECDSA-AES256-GCM-SHA384")).handshake);
-  auto ok = TlsGet(s->port(), "/healthz", ClientOptions().Ciphers("ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-ECDSA-AES128-GCM-SHA256"));
+  auto ok = TlsGet(s->port(), "/healthz",
+                   ClientOptions().Ciphers("ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-ECDSA-AES128-GCM-SHA256"));
   EXPECT_EQ(ok.status, 200);
   EXPECT_EQ(ok.cipher, "ECDHE-ECDSA-AES128-GCM-SHA256");
 }
@@ -195,7 +196,8 @@ TEST_F(Tls, RequireAndVerifyClientCert) {
   EXPECT_NE(ok.body.find("execflow_execs_total"), std::string::npos);
   // Same over TLS 1.2, where the check is inside the handshake.
   EXPECT_FALSE(TlsGet(port, "/healthz", ClientOptions().Max(TLS1_2_VERSION)).handshake);
-  EXPECT_EQ(TlsGet(port, "/healthz", ClientOptions().Max(TLS1_2_VERSION).Cert(P("client.crt"), P("client.key"))).status, 200);
+  const auto client12 = ClientOptions().Max(TLS1_2_VERSION).Cert(P("client.crt"), P("client.key"));
+  EXPECT_EQ(TlsGet(port, "/healthz", client12).status, 200);
   s.reset();
 
   s = Start(kServer + "  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: ca.crt\n"
