@@ -2,12 +2,14 @@
 
 #include <unistd.h>
 
+#include <linux/capability.h>
+
 #include <spdlog/spdlog.h>
 
 #include <chrono>
-#include <charconv>
 #include <fstream>
 
+#include "exporter/http/query.h"
 #include "exporter/metrics/families.h"
 
 #ifndef EXECFLOW_VERSION
@@ -22,9 +24,10 @@ namespace execflow {
 BuildInfo GetBuildInfo() { return {EXECFLOW_VERSION, EXECFLOW_REVISION}; }
 
 ExporterMetrics::ExporterMetrics(std::vector<std::shared_ptr<Collector>> collectors,
-                                 Transport transport)
+                                 Transport transport, std::vector<UnavailableHook> unavailable)
     : collectors_(std::move(collectors)),
       transport_(transport),
+      unavailable_(std::move(unavailable)),
       errors_(new std::atomic<uint64_t>[collectors_.size()]()) {}
 
 std::vector<prometheus::MetricFamily> ExporterMetrics::Collect() const {
@@ -55,6 +58,21 @@ std::vector<prometheus::MetricFamily> ExporterMetrics::Collect() const {
   all.push_back(std::move(transport));
   all.push_back(std::move(duration));
   all.push_back(std::move(errors));
+  // Read now, from this worker thread: what the process really holds.
+  const Capabilities caps = CurrentCapabilities();
+  auto held = Gauge("execflow_capabilities",
+                    "Capabilities the serving process holds (labels: libcap names, comma-separated; "
+                    "empty when none); always 1.");
+  AddGauge(held, {{"effective", CapabilityNames(caps.effective)}, {"permitted", CapabilityNames(caps.permitted)}},
+           1);
+  all.push_back(std::move(held));
+  if (!unavailable_.empty()) {
+    auto missing = Gauge("execflow_hook_unavailable",
+                         "1 for each hook the config asks for that could not be attached (see the "
+                         "start-up warning and /readyz).");
+    for (const auto& u : unavailable_) AddGauge(missing, {{"collector", u.collector}, {"hook", u.hook}}, 1);
+    all.push_back(std::move(missing));
+  }
   return MergeFamilies(std::move(all));
 }
 
@@ -81,7 +99,68 @@ Error WithHint(Error e) {
   return e;
 }
 
+// The optional exec failures group is the one a missing privilege can leave
+// out while the exporter still starts; the plan's reasons for it name it.
+std::vector<UnavailableHook> FindUnavailableHooks(const Config& config, const Collectors& c) {
+  std::vector<UnavailableHook> out;
+  const HookGroup& failures = FindHookGroup(ExecHooks(), "exec failures");
+  if (c.exec && config.exec.failures_hook == "auto") {
+    bool attached = false;
+    for (const auto& p : c.exec->Programs()) {
+      for (const auto& v : failures.variants) {
+        for (const auto& name : v.programs) attached = attached || p.program == name;
+      }
+    }
+    if (!attached) {
+      std::string why;
+      bool denied = false;
+      for (const auto& r : c.exec->rejected_hooks()) {
+        if (r.rfind(failures.name + ":", 0) != 0) continue;
+        why += (why.empty() ? "" : "; ") + r;
+        denied = denied || r.find("Permission denied") != std::string::npos ||
+                 r.find("Operation not permitted") != std::string::npos;
+      }
+      out.push_back({"exec", failures.name,
+                     "failed execs are not counted: " + (why.empty() ? "no hook attached" : why) +
+                         (denied ? " (classic tracepoints are read from tracefs, which only root can "
+                                   "read: run as root or grant CAP_DAC_READ_SEARCH)"
+                                 : "") +
+                         "; set exec.failures_hook: off to run without them"});
+    }
+  }
+  return out;
+}
+
 }  // namespace
+
+Result<CapSet> DropCapabilitiesAfterAttach(const Collectors& collectors) {
+  int prog_fd = -1;
+  for (const auto& c : collectors.all) {
+    if (!c->Programs().empty()) prog_fd = c->Programs().front().fd;
+  }
+  const CapSet held = CurrentCapabilities().permitted;
+  // CAP_BPF where the kernel knows it (5.8+), else CAP_SYS_ADMIN.
+  const CapSet candidates[] = {0, CapBit(CAP_BPF), CapBit(CAP_SYS_ADMIN)};
+  for (CapSet keep : candidates) {
+    if ((keep & held) != keep) continue;
+    auto works = BpfReadsWorkWith(keep, prog_fd);
+    if (!works) return std::unexpected(works.error());
+    if (!*works) continue;
+    if (auto ok = RestrictCapabilities(keep); !ok) return std::unexpected(ok.error());
+    if (keep == 0) {
+      spdlog::info("capabilities: all dropped after attach (this kernel reads BPF maps through "
+                   "the fds held without any)");
+    } else {
+      spdlog::warn("capabilities: kept only {} after attach: this kernel refuses BPF map reads "
+                   "without it (Linux before 6.5 with kernel.unprivileged_bpf_disabled set)",
+                   CapabilityNames(keep));
+    }
+    return keep;
+  }
+  spdlog::warn("capabilities: kept {}: no smaller set reads BPF maps on this kernel",
+               CapabilityNames(held));
+  return held;
+}
 
 Result<Collectors> StartCollectors(const Config& config) {
   Collectors c;
@@ -119,17 +198,24 @@ Result<Collectors> StartCollectors(const Config& config) {
                    p.hook, p.attach_type);
     }
   }
+  c.unavailable = FindUnavailableHooks(config, c);
+  for (const auto& u : c.unavailable) spdlog::warn("{}: {}", u.hook, u.reason);
   return c;
 }
 
 Result<std::unique_ptr<App>> App::Start(const Config& config, const HttpOptions& http) {
   // Check the address before attaching anything.
-  if (auto ok = CivetListeningPorts(http.listen_address); !ok) return std::unexpected(ok.error());
+  if (auto ok = CheckCanListen(http.listen_address); !ok) return std::unexpected(ok.error());
   std::unique_ptr<App> app(new App());
   auto collectors = StartCollectors(config);
   if (!collectors) return std::unexpected(collectors.error());
   app->collectors_ = std::move(*collectors);
-  app->metrics_ = std::make_shared<ExporterMetrics>(app->collectors_.all, app->collectors_.transport);
+  // Before the HTTP server starts, so its threads are born without them.
+  if (auto kept = DropCapabilitiesAfterAttach(app->collectors_); !kept) {
+    return std::unexpected(kept.error());
+  }
+  app->metrics_ = std::make_shared<ExporterMetrics>(app->collectors_.all, app->collectors_.transport,
+                                                    app->collectors_.unavailable);
   auto server = HttpServer::Start(http, app->metrics_, app->Routes(http));
   if (!server) return std::unexpected(server.error());
   app->http_ = std::move(*server);
@@ -169,6 +255,11 @@ std::map<std::string, HttpHandler> App::Routes(const HttpOptions& http) const {
     if (collectors_.all.empty()) {
       return HttpResponse{503, "text/plain; charset=utf-8", "no collector enabled\n"};
     }
+    if (!collectors_.unavailable.empty()) {
+      std::string body;
+      for (const auto& u : collectors_.unavailable) body += u.hook + ": " + u.reason + "\n";
+      return HttpResponse{503, "text/plain; charset=utf-8", body};
+    }
     return HttpResponse{200, "text/plain; charset=utf-8", "ready\n"};
   };
   r["/api/v1/events"] = [this](std::string_view query) {
@@ -177,17 +268,13 @@ std::map<std::string, HttpHandler> App::Routes(const HttpOptions& http) const {
       return HttpResponse{404, json, "{\"error\":\"the exec collector is disabled (exec.enabled)\"}\n"};
     }
     const EventLog& log = collectors_.exec->events();
-    size_t limit = log.capacity();
-    if (query.rfind("limit=", 0) == 0) {
-      std::string_view v = query.substr(6, query.find('&') - 6);
-      size_t n = 0;
-      auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
-      if (ec != std::errc() || p != v.data() + v.size()) {
-        return HttpResponse{400, json, "{\"error\":\"limit must be a non-negative integer\"}\n"};
-      }
-      limit = n;
+    auto limit = QueryUint(query, "limit", log.capacity());
+    if (!limit) {
+      std::string body = "{\"error\":";
+      AppendJsonString(body, limit.error().message);
+      return HttpResponse{400, json, body + "}\n"};
     }
-    return HttpResponse{200, json, log.Json(limit) + "\n"};
+    return HttpResponse{200, json, log.Json(limit->value_or(log.capacity())) + "\n"};
   };
   return r;
 }

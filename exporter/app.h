@@ -13,6 +13,7 @@
 #include "exporter/collectors/tcp_collector.h"
 #include "exporter/config/config.h"
 #include "exporter/http/server.h"
+#include "exporter/privileges/capabilities.h"
 
 namespace execflow {
 
@@ -22,16 +23,28 @@ struct BuildInfo {
 };
 BuildInfo GetBuildInfo();
 
+// A hook the config asks for (mode auto) that could not be attached, most
+// often for want of a privilege: a warning at start-up, a metric, and a
+// /readyz reason, never a silent absence.
+struct UnavailableHook {
+  std::string collector;  // "exec"
+  std::string hook;       // "exec failures"
+  std::string reason;     // why, and how to fix it
+};
+
 // Every collector's families, merged, plus the exporter's own: build info,
-// time spent collecting and collection errors per collector.
+// time spent collecting and collection errors per collector, the
+// capabilities the process holds, hooks that are unavailable.
 class ExporterMetrics final : public prometheus::Collectable {
  public:
-  ExporterMetrics(std::vector<std::shared_ptr<Collector>> collectors, Transport transport);
+  ExporterMetrics(std::vector<std::shared_ptr<Collector>> collectors, Transport transport,
+                  std::vector<UnavailableHook> unavailable);
   std::vector<prometheus::MetricFamily> Collect() const override;
 
  private:
   std::vector<std::shared_ptr<Collector>> collectors_;
   Transport transport_;
+  std::vector<UnavailableHook> unavailable_;
   std::unique_ptr<std::atomic<uint64_t>[]> errors_;
 };
 
@@ -42,8 +55,15 @@ struct Collectors {
   std::shared_ptr<ExecCollector> exec;
   std::shared_ptr<TcpCollector> tcp;
   std::vector<std::shared_ptr<Collector>> all;
+  std::vector<UnavailableHook> unavailable;
 };
 Result<Collectors> StartCollectors(const Config& config);
+
+// After every program is attached: drops every capability, in every thread,
+// if BPF reads through the fds held need none on this kernel (Linux 6.5+);
+// otherwise keeps only CAP_BPF (or CAP_SYS_ADMIN where the kernel has no
+// CAP_BPF), the least that still reads them. Returns what is kept.
+Result<CapSet> DropCapabilitiesAfterAttach(const Collectors& collectors);
 
 // Owns collectors and the HTTP server. Destruction stops HTTP first, so no
 // scrape runs while the BPF objects are detached.

@@ -4,7 +4,6 @@
 #include <unistd.h>
 
 #include <bpf/bpf.h>
-#include <spdlog/sinks/rotating_file_sink.h>
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 
@@ -12,6 +11,7 @@
 
 #include "exec.skel.h"
 #include "exporter/bpf/loader.h"
+#include "exporter/events/event_file.h"
 #include "exporter/metrics/families.h"
 
 namespace execflow {
@@ -152,9 +152,9 @@ Result<void> ExecCollector::StartConsumer(const EventsConfig& ev, Transport tran
       sink_ = std::make_shared<spdlog::logger>(
           "exec_events", std::make_shared<spdlog::sinks::stdout_sink_mt>());
     } else if (ev.output == "file") {
-      sink_ = std::make_shared<spdlog::logger>(
-          "exec_events", std::make_shared<spdlog::sinks::rotating_file_sink_mt>(
-                             ev.file_path, ev.file_max_bytes, ev.file_max_files));
+      auto file = OpenEventFile(ev.file_path, ev.file_max_bytes, ev.file_max_files);
+      if (!file) return std::unexpected(file.error());
+      sink_ = std::make_shared<spdlog::logger>("exec_events", *file);
     }
   } catch (const spdlog::spdlog_ex& e) {
     return Fail("open events output " + ev.file_path + ": " + e.what());

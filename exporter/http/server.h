@@ -1,5 +1,6 @@
 #pragma once
 
+#include <atomic>
 #include <functional>
 #include <map>
 #include <memory>
@@ -8,13 +9,16 @@
 
 #include <prometheus/collectable.h>
 
-#include "exporter/bpf/handles.h"
 #include "exporter/bpf/result.h"
-#include "exporter/http/auth.h"
+#include "exporter/config/config.h"
+#include "exporter/http/tls.h"
+#include "exporter/http/web_config.h"
 
 namespace prometheus {
 class Exposer;
 }
+struct mg_connection;
+struct mg_context;
 
 namespace execflow {
 
@@ -30,22 +34,38 @@ using HttpHandler = std::function<HttpResponse(std::string_view query)>;
 struct HttpOptions {
   std::string listen_address = ":9741";  // ":PORT", "HOST:PORT", "[V6]:PORT"; port 0 picks one
   std::string telemetry_path = "/metrics";
-  int threads = 4;
-  // From --web.config.file: TLS when both are set, basic auth when users are.
-  std::string tls_cert_file;
-  std::string tls_key_file;
-  std::map<std::string, std::string> basic_auth_users;
+  // civetweb serves each connection on a worker thread of its own, from the
+  // first header byte to the last response byte: this many clients are served
+  // at once, whatever the others do, and more wait in the accept queue.
+  int max_connections = 256;
+  // A client has this long to send its request line and headers (and to take
+  // each write of the response); collecting the metrics is not counted.
+  double read_timeout_seconds = 5;
+  // A kept-alive connection may idle this long between requests; 0: no keep-alive.
+  double idle_timeout_seconds = 2;
+  // --web.config.file (re-read when it changes) and its contents at start-up.
+  std::string web_config_file;
+  WebConfig web_config;
+  std::string tls_compat_dir;  // empty: next to the executable (tests set it)
 };
 
 // ":9741" -> "9741", "127.0.0.1:0" -> "127.0.0.1:0", "[::1]:9741" -> "[::1]:9741"
 // (civetweb's listening_ports syntax); an error names the bad address.
 Result<std::string> CivetListeningPorts(std::string_view listen_address);
 
-// Whether civetweb can serve TLS with the OpenSSL installed here.
-Result<void> CheckTlsSupport();
+// Binds the address once to say why it cannot be used (in use, not an address
+// of this host, a privileged port, which execflow cannot bind once it has
+// dropped its capabilities) before anything is attached; civetweb alone would
+// only say that it failed.
+Result<void> CheckCanListen(std::string_view listen_address);
 
-// prometheus-cpp's Exposer serves the telemetry path; every other route is
-// answered from civetweb's begin_request callback, which the Exposer lets us set.
+class HttpMetrics;
+
+// prometheus-cpp's Exposer serves GET on the telemetry path; everything else
+// is answered from civetweb's begin_request callback first: authentication
+// (nothing is served before it is in force: a request civetweb accepts
+// before this server is registered gets 503), the rate limit, methods
+// (HEAD wherever GET works, OPTIONS, 405 with Allow otherwise) and the routes.
 class HttpServer {
  public:
   static Result<std::unique_ptr<HttpServer>> Start(
@@ -54,16 +74,25 @@ class HttpServer {
   ~HttpServer();  // stops serving and waits for in-flight requests
 
   int port() const { return port_; }
-  // The handler of a path, or null (then prometheus-cpp or civetweb answer).
+  // The handler of a path, or null.
   const HttpHandler* Route(const std::string& path) const;
-  const BasicAuth& auth() const { return *auth_; }
+  bool tls() const { return tls_ != nullptr; }
+
+  // civetweb callbacks (static functions in server.cc forward to these).
+  int HandleRequest(mg_connection* conn);
+  void HandleClose(mg_connection* conn);
+  bool InitTls(void* ssl_ctx);
+  void Registered(const mg_context* ctx);
 
  private:
   HttpServer() = default;
   std::map<std::string, HttpHandler> routes_;
-  std::unique_ptr<BasicAuth> auth_;
-  UniqueFd tls_pem_;  // key + certificate, handed to civetweb by /proc/self/fd path
+  std::string telemetry_path_;
+  std::shared_ptr<WebConfigWatcher> web_;
+  std::unique_ptr<TlsServer> tls_;
+  std::shared_ptr<HttpMetrics> http_metrics_;
   std::unique_ptr<prometheus::Exposer> exposer_;
+  const mg_context* ctx_ = nullptr;
   std::string host_;
   int port_ = 0;
 };

@@ -15,3 +15,11 @@ add_test(NAME bench_smoke
 # RUN_SERIAL: it saturates both CPUs and would slow timing-sensitive tests next to it.
 set_tests_properties(bench_smoke PROPERTIES LABELS "bench" TIMEOUT 120 SKIP_RETURN_CODE 77
                      RUN_SERIAL TRUE)
+
+# HTTP under hostile load (issue 10): slow clients, wrk on /metrics, a wrong-password
+# flood; 5 s each. tests/bench/http_bench.py --exporter BIN runs them for 60 s each.
+add_test(NAME bench_http_smoke
+         COMMAND ${Python3_EXECUTABLE} ${CMAKE_SOURCE_DIR}/tests/bench/http_bench.py --smoke
+                 --exporter $<TARGET_FILE:execflow_exporter>)
+set_tests_properties(bench_http_smoke PROPERTIES LABELS "bench" TIMEOUT 180 SKIP_RETURN_CODE 77
+                     RUN_SERIAL TRUE)

@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
 """Every dashboard query against a real Prometheus server scraping a real exporter.
 
-1. Starts execflow_exporter (config/execflow.yaml with BPF run-time stats on) and Debian's
-   Prometheus, both on free 127.0.0.1 ports; Prometheus gets a temporary copy of
-   deploy/prometheus/prometheus.yml, alerts.yml and rules.yml pointed at the exporter,
-   scraping and evaluating every second (the fleet overview reads recorded series).
+1. Starts execflow_exporter (config/execflow.yaml with BPF run-time stats on) serving
+   HTTPS with basic auth (--web.config.file: a certificate from a throwaway CA, one bcrypt
+   user), and Debian's Prometheus, both on free 127.0.0.1 ports; Prometheus gets a
+   temporary copy of deploy/prometheus/prometheus.yml, alerts.yml and rules.yml pointed at
+   the exporter with scheme https, the CA and the user, scraping and evaluating every
+   second (the fleet overview reads recorded series).
 2. Makes exec, failed-exec (ENOENT, EACCES) and loopback TCP activity in the background.
 3. Waits (at most 90 s) for 8 scrapes.
 4. Checks: up is 1; the variables' label_values queries list the job and instance; every
@@ -130,37 +132,57 @@ def main():
     lib.need_tool("prometheus")
     r = lib.Results("dashboards_e2e", verbose=True)
     started = time.monotonic()
-    with lib.workdir("execflow-e2e-") as tmp, \
-            lib.running_exporter(binary, tmp, config=exporter_config(tmp)) as target:
-        prom = lib.Prometheus(tmp, target)
-        try:
-            prom.start()
-            with lib.Activity(tmp) as activity:
-                def scraped():
-                    if activity.errors:
-                        raise RuntimeError(f"generating activity: {activity.errors}")
-                    n = value(prom.query(f'count_over_time(up{{job="{lib.Prometheus.JOB}"}}[1m])'))
-                    return n is not None and n >= SCRAPES
-                try:
-                    lib.wait_until(f"{SCRAPES} scrapes", scraped, 90, interval=0.5)
-                except (TimeoutError, RuntimeError) as e:
-                    r.check(False, "Prometheus scraped the exporter", f"{e}\n{prom.proc.tail()}")
-                else:
-                    done = activity.pause()
-                    done["port"] = activity.port
-                    lib.log(f"{SCRAPES} scrapes after {time.monotonic() - started:.1f}s; activity: {done}")
-                    wait_scrape_after(prom, time.time())
-                    check_numbers(r, prom, target, done)
-                    check_dashboards(r, prom, target)
-                    check_rules(r, prom)
-        finally:
-            prom.stop()
+    with lib.workdir("execflow-e2e-") as tmp:
+        security = lib.WebSecurity(tmp)
+        with lib.running_exporter(binary, tmp, config=exporter_config(tmp), security=security) as target:
+            run(r, tmp, target, security, started)
     lib.log(f"took {time.monotonic() - started:.1f}s")
     if r.failed:
         lib.log(f"{len(r.failed)} failed:")
         for f in r.failed:
             lib.log(f"  {f}")
     return r.finish()
+
+
+def run(r, tmp, target, security, started):
+    # What Prometheus must not get in without: plain HTTP, no or wrong credentials.
+    try:
+        lib.http_get(f"http://{target}/metrics", timeout=3)
+        r.check(False, "plain HTTP to the HTTPS port is not served")
+    except Exception as e:  # not an HTTP answer at all
+        r.check(not isinstance(e, lib.urllib.error.HTTPError), "plain HTTP to the HTTPS port is not served", repr(e))
+    for auth in (None, ("prometheus", "wrong")):
+        try:
+            lib.http_get(f"https://{target}/metrics", cafile=security.ca, auth=auth)
+            r.check(False, f"https /metrics with credentials {auth}: 401")
+        except lib.urllib.error.HTTPError as e:
+            r.check(e.code == 401, f"https /metrics with credentials {auth}: 401", str(e.code))
+    prom = lib.Prometheus(tmp, target, job_extra=security.prometheus_job())
+    try:
+        prom.start()
+        with lib.Activity(tmp) as activity:
+            def scraped():
+                if activity.errors:
+                    raise RuntimeError(f"generating activity: {activity.errors}")
+                n = value(prom.query(f'count_over_time(up{{job="{lib.Prometheus.JOB}"}}[1m])'))
+                return n is not None and n >= SCRAPES
+            try:
+                lib.wait_until(f"{SCRAPES} scrapes", scraped, 90, interval=0.5)
+            except (TimeoutError, RuntimeError) as e:
+                r.check(False, "Prometheus scraped the exporter", f"{e}\n{prom.proc.tail()}")
+                return
+            targets = prom.api("targets")["activeTargets"]
+            urls = [t["scrapeUrl"] for t in targets if t["labels"].get("job") == lib.Prometheus.JOB]
+            r.check(urls == [f"https://{target}/metrics"], f"Prometheus scrapes over HTTPS: {urls}")
+            done = activity.pause()
+            done["port"] = activity.port
+            lib.log(f"{SCRAPES} scrapes after {time.monotonic() - started:.1f}s; activity: {done}")
+            wait_scrape_after(prom, time.time())
+            check_numbers(r, prom, target, done)
+            check_dashboards(r, prom, target)
+            check_rules(r, prom)
+    finally:
+        prom.stop()
 
 
 if __name__ == "__main__":

@@ -73,7 +73,8 @@ wait_ready "$url" running
 [[ $(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$url/healthz") == 200 ]] || fail "/healthz is not 200"
 echo "ready ($((SECONDS - start)) s)"
 
-# 4. Exactly CAP_BPF (39) and CAP_PERFMON (38), no-new-privs, seccomp, read-only root.
+# 4. Granted exactly CAP_BPF (39) and CAP_PERFMON (38), holding none of them once
+# attached; no-new-privs, seccomp, read-only root.
 pid=$(podman inspect -f '{{.State.Pid}}' "$name")
 check_process "$pid" 000000c000000000
 awk '$5 == "/" {split($6, o, ","); exit !(o[1] == "ro")}' "/proc/$pid/mountinfo" ||

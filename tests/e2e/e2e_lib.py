@@ -329,9 +329,60 @@ def free_port():
         return s.getsockname()[1]
 
 
-def http_get(url, timeout=5):
-    with urllib.request.urlopen(url, timeout=timeout) as r:
+def http_get(url, timeout=5, cafile=None, auth=None):
+    """GET url; https is verified against cafile; auth is (user, password) for basic auth."""
+    import base64
+    import ssl
+    req = urllib.request.Request(url)
+    if auth:
+        req.add_header("Authorization", "Basic " + base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode())
+    context = ssl.create_default_context(cafile=cafile) if url.startswith("https:") else None
+    with urllib.request.urlopen(req, timeout=timeout, context=context) as r:
         return r.read().decode("utf-8")
+
+
+class WebSecurity:
+    """A CA, a server certificate for 127.0.0.1 and a web config file with TLS and one
+    basic auth user (bcrypt, cost 10 as htpasswd -B writes it), made in `tmp`."""
+
+    USER = "prometheus"
+
+    def __init__(self, tmp, password="s3cret-e2e"):
+        import warnings
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            import crypt
+        self.password = password
+        self.ca = os.path.join(tmp, "ca.crt")
+        self.cert = os.path.join(tmp, "server.crt")
+        self.key = os.path.join(tmp, "server.key")
+        self.password_file = os.path.join(tmp, "password")
+
+        def run(*args):
+            subprocess.run(["openssl", *args], check=True, capture_output=True, timeout=60, cwd=tmp)
+        run("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "2",
+            "-keyout", "ca.key", "-out", "ca.crt", "-subj", "/CN=execflow-e2e-ca")
+        run("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+            "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=127.0.0.1")
+        with open(os.path.join(tmp, "san.ext"), "w") as f:
+            f.write("subjectAltName=IP:127.0.0.1\n")
+        run("x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
+            "-days", "2", "-out", "server.crt", "-extfile", "san.ext")
+        with open(self.password_file, "w") as f:
+            f.write(password)
+        self.web_config = os.path.join(tmp, "web.yml")
+        with open(self.web_config, "w") as f:
+            f.write("tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n"
+                    f"basic_auth_users:\n  {self.USER}: '{crypt.crypt(password, crypt.mksalt(crypt.METHOD_BLOWFISH, rounds=1 << 10))}'\n")
+
+    @property
+    def auth(self):
+        return (self.USER, self.password)
+
+    def prometheus_job(self):
+        """What the Prometheus job needs to scrape this exporter."""
+        return (f"    scheme: https\n    tls_config:\n      ca_file: {self.ca}\n"
+                f"    basic_auth:\n      username: {self.USER}\n      password_file: {self.password_file}\n")
 
 
 def wait_until(what, fn, timeout, interval=0.2):
@@ -414,18 +465,23 @@ def workdir(prefix):
         shutil.rmtree(path, ignore_errors=True)
 
 
-def start_exporter(binary, tmp, config=None, extra_args=(), ready_timeout=30):
-    """Starts the exporter on a free loopback port and waits for /readyz.
+def start_exporter(binary, tmp, config=None, extra_args=(), ready_timeout=30, security=None,
+                   ready_path="/readyz", wrap=()):
+    """Starts the exporter on a free loopback port and waits for ready_path to answer 200;
+    with a WebSecurity, over HTTPS with its web config. `wrap` runs it through a command
+    (setpriv ...).
 
     Returns (process, host:port); the caller stops the process."""
     address = f"127.0.0.1:{free_port()}"
     config = config or os.path.join(REPO, "config", "execflow.yaml")
-    proc = Process("exporter", [binary, f"--config.file={config}",
-                                f"--web.listen-address={address}", *extra_args], tmp)
+    web = [f"--web.config.file={security.web_config}"] if security else []
+    proc = Process("exporter", [*wrap, binary, f"--config.file={config}",
+                                f"--web.listen-address={address}", *web, *extra_args], tmp)
+    scheme = "https" if security else "http"
 
     def ready():
         proc.check_running()
-        http_get(f"http://{address}/readyz", timeout=2)
+        http_get(f"{scheme}://{address}{ready_path}", timeout=2, cafile=security.ca if security else None)
         return True
     try:
         wait_until("exporter /readyz", ready, ready_timeout)
@@ -436,9 +492,9 @@ def start_exporter(binary, tmp, config=None, extra_args=(), ready_timeout=30):
 
 
 @contextlib.contextmanager
-def running_exporter(binary, tmp, config=None, ready_timeout=30):
+def running_exporter(binary, tmp, config=None, ready_timeout=30, security=None):
     """Starts the exporter on a free loopback port; yields its host:port."""
-    proc, address = start_exporter(binary, tmp, config, ready_timeout=ready_timeout)
+    proc, address = start_exporter(binary, tmp, config, ready_timeout=ready_timeout, security=security)
     try:
         yield address
     finally:
@@ -472,11 +528,12 @@ def scrape_samples(text):
 
 class Prometheus:
     """Debian's Prometheus server on a free loopback port, with a temporary copy of
-    deploy/prometheus/prometheus.yml (and alerts.yml, rules.yml) pointed at `target`."""
+    deploy/prometheus/prometheus.yml (and alerts.yml, rules.yml) pointed at `target`;
+    `job_extra` (WebSecurity.prometheus_job(): https, CA, basic auth) is added to the job."""
 
     JOB = "execflow"
 
-    def __init__(self, tmp, target, scrape_interval="1s"):
+    def __init__(self, tmp, target, scrape_interval="1s", job_extra=""):
         self.binary = need_tool("prometheus")
         self.tmp = tmp
         self.port = free_port()
@@ -486,7 +543,8 @@ class Prometheus:
         for old, new in [("127.0.0.1:9741", target),
                          ("scrape_interval: 15s", f"scrape_interval: {scrape_interval}"),
                          ("evaluation_interval: 15s", f"evaluation_interval: {scrape_interval}"),
-                         ("scrape_timeout: 10s", f"scrape_timeout: {scrape_interval}")]:
+                         ("scrape_timeout: 10s", f"scrape_timeout: {scrape_interval}"),
+                         ("    metrics_path: /metrics\n", "    metrics_path: /metrics\n" + job_extra)]:
             if text.count(old) != 1:
                 raise RuntimeError(f"deploy/prometheus/prometheus.yml no longer has exactly one {old!r}")
             text = text.replace(old, new)

@@ -2,30 +2,89 @@
 
 #include <crypt.h>
 #include <gtest/gtest.h>
+#include <openssl/evp.h>
 
 namespace execflow {
 namespace {
 
-std::string Bcrypt(const char* password) {
+std::string Bcrypt(const char* password, int cost = 4) {  // cost 4: fast tests
   char salt[64];
-  crypt_gensalt_rn("$2b$", 4, nullptr, 0, salt, sizeof(salt));  // cost 4: fast tests
+  crypt_gensalt_rn("$2b$", cost, nullptr, 0, salt, sizeof(salt));
   crypt_data d{};
   return crypt_r(password, salt, &d);
 }
 
-TEST(Base64, DecodesWithAndWithoutPadding) {
-  std::string out;
-  ASSERT_TRUE(DecodeBase64("dXNlcjpwYXNz", &out));
-  EXPECT_EQ(out, "user:pass");
-  ASSERT_TRUE(DecodeBase64("YTpi", &out));
-  EXPECT_EQ(out, "a:b");
-  ASSERT_TRUE(DecodeBase64("YTpiYw==", &out));
-  EXPECT_EQ(out, "a:bc");
-  ASSERT_TRUE(DecodeBase64("YTpiY2Q=", &out));
-  EXPECT_EQ(out, "a:bcd");
-  EXPECT_FALSE(DecodeBase64("YTp", &out));
-  EXPECT_FALSE(DecodeBase64("YT!i", &out));
-  EXPECT_FALSE(DecodeBase64("=Tpi", &out));
+std::string Header(const std::string& user_pass) {
+  std::string out(4 * ((user_pass.size() + 2) / 3) + 1, '\0');
+  const int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                                reinterpret_cast<const unsigned char*>(user_pass.data()),
+                                static_cast<int>(user_pass.size()));
+  out.resize(n);
+  return "Basic " + out;
+}
+
+TEST(ParseBasicAuthorization, DecodesUserAndPassword) {
+  auto c = ParseBasicAuthorization("Basic dXNlcjpwYXNz");
+  ASSERT_TRUE(c.has_value());
+  EXPECT_EQ(c->user, "user");
+  EXPECT_EQ(c->password, "pass");
+  // Scheme names are case-insensitive (RFC 9110); padding of both lengths.
+  EXPECT_EQ(ParseBasicAuthorization("basic YTpiYw==")->password, "bc");
+  EXPECT_EQ(ParseBasicAuthorization("BASIC YTpiY2Q=")->password, "bcd");
+  // A password may hold ':'; the user may not (RFC 7617).
+  auto colon = ParseBasicAuthorization(Header("u:p:q"));
+  ASSERT_TRUE(colon.has_value());
+  EXPECT_EQ(colon->user, "u");
+  EXPECT_EQ(colon->password, "p:q");
+  EXPECT_EQ(ParseBasicAuthorization(Header(":"))->user, "");
+}
+
+TEST(ParseBasicAuthorization, RefusesWhatIsNotCanonical) {
+  auto err = [](std::string_view h) {
+    auto c = ParseBasicAuthorization(h);
+    return c ? std::string("accepted") : c.error().message;
+  };
+  EXPECT_EQ(err("Bearer x"), "not basic authorization");
+  EXPECT_EQ(err("Basicx dXNlcjpwYXNz"), "not basic authorization");
+  EXPECT_EQ(err("Basic "), "malformed base64 in authorization header");
+  EXPECT_EQ(err("Basic YTp"), "malformed base64 in authorization header");
+  EXPECT_EQ(err("Basic YT!i"), "malformed base64 in authorization header");
+  EXPECT_EQ(err("Basic =Tpi"), "malformed base64 in authorization header");
+  EXPECT_EQ(err("Basic YTpi YTpi"), "malformed base64 in authorization header");
+  EXPECT_EQ(err("Basic YTpiYw==YTpi"), "malformed base64 in authorization header");
+  EXPECT_EQ(err("Basic cHJvbWV0aGV1cw=="), "no ':' between user and password");
+  EXPECT_EQ(err("Basic " + std::string(1100, 'A')), "authorization header longer than 1 KiB");
+}
+
+TEST(ParseBasicAuthorization, RefusesNulAndControlBytes) {
+  const std::string nul("prometheus:s3cret\0junk", 22);
+  EXPECT_EQ(ParseBasicAuthorization(Header(nul)).error().message,
+            "control characters in user or password");
+  EXPECT_EQ(ParseBasicAuthorization(Header("prome\ttheus:s3cret")).error().message,
+            "control characters in user or password");
+  EXPECT_EQ(ParseBasicAuthorization(Header("prometheus:s3cret\x7f")).error().message,
+            "control characters in user or password");
+  EXPECT_EQ(ParseBasicAuthorization(Header("prometheus:s3cret\r\n")).error().message,
+            "control characters in user or password");
+}
+
+TEST(TokenBucket, RefillsAtItsRateUpToTheBurst) {
+  using namespace std::chrono_literals;
+  TokenBucket b(2, 3);  // 2 a second, 3 saved
+  const auto t0 = TokenBucket::Clock::now();
+  EXPECT_TRUE(b.Take(t0));
+  EXPECT_TRUE(b.Take(t0));
+  EXPECT_TRUE(b.Take(t0));
+  EXPECT_FALSE(b.Take(t0));
+  EXPECT_FALSE(b.Take(t0 + 400ms));  // 0.8 token
+  EXPECT_TRUE(b.Take(t0 + 500ms));   // 1.0
+  EXPECT_FALSE(b.Take(t0 + 500ms));
+  b.Give(t0 + 500ms);
+  EXPECT_TRUE(b.Take(t0 + 500ms));
+  EXPECT_TRUE(b.Take(t0 + 10s));  // capped at 3, not 19
+  EXPECT_TRUE(b.Take(t0 + 10s));
+  EXPECT_TRUE(b.Take(t0 + 10s));
+  EXPECT_FALSE(b.Take(t0 + 10s));
 }
 
 TEST(BasicAuth, DisabledAllowsEverything) {
@@ -36,13 +95,75 @@ TEST(BasicAuth, DisabledAllowsEverything) {
 
 TEST(BasicAuth, ChecksUserAndPasswordAgainstBcrypt) {
   BasicAuth auth({{"prometheus", Bcrypt("s3cret")}});
-  EXPECT_TRUE(auth.Allows("Basic cHJvbWV0aGV1czpzM2NyZXQ="));   // prometheus:s3cret
-  EXPECT_TRUE(auth.Allows("Basic cHJvbWV0aGV1czpzM2NyZXQ="));   // remembered
-  EXPECT_FALSE(auth.Allows("Basic cHJvbWV0aGV1czpzM2NyZXQx"));  // prometheus:s3cret1
-  EXPECT_FALSE(auth.Allows("Basic bWFsbG9yeTpzM2NyZXQ="));      // mallory:s3cret
-  EXPECT_FALSE(auth.Allows("Basic cHJvbWV0aGV1cw=="));          // no colon
-  EXPECT_FALSE(auth.Allows("Bearer x"));
-  EXPECT_FALSE(auth.Allows(nullptr));
+  EXPECT_EQ(auth.Check("Basic cHJvbWV0aGV1czpzM2NyZXQ="), AuthResult::kAllowed);  // prometheus:s3cret
+  EXPECT_EQ(auth.bcrypt_runs(), 1u);
+  EXPECT_EQ(auth.Check("Basic cHJvbWV0aGV1czpzM2NyZXQ="), AuthResult::kAllowed);  // remembered
+  EXPECT_EQ(auth.bcrypt_runs(), 1u);
+  EXPECT_EQ(auth.Check("Basic cHJvbWV0aGV1czpzM2NyZXQx"), AuthResult::kDenied);  // prometheus:s3cret1
+  EXPECT_EQ(auth.Check("Basic bWFsbG9yeTpzM2NyZXQ="), AuthResult::kDenied);      // mallory:s3cret
+  EXPECT_EQ(auth.Check("Basic cHJvbWV0aGV1cw=="), AuthResult::kMalformed);       // no colon
+  EXPECT_EQ(auth.Check("Bearer x"), AuthResult::kMalformed);
+  EXPECT_EQ(auth.Check(nullptr), AuthResult::kMissing);
+  EXPECT_EQ(auth.bcrypt_runs(), 3u);
+}
+
+TEST(BasicAuth, PasswordWithNulJunkIsRefusedAndNeverCached) {
+  BasicAuth auth({{"prometheus", Bcrypt("s3cret")}});
+  // crypt() would stop at the NUL and see "s3cret".
+  const std::string junk = Header(std::string("prometheus:s3cret\0junk", 22));
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(auth.Check(junk.c_str()), AuthResult::kMalformed);
+  EXPECT_EQ(auth.bcrypt_runs(), 0u);
+}
+
+TEST(BasicAuth, UnknownUsersCostOneBcryptAtTheUsersCost) {
+  BasicAuth auth({{"prometheus", Bcrypt("s3cret", 6)}, {"grafana", Bcrypt("x", 5)}});
+  ASSERT_EQ(auth.dummy_hash().size(), 60u);
+  EXPECT_EQ(auth.dummy_hash().substr(0, 7), "$2b$06$");  // the highest cost configured
+  EXPECT_EQ(auth.Check(Header("mallory:s3cret").c_str()), AuthResult::kDenied);
+  EXPECT_EQ(auth.bcrypt_runs(), 1u);
+  EXPECT_EQ(auth.Check(Header("prometheus:wrong").c_str()), AuthResult::kDenied);
+  EXPECT_EQ(auth.bcrypt_runs(), 2u);
+  // Failures are not remembered: each costs its bcrypt again.
+  EXPECT_EQ(auth.Check(Header("mallory:s3cret").c_str()), AuthResult::kDenied);
+  EXPECT_EQ(auth.Check(Header("prometheus:wrong").c_str()), AuthResult::kDenied);
+  EXPECT_EQ(auth.bcrypt_runs(), 4u);
+}
+
+TEST(BasicAuth, TheCacheIsBoundedLeastRecentlyUsedFirst) {
+  BasicAuth::Limits limits;
+  limits.cache_entries = 2;
+  BasicAuth auth({{"a", Bcrypt("pa")}, {"b", Bcrypt("pb")}, {"c", Bcrypt("pc")}}, limits);
+  EXPECT_TRUE(auth.Allows(Header("a:pa").c_str()));
+  EXPECT_TRUE(auth.Allows(Header("b:pb").c_str()));
+  EXPECT_TRUE(auth.Allows(Header("a:pa").c_str()));  // a is now the most recent
+  EXPECT_EQ(auth.bcrypt_runs(), 2u);
+  EXPECT_TRUE(auth.Allows(Header("c:pc").c_str()));  // evicts b
+  EXPECT_EQ(auth.bcrypt_runs(), 3u);
+  EXPECT_TRUE(auth.Allows(Header("a:pa").c_str()));
+  EXPECT_TRUE(auth.Allows(Header("c:pc").c_str()));
+  EXPECT_EQ(auth.bcrypt_runs(), 3u);
+  EXPECT_TRUE(auth.Allows(Header("b:pb").c_str()));
+  EXPECT_EQ(auth.bcrypt_runs(), 4u);
+}
+
+TEST(BasicAuth, FailedChecksAreThrottledButRememberedScrapesAreNot) {
+  BasicAuth::Limits limits;
+  limits.checks_per_second = 0.001;  // no refill within the test
+  limits.check_burst = 3;
+  BasicAuth auth({{"prometheus", Bcrypt("s3cret")}}, limits);
+  const std::string good = Header("prometheus:s3cret");
+  EXPECT_EQ(auth.Check(good.c_str()), AuthResult::kAllowed);  // its token is given back
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(auth.Check(Header("prometheus:guess" + std::to_string(i)).c_str()), AuthResult::kDenied);
+  }
+  EXPECT_EQ(auth.bcrypt_runs(), 4u);
+  // The bucket is empty: no more bcrypt, known user or not.
+  EXPECT_EQ(auth.Check(Header("prometheus:guess9").c_str()), AuthResult::kThrottled);
+  EXPECT_EQ(auth.Check(Header("mallory:guess9").c_str()), AuthResult::kThrottled);
+  EXPECT_EQ(auth.bcrypt_runs(), 4u);
+  // The scraper's remembered credentials still pass, without bcrypt.
+  for (int i = 0; i < 5; ++i) EXPECT_EQ(auth.Check(good.c_str()), AuthResult::kAllowed);
+  EXPECT_EQ(auth.bcrypt_runs(), 4u);
 }
 
 }  // namespace

@@ -2,9 +2,11 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <string>
 
 namespace execflow {
@@ -15,36 +17,68 @@ struct HttpReply {
   std::string body;
 };
 
-// A minimal HTTP/1.0 client for tests against 127.0.0.1.
-inline HttpReply HttpRequest(int port, const std::string& path, const std::string& method = "GET",
-                             const std::string& header = "") {
-  HttpReply reply;
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
+inline int ConnectLoopback(int port) {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   sockaddr_in a{};
   a.sin_family = AF_INET;
   a.sin_port = htons(static_cast<uint16_t>(port));
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0) {
     close(fd);
-    return reply;
+    return -1;
   }
-  std::string req = method + " " + path + " HTTP/1.0\r\nHost: localhost\r\n" +
-                    (header.empty() ? "" : header + "\r\n") + "\r\n";
-  if (write(fd, req.data(), req.size()) != static_cast<ssize_t>(req.size())) {
-    close(fd);
-    return reply;
+  return fd;
+}
+
+inline bool SendAll(int fd, const std::string& data) {
+  size_t off = 0;
+  while (off < data.size()) {
+    ssize_t n = send(fd, data.data() + off, data.size() - off, MSG_NOSIGNAL);
+    if (n <= 0) return false;
+    off += static_cast<size_t>(n);
   }
-  std::string resp;
-  char buf[65536];
-  for (ssize_t n; (n = read(fd, buf, sizeof(buf))) > 0;) resp.append(buf, n);
-  close(fd);
+  return true;
+}
+
+inline HttpReply ParseReply(const std::string& resp) {
+  HttpReply reply;
   auto sp = resp.find(' ');
-  if (sp != std::string::npos) reply.status = std::stoi(resp.substr(sp + 1, 3));
+  if (sp != std::string::npos && resp.size() >= sp + 4) reply.status = std::stoi(resp.substr(sp + 1, 3));
   auto end = resp.find("\r\n\r\n");
   if (end != std::string::npos) {
     reply.headers = resp.substr(0, end);
     reply.body = resp.substr(end + 4);
   }
+  return reply;
+}
+
+// Whatever the server sends until it closes or `timeout` passes.
+inline std::string ReadAll(int fd, std::chrono::milliseconds timeout = std::chrono::seconds(10)) {
+  std::string resp;
+  char buf[65536];
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    pollfd p{fd, POLLIN, 0};
+    if (left.count() <= 0 || poll(&p, 1, static_cast<int>(left.count())) <= 0) break;
+    ssize_t n = read(fd, buf, sizeof(buf));
+    if (n <= 0) break;
+    resp.append(buf, static_cast<size_t>(n));
+  }
+  return resp;
+}
+
+// One HTTP/1.0 request on a new connection, read until the server closes.
+inline HttpReply HttpRequest(int port, const std::string& path, const std::string& method = "GET",
+                             const std::string& header = "") {
+  int fd = ConnectLoopback(port);
+  if (fd < 0) return {};
+  std::string req = method + " " + path + " HTTP/1.0\r\nHost: localhost\r\n" +
+                    (header.empty() ? "" : header + "\r\n") + "\r\n";
+  HttpReply reply;
+  if (SendAll(fd, req)) reply = ParseReply(ReadAll(fd));
+  close(fd);
   return reply;
 }
 

@@ -3,11 +3,19 @@
 #include <crypt.h>
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <cstdlib>
+#include <fstream>
+#include <thread>
+#include <vector>
+
 #include "exporter/metrics/families.h"
 #include "tests/unit/http_client.h"
 
 namespace execflow {
 namespace {
+
+using namespace std::chrono_literals;
 
 class StaticMetrics : public prometheus::Collectable {
  public:
@@ -18,16 +26,60 @@ class StaticMetrics : public prometheus::Collectable {
   }
 };
 
-std::unique_ptr<HttpServer> StartServer(std::shared_ptr<StaticMetrics> m) {
-  HttpOptions o;
-  o.listen_address = "127.0.0.1:0";
+std::map<std::string, HttpHandler> TestRoutes() {
   std::map<std::string, HttpHandler> routes;
   routes["/healthz"] = [](std::string_view) { return HttpResponse{200, "text/plain", "ok\n"}; };
   routes["/readyz"] = [](std::string_view) { return HttpResponse{503, "text/plain", "not yet\n"}; };
   routes["/echo"] = [](std::string_view q) { return HttpResponse{200, "text/plain", std::string(q)}; };
-  auto s = HttpServer::Start(o, m, routes);
+  return routes;
+}
+
+std::unique_ptr<HttpServer> StartServer(std::shared_ptr<StaticMetrics> m, HttpOptions o = {}) {
+  o.listen_address = "127.0.0.1:0";
+  auto s = HttpServer::Start(o, m, TestRoutes());
   EXPECT_TRUE(s.has_value()) << s.error().message;
   return s ? std::move(*s) : nullptr;
+}
+
+std::string Bcrypt(const char* password) {
+  char salt[64];
+  crypt_gensalt_rn("$2b$", 4, nullptr, 0, salt, sizeof(salt));
+  crypt_data d{};
+  return crypt_r(password, salt, &d);
+}
+
+// True if the server closes the connection within `timeout` (EOF or reset);
+// whatever it sends before is read and dropped.
+bool ClosedWithin(int fd, std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  char buf[4096];
+  for (;;) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    pollfd p{fd, POLLIN, 0};
+    if (left.count() <= 0 || poll(&p, 1, static_cast<int>(left.count())) <= 0) return false;
+    if (recv(fd, buf, sizeof(buf), MSG_DONTWAIT) <= 0) return true;
+  }
+}
+
+// Reads one response with a Content-Length from a kept-alive connection.
+HttpReply ReadOne(int fd) {
+  std::string got;
+  char buf[4096];
+  for (;;) {
+    auto end = got.find("\r\n\r\n");
+    if (end != std::string::npos) {
+      auto cl = got.find("Content-Length: ");
+      if (cl == std::string::npos || cl > end) return ParseReply(got);
+      const size_t len = std::stoul(got.substr(cl + 16));
+      if (got.size() >= end + 4 + len) return ParseReply(got.substr(0, end + 4 + len));
+    }
+    pollfd p{fd, POLLIN, 0};
+    if (poll(&p, 1, 5000) <= 0) return {};
+    ssize_t n = read(fd, buf, sizeof(buf));
+    if (n <= 0) return ParseReply(got);
+    got.append(buf, static_cast<size_t>(n));
+  }
 }
 
 TEST(HttpServer, ServesMetricsAndRoutesOnAnEphemeralPort) {
@@ -40,18 +92,141 @@ TEST(HttpServer, ServesMetricsAndRoutesOnAnEphemeralPort) {
   EXPECT_EQ(m.status, 200);
   EXPECT_NE(m.body.find("# TYPE execflow_execs_total counter"), std::string::npos) << m.body;
   EXPECT_NE(m.body.find("execflow_execs_total{uid=\"1000\"} 200"), std::string::npos) << m.body;
+  EXPECT_NE(m.body.find("execflow_http_auth_failures_total{reason=\"denied\"} 0"), std::string::npos);
 
   auto h = HttpRequest(server->port(), "/healthz");
   EXPECT_EQ(h.status, 200);
   EXPECT_EQ(h.body, "ok\n");
   EXPECT_NE(h.headers.find("Content-Length: 3"), std::string::npos);
   EXPECT_EQ(HttpRequest(server->port(), "/readyz").status, 503);
-  EXPECT_EQ(HttpRequest(server->port(), "/echo?limit=3").body, "limit=3");
   EXPECT_EQ(HttpRequest(server->port(), "/nope").status, 404);
-  EXPECT_EQ(HttpRequest(server->port(), "/healthz", "POST").status, 405);
-  auto head = HttpRequest(server->port(), "/healthz", "HEAD");
-  EXPECT_EQ(head.status, 200);
-  EXPECT_EQ(head.body, "");
+  EXPECT_EQ(HttpRequest(server->port(), "/metrics/x").status, 404);
+}
+
+TEST(HttpServer, HeadWhereverGetWorksAndMethodsAreAnswered) {
+  auto server = StartServer(std::make_shared<StaticMetrics>());
+  ASSERT_NE(server, nullptr);
+  const int port = server->port();
+  for (const char* path : {"/metrics", "/healthz", "/echo"}) {
+    auto head = HttpRequest(port, path, "HEAD");
+    EXPECT_EQ(head.status, 200) << path;
+    EXPECT_EQ(head.body, "") << path;
+    EXPECT_NE(head.headers.find("Content-Type: text/plain"), std::string::npos) << path;
+  }
+  for (const char* method : {"POST", "PUT", "DELETE", "PATCH"}) {
+    for (const char* path : {"/metrics", "/healthz"}) {
+      auto r = HttpRequest(port, path, method);
+      EXPECT_EQ(r.status, 405) << method << " " << path;
+      EXPECT_NE(r.headers.find("Allow: GET, HEAD, OPTIONS"), std::string::npos) << r.headers;
+    }
+  }
+  auto options = HttpRequest(port, "/metrics", "OPTIONS");
+  EXPECT_EQ(options.status, 204);
+  EXPECT_NE(options.headers.find("Allow: GET, HEAD, OPTIONS"), std::string::npos);
+  auto star = HttpRequest(port, "*", "OPTIONS");
+  EXPECT_EQ(star.status, 204);
+  EXPECT_NE(star.headers.find("Allow: GET, HEAD, OPTIONS"), std::string::npos);
+  EXPECT_EQ(HttpRequest(port, "*", "GET").status, 400);
+  EXPECT_EQ(HttpRequest(port, "/nope", "OPTIONS").status, 404);
+  // A body is never read: the server answers and closes at once rather than
+  // wait for a body the client may trickle for hours.
+  for (const char* method : {"POST", "GET"}) {
+    int fd = ConnectLoopback(port);
+    ASSERT_TRUE(SendAll(fd, std::string(method) +
+                                " /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\nabc"));
+    auto r = ReadOne(fd);
+    EXPECT_EQ(r.status, std::string(method) == "POST" ? 405 : 400);
+    EXPECT_NE(r.headers.find("Connection: close"), std::string::npos) << r.headers;
+    EXPECT_TRUE(ClosedWithin(fd, 500ms)) << method;
+    close(fd);
+  }
+}
+
+TEST(HttpServer, QueryIsPassedAsSent) {
+  auto server = StartServer(std::make_shared<StaticMetrics>());
+  ASSERT_NE(server, nullptr);
+  EXPECT_EQ(HttpRequest(server->port(), "/echo?a=1&limit=3").body, "a=1&limit=3");
+}
+
+TEST(HttpServer, KeepAliveAnswersEveryRequestOnTheConnection) {
+  auto server = StartServer(std::make_shared<StaticMetrics>());
+  ASSERT_NE(server, nullptr);
+  int fd = ConnectLoopback(server->port());
+  ASSERT_GE(fd, 0);
+  for (const char* path : {"/healthz", "/metrics", "/echo?x", "/metrics"}) {
+    ASSERT_TRUE(SendAll(fd, std::string("GET ") + path + " HTTP/1.1\r\nHost: x\r\n\r\n"));
+    auto r = ReadOne(fd);
+    EXPECT_EQ(r.status, 200) << path;
+    EXPECT_FALSE(r.body.empty()) << path;
+    // prometheus-cpp writes no Connection header: HTTP/1.1's default, keep-alive.
+    if (std::string(path) != "/metrics") {
+      EXPECT_NE(r.headers.find("Connection: keep-alive"), std::string::npos) << r.headers;
+    }
+  }
+  ASSERT_TRUE(SendAll(fd, "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"));
+  auto last = ReadOne(fd);
+  EXPECT_EQ(last.status, 200);
+  EXPECT_NE(last.headers.find("Connection: close"), std::string::npos) << last.headers;
+  EXPECT_TRUE(ClosedWithin(fd, 5000ms));
+  close(fd);
+}
+
+TEST(HttpServer, IdleAndSlowConnectionsAreClosedAfterTheirTimeouts) {
+  HttpOptions o;
+  o.read_timeout_seconds = 0.5;
+  o.idle_timeout_seconds = 0.5;
+  auto server = StartServer(std::make_shared<StaticMetrics>(), o);
+  ASSERT_NE(server, nullptr);
+  // Sends half a request line, then nothing.
+  int slow = ConnectLoopback(server->port());
+  ASSERT_TRUE(SendAll(slow, "GET /heal"));
+  // Kept alive after one request, then idle.
+  int idle = ConnectLoopback(server->port());
+  ASSERT_TRUE(SendAll(idle, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"));
+  EXPECT_EQ(ReadOne(idle).status, 200);
+  // Connected, never sends.
+  int silent = ConnectLoopback(server->port());
+  const auto t0 = std::chrono::steady_clock::now();
+  for (int fd : {slow, idle, silent}) {
+    EXPECT_TRUE(ClosedWithin(fd, 5000ms));
+    close(fd);
+  }
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 5s);
+}
+
+// 200 clients each sending one header byte a second: every endpoint still
+// answers a normal client with its own status (tests/bench prints how fast).
+TEST(HttpServer, SlowClientsDoNotStarveOthers) {
+  auto metrics = std::make_shared<StaticMetrics>();
+  auto server = StartServer(metrics);  // default settings
+  ASSERT_NE(server, nullptr);
+  const int port = server->port();
+  std::vector<int> slow;
+  for (int i = 0; i < 200; ++i) {
+    int fd = ConnectLoopback(port);
+    ASSERT_GE(fd, 0);
+    slow.push_back(fd);
+  }
+  std::atomic<bool> stop{false};
+  std::thread drip([&] {
+    const std::string req = "GET /metrics HTTP/1.1\r\nHost: x\r\n";
+    for (size_t i = 0; !stop && i < req.size(); ++i) {
+      for (int fd : slow) send(fd, &req[i], 1, MSG_NOSIGNAL);
+      for (int k = 0; k < 10 && !stop; ++k) std::this_thread::sleep_for(100ms);
+    }
+  });
+  std::this_thread::sleep_for(1500ms);  // every slow client is being served by now
+  for (int round = 0; round < 3; ++round) {
+    EXPECT_EQ(HttpRequest(port, "/healthz").status, 200);
+    EXPECT_EQ(HttpRequest(port, "/readyz").status, 503);  // this test's readyz says "not yet"
+    auto m = HttpRequest(port, "/metrics");
+    EXPECT_EQ(m.status, 200);
+    EXPECT_NE(m.body.find("execflow_execs_total{uid=\"1000\"} 200"), std::string::npos);
+    std::this_thread::sleep_for(500ms);
+  }
+  stop = true;
+  drip.join();
+  for (int fd : slow) close(fd);
 }
 
 TEST(HttpServer, TwoServersKeepTheirOwnRoutes) {
@@ -67,46 +242,20 @@ TEST(HttpServer, TwoServersKeepTheirOwnRoutes) {
   EXPECT_EQ(HttpRequest((*b)->port(), "/only-b").body, "b");
 }
 
-TEST(HttpServer, PortInUseIsAClearError) {
-  auto metrics = std::make_shared<StaticMetrics>();
-  auto a = StartServer(metrics);
-  HttpOptions o;
-  o.listen_address = "127.0.0.1:" + std::to_string(a->port());
-  auto b = HttpServer::Start(o, metrics, {});
-  ASSERT_FALSE(b.has_value());
-  EXPECT_EQ(b.error().message.rfind("listen on 127.0.0.1:" + std::to_string(a->port()) + ": ", 0), 0u)
-      << b.error().message;
-  EXPECT_NE(b.error().message.find("--web.listen-address"), std::string::npos);
-}
-
-TEST(HttpServer, BasicAuthGuardsEverythingButProbes) {
-  auto metrics = std::make_shared<StaticMetrics>();
-  HttpOptions o;
-  o.listen_address = "127.0.0.1:0";
-  char salt[64];
-  crypt_gensalt_rn("$2b$", 4, nullptr, 0, salt, sizeof(salt));
-  crypt_data d{};
-  o.basic_auth_users = {{"prometheus", crypt_r("s3cret", salt, &d)}};
-  auto s = HttpServer::Start(o, metrics, {{"/healthz", [](std::string_view) {
-                                            return HttpResponse{200, "text/plain", "ok\n"};
-                                          }},
-                                          {"/api/v1/events", [](std::string_view) {
-                                            return HttpResponse{200, "application/json", "[]"};
-                                          }}});
-  ASSERT_TRUE(s.has_value()) << s.error().message;
-  const int port = (*s)->port();
-  auto denied = HttpRequest(port, "/metrics");
-  EXPECT_EQ(denied.status, 401);
-  EXPECT_NE(denied.headers.find("WWW-Authenticate: Basic realm=\"execflow\""), std::string::npos);
-  EXPECT_EQ(HttpRequest(port, "/api/v1/events").status, 401);
-  EXPECT_EQ(HttpRequest(port, "/healthz").status, 200);
-  const std::string good = "Authorization: Basic cHJvbWV0aGV1czpzM2NyZXQ=";  // prometheus:s3cret
-  const std::string bad = "Authorization: Basic cHJvbWV0aGV1czp3cm9uZw==";   // prometheus:wrong
-  auto ok = HttpRequest(port, "/metrics", "GET", good);
-  EXPECT_EQ(ok.status, 200);
-  EXPECT_NE(ok.body.find("execflow_execs_total"), std::string::npos);
-  EXPECT_EQ(HttpRequest(port, "/api/v1/events", "GET", good).body, "[]");
-  EXPECT_EQ(HttpRequest(port, "/metrics", "GET", bad).status, 401);
+TEST(ListenAddress, CheckCanListenSaysWhy) {
+  auto a = StartServer(std::make_shared<StaticMetrics>());
+  const std::string in_use = "127.0.0.1:" + std::to_string(a->port());
+  auto busy = CheckCanListen(in_use);
+  ASSERT_FALSE(busy.has_value());
+  EXPECT_EQ(busy.error().message, "listen on " + in_use +
+                                      ": the port is in use; choose another with --web.listen-address: "
+                                      "Address already in use");
+  auto foreign = CheckCanListen("192.0.2.1:9741");  // TEST-NET-1: no host has it
+  ASSERT_FALSE(foreign.has_value());
+  EXPECT_EQ(foreign.error().message,
+            "listen on 192.0.2.1:9741: no network interface of this host has that address: Cannot "
+            "assign requested address");
+  EXPECT_TRUE(CheckCanListen("127.0.0.1:0").has_value());
 }
 
 TEST(ListenAddress, TranslatesToCivetwebSyntax) {
@@ -121,6 +270,155 @@ TEST(ListenAddress, TranslatesToCivetwebSyntax) {
             "--web.listen-address '::1:9741': IPv6 addresses go in brackets: [::1]:9741");
   EXPECT_EQ(CivetListeningPorts(":http").error().message,
             "--web.listen-address ':http': bad port");
+  EXPECT_EQ(CivetListeningPorts("localhost:9741").error().message,
+            "--web.listen-address 'localhost:9741': the host must be an IP address (civetweb does "
+            "not resolve names)");
+  EXPECT_EQ(CivetListeningPorts("[::zz]:1").error().message,
+            "--web.listen-address '[::zz]:1': not an IPv6 address");
+}
+
+// A web config file in a scratch directory, replaced (new inode) to change it.
+class WebConfigFile : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/execflow-web-test-XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+    path_ = dir_ + "/web.yml";
+  }
+  void TearDown() override { std::system(("rm -rf " + dir_).c_str()); }
+  void Write(const std::string& text) {
+    std::ofstream(path_ + ".new") << text;
+    ASSERT_EQ(rename((path_ + ".new").c_str(), path_.c_str()), 0);
+  }
+  std::string dir_, path_;
+};
+
+const std::string kGood = "Authorization: Basic cHJvbWV0aGV1czpzM2NyZXQ=";  // prometheus:s3cret
+const std::string kBad = "Authorization: Basic cHJvbWV0aGV1czp3cm9uZw==";   // prometheus:wrong
+
+TEST_F(WebConfigFile, BasicAuthGuardsEverythingButProbes) {
+  Write("basic_auth_users:\n  prometheus: " + Bcrypt("s3cret") + "\n");
+  HttpOptions o;
+  o.web_config_file = path_;
+  o.web_config = *LoadWebConfigFile(path_);
+  auto metrics = std::make_shared<StaticMetrics>();
+  auto s = StartServer(metrics, o);
+  ASSERT_NE(s, nullptr);
+  const int port = s->port();
+  auto denied = HttpRequest(port, "/metrics");
+  EXPECT_EQ(denied.status, 401);
+  EXPECT_NE(denied.headers.find("WWW-Authenticate: Basic realm=\"execflow\""), std::string::npos);
+  EXPECT_EQ(HttpRequest(port, "/echo").status, 401);
+  EXPECT_EQ(HttpRequest(port, "/metrics", "HEAD").status, 401);
+  EXPECT_EQ(HttpRequest(port, "/nope").status, 401);  // which paths exist is not told either
+  EXPECT_EQ(HttpRequest(port, "/healthz").status, 200);
+  EXPECT_EQ(HttpRequest(port, "/readyz").status, 503);
+  auto ok = HttpRequest(port, "/metrics", "GET", kGood);
+  EXPECT_EQ(ok.status, 200);
+  EXPECT_NE(ok.body.find("execflow_execs_total"), std::string::npos);
+  EXPECT_EQ(HttpRequest(port, "/echo?q", "GET", kGood).body, "q");
+  EXPECT_EQ(HttpRequest(port, "/metrics", "GET", kBad).status, 401);
+  const std::string nul = "Authorization: Basic cHJvbWV0aGV1czpzM2NyZXQAanVuaw==";  // s3cret\0junk
+  EXPECT_EQ(HttpRequest(port, "/metrics", "GET", nul).status, 401);
+  auto m = HttpRequest(port, "/metrics", "GET", kGood).body;
+  // /metrics, /echo, HEAD /metrics, /nope without credentials; one wrong; one NUL.
+  EXPECT_NE(m.find("execflow_http_auth_failures_total{reason=\"missing\"} 4"), std::string::npos) << m;
+  EXPECT_NE(m.find("execflow_http_auth_failures_total{reason=\"denied\"} 1"), std::string::npos) << m;
+  EXPECT_NE(m.find("execflow_http_auth_failures_total{reason=\"malformed\"} 1"), std::string::npos) << m;
+  EXPECT_NE(m.find("execflow_web_config_last_reload_successful 1"), std::string::npos) << m;
+}
+
+TEST_F(WebConfigFile, WrongPasswordFloodIsThrottledWhileTheScraperIsServed) {
+  Write("basic_auth_users:\n  prometheus: " + Bcrypt("s3cret") + "\n");
+  HttpOptions o;
+  o.web_config_file = path_;
+  o.web_config = *LoadWebConfigFile(path_);
+  auto metrics = std::make_shared<StaticMetrics>();
+  auto s = StartServer(metrics, o);
+  ASSERT_NE(s, nullptr);
+  const int port = s->port();
+  ASSERT_EQ(HttpRequest(port, "/metrics", "GET", kGood).status, 200);  // verified once, remembered
+  std::atomic<int> unauthorized{0}, throttled{0}, other{0};
+  std::vector<std::thread> flood;
+  for (int t = 0; t < 8; ++t) {
+    flood.emplace_back([&] {
+      for (int i = 0; i < 25; ++i) {
+        const int st = HttpRequest(port, "/metrics", "GET", kBad).status;
+        (st == 401 ? unauthorized : st == 429 ? throttled : other)++;
+      }
+    });
+  }
+  for (int i = 0; i < 20; ++i) EXPECT_EQ(HttpRequest(port, "/metrics", "GET", kGood).status, 200);
+  for (auto& t : flood) t.join();
+  EXPECT_EQ(other.load(), 0);
+  EXPECT_EQ(unauthorized + throttled, 200);
+  EXPECT_GT(throttled.load(), 0);
+  auto m = HttpRequest(port, "/metrics", "GET", kGood).body;
+  const std::string family = "execflow_http_auth_failures_total{reason=";
+  EXPECT_NE(m.find(family + "\"denied\"} " + std::to_string(unauthorized.load()) + "\n"), std::string::npos) << m;
+  EXPECT_NE(m.find(family + "\"throttled\"} " + std::to_string(throttled.load()) + "\n"), std::string::npos) << m;
+}
+
+TEST_F(WebConfigFile, IsReReadWhenItChangesAndFailsClosed) {
+  Write("basic_auth_users:\n  prometheus: " + Bcrypt("s3cret") + "\n");
+  HttpOptions o;
+  o.web_config_file = path_;
+  o.web_config = *LoadWebConfigFile(path_);
+  auto metrics = std::make_shared<StaticMetrics>();
+  auto s = StartServer(metrics, o);
+  ASSERT_NE(s, nullptr);
+  const int port = s->port();
+  EXPECT_EQ(HttpRequest(port, "/metrics", "GET", kGood).status, 200);
+  // Another user replaces prometheus: its remembered login no longer works.
+  Write("basic_auth_users:\n  grafana: " + Bcrypt("other") + "\n");
+  EXPECT_EQ(HttpRequest(port, "/metrics", "GET", kGood).status, 401);
+  const std::string grafana = "Authorization: Basic Z3JhZmFuYTpvdGhlcg==";  // grafana:other
+  EXPECT_EQ(HttpRequest(port, "/metrics", "GET", grafana).status, 200);
+  // A file that does not load refuses everything but the probes.
+  Write("basic_auth_users: [\n");
+  EXPECT_EQ(HttpRequest(port, "/metrics", "GET", grafana).status, 500);
+  EXPECT_EQ(HttpRequest(port, "/echo").status, 500);
+  EXPECT_EQ(HttpRequest(port, "/healthz").status, 200);
+  // No users at all: open again, as exporter-toolkit does.
+  Write("rate_limit:\n  interval: 1h\n  burst: 2\n");
+  auto m = HttpRequest(port, "/metrics");
+  EXPECT_EQ(m.status, 200);
+  EXPECT_NE(m.body.find("execflow_web_config_last_reload_successful 1"), std::string::npos);
+  // rate_limit: 2 requests, then 429 (probes are not limited).
+  EXPECT_EQ(HttpRequest(port, "/echo").status, 200);
+  auto limited = HttpRequest(port, "/echo");
+  EXPECT_EQ(limited.status, 429);
+  EXPECT_NE(limited.headers.find("Retry-After: 1"), std::string::npos);
+  EXPECT_EQ(HttpRequest(port, "/healthz").status, 200);
+}
+
+TEST_F(WebConfigFile, WatcherReportsTheLastLoad) {
+  Write("basic_auth_users: {}\n");
+  WebConfigWatcher w(path_, *LoadWebConfigFile(path_));
+  EXPECT_TRUE(w.Current().has_value());
+  EXPECT_EQ(w.reloads(), 0u);
+  Write("basic_auth_users: {}\nextra: 1\n");
+  auto bad = w.Current();
+  ASSERT_FALSE(bad.has_value());
+  EXPECT_EQ(bad.error().message,
+            path_ + ":2: extra: unknown key (known: basic_auth_users, http_server_config, rate_limit, "
+                    "tls_server_config)");
+  EXPECT_FALSE(w.last_load_ok());
+  EXPECT_FALSE(w.Current().has_value());  // unchanged file: not parsed again
+  EXPECT_EQ(w.reloads(), 1u);
+  Write("tls_server_config:\n  cert_file: c\n  key_file: k\n");
+  auto tls = w.Current();
+  ASSERT_FALSE(tls.has_value());
+  EXPECT_EQ(tls.error().message, path_ + ": tls_server_config was added; restart execflow to serve HTTPS");
+  std::remove(path_.c_str());
+  auto gone = w.Current();
+  ASSERT_FALSE(gone.has_value());
+  EXPECT_EQ(gone.error().message, "read web config " + path_ + ": No such file or directory");
+  Write("");
+  EXPECT_TRUE(w.Current().has_value());
+  EXPECT_TRUE(w.last_load_ok());
+  EXPECT_EQ(w.reloads(), 4u);
 }
 
 }  // namespace

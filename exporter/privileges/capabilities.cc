@@ -1,0 +1,205 @@
+#include "exporter/privileges/capabilities.h"
+
+#include <bpf/bpf.h>
+#include <dirent.h>
+#include <linux/capability.h>
+#include <signal.h>
+#include <sys/capability.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <set>
+#include <string>
+#include <thread>
+
+#include "exporter/bpf/handles.h"
+
+namespace execflow {
+namespace {
+
+int LastCap() {
+  std::ifstream f("/proc/sys/kernel/cap_last_cap");
+  int last = CAP_LAST_CAP;
+  f >> last;
+  return last;
+}
+
+struct CapData {
+  __user_cap_header_struct header{_LINUX_CAPABILITY_VERSION_3, 0};
+  __user_cap_data_struct data[_LINUX_CAPABILITY_U32S_3]{};
+};
+
+CapData DataFor(CapSet keep) {
+  CapData d;
+  for (int i = 0; i < _LINUX_CAPABILITY_U32S_3; ++i) {
+    d.data[i].effective = d.data[i].permitted = static_cast<uint32_t>(keep >> (32 * i));
+    d.data[i].inheritable = 0;
+  }
+  return d;
+}
+
+// Raw syscalls only: this runs in signal handlers and in forked children.
+int ApplyToThisThread(CapSet keep, int last_cap) {
+  CapData now;
+  if (syscall(SYS_capget, &now.header, now.data) != 0) return errno;
+  if (now.data[CAP_TO_INDEX(CAP_SETPCAP)].effective & CAP_TO_MASK(CAP_SETPCAP)) {
+    for (int cap = 0; cap <= last_cap; ++cap) {
+      if (!(keep & CapBit(cap)) && prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0) return errno;
+    }
+  }
+  if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) != 0) return errno;
+  if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) return errno;
+  CapData want = DataFor(keep);
+  if (syscall(SYS_capset, &want.header, want.data) != 0) return errno;
+  return 0;
+}
+
+std::atomic<CapSet> g_keep{0};
+std::atomic<int> g_last_cap{CAP_LAST_CAP};
+std::atomic<int> g_done{0};
+std::atomic<int> g_error{0};
+
+void OnRestrictSignal(int) {
+  const int saved = errno;
+  if (int e = ApplyToThisThread(g_keep.load(), g_last_cap.load()); e != 0) g_error.store(e);
+  g_done.fetch_add(1);
+  errno = saved;
+}
+
+std::set<pid_t> Threads() {
+  std::set<pid_t> tids;
+  DIR* d = opendir("/proc/self/task");
+  if (!d) return tids;
+  while (dirent* e = readdir(d)) {
+    if (e->d_name[0] != '.') tids.insert(static_cast<pid_t>(std::stol(e->d_name)));
+  }
+  closedir(d);
+  return tids;
+}
+
+// CapEff and CapPrm of one thread as /proc shows them.
+bool ThreadHolds(pid_t tid, CapSet keep) {
+  std::ifstream f("/proc/self/task/" + std::to_string(tid) + "/status");
+  std::string line;
+  int matched = 0;
+  while (std::getline(f, line)) {
+    if (line.rfind("CapEff:", 0) == 0 || line.rfind("CapPrm:", 0) == 0) {
+      if (std::stoull(line.substr(7), nullptr, 16) != keep) return false;
+      ++matched;
+    }
+  }
+  return matched == 2;
+}
+
+}  // namespace
+
+Capabilities CurrentCapabilities() {
+  CapData d;
+  if (syscall(SYS_capget, &d.header, d.data) != 0) return {};
+  Capabilities c;
+  for (int i = 0; i < _LINUX_CAPABILITY_U32S_3; ++i) {
+    c.effective |= CapSet{d.data[i].effective} << (32 * i);
+    c.permitted |= CapSet{d.data[i].permitted} << (32 * i);
+  }
+  return c;
+}
+
+std::string CapabilityNames(CapSet set) {
+  std::string out;
+  for (int cap = 0; cap < 64; ++cap) {
+    if (!(set & CapBit(cap))) continue;
+    char* name = cap_to_name(static_cast<cap_value_t>(cap));
+    out += (out.empty() ? "" : ",") + std::string(name ? name : std::to_string(cap));
+    cap_free(name);
+  }
+  return out;
+}
+
+Result<bool> BpfReadsWorkWith(CapSet keep, int prog_fd) {
+  // The probe map is created here, where capabilities still allow it; the
+  // child inherits its fd, as the serving process keeps its maps' fds.
+  UniqueFd map(bpf_map_create(BPF_MAP_TYPE_HASH, "execflow_probe", sizeof(uint32_t), sizeof(uint64_t), 4,
+                              nullptr));
+  if (!map) return Fail("create a BPF map to probe reads without capabilities", errno);
+  const uint32_t key = 1;
+  const uint64_t value = 42;
+  if (bpf_map_update_elem(map.get(), &key, &value, BPF_ANY) != 0) {
+    return Fail("write the probe BPF map", errno);
+  }
+  const int last_cap = LastCap();
+  const pid_t pid = fork();
+  if (pid < 0) return Fail("fork to probe BPF reads without capabilities", errno);
+  if (pid == 0) {
+    if (ApplyToThisThread(keep, last_cap) != 0) _exit(2);
+    uint32_t k = 0, next = 0, keys[4];
+    uint64_t v = 0, values[4];
+    __u32 count = 4;
+    bpf_prog_info info;
+    __u32 info_len = sizeof(info);
+    std::memset(&info, 0, sizeof(info));
+    const bool ok =
+        bpf_map_lookup_elem(map.get(), &key, &v) == 0 && v == value &&
+        bpf_map_get_next_key(map.get(), nullptr, &next) == 0 &&
+        (bpf_map_lookup_batch(map.get(), nullptr, &k, keys, values, &count, nullptr) == 0 ||
+         errno == ENOENT) &&
+        bpf_map_lookup_and_delete_elem(map.get(), &key, &v) == 0 &&
+        (prog_fd < 0 || bpf_obj_get_info_by_fd(prog_fd, &info, &info_len) == 0);
+    _exit(ok ? 0 : 1);
+  }
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  if (!WIFEXITED(status) || WEXITSTATUS(status) == 2) {
+    return Fail("probe BPF reads without capabilities: the child could not drop them");
+  }
+  return WEXITSTATUS(status) == 0;
+}
+
+Result<void> RestrictCapabilities(CapSet keep) {
+  static std::mutex mu;
+  std::lock_guard lock(mu);
+  g_keep = keep;
+  g_last_cap = LastCap();
+  g_error = 0;
+  const int sig = SIGRTMIN;
+  struct sigaction sa {};
+  sa.sa_handler = OnRestrictSignal;
+  sa.sa_flags = SA_RESTART;
+  sigemptyset(&sa.sa_mask);
+  if (sigaction(sig, &sa, nullptr) != 0) return Fail("install the capability signal handler", errno);
+  const pid_t self = static_cast<pid_t>(syscall(SYS_gettid));
+  std::set<pid_t> reached = {self};
+  // Threads a thread could create meanwhile are found by the next pass.
+  for (int pass = 0; pass < 5; ++pass) {
+    int sent = 0;
+    g_done = 0;
+    for (pid_t tid : Threads()) {
+      if (reached.count(tid)) continue;
+      if (syscall(SYS_tgkill, getpid(), tid, sig) == 0) ++sent;
+      reached.insert(tid);
+    }
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    while (g_done.load() < sent && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    if (g_done.load() < sent) return Fail("drop capabilities: a thread did not answer the signal");
+    if (sent == 0 && pass > 0) break;
+  }
+  if (int e = ApplyToThisThread(keep, g_last_cap); e != 0) return Fail("drop capabilities", e);
+  if (int e = g_error.load(); e != 0) return Fail("drop capabilities in a thread", e);
+  for (pid_t tid : Threads()) {
+    if (!ThreadHolds(tid, keep)) {
+      return Fail("drop capabilities: thread " + std::to_string(tid) + " still holds others");
+    }
+  }
+  return {};
+}
+
+}  // namespace execflow
