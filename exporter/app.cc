@@ -115,8 +115,9 @@ std::vector<UnavailableHook> FindUnavailableHooks(const Config& config, const Co
       std::string why;
       bool denied = false;
       for (const auto& r : c.exec->rejected_hooks()) {
-        if (r.rfind(failures.name + ":", 0) != 0) continue;
-        why += (why.empty() ? "" : "; ") + r;
+        const std::string prefix = failures.name + ": ";
+        if (r.rfind(prefix, 0) != 0) continue;
+        why += (why.empty() ? "" : "; ") + r.substr(prefix.size());
         denied = denied || r.find("Permission denied") != std::string::npos ||
                  r.find("Operation not permitted") != std::string::npos;
       }
