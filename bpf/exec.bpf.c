@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /*
- * Exec collector: successful execs per UID, failed exec attempts per
- * (UID, errno), and one ring buffer record per successful exec.
+ * Exec collector: successful execs per (cgroup, UID), failed exec attempts
+ * per (cgroup, UID, errno), and one ring buffer record per successful exec.
+ * The cgroup v2 id names the workload (user space resolves it to namespace,
+ * pod and container).
  *
  * Hooks, each in its own SEC so user space picks one by trying
  * (bpf_program__set_autoload):
@@ -25,7 +27,7 @@ const volatile __u64 targ_wakeup_bytes = EXEC_DEFAULT_RINGBUF_BYTES / 4;
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, EXEC_DEFAULT_MAX_UIDS);
-	__type(key, __u32);
+	__type(key, struct exec_key);
 	__type(value, __u64);
 } exec_counts SEC(".maps");
 
@@ -50,12 +52,13 @@ struct {
 
 struct exec_loss loss = {};
 
-static __always_inline void fill_event(struct exec_event *e, __u64 uid_gid, const char *filename)
+static __always_inline void fill_event(struct exec_event *e, const struct exec_key *key,
+				       __u64 uid_gid, const char *filename)
 {
 	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
 
 	e->boot_ns = bpf_ktime_get_boot_ns();
-	e->cgroup_id = bpf_get_current_cgroup_id();
+	e->cgroup_id = key->cgroup_id;
 	e->pid = bpf_get_current_pid_tgid() >> 32;
 	e->ppid = BPF_CORE_READ(task, real_parent, tgid);
 	e->uid = (__u32)uid_gid;
@@ -71,10 +74,10 @@ static __always_inline void fill_event(struct exec_event *e, __u64 uid_gid, cons
 static __always_inline int handle_exec(void *ctx, const char *filename)
 {
 	__u64 uid_gid = bpf_get_current_uid_gid();
-	__u32 uid = (__u32)uid_gid;
+	struct exec_key key = {.cgroup_id = bpf_get_current_cgroup_id(), .uid = (__u32)uid_gid};
 	struct exec_event *e;
 
-	if (!counter_add(&exec_counts, &uid, 1))
+	if (!counter_add(&exec_counts, &key, 1))
 		__sync_fetch_and_add(&loss.uid_overflow, 1);
 
 	if (!targ_events)
@@ -82,7 +85,7 @@ static __always_inline int handle_exec(void *ctx, const char *filename)
 	if (targ_perfbuf) {
 		struct exec_event ev; /* 304 bytes: fits the 512-byte stack */
 
-		fill_event(&ev, uid_gid, filename);
+		fill_event(&ev, &key, uid_gid, filename);
 		if (bpf_perf_event_output(ctx, &exec_events_perf, BPF_F_CURRENT_CPU, &ev, sizeof(ev)))
 			__sync_fetch_and_add(&loss.events_dropped, 1);
 		return 0;
@@ -92,7 +95,7 @@ static __always_inline int handle_exec(void *ctx, const char *filename)
 		__sync_fetch_and_add(&loss.events_dropped, 1);
 		return 0;
 	}
-	fill_event(e, uid_gid, filename);
+	fill_event(e, &key, uid_gid, filename);
 	ringbuf_submit_batched(&exec_events, e, targ_wakeup_bytes);
 	return 0;
 }
@@ -118,6 +121,7 @@ static __always_inline int handle_exec_exit(long ret)
 
 	if (ret >= 0)
 		return 0;
+	key.cgroup_id = bpf_get_current_cgroup_id();
 	key.uid = (__u32)bpf_get_current_uid_gid();
 	key.err = (__u32)-ret;
 	if (!counter_add(&exec_failures, &key, 1))

@@ -9,8 +9,9 @@
 
 /*
  * Default capacities, overridden from the config before load.
- * 10240 UIDs * (4 B key + 8 B value + ~50 B hash overhead) is ~0.6 MiB kernel memory;
- * failures are keyed by (uid, errno) and a node rarely sees more than a few errnos.
+ * 10240 (cgroup, UID) keys * (16 B key + 8 B value + ~50 B hash overhead) is ~0.8 MiB
+ * kernel memory; failures are keyed by (cgroup, uid, errno). User space removes
+ * the keys of cgroups that are gone, so the maps hold the live workloads.
  */
 #define EXEC_DEFAULT_MAX_UIDS 10240
 #define EXEC_DEFAULT_MAX_FAILURE_KEYS 10240
@@ -29,7 +30,15 @@ struct exec_event {
 	char filename[EXEC_FILENAME_LEN];
 };
 
+/* Who exec'd: the cgroup v2 id of the task (its workload) and its real UID. */
+struct exec_key {
+	__u64 cgroup_id;
+	__u32 uid;
+	__u32 pad;
+};
+
 struct exec_failure_key {
+	__u64 cgroup_id;
 	__u32 uid;
 	__u32 err; /* positive errno */
 };

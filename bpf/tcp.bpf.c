@@ -76,7 +76,39 @@ const volatile __u64 targ_wakeup_bytes = TCP_DEFAULT_CLOSED_RINGBUF_BYTES / 4;
  * inet_sport keeps the port for the socket's life (inet_sock lies beyond
  * struct sock, hence a probe read, taken only then).
  */
-#define DEFINE_FLOW_KEY(name, READ)                                                        \
+/*
+ * The socket's cgroup v2 id, set when the socket was created: the same for
+ * its sends and its close, whatever task runs the close (softirq for an RST).
+ * Before 5.15, sk_cgrp_data is the pointer or, once a net_cls/net_prio id
+ * was set (bit 0), data; the kernel then answers the root cgroup, and so do we.
+ */
+static __always_inline __u64 sock_cgroup_id_old(struct sock *sk)
+{
+	__u64 val = BPF_CORE_READ((struct sock___old *)sk, sk_cgrp_data.val);
+
+	if (!val || (val & 3))
+		return 1;
+	return BPF_CORE_READ((struct cgroup *)val, kn, id);
+}
+
+static __always_inline __u64 sock_cgroup_id_trusted(struct sock *sk)
+{
+	if (bpf_core_field_exists(sk->sk_cgrp_data.cgroup))
+		return sk->sk_cgrp_data.cgroup->kn->id;
+	return sock_cgroup_id_old(sk);
+}
+
+static __always_inline __u64 sock_cgroup_id_probed(struct sock *sk)
+{
+	if (bpf_core_field_exists(sk->sk_cgrp_data.cgroup))
+		return BPF_CORE_READ(sk, sk_cgrp_data.cgroup, kn, id);
+	return sock_cgroup_id_old(sk);
+}
+
+#define NETNS_TRUSTED(sk) ((sk)->__sk_common.skc_net.net->ns.inum)
+#define NETNS_PROBED(sk) BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum)
+
+#define DEFINE_FLOW_KEY(name, READ, NETNS, CGROUP_ID)                                      \
 	static __always_inline bool name(struct sock *sk, struct tcp_flow_key *k)          \
 	{                                                                                  \
 		__builtin_memset(k, 0, sizeof(*k));                                        \
@@ -96,12 +128,14 @@ const volatile __u64 targ_wakeup_bytes = TCP_DEFAULT_CLOSED_RINGBUF_BYTES / 4;
 		if (!k->sport)                                                             \
 			k->sport = bpf_ntohs(BPF_CORE_READ((struct inet_sock *)sk, inet_sport)); \
 		k->dport = bpf_ntohs(READ(sk, __sk_common.skc_dport));                     \
+		k->netns = NETNS(sk);                                                      \
+		k->cgroup_id = CGROUP_ID(sk);                                              \
 		return true;                                                               \
 	}
 
 #define DIRECT_READ(p, field) ((p)->field)
-DEFINE_FLOW_KEY(flow_key_trusted, DIRECT_READ)
-DEFINE_FLOW_KEY(flow_key_probed, BPF_CORE_READ)
+DEFINE_FLOW_KEY(flow_key_trusted, DIRECT_READ, NETNS_TRUSTED, sock_cgroup_id_trusted)
+DEFINE_FLOW_KEY(flow_key_probed, BPF_CORE_READ, NETNS_PROBED, sock_cgroup_id_probed)
 
 /* A SOCK_STREAM TCP socket: the sock tracepoints also fire for raw sockets of protocol TCP. */
 static __always_inline bool is_tcp_stream_trusted(struct sock *sk)

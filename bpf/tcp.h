@@ -7,7 +7,7 @@
 
 /*
  * Default capacities, overridden from the config before load.
- * Flows: 65536 * (40 B key + 8 B value + ~64 B preallocated htab element) is ~7 MiB.
+ * Flows: 65536 * (56 B key + 8 B value + ~64 B preallocated htab element) is ~8 MiB.
  * In-flight kprobe sends: one per thread inside tcp_sendmsg at a time, plus the
  * entries of threads whose kretprobe was missed until they send again or exit.
  * Close notices: 256 KiB / (40 B + 8 B header) holds ~5,400 closes between wake-ups.
@@ -19,7 +19,11 @@
 #define EXECFLOW_AF_INET 2
 #define EXECFLOW_AF_INET6 10
 
-/* One TCP flow as the local socket sees it. IPv4 addresses use the first 4 bytes. */
+/*
+ * One TCP flow as the local socket sees it. IPv4 addresses use the first 4
+ * bytes. The network namespace makes identical loopback 4-tuples in two pods
+ * two flows; the cgroup names the socket's workload.
+ */
 struct tcp_flow_key {
 	__u8 saddr[16];
 	__u8 daddr[16];
@@ -27,6 +31,9 @@ struct tcp_flow_key {
 	__u16 dport; /* host byte order */
 	__u16 family; /* AF_INET or AF_INET6 */
 	__u16 pad;
+	__u32 netns;     /* inode number of the socket's network namespace */
+	__u32 pad2;
+	__u64 cgroup_id; /* cgroup v2 id of the socket's creator */
 };
 
 /* Bytes per send call: LOG2_SLOTS round-up slots plus their sum. Per CPU. */

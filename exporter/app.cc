@@ -24,10 +24,12 @@ namespace execflow {
 BuildInfo GetBuildInfo() { return {EXECFLOW_VERSION, EXECFLOW_REVISION}; }
 
 ExporterMetrics::ExporterMetrics(std::vector<std::shared_ptr<Collector>> collectors,
-                                 Transport transport, std::vector<UnavailableHook> unavailable)
+                                 Transport transport, std::vector<UnavailableHook> unavailable,
+                                 std::shared_ptr<WorkloadResolver> workloads)
     : collectors_(std::move(collectors)),
       transport_(transport),
       unavailable_(std::move(unavailable)),
+      workloads_(std::move(workloads)),
       errors_(new std::atomic<uint64_t>[collectors_.size()]()) {}
 
 std::vector<prometheus::MetricFamily> ExporterMetrics::Collect() const {
@@ -56,6 +58,11 @@ std::vector<prometheus::MetricFamily> ExporterMetrics::Collect() const {
                          "exporter: ringbuf or perfbuf (kernels without ring buffers); always 1.");
   AddGauge(transport, {{"transport", std::string(TransportName(transport_))}}, 1);
   all.push_back(std::move(transport));
+  auto unresolved = Gauge("execflow_workload_unresolved_cgroups",
+                          "Cgroup ids seen since the last cgroupfs walk that it did not find: "
+                          "their namespace, pod and container labels are empty.");
+  AddGauge(unresolved, {}, workloads_ ? static_cast<double>(workloads_->unresolved()) : 0);
+  all.push_back(std::move(unresolved));
   all.push_back(std::move(duration));
   all.push_back(std::move(errors));
   // Read now, from this worker thread: what the process really holds.
@@ -179,15 +186,20 @@ Result<Collectors> StartCollectors(const Config& config) {
   if (!transport) return std::unexpected(transport.error());
   c.transport = *transport;
   spdlog::info("events: transport={}", TransportName(c.transport));
+  c.workloads = std::make_shared<WorkloadResolver>(
+      ResolverOptions{config.workloads.cgroup_root, config.workloads.kubelet_log_dir});
+  spdlog::info("workloads: cgroup v2 hierarchy at {}, kubelet folders in {}",
+               c.workloads->cgroup_root().empty() ? "(none)" : c.workloads->cgroup_root(),
+               config.workloads.kubelet_log_dir);
   if (config.exec.enabled) {
-    auto exec = ExecCollector::Start(config, c.transport);
+    auto exec = ExecCollector::Start(config, c.transport, c.workloads);
     if (!exec) return std::unexpected(WithHint(exec.error()));
     for (const auto& r : (*exec)->rejected_hooks()) spdlog::info("exec: hook not used: {}", r);
     c.exec = std::move(*exec);
     c.all.push_back(c.exec);
   }
   if (config.tcp.enabled) {
-    auto tcp = TcpCollector::Start(config.tcp, c.transport);
+    auto tcp = TcpCollector::Start(config.tcp, c.transport, c.workloads);
     if (!tcp) return std::unexpected(WithHint(tcp.error()));
     for (const auto& r : (*tcp)->rejected_hooks()) spdlog::info("tcp: hook not used: {}", r);
     c.tcp = std::move(*tcp);
@@ -216,7 +228,8 @@ Result<std::unique_ptr<App>> App::Start(const Config& config, const HttpOptions&
     return std::unexpected(kept.error());
   }
   app->metrics_ = std::make_shared<ExporterMetrics>(app->collectors_.all, app->collectors_.transport,
-                                                    app->collectors_.unavailable);
+                                                    app->collectors_.unavailable,
+                                                    app->collectors_.workloads);
   auto server = HttpServer::Start(http, app->metrics_, app->Routes(http));
   if (!server) return std::unexpected(server.error());
   app->http_ = std::move(*server);

@@ -38,13 +38,15 @@ struct UnavailableHook {
 class ExporterMetrics final : public prometheus::Collectable {
  public:
   ExporterMetrics(std::vector<std::shared_ptr<Collector>> collectors, Transport transport,
-                  std::vector<UnavailableHook> unavailable);
+                  std::vector<UnavailableHook> unavailable,
+                  std::shared_ptr<WorkloadResolver> workloads);
   std::vector<prometheus::MetricFamily> Collect() const override;
 
  private:
   std::vector<std::shared_ptr<Collector>> collectors_;
   Transport transport_;
   std::vector<UnavailableHook> unavailable_;
+  std::shared_ptr<WorkloadResolver> workloads_;
   std::unique_ptr<std::atomic<uint64_t>[]> errors_;
 };
 
@@ -52,6 +54,7 @@ class ExporterMetrics final : public prometheus::Collectable {
 struct Collectors {
   UniqueFd stats_fd;  // holds kernel.bpf_stats_enabled on while open
   Transport transport = Transport::kRingbuf;  // of exec events and TCP close notices
+  std::shared_ptr<WorkloadResolver> workloads;  // names cgroups for both collectors
   std::shared_ptr<ExecCollector> exec;
   std::shared_ptr<TcpCollector> tcp;
   std::vector<std::shared_ptr<Collector>> all;

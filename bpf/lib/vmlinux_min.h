@@ -65,6 +65,36 @@ struct in6_addr {
 	} in6_u;
 };
 
+struct kernfs_node {
+	__u64 id; /* a cgroup's id: the inode number of its cgroupfs folder */
+};
+
+struct cgroup {
+	struct kernfs_node *kn;
+};
+
+/* 5.15+: the cgroup of the socket's creator, always set. */
+struct sock_cgroup_data {
+	struct cgroup *cgroup;
+};
+
+/* Before 5.15: a union of the cgroup pointer and net_cls/net_prio data (bit 0 set). */
+struct sock_cgroup_data___old {
+	__u64 val;
+};
+
+struct ns_common {
+	unsigned int inum;
+};
+
+struct net {
+	struct ns_common ns;
+};
+
+typedef struct {
+	struct net *net;
+} possible_net_t;
+
 struct sock_common {
 	union {
 		struct {
@@ -80,6 +110,7 @@ struct sock_common {
 	};
 	unsigned short skc_family;
 	unsigned char skc_state;
+	possible_net_t skc_net;
 	struct in6_addr skc_v6_daddr;
 	struct in6_addr skc_v6_rcv_saddr;
 };
@@ -89,6 +120,11 @@ struct sock {
 	/* Bitfields before 5.6: read with BPF_CORE_READ_BITFIELD(_PROBED). */
 	__u16 sk_type;
 	__u16 sk_protocol;
+	struct sock_cgroup_data sk_cgrp_data;
+};
+
+struct sock___old {
+	struct sock_cgroup_data___old sk_cgrp_data;
 };
 
 struct inet_sock {

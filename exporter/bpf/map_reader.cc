@@ -7,6 +7,19 @@
 
 namespace execflow {
 
+Result<void> BpfMapReader::Take(const void* key, void* value) const {
+  if (lookup_and_delete_supported_) {
+    if (bpf_map_lookup_and_delete_elem(fd_, key, value) == 0) return {};
+    if (errno != EINVAL && errno != ENOTSUP && errno != EOPNOTSUPP) {
+      return Fail("take from map " + name_, errno);
+    }
+    lookup_and_delete_supported_ = false;
+  }
+  if (bpf_map_lookup_elem(fd_, key, value) != 0) return Fail("take from map " + name_, errno);
+  if (bpf_map_delete_elem(fd_, key) != 0) return Fail("take from map " + name_, errno);
+  return {};
+}
+
 Result<size_t> BpfMapReader::ReadAll(std::vector<uint8_t>& keys,
                                      std::vector<uint8_t>& values) const {
   if (batch_supported_) {

@@ -25,6 +25,8 @@ class MapReader {
   // i * KeySize(), its value at i * ValueSize(). Returns the entry count.
   virtual Result<size_t> ReadAll(std::vector<uint8_t>& keys,
                                  std::vector<uint8_t>& values) const = 0;
+  // Takes an entry out: its value, and the entry removed. ENOENT when absent.
+  virtual Result<void> Take(const void* key, void* value) const = 0;
 };
 
 // A kernel map read with BPF_MAP_LOOKUP_BATCH, falling back to
@@ -42,6 +44,10 @@ class BpfMapReader final : public MapReader {
   uint32_t ValueSize() const override { return value_size_; }
   Result<size_t> ReadAll(std::vector<uint8_t>& keys,
                          std::vector<uint8_t>& values) const override;
+  // Lookup-and-delete (5.14+ for hash maps), else lookup then delete: a
+  // caller on an older kernel takes only entries nothing adds to any more
+  // (closed flows, cgroups that are gone).
+  Result<void> Take(const void* key, void* value) const override;
 
   // Whether the last ReadAll used the batch path (for tests and logs).
   bool UsedBatch() const { return used_batch_; }
@@ -60,6 +66,7 @@ class BpfMapReader final : public MapReader {
   uint32_t value_size_;
   uint32_t capacity_;
   mutable bool batch_supported_ = true;
+  mutable bool lookup_and_delete_supported_ = true;
   mutable bool used_batch_ = false;
 };
 

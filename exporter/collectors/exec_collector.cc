@@ -7,6 +7,8 @@
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+#include <cstdint>
 #include <cstring>
 
 #include "exec.skel.h"
@@ -17,10 +19,15 @@
 namespace execflow {
 
 static_assert(sizeof(exec_event) == 304, "exec_event layout changed: update exec.h users");
-static_assert(sizeof(exec_failure_key) == 8);
+static_assert(sizeof(exec_key) == 16);
+static_assert(sizeof(exec_failure_key) == 16);
 static_assert(sizeof(exec_loss) == 24);
 
 namespace {
+
+// A series whose workload is gone is exported this many more scrapes with
+// its final totals, then removed.
+constexpr uint32_t kGoneWorkloadRetentionScrapes = 1;
 
 int64_t BootToWallNs() {
   timespec real, boot;
@@ -33,44 +40,113 @@ std::string CString(const char* s, size_t max) { return std::string(s, strnlen(s
 
 }  // namespace
 
-std::vector<prometheus::MetricFamily> CollectExec(const ExecSources& src, int* errors) {
+ExecLabels ParseExecLabels(const std::vector<std::string>& names) {
+  auto has = [&](const char* n) { return std::find(names.begin(), names.end(), n) != names.end(); };
+  return {has("uid"), has("namespace"), has("pod"), has("container")};
+}
+
+namespace {
+
+std::vector<std::string> LabelNames(const ExecLabels& l, bool with_errno) {
+  std::vector<std::string> n;
+  if (l.uid) n.push_back("uid");
+  if (with_errno) n.push_back("errno");
+  if (l.k8s_namespace) n.push_back("namespace");
+  if (l.pod) n.push_back("pod");
+  if (l.container) n.push_back("container");
+  return n;
+}
+
+// Reads one map into its table: live keys are scraped, keys whose cgroup is
+// gone are taken out of the kernel map with their final totals.
+template <typename K>
+Result<size_t> ScrapeMap(const MapReader& map, SeriesTable<K>* table, uint64_t overflow,
+                         const std::function<bool(uint64_t)>& gone) {
+  auto entries = ReadEntries<K, __u64>(map);
+  if (!entries) return std::unexpected(entries.error());
+  std::vector<typename SeriesTable<K>::Live> live;
+  live.reserve(entries->size());
+  for (const auto& e : *entries) {
+    __u64 final_value = 0;
+    if (gone && gone(e.key.cgroup_id) && map.Take(&e.key, &final_value)) {
+      table->Closed(e.key, final_value);
+    } else {
+      live.push_back({e.key, e.value});
+    }
+  }
+  table->Scrape(live, overflow);
+  return live.size();
+}
+
+}  // namespace
+
+ExecTables::ExecTables(ExecLabels labels, WorkloadOf workload, uint32_t retention_scrapes)
+    : execs(
+          [this](const exec_key& k) {
+            SeriesLabels s;
+            s.labels = Labels(k.cgroup_id, k.uid, nullptr, &s.final);
+            return s;
+          },
+          LabelNames(labels, false), SIZE_MAX, retention_scrapes),
+      failures(
+          [this](const exec_failure_key& k) {
+            SeriesLabels s;
+            const std::string err = ErrnoName(static_cast<int>(k.err));
+            s.labels = Labels(k.cgroup_id, k.uid, &err, &s.final);
+            return s;
+          },
+          LabelNames(labels, true), SIZE_MAX, retention_scrapes),
+      labels_(labels),
+      workload_(std::move(workload)) {}
+
+std::vector<prometheus::ClientMetric::Label> ExecTables::Labels(uint64_t cgroup_id, uint32_t uid,
+                                                                const std::string* err,
+                                                                bool* final) const {
+  std::vector<prometheus::ClientMetric::Label> l;
+  if (labels_.uid) l.push_back({"uid", std::to_string(uid)});
+  if (err) l.push_back({"errno", *err});
+  if (labels_.k8s_namespace || labels_.pod || labels_.container) {
+    auto [w, done] = workload_ ? workload_(cgroup_id) : std::pair<Workload, bool>{{}, true};
+    *final = done;
+    if (labels_.k8s_namespace) l.push_back({"namespace", w.k8s_namespace});
+    if (labels_.pod) l.push_back({"pod", w.pod});
+    if (labels_.container) l.push_back({"container", w.container});
+  }
+  return l;
+}
+
+std::vector<prometheus::MetricFamily> CollectExec(const ExecSources& src, ExecTables* tables,
+                                                  int* errors) {
   std::vector<prometheus::MetricFamily> out;
   std::vector<MapStat> maps;
 
   auto execs = Counter("execflow_execs_total",
-                       "Successful execs per real UID; uid=\"other\" counts execs that "
-                       "found the kernel map full.");
-  auto counts = ReadEntries<__u32, __u64>(*src.counts);
-  if (counts) {
-    for (const auto& e : *counts) AddCounter(execs, {{"uid", std::to_string(e.key)}}, e.value);
-  } else {
-    ++*errors;
-    spdlog::debug("collect exec: {}", counts.error().message);
-  }
+                       "Successful execs per real UID and workload; labels \"other\" count execs "
+                       "that found the kernel map full.");
   const uint64_t uid_overflow = LoadCounter(src.loss->uid_overflow);
-  if (uid_overflow) AddCounter(execs, {{"uid", "other"}}, uid_overflow);
-  maps.push_back({src.counts->Name(), counts ? double(counts->size()) : 0,
-                  double(src.counts->Capacity()), double(uid_overflow)});
+  auto n = ScrapeMap(*src.counts, &tables->execs, uid_overflow, src.gone);
+  if (!n) {
+    ++*errors;
+    spdlog::debug("collect exec: {}", n.error().message);
+  }
+  execs.metric = tables->execs.Export();
+  maps.push_back({src.counts->Name(), n ? double(*n) : 0, double(src.counts->Capacity()),
+                  double(uid_overflow)});
   out.push_back(std::move(execs));
 
   if (src.failures) {
     auto fails = Counter("execflow_exec_failures_total",
-                         "Failed execve/execveat calls per real UID and errno; uid=\"other\" "
-                         "counts failures that found the kernel map full.");
-    auto entries = ReadEntries<exec_failure_key, __u64>(*src.failures);
-    if (entries) {
-      for (const auto& e : *entries) {
-        AddCounter(fails, {{"uid", std::to_string(e.key.uid)}, {"errno", ErrnoName(e.key.err)}},
-                   e.value);
-      }
-    } else {
-      ++*errors;
-      spdlog::debug("collect exec failures: {}", entries.error().message);
-    }
+                         "Failed execve/execveat calls per real UID, errno and workload; labels "
+                         "\"other\" count failures that found the kernel map full.");
     const uint64_t overflow = LoadCounter(src.loss->failure_overflow);
-    if (overflow) AddCounter(fails, {{"uid", "other"}, {"errno", "other"}}, overflow);
-    maps.push_back({src.failures->Name(), entries ? double(entries->size()) : 0,
-                    double(src.failures->Capacity()), double(overflow)});
+    auto m = ScrapeMap(*src.failures, &tables->failures, overflow, src.gone);
+    if (!m) {
+      ++*errors;
+      spdlog::debug("collect exec failures: {}", m.error().message);
+    }
+    fails.metric = tables->failures.Export();
+    maps.push_back({src.failures->Name(), m ? double(*m) : 0, double(src.failures->Capacity()),
+                    double(overflow)});
     out.push_back(std::move(fails));
   }
 
@@ -103,10 +179,15 @@ bool DecodeExecEvent(const void* data, size_t size, int64_t boot_to_wall_ns, Exe
   return true;
 }
 
-ExecCollector::ExecCollector(const Config& config) : log_(config.events.keep_last) {}
+ExecCollector::ExecCollector(const Config& config, std::shared_ptr<WorkloadResolver> workloads)
+    : workloads_(std::move(workloads)),
+      tables_(ParseExecLabels(config.exec.labels), WorkloadsOf(workloads_.get()),
+              kGoneWorkloadRetentionScrapes),
+      log_(config.events.keep_last) {}
 
-Result<std::unique_ptr<ExecCollector>> ExecCollector::Start(const Config& config, Transport transport) {
-  std::unique_ptr<ExecCollector> c(new ExecCollector(config));
+Result<std::unique_ptr<ExecCollector>> ExecCollector::Start(const Config& config, Transport transport,
+                                                            std::shared_ptr<WorkloadResolver> workloads) {
+  std::unique_ptr<ExecCollector> c(new ExecCollector(config, std::move(workloads)));
   const ExecConfig& ec = config.exec;
   const EventsConfig& ev = config.events;
   const uint32_t page = static_cast<uint32_t>(sysconf(_SC_PAGESIZE));
@@ -133,7 +214,7 @@ Result<std::unique_ptr<ExecCollector>> ExecCollector::Start(const Config& config
 
   exec_bpf* s = c->skel_.get();
   c->counts_ = std::make_unique<BpfMapReader>(bpf_map__fd(s->maps.exec_counts), "exec_counts",
-                                              sizeof(__u32), sizeof(__u64), ec.max_uids);
+                                              sizeof(exec_key), sizeof(__u64), ec.max_uids);
   if (failures_on) {
     c->failures_ = std::make_unique<BpfMapReader>(bpf_map__fd(s->maps.exec_failures),
                                                   "exec_failures", sizeof(exec_failure_key),
@@ -176,6 +257,13 @@ Result<void> ExecCollector::StartConsumer(const EventsConfig& ev, Transport tran
 void ExecCollector::OnEvent(const void* data, size_t size) {
   ExecRecord r;
   if (!DecodeExecEvent(data, size, boot_to_wall_ns_, &r)) return;
+  if (workloads_) {
+    // The exec'ing process, or its parent, usually still runs in that cgroup.
+    Workload w = workloads_->Resolve(r.cgroup_id, nullptr, {r.pid, r.ppid});
+    r.k8s_namespace = std::move(w.k8s_namespace);
+    r.pod = std::move(w.pod);
+    r.container = std::move(w.container);
+  }
   if (sink_) sink_->info(ToJson(r));
   log_.Push(std::move(r));
   delivered_.fetch_add(1, std::memory_order_relaxed);
@@ -187,8 +275,13 @@ ExecCollector::~ExecCollector() {
 }
 
 std::vector<prometheus::MetricFamily> ExecCollector::Collect(int* errors) const {
-  ExecSources src{counts_.get(), failures_.get(), &skel_->bss->loss, events_delivered()};
-  std::vector<prometheus::MetricFamily> out = CollectExec(src, errors);
+  ExecSources src{counts_.get(), failures_.get(), &skel_->bss->loss, events_delivered(), nullptr};
+  if (workloads_) src.gone = [w = workloads_.get()](uint64_t id) { return w->Gone(id); };
+  std::vector<prometheus::MetricFamily> out;
+  {
+    std::lock_guard lock(mu_);
+    out = CollectExec(src, &tables_, errors);
+  }
   AppendProgramFamilies(programs_, &out);
   return out;
 }

@@ -3,6 +3,8 @@
 #include <linux/types.h>
 
 #include <atomic>
+#include <functional>
+#include <mutex>
 #include <memory>
 #include <string>
 #include <vector>
@@ -17,20 +19,53 @@
 #include "exporter/collectors/collector.h"
 #include "exporter/config/config.h"
 #include "exporter/events/event_log.h"
+#include "exporter/metrics/series_table.h"
+#include "exporter/workloads/resolver.h"
 
 struct exec_bpf;
 
 namespace execflow {
 
+// Which exec labels are exported; keys that agree on them share a series.
+struct ExecLabels {
+  bool uid = true;
+  bool k8s_namespace = false;
+  bool pod = false;
+  bool container = false;
+};
+ExecLabels ParseExecLabels(const std::vector<std::string>& names);
+
+// Execs per (cgroup, uid) and failures per (cgroup, uid, errno) as exported
+// series: the configured labels of each key, the workload resolved from its
+// cgroup (see SeriesTable: no series decreases, totals stay exact).
+class ExecTables {
+ public:
+  ExecTables(ExecLabels labels, WorkloadOf workload, uint32_t retention_scrapes);
+  ExecTables(const ExecTables&) = delete;  // the tables' label functions point here
+  ExecTables& operator=(const ExecTables&) = delete;
+  SeriesTable<exec_key> execs;
+  SeriesTable<exec_failure_key> failures;
+
+ private:
+  std::vector<prometheus::ClientMetric::Label> Labels(uint64_t cgroup_id, uint32_t uid,
+                                                      const std::string* err, bool* final) const;
+  ExecLabels labels_;
+  WorkloadOf workload_;
+};
+
 // What the exec metrics are built from: kernel maps in production, fakes in
-// unit tests. `failures` is null when failure counting is off.
+// unit tests. `failures` is null when failure counting is off. Keys whose
+// cgroup is `gone` are taken out of the maps (their totals stay in the
+// tables), so the maps hold live workloads only.
 struct ExecSources {
   const MapReader* counts = nullptr;
   const MapReader* failures = nullptr;
   const exec_loss* loss = nullptr;  // the BPF object's mmaped .bss
   uint64_t events_delivered = 0;
+  std::function<bool(uint64_t cgroup_id)> gone;  // null: nothing is gone
 };
-std::vector<prometheus::MetricFamily> CollectExec(const ExecSources& src, int* errors);
+std::vector<prometheus::MetricFamily> CollectExec(const ExecSources& src, ExecTables* tables,
+                                                  int* errors);
 
 // Decodes one ring buffer record; false if it is too short.
 bool DecodeExecEvent(const void* data, size_t size, int64_t boot_to_wall_ns,
@@ -41,8 +76,10 @@ bool DecodeExecEvent(const void* data, size_t size, int64_t boot_to_wall_ns,
 // consumer before the BPF object is destroyed (members go in reverse order).
 class ExecCollector final : public Collector {
  public:
-  static Result<std::unique_ptr<ExecCollector>> Start(const Config& config,
-                                                     Transport transport = Transport::kRingbuf);
+  // `workloads` names the cgroups (null: no workload labels resolved).
+  static Result<std::unique_ptr<ExecCollector>> Start(
+      const Config& config, Transport transport = Transport::kRingbuf,
+      std::shared_ptr<WorkloadResolver> workloads = nullptr);
   ~ExecCollector() override;
 
   const std::string& Name() const override { return name_; }
@@ -56,7 +93,7 @@ class ExecCollector final : public Collector {
   const std::vector<std::string>& rejected_hooks() const { return rejected_; }
 
  private:
-  explicit ExecCollector(const Config& config);
+  ExecCollector(const Config& config, std::shared_ptr<WorkloadResolver> workloads);
   Result<void> StartConsumer(const EventsConfig& events, Transport transport, uint32_t buffer_bytes);
   void OnEvent(const void* data, size_t size);
 
@@ -67,6 +104,9 @@ class ExecCollector final : public Collector {
   std::vector<std::string> rejected_;
   std::unique_ptr<BpfMapReader> counts_;
   std::unique_ptr<BpfMapReader> failures_;
+  std::shared_ptr<WorkloadResolver> workloads_;
+  mutable std::mutex mu_;  // guards tables_
+  mutable ExecTables tables_;
   std::unique_ptr<EventConsumer> consumer_;
   EventLog log_;
   std::shared_ptr<spdlog::logger> sink_;

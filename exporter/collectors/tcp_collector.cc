@@ -13,14 +13,15 @@
 
 namespace execflow {
 
-static_assert(sizeof(tcp_flow_key) == 40);
+static_assert(sizeof(tcp_flow_key) == 56);
 static_assert(sizeof(tcp_send_hist) == (LOG2_SLOTS + 1) * 8);
-static_assert(sizeof(tcp_close_event) == 40);
+static_assert(sizeof(tcp_close_event) == 56);
 static_assert(sizeof(tcp_loss) == 40);
 
 FlowLabels ParseFlowLabels(const std::vector<std::string>& names) {
   auto has = [&](const char* n) { return std::find(names.begin(), names.end(), n) != names.end(); };
-  return {has("saddr"), has("sport"), has("daddr"), has("dport")};
+  return {has("saddr"), has("sport"), has("daddr"), has("dport"),
+          has("namespace"), has("pod"), has("container")};
 }
 
 std::vector<prometheus::MetricFamily> TcpFamilies(const FlowTable& table, const TcpScrape& s) {
@@ -71,13 +72,15 @@ std::vector<prometheus::MetricFamily> TcpFamilies(const FlowTable& table, const 
   return out;
 }
 
-TcpCollector::TcpCollector(const TcpConfig& config)
-    : table_(ParseFlowLabels(config.labels), config.max_series,
-             config.closed_flow_retention_scrapes) {}
+TcpCollector::TcpCollector(const TcpConfig& config, std::shared_ptr<WorkloadResolver> workloads)
+    : workloads_(std::move(workloads)),
+      table_(ParseFlowLabels(config.labels), config.max_series, config.closed_flow_retention_scrapes,
+             WorkloadsOf(workloads_.get())) {}
 
 Result<std::unique_ptr<TcpCollector>> TcpCollector::Start(const TcpConfig& config,
-                                                          Transport transport) {
-  std::unique_ptr<TcpCollector> c(new TcpCollector(config));
+                                                          Transport transport,
+                                                          std::shared_ptr<WorkloadResolver> workloads) {
+  std::unique_ptr<TcpCollector> c(new TcpCollector(config, std::move(workloads)));
   std::function<Result<void>(tcp_bpf*)> configure = [&](tcp_bpf* s) -> Result<void> {
     s->rodata->targ_perfbuf = transport == Transport::kPerfbuf;
     int err = bpf_map__set_max_entries(s->maps.tcp_flows, config.max_flows);
@@ -118,24 +121,13 @@ void TcpCollector::OnClose(const void* data, size_t size) {
   if (size < sizeof(tcp_close_event)) return;
   tcp_close_event e;
   std::memcpy(&e, data, sizeof(e));
-  const int fd = bpf_map__fd(skel_->maps.tcp_flows);
   __u64 bytes = 0;
   std::lock_guard lock(mu_);
-  if (lookup_and_delete_) {
-    if (bpf_map_lookup_and_delete_elem(fd, &e.key, &bytes) == 0) {
-      table_.Closed(e.key, bytes);
-      ++flows_closed_;
-      return;
-    }
-    if (errno == ENOENT) return;  // already taken (a second close notice)
-    // Hash maps support lookup-and-delete since 5.14; before, a send landing
-    // between the two calls below would be lost, but a socket that reached
-    // TCP_CLOSE accepts no more bytes.
-    spdlog::info("tcp: map lookup-and-delete unsupported ({}), using lookup then delete",
-                 std::strerror(errno));
-    lookup_and_delete_ = false;
-  }
-  if (bpf_map_lookup_elem(fd, &e.key, &bytes) == 0 && bpf_map_delete_elem(fd, &e.key) == 0) {
+  // Absent: taken by an earlier notice. Before 5.14 a take is a lookup then
+  // a delete, and a send completing on the closed socket between the two
+  // (microseconds after its RST) would be lost; later sends re-create the
+  // entry and notify again.
+  if (flows_->Take(&e.key, &bytes)) {
     table_.Closed(e.key, bytes);
     ++flows_closed_;
   }

@@ -39,8 +39,10 @@ std::vector<prometheus::MetricFamily> TcpFamilies(const FlowTable& table, const 
 // mutex as scrapes, so every byte is either in the map or in the FlowTable.
 class TcpCollector final : public Collector {
  public:
-  static Result<std::unique_ptr<TcpCollector>> Start(const TcpConfig& config,
-                                                    Transport transport = Transport::kRingbuf);
+  // `workloads` names the sockets' cgroups (null: no workload labels resolved).
+  static Result<std::unique_ptr<TcpCollector>> Start(
+      const TcpConfig& config, Transport transport = Transport::kRingbuf,
+      std::shared_ptr<WorkloadResolver> workloads = nullptr);
   ~TcpCollector() override;
 
   const std::string& Name() const override { return name_; }
@@ -53,7 +55,7 @@ class TcpCollector final : public Collector {
   bool TracksFlow(const tcp_flow_key& key) const;
 
  private:
-  explicit TcpCollector(const TcpConfig& config);
+  TcpCollector(const TcpConfig& config, std::shared_ptr<WorkloadResolver> workloads);
   void OnClose(const void* data, size_t size);
   Result<void> ReadHistogram(tcp_send_hist* out) const;
   // kprobe mode: removes the in-flight entries of threads that exited, whose
@@ -67,9 +69,9 @@ class TcpCollector final : public Collector {
   std::vector<std::string> rejected_;
   std::string send_mode_;
   std::unique_ptr<BpfMapReader> flows_;
+  std::shared_ptr<WorkloadResolver> workloads_;
   mutable std::mutex mu_;  // guards table_ and the map's entries' lifetimes
   mutable FlowTable table_;
-  bool lookup_and_delete_ = true;
   uint64_t flows_closed_ = 0;  // guarded by mu_
   mutable uint64_t inflight_swept_ = 0;  // guarded by mu_
   std::unique_ptr<EventConsumer> consumer_;

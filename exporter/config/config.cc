@@ -163,6 +163,15 @@ Section::Handler String(std::string* out, size_t max_size = 4096) {
   };
 }
 
+// A string that may be empty (empty: find it out).
+Section::Handler OptionalString(std::string* out) {
+  return [out](const YAML::Node& n) -> Result<void> {
+    if (!n.IsScalar()) return Fail("expected a string");
+    *out = n.Scalar();
+    return {};
+  };
+}
+
 // A list of distinct values from `allowed`.
 Section::Handler SubsetOf(std::vector<std::string>* out, std::vector<std::string> allowed) {
   return [=](const YAML::Node& n) -> Result<void> {
@@ -424,6 +433,7 @@ Result<Config> ParseConfig(std::string_view yaml, const std::string& file_name) 
   exec.On("enabled", Bool(&c.exec.enabled))
       .On("hook", OneOf(&c.exec.hook, HookChoices(ExecHooks(), "exec.hook")))
       .On("failures_hook", OneOf(&c.exec.failures_hook, HookChoices(ExecHooks(), "exec.failures_hook", {"off"})))
+      .On("labels", SubsetOf(&c.exec.labels, {"uid", "namespace", "pod", "container"}))
       .On("max_uids", Uint(&c.exec.max_uids, 1, kMaxMapEntries))
       .On("max_failure_keys", Uint(&c.exec.max_failure_keys, 1, kMaxMapEntries));
   Section file(f, "events.file");
@@ -441,16 +451,20 @@ Result<Config> ParseConfig(std::string_view yaml, const std::string& file_name) 
   tcp.On("enabled", Bool(&c.tcp.enabled))
       .On("hook", OneOf(&c.tcp.hook, HookChoices(TcpHooks(), "tcp.hook")))
       .On("close_hook", OneOf(&c.tcp.close_hook, HookChoices(TcpHooks(), "tcp.close_hook")))
-      .On("labels", SubsetOf(&c.tcp.labels, {"saddr", "sport", "daddr", "dport"}))
+      .On("labels", SubsetOf(&c.tcp.labels, {"saddr", "sport", "daddr", "dport", "namespace", "pod", "container"}))
       .On("max_series", Uint(&c.tcp.max_series, 1, kMaxMapEntries))
       .On("max_flows", Uint(&c.tcp.max_flows, 1, kMaxMapEntries))
       .On("closed_flow_retention_scrapes", Uint(&c.tcp.closed_flow_retention_scrapes, 1, 1000000));
+  Section workloads(f, "workloads");
+  workloads.On("cgroup_root", OptionalString(&c.workloads.cgroup_root))
+      .On("kubelet_log_dir", String(&c.workloads.kubelet_log_dir));
   Section bpf(f, "bpf");
   bpf.On("run_time_stats", Bool(&c.bpf.run_time_stats));
   Section top(f, "");
   top.On("exec", Nested(exec))
       .On("events", Nested(events))
       .On("tcp", Nested(tcp))
+      .On("workloads", Nested(workloads))
       .On("bpf", Nested(bpf));
 
   auto root = LoadYaml(yaml, file_name);

@@ -14,6 +14,7 @@ struct ExecConfig {
   bool enabled = true;
   std::string hook = "auto";           // auto or a mode of ExecHooks() (exporter/bpf/hooks.h)
   std::string failures_hook = "auto";  // auto, a mode, or off
+  std::vector<std::string> labels = {"uid", "namespace", "pod", "container"};
   uint32_t max_uids = 10240;
   uint32_t max_failure_keys = 10240;
 };
@@ -33,10 +34,16 @@ struct TcpConfig {
   bool enabled = true;
   std::string hook = "auto";        // auto or a mode of TcpHooks() (exporter/bpf/hooks.h)
   std::string close_hook = "auto";
-  std::vector<std::string> labels = {"saddr", "sport", "daddr", "dport"};
+  std::vector<std::string> labels = {"saddr", "sport", "daddr", "dport", "namespace", "pod", "container"};
   uint32_t max_series = 10000;
   uint32_t max_flows = 65536;
   uint32_t closed_flow_retention_scrapes = 1;
+};
+
+// Where namespace, pod and container labels come from (exporter/workloads).
+struct WorkloadsConfig {
+  std::string cgroup_root;                    // "" finds the cgroup v2 mount
+  std::string kubelet_log_dir = "/var/log";  // holds pods/ and containers/
 };
 
 struct BpfConfig {
@@ -47,6 +54,7 @@ struct Config {
   ExecConfig exec;
   EventsConfig events;
   TcpConfig tcp;
+  WorkloadsConfig workloads;
   BpfConfig bpf;
 };
 

@@ -73,6 +73,12 @@ std::string ToJson(const ExecRecord& r) {
   out += ",\"uid\":" + std::to_string(r.uid);
   out += ",\"gid\":" + std::to_string(r.gid);
   out += ",\"cgroup_id\":" + std::to_string(r.cgroup_id);
+  out += ",\"namespace\":";
+  AppendJsonString(out, r.k8s_namespace);
+  out += ",\"pod\":";
+  AppendJsonString(out, r.pod);
+  out += ",\"container\":";
+  AppendJsonString(out, r.container);
   out += ",\"comm\":";
   AppendJsonString(out, r.comm);
   out += ",\"filename\":";

@@ -17,6 +17,9 @@ struct ExecRecord {
   uint32_t uid = 0;
   uint32_t gid = 0;
   uint64_t cgroup_id = 0;
+  std::string k8s_namespace;  // the workload of cgroup_id; empty on the host
+  std::string pod;
+  std::string container;
   std::string comm;
   std::string filename;
 };

@@ -13,6 +13,9 @@ std::vector<std::string> FlowLabels::Names() const {
   if (sport) n.push_back("sport");
   if (daddr) n.push_back("daddr");
   if (dport) n.push_back("dport");
+  if (k8s_namespace) n.push_back("namespace");
+  if (pod) n.push_back("pod");
+  if (container) n.push_back("container");
   return n;
 }
 
@@ -49,106 +52,29 @@ std::string FormatAddress(uint16_t family, const uint8_t (&addr)[16]) {
   return "unknown";
 }
 
-size_t FlowKeyHash::operator()(const tcp_flow_key& k) const {
-  return std::hash<std::string_view>()(
-      std::string_view(reinterpret_cast<const char*>(&k), sizeof(k)));
-}
+FlowTable::FlowTable(FlowLabels labels, size_t max_series, uint32_t closed_retention_scrapes,
+                     WorkloadOf workload)
+    : labels_(labels),
+      workload_(std::move(workload)),
+      table_([this](const tcp_flow_key& k) { return LabelsOf(k); }, labels.Names(), max_series,
+             closed_retention_scrapes) {}
 
-bool FlowKeyEq::operator()(const tcp_flow_key& a, const tcp_flow_key& b) const {
-  return std::memcmp(&a, &b, sizeof(a)) == 0;
-}
-
-FlowTable::FlowTable(FlowLabels labels, size_t max_series, uint32_t closed_retention_scrapes)
-    : labels_(labels), max_series_(max_series), retention_(closed_retention_scrapes) {}
-
-tcp_flow_key FlowTable::SeriesKeyOf(const tcp_flow_key& flow) const {
-  tcp_flow_key k = Normalize(flow);
-  if (!labels_.saddr) std::memset(k.saddr, 0, sizeof(k.saddr));
-  if (!labels_.daddr) std::memset(k.daddr, 0, sizeof(k.daddr));
-  if (!labels_.sport) k.sport = 0;
-  if (!labels_.dport) k.dport = 0;
-  if (!labels_.saddr && !labels_.daddr) k.family = 0;
-  k.pad = 0;
-  return k;
-}
-
-FlowTable::SeriesState* FlowTable::SeriesOf(const tcp_flow_key& flow) {
-  const tcp_flow_key key = SeriesKeyOf(flow);
-  auto it = series_.find(key);
-  if (it != series_.end()) return &it->second;
-  if (series_.size() >= max_series_) return nullptr;
-  SeriesState s;
+SeriesLabels FlowTable::LabelsOf(const tcp_flow_key& flow) const {
+  SeriesLabels s;
   const tcp_flow_key n = Normalize(flow);
-  auto& l = s.sample.label;
+  auto& l = s.labels;
   if (labels_.saddr) l.push_back({"saddr", FormatAddress(n.family, n.saddr)});
   if (labels_.sport) l.push_back({"sport", std::to_string(n.sport)});
   if (labels_.daddr) l.push_back({"daddr", FormatAddress(n.family, n.daddr)});
   if (labels_.dport) l.push_back({"dport", std::to_string(n.dport)});
-  return &series_.emplace(key, std::move(s)).first->second;
-}
-
-void FlowTable::Add(SeriesState* s, uint64_t delta, bool live, bool closed) {
-  if (!s) {
-    other_bytes_ += static_cast<double>(delta);
-    return;
+  if (labels_.k8s_namespace || labels_.pod || labels_.container) {
+    auto [w, final] = workload_ ? workload_(flow.cgroup_id) : std::pair<Workload, bool>{{}, true};
+    s.final = final;
+    if (labels_.k8s_namespace) l.push_back({"namespace", w.k8s_namespace});
+    if (labels_.pod) l.push_back({"pod", w.pod});
+    if (labels_.container) l.push_back({"container", w.container});
   }
-  s->sample.counter.value += static_cast<double>(delta);
-  s->touched = s->touched || delta > 0 || closed;
-  s->live = s->live || live;
-}
-
-void FlowTable::Closed(const tcp_flow_key& key, uint64_t final_bytes) {
-  Seen seen;
-  if (auto it = last_seen_.find(key); it != last_seen_.end()) {
-    seen = it->second;
-    last_seen_.erase(it);
-  }
-  // A re-created entry (same 4-tuple reused) restarts below what we saw.
-  const uint64_t delta = final_bytes >= seen.bytes ? final_bytes - seen.bytes : final_bytes;
-  Add(seen.series ? seen.series : SeriesOf(key), delta, false, true);
-}
-
-void FlowTable::Scrape(const std::vector<LiveFlow>& live, uint64_t overflow_bytes) {
-  for (auto& [_, s] : series_) s.live = false;
-  folded_flows_ = 0;
-  ++scrapes_;
-  for (const LiveFlow& f : live) {
-    Seen& last = last_seen_[f.key];
-    const uint64_t delta = f.bytes >= last.bytes ? f.bytes - last.bytes : f.bytes;
-    last.bytes = f.bytes;
-    last.scrape = scrapes_;
-    if (!last.series) last.series = SeriesOf(f.key);
-    if (!last.series) ++folded_flows_;
-    Add(last.series, delta, true, false);
-  }
-  // Entries leave the kernel map only through Closed(); drop what vanished otherwise.
-  std::erase_if(last_seen_, [this](const auto& kv) { return kv.second.scrape != scrapes_; });
-  if (overflow_bytes > overflow_seen_) {
-    other_bytes_ += static_cast<double>(overflow_bytes - overflow_seen_);
-    overflow_seen_ = overflow_bytes;
-  }
-  // Series without live flows are shown for `retention_` scrapes after their
-  // final bytes arrived, then forgotten. Every flow left in last_seen_ is live,
-  // so no Seen::series points at a series erased here.
-  for (auto it = series_.begin(); it != series_.end();) {
-    SeriesState& s = it->second;
-    s.idle_scrapes = s.live ? 0 : (s.touched ? 1 : s.idle_scrapes + 1);
-    s.touched = false;
-    it = s.idle_scrapes > retention_ ? series_.erase(it) : std::next(it);
-  }
-}
-
-std::vector<prometheus::ClientMetric> FlowTable::Export() const {
-  std::vector<prometheus::ClientMetric> out;
-  out.reserve(series_.size() + 1);
-  for (const auto& [_, s] : series_) out.push_back(s.sample);
-  if (other_bytes_ > 0) {
-    prometheus::ClientMetric other;
-    for (const auto& name : labels_.Names()) other.label.push_back({name, "other"});
-    other.counter.value = other_bytes_;
-    out.push_back(std::move(other));
-  }
-  return out;
+  return s;
 }
 
 }  // namespace execflow

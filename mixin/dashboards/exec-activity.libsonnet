@@ -1,6 +1,6 @@
 local g = import 'grafana.libsonnet';
-local execs = g.select('execflow_execs_total');
-local failures = g.select('execflow_exec_failures_total');
+local execs = g.selectWorkload('execflow_execs_total');
+local failures = g.selectWorkload('execflow_exec_failures_total');
 
 {
   grafanaDashboards+:: {
@@ -8,7 +8,7 @@ local failures = g.select('execflow_exec_failures_total');
       $._config,
       'execflow-exec',
       'execflow / Exec activity',
-      'Successful execs per UID and failed exec attempts per UID and errno, counted in the kernel.',
+      'Successful execs per UID and workload and failed exec attempts per UID, errno and workload, counted in the kernel; the namespace and pod variables narrow every panel.',
       [
         [
           g.stat('Execs / s',
@@ -57,6 +57,21 @@ local failures = g.select('execflow_exec_failures_total');
           },
         ],
         [
+          g.bargauge('Top pods by exec rate',
+                     'The 10 pods (namespace/pod) with the most successful execs per second now; execs on the host have empty labels.',
+                     g.query('topk(10, sum by (namespace, pod) (rate(%s[$__rate_interval])))' % execs,
+                             legend='{{namespace}}/{{pod}}',
+                             instant=true,
+                             format='time_series'),
+                     unit='ops'),
+          g.timeseries('Execs by container',
+                       "Successful execs per second per namespace, pod and container (outside Kubernetes: the runtime's 12-digit container id).",
+                       [g.query('topk(10, sum by (namespace, pod, container) (rate(%s[$__rate_interval])))' % execs,
+                                legend='{{namespace}}/{{pod}}/{{container}}')],
+                       unit='ops',
+                       stacked=true),
+        ],
+        [
           g.timeseries('Execs by node',
                        'Successful execs per second per node.',
                        [g.query('sum by (instance) (rate(%s[$__rate_interval]))' % execs, legend='{{instance}}')],
@@ -64,6 +79,7 @@ local failures = g.select('execflow_exec_failures_total');
                        w=24),
         ],
       ],
+      workloads=true,
     ),
   },
 }

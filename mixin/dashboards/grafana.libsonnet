@@ -30,6 +30,11 @@ local reduceOptions = { calcs: ['lastNotNull'], fields: '', values: false };
   select(metric, extra=null)::
     '%s{%sjob=~"$job", instance=~"$instance"}' % [metric, if extra == null then '' else extra + ', '],
 
+  // select() narrowed to the workloads the namespace and pod variables pick (metrics
+  // with workload labels only; dashboard(..., workloads=true) has those variables).
+  selectWorkload(metric, extra=null)::
+    self.select(metric, (if extra == null then '' else extra + ', ') + 'namespace=~"$namespace", pod=~"$pod"'),
+
   // A PromQL query. Instant queries are evaluated once, at the end of the time range.
   query(expr, legend=null, instant=false, format=null):: {
     datasource: datasource,
@@ -119,7 +124,9 @@ local reduceOptions = { calcs: ['lastNotNull'], fields: '', values: false };
   // The dashboard. Its job variable offers the jobs config.execflowSelector matches.
   // rows: a list of rows, each a list of panels placed left to right; ids are numbered in
   // that order.
-  dashboard(config, uid, title, description, rows)::
+  // workloads: namespace and pod variables (from execflow_execs_total's workload labels)
+  // for selectWorkload(); "All" also matches series without them (the host).
+  dashboard(config, uid, title, description, rows, workloads=false)::
     local heights = [std.foldl(function(m, p) std.max(m, p.h), row, 0) for row in rows];
     local placed = std.flattenArrays([
       local y = std.foldl(function(s, h) s + h, heights[0:r], 0);
@@ -206,7 +213,24 @@ local reduceOptions = { calcs: ['lastNotNull'], fields: '', values: false };
             multi: true,
             current: { selected: true, text: ['All'], value: ['$__all'] },
           },
-        ],
+        ] + (if workloads then [
+               variable('namespace',
+                        'Namespace',
+                        'label_values(execflow_execs_total{job=~"$job", instance=~"$instance"}, namespace)') {
+                 includeAll: true,
+                 allValue: '.*',
+                 multi: true,
+                 current: { selected: true, text: ['All'], value: ['$__all'] },
+               },
+               variable('pod',
+                        'Pod',
+                        'label_values(execflow_execs_total{job=~"$job", instance=~"$instance", namespace=~"$namespace"}, pod)') {
+                 includeAll: true,
+                 allValue: '.*',
+                 multi: true,
+                 current: { selected: true, text: ['All'], value: ['$__all'] },
+               },
+             ] else []),
       },
       time: { from: 'now-1h', to: 'now' },
       timepicker: {},

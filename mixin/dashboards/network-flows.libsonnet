@@ -2,7 +2,7 @@ local g = import 'grafana.libsonnet';
 local sentSum = g.select('execflow_tcp_sendmsg_bytes_sum');
 local sentCount = g.select('execflow_tcp_sendmsg_bytes_count');
 local sentBucket = g.select('execflow_tcp_sendmsg_bytes_bucket');
-local flowBytes = g.select('execflow_tcp_sent_bytes_total');
+local flowBytes = g.selectWorkload('execflow_tcp_sent_bytes_total');
 local flows = g.select('execflow_tcp_flows');
 local folded = g.select('execflow_tcp_folded_flows');
 local sentNote = '(execflow_tcp_sendmsg_bytes_sum: every byte, short-lived flows included)';
@@ -14,7 +14,7 @@ local perFlowNote = 'Node totals come from the send-size histogram, which counts
       $._config,
       'execflow-network',
       'execflow / Network flows',
-      'TCP bytes sent, per flow as configured in the TCP collector (a subset of saddr, sport, daddr, dport), and the size distribution of tcp_sendmsg calls.',
+      'TCP bytes sent, per flow as configured in the TCP collector (a subset of saddr, sport, daddr, dport, namespace, pod, container), and the size distribution of tcp_sendmsg calls; the namespace and pod variables narrow the per-flow panels.',
       [
         [
           g.stat('TCP sent',
@@ -58,6 +58,21 @@ local perFlowNote = 'Node totals come from the send-size histogram, which counts
                              instant=true,
                              format='time_series'),
                      unit='bytes'),
+        ],
+        [
+          g.bargauge('Top pods by bytes sent',
+                     'The 10 pods (namespace/pod) whose sockets sent the most bytes per second now (a socket belongs to the workload that made it; the host has empty labels). ' + perFlowNote,
+                     g.query('topk(10, sum by (namespace, pod) (rate(%s[$__rate_interval])))' % flowBytes,
+                             legend='{{namespace}}/{{pod}}',
+                             instant=true,
+                             format='time_series'),
+                     unit='Bps'),
+          g.timeseries('Bytes sent by container',
+                       "Bytes per second per namespace, pod and container (outside Kubernetes: the runtime's 12-digit container id). " + perFlowNote,
+                       [g.query('topk(10, sum by (namespace, pod, container) (rate(%s[$__rate_interval])))' % flowBytes,
+                                legend='{{namespace}}/{{pod}}/{{container}}')],
+                       unit='Bps',
+                       stacked=true),
         ],
         [
           g.custom('heatmap',
@@ -109,6 +124,7 @@ local perFlowNote = 'Node totals come from the send-size histogram, which counts
           ]),
         ],
       ],
+      workloads=true,
     ),
   },
 }

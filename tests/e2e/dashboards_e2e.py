@@ -44,8 +44,9 @@ def exporter_config(tmp):
 
 
 def grafana_values(target):
-    # Grafana writes a multi-value variable as a regex with its values escaped.
-    return {"job": lib.Prometheus.JOB, "instance": re.escape(target).replace("\\", "\\\\")}
+    # Grafana writes a multi-value variable as a regex with its values escaped; the
+    # workload variables stay on "All" (the host's series have no workload labels).
+    return lib.variable_values(lib.Prometheus.JOB, re.escape(target).replace("\\", "\\\\"))
 
 
 def value(result):

@@ -50,7 +50,7 @@ def main():
         exprs += [(f"{name} variable {v.get('name')}", lib.split_label_values(q)[0] or "")
                   for v, q in lib.variable_queries(dash)]
         for where, expr in exprs:
-            selectors, grouping = lib.analyze(lib.substitute(expr, {"job": "j", "instance": "i"}))
+            selectors, grouping = lib.analyze(lib.substitute(expr, lib.variable_values("j", "i")))
             labels_here, complete = set(lib.TARGET_LABELS), True
             for metric, matchers in selectors:
                 if metric == "up" or metric in recorded:  # Prometheus's, not exported

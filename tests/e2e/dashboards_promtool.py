@@ -20,7 +20,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import e2e_lib as lib  # noqa: E402
 
-VALUES = {"job": "execflow", "instance": "127.0.0.1:9741"}
+VALUES = lib.variable_values("execflow", "127.0.0.1:9741")
 
 
 def run(argv, cwd=None):

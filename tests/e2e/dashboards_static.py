@@ -54,8 +54,8 @@ def call_arguments(expr, start):
     return expr[start:]
 
 
-def check_query(c, where, expr, legend, used_metrics):
-    unknown = lib.variables_used(expr) - {"job", "instance"} - set(lib.GRAFANA_BUILTINS)
+def check_query(c, where, expr, legend, used_metrics, variables):
+    unknown = lib.variables_used(expr) - set(variables) - set(lib.GRAFANA_BUILTINS)
     c.check(not unknown, f"{where}: unknown template variables {sorted(unknown)}")
     for rng in re.findall(r"\[([^\]]*)\]", expr):
         c.check(rng in ALLOWED_RANGES, f"{where}: range [{rng}] is neither $__rate_interval nor $__range")
@@ -63,7 +63,7 @@ def check_query(c, where, expr, legend, used_metrics):
         c.check("[$__rate_interval]" in call_arguments(expr, m.end()),
                 f"{where}: {m.group(1)}() does not use $__rate_interval")
     try:
-        selectors, grouping = lib.analyze(lib.substitute(expr, {"job": "j", "instance": "i"}))
+        selectors, grouping = lib.analyze(lib.substitute(expr, lib.variable_values("j", "i")))
     except (lib.PromQLError, KeyError) as e:
         c.check(False, f"{where}: {e}")
         return
@@ -109,10 +109,10 @@ def check_variables(c, name, dash, used_metrics):
         except ValueError as e:
             c.check(False, f"{where}: {e}")
             continue
-        c.check(expr is not None and "execflow_build_info" in expr,
-                f"{where}: should take its values from execflow_build_info")
+        source = "execflow_execs_total" if v.get("name") in lib.WORKLOAD_VARIABLES else "execflow_build_info"
+        c.check(expr is not None and source in expr, f"{where}: should take its values from {source}")
         if expr:
-            selectors, _ = lib.analyze(lib.substitute(expr, {"job": "j", "instance": "i"}))
+            selectors, _ = lib.analyze(lib.substitute(expr, lib.variable_values("j", "i")))
             for metric, _ in selectors:
                 used_metrics.add(metric)
                 c.check(metric in lib.METRICS, f"{where}: metric {metric} is not in the metric contract")
@@ -172,7 +172,8 @@ def main():
                 c.check(is_our_datasource(t.get("datasource")), f"{twhere}: datasource is not ${{datasource}}")
                 if c.check(t.get("expr"), f"{twhere}: no PromQL expression"):
                     queries += 1
-                    check_query(c, twhere, t["expr"], t.get("legendFormat"), used_metrics)
+                    check_query(c, twhere, t["expr"], t.get("legendFormat"), used_metrics,
+                                {v.get("name") for v in dash.get("templating", {}).get("list", [])})
 
     heatmaps = [(p, t) for _, d in dashboards for p, t in lib.panel_queries(d)
                 if p.get("type") == "heatmap" and "execflow_tcp_sendmsg_bytes_bucket" in t["expr"]]

@@ -27,6 +27,7 @@ cleanup() {
     ((rc == 0)) || { echo "--- container log"; podman logs "$name" 2>&1 | tail -n 40; } >&2
     podman rm -f -t 2 "$name" >/dev/null 2>&1 || true
   fi
+  podman rm -f -t 0 "$name-workload" >/dev/null 2>&1 || true
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -53,12 +54,19 @@ if podman run --rm "${podman_opts[@]}" --network none --entrypoint /bin/sh "$ima
   fail "the image has a shell: the runtime stage should hold the exporter only"
 fi
 
-# 3. Run it like the DaemonSet.
+# 3. Run it like the DaemonSet, with what names workloads mounted read-only too: the
+# host's cgroup v2 hierarchy (its own mount point: /sys/fs/cgroup, or
+# /sys/fs/cgroup/unified on hybrid hosts like this one, so the mount itself is the
+# read-only one) and the kubelet's log folders.
 seccomp_profile "$work/seccomp.json"
+cgroup2=$(awk '$9 == "cgroup2" {print $5; exit}' /proc/self/mountinfo)
+[[ -n "$cgroup2" ]] || skip_or_fail "no cgroup v2 hierarchy mounted on this host"
+mkdir -p /var/log/pods /var/log/containers
 least_priv=(--cap-drop=ALL --cap-add=BPF --cap-add=PERFMON
   --security-opt no-new-privileges --security-opt "seccomp=$work/seccomp.json"
   --read-only --read-only-tmpfs=false
-  -v /sys/kernel/btf:/sys/kernel/btf:ro -v /sys/kernel/tracing:/sys/kernel/tracing:ro)
+  -v /sys/kernel/btf:/sys/kernel/btf:ro -v /sys/kernel/tracing:/sys/kernel/tracing:ro
+  -v "$cgroup2:$cgroup2:ro" -v /var/log/pods:/var/log/pods:ro -v /var/log/containers:/var/log/containers:ro)
 # --config.check also loads the BPF programs, so it needs the same privileges.
 cfg=$(podman run --rm "${podman_opts[@]}" "${least_priv[@]}" --network none "$image" \
   --config.check --config.file=/etc/execflow/execflow.yaml 2>&1) ||
@@ -100,7 +108,36 @@ seen=$(jq --argjson u "$uid" '[.[] | select(.uid == $u and .filename == "/bin/tr
   fail "/api/v1/events is not a JSON array of events"
 ((seen >= 1)) || fail "/api/v1/events has no exec of /bin/true by uid $uid"
 
-# 6. SIGTERM stops it cleanly.
+# 6. Another container's execs carry its id (12 hex digits, as podman ps prints it) as
+# the container label, and so do its events: its shell and 30 /bin/true, counted while it
+# still runs (it then waits for a line on its stdin).
+mkfifo "$work/stdin"
+exec 4<>"$work/stdin"
+podman run -i --name "$name-workload" "${podman_opts[@]}" --network none "$EXECFLOW_BASE_IMAGE" \
+  sh -c 'i=0; while [ $i -lt 30 ]; do /bin/true; i=$((i + 1)); done; read line' <&4 >/dev/null &
+workload=$!
+cid=
+for _ in $(seq 1 50); do
+  cid=$(podman inspect -f '{{.Id}}' "$name-workload" 2>/dev/null) && [[ -n "$cid" ]] && break
+  sleep 0.2
+done
+[[ -n "$cid" ]] || fail "the workload container did not start"
+short=${cid:0:12}
+got=0 seen=0
+for _ in $(seq 1 50); do
+  got=$(metric "$url" execflow_execs_total "container=\"$short\"")
+  seen=$(curl -sf --max-time 5 "$url/api/v1/events" | jq --arg c "$short" '[.[] | select(.container == $c)] | length')
+  ((got >= 31 && seen >= 31)) && break
+  sleep 0.2
+done
+echo >&4
+wait "$workload" || fail "the workload container failed"
+podman rm "$name-workload" >/dev/null
+[[ "$got" == 31 ]] || fail "execflow_execs_total{container=\"$short\"} is $got, want exactly 31"
+[[ "$seen" == 31 ]] || fail "/api/v1/events has $seen events of container $short, want 31"
+echo "container $short: 31 execs and 31 events labelled with it"
+
+# 7. SIGTERM stops it cleanly.
 podman stop -t 10 "$name" >/dev/null
 rc=$(podman inspect -f '{{.State.ExitCode}}' "$name")
 [[ "$rc" == 0 ]] || fail "exit code $rc after SIGTERM, want 0"

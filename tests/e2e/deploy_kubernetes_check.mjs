@@ -262,12 +262,14 @@ for (const [render, objs] of Object.entries(renders)) {
     check(req[r] === lim[r], cw, `${r} requests (${req[r]}) must equal limits (${lim[r]})`);
   }
 
-  // Volumes: the config, and read-only hostPaths for BTF and tracefs; no bpffs.
+  // Volumes: the config, and read-only hostPaths for BTF, tracefs and what names
+  // workloads (cgroupfs, the kubelet's log folders); no bpffs.
   const vols = Object.fromEntries((pod.volumes ?? []).map((v) => [v.name, v]));
   const mounts = c.volumeMounts ?? [];
   const hostPaths = (pod.volumes ?? []).filter((v) => v.hostPath).map((v) => v.hostPath.path).sort();
-  check(eq(hostPaths, ["/sys/kernel/btf", "/sys/kernel/tracing"]), w,
-        `hostPath volumes are ${show(hostPaths)}, want only /sys/kernel/btf and /sys/kernel/tracing`);
+  const wantPaths = ["/sys/fs/cgroup", "/sys/kernel/btf", "/sys/kernel/tracing", "/var/log/containers",
+                     "/var/log/pods"];
+  check(eq(hostPaths, wantPaths), w, `hostPath volumes are ${show(hostPaths)}, want only ${show(wantPaths)}`);
   for (const m of mounts) {
     check(m.readOnly === true, cw, `volumeMount ${m.name} at ${m.mountPath} must be readOnly`);
     check(vols[m.name] !== undefined, cw, `volumeMount ${m.name} has no volume`);

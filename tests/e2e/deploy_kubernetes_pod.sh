@@ -90,7 +90,7 @@ play() {
   fi
   # The mounts the manifest asks for, read-only, and the root filesystem read-only.
   local mp
-  for mp in / /etc/execflow /sys/kernel/btf /sys/kernel/tracing; do
+  for mp in / /etc/execflow /sys/kernel/btf /sys/kernel/tracing /sys/fs/cgroup /var/log/pods /var/log/containers; do
     awk -v m="$mp" '$5 == m {split($6, o, ","); found = 1; ok = (o[1] == "ro")} END {exit !(found && ok)}' \
       "/proc/$pid/mountinfo" || fail "$overlay: $mp is not mounted read-only in the pod"
   done

@@ -102,8 +102,18 @@ wait_ready() {
 
 # metric URL NAME LABELS: the sample's value, 0 when absent.
 metric() {
+  # The sum over the series of NAME whose labels include every k="v" of LABELS (other
+  # labels, such as the empty workload labels on the host, may be there too).
   curl -sf --max-time 5 "$1/metrics" |
-    awk -v m="$2{$3}" 'index($0, m " ") == 1 {v = $2} END {print v == "" ? 0 : v}'
+    awk -v name="$2" -v want="$3" '
+      BEGIN { n = split(want, pairs, /,/) }
+      index($0, name "{") == 1 || (want == "" && index($0, name " ") == 1) {
+        labels = "," substr($0, length(name) + 2, index($0, "} ") - length(name) - 2) ","
+        ok = 1
+        for (i = 1; i <= n; i++) if (index(labels, "," pairs[i] ",") == 0) ok = 0
+        if (ok) v += $NF
+      }
+      END { printf "%.0f\n", v }'
 }
 
 # check_process PID BOUNDING [HELD]: the process's bounding set is exactly BOUNDING (hex),

@@ -34,11 +34,11 @@ DATASOURCE = "${datasource}"
 # The metric contract: sample names as they appear in the exposition, with their labels
 # (job and instance are added by Prometheus).
 METRICS = {
-    "execflow_execs_total": {"uid"},
-    "execflow_exec_failures_total": {"uid", "errno"},
+    "execflow_execs_total": {"uid", "namespace", "pod", "container"},
+    "execflow_exec_failures_total": {"uid", "errno", "namespace", "pod", "container"},
     "execflow_exec_events_total": set(),
     "execflow_exec_events_dropped_total": set(),
-    "execflow_tcp_sent_bytes_total": {"saddr", "sport", "daddr", "dport"},
+    "execflow_tcp_sent_bytes_total": {"saddr", "sport", "daddr", "dport", "namespace", "pod", "container"},
     "execflow_tcp_sendmsg_bytes_bucket": {"le"},
     "execflow_tcp_sendmsg_bytes_sum": set(),
     "execflow_tcp_sendmsg_bytes_count": set(),
@@ -48,6 +48,7 @@ METRICS = {
     "execflow_tcp_close_events_dropped_total": set(),
     "execflow_tcp_sends_uncounted_total": {"reason"},
     "execflow_events_transport_info": {"transport"},
+    "execflow_workload_unresolved_cgroups": set(),
     "execflow_scrape_errors_total": {"collector"},
     "execflow_build_info": {"version", "revision"},
     "execflow_bpf_program_info": {"program", "hook", "attach_type"},
@@ -177,6 +178,17 @@ GRAFANA_BUILTINS = {
     "__range_s": "60",
     "__range_ms": "60000",
 }
+
+# The workload variables (exec activity, network flows) and the value their "All" stands
+# for: it matches the host's series, which have empty workload labels.
+WORKLOAD_VARIABLES = {"namespace": ".*", "pod": ".*"}
+
+
+def variable_values(job, instance):
+    """Values of every dashboard variable for substitute(): the job, the instance, and
+    "All" for the workload variables."""
+    return {"job": job, "instance": instance, **WORKLOAD_VARIABLES}
+
 
 _VARIABLE = re.compile(r"\$\{(\w+)(?::[^}]*)?\}|\$(\w+)|\[\[(\w+)(?::[^\]]*)?\]\]")
 
@@ -516,6 +528,13 @@ def scrape_values(text):
             raise ValueError(f"cannot parse exposition line {line!r}")
         out.append((m.group(1), dict(label_re.findall(m.group(3) or "")), float(m.group(4))))
     return out
+
+
+def sample_sum(text, name, labels):
+    """The sum of the samples of `name` whose labels include `labels` (a dict): other
+    labels, such as the empty workload labels on the host, may be there too."""
+    return sum(v for n, l, v in scrape_values(text)
+               if n == name and all(l.get(k) == str(x) for k, x in labels.items()))
 
 
 def scrape_samples(text):

@@ -58,11 +58,7 @@ def exec_missing(n):
 
 
 def value(text, name, labels):
-    want = "{" + ",".join(f'{k}="{v}"' for k, v in labels.items()) + "}" if labels else ""
-    for line in text.splitlines():
-        if line.startswith(name + want + " "):
-            return float(line.split()[-1])
-    return 0.0
+    return lib.sample_sum(text, name, labels or {})
 
 
 class ConfigAndFlags(unittest.TestCase):

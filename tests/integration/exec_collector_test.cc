@@ -50,6 +50,7 @@ class ExecCollectorTest : public ::testing::TestWithParam<Mode> {
   void SetUp() override {
     EXECFLOW_REQUIRE_PRIVILEGED();
     Config config;
+    config.exec.labels = {"uid"};
     config.exec.hook = GetParam().hook;
     config.events.keep_last = 100000;
     auto c = ExecCollector::Start(config, GetParam().transport);
@@ -168,6 +169,7 @@ TEST(ExecCollectorAuto, PrefersTpBtf) {
 TEST(ExecCollectorOptions, FailuresOffAttachesOnlyTheExecProgram) {
   EXECFLOW_REQUIRE_PRIVILEGED();
   Config config;
+  config.exec.labels = {"uid"};
   config.exec.failures_hook = "off";
   config.events.enabled = false;
   auto c = ExecCollector::Start(config);
@@ -185,6 +187,7 @@ TEST(ExecCollectorOptions, FailuresOffAttachesOnlyTheExecProgram) {
 TEST(ExecCollectorOptions, FullUidMapCountsTheRestAsOther) {
   EXECFLOW_REQUIRE_PRIVILEGED();
   Config config;
+  config.exec.labels = {"uid"};
   config.exec.max_uids = 1;
   config.events.enabled = false;
   auto c = ExecCollector::Start(config);
@@ -226,6 +229,7 @@ TEST_P(ExecCollectorPressure, FullBufferDropsEventsCountsThemAndNeverTheExecs) {
   int reader = open(fifo.c_str(), O_RDONLY | O_NONBLOCK);  // lets the sink open it
   ASSERT_GE(reader, 0);
   Config config;
+  config.exec.labels = {"uid"};
   config.events.ring_buffer_bytes = 4096;
   config.events.output = "file";
   config.events.file_path = fifo;

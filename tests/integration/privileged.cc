@@ -7,11 +7,14 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <fstream>
 #include <functional>
+#include <sstream>
 
 #include <spdlog/spdlog.h>
 
 #include "exporter/bpf/libbpf_log.h"
+#include "exporter/workloads/resolver.h"
 
 namespace execflow {
 namespace {
@@ -46,6 +49,27 @@ int RunAs(uint32_t uid, uint32_t gid, const std::function<bool()>& body) {
   int status = 0;
   waitpid(pid, &status, 0);
   return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+uint32_t CurrentNetns() {
+  struct stat st;
+  return stat("/proc/self/ns/net", &st) == 0 ? static_cast<uint32_t>(st.st_ino) : 0;
+}
+
+uint64_t CurrentCgroupId() {
+  std::ifstream cg("/proc/self/cgroup");
+  std::string line, path;
+  while (std::getline(cg, line)) {
+    if (line.rfind("0::", 0) == 0) path = line.substr(3);
+  }
+  std::ifstream mi("/proc/self/mountinfo");
+  std::stringstream text;
+  text << mi.rdbuf();
+  for (const std::string& root : Cgroup2Mounts(text.str())) {
+    struct stat st;
+    if (stat((root + path).c_str(), &st) == 0) return st.st_ino;
+  }
+  return 0;
 }
 
 uint32_t UnusedUid() {

@@ -28,4 +28,9 @@ int RunAs(uint32_t uid, uint32_t gid, const std::function<bool()>& body);
 // A UID no account or process uses, different for each call.
 uint32_t UnusedUid();
 
+// This process's network namespace (its inode number) and cgroup v2 id (the
+// inode number of its cgroupfs folder), as the BPF programs key flows by.
+uint32_t CurrentNetns();
+uint64_t CurrentCgroupId();
+
 }  // namespace execflow

@@ -22,8 +22,10 @@ namespace {
 
 using Labels = std::vector<std::pair<std::string, std::string>>;
 
-std::unique_ptr<TcpCollector> StartTcp(const TcpConfig& config,
-                                       Transport transport = Transport::kRingbuf) {
+// The address labels only, unless the test chose labels: these tests are
+// about bytes per 4-tuple (tests of the workload labels set theirs).
+std::unique_ptr<TcpCollector> StartTcp(TcpConfig config, Transport transport = Transport::kRingbuf) {
+  if (config.labels == TcpConfig{}.labels) config.labels = {"saddr", "sport", "daddr", "dport"};
   auto c = TcpCollector::Start(config, transport);
   EXPECT_TRUE(c.has_value()) << c.error().message;
   return c ? std::move(*c) : nullptr;
@@ -68,6 +70,8 @@ tcp_flow_key Key(int family, const char* saddr, uint16_t sport, const char* dadd
   inet_pton(family, daddr, key.daddr);
   key.sport = sport;
   key.dport = dport;
+  key.netns = CurrentNetns();
+  key.cgroup_id = CurrentCgroupId();
   return key;
 }
 

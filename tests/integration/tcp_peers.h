@@ -19,12 +19,13 @@ namespace execflow {
 // and counts what it received.
 class SinkServer {
  public:
-  explicit SinkServer(int family = AF_INET, const char* addr = nullptr) : family_(family) {
+  explicit SinkServer(int family = AF_INET, const char* addr = nullptr, uint16_t port = 0)
+      : family_(family) {
     fd_ = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
     int one = 1;
     setsockopt(fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
     sockaddr_storage ss{};
-    socklen_t len = Fill(&ss, addr ? addr : (family == AF_INET ? "127.0.0.1" : "::1"), 0);
+    socklen_t len = Fill(&ss, addr ? addr : (family == AF_INET ? "127.0.0.1" : "::1"), port);
     if (bind(fd_, reinterpret_cast<sockaddr*>(&ss), len) != 0 || listen(fd_, 1024) != 0) {
       fd_ = -1;
       return;

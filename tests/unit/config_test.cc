@@ -82,11 +82,17 @@ tcp:
 
 TEST(Config, TcpLabelErrors) {
   EXPECT_EQ(ErrorOf("tcp:\n  labels: [saddr, pid]\n"),
-            "test.yaml:2: tcp.labels: expected a list of saddr, sport, daddr, dport, got 'pid'");
+            "test.yaml:2: tcp.labels: expected a list of saddr, sport, daddr, dport, namespace, pod, "
+            "container, got 'pid'");
   EXPECT_EQ(ErrorOf("tcp:\n  labels: [dport, dport]\n"),
             "test.yaml:2: tcp.labels: 'dport' is listed twice");
   EXPECT_EQ(ErrorOf("tcp:\n  labels: dport\n"),
-            "test.yaml:2: tcp.labels: expected a list of saddr, sport, daddr, dport");
+            "test.yaml:2: tcp.labels: expected a list of saddr, sport, daddr, dport, namespace, pod, "
+            "container");
+  EXPECT_EQ(ErrorOf("exec:\n  labels: [uid, errno]\n"),
+            "test.yaml:2: exec.labels: expected a list of uid, namespace, pod, container, got 'errno'");
+  EXPECT_EQ(ErrorOf("workloads:\n  kubelet_log_dir: \"\"\n"),
+            "test.yaml:2: workloads.kubelet_log_dir: expected a non-empty string");
   EXPECT_EQ(ErrorOf("tcp:\n  closed_flow_retention_scrapes: 0\n"),
             "test.yaml:2: tcp.closed_flow_retention_scrapes: expected an integer from 1 to 1000000, got '0'");
 }
@@ -130,7 +136,7 @@ bpf:
 
 TEST(Config, UnknownTopLevelKey) {
   EXPECT_EQ(ErrorOf("exec:\n  enabled: true\nexecs: {}\n"),
-            "test.yaml:3: execs: unknown key (known: bpf, events, exec, tcp)");
+            "test.yaml:3: execs: unknown key (known: bpf, events, exec, tcp, workloads)");
 }
 
 TEST(Config, UnknownNestedKey) {
@@ -231,10 +237,10 @@ TEST(Config, ErrorsAreBoundedAndDoNotEchoForeignFiles) {
   const std::string shadow = "root:$y$j9T$abcdefghijklmnop$qrstuvwxyz0123456789ABCDEFGHIJK:19000:0:99999:7:::\n"
                              "daemon:*:19000:0:99999:7:::\n";
   const std::string s = ErrorOf(shadow);
-  EXPECT_EQ(s, "test.yaml:1: <key not shown>: unknown key (known: bpf, events, exec, tcp)");
+  EXPECT_EQ(s, "test.yaml:1: <key not shown>: unknown key (known: bpf, events, exec, tcp, workloads)");
   const std::string nested = ErrorOf("exec:\n  \"pass word\": 1\n");
   EXPECT_EQ(nested, "test.yaml:2: exec.<key not shown>: unknown key (known: enabled, failures_hook, hook, "
-                    "max_failure_keys, max_uids)");
+                    "labels, max_failure_keys, max_uids)");
 }
 
 TEST(Config, ShownQuotesEscapesAndTruncates) {

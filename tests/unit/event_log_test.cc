@@ -31,11 +31,15 @@ TEST(Json, RecordHasEveryField) {
   r.uid = 1000;
   r.gid = 100;
   r.cgroup_id = 7;
+  r.k8s_namespace = "shop";
+  r.pod = "web-7d9f";
+  r.container = "nginx";
   r.comm = "true";
   r.filename = "/bin/true";
   EXPECT_EQ(ToJson(r),
             R"({"time":"2025-11-24T21:50:59.123456789Z","pid":42,"ppid":1,"uid":1000,)"
-            R"("gid":100,"cgroup_id":7,"comm":"true","filename":"/bin/true"})");
+            R"("gid":100,"cgroup_id":7,"namespace":"shop","pod":"web-7d9f","container":"nginx",)"
+            R"("comm":"true","filename":"/bin/true"})");
 }
 
 TEST(EventLog, KeepsTheLastN) {

@@ -1,28 +1,35 @@
 #include <gtest/gtest.h>
 
+#include <set>
+
 #include "exporter/collectors/exec_collector.h"
 #include "tests/unit/fake_map_reader.h"
 
 namespace execflow {
 namespace {
 
+constexpr uint64_t kHost = 1;
+
 struct ExecFakes {
-  FakeMapReader<__u32, __u64> counts{"exec_counts", 100};
+  explicit ExecFakes(ExecLabels labels = {}, WorkloadOf workloads = nullptr)
+      : tables(labels, std::move(workloads), 1) {}
+  FakeMapReader<exec_key, __u64> counts{"exec_counts", 100};
   FakeMapReader<exec_failure_key, __u64> failures{"exec_failures", 50};
   exec_loss loss{};
+  ExecTables tables;
   ExecSources Sources(bool with_failures = true) {
-    return {&counts, with_failures ? &failures : nullptr, &loss, 0};
+    return {&counts, with_failures ? &failures : nullptr, &loss, 0, nullptr};
   }
 };
 
 TEST(CollectExec, CountsPerUidAndFailuresPerErrnoName) {
   ExecFakes f;
-  f.counts.Put(0, 12);
-  f.counts.Put(1000, 200);
-  f.failures.Put({1000, 2}, 50);
-  f.failures.Put({0, 13}, 3);
+  f.counts.Put({kHost, 0, 0}, 12);
+  f.counts.Put({kHost, 1000, 0}, 200);
+  f.failures.Put({kHost, 1000, 2}, 50);
+  f.failures.Put({kHost, 0, 13}, 3);
   int errors = 0;
-  auto fams = CollectExec(f.Sources(), &errors);
+  auto fams = CollectExec(f.Sources(), &f.tables, &errors);
   EXPECT_EQ(errors, 0);
   auto* a = FindSample(fams, "execflow_execs_total", {{"uid", "1000"}});
   ASSERT_NE(a, nullptr);
@@ -39,14 +46,14 @@ TEST(CollectExec, CountsPerUidAndFailuresPerErrnoName) {
 
 TEST(CollectExec, OverflowGoesToOtherAndMapMetrics) {
   ExecFakes f;
-  f.counts.Put(1, 5);
+  f.counts.Put({kHost, 1, 0}, 5);
   f.loss.uid_overflow = 7;
   f.loss.failure_overflow = 2;
   f.loss.events_dropped = 9;
   ExecSources src = f.Sources();
   src.events_delivered = 4;
   int errors = 0;
-  auto fams = CollectExec(src, &errors);
+  auto fams = CollectExec(src, &f.tables, &errors);
   EXPECT_EQ(FindSample(fams, "execflow_execs_total", {{"uid", "other"}})->counter.value, 7);
   EXPECT_EQ(FindSample(fams, "execflow_exec_failures_total", {{"uid", "other"}, {"errno", "other"}})
                 ->counter.value,
@@ -64,7 +71,7 @@ TEST(CollectExec, OverflowGoesToOtherAndMapMetrics) {
 TEST(CollectExec, FailuresOffHasNoFailureFamily) {
   ExecFakes f;
   int errors = 0;
-  auto fams = CollectExec(f.Sources(false), &errors);
+  auto fams = CollectExec(f.Sources(false), &f.tables, &errors);
   for (const auto& fam : fams) EXPECT_NE(fam.name, "execflow_exec_failures_total");
   EXPECT_EQ(FindSample(fams, "execflow_bpf_map_entries", {{"map", "exec_failures"}}), nullptr);
 }
@@ -72,13 +79,69 @@ TEST(CollectExec, FailuresOffHasNoFailureFamily) {
 TEST(CollectExec, ReadErrorIsCountedAndTheRestIsReturned) {
   ExecFakes f;
   f.counts.FailWith(EPERM);
-  f.failures.Put({5, 2}, 1);
+  f.failures.Put({kHost, 5, 2}, 1);
   int errors = 0;
-  auto fams = CollectExec(f.Sources(), &errors);
+  auto fams = CollectExec(f.Sources(), &f.tables, &errors);
   EXPECT_EQ(errors, 1);
   EXPECT_EQ(FindSample(fams, "execflow_exec_failures_total", {{"uid", "5"}, {"errno", "ENOENT"}})
                 ->counter.value,
             1);
+}
+
+// Cgroups 10 and 11 are two containers of pod web in namespace shop, 20 is a
+// podman container, 1 the host.
+std::pair<Workload, bool> FakeWorkloads(uint64_t id) {
+  if (id == 10) return {{"shop", "web", "nginx"}, true};
+  if (id == 11) return {{"shop", "web", "sidecar"}, true};
+  if (id == 20) return {{"", "", "4f3c2b1a0000"}, true};
+  return {{}, true};
+}
+
+TEST(CollectExec, WorkloadLabelsComeFromTheCgroupAndKeysThatAgreeShareASeries) {
+  ExecFakes f({false, true, true, false}, FakeWorkloads);  // namespace, pod
+  f.counts.Put({10, 0, 0}, 30);
+  f.counts.Put({11, 0, 0}, 1);
+  f.counts.Put({11, 1000, 0}, 4);
+  f.counts.Put({20, 0, 0}, 31);
+  f.counts.Put({kHost, 0, 0}, 100);
+  f.failures.Put({10, 0, 2}, 6);
+  int errors = 0;
+  auto fams = CollectExec(f.Sources(), &f.tables, &errors);
+  EXPECT_EQ(FindSample(fams, "execflow_execs_total", {{"namespace", "shop"}, {"pod", "web"}})->counter.value, 35);
+  EXPECT_EQ(FindSample(fams, "execflow_execs_total", {{"namespace", ""}, {"pod", ""}})->counter.value, 131);
+  EXPECT_EQ(FindSample(fams, "execflow_exec_failures_total",
+                       {{"errno", "ENOENT"}, {"namespace", "shop"}, {"pod", "web"}})->counter.value,
+            6);
+  ExecTables all({true, true, true, true}, FakeWorkloads, 1);
+  fams = CollectExec(f.Sources(), &all, &errors);
+  EXPECT_EQ(FindSample(fams, "execflow_execs_total",
+                       {{"uid", "0"}, {"namespace", ""}, {"pod", ""}, {"container", "4f3c2b1a0000"}})
+                ->counter.value,
+            31);
+  EXPECT_EQ(errors, 0);
+}
+
+TEST(CollectExec, KeysOfGoneCgroupsLeaveTheMapAndTheirTotalsStay) {
+  ExecFakes f({true, true, true, true}, FakeWorkloads);
+  std::set<uint64_t> gone;
+  ExecSources src = f.Sources();
+  src.gone = [&](uint64_t id) { return gone.count(id) > 0; };
+  f.counts.Put({10, 0, 0}, 30);
+  f.failures.Put({10, 0, 2}, 6);
+  int errors = 0;
+  const std::vector<std::pair<std::string, std::string>> nginx{
+      {"uid", "0"}, {"namespace", "shop"}, {"pod", "web"}, {"container", "nginx"}};
+  EXPECT_EQ(FindSample(CollectExec(src, &f.tables, &errors), "execflow_execs_total", nginx)->counter.value, 30);
+  gone.insert(10);
+  auto fams = CollectExec(src, &f.tables, &errors);
+  EXPECT_EQ(FindSample(fams, "execflow_execs_total", nginx)->counter.value, 30) << "final total, once more";
+  EXPECT_EQ(FindSample(fams, "execflow_bpf_map_entries", {{"map", "exec_counts"}})->gauge.value, 0);
+  std::vector<uint8_t> k, v;
+  EXPECT_EQ(*f.counts.ReadAll(k, v), 0u) << "the key left the kernel map";
+  EXPECT_EQ(*f.failures.ReadAll(k, v), 0u);
+  fams = CollectExec(src, &f.tables, &errors);
+  EXPECT_EQ(FindSample(fams, "execflow_execs_total", nginx), nullptr) << "then removed";
+  EXPECT_EQ(errors, 0);
 }
 
 TEST(DecodeExecEvent, CopiesFieldsAndTerminatesStrings) {

@@ -29,11 +29,20 @@ class FakeMapReader final : public MapReader {
     }
     return entries_.size();
   }
+  Result<void> Take(const void* key, void* value) const override {
+    for (auto it = entries_.begin(); it != entries_.end(); ++it) {
+      if (std::memcmp(&it->key, key, sizeof(K)) != 0) continue;
+      std::memcpy(value, &it->value, sizeof(V));
+      entries_.erase(it);
+      return {};
+    }
+    return Fail("take from map " + name_, ENOENT);
+  }
 
  private:
   std::string name_;
   uint32_t capacity_;
-  std::vector<MapEntry<K, V>> entries_;
+  mutable std::vector<MapEntry<K, V>> entries_;
   int fail_ = 0;
 };
 

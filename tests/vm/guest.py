@@ -159,6 +159,28 @@ def inflight_checks(plan, exp, checks):
     return missed
 
 
+def workload_checks(plan, exp, checks, uid):
+    """Execs and a flow from inside a podman-like cgroup carry its container id: the
+    exec key's cgroup and, on every kernel layout of sk_cgrp_data, the socket's."""
+    cid = "%064x" % (uid * 7919)
+    cgroup = f"/sys/fs/cgroup/libpod_parent/libpod-{cid}"
+    os.makedirs(cgroup, exist_ok=True)
+    inside = ["sh", "-c", f'echo $$ > {cgroup}/cgroup.procs && exec "$@"', "sh"]
+    subprocess.run(inside + [plan["workload"], "exec", "20", str(uid), *plan["exec_argv"]], check=True,
+                   stdout=subprocess.DEVNULL)
+    proc = subprocess.Popen(inside + [plan["workload"], "flow", "127.0.0.1", "54321"], text=True,
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    got = kv(proc.stdout.readline())
+    s = exp.scrape()
+    checks.expect("execs in a container cgroup carry its id", 20,
+                  total(s, "execflow_execs_total", uid=uid, container=cid[:12]))
+    checks.expect("a flow made in a container cgroup carries its id", 54321,
+                  total(s, "execflow_tcp_sent_bytes_total", sport=got["sport"], container=cid[:12]))
+    proc.stdin.write("close\n")
+    proc.stdin.flush()
+    proc.wait()
+
+
 def exactness(plan, exp, checks, uid):
     out = workload(plan, "exec", EXECS, uid, *plan["exec_argv"])
     checks.expect("execs as an unused uid", EXECS, total(exp.scrape(), "execflow_execs_total", uid=uid))
@@ -191,6 +213,8 @@ def exactness(plan, exp, checks, uid):
     removed = settle("reset flow's entry freed",
                      lambda: not pick(exp.scrape(), "execflow_tcp_sent_bytes_total", dport=got["dport"]))
     checks.expect("reset flow leaves no entry behind", True, bool(removed))
+
+    workload_checks(plan, exp, checks, uid + 2)
 
     missed = inflight_checks(plan, exp, checks)
     if kprobe_mode(exp):  # the test must reach the misses it is about

@@ -27,6 +27,7 @@ mount -t devpts devpts /host/dev/pts
 mount -t tmpfs -o mode=1777 tmpfs /host/dev/shm
 mount -t 9p -o "$opts" out /host/tmp/out || { say "mount output folder failed"; poweroff -f; }
 mount -t bpf bpf /host/sys/fs/bpf
+mount -t cgroup2 cgroup2 /host/sys/fs/cgroup
 mount -t tracefs tracefs /host/sys/kernel/tracing
 mount -t debugfs debugfs /host/sys/kernel/debug
 ip link set lo up

@@ -1,0 +1,255 @@
+#include "exporter/workloads/resolver.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <spdlog/spdlog.h>
+
+#include <fstream>
+#include <sstream>
+
+#include "exporter/bpf/handles.h"
+
+namespace execflow {
+namespace {
+
+// The root folder of a cgroup hierarchy has inode (cgroup id) 1.
+constexpr ino_t kRootCgroupId = 1;
+
+// How long the workload of a cgroup that is gone is still given (see Entry).
+constexpr std::chrono::minutes kGoneGrace{10};
+
+std::vector<std::string> List(const std::string& dir) {
+  std::vector<std::string> names;
+  DIR* d = opendir(dir.c_str());
+  if (!d) return names;
+  while (dirent* e = readdir(d)) {
+    if (e->d_name[0] != '.') names.emplace_back(e->d_name);
+  }
+  closedir(d);
+  return names;
+}
+
+// "<a>_<b>_<c>" -> {a, b, c}; false unless exactly three non-empty parts
+// (Kubernetes names and UIDs contain no '_').
+bool Split3(std::string_view s, std::string* a, std::string* b, std::string* c) {
+  const auto p1 = s.find('_');
+  const auto p2 = p1 == std::string_view::npos ? p1 : s.find('_', p1 + 1);
+  if (p2 == std::string_view::npos || s.find('_', p2 + 1) != std::string_view::npos) return false;
+  *a = s.substr(0, p1);
+  *b = s.substr(p1 + 1, p2 - p1 - 1);
+  *c = s.substr(p2 + 1);
+  return !a->empty() && !b->empty() && !c->empty();
+}
+
+std::string Unescape(std::string_view s) {  // mountinfo writes ' ', '\t', '\n', '\\' as \ooo
+  std::string out;
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '\\' && i + 3 < s.size() + 1 && s.substr(i + 1, 3).size() == 3 &&
+        s.substr(i + 1, 3).find_first_not_of("01234567") == std::string_view::npos) {
+      out.push_back(static_cast<char>((s[i + 1] - '0') * 64 + (s[i + 2] - '0') * 8 + (s[i + 3] - '0')));
+      i += 3;
+      continue;
+    }
+    out.push_back(s[i]);
+  }
+  return out;
+}
+
+}  // namespace
+
+void KubeletNames::Load(const std::vector<std::string>& containers_dir,
+                        const std::vector<std::string>& pods_dir) {
+  containers_.clear();
+  pods_.clear();
+  for (const std::string& f : containers_dir) {
+    // <pod>_<namespace>_<container>-<64 hex id>.log
+    constexpr size_t kTail = 1 + 64 + 4;
+    if (f.size() <= kTail || !f.ends_with(".log") || f[f.size() - kTail] != '-') continue;
+    const std::string id = f.substr(f.size() - kTail + 1, 64);
+    Names n;
+    if (!Split3(std::string_view(f).substr(0, f.size() - kTail), &n.pod, &n.k8s_namespace, &n.container)) continue;
+    containers_[id] = std::move(n);
+  }
+  for (const std::string& d : pods_dir) {  // <namespace>_<pod>_<uid>
+    Names n;
+    std::string uid;
+    if (Split3(d, &n.k8s_namespace, &n.pod, &uid)) pods_[uid] = std::move(n);
+  }
+}
+
+bool KubeletNames::Knows(const ContainerRef& ref) const {
+  return containers_.count(ref.container_id) || pods_.count(ref.pod_uid);
+}
+
+Workload KubeletNames::Name(const ContainerRef& ref) const {
+  if (auto it = containers_.find(ref.container_id); it != containers_.end()) {
+    return {it->second.k8s_namespace, it->second.pod, it->second.container};
+  }
+  Workload w;
+  if (auto it = pods_.find(ref.pod_uid); it != pods_.end()) {
+    w.k8s_namespace = it->second.k8s_namespace;
+    w.pod = it->second.pod;
+  }
+  return w;
+}
+
+std::vector<std::string> Cgroup2Mounts(const std::string& mountinfo) {
+  std::vector<std::string> out;
+  std::istringstream in(mountinfo);
+  for (std::string line; std::getline(in, line);) {
+    // id parent major:minor root mount-point options [optional...] - type source options
+    std::istringstream f(line);
+    std::string id, parent, dev, root, point, word;
+    if (!(f >> id >> parent >> dev >> root >> point)) continue;
+    while (f >> word && word != "-") {
+    }
+    if (f >> word && word == "cgroup2") out.push_back(Unescape(point));
+  }
+  return out;
+}
+
+WorkloadResolver::WorkloadResolver(ResolverOptions options) : options_(std::move(options)) {
+  root_ = options_.cgroup_root;
+  if (root_.empty()) {
+    std::ifstream in("/proc/self/mountinfo");
+    std::stringstream ss;
+    ss << in.rdbuf();
+    for (const std::string& m : Cgroup2Mounts(ss.str())) {
+      struct stat st;
+      if (stat(m.c_str(), &st) != 0) continue;
+      if (root_.empty() || st.st_ino == kRootCgroupId) root_ = m;
+      if (st.st_ino == kRootCgroupId) break;
+    }
+  }
+  struct stat st;
+  whole_hierarchy_ = !root_.empty() && stat(root_.c_str(), &st) == 0 && st.st_ino == kRootCgroupId;
+  if (root_.empty()) {
+    spdlog::warn("workloads: no cgroup v2 hierarchy mounted; namespace, pod and container labels stay empty");
+  } else if (!whole_hierarchy_) {
+    spdlog::warn("workloads: {} is not the root of the cgroup v2 hierarchy (a cgroup namespace?); "
+                 "mount the host's /sys/fs/cgroup to label every workload", root_);
+  }
+}
+
+bool WorkloadResolver::Due(std::chrono::steady_clock::time_point last) const {
+  return std::chrono::steady_clock::now() - last >= options_.refresh_interval;
+}
+
+void WorkloadResolver::WalkLocked() {
+  walked_ = std::chrono::steady_clock::now();
+  walked_once_ = true;
+  paths_.clear();
+  unresolved_.clear();
+  if (root_.empty()) return;
+  // Depth-first over the folders; the path is relative to the hierarchy root.
+  std::vector<std::string> stack{""};
+  while (!stack.empty()) {
+    const std::string rel = std::move(stack.back());
+    stack.pop_back();
+    struct stat st;
+    const std::string abs = root_ + rel;
+    if (stat(abs.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) continue;
+    paths_[st.st_ino] = rel.empty() ? "/" : rel;
+    DIR* d = opendir(abs.c_str());
+    if (!d) continue;
+    while (dirent* e = readdir(d)) {
+      if (e->d_type == DT_DIR && e->d_name[0] != '.') stack.push_back(rel + "/" + e->d_name);
+    }
+    closedir(d);
+  }
+  // Forget the cgroups that are gone, after a grace period in which the last
+  // scrapes still name their final totals.
+  for (auto it = cache_.begin(); it != cache_.end();) {
+    Entry& e = it->second;
+    const bool here = paths_.count(it->first) > 0;
+    if (!here && e.gone_since == decltype(e.gone_since){}) e.gone_since = walked_;
+    if (here) e.gone_since = {};
+    it = !here && walked_ - e.gone_since > kGoneGrace ? cache_.erase(it) : std::next(it);
+  }
+}
+
+void WorkloadResolver::ListKubeletLocked() {
+  listed_ = std::chrono::steady_clock::now();
+  names_.Load(List(options_.kubelet_log_dir + "/containers"), List(options_.kubelet_log_dir + "/pods"));
+}
+
+bool WorkloadResolver::FindByPidLocked(uint64_t id, uint32_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/cgroup");
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind("0::", 0) != 0) continue;
+    const std::string rel = line.substr(3);
+    struct stat st;
+    // Paths outside this process's cgroup namespace start with "/..": the walk finds those.
+    if (rel.rfind("/..", 0) == 0 || stat((root_ + rel).c_str(), &st) != 0 || st.st_ino != id) return false;
+    paths_[id] = rel;
+    return true;
+  }
+  return false;
+}
+
+Workload WorkloadResolver::Resolve(uint64_t id, bool* final, std::initializer_list<uint32_t> pids) {
+  bool ignored;
+  if (!final) final = &ignored;
+  *final = true;
+  std::lock_guard lock(mu_);
+  auto it = cache_.find(id);
+  if (it != cache_.end() && it->second.named) return it->second.workload;
+  if (it == cache_.end()) {
+    auto p = paths_.find(id);
+    for (uint32_t pid : pids) {
+      if (p == paths_.end() && !root_.empty() && FindByPidLocked(id, pid)) p = paths_.find(id);
+    }
+    if (p == paths_.end() && (!walked_once_ || Due(walked_))) {
+      WalkLocked();
+      p = paths_.find(id);
+    }
+    if (p == paths_.end()) {
+      unresolved_.insert(id);
+      *final = false;
+      return {};
+    }
+    unresolved_.erase(id);
+    it = cache_.emplace(id, Entry{{}, ParseCgroupPath(p->second), false}).first;
+  }
+  // A container: name it. Kubernetes pods are named by the kubelet's folders,
+  // which may appear after the container starts: retried until they do.
+  Entry& e = it->second;
+  if (e.ref.container_id.empty()) {
+    e.named = true;
+    return e.workload;
+  }
+  if (!e.ref.pod_uid.empty() && !names_.Knows(e.ref) && (listed_ == decltype(listed_){} || Due(listed_))) {
+    ListKubeletLocked();
+  }
+  e.workload = names_.Name(e.ref);
+  if (e.workload.container.empty()) e.workload.container = e.ref.container_id.substr(0, 12);
+  e.named = e.ref.pod_uid.empty() || names_.Knows(e.ref);
+  *final = e.named;
+  return e.workload;
+}
+
+bool WorkloadResolver::Gone(uint64_t id) {
+  std::lock_guard lock(mu_);
+  if (!whole_hierarchy_) return false;
+  if (!paths_.count(id) && (!walked_once_ || Due(walked_))) WalkLocked();
+  return !paths_.count(id);
+}
+
+WorkloadOf WorkloadsOf(WorkloadResolver* resolver) {
+  return [resolver](uint64_t id) -> std::pair<Workload, bool> {
+    if (!resolver) return {{}, true};
+    bool final = true;
+    Workload w = resolver->Resolve(id, &final);
+    return {std::move(w), final};
+  };
+}
+
+size_t WorkloadResolver::unresolved() const {
+  std::lock_guard lock(mu_);
+  return unresolved_.size();
+}
+
+}  // namespace execflow

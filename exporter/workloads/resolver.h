@@ -1,0 +1,120 @@
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <initializer_list>
+#include <mutex>
+#include <ostream>
+#include <string>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include "exporter/workloads/cgroup_path.h"
+
+namespace execflow {
+
+// Who a cgroup belongs to, as the labels say it. All empty: the host.
+struct Workload {
+  std::string k8s_namespace;
+  std::string pod;
+  std::string container;  // the Kubernetes container name; outside Kubernetes the
+                          // runtime's id as `podman ps` and `docker ps` print it (12 hex)
+  bool operator==(const Workload&) const = default;
+};
+inline void PrintTo(const Workload& x, std::ostream* os) { *os << x.k8s_namespace << "/" << x.pod << "/" << x.container; }
+
+// Names a workload from what its cgroup path says and the kubelet's folders:
+// <log_dir>/containers/<pod>_<namespace>_<container>-<id>.log (one per container)
+// and <log_dir>/pods/<namespace>_<pod>_<uid>/ (one per pod). Pure: the folder
+// listings are passed in.
+class KubeletNames {
+ public:
+  // Replaces what is known by these listings (file and folder names).
+  void Load(const std::vector<std::string>& containers_dir, const std::vector<std::string>& pods_dir);
+  // Empty names where the kubelet's folders say nothing about ref.
+  Workload Name(const ContainerRef& ref) const;
+  bool Knows(const ContainerRef& ref) const;
+
+ private:
+  struct Names {
+    std::string k8s_namespace, pod, container;
+  };
+  std::unordered_map<std::string, Names> containers_;  // by container id
+  std::unordered_map<std::string, Names> pods_;        // by pod uid (container empty)
+};
+
+// The workload of a cgroup id, and whether that is final (see SeriesLabels):
+// what label tables call to name a key's workload.
+using WorkloadOf = std::function<std::pair<Workload, bool>(uint64_t cgroup_id)>;
+
+struct ResolverOptions {
+  // The cgroup v2 hierarchy's root as this process sees it; "" finds it in
+  // /proc/self/mountinfo (a cgroup2 mount whose root is the whole hierarchy,
+  // e.g. the host's /sys/fs/cgroup mounted into the container).
+  std::string cgroup_root;
+  std::string kubelet_log_dir = "/var/log";
+  // The cgroupfs walk and the kubelet folder listings run at most this often.
+  std::chrono::milliseconds refresh_interval{250};
+};
+
+// cgroup v2 id -> workload, for the labels of exec counts, TCP flows and exec
+// events. A cgroup id is the inode number of its cgroupfs folder: an unknown
+// id makes the resolver walk cgroupfs again (at most once per
+// refresh_interval) and parse the path; Kubernetes names come from the
+// kubelet's folders. No API server, no network, no container runtime socket.
+// Results are cached; ids whose cgroup is gone are forgotten at the next walk.
+// Thread-safe.
+class WorkloadResolver {
+ public:
+  explicit WorkloadResolver(ResolverOptions options);
+
+  // The workload of a cgroup; all empty for the host, for an id no walk
+  // found (counted by unresolved()) or without a cgroup v2 hierarchy.
+  // *final is false while the answer may still change: a cgroup no walk has
+  // found yet, a Kubernetes container the kubelet's folders do not name yet.
+  // `pids` in the cgroup, if any, are asked first (/proc/PID/cgroup), which
+  // finds a new cgroup without a walk.
+  Workload Resolve(uint64_t cgroup_id, bool* final = nullptr, std::initializer_list<uint32_t> pids = {});
+  // True when the latest walk saw the whole hierarchy and not this cgroup:
+  // it was removed, so nothing can run in it any more.
+  bool Gone(uint64_t cgroup_id);
+  // Ids asked for since the latest walk whose cgroup it did not find (a
+  // cgroup that is gone, or a hierarchy this process cannot see).
+  size_t unresolved() const;
+  const std::string& cgroup_root() const { return root_; }
+
+ private:
+  struct Entry {
+    Workload workload;
+    ContainerRef ref;
+    bool named = true;  // false: a Kubernetes pod the kubelet's folders do not name yet
+    // When a walk first missed the cgroup: its workload is still given for
+    // kGoneGrace, so the final totals of a short-lived container keep its labels.
+    std::chrono::steady_clock::time_point gone_since{};
+  };
+  void WalkLocked();
+  bool FindByPidLocked(uint64_t id, uint32_t pid);
+  void ListKubeletLocked();
+  bool Due(std::chrono::steady_clock::time_point last) const;
+
+  const ResolverOptions options_;
+  std::string root_;
+  bool whole_hierarchy_ = false;
+  mutable std::mutex mu_;
+  std::unordered_map<uint64_t, std::string> paths_;  // from the latest walk
+  std::unordered_map<uint64_t, Entry> cache_;
+  std::unordered_set<uint64_t> unresolved_;
+  KubeletNames names_;
+  std::chrono::steady_clock::time_point walked_{}, listed_{};
+  bool walked_once_ = false;
+};
+
+// resolver->Resolve as a WorkloadOf; empty workloads when resolver is null.
+WorkloadOf WorkloadsOf(WorkloadResolver* resolver);
+
+// The mount points of cgroup2 file systems in /proc/self/mountinfo text.
+std::vector<std::string> Cgroup2Mounts(const std::string& mountinfo);
+
+}  // namespace execflow

@@ -1,0 +1,295 @@
+// Workload attribution on real cgroups and network namespaces (issue 11):
+// exec counts, TCP bytes and exec events land on the namespace, pod and
+// container that the cgroup path and the kubelet's folders name.
+#include <fcntl.h>
+#include <sched.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include <gtest/gtest.h>
+
+#include "exporter/collectors/exec_collector.h"
+#include "exporter/collectors/tcp_collector.h"
+#include "tests/integration/privileged.h"
+#include "tests/integration/tcp_peers.h"
+#include "tests/unit/fake_map_reader.h"
+
+namespace execflow {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string Cgroup2Root() {
+  std::ifstream mi("/proc/self/mountinfo");
+  std::stringstream text;
+  text << mi.rdbuf();
+  for (const std::string& m : Cgroup2Mounts(text.str())) {
+    struct stat st;
+    if (stat(m.c_str(), &st) == 0 && st.st_ino == 1) return m;
+  }
+  return "";
+}
+
+double Sum(const std::vector<prometheus::MetricFamily>& fams, const std::string& name,
+           const std::vector<std::pair<std::string, std::string>>& match) {
+  double t = 0;
+  for (const auto& f : fams) {
+    if (f.name != name) continue;
+    for (const auto& m : f.metric) {
+      bool all = true;
+      for (const auto& [k, v] : match) {
+        bool hit = false;
+        for (const auto& l : m.label) hit = hit || (l.name == k && l.value == v);
+        all = all && hit;
+      }
+      if (all) t += m.counter.value;
+    }
+  }
+  return t;
+}
+
+// One container of the fake node: its cgroup and what the kubelet says of it.
+struct Leaf {
+  std::string cgroup;  // under the test's folder in the cgroup v2 hierarchy
+  std::string k8s_namespace, pod, container;
+};
+
+class WorkloadsTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    EXECFLOW_REQUIRE_PRIVILEGED();
+    root_ = Cgroup2Root();
+    ASSERT_FALSE(root_.empty()) << "no cgroup v2 hierarchy mounted";
+    top_ = "execflow-test-" + std::to_string(getpid());
+    logs_ = fs::temp_directory_path() / ("execflow-kubelet-" + std::to_string(getpid()));
+    fs::create_directories(logs_ / "containers");
+    fs::create_directories(logs_ / "pods");
+  }
+  void TearDown() override {
+    // Leaves first: a cgroup folder goes with rmdir once empty.
+    if (!root_.empty() && fs::exists(fs::path(root_) / top_)) {
+      std::vector<fs::path> dirs;
+      for (const auto& e : fs::recursive_directory_iterator(fs::path(root_) / top_)) {
+        if (e.is_directory()) dirs.push_back(e.path());
+      }
+      std::sort(dirs.rbegin(), dirs.rend());
+      for (const auto& d : dirs) rmdir(d.c_str());
+      rmdir((fs::path(root_) / top_).c_str());
+    }
+    fs::remove_all(logs_);
+  }
+
+  std::string Make(const Leaf& l) {
+    const fs::path dir = fs::path(root_) / top_ / l.cgroup;
+    fs::create_directories(dir);
+    return dir.string();
+  }
+
+  // A child that moves itself into `cgroup`, execs /bin/true `execs` times and
+  // sends `bytes` to port.
+  int RunIn(const std::string& cgroup, int execs, uint64_t bytes, uint16_t port) {
+    pid_t pid = fork();
+    if (pid == 0) {
+      std::ofstream procs(cgroup + "/cgroup.procs");
+      procs << getpid() << std::flush;
+      if (!procs) _exit(100);
+      for (int i = 0; i < execs; ++i) {
+        pid_t c = fork();
+        if (c == 0) {
+          execl("/bin/true", "true", static_cast<char*>(nullptr));
+          _exit(127);
+        }
+        int st = 0;
+        if (waitpid(c, &st, 0) != c || !WIFEXITED(st) || WEXITSTATUS(st) != 0) _exit(101);
+      }
+      int fd = Connect("127.0.0.1", port);
+      if (fd < 0 || !SendVarying(fd, bytes)) _exit(102);
+      close(fd);
+      _exit(0);
+    }
+    int status = 0;
+    waitpid(pid, &status, 0);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
+  }
+
+  std::string root_, top_;
+  fs::path logs_;
+};
+
+TEST_F(WorkloadsTest, EachLayoutLandsOnItsNamespacePodAndContainer) {
+  const std::string uid1 = "0a1b2c3d-0000-4000-8000-00000000000a", uid2 = "0a1b2c3d-0000-4000-8000-00000000000b";
+  const std::string uid3 = "0a1b2c3d-0000-4000-8000-00000000000c", uid4 = "0a1b2c3d-0000-4000-8000-00000000000d";
+  auto underscores = [](std::string s) {
+    std::replace(s.begin(), s.end(), '-', '_');
+    return s;
+  };
+  auto id = [](char c) { return std::string(63, c) + "1"; };
+  const std::vector<Leaf> leaves{
+      // kubelet's systemd driver, containerd and CRI-O
+      {"kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod" + underscores(uid1) +
+           ".slice/cri-containerd-" + id('a') + ".scope",
+       "shop", "web-7d9f", "nginx"},
+      {"kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod" + underscores(uid2) +
+           ".slice/crio-" + id('b') + ".scope",
+       "data", "db-0", "postgres"},
+      // kubelet's cgroupfs driver (bare container ids)
+      {"kubepods/burstable/pod" + uid3 + "/" + id('c'), "shop", "cart-5c4b", "app"},
+      {"kubepods/pod" + uid4 + "/" + id('d'), "kube-system", "dns-1", "coredns"},
+  };
+  const std::vector<std::string> ids{id('a'), id('b'), id('c'), id('d')};
+  const std::vector<std::string> uids{uid1, uid2, uid3, uid4};
+  for (size_t i = 0; i < leaves.size(); ++i) {
+    const Leaf& l = leaves[i];
+    std::ofstream(logs_ / "containers" / (l.pod + "_" + l.k8s_namespace + "_" + l.container + "-" + ids[i] + ".log"));
+    fs::create_directories(logs_ / "pods" / (l.k8s_namespace + "_" + l.pod + "_" + uids[i]) / l.container);
+  }
+  // Every unknown id walks cgroupfs again: the scrape right after the last
+  // child must find the cgroups made since the previous walk.
+  auto workloads = std::make_shared<WorkloadResolver>(
+      ResolverOptions{"", logs_.string(), std::chrono::milliseconds(0)});
+  Config config;
+  config.events.keep_last = 10000;
+  auto exec = ExecCollector::Start(config, Transport::kRingbuf, workloads);
+  ASSERT_TRUE(exec.has_value()) << exec.error().message;
+  TcpConfig tcp_config;
+  tcp_config.labels = {"dport", "namespace", "pod", "container"};
+  auto tcp = TcpCollector::Start(tcp_config, Transport::kRingbuf, workloads);
+  ASSERT_TRUE(tcp.has_value()) << tcp.error().message;
+
+  SinkServer server;
+  for (const Leaf& l : leaves) ASSERT_EQ(RunIn(Make(l), 100, 500000, server.port()), 0) << l.cgroup;
+  for (int i = 0; i < 500 && server.received() < 4 * 500000; ++i) usleep(10000);
+  ASSERT_EQ(server.received(), 4u * 500000);
+
+  int errors = 0;
+  const auto execs = (*exec)->Collect(&errors);
+  const auto flows = (*tcp)->Collect(&errors);
+  EXPECT_EQ(errors, 0);
+  for (size_t i = 0; i < leaves.size(); ++i) {
+    const Leaf& l = leaves[i];
+    const std::vector<std::pair<std::string, std::string>> who{
+        {"namespace", l.k8s_namespace}, {"pod", l.pod}, {"container", l.container}};
+    EXPECT_EQ(Sum(execs, "execflow_execs_total", who), 100) << l.cgroup;
+    auto with_port = who;
+    with_port.push_back({"dport", std::to_string(server.port())});
+    EXPECT_EQ(Sum(flows, "execflow_tcp_sent_bytes_total", with_port), 500000) << l.cgroup;
+    size_t events = 0;
+    for (int t = 0; t < 200 && events < 100; ++t) {
+      events = 0;
+      for (const auto& r : (*exec)->events().Snapshot()) {
+        events += r.k8s_namespace == l.k8s_namespace && r.pod == l.pod && r.container == l.container;
+      }
+      if (events < 100) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    EXPECT_EQ(events, 100u) << "exec events of " << l.cgroup;
+  }
+  EXPECT_EQ(workloads->unresolved(), 0u);
+  if (::testing::Test::HasFailure()) {
+    for (const auto* fams : {&execs, &flows}) {
+      for (const auto& f : *fams) {
+        if (f.name != "execflow_execs_total" && f.name != "execflow_tcp_sent_bytes_total") continue;
+        for (const auto& m : f.metric) {
+          std::string l;
+          for (const auto& x : m.label) l += x.name + "=" + x.value + " ";
+          std::cerr << f.name << " " << l << m.counter.value << "\n";
+        }
+      }
+    }
+  }
+}
+
+// Each child unshares a network namespace with loopback up and connects
+// 127.0.0.1:40500 to 127.0.0.1:7171 in it: the same 4-tuple twice.
+class LoopbackInOwnNamespace {
+ public:
+  explicit LoopbackInOwnNamespace(uint64_t bytes) {
+    if (pipe(to_) != 0 || pipe(from_) != 0) return;
+    pid_ = fork();
+    if (pid_ == 0) {
+      if (unshare(CLONE_NEWNET) != 0 || std::system("ip link set lo up") != 0) _exit(100);
+      SinkServer server(AF_INET, "127.0.0.1", 7171);
+      int fd = socket(AF_INET, SOCK_STREAM, 0);
+      sockaddr_storage me{}, peer{};
+      socklen_t ml = SinkServer::Fill(&me, "127.0.0.1", 40500), pl = SinkServer::Fill(&peer, "127.0.0.1", 7171);
+      if (!server.ok() || bind(fd, reinterpret_cast<sockaddr*>(&me), ml) != 0 ||
+          connect(fd, reinterpret_cast<sockaddr*>(&peer), pl) != 0 || !SendVarying(fd, bytes)) {
+        _exit(101);
+      }
+      for (int i = 0; i < 1000 && server.received() < bytes; ++i) usleep(10000);
+      char c = 'r';
+      if (write(from_[1], &c, 1) != 1 || read(to_[0], &c, 1) != 1) _exit(102);  // ready; wait to close
+      close(fd);
+      for (int i = 0; i < 100; ++i) usleep(10000);  // the peer sees EOF
+      _exit(0);
+    }
+    char c;
+    ok_ = pid_ > 0 && read(from_[0], &c, 1) == 1;
+    struct stat st;
+    if (ok_ && stat(("/proc/" + std::to_string(pid_) + "/ns/net").c_str(), &st) == 0) netns_ = st.st_ino;
+  }
+  ~LoopbackInOwnNamespace() { Close(); }
+  bool ok() const { return ok_ && netns_ != 0; }
+  uint32_t netns() const { return netns_; }
+  int Close() {
+    if (pid_ <= 0) return -1;
+    char c = 'c';
+    if (write(to_[1], &c, 1) != 1) return -1;
+    int status = 0;
+    waitpid(pid_, &status, 0);
+    pid_ = -1;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
+  }
+
+ private:
+  int to_[2] = {-1, -1}, from_[2] = {-1, -1};
+  pid_t pid_ = -1;
+  bool ok_ = false;
+  uint32_t netns_ = 0;
+};
+
+TEST(TcpNamespaces, IdenticalLoopbackFlowsInTwoNamespacesAreTwoFlowsAndOneCloseLeavesTheOther) {
+  EXECFLOW_REQUIRE_PRIVILEGED();
+  TcpConfig config;
+  config.labels = {"saddr", "sport", "daddr", "dport"};
+  auto c = TcpCollector::Start(config);
+  ASSERT_TRUE(c.has_value()) << c.error().message;
+  LoopbackInOwnNamespace a(111111), b(222222);
+  ASSERT_TRUE(a.ok() && b.ok());
+  ASSERT_NE(a.netns(), b.netns());
+  auto key = [](uint32_t netns) {
+    tcp_flow_key k{};
+    k.family = EXECFLOW_AF_INET;
+    inet_pton(AF_INET, "127.0.0.1", k.saddr);
+    inet_pton(AF_INET, "127.0.0.1", k.daddr);
+    k.sport = 40500;
+    k.dport = 7171;
+    k.netns = netns;
+    k.cgroup_id = CurrentCgroupId();  // the children's: they did not move
+    return k;
+  };
+  ASSERT_TRUE((*c)->TracksFlow(key(a.netns())));
+  ASSERT_TRUE((*c)->TracksFlow(key(b.netns())));
+  const std::vector<std::pair<std::string, std::string>> tuple{
+      {"saddr", "127.0.0.1"}, {"sport", "40500"}, {"daddr", "127.0.0.1"}, {"dport", "7171"}};
+  int errors = 0;
+  EXPECT_EQ(Sum((*c)->Collect(&errors), "execflow_tcp_sent_bytes_total", tuple), 333333);
+  ASSERT_EQ(a.Close(), 0);
+  for (int i = 0; i < 500 && (*c)->TracksFlow(key(a.netns())); ++i) usleep(10000);
+  EXPECT_FALSE((*c)->TracksFlow(key(a.netns()))) << "the closed flow's entry is taken";
+  EXPECT_TRUE((*c)->TracksFlow(key(b.netns()))) << "the other namespace's flow is untouched";
+  EXPECT_EQ(Sum((*c)->Collect(&errors), "execflow_tcp_sent_bytes_total", tuple), 333333)
+      << "a's final total and b's live one";
+  ASSERT_EQ(b.Close(), 0);
+  EXPECT_EQ(errors, 0);
+}
+
+}  // namespace
+}  // namespace execflow

@@ -1,0 +1,126 @@
+#include "exporter/workloads/resolver.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include <gtest/gtest.h>
+
+namespace execflow {
+namespace {
+
+namespace fs = std::filesystem;
+
+const std::string kId(64, 'c');
+const std::string kId2 = std::string(63, 'd') + "e";
+const std::string kUid = "0a1b2c3d-0000-4000-8000-00000000000a";
+const std::string kUid2 = "0a1b2c3d-0000-4000-8000-00000000000b";
+
+// A cgroup tree and kubelet folders in a temporary folder: a folder's inode
+// number is its id, as with cgroupfs.
+class ResolverTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    root_ = fs::temp_directory_path() / ("execflow-resolver-" + std::to_string(getpid()));
+    fs::remove_all(root_);
+    fs::create_directories(root_ / "cgroup");
+    fs::create_directories(root_ / "log/containers");
+    fs::create_directories(root_ / "log/pods");
+  }
+  void TearDown() override { fs::remove_all(root_); }
+
+  uint64_t Cgroup(const std::string& path) {
+    fs::create_directories(root_ / "cgroup" / path);
+    struct stat st;
+    EXPECT_EQ(stat((root_ / "cgroup" / path).c_str(), &st), 0);
+    return st.st_ino;
+  }
+  void ContainerLog(const std::string& name) { std::ofstream(root_ / "log/containers" / name) << ""; }
+  void PodDir(const std::string& name) { fs::create_directories(root_ / "log/pods" / name / "app"); }
+  WorkloadResolver Resolver() {
+    return WorkloadResolver({(root_ / "cgroup").string(), (root_ / "log").string(), std::chrono::milliseconds(0)});
+  }
+
+  fs::path root_;
+};
+
+TEST_F(ResolverTest, NamesKubernetesContainersFromTheKubeletFolders) {
+  const uint64_t systemd = Cgroup("kubepods.slice/kubepods-burstable.slice/"
+                                  "kubepods-burstable-pod0a1b2c3d_0000_4000_8000_00000000000a.slice/"
+                                  "cri-containerd-" + kId + ".scope");
+  const uint64_t cgroupfs = Cgroup("kubepods/besteffort/pod" + kUid2 + "/" + kId2);
+  ContainerLog("web-7d9f_shop_nginx-" + kId + ".log");
+  ContainerLog("db-0_data_postgres-" + kId2 + ".log");
+  auto r = Resolver();
+  EXPECT_EQ(r.Resolve(systemd), (Workload{"shop", "web-7d9f", "nginx"}));
+  EXPECT_EQ(r.Resolve(cgroupfs), (Workload{"data", "db-0", "postgres"}));
+  EXPECT_EQ(r.unresolved(), 0u);
+}
+
+TEST_F(ResolverTest, PodWithoutAContainerLogIsNamedByItsPodFolderAndTheContainerId) {
+  const uint64_t sandbox = Cgroup("kubepods.slice/kubepods-pod0a1b2c3d_0000_4000_8000_00000000000a.slice/"
+                                  "crio-" + kId + ".scope");
+  PodDir("shop_web-7d9f_" + kUid);
+  auto r = Resolver();
+  EXPECT_EQ(r.Resolve(sandbox), (Workload{"shop", "web-7d9f", kId.substr(0, 12)}));
+}
+
+TEST_F(ResolverTest, ContainersOutsideKubernetesAreTheirShortIdAndTheHostIsEmpty) {
+  const uint64_t podman = Cgroup("machine.slice/libpod-" + kId + ".scope/container");
+  const uint64_t host = Cgroup("system.slice/sshd.service");
+  auto r = Resolver();
+  EXPECT_EQ(r.Resolve(podman), (Workload{"", "", kId.substr(0, 12)}));
+  EXPECT_EQ(r.Resolve(host), Workload{});
+  struct stat st;
+  ASSERT_EQ(stat((root_ / "cgroup").c_str(), &st), 0);
+  EXPECT_EQ(r.Resolve(st.st_ino), Workload{});
+}
+
+TEST_F(ResolverTest, KubeletFoldersThatAppearLaterAreRead) {
+  const uint64_t id = Cgroup("kubepods/pod" + kUid + "/" + kId);
+  auto r = Resolver();
+  EXPECT_EQ(r.Resolve(id), (Workload{"", "", kId.substr(0, 12)}));
+  ContainerLog("web-7d9f_shop_nginx-" + kId + ".log");
+  EXPECT_EQ(r.Resolve(id), (Workload{"shop", "web-7d9f", "nginx"}));
+}
+
+TEST_F(ResolverTest, NewCgroupsAreFoundAndRemovedOnesStillNamedForTheirFinalTotals) {
+  auto r = Resolver();
+  const uint64_t later = Cgroup("docker/" + kId);
+  EXPECT_EQ(r.Resolve(later), (Workload{"", "", kId.substr(0, 12)}));
+  fs::remove(root_ / "cgroup/docker" / kId);
+  bool final = true;
+  EXPECT_EQ(r.Resolve(later + 1000000, &final), Workload{});  // an unknown id walks again
+  EXPECT_FALSE(final) << "an id no walk found may be found later";
+  EXPECT_EQ(r.unresolved(), 1u);
+  EXPECT_EQ(r.Resolve(later, &final), (Workload{"", "", kId.substr(0, 12)}))
+      << "a removed cgroup keeps its workload for a while: its final totals keep their labels";
+  EXPECT_TRUE(final);
+  EXPECT_FALSE(r.Gone(later)) << "a tree that is not the whole hierarchy never says gone";
+}
+
+TEST(KubeletNames, IgnoresNamesThatDoNotFollowTheLayout) {
+  KubeletNames n;
+  n.Load({"web_shop_nginx-" + kId + ".log", "a_b_c_d-" + kId2 + ".log", "web_shop_nginx-short.log",
+          "web_shop_nginx_" + kId + ".log", "nginx-" + kId + ".log"},
+         {"shop_web_" + kUid, "shop_web", "__" + kUid2});
+  EXPECT_EQ(n.Name({"", kId, ""}), (Workload{"shop", "web", "nginx"}));
+  EXPECT_EQ(n.Name({"", kId2, ""}), Workload{});
+  EXPECT_EQ(n.Name({"", "", kUid}), (Workload{"shop", "web", ""}));
+  EXPECT_EQ(n.Name({"", "", kUid2}), Workload{});
+}
+
+TEST(Cgroup2Mounts, FindsCgroup2MountPointsAndUnescapesThem) {
+  const std::string mountinfo =
+      "24 1 0:22 / /sys rw,nosuid - sysfs sysfs rw\n"
+      "41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw,nsdelegate\n"
+      "42 31 0:39 / /sys/fs/cgroup/pids rw shared:9 - cgroup cgroup rw,pids\n"
+      "90 80 0:38 / /host/sys\\040fs/cgroup ro master:3 - cgroup2 cgroup2 rw\n";
+  EXPECT_EQ(Cgroup2Mounts(mountinfo),
+            (std::vector<std::string>{"/sys/fs/cgroup/unified", "/host/sys fs/cgroup"}));
+}
+
+}  // namespace
+}  // namespace execflow
