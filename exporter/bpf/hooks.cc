@@ -7,10 +7,13 @@ namespace execflow {
 const std::vector<HookGroup>& ExecHooks() {
   static const std::vector<HookGroup> g{
       {"exec", "exec.hook", "", {{"tp_btf", {"exec_btf"}}, {"tracepoint", {"exec_tp"}}}, true},
+      // fexit on the syscalls costs only execve; the syscalls tracepoints put
+      // every task of the node on the syscall tracing slow path.
       {"exec failures",
        "exec.failures_hook",
        "",
-       {{"tracepoint", {"execve_exit_tp", "execveat_exit_tp"}}},
+       {{"fexit", {"execve_exit_fexit", "execveat_exit_fexit"}},
+        {"tracepoint", {"execve_exit_tp", "execveat_exit_tp"}}},
        false},
   };
   return g;
@@ -79,7 +82,9 @@ Result<HookChoice> ChooseHook(const HookGroup& group, std::string_view forced,
     for (const auto& m : HookModes(group)) modes += (modes.empty() ? "" : ", ") + m;
     return Fail(group.name + " hook '" + std::string(forced) + "' is not one of: auto, " + modes);
   }
-  if (!group.required) return choice;
+  // An optional group may end with nothing on "auto"; a mode the config
+  // names must attach.
+  if (!group.required && forced == "auto") return choice;
   std::string why;
   for (const auto& r : choice.rejected) why += (why.empty() ? "" : "; ") + r;
   return std::unexpected(Error{"no attachable hook for " + group.name + " (" + why + ")",

@@ -56,7 +56,8 @@ using TryVariant = std::function<Result<void>(const HookVariant&)>;
 // Tries the variants of `group` in order (only `forced` unless it is "auto")
 // with `try_variant`, which loads and attaches for real, and returns the first
 // that works. Never compares kernel versions: the kernel answers. "off"
-// switches an optional group off.
+// switches an optional group off; an optional group on "auto" may end with
+// nothing, but a forced mode that does not attach is an error in any group.
 Result<HookChoice> ChooseHook(const HookGroup& group, std::string_view forced,
                               const TryVariant& try_variant);
 

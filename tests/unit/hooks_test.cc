@@ -54,6 +54,14 @@ TEST(ChooseHook, OptionalGroupMayEndWithNothing) {
   EXPECT_EQ(c->rejected.size(), 3u);
 }
 
+TEST(ChooseHook, ForcedModeThatDoesNotAttachIsAnErrorInAnOptionalGroupToo) {
+  HookGroup g = kGroup;
+  g.required = false;
+  auto c = ChooseHook(g, "kprobe", [](const HookVariant&) -> Result<void> { return Fail("no", EPERM); });
+  ASSERT_FALSE(c.has_value());
+  EXPECT_EQ(c.error().message, "no attachable hook for tcp send (kprobe: no: Operation not permitted)");
+}
+
 TEST(ChooseHook, UnknownForcedModeIsAnError) {
   auto c = ChooseHook(kGroup, "uprobe", [](const HookVariant&) -> Result<void> { return {}; });
   ASSERT_FALSE(c.has_value());
