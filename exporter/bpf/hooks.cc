@@ -1,5 +1,6 @@
 #include "exporter/bpf/hooks.h"
 
+#include <cerrno>
 #include <stdexcept>
 
 namespace execflow {
@@ -109,6 +110,13 @@ Result<HookPlan> PlanHooks(const std::vector<HookGroup>& groups,
       mode = it->second;
     }
     auto c = ChooseHook(g, mode, try_variant);
+    // A follower's function may be gone from this kernel (tcp_sendpage is
+    // since 6.5, whose tcp_sendmsg carries the pages itself): absent is fine,
+    // but one that exists and is refused must not silently lose its events.
+    if (!c && !g.follows.empty() && (c.error().err == ENOENT || c.error().err == ESRCH)) {
+      plan.choices.push_back({&g, nullptr, {mode + ": " + c.error().message}});
+      continue;
+    }
     if (!c) return std::unexpected(c.error());
     plan.choices.push_back(std::move(*c));
   }

@@ -19,7 +19,8 @@ struct HookVariant {
 
 // Variants of one hook in order of preference. The group's mode is set by
 // its config key, or, for a group that `follows` another, is that group's
-// chosen mode (tcp sendpage takes tcp send's; a mode it lacks means none).
+// chosen mode (tcp sendpage takes tcp send's; a mode it lacks means none, and
+// so does a function this kernel does not have: ENOENT or ESRCH).
 // An optional group may end with no variant (its feature is then off, and
 // the log says why).
 struct HookGroup {
