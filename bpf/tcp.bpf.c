@@ -1,13 +1,16 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /*
- * TCP collector: bytes accepted by TCP send calls per flow, a histogram of
- * bytes per send call, and a notice to user space when a flow closes.
+ * TCP collector: bytes accepted by TCP send calls and copied by receive calls
+ * per flow, a histogram of bytes per send call, and a notice to user space
+ * when a flow closes.
  *
  * Hooks, each in its own SEC so user space picks one by trying:
  *   sends:    fexit/tcp_sendmsg, kprobe+kretprobe/tcp_sendmsg,
  *             tp_btf/sock_send_length, tracepoint/sock/sock_send_length
  *   sendfile: fexit/tcp_sendpage, kprobe+kretprobe/tcp_sendpage (kernels < 6.5;
  *             later ones send pages through tcp_sendmsg)
+ *   receives: fexit/tcp_recvmsg, kprobe+kretprobe/tcp_recvmsg,
+ *             tp_btf/sock_recv_length, tracepoint/sock/sock_recv_length
  *   closes:   tp_btf/inet_sock_set_state, tracepoint/sock/inet_sock_set_state
  */
 #include "lib/vmlinux_min.h"
@@ -28,7 +31,7 @@ struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, TCP_DEFAULT_MAX_FLOWS);
 	__type(key, struct tcp_flow_key);
-	__type(value, __u64);
+	__type(value, struct tcp_flow_bytes);
 } tcp_flows SEC(".maps");
 
 struct {
@@ -50,13 +53,18 @@ struct {
 	__uint(value_size, sizeof(__u32));
 } tcp_closed_perf SEC(".maps");
 
-/* kprobe mode: the socket of each thread's tcp_sendmsg/tcp_sendpage in flight. */
-struct {
+/*
+ * kprobe mode: the socket of each thread's tcp_sendmsg/tcp_sendpage in
+ * flight, and of its tcp_recvmsg (apart, so each direction's losses are its own).
+ */
+struct inflight_args {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, TCP_MAX_INFLIGHT_SENDS);
 	__type(key, __u64);
 	__type(value, struct sock *);
-} tcp_send_args SEC(".maps");
+};
+struct inflight_args tcp_send_args SEC(".maps");
+struct inflight_args tcp_recv_args SEC(".maps");
 
 struct tcp_loss loss = {};
 
@@ -180,14 +188,26 @@ static __always_inline int notify_close(void *ctx, const struct tcp_flow_key *ke
 	return 0;
 }
 
-/* --- sends --- */
+/* --- sends and receives --- */
 
-static __always_inline void count_flow(const struct tcp_flow_key *key, long ret)
+static const struct tcp_flow_bytes zero_bytes;
+
+static __always_inline void count_flow(const struct tcp_flow_key *key, long ret, bool received)
 {
+	struct tcp_flow_bytes *v = lookup_or_init(&tcp_flows, key, &zero_bytes);
 	struct tcp_send_hist *h;
 	__u32 zero = 0, slot;
 
-	if (!counter_add(&tcp_flows, key, ret)) {
+	if (received) {
+		if (v)
+			__sync_fetch_and_add(&v->received, ret);
+		else
+			__sync_fetch_and_add(&loss.overflow_received, ret);
+		return;
+	}
+	if (v) {
+		__sync_fetch_and_add(&v->sent, ret);
+	} else {
 		__sync_fetch_and_add(&loss.overflow_bytes, ret);
 		__sync_fetch_and_add(&loss.overflow_sends, 1);
 	}
@@ -210,35 +230,39 @@ static __always_inline void count_flow(const struct tcp_flow_key *key, long ret)
 	__sync_fetch_and_add(&h->sum, ret);
 }
 
-#define DEFINE_COUNT_SEND(name, FLOW_KEY, READ)                                            \
-	static __always_inline int name(void *ctx, struct sock *sk, long ret)              \
+/*
+ * Counts a send's or a receive's bytes. A call that completes on a closed
+ * socket (an RST processed while it slept) notifies the close again.
+ */
+#define DEFINE_COUNT_BYTES(name, FLOW_KEY, READ)                                            \
+	static __always_inline int name(void *ctx, struct sock *sk, long ret, bool received) \
 	{                                                                                  \
 		struct tcp_flow_key key;                                                   \
                                                                                            \
 		if (ret <= 0 || !FLOW_KEY(sk, &key))                                       \
 			return 0;                                                          \
-		count_flow(&key, ret);                                                     \
+		count_flow(&key, ret, received);                                           \
 		if (READ(sk, __sk_common.skc_state) == TCP_CLOSE)                          \
 			notify_close(ctx, &key);                                           \
 		return 0;                                                                  \
 	}
 
-DEFINE_COUNT_SEND(count_send_trusted, flow_key_trusted, DIRECT_READ)
-DEFINE_COUNT_SEND(count_send_probed, flow_key_probed, BPF_CORE_READ)
+DEFINE_COUNT_BYTES(count_bytes_trusted, flow_key_trusted, DIRECT_READ)
+DEFINE_COUNT_BYTES(count_bytes_probed, flow_key_probed, BPF_CORE_READ)
 
 /* --- sends: fexit --- */
 
 SEC("fexit/tcp_sendmsg")
 int BPF_PROG(tcp_sendmsg_fexit, struct sock *sk, struct msghdr *msg, size_t size, int ret)
 {
-	return count_send_trusted(ctx, sk, ret);
+	return count_bytes_trusted(ctx, sk, ret, false);
 }
 
 SEC("fexit/tcp_sendpage")
 int BPF_PROG(tcp_sendpage_fexit, struct sock *sk, struct page *page, int offset, size_t size,
 	     int flags, int ret)
 {
-	return count_send_trusted(ctx, sk, ret);
+	return count_bytes_trusted(ctx, sk, ret, false);
 }
 
 /* --- sends: kprobe + kretprobe --- */
@@ -250,55 +274,135 @@ int BPF_PROG(tcp_sendpage_fexit, struct sock *sk, struct page *page, int offset,
  * entry here, found when the thread next enters (user space sweeps the
  * entries of threads that exited), so every lost send is counted.
  */
-static __always_inline int remember_sock(struct sock *sk)
+static __always_inline int remember_sock(void *args, struct sock *sk, __u64 *missed, __u64 *full)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	int err; /* int: see counter_add */
 
-	err = bpf_map_update_elem(&tcp_send_args, &id, &sk, BPF_NOEXIST);
+	err = bpf_map_update_elem(args, &id, &sk, BPF_NOEXIST);
 	if (err == -EEXIST) {
-		__sync_fetch_and_add(&loss.kretprobe_missed, 1);
-		err = bpf_map_update_elem(&tcp_send_args, &id, &sk, BPF_EXIST);
+		__sync_fetch_and_add(missed, 1);
+		err = bpf_map_update_elem(args, &id, &sk, BPF_EXIST);
 	}
 	if (err)
-		__sync_fetch_and_add(&loss.inflight_full, 1); /* this send is lost */
+		__sync_fetch_and_add(full, 1); /* this call is lost */
 	return 0;
 }
 
-static __always_inline int count_remembered(void *ctx, long ret)
+#define remember_send(sk) remember_sock(&tcp_send_args, sk, &loss.kretprobe_missed, &loss.inflight_full)
+#define remember_recv(sk) \
+	remember_sock(&tcp_recv_args, sk, &loss.recv_kretprobe_missed, &loss.recv_inflight_full)
+
+/* A null socket: a call not to count (a MSG_PEEK receive). */
+static __always_inline int count_remembered(void *ctx, void *args, long ret, bool received)
 {
 	__u64 id = bpf_get_current_pid_tgid();
-	struct sock **skp = bpf_map_lookup_elem(&tcp_send_args, &id);
+	struct sock **skp = bpf_map_lookup_elem(args, &id);
 
 	if (!skp)
 		return 0;
-	count_send_probed(ctx, *skp, ret);
-	bpf_map_delete_elem(&tcp_send_args, &id);
+	if (*skp)
+		count_bytes_probed(ctx, *skp, ret, received);
+	bpf_map_delete_elem(args, &id);
 	return 0;
 }
 
 SEC("kprobe/tcp_sendmsg")
 int BPF_KPROBE(tcp_sendmsg_kprobe, struct sock *sk)
 {
-	return remember_sock(sk);
+	return remember_send(sk);
 }
 
 SEC("kretprobe/tcp_sendmsg")
 int BPF_KRETPROBE(tcp_sendmsg_kretprobe, int ret)
 {
-	return count_remembered(ctx, ret);
+	return count_remembered(ctx, &tcp_send_args, ret, false);
 }
 
 SEC("kprobe/tcp_sendpage")
 int BPF_KPROBE(tcp_sendpage_kprobe, struct sock *sk)
 {
-	return remember_sock(sk);
+	return remember_send(sk);
 }
 
 SEC("kretprobe/tcp_sendpage")
 int BPF_KRETPROBE(tcp_sendpage_kretprobe, int ret)
 {
-	return count_remembered(ctx, ret);
+	return count_remembered(ctx, &tcp_send_args, ret, false);
+}
+
+/*
+ * --- receives ---
+ * tcp_recvmsg's return value is the bytes copied to the caller; MSG_PEEK
+ * copies without consuming, so peeks are not counted (the read that follows
+ * is). 5.19 dropped its nonblock argument: flags moved from the 5th argument
+ * to the 4th and the return value from the 7th slot to the 6th. User space
+ * reads the running kernel's prototype from its BTF and sets this.
+ */
+#define MSG_PEEK 2
+const volatile bool targ_recvmsg_nonblock_arg = false;
+
+SEC("fexit/tcp_recvmsg")
+int tcp_recvmsg_fexit(unsigned long long *ctx)
+{
+	struct sock *sk = (struct sock *)ctx[0];
+	__u64 flags, ret;
+
+	/*
+	 * The verifier takes only the branch rodata selects and checks ctx[6]
+	 * only where the function has 6 arguments; each slot is read by a load
+	 * with its own constant offset (a ctx pointer plus a computed offset is
+	 * refused), which inline asm keeps clang from merging.
+	 */
+	if (targ_recvmsg_nonblock_arg)
+		asm volatile("%0 = *(u64 *)(%2 + 32); %1 = *(u64 *)(%2 + 48)"
+			     : "=r"(flags), "=r"(ret) : "r"(ctx));
+	else
+		asm volatile("%0 = *(u64 *)(%2 + 24); %1 = *(u64 *)(%2 + 40)"
+			     : "=r"(flags), "=r"(ret) : "r"(ctx));
+	if (flags & MSG_PEEK)
+		return 0;
+	return count_bytes_trusted(ctx, sk, (int)ret, true);
+}
+
+SEC("kprobe/tcp_recvmsg")
+int BPF_KPROBE(tcp_recvmsg_kprobe, struct sock *sk)
+{
+	/* Both registers are always there; read each by its own load (see above). */
+	long p4 = PT_REGS_PARM4(ctx), p5 = PT_REGS_PARM5(ctx);
+	int flags;
+
+	barrier_var(p4);
+	barrier_var(p5);
+	flags = targ_recvmsg_nonblock_arg ? p5 : p4;
+	return remember_recv(flags & MSG_PEEK ? 0 : sk);
+}
+
+SEC("kretprobe/tcp_recvmsg")
+int BPF_KRETPROBE(tcp_recvmsg_kretprobe, int ret)
+{
+	return count_remembered(ctx, &tcp_recv_args, ret, true);
+}
+
+/* sock_recv_length (6.3+), fired after every sock_recvmsg. */
+SEC("tp_btf/sock_recv_length")
+int BPF_PROG(sock_recv_btf, struct sock *sk, int ret, int flags)
+{
+	if (ret <= 0 || (flags & MSG_PEEK) || !is_tcp_stream_trusted(sk))
+		return 0;
+	return count_bytes_trusted(ctx, sk, ret, true);
+}
+
+SEC("tracepoint/sock/sock_recv_length")
+int sock_recv_tp(struct trace_event_raw_sock_msg_length *ctx)
+{
+	struct sock *sk = (struct sock *)BPF_CORE_READ(ctx, sk);
+	int ret = BPF_CORE_READ(ctx, ret);
+
+	if (ret <= 0 || (BPF_CORE_READ(ctx, flags) & MSG_PEEK) || BPF_CORE_READ(ctx, protocol) != IPPROTO_TCP ||
+	    !is_tcp_stream_probed(sk))
+		return 0;
+	return count_bytes_probed(ctx, sk, ret, true);
 }
 
 /* --- sends: sock_send_length tracepoint (6.3+), fired after every sock_sendmsg --- */
@@ -308,7 +412,7 @@ int BPF_PROG(sock_send_btf, struct sock *sk, int ret, int flags)
 {
 	if (ret <= 0 || !is_tcp_stream_trusted(sk))
 		return 0;
-	return count_send_trusted(ctx, sk, ret);
+	return count_bytes_trusted(ctx, sk, ret, false);
 }
 
 SEC("tracepoint/sock/sock_send_length")
@@ -319,7 +423,7 @@ int sock_send_tp(struct trace_event_raw_sock_msg_length *ctx)
 
 	if (ret <= 0 || BPF_CORE_READ(ctx, protocol) != IPPROTO_TCP || !is_tcp_stream_probed(sk))
 		return 0;
-	return count_send_probed(ctx, sk, ret);
+	return count_bytes_probed(ctx, sk, ret, false);
 }
 
 /* --- closes --- */

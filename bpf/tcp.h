@@ -36,6 +36,12 @@ struct tcp_flow_key {
 	__u64 cgroup_id; /* cgroup v2 id of the socket's creator */
 };
 
+/* What a flow sent and received, in bytes accepted by send calls and copied by receive calls. */
+struct tcp_flow_bytes {
+	__u64 sent;
+	__u64 received;
+};
+
 /* Bytes per send call: LOG2_SLOTS round-up slots plus their sum. Per CPU. */
 struct tcp_send_hist {
 	__u64 slots[LOG2_SLOTS];
@@ -50,11 +56,14 @@ struct tcp_close_event {
 
 /* What could not be recorded per flow; .bss, atomic adds. */
 struct tcp_loss {
-	__u64 overflow_bytes;       /* flow map full: bytes counted here instead */
+	__u64 overflow_bytes;       /* flow map full: bytes sent counted here instead */
 	__u64 overflow_sends;       /* ... and the sends that carried them */
+	__u64 overflow_received;    /* flow map full: bytes received counted here instead */
 	__u64 close_events_dropped; /* close notice lost: the entry stays until restart */
 	__u64 inflight_full;        /* kprobe mode: tcp_send_args full, the send is not counted */
-	__u64 kretprobe_missed;     /* kprobe mode: a call whose return the kretprobe missed */
+	__u64 kretprobe_missed;     /* kprobe mode: a send whose return the kretprobe missed */
+	__u64 recv_inflight_full;   /* kprobe mode: tcp_recv_args full, the receive is not counted */
+	__u64 recv_kretprobe_missed; /* kprobe mode: a receive whose return the kretprobe missed */
 };
 
 #endif /* EXECFLOW_TCP_H */

@@ -256,6 +256,26 @@ local alert(name, expr, forTime, severity, summary, description, runbook) = {
             has one: docs/kernels.md says which kernels do.
           |||,
         ),
+        alert(
+          'ExecflowTCPReceivesUncounted',
+          |||
+            increase(execflow_tcp_receives_uncounted_total{%(execflowSelector)s}[10m]) > 0
+          ||| % $._config,
+          '0m',
+          'warning',
+          'execflow on {{ $labels.instance }} could not count TCP receives ({{ $labels.reason }})',
+          |||
+            The bytes of {{ $value | humanize }} TCP receive calls on {{ $labels.instance }}
+            in the last 10 minutes are missing from execflow_tcp_received_bytes_total:
+            kprobe mode's kretprobe missed their returns (kretprobe_missed) or its map
+            of receives in flight was full (inflight_map_full).
+          |||,
+          |||
+            Receives that wait for data hold a kretprobe instance meanwhile, so many idle
+            readers exhaust them. Use the fexit or tracepoint hook (tcp.receive_hook)
+            where the kernel has one: docs/kernels.md says which kernels do.
+          |||,
+        ),
       ],
     }],
   },

@@ -6,7 +6,8 @@
 #include <bpf/bpf_helpers.h>
 
 /*
- * Adds delta to the __u64 counter at key, creating it at zero first.
+ * The value at key, created from `init` first if absent (lookup_or_init), and
+ * counter_add: adds delta to the __u64 counter at key, created at zero.
  * Two CPUs may race to create the entry: the loser's BPF_NOEXIST insert
  * returns -EEXIST and it adds to the winner's entry. Returns false only when
  * the entry cannot exist (map full, -E2BIG, or out of memory), so the caller
@@ -16,21 +17,27 @@
  * returns the map op's int without sign extension, so a long holding -EEXIST
  * would compare unequal to -EEXIST and a lost race would look like a full map.
  */
-static __always_inline bool counter_add(void *map, const void *key, __u64 delta)
+static __always_inline void *lookup_or_init(void *map, const void *key, const void *init)
 {
-	static const __u64 zero;
-	__u64 *val;
+	void *val;
 	int err;
 
 	val = bpf_map_lookup_elem(map, key);
-	if (!val) {
-		err = bpf_map_update_elem(map, key, &zero, BPF_NOEXIST);
-		if (err && err != -EEXIST)
-			return false;
-		val = bpf_map_lookup_elem(map, key);
-		if (!val)
-			return false;
-	}
+	if (val)
+		return val;
+	err = bpf_map_update_elem(map, key, init, BPF_NOEXIST);
+	if (err && err != -EEXIST)
+		return 0;
+	return bpf_map_lookup_elem(map, key);
+}
+
+static __always_inline bool counter_add(void *map, const void *key, __u64 delta)
+{
+	static const __u64 zero;
+	__u64 *val = lookup_or_init(map, key, &zero);
+
+	if (!val)
+		return false;
 	__sync_fetch_and_add(val, delta);
 	return true;
 }

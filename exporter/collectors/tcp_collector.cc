@@ -2,6 +2,7 @@
 
 #include <signal.h>
 #include <bpf/bpf.h>
+#include <bpf/btf.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -16,7 +17,8 @@ namespace execflow {
 static_assert(sizeof(tcp_flow_key) == 56);
 static_assert(sizeof(tcp_send_hist) == (LOG2_SLOTS + 1) * 8);
 static_assert(sizeof(tcp_close_event) == 56);
-static_assert(sizeof(tcp_loss) == 40);
+static_assert(sizeof(tcp_loss) == 64);
+static_assert(sizeof(tcp_flow_bytes) == 16);
 
 FlowLabels ParseFlowLabels(const std::vector<std::string>& names) {
   auto has = [&](const char* n) { return std::find(names.begin(), names.end(), n) != names.end(); };
@@ -24,13 +26,20 @@ FlowLabels ParseFlowLabels(const std::vector<std::string>& names) {
           has("namespace"), has("pod"), has("container")};
 }
 
-std::vector<prometheus::MetricFamily> TcpFamilies(const FlowTable& table, const TcpScrape& s) {
+std::vector<prometheus::MetricFamily> TcpFamilies(const FlowTable& table, const FlowTable& received,
+                                                  const TcpScrape& s) {
   std::vector<prometheus::MetricFamily> out;
   auto bytes = Counter("execflow_tcp_sent_bytes_total",
                        "Bytes accepted by TCP send calls, per flow (configured labels); labels "
                        "\"other\" sum flows over max_series or that found the kernel map full.");
   bytes.metric = table.Export();
   out.push_back(std::move(bytes));
+  auto in = Counter("execflow_tcp_received_bytes_total",
+                    "Bytes copied by TCP receive calls (MSG_PEEK excluded), per flow (configured "
+                    "labels); labels \"other\" sum flows over max_series or that found the kernel "
+                    "map full.");
+  in.metric = received.Export();
+  out.push_back(std::move(in));
 
   prometheus::MetricFamily hist{"execflow_tcp_sendmsg_bytes",
                                 "Bytes accepted per TCP send call.",
@@ -64,6 +73,14 @@ std::vector<prometheus::MetricFamily> TcpFamilies(const FlowTable& table, const 
              static_cast<double>(s.loss.kretprobe_missed + s.inflight_swept));
   AddCounter(uncounted, {{"reason", "inflight_map_full"}}, static_cast<double>(s.loss.inflight_full));
   out.push_back(std::move(uncounted));
+  auto recv_uncounted = Counter("execflow_tcp_receives_uncounted_total",
+                                "TCP receive calls whose bytes could not be counted (kprobe mode), "
+                                "for the same reasons; receives that block waiting for data hold "
+                                "their kretprobe instance meanwhile.");
+  AddCounter(recv_uncounted, {{"reason", "kretprobe_missed"}},
+             static_cast<double>(s.loss.recv_kretprobe_missed + s.recv_inflight_swept));
+  AddCounter(recv_uncounted, {{"reason", "inflight_map_full"}}, static_cast<double>(s.loss.recv_inflight_full));
+  out.push_back(std::move(recv_uncounted));
 
   AppendMapFamilies({{"tcp_flows", static_cast<double>(s.live_flows),
                       static_cast<double>(s.flow_capacity),
@@ -75,34 +92,63 @@ std::vector<prometheus::MetricFamily> TcpFamilies(const FlowTable& table, const 
 TcpCollector::TcpCollector(const TcpConfig& config, std::shared_ptr<WorkloadResolver> workloads)
     : workloads_(std::move(workloads)),
       table_(ParseFlowLabels(config.labels), config.max_series, config.closed_flow_retention_scrapes,
-             WorkloadsOf(workloads_.get())) {}
+             WorkloadsOf(workloads_.get())),
+      received_(ParseFlowLabels(config.labels), config.max_series, config.closed_flow_retention_scrapes,
+                WorkloadsOf(workloads_.get())) {}
+
+namespace {
+
+// Whether the running kernel's tcp_recvmsg still has its nonblock argument
+// (before 5.19: 6 arguments), from the kernel's own BTF.
+bool RecvmsgHasNonblockArg() {
+  btf* vmlinux = btf__load_vmlinux_btf();
+  if (!vmlinux) return false;
+  bool six = false;
+  const int id = btf__find_by_name_kind(vmlinux, "tcp_recvmsg", BTF_KIND_FUNC);
+  if (id > 0) {
+    const btf_type* proto = btf__type_by_id(vmlinux, btf__type_by_id(vmlinux, id)->type);
+    six = proto && btf_vlen(proto) == 6;
+  }
+  btf__free(vmlinux);
+  return six;
+}
+
+}  // namespace
 
 Result<std::unique_ptr<TcpCollector>> TcpCollector::Start(const TcpConfig& config,
                                                           Transport transport,
                                                           std::shared_ptr<WorkloadResolver> workloads) {
   std::unique_ptr<TcpCollector> c(new TcpCollector(config, std::move(workloads)));
+  const bool recvmsg_nonblock_arg = RecvmsgHasNonblockArg();
   std::function<Result<void>(tcp_bpf*)> configure = [&](tcp_bpf* s) -> Result<void> {
     s->rodata->targ_perfbuf = transport == Transport::kPerfbuf;
+    s->rodata->targ_recvmsg_nonblock_arg = recvmsg_nonblock_arg;
     int err = bpf_map__set_max_entries(s->maps.tcp_flows, config.max_flows);
-    // Only the kprobe mode uses tcp_send_args; elsewhere one entry (the
-    // minimum) saves its preallocated ~1 MiB.
+    // Only the kprobe modes use the in-flight maps; elsewhere one entry (the
+    // minimum) saves each one's preallocated ~1 MiB.
     if (!err && !bpf_program__autoload(s->progs.tcp_sendmsg_kprobe)) {
       err = bpf_map__set_max_entries(s->maps.tcp_send_args, 1);
+    }
+    if (!err && !bpf_program__autoload(s->progs.tcp_recvmsg_kprobe)) {
+      err = bpf_map__set_max_entries(s->maps.tcp_recv_args, 1);
     }
     if (err) return FailErrno("size tcp maps", err);
     return ConfigureTransport(transport, s->maps.tcp_closed, TCP_DEFAULT_CLOSED_RINGBUF_BYTES);
   };
   auto attached = SelectAndAttach<tcp_bpf>(
-      TcpHooks(), {{"tcp.hook", config.hook}, {"tcp.close_hook", config.close_hook}}, configure);
+      TcpHooks(),
+      {{"tcp.hook", config.hook}, {"tcp.receive_hook", config.receive_hook}, {"tcp.close_hook", config.close_hook}},
+      configure);
   if (!attached) return std::unexpected(attached.error());
   c->rejected_ = attached->plan.Rejected();
   c->send_mode_ = attached->plan.ModeOf("tcp send");
+  c->receive_mode_ = attached->plan.ModeOf("tcp receive");
   c->skel_ = std::move(attached->skel);
   c->links_ = std::move(attached->links);
   for (bpf_program* p : attached->programs) c->programs_.push_back(DescribeProgram(p));
 
   c->flows_ = std::make_unique<BpfMapReader>(bpf_map__fd(c->skel_->maps.tcp_flows), "tcp_flows",
-                                             sizeof(tcp_flow_key), sizeof(__u64), config.max_flows);
+                                             sizeof(tcp_flow_key), sizeof(tcp_flow_bytes), config.max_flows);
   auto consumer = EventConsumer::Start(
       {transport, bpf_map__fd(c->skel_->maps.tcp_closed), bpf_map__fd(c->skel_->maps.tcp_closed_perf),
        TCP_DEFAULT_CLOSED_RINGBUF_BYTES, "tcp close notices"},
@@ -121,14 +167,15 @@ void TcpCollector::OnClose(const void* data, size_t size) {
   if (size < sizeof(tcp_close_event)) return;
   tcp_close_event e;
   std::memcpy(&e, data, sizeof(e));
-  __u64 bytes = 0;
+  tcp_flow_bytes bytes{};
   std::lock_guard lock(mu_);
   // Absent: taken by an earlier notice. Before 5.14 a take is a lookup then
   // a delete, and a send completing on the closed socket between the two
   // (microseconds after its RST) would be lost; later sends re-create the
   // entry and notify again.
   if (flows_->Take(&e.key, &bytes)) {
-    table_.Closed(e.key, bytes);
+    if (bytes.sent) table_.Closed(e.key, bytes.sent);
+    if (bytes.received) received_.Closed(e.key, bytes.received);
     ++flows_closed_;
   }
 }
@@ -160,32 +207,41 @@ std::vector<prometheus::MetricFamily> TcpCollector::Collect(int* errors) const {
   {
     std::lock_guard lock(mu_);
     const tcp_loss& loss = skel_->bss->loss;
-    if (send_mode_ == "kprobe") SweepInflight();
+    if (send_mode_ == "kprobe") inflight_swept_ += SweepInflight(skel_->maps.tcp_send_args);
+    if (receive_mode_ == "kprobe") recv_inflight_swept_ += SweepInflight(skel_->maps.tcp_recv_args);
     s.loss = {LoadCounter(loss.overflow_bytes), LoadCounter(loss.overflow_sends),
-              LoadCounter(loss.close_events_dropped), LoadCounter(loss.inflight_full),
-              LoadCounter(loss.kretprobe_missed)};
+              LoadCounter(loss.overflow_received), LoadCounter(loss.close_events_dropped),
+              LoadCounter(loss.inflight_full), LoadCounter(loss.kretprobe_missed),
+              LoadCounter(loss.recv_inflight_full), LoadCounter(loss.recv_kretprobe_missed)};
     s.inflight_swept = inflight_swept_;
+    s.recv_inflight_swept = recv_inflight_swept_;
     s.flows_closed = flows_closed_;
-    auto entries = ReadEntries<tcp_flow_key, __u64>(*flows_);
-    std::vector<FlowTable::LiveFlow> live;
+    auto entries = ReadEntries<tcp_flow_key, tcp_flow_bytes>(*flows_);
+    std::vector<FlowTable::LiveFlow> sent, received;
     if (entries) {
-      live.reserve(entries->size());
-      for (const auto& e : *entries) live.push_back({e.key, e.value});
-      s.live_flows = live.size();
-      table_.Scrape(live, s.loss.overflow_bytes);
+      sent.reserve(entries->size());
+      // A flow that only received (or only sent) has no series in the other family.
+      for (const auto& e : *entries) {
+        if (e.value.sent) sent.push_back({e.key, e.value.sent});
+        if (e.value.received) received.push_back({e.key, e.value.received});
+      }
+      s.live_flows = entries->size();
+      table_.Scrape(sent, s.loss.overflow_bytes);
+      received_.Scrape(received, s.loss.overflow_received);
     } else {
       ++*errors;
       spdlog::debug("collect tcp: {}", entries.error().message);
     }
-    out = TcpFamilies(table_, s);
+    out = TcpFamilies(table_, received_, s);
   }
   AppendProgramFamilies(programs_, &out);
   return out;
 }
 
-void TcpCollector::SweepInflight() const {
+uint64_t TcpCollector::SweepInflight(bpf_map* args) const {
   // Keys are bpf_get_current_pid_tgid(): the thread id in the low 32 bits.
-  const int fd = bpf_map__fd(skel_->maps.tcp_send_args);
+  const int fd = bpf_map__fd(args);
+  uint64_t swept = 0;
   std::vector<__u64> dead;
   __u64 key, next;
   for (int err = bpf_map_get_next_key(fd, nullptr, &next); err == 0;
@@ -195,12 +251,13 @@ void TcpCollector::SweepInflight() const {
     if (kill(tid, 0) != 0 && errno == ESRCH) dead.push_back(key);
   }
   for (__u64 k : dead) {
-    if (bpf_map_delete_elem(fd, &k) == 0) ++inflight_swept_;
+    if (bpf_map_delete_elem(fd, &k) == 0) ++swept;
   }
+  return swept;
 }
 
 bool TcpCollector::TracksFlow(const tcp_flow_key& key) const {
-  __u64 bytes;
+  tcp_flow_bytes bytes;
   return bpf_map_lookup_elem(bpf_map__fd(skel_->maps.tcp_flows), &key, &bytes) == 0;
 }
 

@@ -29,11 +29,13 @@ struct TcpScrape {
   uint32_t flow_capacity = 0;
   tcp_send_hist hist{};
   tcp_loss loss{};
-  uint64_t inflight_swept = 0;  // kprobe mode: entries of exited threads (missed returns)
+  uint64_t inflight_swept = 0;       // kprobe mode: send entries of exited threads (missed returns)
+  uint64_t recv_inflight_swept = 0;  // ... and receive entries
 };
-std::vector<prometheus::MetricFamily> TcpFamilies(const FlowTable& table, const TcpScrape& scrape);
+std::vector<prometheus::MetricFamily> TcpFamilies(const FlowTable& sent, const FlowTable& received,
+                                                  const TcpScrape& scrape);
 
-// Bytes sent per TCP flow, a histogram of bytes per send call, and the flow
+// Bytes sent and received per TCP flow, a histogram of bytes per send call, and the flow
 // lifecycle: a close notice from the kernel makes the consumer thread take
 // the flow's final total out of the map (lookup-and-delete) under the same
 // mutex as scrapes, so every byte is either in the map or in the FlowTable.
@@ -60,7 +62,8 @@ class TcpCollector final : public Collector {
   Result<void> ReadHistogram(tcp_send_hist* out) const;
   // kprobe mode: removes the in-flight entries of threads that exited, whose
   // returns the kretprobe missed, and counts them. Called under mu_.
-  void SweepInflight() const;
+  // Deletes the entries of exited threads from an in-flight map; returns how many.
+  uint64_t SweepInflight(bpf_map* args) const;
 
   const std::string name_ = "tcp";
   SkelPtr<tcp_bpf> skel_;
@@ -68,12 +71,15 @@ class TcpCollector final : public Collector {
   std::vector<ProgramInfo> programs_;
   std::vector<std::string> rejected_;
   std::string send_mode_;
+  std::string receive_mode_;
   std::unique_ptr<BpfMapReader> flows_;
   std::shared_ptr<WorkloadResolver> workloads_;
   mutable std::mutex mu_;  // guards table_ and the map's entries' lifetimes
-  mutable FlowTable table_;
+  mutable FlowTable table_;     // bytes sent
+  mutable FlowTable received_;  // bytes received
   uint64_t flows_closed_ = 0;  // guarded by mu_
-  mutable uint64_t inflight_swept_ = 0;  // guarded by mu_
+  mutable uint64_t inflight_swept_ = 0;       // guarded by mu_
+  mutable uint64_t recv_inflight_swept_ = 0;  // guarded by mu_
   std::unique_ptr<EventConsumer> consumer_;
 };
 

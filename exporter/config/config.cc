@@ -450,6 +450,7 @@ Result<Config> ParseConfig(std::string_view yaml, const std::string& file_name) 
   Section tcp(f, "tcp");
   tcp.On("enabled", Bool(&c.tcp.enabled))
       .On("hook", OneOf(&c.tcp.hook, HookChoices(TcpHooks(), "tcp.hook")))
+      .On("receive_hook", OneOf(&c.tcp.receive_hook, HookChoices(TcpHooks(), "tcp.receive_hook")))
       .On("close_hook", OneOf(&c.tcp.close_hook, HookChoices(TcpHooks(), "tcp.close_hook")))
       .On("labels", SubsetOf(&c.tcp.labels, {"saddr", "sport", "daddr", "dport", "namespace", "pod", "container"}))
       .On("max_series", Uint(&c.tcp.max_series, 1, kMaxMapEntries))

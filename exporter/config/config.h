@@ -33,6 +33,7 @@ struct EventsConfig {
 struct TcpConfig {
   bool enabled = true;
   std::string hook = "auto";        // auto or a mode of TcpHooks() (exporter/bpf/hooks.h)
+  std::string receive_hook = "auto";  // auto or a mode of TcpHooks()
   std::string close_hook = "auto";
   std::vector<std::string> labels = {"saddr", "sport", "daddr", "dport", "namespace", "pod", "container"};
   uint32_t max_series = 10000;

@@ -3,6 +3,7 @@ local sentSum = g.select('execflow_tcp_sendmsg_bytes_sum');
 local sentCount = g.select('execflow_tcp_sendmsg_bytes_count');
 local sentBucket = g.select('execflow_tcp_sendmsg_bytes_bucket');
 local flowBytes = g.selectWorkload('execflow_tcp_sent_bytes_total');
+local flowReceived = g.selectWorkload('execflow_tcp_received_bytes_total');
 local flows = g.select('execflow_tcp_flows');
 local folded = g.select('execflow_tcp_folded_flows');
 local sentNote = '(execflow_tcp_sendmsg_bytes_sum: every byte, short-lived flows included)';
@@ -14,7 +15,7 @@ local perFlowNote = 'Node totals come from the send-size histogram, which counts
       $._config,
       'execflow-network',
       'execflow / Network flows',
-      'TCP bytes sent, per flow as configured in the TCP collector (a subset of saddr, sport, daddr, dport, namespace, pod, container), and the size distribution of tcp_sendmsg calls; the namespace and pod variables narrow the per-flow panels.',
+      'TCP bytes sent and received, per flow as configured in the TCP collector (a subset of saddr, sport, daddr, dport, namespace, pod, container), and the size distribution of tcp_sendmsg calls; the namespace and pod variables narrow the per-flow panels.',
       [
         [
           g.stat('TCP sent',
@@ -41,6 +42,20 @@ local perFlowNote = 'Node totals come from the send-size histogram, which counts
                        'Bytes per second accepted by TCP send calls, per node %s.' % sentNote,
                        [g.query('sum by (instance) (rate(%s[$__rate_interval]))' % sentSum, legend='{{instance}}')],
                        unit='Bps'),
+        ],
+        [
+          g.timeseries('Bytes received by peer',
+                       'Bytes per second read by receive calls (MSG_PEEK excluded), per remote address and port ("other": flows folded over max_series). ' + perFlowNote,
+                       [g.query('sum by (daddr, dport) (rate(%s[$__rate_interval]))' % flowReceived, legend='{{daddr}}:{{dport}}')],
+                       unit='Bps',
+                       stacked=true),
+          g.bargauge('Top pods by bytes received',
+                     'The 10 pods (namespace/pod) whose sockets read the most bytes per second now; the host has empty labels. ' + perFlowNote,
+                     g.query('topk(10, sum by (namespace, pod) (rate(%s[$__rate_interval])))' % flowReceived,
+                             legend='{{namespace}}/{{pod}}',
+                             instant=true,
+                             format='time_series'),
+                     unit='Bps'),
         ],
         [
           g.table('Top talkers',

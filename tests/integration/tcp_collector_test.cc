@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <fcntl.h>
 #include <map>
+#include <set>
 
 #include <gtest/gtest.h>
 
@@ -41,6 +42,19 @@ std::vector<prometheus::MetricFamily> Collect(const TcpCollector& c) {
 double Bytes(const std::vector<prometheus::MetricFamily>& fams, const Labels& labels) {
   const auto* m = FindSample(fams, "execflow_tcp_sent_bytes_total", labels);
   return m ? m->counter.value : 0;
+}
+
+double Received(const std::vector<prometheus::MetricFamily>& fams, const Labels& labels) {
+  const auto* m = FindSample(fams, "execflow_tcp_received_bytes_total", labels);
+  return m ? m->counter.value : 0;
+}
+
+// Waits (bounded) until `server` has read `bytes`.
+bool WaitUntilReceived(const SinkServer& server, uint64_t bytes) {
+  for (int i = 0; i < 500 && server.received() < bytes; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return server.received() == bytes;
 }
 
 double TotalBytes(const std::vector<prometheus::MetricFamily>& fams) {
@@ -84,7 +98,7 @@ bool WaitUntilUntracked(const TcpCollector& c, const tcp_flow_key& key) {
 }
 
 struct Mode {
-  std::string send;
+  std::string send;  // tcp.hook and tcp.receive_hook
   std::string close;
   Transport transport;
 };
@@ -96,6 +110,7 @@ class TcpExactTest : public ::testing::TestWithParam<Mode> {
     EXECFLOW_REQUIRE_PRIVILEGED();
     TcpConfig config;
     config.hook = GetParam().send;
+    config.receive_hook = GetParam().send;
     config.close_hook = GetParam().close;
     collector_ = StartTcp(config, GetParam().transport);
     ASSERT_NE(collector_, nullptr);
@@ -109,24 +124,37 @@ class TcpExactTest : public ::testing::TestWithParam<Mode> {
     ASSERT_GE(fd, 0);
     ASSERT_TRUE(SendVarying(fd, 1234567));
     const Labels labels = FlowLabels4(addr, sport, addr, server.port());
-    EXPECT_EQ(Bytes(Collect(*collector_), labels), 1234567) << "live flow";
+    // The server's end of the same connection: its reads are its flow's receives.
+    const Labels server_end = FlowLabels4(addr, server.port(), addr, sport);
+    ASSERT_TRUE(WaitUntilReceived(server, 1234567));
+    auto live = Collect(*collector_);
+    EXPECT_EQ(Bytes(live, labels), 1234567) << "live flow";
+    EXPECT_EQ(Received(live, server_end), 1234567) << "live flow, server end";
+    EXPECT_EQ(FindSample(live, "execflow_tcp_received_bytes_total", labels), nullptr)
+        << "the client received nothing: no series";
+    EXPECT_EQ(FindSample(live, "execflow_tcp_sent_bytes_total", server_end), nullptr)
+        << "the server sent nothing: no series";
     const tcp_flow_key key = Key(family, addr, sport, addr, server.port());
+    const tcp_flow_key server_key = Key(family, addr, server.port(), addr, sport);
     ASSERT_TRUE(collector_->TracksFlow(key));
     close(fd);
     ASSERT_TRUE(WaitUntilUntracked(*collector_, key)) << "close notice not handled";
-    EXPECT_EQ(Bytes(Collect(*collector_), labels), 1234567) << "final total after close";
+    ASSERT_TRUE(WaitUntilUntracked(*collector_, server_key)) << "server end's close notice not handled";
+    auto closed = Collect(*collector_);
+    EXPECT_EQ(Bytes(closed, labels), 1234567) << "final total after close";
+    EXPECT_EQ(Received(closed, server_end), 1234567) << "final total received after close";
   }
 
   std::unique_ptr<TcpCollector> collector_;
 };
 
 TEST_P(TcpExactTest, UsesTheForcedHooks) {
-  const auto& p = collector_->Programs();
-  ASSERT_EQ(p.size(), 2u);
-  EXPECT_EQ(p[0].attach_type, GetParam().send);
-  EXPECT_EQ(p[0].hook, GetParam().send == "tp_btf" ? "sock_send_length" : "sock/sock_send_length");
-  EXPECT_EQ(p[1].attach_type, GetParam().close);
-  EXPECT_EQ(p[1].hook, GetParam().close == "tp_btf" ? "inet_sock_set_state" : "sock/inet_sock_set_state");
+  std::set<std::string> attached;
+  for (const auto& p : collector_->Programs()) attached.insert(p.attach_type + " " + p.hook);
+  const std::string send = GetParam().send, close = GetParam().close;
+  const std::string sock = send == "tp_btf" ? "" : "sock/";
+  EXPECT_EQ(attached, (std::set<std::string>{send + " " + sock + "sock_send_length", send + " " + sock + "sock_recv_length",
+                                             close + " " + (close == "tp_btf" ? "" : "sock/") + "inet_sock_set_state"}));
   EXPECT_TRUE(collector_->Ready().has_value());
 }
 
@@ -156,6 +184,37 @@ TEST_P(TcpExactTest, SendCompletingAfterAResetIsCountedAndLeavesNoEntry) {
   EXPECT_TRUE(WaitUntilUntracked(*collector_, portless))
       << "the send after the close recreated an entry that no close notice removes";
   EXPECT_EQ(Bytes(Collect(*collector_), FlowLabels4("127.0.0.1", sport, "127.0.0.1", dport)), sent);
+}
+
+TEST_P(TcpExactTest, PeekedBytesAreCountedOnceWhenRead) {
+  int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_storage ss{};
+  socklen_t len = SinkServer::Fill(&ss, "127.0.0.1", 0);
+  ASSERT_EQ(bind(lfd, reinterpret_cast<sockaddr*>(&ss), len), 0);
+  ASSERT_EQ(listen(lfd, 1), 0);
+  getsockname(lfd, reinterpret_cast<sockaddr*>(&ss), &len);
+  const uint16_t port = ntohs(reinterpret_cast<sockaddr_in*>(&ss)->sin_port);
+  uint16_t sport = 0;
+  int fd = Connect("127.0.0.1", port, &sport);
+  int peer = accept4(lfd, nullptr, nullptr, SOCK_CLOEXEC);
+  close(lfd);
+  ASSERT_GE(peer, 0);
+  ASSERT_TRUE(SendVarying(fd, 3000));
+  char buf[4096];
+  size_t peeked = 0, read_total = 0;
+  while (peeked < 3000) {  // MSG_WAITALL with MSG_PEEK is not honoured by TCP: loop
+    ssize_t n = recv(peer, buf, sizeof(buf), MSG_PEEK);
+    ASSERT_GT(n, 0);
+    peeked = n;
+  }
+  while (read_total < 3000) {
+    ssize_t n = recv(peer, buf, 3000 - read_total, 0);
+    ASSERT_GT(n, 0);
+    read_total += n;
+  }
+  EXPECT_EQ(Received(Collect(*collector_), FlowLabels4("127.0.0.1", port, "127.0.0.1", sport)), 3000);
+  close(fd);
+  close(peer);
 }
 
 TEST_P(TcpExactTest, RawTcpSocketIsNotAFlow) {
@@ -292,10 +351,14 @@ std::pair<double, double> StableTotals(const TcpCollector& a, const TcpCollector
 
 TEST(TcpCardinality, FullKernelMapKeepsTheTotalExact) {
   EXECFLOW_REQUIRE_PRIVILEGED();
-  TcpConfig small;
+  // Other processes' flows close during the test: both keep every closed
+  // series, so neither total drops one the other still holds.
+  TcpConfig keep;
+  keep.closed_flow_retention_scrapes = 1000000;
+  TcpConfig small = keep;
   small.max_flows = 64;
   auto tiny = StartTcp(small);
-  auto reference = StartTcp(TcpConfig{});  // sees every flow on the machine
+  auto reference = StartTcp(keep);  // sees every flow on the machine
   ASSERT_NE(tiny, nullptr);
   ASSERT_NE(reference, nullptr);
   SinkServer server;

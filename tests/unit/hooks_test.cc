@@ -90,12 +90,15 @@ Result<void> Kernel(const std::vector<std::string>& loads, const HookVariant& v)
 
 TEST(PlanHooks, TcpOn61TakesFexitForSendsAndSendpageAndTpBtfForCloses) {
   const std::vector<std::string> k61{"tcp_sendmsg_fexit", "tcp_sendpage_fexit", "tcp_sendmsg_kprobe",
-                                     "tcp_sendmsg_kretprobe", "inet_state_btf", "inet_state_tp"};
+                                     "tcp_sendmsg_kretprobe", "tcp_recvmsg_fexit", "tcp_recvmsg_kprobe",
+                                     "tcp_recvmsg_kretprobe", "inet_state_btf", "inet_state_tp"};
   auto plan = PlanHooks(TcpHooks(), {}, [&](const HookVariant& v) { return Kernel(k61, v); });
   ASSERT_TRUE(plan.has_value()) << plan.error().message;
   EXPECT_EQ(plan->Programs(),
-            (std::vector<std::string>{"tcp_sendmsg_fexit", "tcp_sendpage_fexit", "inet_state_btf"}));
+            (std::vector<std::string>{"tcp_sendmsg_fexit", "tcp_sendpage_fexit", "tcp_recvmsg_fexit",
+                                      "inet_state_btf"}));
   EXPECT_EQ(plan->ModeOf("tcp sendpage"), "fexit");
+  EXPECT_EQ(plan->ModeOf("tcp receive"), "fexit");
 }
 
 TEST(PlanHooks, FollowerTakesTheLeadersForcedModeAndNothingWhereItHasNoSuchMode) {
@@ -104,16 +107,18 @@ TEST(PlanHooks, FollowerTakesTheLeadersForcedModeAndNothingWhereItHasNoSuchMode)
     tried.push_back(v.mode);
     return {};
   };
-  auto kprobe = PlanHooks(TcpHooks(), {{"tcp.hook", "kprobe"}, {"tcp.close_hook", "tracepoint"}}, all);
+  auto kprobe = PlanHooks(
+      TcpHooks(), {{"tcp.hook", "kprobe"}, {"tcp.receive_hook", "kprobe"}, {"tcp.close_hook", "tracepoint"}}, all);
   ASSERT_TRUE(kprobe.has_value());
   EXPECT_EQ(kprobe->Programs(),
             (std::vector<std::string>{"tcp_sendmsg_kprobe", "tcp_sendmsg_kretprobe", "tcp_sendpage_kprobe",
-                                      "tcp_sendpage_kretprobe", "inet_state_tp"}));
-  EXPECT_EQ(tried, (std::vector<std::string>{"kprobe", "kprobe", "tracepoint"}));
-  auto tp = PlanHooks(TcpHooks(), {{"tcp.hook", "tp_btf"}}, all);
+                                      "tcp_sendpage_kretprobe", "tcp_recvmsg_kprobe", "tcp_recvmsg_kretprobe",
+                                      "inet_state_tp"}));
+  EXPECT_EQ(tried, (std::vector<std::string>{"kprobe", "kprobe", "kprobe", "tracepoint"}));
+  auto tp = PlanHooks(TcpHooks(), {{"tcp.hook", "tp_btf"}, {"tcp.receive_hook", "tp_btf"}}, all);
   ASSERT_TRUE(tp.has_value());
   EXPECT_EQ(tp->ModeOf("tcp sendpage"), "");
-  EXPECT_EQ(tp->Programs(), (std::vector<std::string>{"sock_send_btf", "inet_state_btf"}));
+  EXPECT_EQ(tp->Programs(), (std::vector<std::string>{"sock_send_btf", "sock_recv_btf", "inet_state_btf"}));
 }
 
 TEST(PlanHooks, FollowerWhoseFunctionIsGoneIsLeftOutButOneRefusedIsAnError) {
@@ -124,7 +129,8 @@ TEST(PlanHooks, FollowerWhoseFunctionIsGoneIsLeftOutButOneRefusedIsAnError) {
       return {};
     });
     ASSERT_TRUE(plan.has_value()) << plan.error().message;
-    EXPECT_EQ(plan->Programs(), (std::vector<std::string>{"tcp_sendmsg_fexit", "inet_state_btf"}));
+    EXPECT_EQ(plan->Programs(),
+              (std::vector<std::string>{"tcp_sendmsg_fexit", "tcp_recvmsg_fexit", "inet_state_btf"}));
     EXPECT_EQ(plan->ModeOf("tcp sendpage"), "");
   }
   // Present but refused (a verifier error): sendfile() bytes would be lost.

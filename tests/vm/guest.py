@@ -22,7 +22,7 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "e2e"))
 import e2e_lib as lib  # noqa: E402
 
-EXECS, ENOENTS, FLOW_BYTES, SENDFILE_BYTES = 200, 50, 1234567, 1000000
+EXECS, ENOENTS, FLOW_BYTES, SENDFILE_BYTES, PEEK_BYTES = 200, 50, 1234567, 1000000, 30000
 CHURN_CONNECTIONS, CHURN_BYTES, RAW_DADDR = 100, 1000, "127.0.0.77"
 INFLIGHT_SENDS, INFLIGHT_BYTES = 24, 128 << 10
 READY_SECONDS = 180  # hook probing loads every candidate program: slow under emulation
@@ -108,23 +108,31 @@ def flow_checks(plan, exp, checks, addr):
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE)
     got = kv(proc.stdout.readline())
     labels = dict(saddr=addr, sport=got["sport"], daddr=addr, dport=got["dport"])
+    # The server's end of the connection: what it read.
+    server_end = dict(saddr=addr, sport=got["dport"], daddr=addr, dport=got["sport"])
     closed_before = total(exp.scrape(), "execflow_tcp_flows_closed_total")
-    checks.expect(f"{addr} open flow bytes", FLOW_BYTES,
-                  total(exp.scrape(), "execflow_tcp_sent_bytes_total", **labels))
+    s = exp.scrape()
+    checks.expect(f"{addr} open flow bytes sent, received", [FLOW_BYTES, FLOW_BYTES],
+                  [total(s, "execflow_tcp_sent_bytes_total", **labels),
+                   total(s, "execflow_tcp_received_bytes_total", **server_end)])
     proc.stdin.write("close\n")
     proc.stdin.flush()
     proc.stdout.readline()
     proc.wait()
     seen = []
 
+    seen_received = []
+
     def gone():
         s = exp.scrape()
         v = pick(s, "execflow_tcp_sent_bytes_total", **labels)
+        r = pick(s, "execflow_tcp_received_bytes_total", **server_end)
         seen.extend(v)
-        return not v and total(s, "execflow_tcp_flows_closed_total") > closed_before
+        seen_received.extend(r)
+        return not v and not r and total(s, "execflow_tcp_flows_closed_total") > closed_before + 1
     removed = settle("closed flow removed", gone)
-    checks.expect(f"{addr} closed flow: final bytes, then removed", [FLOW_BYTES, True],
-                  [seen[-1] if seen else None, bool(removed)])
+    checks.expect(f"{addr} closed flow: final bytes sent, received, then removed", [FLOW_BYTES, FLOW_BYTES, True],
+                  [seen[-1] if seen else None, seen_received[-1] if seen_received else None, bool(removed)])
 
 
 def kprobe_mode(exp):
@@ -216,6 +224,10 @@ def exactness(plan, exp, checks, uid):
     got = kv(workload(plan, "sendfile", SENDFILE_BYTES))
     checks.expect("sendfile() bytes", SENDFILE_BYTES,
                   total(exp.scrape(), "execflow_tcp_sent_bytes_total", sport=got["sport"], dport=got["dport"]))
+
+    got = kv(workload(plan, "peek", PEEK_BYTES))
+    checks.expect("peeked then read: received once", PEEK_BYTES,
+                  total(exp.scrape(), "execflow_tcp_received_bytes_total", sport=got["sport"], dport=got["dport"]))
 
     got = kv(workload(plan, "churn", CHURN_CONNECTIONS, CHURN_BYTES))
     checks.expect("churn: sum over the connections", CHURN_CONNECTIONS * CHURN_BYTES,

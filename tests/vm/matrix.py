@@ -34,6 +34,8 @@ ALL = {
     "exec.hook": ["tp_btf", "tracepoint"],
     "exec.failures_hook": ["fexit", "tracepoint"],
     "tcp.hook": ["fexit", "kprobe", "tp_btf", "tracepoint"],
+    # Receives have the same four modes, available where the send's are: always forced alike.
+    "tcp.receive_hook": ["fexit", "kprobe", "tp_btf", "tracepoint"],
     "tcp.close_hook": ["tp_btf", "tracepoint"],
     "events.transport": ["ringbuf", "perfbuf"],
 }
@@ -72,6 +74,12 @@ SEND_HOOKS = {
     "tp_btf": [["sock_send_length", "tp_btf"]],
     "tracepoint": [["sock/sock_send_length", "tracepoint"]],
 }
+RECV_HOOKS = {
+    "fexit": [["tcp_recvmsg", "fexit"]],
+    "kprobe": [["tcp_recvmsg", "kprobe"], ["tcp_recvmsg", "kretprobe"]],
+    "tp_btf": [["sock_recv_length", "tp_btf"]],
+    "tracepoint": [["sock/sock_recv_length", "tracepoint"]],
+}
 SENDPAGE_HOOKS = {"fexit": [["tcp_sendpage", "fexit"]],
                   "kprobe": [["tcp_sendpage", "kprobe"], ["tcp_sendpage", "kretprobe"]]}
 EXEC_HOOKS = {"tp_btf": [["sched_process_exec", "tp_btf"]],
@@ -84,6 +92,8 @@ CLOSE_HOOKS = {"tp_btf": [["inet_sock_set_state", "tp_btf"]],
 
 
 def loads(kernel, key, mode):
+    if key == "tcp.receive_hook":  # tcp_recvmsg and sock_recv_length live where their send twins do
+        key = "tcp.hook"
     return mode in KERNELS[kernel]["loads"].get(key, ALL[key])
 
 
@@ -91,7 +101,7 @@ def expected_programs(kernel, forced):
     """The (hook, attach type) pairs a run must attach: `forced` holds every mode."""
     tcp_mode = forced["tcp.hook"]
     p = (EXEC_HOOKS[forced["exec.hook"]] + FAILURE_HOOKS[forced["exec.failures_hook"]] +
-         SEND_HOOKS[tcp_mode] + CLOSE_HOOKS[forced["tcp.close_hook"]])
+         SEND_HOOKS[tcp_mode] + RECV_HOOKS[forced["tcp.receive_hook"]] + CLOSE_HOOKS[forced["tcp.close_hook"]])
     if KERNELS[kernel]["sendpage"]:
         p += SENDPAGE_HOOKS.get(tcp_mode, [])
     return sorted(p)
@@ -111,6 +121,7 @@ def config_checks():
         for j, transport in enumerate(ALL["events.transport"]):
             out.append({"exec.hook": alternate("exec.hook", i + j),
                         "tcp.hook": tcp,
+                        "tcp.receive_hook": tcp,
                         "tcp.close_hook": alternate("tcp.close_hook", i + j),
                         "events.transport": transport})
     # The failure hook's modes, each with the rest on auto.
@@ -127,13 +138,14 @@ def runs(kernel):
         forced = {"exec.hook": alternate("exec.hook", i + 1),
                   "exec.failures_hook": alternate("exec.failures_hook", i // 2),
                   "tcp.hook": tcp,
+                  "tcp.receive_hook": tcp,
                   "tcp.close_hook": alternate("tcp.close_hook", i // 2),
                   "events.transport": alternate("events.transport", i)}
         out.append({"name": f"tcp {tcp}", "forced": forced, "exact": loads(kernel, "tcp.hook", tcp)})
     loading = [t for t in ALL["tcp.hook"] if loads(kernel, "tcp.hook", t)]
     out.append({"name": "exec tracepoint + perfbuf",
                 "forced": {"exec.hook": "tracepoint", "exec.failures_hook": "tracepoint",
-                           "tcp.hook": loading[0],
+                           "tcp.hook": loading[0], "tcp.receive_hook": loading[0],
                            "tcp.close_hook": "tracepoint", "events.transport": "perfbuf"}})
     return out
 
@@ -142,7 +154,7 @@ def with_auto(kernel, forced):
     """`forced` completed with what auto must choose on this kernel."""
     auto = KERNELS[kernel]["auto"]
     return {"exec.hook": auto["exec"], "exec.failures_hook": auto["failures"], "tcp.hook": auto["tcp"],
-            "tcp.close_hook": auto["close"], "events.transport": auto["transport"], **forced}
+            "tcp.receive_hook": auto["tcp"], "tcp.close_hook": auto["close"], "events.transport": auto["transport"], **forced}
 
 
 def must_load(kernel, forced):
@@ -255,7 +267,7 @@ def doc_rows(kernel, release, report, seconds, fails, accel):
             f"{checks} exact checks: {result} | {seconds:.0f} s ({where}) |")
 
 
-DOC_HEADER = ("| kernel | exec modes that load | failed-exec modes | tcp send modes that load | "
+DOC_HEADER = ("| kernel | exec modes that load | failed-exec modes | tcp send and receive modes that load | "
               "tcp close modes | transports | result | time |\n|---|---|---|---|---|---|---|---|")
 
 

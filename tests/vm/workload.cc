@@ -123,6 +123,40 @@ int Flow(const char* addr, uint64_t bytes) {
   return 0;
 }
 
+// `bytes` sent to a peer that peeks at all of them (MSG_PEEK), then reads
+// them: bytes received counts them once.
+int Peek(uint64_t bytes) {
+  int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_storage ss{};
+  socklen_t len = SinkServer::Fill(&ss, "127.0.0.1", 0);
+  if (bind(lfd, reinterpret_cast<sockaddr*>(&ss), len) != 0 || listen(lfd, 1) != 0) Die("listen");
+  getsockname(lfd, reinterpret_cast<sockaddr*>(&ss), &len);
+  const uint16_t dport = ntohs(reinterpret_cast<sockaddr_in*>(&ss)->sin_port);
+  uint16_t sport = 0;
+  int fd = Connect("127.0.0.1", dport, &sport);
+  int peer = accept4(lfd, nullptr, nullptr, SOCK_CLOEXEC);
+  if (fd < 0 || peer < 0 || !execflow::SendVarying(fd, bytes)) Die("peek connection");
+  std::vector<char> buf(bytes);
+  ssize_t n = 0;
+  for (int i = 0; i < 10000 && static_cast<uint64_t>(n) < bytes; ++i) {
+    n = recv(peer, buf.data(), bytes, MSG_PEEK);
+    if (n <= 0) Die("recv MSG_PEEK");
+    if (static_cast<uint64_t>(n) < bytes) usleep(1000);
+  }
+  if (static_cast<uint64_t>(n) != bytes) Die("peeked " + std::to_string(n));
+  for (uint64_t got = 0; got < bytes;) {
+    n = recv(peer, buf.data(), bytes - got, 0);
+    if (n <= 0) Die("recv");
+    got += n;
+  }
+  std::printf("sport=%u dport=%u\n", dport, sport);  // the reading end's ports
+  std::fflush(stdout);
+  close(fd);
+  close(peer);
+  close(lfd);
+  return 0;
+}
+
 int Sendfile(uint64_t bytes) {
   char path[] = "/tmp/execflow-vm-sendfile-XXXXXX";
   int file = mkstemp(path);
@@ -251,10 +285,11 @@ int main(int argc, char** argv) {
   if (cmd == "enoent" && argc == 4) return Enoent(num(2), num(3));
   if (cmd == "flow" && argc == 4) return Flow(argv[2], num(3));
   if (cmd == "sendfile" && argc == 3) return Sendfile(num(2));
+  if (cmd == "peek" && argc == 3) return Peek(num(2));
   if (cmd == "churn" && argc == 4) return Churn(num(2), num(3));
   if (cmd == "rst" && argc == 2) return Rst();
   if (cmd == "raw" && argc == 4) return Raw(argv[2], num(3));
   if (cmd == "inflight" && argc == 4) return Inflight(static_cast<int>(num(2)), num(3));
-  std::fprintf(stderr, "usage: execflow_vm_workload exec|enoent|flow|sendfile|churn|rst|raw|inflight ...\n");
+  std::fprintf(stderr, "usage: execflow_vm_workload exec|enoent|flow|sendfile|peek|churn|rst|raw|inflight ...\n");
   return 2;
 }
