@@ -1,12 +1,13 @@
 #!/usr/bin/env python3
-"""execflow benchmark (issue 6; scrape cost from issue 3). Prints Markdown tables.
+"""execflow benchmark (issue 6; scrape cost from issues 3 and 12). Prints Markdown tables.
 
   workloads   exec storm, TCP 64 B writes, TCP 64 KiB writes (tests/bench/load.cc),
               each under: nothing attached, execflow (default config), bpftrace
               (the same aggregation); conditions interleaved over rounds.
   BPF cost    ns per program run from the kernel's run-time stats, in a separate
               run so that the stats' own cost stays out of the ratios above.
-  scrape      /metrics time and exporter RSS with 1k, 10k, 100k live flows.
+  scrape      /metrics time and exporter RSS with 1k, 10k, 100k live flows, next to
+              the floor: prometheus-cpp serving the same series built ahead of time.
   idle        exporter RSS and CPU with nothing happening.
 
 Benchmarks never pass or fail on a time. The run fails only when a condition
@@ -15,7 +16,8 @@ a scrape not 200). Exit 77 when this machine cannot run it (not root, no BTF,
 no bpftrace); under CI=true that is a failure (exit 1) instead.
 
 Usage (as root; tests/bench/run.sh builds and runs the full benchmark):
-  bench.py --exporter BIN --load BIN [--smoke] [--write-doc docs/benchmarks.md]
+  bench.py --exporter BIN --load BIN --floor BIN [--smoke] [--phases scrape,...]
+           [--write-doc docs/benchmarks.md]
 """
 import argparse
 import datetime
@@ -157,6 +159,89 @@ def total(text, name, **want):
                if all(labels.get(k) == w for k, w in want.items()))
 
 
+BUILD = {}  # revision and hooks of the execflow binary measured, from its /metrics
+
+
+def record_build(text):
+    if BUILD:
+        return
+    BUILD["revision"] = next((l["revision"] for l, _ in samples(text, "execflow_build_info")), "?")
+    BUILD["hooks"] = sorted(f'{l["program"]}: {l["attach_type"]}/{l["hook"]}'
+                            for l, _ in samples(text, "execflow_bpf_program_info"))
+
+
+SAMPLE_RE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$")
+
+
+def exposition_number(s):
+    """A sample value as JSON holds it: the text format's infinities and NaN stay strings."""
+    return s if s in ("+Inf", "-Inf", "Nan") else float(s)
+
+
+def parse_exposition(text):
+    """The metric families of a prometheus-cpp text body, in the JSON that
+    execflow_bench_floor reads: enough to serialize the same body again."""
+    families, fam = [], None
+    for line in text.split("\n"):
+        if not line:
+            continue
+        if line.startswith("# HELP ") or line.startswith("# TYPE "):
+            name, _, rest = line[7:].partition(" ")
+            if fam is None or fam["name"] != name:
+                fam = {"name": name, "help": "", "type": None, "metrics": [], "index": {}}
+                families.append(fam)
+            fam["help" if line[2] == "H" else "type"] = rest
+            continue
+        m = SAMPLE_RE.match(line)
+        if not m or fam is None or not m.group(1).startswith(fam["name"]):
+            raise Failure(f"cannot parse the exposition line {line[:200]!r}")
+        name, value = m.group(1), m.group(3)
+        labels = [[k, re.sub(r"\\(.)", lambda e: "\n" if e.group(1) == "n" else e.group(1), v)]
+                  for k, v in LABEL_RE.findall(m.group(2) or "")]
+        kind = fam["type"]
+        if kind in ("counter", "gauge", "untyped"):
+            fam["metrics"].append({"labels": labels, "value": exposition_number(value)})
+            continue
+        extra = "le" if kind == "histogram" else "quantile"
+        own = [l for l in labels if l[0] != extra]
+        key = json.dumps(own)
+        sample = fam["index"].get(key)
+        if sample is None:
+            sample = {"labels": own, "count": 0, "sum": 0.0,
+                      "buckets" if kind == "histogram" else "quantiles": []}
+            fam["index"][key] = sample
+            fam["metrics"].append(sample)
+        suffix = name[len(fam["name"]):]
+        bound = next((v for k, v in labels if k == extra), None)
+        if suffix == "_count":
+            sample["count"] = int(value)
+        elif suffix == "_sum":
+            sample["sum"] = exposition_number(value)
+        elif kind == "histogram" and suffix == "_bucket":
+            sample["buckets"].append([exposition_number(bound), int(value)])
+        elif kind == "summary" and suffix == "":
+            sample["quantiles"].append([exposition_number(bound), exposition_number(value)])
+        else:
+            raise Failure(f"unexpected sample {name} in {kind} family {fam['name']}")
+    for f in families:
+        del f["index"]
+    return families
+
+
+def http_get(port, path, gzip=False):
+    """(status, body bytes, seconds from connect to the last byte)."""
+    headers = {"Accept-Encoding": "gzip"} if gzip else {}
+    t0 = time.perf_counter()
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    try:
+        conn.request("GET", path, headers=headers)
+        resp = conn.getresponse()
+        body = resp.read()
+    finally:
+        conn.close()
+    return resp.status, body, time.perf_counter() - t0
+
+
 class Exporter:
     def __init__(self, binary, config_text, workdir, name):
         self.config = os.path.join(workdir, f"{name}.yaml")
@@ -186,17 +271,7 @@ class Exporter:
         return self.proc.pid
 
     def get(self, path, gzip=False):
-        """(status, body bytes, seconds from connect to the last byte)."""
-        headers = {"Accept-Encoding": "gzip"} if gzip else {}
-        t0 = time.perf_counter()
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
-        try:
-            conn.request("GET", path, headers=headers)
-            resp = conn.getresponse()
-            body = resp.read()
-        finally:
-            conn.close()
-        return resp.status, body, time.perf_counter() - t0
+        return http_get(self.port, path, gzip)
 
     def metrics(self):
         status, body, _ = self.get("/metrics")
@@ -267,6 +342,7 @@ def run_workload(load, key, seconds):
 
 def execflow_totals(exp):
     m = exp.metrics()
+    record_build(m)
     return {
         "execs": total(m, "execflow_execs_total", uid="0"),
         "sends": total(m, "execflow_tcp_sendmsg_bytes_count"),
@@ -395,12 +471,56 @@ def run_stats(args, workdir):
 
 # ---------------------------------------------------------------- scrape cost
 
+class Floor:
+    """execflow_bench_floor serving the families of one execflow body, prebuilt."""
+
+    def __init__(self, binary, body, workdir, name, copies):
+        families = os.path.join(workdir, f"{name}.json")
+        with open(families, "w") as f:
+            json.dump(parse_exposition(body.decode()), f)
+        out = os.path.join(workdir, f"{name}.txt")
+        self.proc = start([binary, families, out, str(copies)], stdin=subprocess.PIPE,
+                          stdout=subprocess.PIPE, text=True)
+        line = self.proc.stdout.readline()
+        if not line.startswith("ready port="):
+            raise Failure(f"floor: {line.strip() or 'exited ' + str(finish(self.proc, 10))}")
+        self.port = int(line.split("=")[1])
+        with open(out, "rb") as f:
+            floor_body = f.read()
+        # The floor must serialize exactly the series execflow served.
+        if floor_body != body:
+            a, b = body.decode().splitlines(), floor_body.decode().splitlines()
+            diff = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
+            raise Failure(f"the floor's body differs from execflow's at line {diff + 1}: "
+                          f"{a[diff:diff + 1]} vs {b[diff:diff + 1]}")
+
+    def get(self, path, gzip=False):
+        return http_get(self.port, path, gzip)
+
+    def time(self):
+        """prometheus-cpp alone, in-process: (Serialize seconds, gzip seconds)."""
+        self.proc.stdin.write("time\n")
+        self.proc.stdin.flush()
+        r = dict(kv.split("=") for kv in self.proc.stdout.readline().split())
+        return float(r["serialize_s"]), float(r["gzip_s"])
+
+    def stop(self):
+        self.proc.stdin.close()
+        tail = self.proc.stdout.read().split()
+        if finish(self.proc, 30) != 0:
+            raise Failure(f"floor exited {self.proc.returncode}")
+        r = dict(kv.split("=") for kv in tail)
+        if int(r["missed"]):
+            raise Failure(f"the floor ran out of prebuilt copies ({r})")
+
+
 def run_scrape(args, workdir):
+    """Each flow count: execflow's scrape and the floor's, interleaved round by round."""
     rows = []
     config = ("tcp:\n  max_flows: 131072\n  max_series: 131072\n")
     for n in args.flows:
         exp = Exporter(args.exporter, config, workdir, f"scrape{n}")
-        flows = None
+        flows, floor = None, None
         try:
             t0 = time.monotonic()
             flows = start([args.load, "flows", str(n)], stdin=subprocess.PIPE,
@@ -411,35 +531,52 @@ def run_scrape(args, workdir):
             open_s = time.monotonic() - t0
             status, body, first = exp.get("/metrics")
             m = body.decode()
+            record_build(m)
             live = total(m, "execflow_tcp_flows")
             if status != 200 or live < n:
                 raise Failure(f"{n} flows open, execflow_tcp_flows says {live}")
-            plain, gz, collect = [], [], []
-            for _ in range(args.scrapes):
-                status, body, dt = exp.get("/metrics")
-                if status != 200:
-                    raise Failure(f"/metrics returned {status}")
-                plain.append(dt)
-                collect.append(total(body.decode(), "execflow_scrape_duration_seconds",
-                                     collector="tcp"))
+            # Copies: a warm-up and a plain and a gzip scrape per round.
+            status, body, _ = exp.get("/metrics")
+            floor = Floor(args.floor, body, workdir, f"floor{n}", 2 * args.scrapes + 1)
+            floor.get("/metrics")
+            t = {k: [] for k in ("plain", "gzip", "floor_plain", "floor_gzip", "serialize",
+                                 "deflate", "collect")}
+            for r in range(args.scrapes):
+                # Alternate who goes first, so neither always finds the caches warm.
+                order = [("", exp), ("floor_", floor)][::1 if r % 2 == 0 else -1]
+                for gz in (False, True):
+                    for who, server in order:
+                        status, got, dt = server.get("/metrics", gzip=gz)
+                        if status != 200:
+                            raise Failure(f"{who or 'execflow '}/metrics returned {status}")
+                        t[who + ("gzip" if gz else "plain")].append(dt)
+                        if who == "" and not gz:
+                            body = got
+                            t["collect"].append(total(got.decode(), "execflow_scrape_duration_seconds",
+                                                      collector="tcp"))
+                        if who == "" and gz:
+                            gzbody = got
+                serialize, deflate = floor.time()
+                t["serialize"].append(serialize)
+                t["deflate"].append(deflate)
             series = len(samples(body.decode(), "execflow_tcp_sent_bytes_total"))
-            size = len(body)
-            for _ in range(args.scrapes):
-                status, gzbody, dt = exp.get("/metrics", gzip=True)
-                if status != 200:
-                    raise Failure(f"/metrics (gzip) returned {status}")
-                gz.append(dt)
-            rows.append({
-                "flows": n, "live": int(live), "series": series, "body": size,
-                "gzip_body": len(gzbody), "first": first,
-                "plain": statistics.median(plain), "plain_min": min(plain), "plain_max": max(plain),
-                "gzip": statistics.median(gz), "collect": statistics.median(collect),
-                "rss": proc_status(exp.pid, "VmRSS"), "hwm": proc_status(exp.pid, "VmHWM"),
-                "open_s": open_s,
-            })
-            log(f"scrape at {n} flows: {rows[-1]['plain'] * 1e3:.1f} ms, "
-                f"RSS {rows[-1]['rss'] / 1024:.1f} MiB")
+            row = {"flows": n, "live": int(live), "series": series, "body": len(body),
+                   "gzip_body": len(gzbody), "first": first, "open_s": open_s,
+                   "rss": proc_status(exp.pid, "VmRSS"), "hwm": proc_status(exp.pid, "VmHWM")}
+            row.update(t)
+            row["ratio_plain"] = [a / b for a, b in zip(t["plain"], t["floor_plain"])]
+            row["ratio_gzip"] = [a / b for a, b in zip(t["gzip"], t["floor_gzip"])]
+            row["ratio_serialize"] = [a / b for a, b in zip(t["plain"], t["serialize"])]
+            row["ratio_serialize_gzip"] = [a / (b + c) for a, b, c in
+                                           zip(t["gzip"], t["serialize"], t["deflate"])]
+            rows.append(row)
+            med = statistics.median
+            log(f"scrape at {n} flows: plain {med(t['plain']) * 1e3:.1f} ms "
+                f"(floor {med(t['floor_plain']) * 1e3:.1f} ms), gzip {med(t['gzip']) * 1e3:.1f} ms "
+                f"(floor {med(t['floor_gzip']) * 1e3:.1f} ms), RSS {row['rss'] / 1024:.1f} MiB")
         finally:
+            if floor:
+                floor.stop()
             exp.stop()  # before the flows close: 100k close notices are not what we measure
             if flows:
                 flows.stdin.close()
@@ -459,13 +596,10 @@ def run_idle(args, workdir):
         rss = proc_status(exp.pid, "VmRSS")
         m = exp.metrics()
         rss_scraped = proc_status(exp.pid, "VmRSS")
-        hooks = sorted(f'{l["program"]}: {l["attach_type"]}/{l["hook"]}'
-                       for l, _ in samples(m, "execflow_bpf_program_info"))
-        revision = next((l["revision"] for l, _ in samples(m, "execflow_build_info")), "?")
+        record_build(m)
     finally:
         exp.stop()
-    return {"rss": rss, "rss_scraped": rss_scraped, "cpu_s": c1 - c0, "wall_s": t1 - t0,
-            "hooks": hooks, "revision": revision}
+    return {"rss": rss, "rss_scraped": rss_scraped, "cpu_s": c1 - c0, "wall_s": t1 - t0}
 
 
 # ---------------------------------------------------------------- report
@@ -514,11 +648,18 @@ def machine():
     }
 
 
+SECTIONS = ["workloads", "stats", "scrape", "idle", "machine"]  # in the document's order
+PHASES = ["idle", "workloads", "stats", "scrape"]
+SCRAPE_TARGET = 1.5  # issue 12: execflow's scrape / the floor, at 10k and 100k series
+
+
 def report(args, rates, stats, scrape, idle, mach, load_before, load_after):
-    out = []
-    add = out.append
+    """{section: Markdown} for the phases that ran, and the machine."""
+    sections = {}
     keys = [w[0] for w in WORKLOADS]
     if rates:
+        out = []
+        add = out.append
         add(f"### Workloads: rate with each condition (median of {args.rounds} rounds, min–max)\n")
         add("| workload | unit | nothing attached | execflow | execflow / baseline | target | "
             "bpftrace | bpftrace / baseline |")
@@ -534,7 +675,10 @@ def report(args, rates, stats, scrape, idle, mach, load_before, load_after):
                     cells.append(TARGETS[key])
             add("| " + " | ".join(cells) + " |")
         add("")
+        sections["workloads"] = "\n".join(out)
     if stats:
+        out = []
+        add = out.append
         add("### BPF cost per event (kernel run-time stats, separate run; ns per program run)\n")
         add("| tool | program | hook in use | exec storm | TCP 64 B writes | TCP 64 KiB writes |")
         add("|---|---|---|---|---|---|")
@@ -549,20 +693,47 @@ def report(args, rates, stats, scrape, idle, mach, load_before, load_after):
         add("Targets: ≤ 150 ns per TCP send event (`sock_send_btf`), ≤ 500 ns per exec event "
             "(`exec_btf`, ring buffer record included). The *bpftrace, empty probe* rows are bpftrace "
             "probes with no body: the floor that the stats measure on this machine.\n")
+        sections["stats"] = "\n".join(out)
     if scrape:
+        med = statistics.median
+        out = []
+        add = out.append
         add("### Scrape cost with live flows (every flow its own series; median of "
-            f"{args.scrapes} scrapes after a first one)\n")
+            f"{args.scrapes} scrapes after a first one, min–max)\n")
         add("| live flows | series | body (plain / gzip) | first scrape | scrape, plain | "
             "scrape, gzip | of which tcp collector | exporter RSS | peak RSS (VmHWM) |")
         add("|---|---|---|---|---|---|---|---|---|")
         for r in scrape:
             add(f"| {r['flows']:,} | {r['series']:,} | {r['body'] / 2**20:.2f} / "
-                f"{r['gzip_body'] / 2**20:.2f} MiB | {ms(r['first'])} | {ms(r['plain'])} "
-                f"({ms(r['plain_min'])}–{ms(r['plain_max'])}) | {ms(r['gzip'])} | "
-                f"{ms(r['collect'])} | {mib(r['rss'])} | {mib(r['hwm'])} |")
+                f"{r['gzip_body'] / 2**20:.2f} MiB | {ms(r['first'])} | {fmt_spread(r['plain'], ms)} | "
+                f"{fmt_spread(r['gzip'], ms)} | {ms(med(r['collect']))} | {mib(r['rss'])} | "
+                f"{mib(r['hwm'])} |")
         add("")
-        add("Targets: scrape ≤ 20 ms at 10k flows, ≤ 250 ms at 100k flows.\n")
+        add("Targets (issue 6): scrape ≤ 20 ms at 10k flows, ≤ 250 ms at 100k flows.\n")
+        add("### Scrape against the floor of prometheus-cpp: the same series, built ahead of time "
+            f"(median of {args.scrapes} interleaved rounds, min–max)\n")
+        add("| live flows | response | prometheus-cpp alone, in-process | floor over HTTP | execflow | "
+            "execflow / floor over HTTP | execflow / prometheus-cpp alone | target |")
+        add("|---|---|---|---|---|---|---|---|")
+        ratio = lambda x: f"{x:.2f}"  # noqa: E731
+        for r in scrape:
+            alone_gzip = [a + b for a, b in zip(r["serialize"], r["deflate"])]
+            for kind, alone, label in (("plain", r["serialize"], "`Serialize`"),
+                                       ("gzip", alone_gzip, "`Serialize` + gzip")):
+                target = f"≤ {SCRAPE_TARGET}" if r["flows"] >= 10000 else "–"
+                add(f"| {r['flows']:,} | {kind} | {label}: {fmt_spread(alone, ms)} | "
+                    f"{fmt_spread(r['floor_' + kind], ms)} | {fmt_spread(r[kind], ms)} | "
+                    f"**{fmt_spread(r['ratio_' + kind], ratio)}** | "
+                    f"{fmt_spread(r['ratio_serialize' + ('_gzip' if kind == 'gzip' else '')], ratio)} | "
+                    f"{target} |")
+        add("")
+        add(f"Target (issue 12): execflow's whole scrape at most {SCRAPE_TARGET}× the floor at 10k "
+            "and 100k series, plain and gzip. The ratios are per round (execflow's scrape over "
+            "the floor's in the same round).\n")
+        sections["scrape"] = "\n".join(out)
     if idle:
+        out = []
+        add = out.append
         add("### Idle exporter (default config, no scrapes)\n")
         add("| RSS | RSS after one scrape | CPU |")
         add("|---|---|---|")
@@ -571,16 +742,60 @@ def report(args, rates, stats, scrape, idle, mach, load_before, load_after):
             f"({100 * idle['cpu_s'] / idle['wall_s']:.2f} % of one CPU) |")
         add("")
         add("Target: idle RSS ≤ 16 MiB.\n")
+        sections["idle"] = "\n".join(out)
+    out = []
+    add = out.append
     add("### Machine\n")
     add(f"- {mach['cpus']} CPUs ({mach['model']}{', virtual machine' if mach['vm'] else ''}), "
         f"{mach['mem']} memory; Linux {mach['kernel']}; Debian {mach['debian']}; {mach['bpftrace']}")
     if mach["mitigations"]:
         add("- CPU mitigations: " + "; ".join(mach["mitigations"]))
-    if idle:
-        add(f"- execflow revision {idle['revision']}; hooks in use: " +
-            ", ".join(f"`{h}`" for h in idle["hooks"]))
+    if BUILD:
+        add(f"- execflow revision {BUILD['revision']}; hooks in use: " +
+            ", ".join(f"`{h}`" for h in BUILD["hooks"]))
     add(f"- load average before / after: {load_before} / {load_after}")
-    return "\n".join(out) + "\n"
+    add("")
+    sections["machine"] = "\n".join(out)
+    return sections
+
+
+SECTION_RE = re.compile(r"<!-- bench:(\w+) -->\n(.*?)<!-- /bench:\1 -->\n", re.S)
+
+
+def write_doc(path, sections, command, elapsed):
+    """Writes the document: the sections of this run, and those of the phases
+    that did not run as an earlier run left them (each says when it was measured)."""
+    when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    stamp = (f"_Measured {when}, execflow revision {BUILD.get('revision', '?')}, by "
+             f"`{command}` ({elapsed / 60:.1f} minutes for the measurements of that run)._\n")
+    old = {}
+    if os.path.exists(path):
+        old = dict(SECTION_RE.findall(open(path).read()))
+    blocks = []
+    for name in SECTIONS:
+        if name in sections:
+            text = sections[name] + ("\n" + stamp if name != "machine" else "")
+        elif name in old:
+            text = old[name]
+        else:
+            log(f"not writing {path}: it has no {name} section to keep (run every phase once)")
+            return False
+        blocks.append(f"<!-- bench:{name} -->\n{text.rstrip()}\n\n<!-- /bench:{name} -->\n")
+    with open(path, "w") as f:
+        f.write("# Benchmarks\n\n"
+                "What execflow costs the node it watches, measured side by side with no tracing "
+                "and with bpftrace (issue 6), what a scrape costs with many live flows (issue 3), "
+                "and how that compares with prometheus-cpp serving the same series built ahead of "
+                "time (issue 12).\n\n"
+                "Produced from a clone, as root, by:\n\n"
+                "```sh\ntests/bench/run.sh\n```\n\n"
+                "`tests/bench/run.sh --phases scrape` (any subset of idle, workloads, stats, "
+                "scrape) measures only those sections and keeps the others as they are; each "
+                "section says when, at which revision and by which command it was measured. "
+                "The numbers are the runs' output: run the command again to replace them.\n\n"
+                "## Results\n\n" + "\n".join(blocks) + "\n" + METHOD)
+    log(f"wrote {path}")
+    return True
 
 
 METHOD = """\
@@ -629,10 +844,23 @@ METHOD = """\
   `execflow_scrape_duration_seconds{collector="tcp"}` (map reads and per-flow
   aggregation, before serialisation). RSS is `VmRSS` from `/proc/PID/status` after
   the scrapes. Each flow count uses a fresh exporter.
+- **The floor** (`tests/bench/floor.cc`): the families of one of execflow's
+  `/metrics` bodies at that flow count, built ahead of time, the least any exporter
+  on prometheus-cpp can spend on them. The benchmark parses the body into families,
+  and `execflow_bench_floor` checks its own `TextSerializer` output is that body,
+  byte for byte, before anything is timed. *prometheus-cpp alone* is
+  `TextSerializer::Serialize` of those families in-process (and, for gzip, the
+  zlib step with the settings of prometheus-cpp 1.0.1's handler); *floor over
+  HTTP* is the same GET as execflow's, served by prometheus-cpp's `Exposer` with
+  execflow's civetweb options from copies built before the first scrape (each
+  scrape takes one), so it includes what civetweb, the loopback and the client
+  cost, as execflow's scrape does. Every round times execflow and the floor back
+  to back (plain, then gzip; who goes first alternates), and the ratio is taken
+  within the round, so the machine's drift cancels out.
 - **Idle**: the default exporter, attached, 10 s without scrapes or load: `VmRSS`
   and utime+stime from `/proc/PID/stat`.
-- Nothing here passes or fails on a time; the targets of issue 6 are shown for
-  reference.
+- Nothing here passes or fails on a time; the targets of issues 6 and 12 are shown
+  for reference.
 """
 
 
@@ -650,9 +878,15 @@ def main():
     ap.add_argument("--write-doc", metavar="PATH", help="also write the results to this Markdown file")
     ap.add_argument("--command", help="the command line to show in the document")
     ap.add_argument("--budget", type=float, default=900, help="abort after this many seconds")
-    ap.add_argument("--phases", type=lambda s: s.split(","), default=["idle", "workloads", "stats", "scrape"],
-                    help="comma-separated subset of idle,workloads,stats,scrape (the document needs all)")
+    ap.add_argument("--floor", help="execflow_bench_floor (needed by the scrape phase)")
+    ap.add_argument("--phases", type=lambda s: s.split(","), default=PHASES,
+                    help="comma-separated subset of idle,workloads,stats,scrape; --write-doc "
+                         "keeps the document's other sections")
     args = ap.parse_args()
+    if set(args.phases) - set(PHASES):
+        ap.error(f"--phases: unknown {','.join(sorted(set(args.phases) - set(PHASES)))}")
+    if "scrape" in args.phases and not args.floor:
+        ap.error("the scrape phase needs --floor")
     if args.smoke:
         args.rounds, args.seconds, args.flows = 1, 0.3, [1000]
         args.scrapes, args.idle_seconds, args.settle, args.budget = 3, 1.0, 0.2, 110
@@ -664,7 +898,7 @@ def main():
     for tool in ("bpftrace", "bpftool"):
         if not shutil.which(tool):
             skip(f"{tool} not installed (scripts/install-deps.sh installs scripts/packages/bench.txt)")
-    for b in (args.exporter, args.load):
+    for b in (args.exporter, args.load) + ((args.floor,) if args.floor else ()):
         if not os.access(b, os.X_OK):
             raise SystemExit(f"bench: {b} is not an executable (build it first)")
     if not os.path.isdir("/sys/kernel/tracing/events"):
@@ -702,27 +936,13 @@ def main():
             stop_all()
     load_after = open("/proc/loadavg").read().split()[:3]
     elapsed = time.monotonic() - started
-    table = report(args, rates, stats, scrape, idle, mach, " ".join(load_before), " ".join(load_after))
-    print(table)
+    sections = report(args, rates, stats, scrape, idle, mach, " ".join(load_before),
+                      " ".join(load_after))
+    print("\n".join(sections[n] for n in SECTIONS if n in sections))
     log(f"done in {elapsed:.0f} s")
-    if args.write_doc and None in (idle, rates, stats, scrape):
-        log("not writing the document: some phases did not run")
-    elif args.write_doc:
+    if args.write_doc:
         command = args.command or " ".join([os.path.relpath(sys.argv[0], REPO)] + sys.argv[1:])
-        when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-        with open(args.write_doc, "w") as f:
-            f.write("# Benchmarks\n\n"
-                    "What execflow costs the node it watches, measured side by side with no "
-                    "tracing and with bpftrace in one run (issue 6), and what a scrape costs "
-                    "with many live flows (issue 3).\n\n"
-                    "Produced from a clone, as root, by:\n\n"
-                    f"```sh\n{command}\n```\n\n"
-                    f"This run: {when}, {elapsed / 60:.1f} minutes for the measurements "
-                    "(plus the Release build).\n"
-                    "The numbers below are that run's output; run the command again to "
-                    "replace them.\n\n"
-                    "## Results\n\n" + table + "\n" + METHOD)
-        log(f"wrote {args.write_doc}")
+        write_doc(args.write_doc, sections, command, elapsed)
     return 0
 
 
