@@ -60,7 +60,6 @@ struct {
 
 struct tcp_loss loss = {};
 
-const volatile __u64 targ_wakeup_bytes = TCP_DEFAULT_CLOSED_RINGBUF_BYTES / 4;
 
 /*
  * The flow key of a socket, the same for its sends and its close, so the
@@ -177,7 +176,7 @@ static __always_inline int notify_close(void *ctx, const struct tcp_flow_key *ke
 		return 0;
 	}
 	e->key = *key;
-	ringbuf_submit_batched(&tcp_closed, e, targ_wakeup_bytes);
+	bpf_ringbuf_submit(e, BPF_RB_NO_WAKEUP); /* the reader polls: see EventConsumer */
 	return 0;
 }
 

@@ -217,8 +217,10 @@ Result<Collectors> StartCollectors(const Config& config) {
 }
 
 Result<std::unique_ptr<App>> App::Start(const Config& config, const HttpOptions& http) {
-  // Check the address before attaching anything.
-  if (auto ok = CheckCanListen(http.listen_address); !ok) return std::unexpected(ok.error());
+  // Check the addresses before attaching anything (systemd has bound its sockets).
+  if (http.systemd_sockets.empty()) {
+    if (auto ok = CheckCanListen(http.listen_addresses); !ok) return std::unexpected(ok.error());
+  }
   std::unique_ptr<App> app(new App());
   auto collectors = StartCollectors(config);
   if (!collectors) return std::unexpected(collectors.error());

@@ -76,6 +76,7 @@ class App {
   ~App();
 
   int port() const { return http_->port(); }
+  const std::vector<std::string>& addresses() const { return http_->addresses(); }
   const Collectors& collectors() const { return collectors_; }
 
  private:

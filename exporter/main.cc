@@ -1,4 +1,5 @@
-// execflow_exporter: flags, logging, signals and exit codes; nothing else.
+// execflow_exporter: flags (their rules in exporter/flags.h), logging, signals
+// and exit codes; nothing else.
 //
 // Exit codes: 0 clean stop or --config.check passed, 1 start-up failure
 // (kernel, privileges, port), 2 bad flags or config, 128+N when signal N
@@ -9,133 +10,22 @@
 #include <unistd.h>
 
 #include <atomic>
-#include <cerrno>
-#include <charconv>
 #include <condition_variable>
 #include <cstdio>
-#include <cstring>
-#include <map>
 #include <mutex>
 #include <string>
 #include <thread>
-#include <tuple>
 
 #include <spdlog/spdlog.h>
 
 #include "exporter/app.h"
 #include "exporter/bpf/libbpf_log.h"
+#include "exporter/flags.h"
 #include "exporter/http/server.h"
+#include "exporter/http/systemd_socket.h"
 #include "exporter/log.h"
 
 namespace {
-
-constexpr const char* kUsage = R"(usage: execflow_exporter [flags]
-
-  --config.file=PATH          YAML configuration (default /etc/execflow/execflow.yaml)
-  --config.check              load the config, load and attach every BPF program,
-                              print what was chosen and exit 0 (or non-zero)
-  --web.listen-address=ADDR   [IP]:port to serve on (default :9741)
-  --web.telemetry-path=PATH   path of the metrics (default /metrics)
-  --web.config.file=PATH      TLS, basic auth and rate limit, in the Prometheus
-                              exporter-toolkit format; re-read when it changes
-  --web.max-connections=N     clients served at once (default 256; 1 to 4096)
-  --web.read-timeout=DURATION time a client has to send its request headers
-                              (default 5s)
-  --web.idle-timeout=DURATION keep-alive: idle time allowed between requests
-                              (default 2s; 0 turns keep-alive off)
-  --log.level=LEVEL           debug, info, warn or error (default info)
-  --log.format=FORMAT         logfmt or json (default logfmt)
-  --version                   print the version and exit
-  --help                      print this help and exit
-)";
-
-struct Flags {
-  std::map<std::string, std::string> values = {
-      {"config.file", "/etc/execflow/execflow.yaml"},
-      {"web.listen-address", ":9741"},
-      {"web.telemetry-path", "/metrics"},
-      {"web.config.file", ""},
-      {"web.max-connections", "256"},
-      {"web.read-timeout", "5s"},
-      {"web.idle-timeout", "2s"},
-      {"log.level", "info"},
-      {"log.format", "logfmt"},
-  };
-  bool check = false;
-  bool version = false;
-  bool help = false;
-};
-
-// Accepts --name=value and --name value.
-bool ParseFlags(int argc, char** argv, Flags* f, std::string* err) {
-  for (int i = 1; i < argc; ++i) {
-    std::string a = argv[i];
-    if (a.rfind("--", 0) != 0) {
-      *err = "unexpected argument " + execflow::Shown(a);
-      return false;
-    }
-    a = a.substr(2);
-    std::string value;
-    bool has_value = false;
-    if (auto eq = a.find('='); eq != std::string::npos) {
-      value = a.substr(eq + 1);
-      a = a.substr(0, eq);
-      has_value = true;
-    }
-    if (a == "config.check" || a == "version" || a == "help") {
-      if (has_value) {
-        *err = "flag --" + a + " takes no value";
-        return false;
-      }
-      (a == "help" ? f->help : a == "version" ? f->version : f->check) = true;
-      continue;
-    }
-    if (!f->values.count(a)) {
-      *err = "unknown flag --" + (a.size() <= 64 ? a : a.substr(0, 64) + "...");
-      return false;
-    }
-    if (!has_value) {
-      if (i + 1 >= argc) {
-        *err = "flag --" + a + " needs a value";
-        return false;
-      }
-      value = argv[++i];
-    }
-    f->values[a] = value;
-  }
-  return true;
-}
-
-execflow::Result<execflow::HttpOptions> WebFlags(Flags& flags) {
-  execflow::HttpOptions http;
-  http.listen_address = flags.values["web.listen-address"];
-  http.telemetry_path = flags.values["web.telemetry-path"];
-  if (auto ok = execflow::CivetListeningPorts(http.listen_address); !ok) {
-    return std::unexpected(ok.error());
-  }
-  const std::string& n = flags.values["web.max-connections"];
-  auto [p, ec] = std::from_chars(n.data(), n.data() + n.size(), http.max_connections);
-  if (ec != std::errc() || p != n.data() + n.size() || http.max_connections < 1 ||
-      http.max_connections > 4096) {
-    return execflow::Fail("--web.max-connections " + execflow::Shown(n) + ": expected 1 to 4096");
-  }
-  for (auto [flag, out, min] : {std::tuple{"web.read-timeout", &http.read_timeout_seconds, 0.001},
-                                std::tuple{"web.idle-timeout", &http.idle_timeout_seconds, 0.0}}) {
-    auto d = execflow::ParseDuration(flags.values[flag]);
-    if (!d || *d < min || *d > 3600) {
-      return execflow::Fail(std::string("--") + flag + " " + execflow::Shown(flags.values[flag]) +
-                            ": expected a duration from " + (min > 0 ? "1ms" : "0") + " to 1h");
-    }
-    *out = *d;
-  }
-  http.web_config_file = flags.values["web.config.file"];
-  if (!http.web_config_file.empty()) {
-    auto wc = execflow::LoadWebConfigFile(http.web_config_file);
-    if (!wc) return std::unexpected(wc.error());
-    http.web_config = std::move(*wc);
-  }
-  return http;
-}
 
 // SIGTERM and SIGINT are blocked in every thread and taken by one thread
 // that sigwait()s for them from the first instruction of main: during
@@ -196,40 +86,42 @@ int main(int argc, char** argv) {
   // One malloc arena: otherwise each civetweb worker keeps its own, sized to
   // the largest scrape it served (4 x 61 MB at 100k flows, measured).
   mallopt(M_ARENA_MAX, 1);
-  Flags flags;
-  std::string err;
-  if (!ParseFlags(argc, argv, &flags, &err)) {
-    std::fprintf(stderr, "execflow_exporter: %s\n%s", err.c_str(), kUsage);
+  auto flags = execflow::ParseFlags(argc, argv);
+  if (!flags) {
+    std::fprintf(stderr, "execflow_exporter: %s\n%s", flags.error().message.c_str(),
+                 execflow::kUsage);
     return 2;
   }
-  if (flags.help) {
-    std::fputs(kUsage, stdout);
+  if (flags->help) {
+    std::fputs(execflow::kUsage, stdout);
     return 0;
   }
   const execflow::BuildInfo bi = execflow::GetBuildInfo();
-  if (flags.version) {
+  if (flags->version) {
     std::printf("execflow_exporter %s (revision %s)\n", bi.version.c_str(), bi.revision.c_str());
     return 0;
   }
-  if (auto ok = execflow::SetupLogging(flags.values["log.level"], flags.values["log.format"]); !ok) {
+  if (auto ok = execflow::SetupLogging(flags->values.at("log.level"),
+                                       flags->values.at("log.format"));
+      !ok) {
     std::fprintf(stderr, "execflow_exporter: %s\n", ok.error().message.c_str());
     return 2;
   }
   execflow::RouteLibbpfLogToSpdlog();
 
-  const std::string& config_file = flags.values["config.file"];
+  const std::string& config_file = flags->values.at("config.file");
   auto config = execflow::LoadConfigFile(config_file);
   if (!config) {
     spdlog::error("{}", config.error().message);
     return 2;
   }
-  auto http = WebFlags(flags);
+  auto http = execflow::WebOptions(*flags);
   if (!http) {
     spdlog::error("{}", http.error().message);
     return 2;
   }
 
-  if (flags.check) {
+  if (flags->check) {
     auto collectors = execflow::StartCollectors(*config);
     if (!collectors) {
       spdlog::error("config check failed: {}", collectors.error().message);
@@ -247,6 +139,16 @@ int main(int argc, char** argv) {
 
   spdlog::info("starting execflow_exporter version={} revision={} config={}", bi.version,
                bi.revision, config_file);
+  if (flags->systemd_socket) {
+    // Taken before anything is attached: a socket unit that passes the wrong
+    // kind of socket fails here, at once.
+    auto sockets = execflow::SystemdSockets();
+    if (!sockets) {
+      spdlog::error("{}", sockets.error().message);
+      return 1;
+    }
+    http->systemd_sockets = std::move(*sockets);
+  }
   auto app = execflow::App::Start(*config, *http);
   if (!app) {
     spdlog::error("start-up failed: {}", app.error().message);
@@ -255,8 +157,11 @@ int main(int argc, char** argv) {
   signals.Serving();
   // Hook probing loads kernel BTF several times; give that heap back.
   malloc_trim(0);
-  spdlog::info("listening on {} port={} telemetry_path={} tls={} basic_auth={} max_connections={}",
-               http->listen_address, (*app)->port(), http->telemetry_path,
+  std::string addresses;
+  for (const std::string& a : (*app)->addresses()) addresses += (addresses.empty() ? "" : ",") + a;
+  spdlog::info("listening on {} systemd_socket={} telemetry_path={} tls={} basic_auth={} "
+               "max_connections={}",
+               addresses, flags->systemd_socket, http->telemetry_path,
                http->web_config.tls.enabled(), !http->web_config.basic_auth_users.empty(),
                http->max_connections);
 

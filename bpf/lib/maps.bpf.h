@@ -44,19 +44,4 @@ static __always_inline bool counter_add(void *map, const void *key, __u64 delta)
  */
 const volatile bool targ_perfbuf = false;
 
-/*
- * Submits a ring buffer record without waking the reader unless the buffer
- * holds at least wakeup_bytes; the reader also polls on a short timeout.
- * A wakeup per record costs an interrupt and a context switch per event
- * (microseconds, far more than the program itself).
- */
-static __always_inline void ringbuf_submit_batched(void *ringbuf, void *rec, __u64 wakeup_bytes)
-{
-	__u64 flags = bpf_ringbuf_query(ringbuf, BPF_RB_AVAIL_DATA) >= wakeup_bytes
-			      ? BPF_RB_FORCE_WAKEUP
-			      : BPF_RB_NO_WAKEUP;
-
-	bpf_ringbuf_submit(rec, flags);
-}
-
 #endif /* EXECFLOW_MAPS_BPF_H */

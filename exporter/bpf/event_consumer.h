@@ -33,7 +33,8 @@ Result<void> ConfigureTransport(Transport t, bpf_map* ringbuf, uint32_t ringbuf_
 
 // One thread that sleeps in epoll on a ring buffer or perf buffer and hands
 // each record to `on_record`, at the latest 100 ms after it was submitted:
-// the programs wake it only when a quarter of the buffer is used.
+// it polls (see event_consumer.cc), and a perf buffer also wakes it when a
+// quarter of a CPU's ring is used.
 // Destruction wakes it through an eventfd, delivers what is already in the
 // buffer, and joins.
 class EventConsumer {

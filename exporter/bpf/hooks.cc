@@ -1,5 +1,6 @@
 #include "exporter/bpf/hooks.h"
 
+#include <cerrno>
 #include <stdexcept>
 
 namespace execflow {
@@ -7,10 +8,13 @@ namespace execflow {
 const std::vector<HookGroup>& ExecHooks() {
   static const std::vector<HookGroup> g{
       {"exec", "exec.hook", "", {{"tp_btf", {"exec_btf"}}, {"tracepoint", {"exec_tp"}}}, true},
+      // fexit on the syscalls costs only execve; the syscalls tracepoints put
+      // every task of the node on the syscall tracing slow path.
       {"exec failures",
        "exec.failures_hook",
        "",
-       {{"tracepoint", {"execve_exit_tp", "execveat_exit_tp"}}},
+       {{"fexit", {"execve_exit_fexit", "execveat_exit_fexit"}},
+        {"tracepoint", {"execve_exit_tp", "execveat_exit_tp"}}},
        false},
   };
   return g;
@@ -79,7 +83,9 @@ Result<HookChoice> ChooseHook(const HookGroup& group, std::string_view forced,
     for (const auto& m : HookModes(group)) modes += (modes.empty() ? "" : ", ") + m;
     return Fail(group.name + " hook '" + std::string(forced) + "' is not one of: auto, " + modes);
   }
-  if (!group.required) return choice;
+  // An optional group may end with nothing on "auto"; a mode the config
+  // names must attach.
+  if (!group.required && forced == "auto") return choice;
   std::string why;
   for (const auto& r : choice.rejected) why += (why.empty() ? "" : "; ") + r;
   return std::unexpected(Error{"no attachable hook for " + group.name + " (" + why + ")",
@@ -104,6 +110,13 @@ Result<HookPlan> PlanHooks(const std::vector<HookGroup>& groups,
       mode = it->second;
     }
     auto c = ChooseHook(g, mode, try_variant);
+    // A follower's function may be gone from this kernel (tcp_sendpage is
+    // since 6.5, whose tcp_sendmsg carries the pages itself): absent is fine,
+    // but one that exists and is refused must not silently lose its events.
+    if (!c && !g.follows.empty() && (c.error().err == ENOENT || c.error().err == ESRCH)) {
+      plan.choices.push_back({&g, nullptr, {mode + ": " + c.error().message}});
+      continue;
+    }
     if (!c) return std::unexpected(c.error());
     plan.choices.push_back(std::move(*c));
   }

@@ -19,7 +19,8 @@ struct HookVariant {
 
 // Variants of one hook in order of preference. The group's mode is set by
 // its config key, or, for a group that `follows` another, is that group's
-// chosen mode (tcp sendpage takes tcp send's; a mode it lacks means none).
+// chosen mode (tcp sendpage takes tcp send's; a mode it lacks means none, and
+// so does a function this kernel does not have: ENOENT or ESRCH).
 // An optional group may end with no variant (its feature is then off, and
 // the log says why).
 struct HookGroup {
@@ -56,7 +57,8 @@ using TryVariant = std::function<Result<void>(const HookVariant&)>;
 // Tries the variants of `group` in order (only `forced` unless it is "auto")
 // with `try_variant`, which loads and attaches for real, and returns the first
 // that works. Never compares kernel versions: the kernel answers. "off"
-// switches an optional group off.
+// switches an optional group off; an optional group on "auto" may end with
+// nothing, but a forced mode that does not attach is an error in any group.
 Result<HookChoice> ChooseHook(const HookGroup& group, std::string_view forced,
                               const TryVariant& try_variant);
 

@@ -10,9 +10,8 @@ namespace execflow {
 Result<void> BpfMapReader::Take(const void* key, void* value) const {
   if (lookup_and_delete_supported_) {
     if (bpf_map_lookup_and_delete_elem(fd_, key, value) == 0) return {};
-    if (errno != EINVAL && errno != ENOTSUP && errno != EOPNOTSUPP) {
-      return Fail("take from map " + name_, errno);
-    }
+    // Hash maps before 5.14 answer the kernel's internal ENOTSUPP (524).
+    if (errno == ENOENT) return Fail("take from map " + name_, errno);
     lookup_and_delete_supported_ = false;
   }
   if (bpf_map_lookup_elem(fd_, key, value) != 0) return Fail("take from map " + name_, errno);

@@ -196,7 +196,6 @@ Result<std::unique_ptr<ExecCollector>> ExecCollector::Start(const Config& config
   std::function<Result<void>(exec_bpf*)> configure = [&](exec_bpf* s) -> Result<void> {
     s->rodata->targ_events = ev.enabled;
     s->rodata->targ_perfbuf = transport == Transport::kPerfbuf;
-    s->rodata->targ_wakeup_bytes = buffer_bytes / 4;
     int err = bpf_map__set_max_entries(s->maps.exec_counts, ec.max_uids);
     if (!err) err = bpf_map__set_max_entries(s->maps.exec_failures, ec.max_failure_keys);
     if (err) return FailErrno("size exec maps", err);

@@ -5,23 +5,28 @@
 #include <prometheus/exposer.h>
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/in.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <spdlog/spdlog.h>
 
 #include <atomic>
+#include <charconv>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <mutex>
 #include <stdexcept>
 #include <thread>
 #include <vector>
 
 #include "exporter/bpf/handles.h"
+#include "exporter/http/systemd_socket.h"
 #include "exporter/metrics/families.h"
 
 namespace execflow {
@@ -72,11 +77,13 @@ std::mutex g_servers_mu;
 std::map<const mg_context*, HttpServer*> g_servers;
 thread_local HttpServer* t_starting = nullptr;  // the server whose Exposer is being built
 
-HttpServer* ServerOf(const mg_connection* conn) {
+HttpServer* ServerOfContext(const mg_context* ctx) {
   std::lock_guard lock(g_servers_mu);
-  auto it = g_servers.find(mg_get_context(conn));
+  auto it = g_servers.find(ctx);
   return it == g_servers.end() ? nullptr : it->second;
 }
+
+HttpServer* ServerOf(const mg_connection* conn) { return ServerOfContext(mg_get_context(conn)); }
 
 struct Reply {
   int status = 200;
@@ -130,6 +137,21 @@ void InitContext(const mg_context* ctx) {
   if (t_starting) t_starting->Registered(ctx);
 }
 
+constexpr int kMasterThread = 0;  // civetweb's thread_type of its accepting thread
+
+void* InitThread(const mg_context* ctx, int thread_type) {
+  if (thread_type == kMasterThread) {
+    if (HttpServer* s = ServerOfContext(ctx)) s->MasterThread(true);
+  }
+  return nullptr;
+}
+
+void ExitThread(const mg_context* ctx, int thread_type, void*) {
+  if (thread_type == kMasterThread) {
+    if (HttpServer* s = ServerOfContext(ctx)) s->MasterThread(false);
+  }
+}
+
 const CivetCallbacks& Callbacks() {
   static const CivetCallbacks cb = [] {
     CivetCallbacks c{};
@@ -137,34 +159,29 @@ const CivetCallbacks& Callbacks() {
     c.connection_close = ConnectionClose;
     c.init_ssl = InitSsl;
     c.init_context = InitContext;
+    c.init_thread = InitThread;
+    c.exit_thread = ExitThread;
     return c;
   }();
   return cb;
 }
 
-// civetweb's listener sleeps in poll() for up to 2 s between stop-flag checks;
-// a connection to it ends the wait, so shutdown takes milliseconds.
-void PokeListener(const std::string& host, int port) {
-  sockaddr_storage ss{};
-  socklen_t len;
-  auto* v6 = reinterpret_cast<sockaddr_in6*>(&ss);
-  auto* v4 = reinterpret_cast<sockaddr_in*>(&ss);
-  if (inet_pton(AF_INET6, host.c_str(), &v6->sin6_addr) == 1) {
-    v6->sin6_family = AF_INET6;
-    v6->sin6_port = htons(static_cast<uint16_t>(port));
-    len = sizeof(*v6);
-  } else {
-    v4->sin_family = AF_INET;
-    v4->sin_port = htons(static_cast<uint16_t>(port));
-    if (inet_pton(AF_INET, host.c_str(), &v4->sin_addr) != 1 || v4->sin_addr.s_addr == INADDR_ANY) {
-      v4->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    }
-    len = sizeof(*v4);
-  }
-  int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return;
-  connect(fd, reinterpret_cast<sockaddr*>(&ss), len);
-  close(fd);
+// civetweb's master thread sleeps in poll() on the listeners for up to 2 s
+// between checks of its stop flag. This signal, sent to that thread only,
+// ends the wait (poll() fails with EINTR whatever SA_RESTART says), so a stop
+// takes milliseconds. A connection to a listener would wake it too, but on a
+// systemd socket the last one would stay queued once civetweb stops
+// accepting, and systemd would start the service again for it.
+constexpr int kWakeSignal = SIGURG;  // ignored by default; nothing here uses out-of-band data
+
+void InstallWakeHandler() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    struct sigaction sa{};
+    sa.sa_handler = [](int) {};
+    sigemptyset(&sa.sa_mask);
+    sigaction(kWakeSignal, &sa, nullptr);
+  });
 }
 
 struct HostPort {
@@ -201,66 +218,174 @@ Result<HostPort> SplitAddress(std::string_view addr) {
   return HostPort{std::string(host), p};
 }
 
+std::string Joined(const HostPort& hp) {
+  if (hp.host.empty()) return "0.0.0.0:" + std::to_string(hp.port);
+  if (hp.host.find(':') != std::string::npos) return "[" + hp.host + "]:" + std::to_string(hp.port);
+  return hp.host + ":" + std::to_string(hp.port);
+}
+
+// --web.systemd-socket. civetweb 1.15 binds its listeners itself, from
+// listening_ports, and cannot be handed a socket it did not open. Accepting
+// on systemd's socket here and relaying each connection to civetweb would be
+// a second network path whose worker limit, timeouts, TLS and client address
+// would all have to be kept equal to civetweb's. Instead each systemd socket
+// takes the place of a listener civetweb opened: listening_ports gets a
+// placeholder (127.0.0.1:0, with "s" under TLS) per socket, and from
+// init_context, which civetweb calls after binding its listeners and before it
+// starts any thread, the placeholder's descriptor is made to refer to
+// systemd's socket (dup3 onto the same number). civetweb keeps only that
+// number, so from its first poll() on it accepts from systemd's socket and
+// serves those connections exactly as any listener's, by the same workers
+// with the same limits, timeouts, TLS and begin_request checks. At shutdown it
+// closes its copy; systemd keeps the socket, and connections arriving meanwhile
+// wait in its queue and start the service again. The unit test
+// HttpServer.ServesSystemdSocketsLikeItsOwnListeners fails if a civetweb
+// version no longer works this way.
+
+// The descriptor of this process that listens on 127.0.0.1:port: a
+// placeholder civetweb bound to port 0 and the kernel gave this port, so no
+// other socket of the process listens there.
+Result<int> PlaceholderFd(int port) {
+  std::error_code ec;
+  std::filesystem::directory_iterator fds("/proc/self/fd", ec);
+  if (ec) return Fail("list /proc/self/fd", ec.value());
+  for (const auto& entry : fds) {
+    const std::string name = entry.path().filename();
+    int fd = -1;
+    if (std::from_chars(name.data(), name.data() + name.size(), fd).ec != std::errc()) continue;
+    sockaddr_in a{};
+    socklen_t len = sizeof(a);
+    if (getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) != 0 || a.sin_family != AF_INET ||
+        a.sin_addr.s_addr != htonl(INADDR_LOOPBACK) || ntohs(a.sin_port) != port) {
+      continue;
+    }
+    int listening = 0;
+    len = sizeof(listening);
+    if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) == 0 && listening) return fd;
+  }
+  return Fail("no descriptor listens on civetweb's placeholder 127.0.0.1:" + std::to_string(port));
+}
+
+Result<void> AdoptSockets(const mg_context* ctx, const std::vector<UniqueFd>& sockets) {
+  std::vector<mg_server_port> ports(sockets.size() + 1);
+  const int n = mg_get_server_ports(ctx, static_cast<int>(ports.size()), ports.data());
+  if (n != static_cast<int>(sockets.size())) {
+    return Fail("civetweb opened " + std::to_string(n) + " placeholder listeners for " +
+                std::to_string(sockets.size()) + " systemd sockets");
+  }
+  for (size_t i = 0; i < sockets.size(); ++i) {
+    auto fd = PlaceholderFd(ports[i].port);
+    if (!fd) return std::unexpected(fd.error());
+    if (dup3(sockets[i].get(), *fd, O_CLOEXEC) < 0) {
+      return Fail("serve systemd socket " + SocketAddress(sockets[i].get()), errno);
+    }
+  }
+  return {};
+}
+
 }  // namespace
+
+bool CivetwebHasIpv6() { return mg_check_feature(8) != 0; }
 
 Result<std::string> CivetListeningPorts(std::string_view addr) {
   auto hp = SplitAddress(addr);
   if (!hp) return std::unexpected(hp.error());
   if (hp->host.empty()) return std::to_string(hp->port);
+  if (hp->host.find(':') != std::string::npos && !CivetwebHasIpv6()) {
+    return Fail("--web.listen-address '" + std::string(addr.substr(0, 128)) +
+                "': this build of civetweb has no IPv6 (Debian 12's is built without it); use an "
+                "IPv4 address");
+  }
   return std::string(addr);
 }
 
-Result<void> CheckCanListen(std::string_view addr) {
-  auto hp = SplitAddress(addr);
-  if (!hp) return std::unexpected(hp.error());
+Result<void> CheckCanListen(const std::vector<std::string>& addresses) {
   // The server starts after every capability is dropped (App::Start).
   int unprivileged_from = 1024;
   if (std::FILE* f = std::fopen("/proc/sys/net/ipv4/ip_unprivileged_port_start", "r")) {
     if (std::fscanf(f, "%d", &unprivileged_from) != 1) unprivileged_from = 1024;
     std::fclose(f);
   }
-  if (hp->port != 0 && hp->port < unprivileged_from) {
-    return Fail("listen on " + std::string(addr) + ": ports below " + std::to_string(unprivileged_from) +
-                " need CAP_NET_BIND_SERVICE, which execflow gives up before it listens; use a port of " +
-                std::to_string(unprivileged_from) + " or more (net.ipv4.ip_unprivileged_port_start)");
+  // All held at once, listening, as civetweb will hold them: an address that
+  // overlaps an earlier one (":9741" and "127.0.0.1:9741") fails here too.
+  std::vector<UniqueFd> held;
+  std::vector<HostPort> seen;
+  for (const std::string& addr : addresses) {
+    auto hp = SplitAddress(addr);
+    if (!hp) return std::unexpected(hp.error());
+    if (hp->port != 0 && hp->port < unprivileged_from) {
+      return Fail("listen on " + addr + ": ports below " + std::to_string(unprivileged_from) +
+                  " need CAP_NET_BIND_SERVICE, which execflow gives up before it listens; use a port "
+                  "of " + std::to_string(unprivileged_from) +
+                  " or more (net.ipv4.ip_unprivileged_port_start), or a systemd socket "
+                  "(--web.systemd-socket)");
+    }
+    sockaddr_storage ss{};
+    socklen_t len;
+    const bool v6 = hp->host.find(':') != std::string::npos;
+    if (v6) {
+      auto* a = reinterpret_cast<sockaddr_in6*>(&ss);
+      a->sin6_family = AF_INET6;
+      a->sin6_port = htons(static_cast<uint16_t>(hp->port));
+      inet_pton(AF_INET6, hp->host.c_str(), &a->sin6_addr);
+      len = sizeof(*a);
+    } else {
+      auto* a = reinterpret_cast<sockaddr_in*>(&ss);
+      a->sin_family = AF_INET;
+      a->sin_port = htons(static_cast<uint16_t>(hp->port));
+      if (!hp->host.empty()) inet_pton(AF_INET, hp->host.c_str(), &a->sin_addr);
+      len = sizeof(*a);
+    }
+    const std::string where = "listen on " + addr;
+    UniqueFd fd(socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    if (!fd) return Fail(where, errno);
+    // As civetweb sets them: "[::]:9741" is IPv6 only, beside "0.0.0.0:9741".
+    const int one = 1;
+    setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (v6) setsockopt(fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+    if (bind(fd.get(), reinterpret_cast<sockaddr*>(&ss), len) != 0 || listen(fd.get(), 1) != 0) {
+      const int err = errno;
+      switch (err) {
+        case EADDRINUSE:
+          for (size_t i = 0; i < seen.size(); ++i) {
+            if (hp->port != 0 && seen[i].port == hp->port) {
+              return Fail(where + ": overlaps --web.listen-address " + addresses[i] +
+                          " (same port)");
+            }
+          }
+          return Fail(where + ": the port is in use; choose another with --web.listen-address",
+                      err);
+        case EADDRNOTAVAIL:
+          return Fail(where + ": no network interface of this host has that address", err);
+        default:
+          return Fail(where, err);
+      }
+    }
+    held.push_back(std::move(fd));
+    seen.push_back(*hp);
   }
-  sockaddr_storage ss{};
-  socklen_t len;
-  if (hp->host.find(':') != std::string::npos) {
-    auto* v6 = reinterpret_cast<sockaddr_in6*>(&ss);
-    v6->sin6_family = AF_INET6;
-    v6->sin6_port = htons(static_cast<uint16_t>(hp->port));
-    inet_pton(AF_INET6, hp->host.c_str(), &v6->sin6_addr);
-    len = sizeof(*v6);
-  } else {
-    auto* v4 = reinterpret_cast<sockaddr_in*>(&ss);
-    v4->sin_family = AF_INET;
-    v4->sin_port = htons(static_cast<uint16_t>(hp->port));
-    if (!hp->host.empty()) inet_pton(AF_INET, hp->host.c_str(), &v4->sin_addr);
-    len = sizeof(*v4);
-  }
-  const std::string where = "listen on " + std::string(addr);
-  UniqueFd fd(socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  if (!fd) return Fail(where, errno);
-  const int one = 1;
-  setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));  // as civetweb does
-  if (bind(fd.get(), reinterpret_cast<sockaddr*>(&ss), len) == 0) return {};
-  const int err = errno;
-  switch (err) {
-    case EADDRINUSE:
-      return Fail(where + ": the port is in use; choose another with --web.listen-address", err);
-    case EADDRNOTAVAIL:
-      return Fail(where + ": no network interface of this host has that address", err);
-    default:
-      return Fail(where, err);
-  }
+  return {};
 }
 
 Result<std::unique_ptr<HttpServer>> HttpServer::Start(
     const HttpOptions& options, std::weak_ptr<prometheus::Collectable> metrics,
     std::map<std::string, HttpHandler> routes) {
-  auto ports = CivetListeningPorts(options.listen_address);
-  if (!ports) return std::unexpected(ports.error());
+  const bool systemd = !options.systemd_sockets.empty();
+  if (!systemd && options.listen_addresses.empty()) return Fail("no address to listen on");
+  std::vector<std::string> ports;  // civetweb's listening_ports, one per listener
+  std::vector<std::string> addresses;
+  if (systemd) {
+    for (const UniqueFd& fd : options.systemd_sockets) {
+      ports.push_back("127.0.0.1:0");
+      addresses.push_back(SocketAddress(fd.get()));
+    }
+  } else {
+    for (const std::string& addr : options.listen_addresses) {
+      auto p = CivetListeningPorts(addr);
+      if (!p) return std::unexpected(p.error());
+      ports.push_back(*p);
+    }
+  }
   if (options.telemetry_path.empty() || options.telemetry_path.front() != '/') {
     return Fail("--web.telemetry-path '" + options.telemetry_path + "': must start with /");
   }
@@ -281,52 +406,100 @@ Result<std::unique_ptr<HttpServer>> HttpServer::Start(
       // Headers and body go out in separate writes; without this, keep-alive
       // clients wait for a delayed ACK between them.
       "tcp_nodelay", "1"};
-  std::string listening = *ports;
   if (options.web_config.tls.enabled()) {
     if (auto ok = LoadTlsLibraries(options.tls_compat_dir); !ok) return std::unexpected(ok.error());
     s->tls_ = std::make_unique<TlsServer>(s->web_);
     // Fails here, with the reason, rather than at the first handshake.
     if (auto m = LoadTlsMaterial(options.web_config.tls); !m) return std::unexpected(m.error());
-    listening += "s";
+    for (std::string& p : ports) p += "s";  // every listener
   }
+  std::string listening;
+  for (const std::string& p : ports) listening += (listening.empty() ? "" : ",") + p;
   civet.insert(civet.end(), {"listening_ports", listening});
+  std::string where = "listen on ";
+  if (systemd) where += "systemd sockets ";
+  for (size_t i = 0; i < ports.size(); ++i) {
+    where += (i ? ", " : "") + (systemd ? addresses[i] : options.listen_addresses[i]);
+  }
+  InstallWakeHandler();
+  if (systemd) s->adopt_ = &options.systemd_sockets;
   try {
     t_starting = s.get();
     s->exposer_ = std::make_unique<prometheus::Exposer>(civet, &Callbacks());
     t_starting = nullptr;
   } catch (const std::exception& e) {
     t_starting = nullptr;
-    return Fail("listen on " + options.listen_address + ": " + e.what());
+    return Fail(where + ": " + e.what());
   }
+  s->adopt_ = nullptr;
+  if (!s->adopted_) return Fail(where + ": " + s->adopted_.error().message);
   s->exposer_->RegisterCollectable(metrics, options.telemetry_path);
   s->exposer_->RegisterCollectable(s->http_metrics_, options.telemetry_path);
-  auto bound = s->exposer_->GetListeningPorts();
-  if (bound.empty()) return Fail("listen on " + options.listen_address + ": no port bound");
-  s->port_ = bound.front();
-  const std::string host(options.listen_address.substr(0, options.listen_address.rfind(':')));
-  s->host_ = host.size() > 1 && host.front() == '[' ? host.substr(1, host.size() - 2) : host;
+  if (systemd) {
+    sockaddr_in6 a{};  // sin_port and sin6_port share their place
+    socklen_t len = sizeof(a);
+    getsockname(options.systemd_sockets.front().get(), reinterpret_cast<sockaddr*>(&a), &len);
+    s->port_ = ntohs(a.sin6_port);
+  } else {
+    // The kernel's choice where a port is 0.
+    auto bound = s->exposer_->GetListeningPorts();
+    if (bound.size() != ports.size()) {
+      return Fail(where + ": " + std::to_string(bound.size()) + " of " +
+                  std::to_string(ports.size()) + " bound");
+    }
+    for (size_t i = 0; i < bound.size(); ++i) {
+      HostPort hp = *SplitAddress(options.listen_addresses[i]);
+      hp.port = bound[i];
+      addresses.push_back(Joined(hp));
+    }
+    s->port_ = bound.front();
+  }
+  s->addresses_ = std::move(addresses);
   return s;
 }
 
 void HttpServer::Registered(const mg_context* ctx) {
   ctx_ = ctx;
-  std::lock_guard lock(g_servers_mu);
-  g_servers[ctx] = this;
+  {
+    std::lock_guard lock(g_servers_mu);
+    g_servers[ctx] = this;
+  }
+  if (adopt_) adopted_ = AdoptSockets(ctx, *adopt_);
+}
+
+void HttpServer::MasterThread(bool running) {
+  std::lock_guard lock(master_mu_);
+  master_running_ = running;
+  if (running) {
+    master_ = pthread_self();
+    // It inherits the mask of the thread that started the server.
+    sigset_t wake;
+    sigemptyset(&wake);
+    sigaddset(&wake, kWakeSignal);
+    pthread_sigmask(SIG_UNBLOCK, &wake, nullptr);
+  }
+}
+
+// Under master_mu_, the thread cannot exit (ExitThread waits for it) while
+// it is signalled.
+void HttpServer::Wake() {
+  std::lock_guard lock(master_mu_);
+  if (master_running_) pthread_kill(master_, kWakeSignal);
 }
 
 bool HttpServer::InitTls(void* ssl_ctx) { return tls_ && tls_->InitContext(ssl_ctx); }
 
 HttpServer::~HttpServer() {
   std::atomic<bool> stopped{false};
-  std::thread poker([&] {
+  std::thread waker([&] {
     while (!stopped) {
-      PokeListener(host_, port_);
+      Wake();
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
   });
   exposer_.reset();
   stopped = true;
-  poker.join();
+  waker.join();
   std::lock_guard lock(g_servers_mu);
   if (auto it = g_servers.find(ctx_); it != g_servers.end() && it->second == this) g_servers.erase(it);
 }

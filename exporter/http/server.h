@@ -1,14 +1,19 @@
 #pragma once
 
+#include <pthread.h>
+
 #include <atomic>
 #include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include <prometheus/collectable.h>
 
+#include "exporter/bpf/handles.h"
 #include "exporter/bpf/result.h"
 #include "exporter/config/config.h"
 #include "exporter/http/tls.h"
@@ -32,7 +37,13 @@ struct HttpResponse {
 using HttpHandler = std::function<HttpResponse(std::string_view query)>;
 
 struct HttpOptions {
-  std::string listen_address = ":9741";  // ":PORT", "HOST:PORT", "[V6]:PORT"; port 0 picks one
+  // --web.listen-address: ":PORT", "HOST:PORT", "[V6]:PORT" (port 0 picks one);
+  // the server binds each. Unused when systemd_sockets is not empty.
+  std::vector<std::string> listen_addresses = {":9741"};
+  // --web.systemd-socket: listening sockets systemd passed (SystemdSockets()),
+  // served instead of listen_addresses, by the same workers with the same
+  // limits, timeouts, TLS and authentication.
+  std::vector<UniqueFd> systemd_sockets;
   std::string telemetry_path = "/metrics";
   // civetweb serves each connection on a worker thread of its own, from the
   // first header byte to the last response byte: this many clients are served
@@ -50,14 +61,20 @@ struct HttpOptions {
 };
 
 // ":9741" -> "9741", "127.0.0.1:0" -> "127.0.0.1:0", "[::1]:9741" -> "[::1]:9741"
-// (civetweb's listening_ports syntax); an error names the bad address.
+// (civetweb's listening_ports syntax); an error names the bad address. IPv6
+// addresses are refused when civetweb is built without IPv6, as Debian 12's
+// is (it would fail to start on them, and only say that it failed).
 Result<std::string> CivetListeningPorts(std::string_view listen_address);
 
-// Binds the address once to say why it cannot be used (in use, not an address
-// of this host, a privileged port, which execflow cannot bind once it has
-// dropped its capabilities) before anything is attached; civetweb alone would
-// only say that it failed.
-Result<void> CheckCanListen(std::string_view listen_address);
+// Whether the civetweb linked serves IPv6 (mg_check_feature(8)).
+bool CivetwebHasIpv6();
+
+// Binds and listens on every address at once to say why one cannot be used
+// (in use, by another process or by an earlier address of the list; not an
+// address of this host; a privileged port, which execflow cannot bind once it
+// has dropped its capabilities) before anything is attached; civetweb alone
+// would only say that it failed.
+Result<void> CheckCanListen(const std::vector<std::string>& listen_addresses);
 
 class HttpMetrics;
 
@@ -73,7 +90,11 @@ class HttpServer {
       std::map<std::string, HttpHandler> routes);
   ~HttpServer();  // stops serving and waits for in-flight requests
 
+  // The port of the first listener (of the first address, or the first
+  // systemd socket).
   int port() const { return port_; }
+  // Where it listens, in order: "0.0.0.0:9741", "[::1]:9741".
+  const std::vector<std::string>& addresses() const { return addresses_; }
   // The handler of a path, or null.
   const HttpHandler* Route(const std::string& path) const;
   bool tls() const { return tls_ != nullptr; }
@@ -83,6 +104,7 @@ class HttpServer {
   void HandleClose(mg_connection* conn);
   bool InitTls(void* ssl_ctx);
   void Registered(const mg_context* ctx);
+  void MasterThread(bool running);
 
  private:
   HttpServer() = default;
@@ -93,8 +115,17 @@ class HttpServer {
   std::shared_ptr<HttpMetrics> http_metrics_;
   std::unique_ptr<prometheus::Exposer> exposer_;
   const mg_context* ctx_ = nullptr;
-  std::string host_;
+  // Set while Start() builds the Exposer: the systemd sockets to put in
+  // place of civetweb's placeholders, and how that went.
+  const std::vector<UniqueFd>* adopt_ = nullptr;
+  Result<void> adopted_;
+  std::vector<std::string> addresses_;
   int port_ = 0;
+  // civetweb's master (accepting) thread, while it runs; see Wake().
+  std::mutex master_mu_;
+  bool master_running_ = false;
+  pthread_t master_{};
+  void Wake();
 };
 
 }  // namespace execflow

@@ -9,14 +9,16 @@ add_test(NAME deploy_kubernetes
          COMMAND bash ${EXECFLOW_DEPLOY_TESTS_DIR}/deploy_kubernetes.sh ${CMAKE_SOURCE_DIR})
 set_tests_properties(deploy_kubernetes PROPERTIES LABELS "e2e" TIMEOUT 300 SKIP_RETURN_CODE 77)
 
-# systemd-analyze verify and security (offline) on the unit.
+# systemd-analyze verify and security (offline) on the unit, and on execflow.socket with the
+# service's systemd-socket drop-in.
 add_test(NAME deploy_systemd_verify
          COMMAND bash ${EXECFLOW_DEPLOY_TESTS_DIR}/deploy_systemd.sh verify
                  $<TARGET_FILE:execflow_exporter>)
 set_tests_properties(deploy_systemd_verify PROPERTIES LABELS "e2e" TIMEOUT 60 SKIP_RETURN_CODE 77)
 
 # The unit under a real systemd (privileged podman container): credentials, exact exec
-# counts, restart on failure, clean stop.
+# counts, restart on failure, clean stop; then socket activation through execflow.socket:
+# started by the first connection, same credentials, exact counts, clean stop.
 add_test(NAME deploy_systemd_run
          COMMAND bash ${EXECFLOW_DEPLOY_TESTS_DIR}/deploy_systemd.sh run
                  $<TARGET_FILE:execflow_exporter>)

@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """The built execflow_exporter binary, end to end on the real kernel (issue 2):
-flags, config check, start-up errors, exact counts over HTTP, events, promtool, SIGTERM.
+flags, config check, start-up errors, exact counts over HTTP, events, promtool, SIGTERM,
+several listen addresses and socket activation (issue 13).
 
 Usage: exporter_e2e.py BINARY. Needs root; a skip is a failure under CI=true.
 """
@@ -352,6 +353,114 @@ class Lifecycle(unittest.TestCase):
             self.assertEqual(r.returncode, 1)
             self.assertIn(f"listen on {addr}: the port is in use; choose another with --web.listen-address", r.stderr)
             self.assertNotIn("attached", r.stderr)
+
+
+def comm(pid):
+    with open(f"/proc/{pid}/comm") as f:
+        return f.read().strip()
+
+
+def thread_capabilities(pid):
+    """The union of CapEff over every thread of pid."""
+    caps = 0
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{tid}/status") as f:
+            for line in f:
+                if line.startswith("CapEff:"):
+                    caps |= int(line.split()[1], 16)
+    return caps
+
+
+def free_privileged_port():
+    """A port below 1024 nothing listens on (on 127.0.0.1)."""
+    import socket
+    for port in range(1023, 899, -1):
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+                return port
+            except OSError:
+                continue
+    raise RuntimeError("no free port from 900 to 1023 on 127.0.0.1")
+
+
+CAP_NET_BIND_SERVICE = 10
+
+
+class Listeners(unittest.TestCase):
+    """--web.listen-address repeated, --web.systemd-socket (issue 13)."""
+
+    CONFIG = os.path.join(lib.REPO, "config/execflow.yaml")
+
+    def count_execs(self, urls, uid, n):
+        """n execs under uid move execflow_execs_total{uid} by exactly n at every url."""
+        before = [value(lib.http_get(f"{u}/metrics"), "execflow_execs_total", {"uid": uid}) for u in urls]
+        self.assertEqual(as_uid(uid, lambda: exec_true(n)), 0)
+        after = [value(lib.http_get(f"{u}/metrics"), "execflow_execs_total", {"uid": uid}) for u in urls]
+        self.assertEqual([a - b for a, b in zip(after, before)], [n] * len(urls))
+
+    def test_every_listen_address_serves(self):
+        # Two hosts (all of 127/8 is loopback); not IPv6: Debian 12's civetweb has none.
+        p1, p2 = lib.free_port(), lib.free_port()
+        urls = [f"http://127.0.0.1:{p1}", f"http://127.0.0.2:{p2}"]
+        with tempfile.TemporaryDirectory() as tmp:
+            p = lib.Process("exporter", [BINARY, f"--config.file={self.CONFIG}",
+                                         f"--web.listen-address=127.0.0.1:{p1}",
+                                         f"--web.listen-address=127.0.0.2:{p2}"], tmp)
+            self.addCleanup(p.stop)
+            for u in urls:
+                lib.wait_until(f"{u}/readyz", lambda: p.check_running() and lib.http_get(f"{u}/readyz") == "ready\n", 30)
+            self.assertIn(f"listening on 127.0.0.1:{p1},127.0.0.2:{p2} systemd_socket=false", p.tail())
+            self.count_execs(urls, UID_BASE + 3, 30)
+            for u in urls:
+                self.assertEqual(lib.http_get(f"{u}/healthz"), "ok\n")
+            p.proc.terminate()
+            self.assertEqual(p.proc.wait(timeout=2), 0)
+
+    def test_overlapping_addresses_are_a_start_up_error(self):
+        port = lib.free_port()
+        r = run([f"--config.file={self.CONFIG}", f"--web.listen-address=:{port}",
+                 f"--web.listen-address=127.0.0.1:{port}"])
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertIn(f"listen on 127.0.0.1:{port}: overlaps --web.listen-address :{port} (same port)", r.stderr)
+        self.assertNotIn("attached", r.stderr)
+
+    def test_systemd_socket_flag_errors(self):
+        r = run([f"--config.file={self.CONFIG}", "--web.systemd-socket", "--web.listen-address=:9741"])
+        self.assertEqual(r.returncode, 2, r.stderr)
+        self.assertIn("--web.listen-address and --web.systemd-socket are mutually exclusive", r.stderr)
+        self.assertNotIn("attached", r.stderr)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("LISTEN_")}
+        r = run([f"--config.file={self.CONFIG}", "--web.systemd-socket"], env=env)
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertIn("--web.systemd-socket: systemd passed no sockets (LISTEN_FDS is not set)", r.stderr)
+        self.assertNotIn("attached", r.stderr)
+
+    def test_socket_activation_first_connection_starts_it(self):
+        """systemd-socket-activate holds the sockets as systemd would and execs the exporter
+        (same pid: LISTEN_PID) when the first client connects. One port is privileged: the
+        exporter serves it without CAP_NET_BIND_SERVICE, which it never had."""
+        activate = lib.need_tool("systemd-socket-activate", "systemd")
+        port, privileged = lib.free_port(), free_privileged_port()
+        urls = [f"http://127.0.0.1:{port}", f"http://127.0.0.1:{privileged}"]
+        with tempfile.TemporaryDirectory() as tmp:
+            p = lib.Process("activate", [activate, f"--listen=127.0.0.1:{port}",
+                                         f"--listen=127.0.0.1:{privileged}", BINARY,
+                                         f"--config.file={self.CONFIG}", "--web.systemd-socket"], tmp)
+            self.addCleanup(p.stop)
+            lib.wait_until("both sockets", lambda: p.tail().count("Listening on") == 2, 10)
+            time.sleep(0.5)
+            self.assertEqual(comm(p.proc.pid), "systemd-socket-")  # nothing started yet
+            # The first request starts the exporter and is answered by it.
+            self.assertEqual(lib.http_get(f"{urls[1]}/readyz", timeout=60), "ready\n")
+            self.assertEqual(comm(p.proc.pid), "execflow_export")
+            self.assertIn(f"listening on 127.0.0.1:{port},127.0.0.1:{privileged} systemd_socket=true",
+                          p.tail())
+            self.assertEqual(thread_capabilities(p.proc.pid) & (1 << CAP_NET_BIND_SERVICE), 0)
+            self.count_execs(urls, UID_BASE + 4, 25)
+            p.proc.terminate()
+            self.assertEqual(p.proc.wait(timeout=2), 0)
+            self.assertIn("stopped", p.tail())
 
 
 if __name__ == "__main__":

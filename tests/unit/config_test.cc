@@ -173,7 +173,7 @@ TEST(Config, HookModesComeFromTheHookTable) {
   EXPECT_EQ(ErrorOf("tcp:\n  close_hook: fexit\n"),
             "test.yaml:2: tcp.close_hook: expected one of auto, tp_btf, tracepoint, got 'fexit'");
   EXPECT_EQ(ErrorOf("exec:\n  failures_hook: tp_btf\n"),
-            "test.yaml:2: exec.failures_hook: expected one of auto, tracepoint, off, got 'tp_btf'");
+            "test.yaml:2: exec.failures_hook: expected one of auto, fexit, tracepoint, off, got 'tp_btf'");
 }
 
 TEST(Config, RingBufferMustBePowerOfTwo) {

@@ -54,6 +54,14 @@ TEST(ChooseHook, OptionalGroupMayEndWithNothing) {
   EXPECT_EQ(c->rejected.size(), 3u);
 }
 
+TEST(ChooseHook, ForcedModeThatDoesNotAttachIsAnErrorInAnOptionalGroupToo) {
+  HookGroup g = kGroup;
+  g.required = false;
+  auto c = ChooseHook(g, "kprobe", [](const HookVariant&) -> Result<void> { return Fail("no", EPERM); });
+  ASSERT_FALSE(c.has_value());
+  EXPECT_EQ(c.error().message, "no attachable hook for tcp send (kprobe: no: Operation not permitted)");
+}
+
 TEST(ChooseHook, UnknownForcedModeIsAnError) {
   auto c = ChooseHook(kGroup, "uprobe", [](const HookVariant&) -> Result<void> { return {}; });
   ASSERT_FALSE(c.has_value());
@@ -106,6 +114,27 @@ TEST(PlanHooks, FollowerTakesTheLeadersForcedModeAndNothingWhereItHasNoSuchMode)
   ASSERT_TRUE(tp.has_value());
   EXPECT_EQ(tp->ModeOf("tcp sendpage"), "");
   EXPECT_EQ(tp->Programs(), (std::vector<std::string>{"sock_send_btf", "inet_state_btf"}));
+}
+
+TEST(PlanHooks, FollowerWhoseFunctionIsGoneIsLeftOutButOneRefusedIsAnError) {
+  // 6.5+: tcp_sendpage is gone (fexit: no BTF id, ESRCH; kprobe: ENOENT).
+  for (int gone : {ESRCH, ENOENT}) {
+    auto plan = PlanHooks(TcpHooks(), {{"tcp.hook", "fexit"}}, [&](const HookVariant& v) -> Result<void> {
+      if (v.programs[0] == "tcp_sendpage_fexit") return Fail("load tcp_sendpage_fexit", gone);
+      return {};
+    });
+    ASSERT_TRUE(plan.has_value()) << plan.error().message;
+    EXPECT_EQ(plan->Programs(), (std::vector<std::string>{"tcp_sendmsg_fexit", "inet_state_btf"}));
+    EXPECT_EQ(plan->ModeOf("tcp sendpage"), "");
+  }
+  // Present but refused (a verifier error): sendfile() bytes would be lost.
+  auto refused = PlanHooks(TcpHooks(), {}, [&](const HookVariant& v) -> Result<void> {
+    if (v.programs[0] == "tcp_sendpage_fexit") return Fail("load tcp_sendpage_fexit", EACCES);
+    return {};
+  });
+  ASSERT_FALSE(refused.has_value());
+  EXPECT_EQ(refused.error().message,
+            "no attachable hook for tcp sendpage (fexit: load tcp_sendpage_fexit: Permission denied)");
 }
 
 TEST(PlanHooks, RejectedNamesTheGroup) {

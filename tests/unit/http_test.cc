@@ -5,7 +5,9 @@
 
 #include <atomic>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
+#include <set>
 #include <thread>
 #include <vector>
 
@@ -35,7 +37,7 @@ std::map<std::string, HttpHandler> TestRoutes() {
 }
 
 std::unique_ptr<HttpServer> StartServer(std::shared_ptr<StaticMetrics> m, HttpOptions o = {}) {
-  o.listen_address = "127.0.0.1:0";
+  o.listen_addresses = {"127.0.0.1:0"};
   auto s = HttpServer::Start(o, m, TestRoutes());
   EXPECT_TRUE(s.has_value()) << s.error().message;
   return s ? std::move(*s) : nullptr;
@@ -175,7 +177,7 @@ TEST(HttpServer, IdleAndSlowConnectionsAreClosedAfterTheirTimeouts) {
   HttpOptions o;
   o.read_timeout_seconds = 0.5;
   o.idle_timeout_seconds = 0.5;
-  auto server = StartServer(std::make_shared<StaticMetrics>(), o);
+  auto server = StartServer(std::make_shared<StaticMetrics>(), std::move(o));
   ASSERT_NE(server, nullptr);
   // Sends half a request line, then nothing.
   int slow = ConnectLoopback(server->port());
@@ -233,7 +235,7 @@ TEST(HttpServer, TwoServersKeepTheirOwnRoutes) {
   auto metrics = std::make_shared<StaticMetrics>();
   auto a = StartServer(metrics);
   HttpOptions o;
-  o.listen_address = "127.0.0.1:0";
+  o.listen_addresses = {"127.0.0.1:0"};
   auto b = HttpServer::Start(o, metrics, {{"/only-b", [](std::string_view) {
                                              return HttpResponse{200, "text/plain", "b"};
                                            }}});
@@ -242,26 +244,149 @@ TEST(HttpServer, TwoServersKeepTheirOwnRoutes) {
   EXPECT_EQ(HttpRequest((*b)->port(), "/only-b").body, "b");
 }
 
+TEST(HttpServer, ServesEveryListenAddress) {
+  HttpOptions o;
+  o.listen_addresses = {"127.0.0.1:0", "127.0.0.1:0"};
+  auto metrics = std::make_shared<StaticMetrics>();  // the server holds it weakly
+  auto s = HttpServer::Start(o, metrics, TestRoutes());
+  ASSERT_TRUE(s.has_value()) << s.error().message;
+  const auto& addresses = (*s)->addresses();
+  ASSERT_EQ(addresses.size(), 2u);
+  std::vector<int> ports;
+  for (const std::string& a : addresses) {
+    ASSERT_EQ(a.rfind("127.0.0.1:", 0), 0u) << a;
+    ports.push_back(std::stoi(a.substr(10)));
+  }
+  EXPECT_NE(ports[0], ports[1]);
+  EXPECT_EQ((*s)->port(), ports[0]);
+  for (int port : ports) {
+    auto m = HttpRequest(port, "/metrics");
+    EXPECT_EQ(m.status, 200) << port;
+    EXPECT_NE(m.body.find("execflow_execs_total{uid=\"1000\"} 200"), std::string::npos) << port;
+    EXPECT_EQ(HttpRequest(port, "/healthz").body, "ok\n") << port;
+    EXPECT_EQ(HttpRequest(port, "/nope").status, 404) << port;
+  }
+}
+
+// The socket inodes ("socket:[123]") this process listens on.
+std::set<std::string> ListeningSockets() {
+  std::set<std::string> out;
+  for (const auto& e : std::filesystem::directory_iterator("/proc/self/fd")) {
+    const int fd = std::stoi(e.path().filename());
+    int listening = 0;
+    socklen_t len = sizeof(listening);
+    if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) == 0 && listening) {
+      std::error_code ec;
+      out.insert(std::filesystem::read_symlink(e.path(), ec).string());
+    }
+  }
+  return out;
+}
+
+std::string SocketInode(int fd) {
+  return std::filesystem::read_symlink("/proc/self/fd/" + std::to_string(fd)).string();
+}
+
+TEST(HttpServer, ServesSystemdSocketsLikeItsOwnListeners) {
+  auto metrics = std::make_shared<StaticMetrics>();
+  // What systemd holds: the sockets outlive each server.
+  UniqueFd a(ListeningSocket()), b(ListeningSocket());
+  ASSERT_TRUE(a && b);
+  const int pa = LocalPort(a.get()), pb = LocalPort(b.get());
+  const std::set<std::string> systemd = {SocketInode(a.get()), SocketInode(b.get())};
+  for (int round = 0; round < 3; ++round) {  // each stop is prompt, not once by chance
+    HttpOptions o;
+    o.max_connections = 4;
+    o.systemd_sockets.emplace_back(dup(a.get()));
+    o.systemd_sockets.emplace_back(dup(b.get()));
+    auto s = HttpServer::Start(o, metrics, TestRoutes());
+    ASSERT_TRUE(s.has_value()) << s.error().message;
+    EXPECT_EQ((*s)->addresses(), (std::vector<std::string>{"127.0.0.1:" + std::to_string(pa),
+                                                           "127.0.0.1:" + std::to_string(pb)}));
+    EXPECT_EQ((*s)->port(), pa);
+    for (int port : {pa, pb}) {
+      auto m = HttpRequest(port, "/metrics");
+      EXPECT_EQ(m.status, 200) << port;
+      EXPECT_NE(m.body.find("execflow_execs_total{uid=\"1000\"} 200"), std::string::npos) << port;
+      EXPECT_EQ(HttpRequest(port, "/healthz").body, "ok\n") << port;
+      EXPECT_EQ(HttpRequest(port, "/metrics", "POST").status, 405) << port;
+    }
+    // civetweb's placeholders are gone: the process listens on systemd's sockets only.
+    EXPECT_EQ(ListeningSockets(), systemd);
+
+    const auto t0 = std::chrono::steady_clock::now();
+    s->reset();
+    // Woken by a signal, not by its poll() timing out (2 s).
+    EXPECT_LT(std::chrono::steady_clock::now() - t0, 500ms) << "round " << round;
+    // Still listening, with nothing of the server's left in the queues: a
+    // connection left there would start the service again.
+    for (int fd : {a.get(), b.get()}) {
+      int listening = 0;
+      socklen_t len = sizeof(listening);
+      ASSERT_EQ(getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len), 0);
+      EXPECT_EQ(listening, 1);
+      pollfd p{fd, POLLIN, 0};
+      EXPECT_EQ(poll(&p, 1, 0), 0) << "round " << round;
+    }
+  }
+  // A client that comes while no server runs waits in systemd's queue.
+  int c = ConnectLoopback(pa);
+  ASSERT_GE(c, 0);
+  pollfd p{a.get(), POLLIN, 0};
+  EXPECT_EQ(poll(&p, 1, 1000), 1);
+  close(c);
+}
+
 TEST(ListenAddress, CheckCanListenSaysWhy) {
   auto a = StartServer(std::make_shared<StaticMetrics>());
   const std::string in_use = "127.0.0.1:" + std::to_string(a->port());
-  auto busy = CheckCanListen(in_use);
+  auto busy = CheckCanListen({in_use});
   ASSERT_FALSE(busy.has_value());
   EXPECT_EQ(busy.error().message, "listen on " + in_use +
                                       ": the port is in use; choose another with --web.listen-address: "
                                       "Address already in use");
-  auto foreign = CheckCanListen("192.0.2.1:9741");  // TEST-NET-1: no host has it
+  auto foreign = CheckCanListen({"192.0.2.1:9741"});  // TEST-NET-1: no host has it
   ASSERT_FALSE(foreign.has_value());
   EXPECT_EQ(foreign.error().message,
             "listen on 192.0.2.1:9741: no network interface of this host has that address: Cannot "
             "assign requested address");
-  EXPECT_TRUE(CheckCanListen("127.0.0.1:0").has_value());
+  EXPECT_TRUE(CheckCanListen({"127.0.0.1:0"}).has_value());
+}
+
+TEST(ListenAddress, CheckCanListenHoldsEveryAddressAtOnce) {
+  int probe = ListeningSocket();
+  const std::string port = std::to_string(LocalPort(probe));
+  close(probe);
+  auto twice = CheckCanListen({"127.0.0.1:" + port, "127.0.0.1:" + port});
+  ASSERT_FALSE(twice.has_value());
+  EXPECT_EQ(twice.error().message, "listen on 127.0.0.1:" + port +
+                                       ": overlaps --web.listen-address 127.0.0.1:" + port +
+                                       " (same port)");
+  auto any = CheckCanListen({"127.0.0.1:0", ":" + port, "127.0.0.1:" + port});
+  ASSERT_FALSE(any.has_value());
+  EXPECT_EQ(any.error().message,
+            "listen on 127.0.0.1:" + port + ": overlaps --web.listen-address :" + port + " (same port)");
+  // IPv4 and IPv6 on one port are two sockets, as civetweb opens them.
+  EXPECT_TRUE(CheckCanListen({":" + port, "[::]:" + port}).has_value());
+  EXPECT_TRUE(CheckCanListen({"127.0.0.1:0", "127.0.0.1:0", "[::1]:0"}).has_value());
+  // Each address is checked, not only the first.
+  auto bad = CheckCanListen({"127.0.0.1:0", "192.0.2.1:" + port});
+  ASSERT_FALSE(bad.has_value());
+  EXPECT_EQ(bad.error().message, "listen on 192.0.2.1:" + port +
+                                     ": no network interface of this host has that address: Cannot "
+                                     "assign requested address");
 }
 
 TEST(ListenAddress, TranslatesToCivetwebSyntax) {
   EXPECT_EQ(*CivetListeningPorts(":9741"), "9741");
   EXPECT_EQ(*CivetListeningPorts("127.0.0.1:0"), "127.0.0.1:0");
-  EXPECT_EQ(*CivetListeningPorts("[::1]:9741"), "[::1]:9741");
+  if (CivetwebHasIpv6()) {
+    EXPECT_EQ(*CivetListeningPorts("[::1]:9741"), "[::1]:9741");
+  } else {  // Debian 12's civetweb
+    EXPECT_EQ(CivetListeningPorts("[::1]:9741").error().message,
+              "--web.listen-address '[::1]:9741': this build of civetweb has no IPv6 (Debian 12's "
+              "is built without it); use an IPv4 address");
+  }
   EXPECT_EQ(CivetListeningPorts("9741").error().message,
             "--web.listen-address '9741': expected [HOST]:PORT");
   EXPECT_EQ(CivetListeningPorts(":99999").error().message,
@@ -303,7 +428,7 @@ TEST_F(WebConfigFile, BasicAuthGuardsEverythingButProbes) {
   o.web_config_file = path_;
   o.web_config = *LoadWebConfigFile(path_);
   auto metrics = std::make_shared<StaticMetrics>();
-  auto s = StartServer(metrics, o);
+  auto s = StartServer(metrics, std::move(o));
   ASSERT_NE(s, nullptr);
   const int port = s->port();
   auto denied = HttpRequest(port, "/metrics");
@@ -329,13 +454,40 @@ TEST_F(WebConfigFile, BasicAuthGuardsEverythingButProbes) {
   EXPECT_NE(m.find("execflow_web_config_last_reload_successful 1"), std::string::npos) << m;
 }
 
+TEST_F(WebConfigFile, SystemdSocketsHaveTheSameAuthAndTimeouts) {
+  Write("basic_auth_users:\n  prometheus: " + Bcrypt("s3cret") + "\n");
+  UniqueFd sock(ListeningSocket());
+  ASSERT_TRUE(sock);
+  const int port = LocalPort(sock.get());
+  HttpOptions o;
+  o.web_config_file = path_;
+  o.web_config = *LoadWebConfigFile(path_);
+  o.read_timeout_seconds = 0.5;
+  o.systemd_sockets.emplace_back(dup(sock.get()));
+  auto metrics = std::make_shared<StaticMetrics>();
+  auto s = HttpServer::Start(o, metrics, TestRoutes());
+  ASSERT_TRUE(s.has_value()) << s.error().message;
+  EXPECT_EQ(HttpRequest(port, "/metrics").status, 401);
+  EXPECT_EQ(HttpRequest(port, "/metrics", "GET", kBad).status, 401);
+  auto ok = HttpRequest(port, "/metrics", "GET", kGood);
+  EXPECT_EQ(ok.status, 200);
+  EXPECT_NE(ok.body.find("execflow_http_auth_failures_total{reason=\"denied\"} 1"), std::string::npos);
+  EXPECT_NE(ok.body.find("execflow_http_auth_failures_total{reason=\"missing\"} 1"), std::string::npos);
+  EXPECT_EQ(HttpRequest(port, "/healthz").status, 200);  // probes need no credentials
+  // --web.read-timeout (0.5 s here, 5 s by default) closes a silent client.
+  int silent = ConnectLoopback(port);
+  ASSERT_GE(silent, 0);
+  EXPECT_TRUE(ClosedWithin(silent, 2000ms));
+  close(silent);
+}
+
 TEST_F(WebConfigFile, WrongPasswordFloodIsThrottledWhileTheScraperIsServed) {
   Write("basic_auth_users:\n  prometheus: " + Bcrypt("s3cret") + "\n");
   HttpOptions o;
   o.web_config_file = path_;
   o.web_config = *LoadWebConfigFile(path_);
   auto metrics = std::make_shared<StaticMetrics>();
-  auto s = StartServer(metrics, o);
+  auto s = StartServer(metrics, std::move(o));
   ASSERT_NE(s, nullptr);
   const int port = s->port();
   ASSERT_EQ(HttpRequest(port, "/metrics", "GET", kGood).status, 200);  // verified once, remembered
@@ -366,7 +518,7 @@ TEST_F(WebConfigFile, IsReReadWhenItChangesAndFailsClosed) {
   o.web_config_file = path_;
   o.web_config = *LoadWebConfigFile(path_);
   auto metrics = std::make_shared<StaticMetrics>();
-  auto s = StartServer(metrics, o);
+  auto s = StartServer(metrics, std::move(o));
   ASSERT_NE(s, nullptr);
   const int port = s->port();
   EXPECT_EQ(HttpRequest(port, "/metrics", "GET", kGood).status, 200);

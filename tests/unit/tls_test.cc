@@ -124,7 +124,7 @@ class Tls : public ::testing::Test {
     auto wc = LoadWebConfigFile(P("web.yml"));
     EXPECT_TRUE(wc.has_value()) << wc.error().message;
     HttpOptions o;
-    o.listen_address = "127.0.0.1:0";
+    o.listen_addresses = {"127.0.0.1:0"};
     o.web_config_file = P("web.yml");
     o.web_config = *wc;
     auto s = HttpServer::Start(o, metrics_, {{"/healthz", [](std::string_view) {
@@ -158,6 +158,29 @@ TEST_F(Tls, ServesHttpsThroughCivetwebOnOpenSsl3) {
   EXPECT_EQ(TlsGet(s->port(), "/healthz").status, 200);
   // Plain HTTP to the TLS port gets no HTTP answer.
   EXPECT_EQ(HttpRequest(s->port(), "/healthz").status, 0);
+}
+
+TEST_F(Tls, SystemdSocketsServeHttpsOnly) {
+  WriteWebConfig(kServer);
+  UniqueFd sock(ListeningSocket());
+  ASSERT_TRUE(sock);
+  const int port = LocalPort(sock.get());
+  HttpOptions o;
+  o.web_config_file = P("web.yml");
+  o.web_config = *LoadWebConfigFile(P("web.yml"));
+  o.systemd_sockets.emplace_back(dup(sock.get()));
+  auto s = HttpServer::Start(o, metrics_, {{"/healthz", [](std::string_view) {
+                                              return HttpResponse{200, "text/plain", "ok\n"};
+                                            }}});
+  ASSERT_TRUE(s.has_value()) << s.error().message;
+  EXPECT_TRUE((*s)->tls());
+  auto r = TlsGet(port, "/metrics");
+  ASSERT_TRUE(r.handshake);
+  EXPECT_EQ(r.status, 200);
+  EXPECT_NE(r.body.find("execflow_execs_total{uid=\"0\"} 7"), std::string::npos) << r.body;
+  EXPECT_EQ(r.server_cn, "server-one");
+  EXPECT_EQ(TlsGet(port, "/healthz").body, "ok\n");
+  EXPECT_EQ(HttpRequest(port, "/healthz").status, 0);  // plain HTTP gets no answer
 }
 
 TEST_F(Tls, MinVersionAndCipherSuites) {
@@ -237,7 +260,7 @@ TEST_F(Tls, CertificateAndSettingsAreReloadedWhenTheyChange) {
 TEST_F(Tls, BadMaterialIsAStartUpError) {
   WriteWebConfig("tls_server_config:\n  cert_file: server.crt\n  key_file: client.key\n");
   HttpOptions o;
-  o.listen_address = "127.0.0.1:0";
+  o.listen_addresses = {"127.0.0.1:0"};
   o.web_config = *LoadWebConfigFile(P("web.yml"));
   auto s = HttpServer::Start(o, metrics_, {});
   ASSERT_FALSE(s.has_value());

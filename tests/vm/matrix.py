@@ -32,6 +32,7 @@ import vm  # noqa: E402
 
 ALL = {
     "exec.hook": ["tp_btf", "tracepoint"],
+    "exec.failures_hook": ["fexit", "tracepoint"],
     "tcp.hook": ["fexit", "kprobe", "tp_btf", "tracepoint"],
     "tcp.close_hook": ["tp_btf", "tracepoint"],
     "events.transport": ["ringbuf", "perfbuf"],
@@ -44,18 +45,22 @@ OLD_TCP_REFUSED = {"tp_btf": "BTF type ID of 'sock_send_length'",
                    "tracepoint": "no tracepoint sock/sock_send_length"}
 KERNELS = {
     "5.10": {"loads": {"tcp.hook": ["fexit", "kprobe"]}, "refused": OLD_TCP_REFUSED,
-             "auto": {"exec": "tp_btf", "tcp": "fexit", "close": "tp_btf", "transport": "ringbuf"},
+             "auto": {"exec": "tp_btf", "failures": "fexit", "tcp": "fexit", "close": "tp_btf",
+                      "transport": "ringbuf"},
              "sendpage": True},
     "6.1": {"loads": {"tcp.hook": ["fexit", "kprobe"]}, "refused": OLD_TCP_REFUSED,
-            "auto": {"exec": "tp_btf", "tcp": "fexit", "close": "tp_btf", "transport": "ringbuf"},
+            "auto": {"exec": "tp_btf", "failures": "fexit", "tcp": "fexit", "close": "tp_btf",
+                     "transport": "ringbuf"},
             "sendpage": True},
     "6.12": {"loads": {}, "refused": {},
-             "auto": {"exec": "tp_btf", "tcp": "fexit", "close": "tp_btf", "transport": "ringbuf"},
+             "auto": {"exec": "tp_btf", "failures": "fexit", "tcp": "fexit", "close": "tp_btf",
+                      "transport": "ringbuf"},
              "sendpage": False},
     # This machine's 6.18: fexit programs are refused (EPERM) and kprobes are compiled out.
-    "ci": {"loads": {"tcp.hook": ["tp_btf", "tracepoint"]},
+    "ci": {"loads": {"tcp.hook": ["tp_btf", "tracepoint"], "exec.failures_hook": ["tracepoint"]},
            "refused": {"fexit": "Operation not permitted", "kprobe": "no kprobes"},
-           "auto": {"exec": "tp_btf", "tcp": "tp_btf", "close": "tp_btf", "transport": "ringbuf"},
+           "auto": {"exec": "tp_btf", "failures": "tracepoint", "tcp": "tp_btf", "close": "tp_btf",
+                    "transport": "ringbuf"},
            "sendpage": False},
 }
 VM_TIMEOUT = 1800  # seconds per guest: a hard limit, the guest is killed after it
@@ -71,7 +76,9 @@ SENDPAGE_HOOKS = {"fexit": [["tcp_sendpage", "fexit"]],
                   "kprobe": [["tcp_sendpage", "kprobe"], ["tcp_sendpage", "kretprobe"]]}
 EXEC_HOOKS = {"tp_btf": [["sched_process_exec", "tp_btf"]],
               "tracepoint": [["sched/sched_process_exec", "tracepoint"]]}
-FAILURE_HOOKS = [["syscalls/sys_exit_execve", "tracepoint"], ["syscalls/sys_exit_execveat", "tracepoint"]]
+FAILURE_HOOKS = {"fexit": [["__x64_sys_execve", "fexit"], ["__x64_sys_execveat", "fexit"]],
+                 "tracepoint": [["syscalls/sys_exit_execve", "tracepoint"],
+                                ["syscalls/sys_exit_execveat", "tracepoint"]]}
 CLOSE_HOOKS = {"tp_btf": [["inet_sock_set_state", "tp_btf"]],
                "tracepoint": [["sock/inet_sock_set_state", "tracepoint"]]}
 
@@ -80,8 +87,11 @@ def loads(kernel, key, mode):
     return mode in KERNELS[kernel]["loads"].get(key, ALL[key])
 
 
-def expected_programs(kernel, exec_mode, tcp_mode, close_mode):
-    p = EXEC_HOOKS[exec_mode] + FAILURE_HOOKS + SEND_HOOKS[tcp_mode] + CLOSE_HOOKS[close_mode]
+def expected_programs(kernel, forced):
+    """The (hook, attach type) pairs a run must attach: `forced` holds every mode."""
+    tcp_mode = forced["tcp.hook"]
+    p = (EXEC_HOOKS[forced["exec.hook"]] + FAILURE_HOOKS[forced["exec.failures_hook"]] +
+         SEND_HOOKS[tcp_mode] + CLOSE_HOOKS[forced["tcp.close_hook"]])
     if KERNELS[kernel]["sendpage"]:
         p += SENDPAGE_HOOKS.get(tcp_mode, [])
     return sorted(p)
@@ -94,13 +104,17 @@ def alternate(key, i):
 
 def config_checks():
     """Every send mode with each transport; exec and close modes alternate so that each
-    of them meets each transport on a kernel with only the two function send modes."""
+    of them meets each transport on a kernel with only the two function send modes. Then
+    each failed-exec mode."""
     out = []
     for i, tcp in enumerate(ALL["tcp.hook"]):
         for j, transport in enumerate(ALL["events.transport"]):
-            out.append({"exec.hook": alternate("exec.hook", i + j), "tcp.hook": tcp,
+            out.append({"exec.hook": alternate("exec.hook", i + j),
+                        "tcp.hook": tcp,
                         "tcp.close_hook": alternate("tcp.close_hook", i + j),
                         "events.transport": transport})
+    # The failure hook's modes, each with the rest on auto.
+    out += [{"exec.failures_hook": m} for m in ALL["exec.failures_hook"]]
     return out
 
 
@@ -110,15 +124,25 @@ def runs(kernel):
     exec mode meets each transport."""
     out = [{"name": "default", "forced": {}}]
     for i, tcp in enumerate(ALL["tcp.hook"]):
-        forced = {"exec.hook": alternate("exec.hook", i + 1), "tcp.hook": tcp,
+        forced = {"exec.hook": alternate("exec.hook", i + 1),
+                  "exec.failures_hook": alternate("exec.failures_hook", i // 2),
+                  "tcp.hook": tcp,
                   "tcp.close_hook": alternate("tcp.close_hook", i // 2),
                   "events.transport": alternate("events.transport", i)}
         out.append({"name": f"tcp {tcp}", "forced": forced, "exact": loads(kernel, "tcp.hook", tcp)})
     loading = [t for t in ALL["tcp.hook"] if loads(kernel, "tcp.hook", t)]
     out.append({"name": "exec tracepoint + perfbuf",
-                "forced": {"exec.hook": "tracepoint", "tcp.hook": loading[0],
+                "forced": {"exec.hook": "tracepoint", "exec.failures_hook": "tracepoint",
+                           "tcp.hook": loading[0],
                            "tcp.close_hook": "tracepoint", "events.transport": "perfbuf"}})
     return out
+
+
+def with_auto(kernel, forced):
+    """`forced` completed with what auto must choose on this kernel."""
+    auto = KERNELS[kernel]["auto"]
+    return {"exec.hook": auto["exec"], "exec.failures_hook": auto["failures"], "tcp.hook": auto["tcp"],
+            "tcp.close_hook": auto["close"], "events.transport": auto["transport"], **forced}
 
 
 def must_load(kernel, forced):
@@ -135,9 +159,7 @@ def judge(kernel, report, results):
         forced = cc["forced"]
         name = "--config.check " + (", ".join(f"{k}={v}" for k, v in forced.items()) or "default config")
         if must_load(kernel, forced):
-            want = expected_programs(kernel, forced.get("exec.hook", auto["exec"]),
-                                     forced.get("tcp.hook", auto["tcp"]),
-                                     forced.get("tcp.close_hook", auto["close"]))
+            want = expected_programs(kernel, with_auto(kernel, forced))
             got = sorted(a.split("/", 1)[::-1] for a in cc["attached"])
             if cc["exit_code"] != 0 or got != want:
                 fails.append(f"{name}: must load {want}; exit {cc['exit_code']}, attached {got}: "
@@ -151,8 +173,7 @@ def judge(kernel, report, results):
     for r in report.get("runs", []):
         forced = r["forced"]
         if r["name"] == "default":
-            forced = {"exec.hook": auto["exec"], "tcp.hook": auto["tcp"], "tcp.close_hook": auto["close"],
-                      "events.transport": auto["transport"]}
+            forced = with_auto(kernel, {})
         if not must_load(kernel, forced):
             if r["started"]:
                 fails.append(f"run {r['name']}: must be refused but started")
@@ -160,7 +181,7 @@ def judge(kernel, report, results):
         if not r["started"]:
             fails.append(f"run {r['name']}: must start; refused: {r.get('refusal')}")
             continue
-        want = expected_programs(kernel, forced["exec.hook"], forced["tcp.hook"], forced["tcp.close_hook"])
+        want = expected_programs(kernel, forced)
         if r["programs"] != want:
             fails.append(f"run {r['name']}: attached {r['programs']}, want {want}")
         if r["transport"] != forced["events.transport"]:
@@ -229,13 +250,13 @@ def doc_rows(kernel, release, report, seconds, fails, accel):
     runs_started = sum(1 for r in report.get("runs", []) if r.get("started"))
     result = "pass" if not fails else f"FAIL ({len(fails)})"
     where = "this machine" if kernel == "ci" else accel
-    return (f"| {kernel} ({release}) | {modes('exec.hook')} | {modes('tcp.hook')} | "
+    return (f"| {kernel} ({release}) | {modes('exec.hook')} | {modes('exec.failures_hook')} | {modes('tcp.hook')} | "
             f"{modes('tcp.close_hook')} | {modes('events.transport')} | {runs_started} runs, "
             f"{checks} exact checks: {result} | {seconds:.0f} s ({where}) |")
 
 
-DOC_HEADER = ("| kernel | exec modes that load | tcp send modes that load | tcp close modes | "
-              "transports | result | time |\n|---|---|---|---|---|---|---|")
+DOC_HEADER = ("| kernel | exec modes that load | failed-exec modes | tcp send modes that load | "
+              "tcp close modes | transports | result | time |\n|---|---|---|---|---|---|---|---|")
 
 
 def write_docs(path, rows):
