@@ -24,12 +24,12 @@ FlowLabels ParseFlowLabels(const std::vector<std::string>& names) {
           has("namespace"), has("pod"), has("container")};
 }
 
-std::vector<prometheus::MetricFamily> TcpFamilies(const FlowTable& table, const TcpScrape& s) {
+std::vector<prometheus::MetricFamily> TcpFamilies(const SeriesSnapshot& per_flow, const TcpScrape& s) {
   std::vector<prometheus::MetricFamily> out;
   auto bytes = Counter("execflow_tcp_sent_bytes_total",
                        "Bytes accepted by TCP send calls, per flow (configured labels); labels "
                        "\"other\" sum flows over max_series or that found the kernel map full.");
-  bytes.metric = table.Export();
+  bytes.metric = per_flow.Build();
   out.push_back(std::move(bytes));
 
   prometheus::MetricFamily hist{"execflow_tcp_sendmsg_bytes",
@@ -45,7 +45,7 @@ std::vector<prometheus::MetricFamily> TcpFamilies(const FlowTable& table, const 
   out.push_back(std::move(flows));
   auto folded = Gauge("execflow_tcp_folded_flows",
                       "Live TCP flows summed into the \"other\" series because of max_series.");
-  AddGauge(folded, {}, static_cast<double>(table.folded_flows()));
+  AddGauge(folded, {}, static_cast<double>(s.folded_flows));
   out.push_back(std::move(folded));
   auto closed = Counter("execflow_tcp_flows_closed_total",
                         "TCP flows whose final totals were taken out of the kernel map at close.");
@@ -156,7 +156,9 @@ std::vector<prometheus::MetricFamily> TcpCollector::Collect(int* errors) const {
     ++*errors;
     spdlog::debug("collect tcp: {}", ok.error().message);
   }
-  std::vector<prometheus::MetricFamily> out;
+  // Under the lock: the map read and the deltas (a close notice must not
+  // take a flow between the two). The families are built after it.
+  SeriesSnapshot flows;
   {
     std::lock_guard lock(mu_);
     const tcp_loss& loss = skel_->bss->loss;
@@ -166,19 +168,18 @@ std::vector<prometheus::MetricFamily> TcpCollector::Collect(int* errors) const {
               LoadCounter(loss.kretprobe_missed)};
     s.inflight_swept = inflight_swept_;
     s.flows_closed = flows_closed_;
-    auto entries = ReadEntries<tcp_flow_key, __u64>(*flows_);
-    std::vector<FlowTable::LiveFlow> live;
-    if (entries) {
-      live.reserve(entries->size());
-      for (const auto& e : *entries) live.push_back({e.key, e.value});
-      s.live_flows = live.size();
-      table_.Scrape(live, s.loss.overflow_bytes);
+    // Start() made the reader with tcp_flow_key keys and __u64 values.
+    if (auto n = flows_->ReadAll(keys_, values_)) {
+      s.live_flows = *n;
+      table_.Scrape(keys_.data(), values_.data(), *n, s.loss.overflow_bytes);
     } else {
       ++*errors;
-      spdlog::debug("collect tcp: {}", entries.error().message);
+      spdlog::debug("collect tcp: {}", n.error().message);
     }
-    out = TcpFamilies(table_, s);
+    s.folded_flows = table_.folded_flows();
+    flows = table_.Snapshot();
   }
+  auto out = TcpFamilies(flows, s);
   AppendProgramFamilies(programs_, &out);
   return out;
 }

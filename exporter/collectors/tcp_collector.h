@@ -30,8 +30,9 @@ struct TcpScrape {
   tcp_send_hist hist{};
   tcp_loss loss{};
   uint64_t inflight_swept = 0;  // kprobe mode: entries of exited threads (missed returns)
+  size_t folded_flows = 0;
 };
-std::vector<prometheus::MetricFamily> TcpFamilies(const FlowTable& table, const TcpScrape& scrape);
+std::vector<prometheus::MetricFamily> TcpFamilies(const SeriesSnapshot& per_flow, const TcpScrape& scrape);
 
 // Bytes sent per TCP flow, a histogram of bytes per send call, and the flow
 // lifecycle: a close notice from the kernel makes the consumer thread take
@@ -70,8 +71,9 @@ class TcpCollector final : public Collector {
   std::string send_mode_;
   std::unique_ptr<BpfMapReader> flows_;
   std::shared_ptr<WorkloadResolver> workloads_;
-  mutable std::mutex mu_;  // guards table_ and the map's entries' lifetimes
+  mutable std::mutex mu_;  // guards table_, the read buffers and the map's entries' lifetimes
   mutable FlowTable table_;
+  mutable std::vector<uint8_t> keys_, values_;  // the flow map as last read, kept for their capacity
   uint64_t flows_closed_ = 0;  // guarded by mu_
   mutable uint64_t inflight_swept_ = 0;  // guarded by mu_
   std::unique_ptr<EventConsumer> consumer_;
