@@ -4,9 +4,11 @@
 # Exit 77 = skipped (not root, no BTF, no bpftrace); a failure instead under CI=true.
 find_package(Python3 REQUIRED COMPONENTS Interpreter)
 
+# Programs that do nothing on execflow's hooks: the floor of each hook (issue 12).
+bpf_object(empty ${CMAKE_SOURCE_DIR}/tests/bench/empty.bpf.c)
 add_executable(execflow_bench_load ${CMAKE_SOURCE_DIR}/tests/bench/load.cc)
 target_compile_options(execflow_bench_load PRIVATE ${EXECFLOW_WARNINGS})
-target_link_libraries(execflow_bench_load PRIVATE Threads::Threads)
+target_link_libraries(execflow_bench_load PRIVATE Threads::Threads PkgConfig::LIBBPF empty_skel)
 
 # The serializer floor (issue 12): prometheus-cpp serving an execflow body's families,
 # built ahead of time. nlohmann-json reads the families bench.py writes.
