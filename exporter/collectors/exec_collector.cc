@@ -115,53 +115,65 @@ std::vector<prometheus::ClientMetric::Label> ExecTables::Labels(uint64_t cgroup_
   return l;
 }
 
-std::vector<prometheus::MetricFamily> CollectExec(const ExecSources& src, ExecTables* tables,
-                                                  int* errors) {
-  std::vector<prometheus::MetricFamily> out;
-  std::vector<MapStat> maps;
-
-  auto execs = Counter("execflow_execs_total",
-                       "Successful execs per real UID and workload; labels \"other\" count execs "
-                       "that found the kernel map full.");
+ExecScrape ScrapeExec(const ExecSources& src, ExecTables* tables, int* errors) {
+  ExecScrape out;
   const uint64_t uid_overflow = LoadCounter(src.loss->uid_overflow);
   auto n = ScrapeMap(*src.counts, &tables->execs, uid_overflow, src.gone);
   if (!n) {
     ++*errors;
     spdlog::debug("collect exec: {}", n.error().message);
   }
-  execs.metric = tables->execs.Export();
-  maps.push_back({src.counts->Name(), n ? double(*n) : 0, double(src.counts->Capacity()),
-                  double(uid_overflow)});
-  out.push_back(std::move(execs));
-
+  out.execs = tables->execs.Snapshot();
+  out.maps.push_back({src.counts->Name(), n ? double(*n) : 0, double(src.counts->Capacity()),
+                      double(uid_overflow)});
   if (src.failures) {
-    auto fails = Counter("execflow_exec_failures_total",
-                         "Failed execve/execveat calls per real UID, errno and workload; labels "
-                         "\"other\" count failures that found the kernel map full.");
     const uint64_t overflow = LoadCounter(src.loss->failure_overflow);
     auto m = ScrapeMap(*src.failures, &tables->failures, overflow, src.gone);
     if (!m) {
       ++*errors;
       spdlog::debug("collect exec failures: {}", m.error().message);
     }
-    fails.metric = tables->failures.Export();
-    maps.push_back({src.failures->Name(), m ? double(*m) : 0, double(src.failures->Capacity()),
-                    double(overflow)});
+    out.failures = tables->failures.Snapshot();
+    out.maps.push_back({src.failures->Name(), m ? double(*m) : 0, double(src.failures->Capacity()),
+                        double(overflow)});
+  }
+  out.events_delivered = src.events_delivered;
+  out.events_dropped = LoadCounter(src.loss->events_dropped);
+  return out;
+}
+
+std::vector<prometheus::MetricFamily> ExecFamilies(const ExecScrape& s) {
+  std::vector<prometheus::MetricFamily> out;
+  auto execs = Counter("execflow_execs_total",
+                       "Successful execs per real UID and workload; labels \"other\" count execs "
+                       "that found the kernel map full.");
+  execs.metric = s.execs.Build();
+  out.push_back(std::move(execs));
+  if (s.failures) {
+    auto fails = Counter("execflow_exec_failures_total",
+                         "Failed execve/execveat calls per real UID, errno and workload; labels "
+                         "\"other\" count failures that found the kernel map full.");
+    fails.metric = s.failures->Build();
     out.push_back(std::move(fails));
   }
 
   auto delivered = Counter("execflow_exec_events_total",
                            "Exec events delivered to user space through the ring buffer.");
-  AddCounter(delivered, {}, src.events_delivered);
+  AddCounter(delivered, {}, static_cast<double>(s.events_delivered));
   out.push_back(std::move(delivered));
   auto dropped = Counter("execflow_exec_events_dropped_total",
                          "Exec events lost because the ring buffer was full; the exec is "
                          "still counted in execflow_execs_total.");
-  AddCounter(dropped, {}, LoadCounter(src.loss->events_dropped));
+  AddCounter(dropped, {}, static_cast<double>(s.events_dropped));
   out.push_back(std::move(dropped));
 
-  AppendMapFamilies(maps, &out);
+  AppendMapFamilies(s.maps, &out);
   return out;
+}
+
+std::vector<prometheus::MetricFamily> CollectExec(const ExecSources& src, ExecTables* tables,
+                                                  int* errors) {
+  return ExecFamilies(ScrapeExec(src, tables, errors));
 }
 
 bool DecodeExecEvent(const void* data, size_t size, int64_t boot_to_wall_ns, ExecRecord* out) {
@@ -276,11 +288,12 @@ ExecCollector::~ExecCollector() {
 std::vector<prometheus::MetricFamily> ExecCollector::Collect(int* errors) const {
   ExecSources src{counts_.get(), failures_.get(), &skel_->bss->loss, events_delivered(), nullptr};
   if (workloads_) src.gone = [w = workloads_.get()](uint64_t id) { return w->Gone(id); };
-  std::vector<prometheus::MetricFamily> out;
+  ExecScrape scrape;
   {
     std::lock_guard lock(mu_);
-    out = CollectExec(src, &tables_, errors);
+    scrape = ScrapeExec(src, &tables_, errors);
   }
+  auto out = ExecFamilies(scrape);
   AppendProgramFamilies(programs_, &out);
   return out;
 }

@@ -6,6 +6,7 @@
 #include <functional>
 #include <mutex>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -19,6 +20,7 @@
 #include "exporter/collectors/collector.h"
 #include "exporter/config/config.h"
 #include "exporter/events/event_log.h"
+#include "exporter/metrics/families.h"
 #include "exporter/metrics/series_table.h"
 #include "exporter/workloads/resolver.h"
 
@@ -64,6 +66,20 @@ struct ExecSources {
   uint64_t events_delivered = 0;
   std::function<bool(uint64_t cgroup_id)> gone;  // null: nothing is gone
 };
+// What one scrape read: the tables' series (see SeriesSnapshot) and the
+// maps' and ring buffer's counters.
+struct ExecScrape {
+  SeriesSnapshot execs;
+  std::optional<SeriesSnapshot> failures;  // failure counting on
+  std::vector<MapStat> maps;
+  uint64_t events_delivered = 0;
+  uint64_t events_dropped = 0;
+};
+// Reads the maps into the tables (under the collector's lock), then the
+// families are built from what it returns (without it).
+ExecScrape ScrapeExec(const ExecSources& src, ExecTables* tables, int* errors);
+std::vector<prometheus::MetricFamily> ExecFamilies(const ExecScrape& scrape);
+// Both in one call.
 std::vector<prometheus::MetricFamily> CollectExec(const ExecSources& src, ExecTables* tables,
                                                   int* errors);
 

@@ -26,19 +26,19 @@ FlowLabels ParseFlowLabels(const std::vector<std::string>& names) {
           has("namespace"), has("pod"), has("container")};
 }
 
-std::vector<prometheus::MetricFamily> TcpFamilies(const FlowTable& table, const FlowTable& received,
+std::vector<prometheus::MetricFamily> TcpFamilies(const SeriesSnapshot& per_flow, const SeriesSnapshot& received,
                                                   const TcpScrape& s) {
   std::vector<prometheus::MetricFamily> out;
   auto bytes = Counter("execflow_tcp_sent_bytes_total",
                        "Bytes accepted by TCP send calls, per flow (configured labels); labels "
                        "\"other\" sum flows over max_series or that found the kernel map full.");
-  bytes.metric = table.Export();
+  bytes.metric = per_flow.Build();
   out.push_back(std::move(bytes));
   auto in = Counter("execflow_tcp_received_bytes_total",
                     "Bytes copied by TCP receive calls (MSG_PEEK excluded), per flow (configured "
                     "labels); labels \"other\" sum flows over max_series or that found the kernel "
                     "map full.");
-  in.metric = received.Export();
+  in.metric = received.Build();
   out.push_back(std::move(in));
 
   prometheus::MetricFamily hist{"execflow_tcp_sendmsg_bytes",
@@ -54,7 +54,7 @@ std::vector<prometheus::MetricFamily> TcpFamilies(const FlowTable& table, const 
   out.push_back(std::move(flows));
   auto folded = Gauge("execflow_tcp_folded_flows",
                       "Live TCP flows summed into the \"other\" series because of max_series.");
-  AddGauge(folded, {}, static_cast<double>(table.folded_flows()));
+  AddGauge(folded, {}, static_cast<double>(s.folded_flows));
   out.push_back(std::move(folded));
   auto closed = Counter("execflow_tcp_flows_closed_total",
                         "TCP flows whose final totals were taken out of the kernel map at close.");
@@ -203,7 +203,9 @@ std::vector<prometheus::MetricFamily> TcpCollector::Collect(int* errors) const {
     ++*errors;
     spdlog::debug("collect tcp: {}", ok.error().message);
   }
-  std::vector<prometheus::MetricFamily> out;
+  // Under the lock: the map read and the deltas (a close notice must not
+  // take a flow between the two). The families are built after it.
+  SeriesSnapshot flows, received;
   {
     std::lock_guard lock(mu_);
     const tcp_loss& loss = skel_->bss->loss;
@@ -216,24 +218,23 @@ std::vector<prometheus::MetricFamily> TcpCollector::Collect(int* errors) const {
     s.inflight_swept = inflight_swept_;
     s.recv_inflight_swept = recv_inflight_swept_;
     s.flows_closed = flows_closed_;
-    auto entries = ReadEntries<tcp_flow_key, tcp_flow_bytes>(*flows_);
-    std::vector<FlowTable::LiveFlow> sent, received;
-    if (entries) {
-      sent.reserve(entries->size());
-      // A flow that only received (or only sent) has no series in the other family.
-      for (const auto& e : *entries) {
-        if (e.value.sent) sent.push_back({e.key, e.value.sent});
-        if (e.value.received) received.push_back({e.key, e.value.received});
-      }
-      s.live_flows = entries->size();
-      table_.Scrape(sent, s.loss.overflow_bytes);
-      received_.Scrape(received, s.loss.overflow_received);
+    // Start() made the reader with tcp_flow_key keys and tcp_flow_bytes values;
+    // a flow that only received (or only sent) has no series in the other family.
+    if (auto n = flows_->ReadAll(keys_, values_)) {
+      s.live_flows = *n;
+      table_.Scrape(keys_.data(), values_.data() + offsetof(tcp_flow_bytes, sent), sizeof(tcp_flow_bytes), *n,
+                    s.loss.overflow_bytes);
+      received_.Scrape(keys_.data(), values_.data() + offsetof(tcp_flow_bytes, received), sizeof(tcp_flow_bytes),
+                       *n, s.loss.overflow_received);
     } else {
       ++*errors;
-      spdlog::debug("collect tcp: {}", entries.error().message);
+      spdlog::debug("collect tcp: {}", n.error().message);
     }
-    out = TcpFamilies(table_, received_, s);
+    s.folded_flows = table_.folded_flows();
+    flows = table_.Snapshot();
+    received = received_.Snapshot();
   }
+  auto out = TcpFamilies(flows, received, s);
   AppendProgramFamilies(programs_, &out);
   return out;
 }

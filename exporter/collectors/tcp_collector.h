@@ -31,8 +31,9 @@ struct TcpScrape {
   tcp_loss loss{};
   uint64_t inflight_swept = 0;       // kprobe mode: send entries of exited threads (missed returns)
   uint64_t recv_inflight_swept = 0;  // ... and receive entries
+  size_t folded_flows = 0;
 };
-std::vector<prometheus::MetricFamily> TcpFamilies(const FlowTable& sent, const FlowTable& received,
+std::vector<prometheus::MetricFamily> TcpFamilies(const SeriesSnapshot& sent, const SeriesSnapshot& received,
                                                   const TcpScrape& scrape);
 
 // Bytes sent and received per TCP flow, a histogram of bytes per send call, and the flow
@@ -74,9 +75,10 @@ class TcpCollector final : public Collector {
   std::string receive_mode_;
   std::unique_ptr<BpfMapReader> flows_;
   std::shared_ptr<WorkloadResolver> workloads_;
-  mutable std::mutex mu_;  // guards table_ and the map's entries' lifetimes
+  mutable std::mutex mu_;  // guards the tables, the read buffers and the map's entries' lifetimes
   mutable FlowTable table_;     // bytes sent
   mutable FlowTable received_;  // bytes received
+  mutable std::vector<uint8_t> keys_, values_;  // the flow map as last read, kept for their capacity
   uint64_t flows_closed_ = 0;  // guarded by mu_
   mutable uint64_t inflight_swept_ = 0;       // guarded by mu_
   mutable uint64_t recv_inflight_swept_ = 0;  // guarded by mu_

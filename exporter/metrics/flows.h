@@ -48,11 +48,19 @@ class FlowTable {
   void Scrape(const std::vector<LiveFlow>& live, uint64_t overflow_bytes) {
     table_.Scrape(live, overflow_bytes);
   }
+  // The same from the flow map's packed keys and values (MapReader::ReadAll):
+  // flow i's bytes are the u64 at values + i * value_stride.
+  void Scrape(const uint8_t* keys, const uint8_t* values, size_t value_stride, size_t n,
+              uint64_t overflow_bytes) {
+    table_.Scrape(keys, values, value_stride, n, overflow_bytes);
+  }
   // A flow's final total, taken out of the kernel map when its socket closed.
   void Closed(const tcp_flow_key& key, uint64_t final_bytes) { table_.Closed(key, final_bytes); }
 
   // The series to export after the last Scrape(), with labels in
-  // FlowLabels::Names() order.
+  // FlowLabels::Names() order: a snapshot to Build() outside the lock, or
+  // the samples themselves.
+  SeriesSnapshot Snapshot() const { return table_.Snapshot(); }
   std::vector<prometheus::ClientMetric> Export() const { return table_.Export(); }
   // Live flows whose labels had no room under max_series (folded into "other").
   size_t folded_flows() const { return table_.folded(); }

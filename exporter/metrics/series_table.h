@@ -1,24 +1,70 @@
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <deque>
 #include <functional>
+#include <limits>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <type_traits>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include <prometheus/client_metric.h>
 
 namespace execflow {
 
+using SeriesLabelList = std::vector<prometheus::ClientMetric::Label>;
+
 // A series' labels as a key's labels render them. `final` is false while a
 // label may still change (a workload the kubelet's folders do not name
 // yet): the key's next deltas then go to the series its labels name then.
 struct SeriesLabels {
-  std::vector<prometheus::ClientMetric::Label> labels;
+  SeriesLabelList labels;
   bool final = true;
+};
+
+// Every series' labels, rendered once. Lists never move, and one that no
+// series uses any more stays until the table moves the lists still in use to
+// a new arena, so a snapshot that holds the arena holds all its labels.
+struct SeriesLabelArena {
+  SeriesLabelList other;               // the "other" series'
+  std::deque<SeriesLabelList> lists;   // deque: appending moves nothing
+};
+
+// The series of a SeriesTable at one scrape. Taking one under the
+// collector's lock costs a pointer and a value per series and one shared
+// reference: the labels stay in the table's arena, so Build() can make
+// prometheus-cpp's samples after the lock is released, while the table moves
+// on or forgets a series.
+class SeriesSnapshot {
+ public:
+  size_t size() const { return entries_.size(); }
+  // One counter sample per series, labels copied (the Exposer consumes
+  // what Collect() returns, so every scrape needs its own copies).
+  std::vector<prometheus::ClientMetric> Build() const {
+    std::vector<prometheus::ClientMetric> out;
+    out.reserve(entries_.size());
+    for (const Entry& e : entries_) {
+      out.emplace_back().label = *e.labels;
+      out.back().counter.value = e.value;
+    }
+    return out;
+  }
+
+ private:
+  template <typename Key>
+  friend class SeriesTable;
+  struct Entry {
+    const SeriesLabelList* labels;
+    double value;
+  };
+  std::shared_ptr<const SeriesLabelArena> arena_;
+  std::vector<Entry> entries_;
 };
 
 // Turns per-key counters read from a kernel map into exported counter series.
@@ -27,8 +73,15 @@ struct SeriesLabels {
 // minus value last seen), so no series decreases, whatever aggregation
 // (keys whose labels agree share a series), folding into "other" or the
 // removal of keys does; and the sum over all series is exactly what the
-// kernel counted. Not thread-safe: the collector serializes Scrape() and
-// Closed().
+// kernel counted. Not thread-safe: the collector serializes Scrape(),
+// Closed() and Snapshot(); a snapshot's Build() needs no lock.
+//
+// What a scrape costs is what changed since the last one: a BPF hash map is
+// read bucket by bucket, so the keys come back in the order of the last read
+// but for those added or removed since. Each key is first compared with the
+// one that followed the previous key last time (a memcmp in a dense array);
+// only a key out of that order is looked up by hash, and only a key never
+// seen renders its labels.
 template <typename Key>
 class SeriesTable {
   static_assert(std::is_trivially_copyable_v<Key>, "keys are hashed as bytes");
@@ -40,12 +93,14 @@ class SeriesTable {
   // "other"), which sums keys over max_series and what the kernel could not
   // key (map full). A series without live keys is exported for `retention`
   // scrapes after its last delta, then forgotten.
-  SeriesTable(LabelFn labels, std::vector<std::string> other_labels, size_t max_series,
+  SeriesTable(LabelFn labels, const std::vector<std::string>& other_labels, size_t max_series,
               uint32_t retention)
       : labels_(std::move(labels)),
-        other_labels_(std::move(other_labels)),
+        arena_(std::make_shared<SeriesLabelArena>()),
         max_series_(max_series),
-        retention_(retention) {}
+        retention_(retention) {
+    for (const auto& name : other_labels) arena_->other.push_back({name, "other"});
+  }
 
   struct Live {
     Key key;
@@ -54,77 +109,80 @@ class SeriesTable {
   // One scrape: every key in the kernel map, and the total the kernel could
   // not key so far.
   void Scrape(const std::vector<Live>& live, uint64_t overflow) {
-    for (auto& [_, s] : series_) s.live = false;
-    folded_ = 0;
-    ++scrapes_;
-    for (const Live& l : live) {
-      Seen& last = seen_[l.key];
-      const uint64_t delta = l.value >= last.value ? l.value - last.value : l.value;
-      last.value = l.value;
-      last.scrape = scrapes_;
-      if (!last.series || last.provisional) last.series = SeriesOf(l.key, &last.provisional);
-      if (!last.series) ++folded_;
-      Add(last.series, delta, true, false);
-    }
-    // Keys leave the kernel map through Closed(); forget what vanished otherwise.
-    std::erase_if(seen_, [this](const auto& kv) { return kv.second.scrape != scrapes_; });
-    if (overflow > overflow_seen_) {
-      other_ += static_cast<double>(overflow - overflow_seen_);
-      overflow_seen_ = overflow;
-    }
-    // Every key left in seen_ is live, so no Seen::series points at a series
-    // erased here.
-    for (auto it = series_.begin(); it != series_.end();) {
-      Series& s = it->second;
-      s.idle_scrapes = s.live ? 0 : (s.touched ? 1 : s.idle_scrapes + 1);
-      s.touched = false;
-      it = s.idle_scrapes > retention_ ? series_.erase(it) : std::next(it);
-    }
+    if (live.empty()) return ScrapeEntries(nullptr, 0, nullptr, 0, 0, overflow);
+    const auto* base = reinterpret_cast<const uint8_t*>(live.data());
+    ScrapeEntries(base + offsetof(Live, key), sizeof(Live), base + offsetof(Live, value), sizeof(Live),
+                  live.size(), overflow);
+  }
+  // The same from the packed buffers MapReader::ReadAll fills: key i at
+  // keys + i * sizeof(Key), its u64 value at values + i * value_stride (a
+  // field of a larger value: point `values` at the field).
+  void Scrape(const uint8_t* keys, const uint8_t* values, size_t n, uint64_t overflow) {
+    ScrapeEntries(keys, sizeof(Key), values, sizeof(uint64_t), n, overflow);
+  }
+  void Scrape(const uint8_t* keys, const uint8_t* values, size_t value_stride, size_t n, uint64_t overflow) {
+    ScrapeEntries(keys, sizeof(Key), values, value_stride, n, overflow);
   }
 
   // A key's final value, taken out of the kernel map (a closed flow, a
   // cgroup that is gone).
   void Closed(const Key& key, uint64_t final_value) {
-    Seen seen;
-    if (auto it = seen_.find(key); it != seen_.end()) {
-      seen = it->second;
-      seen_.erase(it);
+    uint64_t seen_value = 0;
+    uint32_t series = kNoSeries;
+    bool seen_provisional = false;
+    if (auto it = index_.find(key); it != index_.end()) {
+      const Slot& s = slots_[it->second];
+      seen_value = s.value;
+      series = s.series;
+      seen_provisional = s.provisional;
+      FreeSlot(it);
     }
     // A re-created entry (a reused key) restarts below what we saw.
-    const uint64_t delta = final_value >= seen.value ? final_value - seen.value : final_value;
+    const uint64_t delta = final_value >= seen_value ? final_value - seen_value : final_value;
     bool provisional = false;
-    Add(seen.series && !seen.provisional ? seen.series : SeriesOf(key, &provisional), delta, false, true);
+    if (series == kNoSeries || series == kOther || seen_provisional) series = SeriesOf(key, &provisional);
+    Add(series, delta, false, true);
   }
 
-  // The series after the last Scrape(), labels rendered once per series.
-  std::vector<prometheus::ClientMetric> Export() const {
-    std::vector<prometheus::ClientMetric> out;
-    out.reserve(series_.size() + 1);
-    for (const auto& [_, s] : series_) out.push_back(s.sample);
-    if (other_ > 0) {
-      prometheus::ClientMetric other;
-      for (const auto& name : other_labels_) other.label.push_back({name, "other"});
-      other.counter.value = other_;
-      out.push_back(std::move(other));
+  // The series after the last Scrape(), for Build() outside the lock.
+  SeriesSnapshot Snapshot() const {
+    SeriesSnapshot snap;
+    snap.arena_ = arena_;
+    snap.entries_.reserve(count_ + 1);
+    for (const Series& s : series_) {
+      if (s.labels) snap.entries_.push_back({s.labels, s.value});
     }
-    return out;
+    if (other_ > 0) snap.entries_.push_back({&arena_->other, other_});
+    return snap;
   }
+  std::vector<prometheus::ClientMetric> Export() const { return Snapshot().Build(); }
 
   // Live keys whose labels had no room under max_series (folded into "other").
   size_t folded() const { return folded_; }
 
  private:
+  static constexpr uint32_t kNoSeries = std::numeric_limits<uint32_t>::max();  // not assigned yet
+  static constexpr uint32_t kOther = kNoSeries - 1;                           // folded into "other"
+  static constexpr uint32_t kNoPosition = std::numeric_limits<uint32_t>::max();
+  static constexpr size_t kCompactAfter = 1024;  // forgotten series' labels kept at least
+
   struct Series {
-    prometheus::ClientMetric sample;  // labels; the counter holds the total
-    bool live = false;                // had a live key at the last scrape
-    bool touched = false;             // got a delta or a close since the last scrape
-    uint32_t idle_scrapes = 0;        // scrapes since it was last live or touched
+    const SeriesLabelList* labels = nullptr;  // in arena_; null: a free entry
+    double value = 0;       // the counter
+    bool live = false;      // had a live key in this scrape
+    bool touched = false;   // got a delta or a close since the last scrape
+    uint32_t idle_scrapes = 0;  // scrapes since it was last live or touched
   };
-  struct Seen {
+  // A key seen live at the last scrape.
+  struct Slot {
+    Key key;
     uint64_t value = 0;
-    uint64_t scrape = 0;        // the scrape that last saw the key live
-    Series* series = nullptr;   // null: folded into "other" (admission retried)
-    bool provisional = false;   // its labels may still change
+    uint64_t scrape = 0;             // the last scrape that saw it live
+    uint64_t folded_at = 0;          // generation_ when folded into "other"
+    uint32_t series = kNoSeries;
+    uint32_t position = kNoPosition;  // in order_ after its last scrape
+    bool provisional = false;        // its labels may still change
+    bool used = false;               // false: free
   };
 
   // Keys are plain structs with zeroed padding: hashed and compared as bytes.
@@ -136,37 +194,172 @@ class SeriesTable {
   struct KeyEq {
     bool operator()(const Key& a, const Key& b) const { return std::memcmp(&a, &b, sizeof(a)) == 0; }
   };
+  using Index = std::unordered_map<Key, uint32_t, KeyHash, KeyEq>;  // key -> slot
 
-  // The key's series, admitted if there is room; null means "other".
-  Series* SeriesOf(const Key& key, bool* provisional) {
-    SeriesLabels l = labels_(key);
-    *provisional = !l.final;
-    std::string id;
-    for (const auto& label : l.labels) (id += label.value) += '\xff';
-    auto it = series_.find(id);
-    if (it != series_.end()) return &it->second;
-    if (series_.size() >= max_series_) return nullptr;
-    Series s;
-    s.sample.label = std::move(l.labels);
-    return &series_.emplace(std::move(id), std::move(s)).first->second;
+  void ScrapeEntries(const uint8_t* keys, size_t key_stride, const uint8_t* values, size_t value_stride,
+                     size_t n, uint64_t overflow) {
+    folded_ = 0;
+    ++scrapes_;
+    next_order_.clear();
+    next_order_.reserve(n);
+    size_t cursor = 0;  // where in order_ the next key should be
+    for (size_t i = 0; i < n; ++i) {
+      const uint8_t* key = keys + i * key_stride;
+      uint64_t value;
+      std::memcpy(&value, values + i * value_stride, sizeof(value));
+      // Nothing counted yet (a flow that only ever received has sent 0):
+      // no series, and no slot until it counts.
+      if (value == 0) continue;
+      uint32_t id;
+      if (cursor < order_.size() && slots_[order_[cursor]].used &&
+          std::memcmp(&slots_[order_[cursor]].key, key, sizeof(Key)) == 0) {
+        id = order_[cursor++];
+      } else {
+        id = FindOrAddSlot(key);
+        if (slots_[id].position != kNoPosition) cursor = slots_[id].position + 1;
+      }
+      Slot& s = slots_[id];
+      const uint64_t delta = value >= s.value ? value - s.value : value;
+      s.value = value;
+      s.scrape = scrapes_;
+      s.position = static_cast<uint32_t>(next_order_.size());
+      next_order_.push_back(id);
+      // A folded key is admitted again only once the series have changed.
+      if (s.series == kNoSeries || s.provisional || (s.series == kOther && s.folded_at != generation_)) {
+        s.series = SeriesOf(s.key, &s.provisional);
+        s.folded_at = generation_;
+      }
+      if (s.series == kOther) ++folded_;
+      Add(s.series, delta, true, false);
+    }
+    // Keys leave the kernel map through Closed(); forget what vanished otherwise.
+    for (uint32_t id : order_) {
+      if (slots_[id].used && slots_[id].scrape != scrapes_) FreeSlot(index_.find(slots_[id].key));
+    }
+    order_.swap(next_order_);
+    if (overflow > overflow_seen_) {
+      other_ += static_cast<double>(overflow - overflow_seen_);
+      overflow_seen_ = overflow;
+    }
+    // Every slot left is live, so none points at a series forgotten here.
+    for (uint32_t i = 0; i < series_.size(); ++i) {
+      Series& s = series_[i];
+      if (!s.labels) continue;
+      s.idle_scrapes = s.live ? 0 : (s.touched ? 1 : s.idle_scrapes + 1);
+      s.live = false;
+      s.touched = false;
+      if (s.idle_scrapes > retention_) ForgetSeries(i);
+    }
+    if (arena_garbage_ > kCompactAfter && arena_garbage_ > count_) CompactArena();
   }
 
-  void Add(Series* s, uint64_t delta, bool live, bool closed) {
-    if (!s) {
+  uint32_t FindOrAddSlot(const uint8_t* bytes) {
+    Key key;
+    std::memcpy(&key, bytes, sizeof(Key));
+    auto [it, added] = index_.try_emplace(key, 0);
+    if (!added) return it->second;
+    uint32_t id;
+    if (!free_slots_.empty()) {
+      id = free_slots_.back();
+      free_slots_.pop_back();
+    } else {
+      id = static_cast<uint32_t>(slots_.size());
+      slots_.emplace_back();
+    }
+    slots_[id] = Slot{};
+    slots_[id].key = key;
+    slots_[id].used = true;
+    it->second = id;
+    return id;
+  }
+
+  void FreeSlot(typename Index::iterator it) {
+    slots_[it->second].used = false;
+    free_slots_.push_back(it->second);
+    index_.erase(it);
+  }
+
+  static std::string IdOf(const SeriesLabelList& labels) {
+    std::string id;
+    for (const auto& label : labels) (id += label.value) += '\xff';
+    return id;
+  }
+
+  // The key's series, admitted if there is room; kOther if not.
+  uint32_t SeriesOf(const Key& key, bool* provisional) {
+    SeriesLabels l = labels_(key);
+    *provisional = !l.final;
+    std::string id = IdOf(l.labels);
+    if (auto it = by_labels_.find(id); it != by_labels_.end()) return it->second;
+    if (count_ >= max_series_) return kOther;
+    uint32_t i;
+    if (!free_series_.empty()) {
+      i = free_series_.back();
+      free_series_.pop_back();
+    } else {
+      i = static_cast<uint32_t>(series_.size());
+      series_.emplace_back();
+    }
+    series_[i] = Series{};
+    series_[i].labels = &arena_->lists.emplace_back(std::move(l.labels));
+    by_labels_.emplace(std::move(id), i);
+    ++count_;
+    ++generation_;
+    return i;
+  }
+
+  void ForgetSeries(uint32_t i) {
+    by_labels_.erase(IdOf(*series_[i].labels));
+    series_[i].labels = nullptr;  // the arena keeps them for snapshots
+    ++arena_garbage_;
+    free_series_.push_back(i);
+    --count_;
+    ++generation_;
+  }
+
+  // Copies the labels in use to a new arena (copies: a snapshot being built
+  // may still read the old one, which its last holder frees). Runs once
+  // more series were forgotten than are in use, so a series' labels are
+  // copied at most once per series forgotten.
+  void CompactArena() {
+    auto fresh = std::make_shared<SeriesLabelArena>();
+    fresh->other = arena_->other;
+    for (Series& s : series_) {
+      if (s.labels) s.labels = &fresh->lists.emplace_back(*s.labels);
+    }
+    arena_ = std::move(fresh);
+    arena_garbage_ = 0;
+  }
+
+  void Add(uint32_t series, uint64_t delta, bool live, bool closed) {
+    if (series == kOther) {
       other_ += static_cast<double>(delta);
       return;
     }
-    s->sample.counter.value += static_cast<double>(delta);
-    s->touched = s->touched || delta > 0 || closed;
-    s->live = s->live || live;
+    Series& s = series_[series];
+    s.value += static_cast<double>(delta);
+    s.touched = s.touched || delta > 0 || closed;
+    s.live = s.live || live;
   }
 
   LabelFn labels_;
-  std::vector<std::string> other_labels_;
+  std::shared_ptr<SeriesLabelArena> arena_;
+  size_t arena_garbage_ = 0;  // lists in arena_ no series uses
   size_t max_series_;
   uint32_t retention_;
-  std::unordered_map<Key, Seen, KeyHash, KeyEq> seen_;
-  std::unordered_map<std::string, Series> series_;  // by label values
+
+  std::vector<Slot> slots_;
+  std::vector<uint32_t> free_slots_;
+  Index index_;
+  std::vector<uint32_t> order_;       // slots in the order of the last read
+  std::vector<uint32_t> next_order_;  // the read being applied; kept for its capacity
+
+  std::vector<Series> series_;
+  std::vector<uint32_t> free_series_;
+  std::unordered_map<std::string, uint32_t> by_labels_;  // label values -> series
+  size_t count_ = 0;                                    // series in use
+  uint64_t generation_ = 0;  // bumped when a series is added or forgotten
+
   uint64_t scrapes_ = 0;
   double other_ = 0;
   uint64_t overflow_seen_ = 0;

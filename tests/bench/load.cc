@@ -17,7 +17,26 @@
 //   execflow_bench_load stats
 //       turns on the kernel's BPF run-time stats (BPF_ENABLE_STATS), prints
 //       "ready" and keeps them on until stdin closes.
+//   execflow_bench_load tcpn WRITES WRITE_BYTES
+//       the same with a fixed number of writes instead of a time.
+//   execflow_bench_load empty
+//       loads and attaches each program of tests/bench/empty.bpf.c (programs
+//       that do nothing, on execflow's hooks) on its own, prints one line per
+//       program "program=P hook=H id=N" or "program=P hook=H refused=ERROR",
+//       then "ready", and keeps them attached until stdin closes.
+//   execflow_bench_load proginfo ID...
+//       per BPF program id: "id=N verified_insns=V xlated=X jited=J" from
+//       BPF_OBJ_GET_INFO_BY_FD (verified_insns: 5.16+; bpftool 7.1 does not show it).
+//   execflow_bench_load mapread PID MAP
+//       finds the BPF map named MAP among the fds of process PID and prints
+//       "ready"; then, for each line "time" on stdin, reads every entry the way
+//       execflow's BpfMapReader does (BPF_MAP_LOOKUP_BATCH, 4096 entries first
+//       and twice as many each call after) and prints "read_s=S entries=N":
+//       what the kernel alone takes to hand that map to any reader.
 #include <arpa/inet.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <dirent.h>
 #include <linux/bpf.h>
 #include <pthread.h>
 #include <sched.h>
@@ -36,9 +55,14 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
+#include <iostream>
 #include <string>
 #include <thread>
+#include <memory>
 #include <vector>
+
+#include "empty.skel.h"
 
 extern char** environ;
 
@@ -129,7 +153,8 @@ int Listen(const char* addr, int backlog, uint16_t* port) {
   return fd;
 }
 
-int RunTcp(double seconds, size_t write_bytes) {
+// Until `seconds` pass or `max_writes` writes are done, whichever comes first.
+int RunTcp(double seconds, size_t write_bytes, unsigned long long max_writes = ~0ULL) {
   PinTo(0);
   uint16_t port = 0;
   int lfd = Listen("127.0.0.1", 1, &port);
@@ -163,8 +188,8 @@ int RunTcp(double seconds, size_t write_bytes) {
   const auto t0 = Clock::now();
   const auto deadline = t0 + std::chrono::duration<double>(seconds);
   // Checking the clock every write would cost as much as a 64-byte write.
-  while (Clock::now() < deadline) {
-    for (int i = 0; i < 64; ++i) {
+  while (writes < max_writes && Clock::now() < deadline) {
+    for (int i = 0; i < 64 && writes < max_writes; ++i) {
       ssize_t w = write(fd, buf.data(), buf.size());
       if (w < 0 && errno == EINTR) continue;
       if (w < 0) Die("write");
@@ -303,12 +328,148 @@ int RunStats() {
   return 0;
 }
 
+// An fd of process `pid`'s BPF map `name`, from the map ids its fds' fdinfo give.
+int OpenMapOf(pid_t pid, const std::string& name) {
+  const std::string dir = "/proc/" + std::to_string(pid) + "/fdinfo";
+  DIR* d = opendir(dir.c_str());
+  if (!d) Die(("open " + dir).c_str());
+  int found = -1;
+  while (dirent* e = readdir(d)) {
+    std::ifstream info(dir + "/" + e->d_name);
+    for (std::string line; found < 0 && std::getline(info, line);) {
+      if (line.rfind("map_id:", 0) != 0) continue;
+      const int fd = bpf_map_get_fd_by_id(static_cast<__u32>(std::stoul(line.substr(7))));
+      bpf_map_info m{};
+      __u32 len = sizeof(m);
+      if (fd >= 0 && bpf_obj_get_info_by_fd(fd, &m, &len) == 0 && name == m.name) {
+        found = fd;
+      } else if (fd >= 0) {
+        close(fd);
+      }
+    }
+  }
+  closedir(d);
+  return found;
+}
+
+int RunMapRead(pid_t pid, const std::string& name) {
+  const int fd = OpenMapOf(pid, name);
+  if (fd < 0) {
+    std::fprintf(stderr, "execflow_bench_load: process %d holds no BPF map %s\n", pid, name.c_str());
+    return 1;
+  }
+  bpf_map_info m{};
+  __u32 len = sizeof(m);
+  if (bpf_obj_get_info_by_fd(fd, &m, &len) != 0) Die("bpf_obj_get_info_by_fd");
+  std::vector<uint8_t> keys, values;
+  std::vector<uint8_t> in(std::max<__u32>(m.key_size, 8)), out(in.size());
+  std::printf("ready\n");
+  std::fflush(stdout);
+  for (std::string line; std::getline(std::cin, line);) {
+    if (line != "time") {
+      std::fprintf(stderr, "execflow_bench_load: unknown command %s\n", line.c_str());
+      return 2;
+    }
+    const auto t0 = Clock::now();
+    size_t room = std::min<size_t>(std::max<__u32>(m.max_entries, 1), 4096), total = 0;
+    keys.resize(room * m.key_size);
+    values.resize(room * m.value_size);
+    bool first = true;
+    for (;;) {
+      if (total == room) {
+        room *= 2;
+        keys.resize(room * m.key_size);
+        values.resize(room * m.value_size);
+      }
+      __u32 count = static_cast<__u32>(room - total);
+      const int ret = bpf_map_lookup_batch(fd, first ? nullptr : in.data(), out.data(),
+                                           keys.data() + total * m.key_size,
+                                           values.data() + total * m.value_size, &count, nullptr);
+      const int err = ret < 0 ? errno : 0;
+      if (err == ENOSPC && count == 0) {
+        room *= 2;
+        keys.resize(room * m.key_size);
+        values.resize(room * m.value_size);
+        continue;
+      }
+      total += count;
+      if (err == ENOENT) break;
+      if (err != 0 && err != ENOSPC) Die("bpf(BPF_MAP_LOOKUP_BATCH)");
+      in.swap(out);
+      first = false;
+    }
+    std::printf("read_s=%.9f entries=%zu\n", Seconds(t0, Clock::now()), total);
+    std::fflush(stdout);
+  }
+  close(fd);
+  return 0;
+}
+
+struct EmptyDeleter {
+  void operator()(empty_bpf* s) const { empty_bpf::destroy(s); }
+};
+
+int RunEmpty() {
+  libbpf_set_print([](libbpf_print_level, const char*, va_list) { return 0; });
+  std::vector<std::unique_ptr<empty_bpf, EmptyDeleter>> held;
+  std::unique_ptr<empty_bpf, EmptyDeleter> probe(empty_bpf::open());
+  if (!probe) Die("open empty.bpf.o");
+  std::vector<std::string> names;
+  bpf_program* p;
+  bpf_object__for_each_program(p, probe->obj) names.push_back(bpf_program__name(p));
+  for (const std::string& name : names) {
+    std::unique_ptr<empty_bpf, EmptyDeleter> s(empty_bpf::open());
+    if (!s) Die("open empty.bpf.o");
+    bpf_program* mine = nullptr;
+    bpf_object__for_each_program(p, s->obj) {
+      const bool it = name == bpf_program__name(p);
+      bpf_program__set_autoload(p, it);
+      if (it) mine = p;
+    }
+    const std::string hook = bpf_program__section_name(mine);
+    int err = empty_bpf::load(s.get());
+    if (!err) err = empty_bpf::attach(s.get());
+    if (err) {
+      std::printf("program=%s hook=%s refused=%s\n", name.c_str(), hook.c_str(),
+                  std::strerror(-err));
+      continue;
+    }
+    bpf_prog_info info{};
+    __u32 len = sizeof(info);
+    bpf_obj_get_info_by_fd(bpf_program__fd(mine), &info, &len);
+    std::printf("program=%s hook=%s id=%u\n", name.c_str(), hook.c_str(), info.id);
+    held.push_back(std::move(s));
+  }
+  std::printf("ready\n");
+  std::fflush(stdout);
+  WaitForStdinClose();
+  return 0;
+}
+
+int RunProgInfo(int n, char** ids) {
+  for (int i = 0; i < n; ++i) {
+    const int fd = bpf_prog_get_fd_by_id(static_cast<__u32>(std::strtoul(ids[i], nullptr, 10)));
+    if (fd < 0) Die("bpf_prog_get_fd_by_id");
+    bpf_prog_info info{};
+    __u32 len = sizeof(info);
+    if (bpf_obj_get_info_by_fd(fd, &info, &len) != 0) Die("bpf_obj_get_info_by_fd");
+    std::printf("id=%u verified_insns=%u xlated=%u jited=%u\n", info.id, info.verified_insns,
+                info.xlated_prog_len, info.jited_prog_len);
+    close(fd);
+  }
+  return 0;
+}
+
 int Usage() {
   std::fprintf(stderr,
                "usage: execflow_bench_load exec SECONDS WORKERS\n"
                "       execflow_bench_load tcp SECONDS WRITE_BYTES\n"
                "       execflow_bench_load flows N\n"
-               "       execflow_bench_load stats\n");
+               "       execflow_bench_load tcpn WRITES WRITE_BYTES\n"
+               "       execflow_bench_load stats\n"
+               "       execflow_bench_load empty\n"
+               "       execflow_bench_load proginfo ID...\n"
+               "       execflow_bench_load mapread PID MAP\n");
   return 2;
 }
 
@@ -322,6 +483,12 @@ int main(int argc, char** argv) {
   if (mode == "tcp" && argc == 4) {
     return RunTcp(std::atof(argv[2]), static_cast<size_t>(std::atol(argv[3])));
   }
+  if (mode == "tcpn" && argc == 4) {
+    return RunTcp(1e9, static_cast<size_t>(std::atol(argv[3])), std::strtoull(argv[2], nullptr, 10));
+  }
+  if (mode == "empty" && argc == 2) return RunEmpty();
+  if (mode == "proginfo" && argc >= 3) return RunProgInfo(argc - 2, argv + 2);
   if (mode == "flows" && argc == 3) return RunFlows(std::atol(argv[2]));
+  if (mode == "mapread" && argc == 4) return RunMapRead(static_cast<pid_t>(std::atol(argv[2])), argv[3]);
   return Usage();
 }

@@ -5,6 +5,7 @@
 # Markdown tables and writes docs/benchmarks.md. Run as root from a clone:
 #
 #   tests/bench/run.sh                    # extra flags go to bench.py, e.g. --rounds 9
+#   tests/bench/run.sh --phases scrape    # only the scrape section (the others are kept)
 #
 # BUILD_DIR overrides build-bench/. Nothing here passes or fails on a time.
 set -euo pipefail
@@ -19,8 +20,10 @@ scripts/install-deps.sh core bench
 
 build=${BUILD_DIR:-build-bench}
 cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DEXECFLOW_BUILD_TESTS=ON >/dev/null
-cmake --build "$build" -j"$(nproc)" --target execflow_exporter execflow_bench_load >/dev/null
+cmake --build "$build" -j"$(nproc)" --target execflow_exporter execflow_bench_load \
+  execflow_bench_floor >/dev/null
 
 exec python3 tests/bench/bench.py --exporter "$build/execflow_exporter" \
-  --load "$build/execflow_bench_load" --write-doc docs/benchmarks.md \
+  --load "$build/execflow_bench_load" --floor "$build/execflow_bench_floor" \
+  --write-doc docs/benchmarks.md \
   --command "tests/bench/run.sh${*:+ $*}" "$@"

@@ -1,0 +1,309 @@
+#include "exporter/metrics/series_table.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <map>
+#include <random>
+#include <set>
+
+namespace execflow {
+namespace {
+
+struct TestKey {
+  uint32_t id;
+  uint32_t zero = 0;  // padding made explicit: keys are compared as bytes
+};
+
+// The table as it was before it followed the kernel's read order (one hash
+// lookup per key, labels rendered on every admission attempt): the
+// behaviour the faster table must keep, sample for sample.
+class ReferenceTable {
+ public:
+  using LabelFn = std::function<SeriesLabels(const TestKey&)>;
+  ReferenceTable(LabelFn labels, std::vector<std::string> other_labels, size_t max_series,
+                 uint32_t retention)
+      : labels_(std::move(labels)), other_labels_(std::move(other_labels)),
+        max_series_(max_series), retention_(retention) {}
+
+  void Scrape(const std::vector<SeriesTable<TestKey>::Live>& live, uint64_t overflow) {
+    for (auto& [_, s] : series_) s.live = false;
+    folded_ = 0;
+    ++scrapes_;
+    for (const auto& l : live) {
+      if (l.value == 0) continue;  // nothing counted yet: no series
+      Seen& last = seen_[l.key.id];
+      const uint64_t delta = l.value >= last.value ? l.value - last.value : l.value;
+      last.value = l.value;
+      last.scrape = scrapes_;
+      if (!last.series || last.provisional) last.series = SeriesOf(l.key, &last.provisional);
+      if (!last.series) ++folded_;
+      Add(last.series, delta, true, false);
+    }
+    std::erase_if(seen_, [this](const auto& kv) { return kv.second.scrape != scrapes_; });
+    if (overflow > overflow_seen_) {
+      other_ += static_cast<double>(overflow - overflow_seen_);
+      overflow_seen_ = overflow;
+    }
+    for (auto it = series_.begin(); it != series_.end();) {
+      Series& s = it->second;
+      s.idle_scrapes = s.live ? 0 : (s.touched ? 1 : s.idle_scrapes + 1);
+      s.touched = false;
+      it = s.idle_scrapes > retention_ ? series_.erase(it) : std::next(it);
+    }
+  }
+
+  void Closed(const TestKey& key, uint64_t final_value) {
+    Seen seen;
+    if (auto it = seen_.find(key.id); it != seen_.end()) {
+      seen = it->second;
+      seen_.erase(it);
+    }
+    const uint64_t delta = final_value >= seen.value ? final_value - seen.value : final_value;
+    bool provisional = false;
+    Add(seen.series && !seen.provisional ? seen.series : SeriesOf(key, &provisional), delta, false, true);
+  }
+
+  std::vector<prometheus::ClientMetric> Export() const {
+    std::vector<prometheus::ClientMetric> out;
+    for (const auto& [_, s] : series_) out.push_back(s.sample);
+    if (other_ > 0) {
+      prometheus::ClientMetric other;
+      for (const auto& name : other_labels_) other.label.push_back({name, "other"});
+      other.counter.value = other_;
+      out.push_back(std::move(other));
+    }
+    return out;
+  }
+  size_t folded() const { return folded_; }
+
+ private:
+  struct Series {
+    prometheus::ClientMetric sample;
+    bool live = false;
+    bool touched = false;
+    uint32_t idle_scrapes = 0;
+  };
+  struct Seen {
+    uint64_t value = 0;
+    uint64_t scrape = 0;
+    Series* series = nullptr;
+    bool provisional = false;
+  };
+  Series* SeriesOf(const TestKey& key, bool* provisional) {
+    SeriesLabels l = labels_(key);
+    *provisional = !l.final;
+    std::string id;
+    for (const auto& label : l.labels) (id += label.value) += '\xff';
+    auto it = series_.find(id);
+    if (it != series_.end()) return &it->second;
+    if (series_.size() >= max_series_) return nullptr;
+    Series s;
+    s.sample.label = std::move(l.labels);
+    return &series_.emplace(std::move(id), std::move(s)).first->second;
+  }
+  void Add(Series* s, uint64_t delta, bool live, bool closed) {
+    if (!s) {
+      other_ += static_cast<double>(delta);
+      return;
+    }
+    s->sample.counter.value += static_cast<double>(delta);
+    s->touched = s->touched || delta > 0 || closed;
+    s->live = s->live || live;
+  }
+  LabelFn labels_;
+  std::vector<std::string> other_labels_;
+  size_t max_series_;
+  uint32_t retention_;
+  std::map<uint32_t, Seen> seen_;
+  std::map<std::string, Series> series_;
+  uint64_t scrapes_ = 0;
+  double other_ = 0;
+  uint64_t overflow_seen_ = 0;
+  size_t folded_ = 0;
+};
+
+using Table = SeriesTable<TestKey>;
+using Live = Table::Live;
+
+// label value -> counter, whatever the order of the samples.
+std::map<std::string, double> Samples(const std::vector<prometheus::ClientMetric>& samples) {
+  std::map<std::string, double> m;
+  for (const auto& s : samples) {
+    std::string k;
+    for (const auto& l : s.label) k += (k.empty() ? "" : "|") + l.name + "=" + l.value;
+    EXPECT_EQ(m.count(k), 0u) << "two samples with labels " << k;
+    m[k] = s.counter.value;
+  }
+  return m;
+}
+
+SeriesLabels ById(const TestKey& k) { return {{{"id", std::to_string(k.id)}}, true}; }
+
+// The scrape path from MapReader::ReadAll's packed buffers.
+void ScrapePacked(Table& t, const std::vector<Live>& live, uint64_t overflow) {
+  std::vector<uint8_t> keys(live.size() * sizeof(TestKey)), values(live.size() * sizeof(uint64_t));
+  for (size_t i = 0; i < live.size(); ++i) {
+    std::memcpy(keys.data() + i * sizeof(TestKey), &live[i].key, sizeof(TestKey));
+    std::memcpy(values.data() + i * sizeof(uint64_t), &live[i].value, sizeof(uint64_t));
+  }
+  t.Scrape(keys.data(), values.data(), live.size(), overflow);
+}
+
+TEST(SeriesTable, KeysReadInAnotherOrderKeepTheirOwnDeltas) {
+  Table t(ById, {"id"}, 100, 1);
+  t.Scrape({{{1}, 10}, {{2}, 20}, {{3}, 30}}, 0);
+  // Reversed, one key gone (no close), one new in the middle.
+  t.Scrape({{{3}, 35}, {{4}, 4}, {{1}, 11}}, 0);
+  EXPECT_EQ(Samples(t.Export()), (std::map<std::string, double>{
+                                     {"id=1", 11}, {"id=2", 20}, {"id=3", 35}, {"id=4", 4}}));
+  // Key 2 is back with a new entry: it restarts below what was seen.
+  ScrapePacked(t, {{{2}, 5}, {{1}, 12}, {{3}, 35}, {{4}, 4}}, 0);
+  EXPECT_EQ(Samples(t.Export()), (std::map<std::string, double>{
+                                     {"id=1", 12}, {"id=2", 25}, {"id=3", 35}, {"id=4", 4}}));
+}
+
+TEST(SeriesTable, ASeriesWhoseLabelsChangeKeepsWhatItHadAndTheKeyMovesOn) {
+  std::string pod;  // empty until "the kubelet" names it
+  bool named = false;
+  Table t([&](const TestKey&) { return SeriesLabels{{{"pod", pod}}, named}; }, {"pod"}, 100, 1);
+  t.Scrape({{{1}, 100}}, 0);
+  EXPECT_EQ(Samples(t.Export()), (std::map<std::string, double>{{"pod=", 100}}));
+  pod = "web";
+  named = true;
+  t.Scrape({{{1}, 150}}, 0);
+  EXPECT_EQ(Samples(t.Export()), (std::map<std::string, double>{{"pod=", 100}, {"pod=web", 50}}));
+  pod = "renamed";  // final labels are not asked again
+  t.Scrape({{{1}, 170}}, 0);
+  EXPECT_EQ(Samples(t.Export()), (std::map<std::string, double>{{"pod=web", 70}}))
+      << "the provisional series had no delta for a scrape: forgotten after retention 1";
+}
+
+TEST(SeriesTable, ASeriesRemovedAfterRetentionIsGoneAndASnapshotStillBuildsIt) {
+  Table t(ById, {"id"}, 100, 1);
+  t.Scrape({{{1}, 7}, {{2}, 9}}, 0);
+  t.Closed({1}, 8);
+  t.Scrape({{{2}, 9}}, 0);
+  EXPECT_EQ(Samples(t.Export()), (std::map<std::string, double>{{"id=1", 8}, {"id=2", 9}}))
+      << "exported for one more scrape after its close";
+  const SeriesSnapshot before = t.Snapshot();
+  t.Scrape({{{2}, 9}, {{3}, 1}}, 0);
+  EXPECT_EQ(Samples(t.Export()), (std::map<std::string, double>{{"id=2", 9}, {"id=3", 1}}));
+  t.Scrape({{{2}, 9}, {{3}, 1}, {{4}, 2}}, 0);  // id 4 takes id 1's place in the table
+  EXPECT_EQ(Samples(t.Export()), (std::map<std::string, double>{{"id=2", 9}, {"id=3", 1}, {"id=4", 2}}));
+  EXPECT_EQ(Samples(before.Build()), (std::map<std::string, double>{{"id=1", 8}, {"id=2", 9}}))
+      << "a snapshot taken before keeps its labels and values";
+}
+
+TEST(SeriesTable, AFoldedKeyIsAdmittedOnceASeriesIsForgotten) {
+  Table t(ById, {"id"}, 1, 1);
+  t.Scrape({{{1}, 10}, {{2}, 20}}, 0);
+  EXPECT_EQ(t.folded(), 1u);
+  EXPECT_EQ(Samples(t.Export()), (std::map<std::string, double>{{"id=1", 10}, {"id=other", 20}}));
+  t.Closed({1}, 10);
+  t.Scrape({{{2}, 25}}, 0);  // id 1 is shown once more: still no room
+  EXPECT_EQ(t.folded(), 1u);
+  t.Scrape({{{2}, 27}}, 0);  // id 1 forgotten at the end of this scrape
+  EXPECT_EQ(Samples(t.Export()), (std::map<std::string, double>{{"id=other", 27}}));
+  t.Scrape({{{2}, 30}}, 0);
+  EXPECT_EQ(t.folded(), 0u);
+  EXPECT_EQ(Samples(t.Export()), (std::map<std::string, double>{{"id=2", 3}, {"id=other", 27}}))
+      << "only the deltas after admission go to the key's own series";
+}
+
+TEST(SeriesTable, ABuildIsTheSamplesOfTheScrapeItWasTakenAt) {
+  Table t(ById, {"id"}, 100, 5);
+  t.Scrape({{{1}, 1}, {{2}, 2}}, 3);
+  const SeriesSnapshot first = t.Snapshot();
+  t.Scrape({{{1}, 10}, {{2}, 20}}, 30);
+  EXPECT_EQ(Samples(first.Build()),
+            (std::map<std::string, double>{{"id=1", 1}, {"id=2", 2}, {"id=other", 3}}));
+  EXPECT_EQ(Samples(t.Snapshot().Build()),
+            (std::map<std::string, double>{{"id=1", 10}, {"id=2", 20}, {"id=other", 30}}));
+  EXPECT_EQ(first.size(), 3u);
+}
+
+TEST(SeriesTable, SnapshotsOutliveTheLabelsOfThousandsOfForgottenSeries) {
+  // Enough series forgotten for the table to move the labels still in use.
+  Table t(ById, {"id"}, 100000, 1);
+  std::vector<Live> all;
+  for (uint32_t id = 0; id < 5000; ++id) all.push_back({{id}, id + 1u});
+  t.Scrape(all, 0);
+  const SeriesSnapshot before = t.Snapshot();
+  std::vector<Live> kept(all.begin(), all.begin() + 500);
+  for (uint32_t id = 500; id < 5000; ++id) t.Closed({id}, id + 1u);
+  for (int i = 0; i < 3; ++i) t.Scrape(kept, 0);
+  std::map<std::string, double> want;
+  for (const auto& l : kept) want["id=" + std::to_string(l.key.id)] = l.value;
+  EXPECT_EQ(Samples(t.Export()), want);
+  const auto old = Samples(before.Build());
+  EXPECT_EQ(old.size(), 5000u);
+  EXPECT_EQ(old.at("id=4999"), 5000);
+  for (uint32_t id = 5000; id < 5100; ++id) kept.push_back({{id}, 1});  // new series after the move
+  t.Scrape(kept, 0);
+  want.clear();
+  for (const auto& l : kept) want["id=" + std::to_string(l.key.id)] = l.value;
+  EXPECT_EQ(Samples(t.Export()), want);
+}
+
+// Many scrapes of a map that changes as a kernel map does (keys added in
+// the middle, removed, closed, re-created lower, now and then read in
+// another order), workloads named late, series folded and forgotten: every
+// export equals the reference table's.
+TEST(SeriesTable, EveryScrapeEqualsTheReferenceTable) {
+  for (uint32_t seed = 1; seed <= 20; ++seed) {
+    std::mt19937 rng(seed);
+    auto pick = [&](uint32_t n) { return static_cast<uint32_t>(rng() % n); };
+    const size_t max_series = 3 + pick(20);
+    const uint32_t retention = 1 + pick(3);
+    std::map<uint32_t, uint32_t> group;  // key -> its label; changes only while provisional
+    std::set<uint32_t> provisional;
+    auto labels = [&](const TestKey& k) {
+      return SeriesLabels{{{"g", std::to_string(group[k.id])}}, provisional.count(k.id) == 0};
+    };
+    Table table(labels, {"g"}, max_series, retention);
+    ReferenceTable ref(labels, {"g"}, max_series, retention);
+    std::vector<Live> map;  // the kernel map in its read order
+    uint64_t overflow = 0;
+    uint32_t next_id = 0;
+    for (int scrape = 0; scrape < 300; ++scrape) {
+      for (int i = pick(6); i > 0; --i) {  // new keys, anywhere in the order
+        const uint32_t id = next_id++ % 60;  // ids come back: a reused 4-tuple
+        if (std::any_of(map.begin(), map.end(), [&](const Live& l) { return l.key.id == id; })) continue;
+        group[id] = pick(30);
+        if (pick(4) == 0) provisional.insert(id);
+        map.insert(map.begin() + pick(map.size() + 1), Live{{id}, pick(50)});
+      }
+      for (auto& l : map) l.value += pick(3) == 0 ? 0 : pick(1000);
+      for (int i = pick(3); i > 0 && !map.empty(); --i) {  // closes
+        const size_t at = pick(map.size());
+        const uint64_t final_value = map[at].value + pick(100);
+        table.Closed(map[at].key, final_value);
+        ref.Closed(map[at].key, final_value);
+        map.erase(map.begin() + at);
+      }
+      if (pick(10) == 0 && !map.empty()) map.erase(map.begin() + pick(map.size()));  // gone unseen
+      if (pick(15) == 0) std::shuffle(map.begin(), map.end(), rng);
+      for (auto it = provisional.begin(); it != provisional.end();) {  // the kubelet names some
+        if (pick(4) == 0) {
+          group[*it] = pick(30);
+          it = provisional.erase(it);
+        } else {
+          ++it;
+        }
+      }
+      overflow += pick(4) == 0 ? pick(500) : 0;
+      if (scrape % 2) {
+        table.Scrape(map, overflow);
+      } else {
+        ScrapePacked(table, map, overflow);
+      }
+      ref.Scrape(map, overflow);
+      ASSERT_EQ(Samples(table.Export()), Samples(ref.Export())) << "seed " << seed << " scrape " << scrape;
+      ASSERT_EQ(table.folded(), ref.folded()) << "seed " << seed << " scrape " << scrape;
+    }
+  }
+}
+
+}  // namespace
+}  // namespace execflow
