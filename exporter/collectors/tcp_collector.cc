@@ -79,7 +79,8 @@ TcpCollector::TcpCollector(const TcpConfig& config, std::shared_ptr<WorkloadReso
 
 Result<std::unique_ptr<TcpCollector>> TcpCollector::Start(const TcpConfig& config,
                                                           Transport transport,
-                                                          std::shared_ptr<WorkloadResolver> workloads) {
+                                                          std::shared_ptr<WorkloadResolver> workloads,
+                                                          const std::string& pin_dir) {
   std::unique_ptr<TcpCollector> c(new TcpCollector(config, std::move(workloads)));
   std::function<Result<void>(tcp_bpf*)> configure = [&](tcp_bpf* s) -> Result<void> {
     s->rodata->targ_perfbuf = transport == Transport::kPerfbuf;
@@ -93,13 +94,16 @@ Result<std::unique_ptr<TcpCollector>> TcpCollector::Start(const TcpConfig& confi
     return ConfigureTransport(transport, s->maps.tcp_closed, TCP_DEFAULT_CLOSED_RINGBUF_BYTES);
   };
   auto attached = SelectAndAttach<tcp_bpf>(
-      TcpHooks(), {{"tcp.hook", config.hook}, {"tcp.close_hook", config.close_hook}}, configure);
+      TcpHooks(), {{"tcp.hook", config.hook}, {"tcp.close_hook", config.close_hook}}, configure,
+      pin_dir);
   if (!attached) return std::unexpected(attached.error());
   c->rejected_ = attached->plan.Rejected();
   c->send_mode_ = attached->plan.ModeOf("tcp send");
   c->skel_ = std::move(attached->skel);
   c->links_ = std::move(attached->links);
-  for (bpf_program* p : attached->programs) c->programs_.push_back(DescribeProgram(p));
+  c->programs_ = attached->Describe();
+  c->prog_fds_ = std::move(attached->prog_fds);
+  c->pin_ = attached->pin;
 
   c->flows_ = std::make_unique<BpfMapReader>(bpf_map__fd(c->skel_->maps.tcp_flows), "tcp_flows",
                                              sizeof(tcp_flow_key), sizeof(__u64), config.max_flows);
