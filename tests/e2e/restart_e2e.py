@@ -187,6 +187,25 @@ class Restart(unittest.TestCase):
         open_flow.close()
         self.assertEqual(p.stop(), 0)
 
+    def test_perf_buffer_counts_exactly_and_says_what_it_lost(self):
+        """A perf event array is emptied when its reader goes: the down time's exec events
+        are lost and counted as dropped; the counts stay exact."""
+        uid = UID_BASE + 2
+        config = self.write_config("events:\n  transport: perfbuf\n", "perfbuf.yaml")
+        p, addr = self.start(config)
+        self.assertEqual(as_uid(uid, 20), 0)
+        self.assertEqual(len(lib.wait_until("20 exec events", lambda: self.events(addr, uid, 20), 20)), 20)
+        dropped = self.value(self.scrape(addr), "execflow_exec_events_dropped_total", {})
+        self.kill9(p)
+        self.assertEqual(as_uid(uid, 30), 0)
+        p, addr = self.start(config)
+        text = self.scrape(addr)
+        self.assertEqual(self.value(text, "execflow_bpf_state_adopted", {"collector": "exec"}), 1)
+        self.assertEqual(self.value(text, "execflow_execs_total", {"uid": str(uid)}), 50)
+        self.assertGreaterEqual(self.value(text, "execflow_exec_events_dropped_total", {}) - dropped, 30)
+        self.assertEqual(self.events(addr, uid, 0), [])
+        self.assertEqual(p.stop(), 0)
+
     def test_another_layout_is_replaced_and_said_so(self):
         p, addr = self.start()
         self.assertEqual(p.stop(), 0)
