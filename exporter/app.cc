@@ -73,6 +73,18 @@ std::vector<prometheus::MetricFamily> ExporterMetrics::Collect() const {
   AddGauge(held, {{"effective", CapabilityNames(caps.effective)}, {"permitted", CapabilityNames(caps.permitted)}},
            1);
   all.push_back(std::move(held));
+  auto pinned = Gauge("execflow_bpf_state_pinned",
+                      "1 when the collector's BPF maps and links are pinned under bpf.pin_path, so "
+                      "counting goes on while no exporter runs.");
+  auto adopted = Gauge("execflow_bpf_state_adopted",
+                       "1 when this process took over the BPF state an earlier process pinned "
+                       "(its counts include what was counted while no exporter ran).");
+  for (const auto& c : collectors_) {
+    AddGauge(pinned, {{"collector", c->Name()}}, c->Pinned().pinned ? 1 : 0);
+    AddGauge(adopted, {{"collector", c->Name()}}, c->Pinned().adopted ? 1 : 0);
+  }
+  all.push_back(std::move(pinned));
+  all.push_back(std::move(adopted));
   if (!unavailable_.empty()) {
     auto missing = Gauge("execflow_hook_unavailable",
                          "1 for each hook the config asks for that could not be attached (see the "
@@ -170,8 +182,62 @@ Result<CapSet> DropCapabilitiesAfterAttach(const Collectors& collectors) {
   return held;
 }
 
-Result<Collectors> StartCollectors(const Config& config) {
+namespace {
+
+// Says what became of a collector's pinned state.
+void LogPinStatus(const Collector& c) {
+  const PinStatus& p = c.Pinned();
+  if (!p.replaced.empty()) {
+    spdlog::warn("pinned state in {} {}: replacing it", p.dir, p.replaced);
+  }
+  if (p.adopted) {
+    spdlog::info("{}: adopted the BPF state pinned in {} (its programs went on counting while no "
+                 "exporter ran)", c.Name(), p.dir);
+  } else if (p.pinned) {
+    spdlog::info("{}: BPF state pinned in {}", c.Name(), p.dir);
+  } else if (!p.error.empty()) {
+    spdlog::warn("{}: BPF state not pinned: {}; its counts restart with the exporter", c.Name(),
+                 p.error);
+  }
+}
+
+}  // namespace
+
+Result<std::vector<std::string>> UnpinState(const Config& config) {
+  const std::string& path = config.bpf.pin_path;
+  if (path.empty()) return Fail("--bpf.unpin: bpf.pin_path is off in the config: set it to the path to clean");
+  if (access(path.c_str(), F_OK) != 0 && errno == ENOENT) return std::vector<std::string>{};
+  auto root = PinRoot::Open(path);
+  if (!root) return std::unexpected(root.error());
+  return RemovePinned(path);
+}
+
+Result<Collectors> StartCollectors(const Config& config, bool pin) {
   Collectors c;
+  std::string pin_path = pin ? config.bpf.pin_path : "";
+  if (!pin_path.empty()) {
+    // Only another exporter on the same state stops start-up: without a bpf
+    // filesystem (or write access to it) the exporter runs unpinned, loudly.
+    auto root = PinRoot::Open(pin_path);
+    if (!root && root.error().err == EWOULDBLOCK) return std::unexpected(root.error());
+    if (!root) {
+      spdlog::warn("{}: nothing is pinned, counts restart with the exporter", root.error().message);
+      pin_path.clear();
+    } else {
+      c.pin_root = std::move(*root);
+    }
+  }
+  if (!pin_path.empty()) {
+    // A collector turned off leaves no programs counting behind.
+    for (const auto& [name, on] : {std::pair{"exec", config.exec.enabled}, std::pair{"tcp", config.tcp.enabled}}) {
+      if (on) continue;
+      auto removed = RemovePinned(pin_path + "/" + name);
+      if (!removed) return std::unexpected(removed.error());
+      if (!removed->empty()) {
+        spdlog::info("{}: disabled: removed its pinned state from {}/{}", name, pin_path, name);
+      }
+    }
+  }
   if (access("/sys/kernel/btf/vmlinux", R_OK) != 0) {
     return Fail("kernel BTF not readable at /sys/kernel/btf/vmlinux: execflow needs a kernel "
                 "built with CONFIG_DEBUG_INFO_BTF=y (and, in a container, that path mounted)",
@@ -192,20 +258,23 @@ Result<Collectors> StartCollectors(const Config& config) {
                c.workloads->cgroup_root().empty() ? "(none)" : c.workloads->cgroup_root(),
                config.workloads.kubelet_log_dir);
   if (config.exec.enabled) {
-    auto exec = ExecCollector::Start(config, c.transport, c.workloads);
+    auto exec = ExecCollector::Start(config, c.transport, c.workloads,
+                                     pin_path.empty() ? "" : pin_path + "/exec");
     if (!exec) return std::unexpected(WithHint(exec.error()));
     for (const auto& r : (*exec)->rejected_hooks()) spdlog::info("exec: hook not used: {}", r);
     c.exec = std::move(*exec);
     c.all.push_back(c.exec);
   }
   if (config.tcp.enabled) {
-    auto tcp = TcpCollector::Start(config.tcp, c.transport, c.workloads);
+    auto tcp = TcpCollector::Start(config.tcp, c.transport, c.workloads,
+                                   pin_path.empty() ? "" : pin_path + "/tcp");
     if (!tcp) return std::unexpected(WithHint(tcp.error()));
     for (const auto& r : (*tcp)->rejected_hooks()) spdlog::info("tcp: hook not used: {}", r);
     c.tcp = std::move(*tcp);
     c.all.push_back(c.tcp);
   }
   for (const auto& col : c.all) {
+    if (!pin_path.empty()) LogPinStatus(*col);
     for (const auto& p : col->Programs()) {
       spdlog::info("attached {} program={} hook={} attach_type={}", col->Name(), p.program,
                    p.hook, p.attach_type);
@@ -222,7 +291,7 @@ Result<std::unique_ptr<App>> App::Start(const Config& config, const HttpOptions&
     if (auto ok = CheckCanListen(http.listen_addresses); !ok) return std::unexpected(ok.error());
   }
   std::unique_ptr<App> app(new App());
-  auto collectors = StartCollectors(config);
+  auto collectors = StartCollectors(config, /*pin=*/true);
   if (!collectors) return std::unexpected(collectors.error());
   app->collectors_ = std::move(*collectors);
   // Before the HTTP server starts, so its threads are born without them.

@@ -2,6 +2,7 @@
 
 #include <atomic>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -53,6 +54,7 @@ class ExporterMetrics final : public prometheus::Collectable {
 // The loaded collectors, without HTTP: what --config.check verifies.
 struct Collectors {
   UniqueFd stats_fd;  // holds kernel.bpf_stats_enabled on while open
+  std::optional<PinRoot> pin_root;  // locks bpf.pin_path while the collectors use it
   Transport transport = Transport::kRingbuf;  // of exec events and TCP close notices
   std::shared_ptr<WorkloadResolver> workloads;  // names cgroups for both collectors
   std::shared_ptr<ExecCollector> exec;
@@ -60,7 +62,13 @@ struct Collectors {
   std::vector<std::shared_ptr<Collector>> all;
   std::vector<UnavailableHook> unavailable;
 };
-Result<Collectors> StartCollectors(const Config& config);
+// With `pin`, the BPF state is pinned under bpf.pin_path and adopted from
+// an earlier process (--config.check pins nothing).
+Result<Collectors> StartCollectors(const Config& config, bool pin = false);
+
+// --bpf.unpin: removes what is pinned under bpf.pin_path (the programs stop
+// counting); refused while an exporter uses it. Returns the pins removed.
+Result<std::vector<std::string>> UnpinState(const Config& config);
 
 // After every program is attached: drops every capability, in every thread,
 // if BPF reads through the fds held need none on this kernel (Linux 6.5+);

@@ -25,6 +25,9 @@ const char kUsage[] = R"(usage: execflow_exporter [flags]
                               (default 5s)
   --web.idle-timeout=DURATION keep-alive: idle time allowed between requests
                               (default 2s; 0 turns keep-alive off)
+  --bpf.unpin                 remove the BPF state pinned under the config's
+                              bpf.pin_path (the programs stop counting), say
+                              what was removed and exit 0; for uninstalling
   --log.level=LEVEL           debug, info, warn or error (default info)
   --log.format=FORMAT         logfmt or json (default logfmt)
   --version                   print the version and exit
@@ -47,16 +50,18 @@ Result<Flags> ParseFlags(int argc, const char* const* argv) {
     }
     const bool repeatable = a == "web.listen-address";
     const bool known = repeatable || f.values.count(a) || a == "config.check" ||
-                       a == "web.systemd-socket" || a == "version" || a == "help";
+                       a == "web.systemd-socket" || a == "bpf.unpin" || a == "version" || a == "help";
     if (!known) return Fail("unknown flag --" + (a.size() <= 64 ? a : a.substr(0, 64) + "..."));
     if (!repeatable && !given.insert(a).second) {
       return Fail("flag --" + a + " given twice (only --web.listen-address can be repeated)");
     }
-    if (a == "config.check" || a == "web.systemd-socket" || a == "version" || a == "help") {
+    if (a == "config.check" || a == "web.systemd-socket" || a == "bpf.unpin" || a == "version" ||
+        a == "help") {
       if (has_value) return Fail("flag --" + a + " takes no value");
       (a == "help"                 ? f.help
        : a == "version"            ? f.version
        : a == "web.systemd-socket" ? f.systemd_socket
+       : a == "bpf.unpin"          ? f.unpin
                                    : f.check) = true;
       continue;
     }

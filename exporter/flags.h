@@ -29,6 +29,7 @@ struct Flags {
   std::vector<std::string> listen_addresses;
   bool systemd_socket = false;
   bool check = false;
+  bool unpin = false;
   bool version = false;
   bool help = false;
 };

@@ -115,6 +115,25 @@ int main(int argc, char** argv) {
     spdlog::error("{}", config.error().message);
     return 2;
   }
+  if (flags->unpin) {
+    if (flags->check) {
+      std::fprintf(stderr, "execflow_exporter: --bpf.unpin and --config.check are mutually exclusive\n");
+      return 2;
+    }
+    auto removed = execflow::UnpinState(*config);
+    if (!removed) {
+      spdlog::error("{}", removed.error().message);
+      return config->bpf.pin_path.empty() ? 2 : 1;
+    }
+    if (removed->empty()) {
+      std::printf("nothing pinned in %s\n", config->bpf.pin_path.c_str());
+    } else {
+      std::printf("removed %zu pins from %s:", removed->size(), config->bpf.pin_path.c_str());
+      for (const auto& p : *removed) std::printf(" %s", p.c_str());
+      std::printf("\n");
+    }
+    return 0;
+  }
   auto http = execflow::WebOptions(*flags);
   if (!http) {
     spdlog::error("{}", http.error().message);

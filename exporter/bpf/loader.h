@@ -12,6 +12,7 @@
 #include "exporter/bpf/handles.h"
 #include "exporter/bpf/hooks.h"
 #include "exporter/bpf/libbpf_log.h"
+#include "exporter/bpf/pinning.h"
 #include "exporter/bpf/programs.h"
 #include "exporter/bpf/result.h"
 
@@ -24,15 +25,47 @@ struct Attached {
   std::vector<LinkPtr> links;
   std::vector<bpf_program*> programs;  // in attach order, same as links
   HookPlan plan;
+  // With pinning: when adopted, the links are the pinned ones and prog_fds
+  // the programs they run.
+  PinStatus pin;
+  std::vector<UniqueFd> prog_fds;
+
+  // The programs as attached (an adopted program's fd is the pinned link's).
+  std::vector<ProgramInfo> Describe() const {
+    std::vector<ProgramInfo> out;
+    for (size_t i = 0; i < programs.size(); ++i) {
+      out.push_back(DescribeProgram(programs[i]));
+      if (i < prog_fds.size()) out.back().fd = prog_fds[i].get();
+    }
+    return out;
+  }
 };
+
+// Pins a fresh state: maps, then links, then the stamp. A link that cannot
+// be pinned leaves the collector unpinned (what was pinned is removed).
+template <typename Skel>
+void PinFresh(Attached<Skel>* a, const CollectorPins& pins) {
+  auto ok = PinMaps(a->skel->obj, pins.dir);
+  for (size_t i = 0; ok && i < a->links.size(); ++i) ok = PinLink(a->links[i].get(), pins.dir, a->programs[i]);
+  if (ok) ok = WriteStamp(pins.dir, pins.stamp);
+  if (ok) {
+    a->pin.pinned = true;
+    return;
+  }
+  a->pin.error = ok.error().message;
+  if (auto removed = RemovePinned(pins.dir); !removed) a->pin.error += "; " + removed.error().message;
+}
 
 // Opens a fresh skeleton, marks only the named programs for loading, lets
 // `configure` set rodata and map sizes (it may ask bpf_program__autoload()
 // which programs will load), loads and attaches each. A refused load says
 // why (the verifier's last lines, or libbpf's first complaint). Everything is released on error.
+// With `pin_dir`, adopts the state pinned there if it was built from the same
+// object, programs and settings, else replaces it (see pinning.h).
 template <typename Skel>
 Result<Attached<Skel>> LoadAndAttach(const std::vector<std::string>& programs,
-                                     const std::function<Result<void>(Skel*)>& configure) {
+                                     const std::function<Result<void>(Skel*)>& configure,
+                                     const std::string& pin_dir = "") {
   Attached<Skel> a;
   a.skel.reset(Skel::open());
   if (!a.skel) return Fail("open bpf object", errno);
@@ -52,6 +85,17 @@ Result<Attached<Skel>> LoadAndAttach(const std::vector<std::string>& programs,
     if (auto ok = CheckHookExists(p); !ok) return std::unexpected(ok.error());
   }
   if (auto ok = configure(a.skel.get()); !ok) return std::unexpected(ok.error());
+  CollectorPins pins;
+  pins.dir = pin_dir;
+  if (!pin_dir.empty()) {
+    size_t elf_size = 0;
+    const void* elf = Skel::elf_bytes(&elf_size);
+    pins.stamp = LayoutStamp(LayoutOf(a.skel->obj, elf, elf_size, a.programs));
+    if (auto ok = AdoptOrClear(a.skel->obj, a.programs, &pins); !ok) return std::unexpected(ok.error());
+    a.pin.dir = pin_dir;
+    a.pin.adopted = a.pin.pinned = pins.adopted;
+    a.pin.replaced = pins.note;
+  }
   TakeLoadFailureReason();
   if (int err = Skel::load(a.skel.get()); err != 0) {
     auto fail = FailErrno("load " + names, err);
@@ -62,11 +106,22 @@ Result<Attached<Skel>> LoadAndAttach(const std::vector<std::string>& programs,
     }
     return fail;
   }
+  if (a.pin.adopted) {
+    for (bpf_program* p : a.programs) {
+      UniqueFd fd;
+      auto link = OpenPinnedLink(pin_dir, p, &fd);
+      if (!link) return std::unexpected(link.error());
+      a.links.push_back(std::move(*link));
+      a.prog_fds.push_back(std::move(fd));
+    }
+    return a;
+  }
   for (bpf_program* p : a.programs) {
     bpf_link* link = bpf_program__attach(p);
     if (!link) return Fail(std::string("attach ") + bpf_program__section_name(p), errno);
     a.links.emplace_back(link);
   }
+  if (!pin_dir.empty()) PinFresh(&a, pins);
   return a;
 }
 
@@ -74,11 +129,13 @@ Result<Attached<Skel>> LoadAndAttach(const std::vector<std::string>& programs,
 // candidate alone in a fresh object (then releasing it), then loads the
 // chosen programs together. `forced` maps config keys to modes. libbpf's
 // complaints about hooks this kernel lacks are logged at debug; the plan
-// says why each variant was not used.
+// says why each variant was not used. Probes never touch `pin_dir`: they
+// count into maps of their own while the pinned programs go on counting.
 template <typename Skel>
 Result<Attached<Skel>> SelectAndAttach(const std::vector<HookGroup>& groups,
                                        const std::map<std::string, std::string>& forced,
-                                       const std::function<Result<void>(Skel*)>& configure) {
+                                       const std::function<Result<void>(Skel*)>& configure,
+                                       const std::string& pin_dir = "") {
   auto plan = PlanHooks(groups, forced, [&](const HookVariant& v) -> Result<void> {
     QuietLibbpf quiet;
     auto probe = LoadAndAttach<Skel>(v.programs, configure);
@@ -86,7 +143,7 @@ Result<Attached<Skel>> SelectAndAttach(const std::vector<HookGroup>& groups,
     return {};
   });
   if (!plan) return std::unexpected(plan.error());
-  auto attached = LoadAndAttach<Skel>(plan->Programs(), configure);
+  auto attached = LoadAndAttach<Skel>(plan->Programs(), configure, pin_dir);
   if (!attached) return std::unexpected(attached.error());
   attached->plan = std::move(*plan);
   return attached;

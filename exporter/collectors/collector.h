@@ -5,6 +5,7 @@
 
 #include <prometheus/metric_family.h>
 
+#include "exporter/bpf/pinning.h"
 #include "exporter/bpf/programs.h"
 #include "exporter/bpf/result.h"
 
@@ -22,6 +23,8 @@ class Collector {
   // Programs attached and maps readable.
   virtual Result<void> Ready() const = 0;
   virtual const std::vector<ProgramInfo>& Programs() const = 0;
+  // Whether its BPF state is pinned, and adopted from an earlier process.
+  virtual const PinStatus& Pinned() const = 0;
 };
 
 }  // namespace execflow

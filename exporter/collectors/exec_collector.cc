@@ -198,7 +198,8 @@ ExecCollector::ExecCollector(const Config& config, std::shared_ptr<WorkloadResol
       log_(config.events.keep_last) {}
 
 Result<std::unique_ptr<ExecCollector>> ExecCollector::Start(const Config& config, Transport transport,
-                                                            std::shared_ptr<WorkloadResolver> workloads) {
+                                                            std::shared_ptr<WorkloadResolver> workloads,
+                                                            const std::string& pin_dir) {
   std::unique_ptr<ExecCollector> c(new ExecCollector(config, std::move(workloads)));
   const ExecConfig& ec = config.exec;
   const EventsConfig& ev = config.events;
@@ -215,13 +216,16 @@ Result<std::unique_ptr<ExecCollector>> ExecCollector::Start(const Config& config
   };
 
   auto attached = SelectAndAttach<exec_bpf>(
-      ExecHooks(), {{"exec.hook", ec.hook}, {"exec.failures_hook", ec.failures_hook}}, configure);
+      ExecHooks(), {{"exec.hook", ec.hook}, {"exec.failures_hook", ec.failures_hook}}, configure,
+      pin_dir);
   if (!attached) return std::unexpected(attached.error());
   c->rejected_ = attached->plan.Rejected();
   const bool failures_on = !attached->plan.ModeOf("exec failures").empty();
   c->skel_ = std::move(attached->skel);
   c->links_ = std::move(attached->links);
-  for (bpf_program* p : attached->programs) c->programs_.push_back(DescribeProgram(p));
+  c->programs_ = attached->Describe();
+  c->prog_fds_ = std::move(attached->prog_fds);
+  c->pin_ = attached->pin;
 
   exec_bpf* s = c->skel_.get();
   c->counts_ = std::make_unique<BpfMapReader>(bpf_map__fd(s->maps.exec_counts), "exec_counts",

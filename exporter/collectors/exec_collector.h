@@ -93,15 +93,17 @@ bool DecodeExecEvent(const void* data, size_t size, int64_t boot_to_wall_ns,
 class ExecCollector final : public Collector {
  public:
   // `workloads` names the cgroups (null: no workload labels resolved).
+  // `pin_dir`: where its BPF state is pinned and adopted from ("": nowhere).
   static Result<std::unique_ptr<ExecCollector>> Start(
       const Config& config, Transport transport = Transport::kRingbuf,
-      std::shared_ptr<WorkloadResolver> workloads = nullptr);
+      std::shared_ptr<WorkloadResolver> workloads = nullptr, const std::string& pin_dir = "");
   ~ExecCollector() override;
 
   const std::string& Name() const override { return name_; }
   std::vector<prometheus::MetricFamily> Collect(int* errors) const override;
   Result<void> Ready() const override;
   const std::vector<ProgramInfo>& Programs() const override { return programs_; }
+  const PinStatus& Pinned() const override { return pin_; }
 
   const EventLog& events() const { return log_; }
   uint64_t events_delivered() const { return delivered_.load(std::memory_order_relaxed); }
@@ -117,6 +119,8 @@ class ExecCollector final : public Collector {
   SkelPtr<exec_bpf> skel_;
   std::vector<LinkPtr> links_;
   std::vector<ProgramInfo> programs_;
+  std::vector<UniqueFd> prog_fds_;  // adopted programs (their pinned links run them)
+  PinStatus pin_;
   std::vector<std::string> rejected_;
   std::unique_ptr<BpfMapReader> counts_;
   std::unique_ptr<BpfMapReader> failures_;

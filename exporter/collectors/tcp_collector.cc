@@ -117,7 +117,8 @@ bool RecvmsgHasNonblockArg() {
 
 Result<std::unique_ptr<TcpCollector>> TcpCollector::Start(const TcpConfig& config,
                                                           Transport transport,
-                                                          std::shared_ptr<WorkloadResolver> workloads) {
+                                                          std::shared_ptr<WorkloadResolver> workloads,
+                                                          const std::string& pin_dir) {
   std::unique_ptr<TcpCollector> c(new TcpCollector(config, std::move(workloads)));
   const bool recvmsg_nonblock_arg = RecvmsgHasNonblockArg();
   std::function<Result<void>(tcp_bpf*)> configure = [&](tcp_bpf* s) -> Result<void> {
@@ -138,14 +139,16 @@ Result<std::unique_ptr<TcpCollector>> TcpCollector::Start(const TcpConfig& confi
   auto attached = SelectAndAttach<tcp_bpf>(
       TcpHooks(),
       {{"tcp.hook", config.hook}, {"tcp.receive_hook", config.receive_hook}, {"tcp.close_hook", config.close_hook}},
-      configure);
+      configure, pin_dir);
   if (!attached) return std::unexpected(attached.error());
   c->rejected_ = attached->plan.Rejected();
   c->send_mode_ = attached->plan.ModeOf("tcp send");
   c->receive_mode_ = attached->plan.ModeOf("tcp receive");
   c->skel_ = std::move(attached->skel);
   c->links_ = std::move(attached->links);
-  for (bpf_program* p : attached->programs) c->programs_.push_back(DescribeProgram(p));
+  c->programs_ = attached->Describe();
+  c->prog_fds_ = std::move(attached->prog_fds);
+  c->pin_ = attached->pin;
 
   c->flows_ = std::make_unique<BpfMapReader>(bpf_map__fd(c->skel_->maps.tcp_flows), "tcp_flows",
                                              sizeof(tcp_flow_key), sizeof(tcp_flow_bytes), config.max_flows);

@@ -43,15 +43,17 @@ std::vector<prometheus::MetricFamily> TcpFamilies(const SeriesSnapshot& sent, co
 class TcpCollector final : public Collector {
  public:
   // `workloads` names the sockets' cgroups (null: no workload labels resolved).
+  // `pin_dir`: where its BPF state is pinned and adopted from ("": nowhere).
   static Result<std::unique_ptr<TcpCollector>> Start(
       const TcpConfig& config, Transport transport = Transport::kRingbuf,
-      std::shared_ptr<WorkloadResolver> workloads = nullptr);
+      std::shared_ptr<WorkloadResolver> workloads = nullptr, const std::string& pin_dir = "");
   ~TcpCollector() override;
 
   const std::string& Name() const override { return name_; }
   std::vector<prometheus::MetricFamily> Collect(int* errors) const override;
   Result<void> Ready() const override;
   const std::vector<ProgramInfo>& Programs() const override { return programs_; }
+  const PinStatus& Pinned() const override { return pin_; }
   const std::vector<std::string>& rejected_hooks() const { return rejected_; }
   const std::string& send_mode() const { return send_mode_; }
   // Whether the kernel map still holds this flow (for tests and debugging).
@@ -70,6 +72,8 @@ class TcpCollector final : public Collector {
   SkelPtr<tcp_bpf> skel_;
   std::vector<LinkPtr> links_;
   std::vector<ProgramInfo> programs_;
+  std::vector<UniqueFd> prog_fds_;  // adopted programs (their pinned links run them)
+  PinStatus pin_;
   std::vector<std::string> rejected_;
   std::string send_mode_;
   std::string receive_mode_;

@@ -192,6 +192,15 @@ Section::Handler SubsetOf(std::vector<std::string>* out, std::vector<std::string
   };
 }
 
+Section::Handler PinPath(std::string* out) {
+  return [out](const YAML::Node& n) -> Result<void> {
+    auto p = ParsePinPath(n.IsScalar() ? n.Scalar() : "");
+    if (!p) return std::unexpected(p.error());
+    *out = *p;
+    return {};
+  };
+}
+
 Section::Handler Nested(const Section& s) {
   return [&s](const YAML::Node& n) { return s.Parse(n); };
 }
@@ -392,6 +401,28 @@ Result<std::string> ReadConfigFile(const std::string& what, const std::string& p
   return text;
 }
 
+Result<std::string> ParsePinPath(std::string_view value) {
+  if (value == "off") return std::string();
+  auto bad = [&](const char* why) {
+    return Fail(std::string("expected off or an absolute path on a bpf filesystem such as "
+                            "/sys/fs/bpf/execflow (") + why + "), got " + Shown(value));
+  };
+  // bpffs names are at most NAME_MAX; the collectors' pins go below.
+  if (value.empty() || value.size() > 200) return bad("1 to 200 bytes");
+  if (value[0] != '/' || value == "/") return bad("absolute, not /");
+  if (value.back() == '/') return bad("no trailing /");
+  for (char c : value) {
+    if (static_cast<unsigned char>(c) <= ' ' || c == 0x7f) return bad("no spaces or control characters");
+  }
+  for (size_t start = 1; start <= value.size();) {
+    const size_t end = std::min(value.find('/', start), value.size());
+    const std::string_view part = value.substr(start, end - start);
+    if (part.empty() || part == "." || part == "..") return bad("no empty, . or .. components");
+    start = end + 1;
+  }
+  return std::string(value);
+}
+
 Result<double> ParseDuration(std::string_view text) {
   auto bad = [&] { return Fail("expected a duration such as 5s, 250ms or 1m30s, got " + Shown(text)); };
   if (text.empty() || text.size() > 32) return bad();
@@ -460,7 +491,7 @@ Result<Config> ParseConfig(std::string_view yaml, const std::string& file_name) 
   workloads.On("cgroup_root", OptionalString(&c.workloads.cgroup_root))
       .On("kubelet_log_dir", String(&c.workloads.kubelet_log_dir));
   Section bpf(f, "bpf");
-  bpf.On("run_time_stats", Bool(&c.bpf.run_time_stats));
+  bpf.On("run_time_stats", Bool(&c.bpf.run_time_stats)).On("pin_path", PinPath(&c.bpf.pin_path));
   Section top(f, "");
   top.On("exec", Nested(exec))
       .On("events", Nested(events))

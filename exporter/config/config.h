@@ -49,7 +49,14 @@ struct WorkloadsConfig {
 
 struct BpfConfig {
   bool run_time_stats = false;
+  // Where maps and links are pinned so counting goes on across restarts
+  // (exporter/bpf/pinning.h); "" (off in the file) pins nothing.
+  std::string pin_path = "/sys/fs/bpf/execflow";
 };
+
+// bpf.pin_path's value: "off" -> "", else an absolute, normalized path
+// ("/sys/fs/bpf/execflow"); an error says what was expected.
+Result<std::string> ParsePinPath(std::string_view value);
 
 struct Config {
   ExecConfig exec;

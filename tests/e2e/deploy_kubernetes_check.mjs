@@ -262,16 +262,20 @@ for (const [render, objs] of Object.entries(renders)) {
     check(req[r] === lim[r], cw, `${r} requests (${req[r]}) must equal limits (${lim[r]})`);
   }
 
-  // Volumes: the config, and read-only hostPaths for BTF, tracefs and what names
-  // workloads (cgroupfs, the kubelet's log folders); no bpffs.
+  // Volumes: the config, read-only hostPaths for BTF, tracefs and what names
+  // workloads (cgroupfs, the kubelet's log folders), and the host's bpffs, the one
+  // writable mount, where the BPF state is pinned across restarts.
   const vols = Object.fromEntries((pod.volumes ?? []).map((v) => [v.name, v]));
   const mounts = c.volumeMounts ?? [];
   const hostPaths = (pod.volumes ?? []).filter((v) => v.hostPath).map((v) => v.hostPath.path).sort();
-  const wantPaths = ["/sys/fs/cgroup", "/sys/kernel/btf", "/sys/kernel/tracing", "/var/log/containers",
-                     "/var/log/pods"];
+  const wantPaths = ["/sys/fs/bpf", "/sys/fs/cgroup", "/sys/kernel/btf", "/sys/kernel/tracing",
+                     "/var/log/containers", "/var/log/pods"];
   check(eq(hostPaths, wantPaths), w, `hostPath volumes are ${show(hostPaths)}, want only ${show(wantPaths)}`);
   for (const m of mounts) {
-    check(m.readOnly === true, cw, `volumeMount ${m.name} at ${m.mountPath} must be readOnly`);
+    const bpffs = vols[m.name]?.hostPath?.path === "/sys/fs/bpf";
+    check(bpffs ? m.readOnly !== true && m.mountPropagation === "HostToContainer" : m.readOnly === true, cw,
+          bpffs ? `volumeMount ${m.name} at ${m.mountPath} must be writable, HostToContainer`
+                : `volumeMount ${m.name} at ${m.mountPath} must be readOnly`);
     check(vols[m.name] !== undefined, cw, `volumeMount ${m.name} has no volume`);
     if (vols[m.name]?.hostPath)
       check(m.mountPath === vols[m.name].hostPath.path, cw,

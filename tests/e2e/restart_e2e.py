@@ -1,0 +1,263 @@
+#!/usr/bin/env python3
+"""Restarts lose nothing (issue 13): the BPF state pinned under bpf.pin_path keeps counting
+while no exporter runs, and the next exporter adopts it.
+
+Each test pins in a bpf filesystem of its own (mounted on a temporary folder, unmounted at
+the end), so nothing is left on the machine's /sys/fs/bpf.
+
+Usage: restart_e2e.py BINARY. Needs root; a skip is a failure under CI=true.
+"""
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import e2e_lib as lib  # noqa: E402
+
+BINARY = None
+UID_BASE = 3910000000 + (os.getpid() % 10000) * 8
+
+
+def as_uid(uid, n):
+    """n execs of /bin/true by a child running as uid; returns its exit code."""
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.setgroups([])
+            os.setgid(uid)
+            os.setuid(uid)
+            ok = all(subprocess.run(["/bin/true"]).returncode == 0 for _ in range(n))
+            os._exit(0 if ok else 1)
+        except BaseException:
+            os._exit(2)
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status)
+
+
+class Flow:
+    """A loopback TCP connection; the client's sends are the flow counted."""
+
+    def __init__(self):
+        self.server = socket.socket()
+        self.server.bind(("127.0.0.1", 0))
+        self.server.listen(1)
+        self.client = socket.create_connection(self.server.getsockname())
+        self.peer, _ = self.server.accept()
+        self.received = 0
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+        self.labels = {"saddr": "127.0.0.1", "sport": str(self.client.getsockname()[1]),
+                       "daddr": "127.0.0.1", "dport": str(self.server.getsockname()[1])}
+
+    def _read(self):
+        while True:
+            b = self.peer.recv(1 << 16)
+            if not b:
+                return
+            self.received += len(b)
+
+    def send(self, n):
+        self.client.sendall(b"x" * n)
+
+    def close(self):
+        self.client.close()
+        self.reader.join(timeout=10)
+        self.peer.close()
+        self.server.close()
+
+
+class Restart(unittest.TestCase):
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="execflow-restart-")
+        self.bpffs = os.path.join(self.tmp, "bpffs")
+        os.mkdir(self.bpffs)
+        r = subprocess.run(["mount", "-t", "bpf", "bpf", self.bpffs], capture_output=True, text=True)
+        if r.returncode != 0:
+            lib.skip_or_fail(f"cannot mount a bpf filesystem: {r.stderr.strip()}")
+        self.addCleanup(self.unmount)
+        self.pin = os.path.join(self.bpffs, "execflow")
+        self.config = self.write_config("")
+        self.procs = []
+
+    def unmount(self):
+        for p in self.procs:
+            if p.proc.poll() is None:
+                p.proc.kill()
+                p.proc.wait()
+        subprocess.run(["umount", self.bpffs], check=False)
+        subprocess.run(["rm", "-rf", self.tmp], check=False)
+
+    def write_config(self, extra, name="execflow.yaml"):
+        path = os.path.join(self.tmp, name)
+        with open(path, "w") as f:
+            f.write(f"bpf:\n  pin_path: {self.pin}\n{extra}")
+        return path
+
+    def start(self, config=None):
+        workdir = tempfile.mkdtemp(dir=self.tmp)
+        p, addr = lib.start_exporter(BINARY, workdir, config or self.config)
+        self.procs.append(p)
+        return p, addr
+
+    @staticmethod
+    def scrape(addr):
+        return lib.http_get(f"http://{addr}/metrics")
+
+    @staticmethod
+    def value(text, name, labels):
+        return lib.sample_sum(text, name, labels)
+
+    @staticmethod
+    def events(addr, uid, n):
+        """The exec events of uid the exporter served, once there are at least n."""
+        mine = [e for e in json.loads(lib.http_get(f"http://{addr}/api/v1/events")) if e["uid"] == uid]
+        return mine if len(mine) >= n else None
+
+    def kill9(self, p):
+        p.proc.send_signal(signal.SIGKILL)
+        p.proc.wait(timeout=10)
+
+    def test_kill_9_and_restart_lose_no_exec_and_no_byte(self):
+        uid = UID_BASE + 1
+        open_flow, closing_flow = Flow(), Flow()
+        p, addr = self.start()
+        first = self.scrape(addr)
+        self.assertEqual(self.value(first, "execflow_bpf_state_pinned", {"collector": "exec"}), 1)
+        self.assertEqual(self.value(first, "execflow_bpf_state_adopted", {"collector": "exec"}), 0)
+        self.assertIn(f"exec: BPF state pinned in {self.pin}/exec", p.tail(100))
+
+        self.assertEqual(as_uid(uid, 100), 0)
+        open_flow.send(1_000_000)
+        closing_flow.send(300_000)
+        text = self.scrape(addr)
+        self.assertEqual(self.value(text, "execflow_execs_total", {"uid": str(uid)}), 100)
+        self.assertEqual(self.value(text, "execflow_tcp_sent_bytes_total", open_flow.labels), 1_000_000)
+        # Every event of the first 100 delivered (those still in the ring buffer at a
+        # kill would be delivered by the next process).
+        self.assertEqual(len(lib.wait_until("100 exec events", lambda: self.events(addr, uid, 100), 20)), 100)
+        self.kill9(p)
+
+        # Nothing runs: the pinned programs go on counting.
+        self.assertEqual(as_uid(uid, 50), 0)
+        open_flow.send(500_000)
+        closing_flow.send(200_000)
+        closing_flow.close()
+
+        p, addr = self.start()
+        self.assertIn(f"exec: adopted the BPF state pinned in {self.pin}/exec", p.tail(100))
+        self.assertIn(f"tcp: adopted the BPF state pinned in {self.pin}/tcp", p.tail(100))
+        text = self.scrape(addr)
+        scrapes = [text]
+        for c in ("exec", "tcp"):
+            self.assertEqual(self.value(text, "execflow_bpf_state_adopted", {"collector": c}), 1)
+            self.assertEqual(self.value(text, "execflow_bpf_state_pinned", {"collector": c}), 1)
+        self.assertEqual(self.value(text, "execflow_execs_total", {"uid": str(uid)}), 150)
+        self.assertEqual(as_uid(uid, 50), 0)
+        open_flow.send(250_000)
+        text = self.scrape(addr)
+        scrapes.append(text)
+        self.assertEqual(self.value(text, "execflow_execs_total", {"uid": str(uid)}), 200)
+        self.assertEqual(self.value(text, "execflow_tcp_sent_bytes_total", open_flow.labels), 1_750_000)
+
+        # The 50 exec events of the down time waited in the pinned ring buffer.
+        self.assertEqual(len(lib.wait_until("100 exec events", lambda: self.events(addr, uid, 100), 20)), 100)
+
+        # The flow that closed while nothing ran: its final total, exported from the first
+        # scrape on, then it is gone (after tcp.closed_flow_retention_scrapes).
+        def closing_flow_value(t):
+            values = [v for n, labels, v in lib.scrape_values(t) if n == "execflow_tcp_sent_bytes_total"
+                      and all(labels.get(k) == x for k, x in closing_flow.labels.items())]
+            return values[0] if values else None
+
+        def gone():
+            scrapes.append(self.scrape(addr))
+            return closing_flow_value(scrapes[-1]) is None
+        lib.wait_until("closed flow removed", gone, 20)
+        self.assertEqual(closing_flow_value(scrapes[0]), 500_000)
+        seen = [closing_flow_value(t) for t in scrapes]
+        present = seen.index(None)
+        self.assertEqual(seen, [500_000] * present + [None] * (len(seen) - present))
+        self.assertGreaterEqual(self.value(scrapes[-1], "execflow_tcp_flows_closed_total", {}), 1)
+        open_flow.close()
+        self.assertEqual(p.stop(), 0)
+
+    def test_perf_buffer_counts_exactly_and_says_what_it_lost(self):
+        """A perf event array is emptied when its reader goes: the down time's exec events
+        are lost and counted as dropped; the counts stay exact."""
+        uid = UID_BASE + 2
+        config = self.write_config("events:\n  transport: perfbuf\n", "perfbuf.yaml")
+        p, addr = self.start(config)
+        self.assertEqual(as_uid(uid, 20), 0)
+        self.assertEqual(len(lib.wait_until("20 exec events", lambda: self.events(addr, uid, 20), 20)), 20)
+        dropped = self.value(self.scrape(addr), "execflow_exec_events_dropped_total", {})
+        self.kill9(p)
+        self.assertEqual(as_uid(uid, 30), 0)
+        p, addr = self.start(config)
+        text = self.scrape(addr)
+        self.assertEqual(self.value(text, "execflow_bpf_state_adopted", {"collector": "exec"}), 1)
+        self.assertEqual(self.value(text, "execflow_execs_total", {"uid": str(uid)}), 50)
+        self.assertGreaterEqual(self.value(text, "execflow_exec_events_dropped_total", {}) - dropped, 30)
+        self.assertEqual(self.events(addr, uid, 0), [])
+        self.assertEqual(p.stop(), 0)
+
+    def test_another_layout_is_replaced_and_said_so(self):
+        p, addr = self.start()
+        self.assertEqual(p.stop(), 0)
+        other = self.write_config("exec:\n  max_uids: 4096\n", "other.yaml")
+        p, addr = self.start(other)
+        log = p.tail(100)
+        self.assertIn(f"pinned state in {self.pin}/exec is from another layout (", log)
+        self.assertIn("exec_counts:1:16:8:10240:0", log)
+        self.assertIn("exec_counts:1:16:8:4096:0", log)
+        self.assertIn("): replacing it", log)
+        self.assertNotIn(f"pinned state in {self.pin}/tcp", log)
+        text = self.scrape(addr)
+        self.assertEqual(self.value(text, "execflow_bpf_state_adopted", {"collector": "exec"}), 0)
+        self.assertEqual(self.value(text, "execflow_bpf_state_pinned", {"collector": "exec"}), 1)
+        self.assertEqual(self.value(text, "execflow_bpf_state_adopted", {"collector": "tcp"}), 1)
+        self.assertEqual(self.value(text, "execflow_bpf_map_capacity", {"map": "exec_counts"}), 4096)
+        self.assertEqual(p.stop(), 0)
+
+    def test_unpin_removes_everything_and_detaches(self):
+        p, addr = self.start()
+        # A second exporter, or --bpf.unpin, is refused while one uses the state.
+        r = subprocess.run([BINARY, f"--config.file={self.config}", "--bpf.unpin"],
+                           capture_output=True, text=True, timeout=60)
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        self.assertIn(f"bpf.pin_path {self.pin}: another execflow process uses it (stop it first)", r.stderr)
+        self.assertEqual(p.stop(), 0)
+        link = os.path.join(self.pin, "exec", "links", "exec_btf")
+        if not os.path.exists(link):
+            link = os.path.join(self.pin, "exec", "links", "exec_tp")
+        shown = subprocess.run(["bpftool", "-j", "link", "show", "pinned", link],
+                               capture_output=True, text=True)
+        self.assertEqual(shown.returncode, 0, shown.stderr)
+        link_id = json.loads(shown.stdout)["id"]
+        pins = sorted(os.path.relpath(os.path.join(d, f), self.pin)
+                      for d, _, files in os.walk(self.pin) for f in files)
+        self.assertIn("exec/stamp", pins)
+        self.assertIn("tcp/maps/tcp_flows", pins)
+
+        r = subprocess.run([BINARY, f"--config.file={self.config}", "--bpf.unpin"],
+                           capture_output=True, text=True, timeout=60)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertTrue(r.stdout.startswith(f"removed {len(pins)} pins from {self.pin}:"), r.stdout)
+        self.assertEqual(sorted(r.stdout.split(":", 1)[1].split()), pins)
+        self.assertFalse(os.path.exists(self.pin))
+        gone = subprocess.run(["bpftool", "link", "show", "id", str(link_id)], capture_output=True, text=True)
+        self.assertNotEqual(gone.returncode, 0, "the exec program is still attached: " + gone.stdout)
+        r = subprocess.run([BINARY, f"--config.file={self.config}", "--bpf.unpin"],
+                           capture_output=True, text=True, timeout=60)
+        self.assertEqual((r.returncode, r.stdout), (0, f"nothing pinned in {self.pin}\n"))
+
+
+if __name__ == "__main__":
+    lib.stop_on_sigterm()
+    BINARY = lib.exporter_binary(sys.argv)
+    unittest.main(argv=[sys.argv[0], "-v"])
