@@ -27,7 +27,7 @@ namespace {
 
 // A series whose workload is gone is exported this many more scrapes with
 // its final totals, then removed.
-constexpr uint32_t kGoneWorkloadRetentionScrapes = 1;
+constexpr std::chrono::minutes kGoneWorkloadRetention{5};
 
 int64_t BootToWallNs() {
   timespec real, boot;
@@ -80,14 +80,15 @@ Result<size_t> ScrapeMap(const MapReader& map, SeriesTable<K>* table, uint64_t o
 
 }  // namespace
 
-ExecTables::ExecTables(ExecLabels labels, WorkloadOf workload, uint32_t retention_scrapes)
+ExecTables::ExecTables(ExecLabels labels, WorkloadOf workload, std::chrono::nanoseconds retention,
+                       SeriesTable<exec_key>::Clock clock)
     : execs(
           [this](const exec_key& k) {
             SeriesLabels s;
             s.labels = Labels(k.cgroup_id, k.uid, nullptr, &s.final);
             return s;
           },
-          LabelNames(labels, false), SIZE_MAX, retention_scrapes),
+          LabelNames(labels, false), SIZE_MAX, retention, clock),
       failures(
           [this](const exec_failure_key& k) {
             SeriesLabels s;
@@ -95,7 +96,7 @@ ExecTables::ExecTables(ExecLabels labels, WorkloadOf workload, uint32_t retentio
             s.labels = Labels(k.cgroup_id, k.uid, &err, &s.final);
             return s;
           },
-          LabelNames(labels, true), SIZE_MAX, retention_scrapes),
+          LabelNames(labels, true), SIZE_MAX, retention, clock),
       labels_(labels),
       workload_(std::move(workload)) {}
 
@@ -194,7 +195,7 @@ bool DecodeExecEvent(const void* data, size_t size, int64_t boot_to_wall_ns, Exe
 ExecCollector::ExecCollector(const Config& config, std::shared_ptr<WorkloadResolver> workloads)
     : workloads_(std::move(workloads)),
       tables_(ParseExecLabels(config.exec.labels), WorkloadsOf(workloads_.get()),
-              kGoneWorkloadRetentionScrapes),
+              kGoneWorkloadRetention),
       log_(config.events.keep_last) {}
 
 Result<std::unique_ptr<ExecCollector>> ExecCollector::Start(const Config& config, Transport transport,

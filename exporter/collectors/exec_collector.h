@@ -42,7 +42,9 @@ ExecLabels ParseExecLabels(const std::vector<std::string>& names);
 // cgroup (see SeriesTable: no series decreases, totals stay exact).
 class ExecTables {
  public:
-  ExecTables(ExecLabels labels, WorkloadOf workload, uint32_t retention_scrapes);
+  // Series of gone workloads are kept `retention` after their last count.
+  ExecTables(ExecLabels labels, WorkloadOf workload, std::chrono::nanoseconds retention,
+             SeriesTable<exec_key>::Clock clock = std::chrono::steady_clock::now);
   ExecTables(const ExecTables&) = delete;  // the tables' label functions point here
   ExecTables& operator=(const ExecTables&) = delete;
   SeriesTable<exec_key> execs;

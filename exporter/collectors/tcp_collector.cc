@@ -91,9 +91,9 @@ std::vector<prometheus::MetricFamily> TcpFamilies(const SeriesSnapshot& per_flow
 
 TcpCollector::TcpCollector(const TcpConfig& config, std::shared_ptr<WorkloadResolver> workloads)
     : workloads_(std::move(workloads)),
-      table_(ParseFlowLabels(config.labels), config.max_series, config.closed_flow_retention_scrapes,
+      table_(ParseFlowLabels(config.labels), config.max_series, config.closed_flow_retention,
              WorkloadsOf(workloads_.get())),
-      received_(ParseFlowLabels(config.labels), config.max_series, config.closed_flow_retention_scrapes,
+      received_(ParseFlowLabels(config.labels), config.max_series, config.closed_flow_retention,
                 WorkloadsOf(workloads_.get())) {}
 
 namespace {

@@ -136,6 +136,21 @@ Section::Handler Uint(T* out, uint64_t min, uint64_t max) {
   };
 }
 
+// A duration from min_s to max_s seconds: "5m", "30s", "1h".
+Section::Handler Duration(std::chrono::nanoseconds* out, double min_s, double max_s) {
+  return [=](const YAML::Node& n) -> Result<void> {
+    const std::string s = n.IsScalar() ? n.Scalar() : "";
+    auto v = ParseDuration(s);
+    if (!v) return std::unexpected(v.error());
+    if (*v < min_s || *v > max_s) {
+      return Fail("expected a duration from " + std::to_string(static_cast<int>(min_s)) + "s to " +
+                  std::to_string(static_cast<int>(max_s / 3600)) + "h, got " + Shown(s));
+    }
+    *out = std::chrono::nanoseconds(static_cast<int64_t>(*v * 1e9));
+    return {};
+  };
+}
+
 Section::Handler OneOf(std::string* out, std::vector<std::string> allowed) {
   return [=](const YAML::Node& n) -> Result<void> {
     const std::string s = n.IsScalar() ? n.Scalar() : "";
@@ -486,7 +501,10 @@ Result<Config> ParseConfig(std::string_view yaml, const std::string& file_name) 
       .On("labels", SubsetOf(&c.tcp.labels, {"saddr", "sport", "daddr", "dport", "namespace", "pod", "container"}))
       .On("max_series", Uint(&c.tcp.max_series, 1, kMaxMapEntries))
       .On("max_flows", Uint(&c.tcp.max_flows, 1, kMaxMapEntries))
-      .On("closed_flow_retention_scrapes", Uint(&c.tcp.closed_flow_retention_scrapes, 1, 1000000));
+      .On("closed_flow_retention", Duration(&c.tcp.closed_flow_retention, 1.0, 86400.0))
+      .On("closed_flow_retention_scrapes", [](const YAML::Node&) -> Result<void> {
+        return Fail("was replaced by closed_flow_retention, a duration (default 5m)");
+      });
   Section workloads(f, "workloads");
   workloads.On("cgroup_root", OptionalString(&c.workloads.cgroup_root))
       .On("kubelet_log_dir", String(&c.workloads.kubelet_log_dir));

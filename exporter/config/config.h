@@ -2,6 +2,7 @@
 
 #include <cstdint>
 #include <map>
+#include <chrono>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -38,7 +39,8 @@ struct TcpConfig {
   std::vector<std::string> labels = {"saddr", "sport", "daddr", "dport", "namespace", "pod", "container"};
   uint32_t max_series = 10000;
   uint32_t max_flows = 65536;
-  uint32_t closed_flow_retention_scrapes = 1;
+  // A series whose flows all closed is exported this long with its final total.
+  std::chrono::nanoseconds closed_flow_retention = std::chrono::minutes(5);
 };
 
 // Where namespace, pod and container labels come from (exporter/workloads).

@@ -52,12 +52,12 @@ std::string FormatAddress(uint16_t family, const uint8_t (&addr)[16]) {
   return "unknown";
 }
 
-FlowTable::FlowTable(FlowLabels labels, size_t max_series, uint32_t closed_retention_scrapes,
-                     WorkloadOf workload)
+FlowTable::FlowTable(FlowLabels labels, size_t max_series, std::chrono::nanoseconds closed_retention,
+                     WorkloadOf workload, SeriesTable<tcp_flow_key>::Clock clock)
     : labels_(labels),
       workload_(std::move(workload)),
       table_([this](const tcp_flow_key& k) { return LabelsOf(k); }, labels.Names(), max_series,
-             closed_retention_scrapes) {}
+             closed_retention, std::move(clock)) {}
 
 SeriesLabels FlowTable::LabelsOf(const tcp_flow_key& flow) const {
   SeriesLabels s;

@@ -37,8 +37,9 @@ std::string FormatAddress(uint16_t family, const uint8_t (&addr)[16]);
 // the socket's cgroup. See SeriesTable for why no series ever decreases.
 class FlowTable {
  public:
-  FlowTable(FlowLabels labels, size_t max_series, uint32_t closed_retention_scrapes,
-            WorkloadOf workload = nullptr);
+  FlowTable(FlowLabels labels, size_t max_series, std::chrono::nanoseconds closed_retention,
+            WorkloadOf workload = nullptr,
+            SeriesTable<tcp_flow_key>::Clock clock = std::chrono::steady_clock::now);
   FlowTable(const FlowTable&) = delete;  // the table's label function points here
   FlowTable& operator=(const FlowTable&) = delete;
 

@@ -1,5 +1,7 @@
 #pragma once
 
+#include <algorithm>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -89,16 +91,23 @@ class SeriesTable {
  public:
   using LabelFn = std::function<SeriesLabels(const Key&)>;
 
+  using Clock = std::function<std::chrono::steady_clock::time_point()>;
+
   // `other_labels`: the label names of the "other" series (each valued
   // "other"), which sums keys over max_series and what the kernel could not
-  // key (map full). A series without live keys is exported for `retention`
-  // scrapes after its last delta, then forgotten.
+  // key (map full). A series without live keys (its flows closed) is
+  // exported with its final total for `retention` after its last delta, so
+  // every scraper sees it however many there are, then forgotten (times are
+  // read once per scrape: a close counts from the first scrape that shows it). Such
+  // retained series have their own room of max_series: they never take the
+  // room of live ones, and past it the oldest are forgotten first.
   SeriesTable(LabelFn labels, const std::vector<std::string>& other_labels, size_t max_series,
-              uint32_t retention)
+              std::chrono::nanoseconds retention, Clock clock = std::chrono::steady_clock::now)
       : labels_(std::move(labels)),
         arena_(std::make_shared<SeriesLabelArena>()),
         max_series_(max_series),
-        retention_(retention) {
+        retention_(retention),
+        clock_(std::move(clock)) {
     for (const auto& name : other_labels) arena_->other.push_back({name, "other"});
   }
 
@@ -166,12 +175,14 @@ class SeriesTable {
   static constexpr uint32_t kNoPosition = std::numeric_limits<uint32_t>::max();
   static constexpr size_t kCompactAfter = 1024;  // forgotten series' labels kept at least
 
+  using TimePoint = std::chrono::steady_clock::time_point;
   struct Series {
     const SeriesLabelList* labels = nullptr;  // in arena_; null: a free entry
     double value = 0;       // the counter
     bool live = false;      // had a live key in this scrape
-    bool touched = false;   // got a delta or a close since the last scrape
-    uint32_t idle_scrapes = 0;  // scrapes since it was last live or touched
+    bool retained = false;  // no live key at the last scrape: kept for its final total
+    bool closed = false;    // got a key's final total since the last scrape
+    TimePoint active;       // when it last had a live key or got a delta or a close
   };
   // A key seen live at the last scrape.
   struct Slot {
@@ -200,6 +211,7 @@ class SeriesTable {
                      size_t n, uint64_t overflow) {
     folded_ = 0;
     ++scrapes_;
+    now_ = clock_();
     next_order_.clear();
     next_order_.reserve(n);
     size_t cursor = 0;  // where in order_ the next key should be
@@ -242,14 +254,26 @@ class SeriesTable {
       overflow_seen_ = overflow;
     }
     // Every slot left is live, so none points at a series forgotten here.
+    const TimePoint now = now_;
+    const size_t retained_before = retained_;
+    retained_ = 0;
     for (uint32_t i = 0; i < series_.size(); ++i) {
       Series& s = series_[i];
       if (!s.labels) continue;
-      s.idle_scrapes = s.live ? 0 : (s.touched ? 1 : s.idle_scrapes + 1);
+      // A final total counts from the first scrape that shows it.
+      if (s.live || s.closed) s.active = now;
+      s.closed = false;
+      s.retained = !s.live;
       s.live = false;
-      s.touched = false;
-      if (s.idle_scrapes > retention_) ForgetSeries(i);
+      if (s.retained && now - s.active > retention_) {
+        ForgetSeries(i);
+      } else if (s.retained) {
+        ++retained_;
+      }
     }
+    if (retained_ > max_series_) ForgetOldestRetained(retained_ - max_series_);
+    // Series that stopped being live leave room: folded keys may try again.
+    if (retained_ != retained_before) ++generation_;
     if (arena_garbage_ > kCompactAfter && arena_garbage_ > count_) CompactArena();
   }
 
@@ -291,7 +315,7 @@ class SeriesTable {
     *provisional = !l.final;
     std::string id = IdOf(l.labels);
     if (auto it = by_labels_.find(id); it != by_labels_.end()) return it->second;
-    if (count_ >= max_series_) return kOther;
+    if (count_ - retained_ >= max_series_) return kOther;  // retained series have their own room
     uint32_t i;
     if (!free_series_.empty()) {
       i = free_series_.back();
@@ -306,6 +330,22 @@ class SeriesTable {
     ++count_;
     ++generation_;
     return i;
+  }
+
+  // Forgets the n retained series least recently active (a storm of closed
+  // flows: they disappear before their retention, nothing decreases).
+  void ForgetOldestRetained(size_t n) {
+    std::vector<uint32_t> old;
+    for (uint32_t i = 0; i < series_.size(); ++i) {
+      if (series_[i].labels && series_[i].retained) old.push_back(i);
+    }
+    // Ties by label values, so which go is reproducible.
+    std::sort(old.begin(), old.end(), [&](uint32_t a, uint32_t b) {
+      if (series_[a].active != series_[b].active) return series_[a].active < series_[b].active;
+      return IdOf(*series_[a].labels) < IdOf(*series_[b].labels);
+    });
+    for (size_t k = 0; k < n; ++k) ForgetSeries(old[k]);
+    retained_ -= n;
   }
 
   void ForgetSeries(uint32_t i) {
@@ -338,7 +378,7 @@ class SeriesTable {
     }
     Series& s = series_[series];
     s.value += static_cast<double>(delta);
-    s.touched = s.touched || delta > 0 || closed;
+    s.closed = s.closed || closed;
     s.live = s.live || live;
   }
 
@@ -346,7 +386,10 @@ class SeriesTable {
   std::shared_ptr<SeriesLabelArena> arena_;
   size_t arena_garbage_ = 0;  // lists in arena_ no series uses
   size_t max_series_;
-  uint32_t retention_;
+  std::chrono::nanoseconds retention_;
+  Clock clock_;  // read once per scrape
+  TimePoint now_{};  // the last scrape's time
+  size_t retained_ = 0;  // series without live keys at the last scrape
 
   std::vector<Slot> slots_;
   std::vector<uint32_t> free_slots_;

@@ -96,7 +96,8 @@ class Restart(unittest.TestCase):
     def write_config(self, extra, name="execflow.yaml"):
         path = os.path.join(self.tmp, name)
         with open(path, "w") as f:
-            f.write(f"bpf:\n  pin_path: {self.pin}\n{extra}")
+            # Closed flows retained 1 s, so the test sees one removed.
+            f.write(f"bpf:\n  pin_path: {self.pin}\ntcp:\n  closed_flow_retention: 1s\n{extra}")
         return path
 
     def start(self, config=None):
@@ -169,7 +170,7 @@ class Restart(unittest.TestCase):
         self.assertEqual(len(lib.wait_until("100 exec events", lambda: self.events(addr, uid, 100), 20)), 100)
 
         # The flow that closed while nothing ran: its final total, exported from the first
-        # scrape on, then it is gone (after tcp.closed_flow_retention_scrapes).
+        # scrape on, then it is gone (after tcp.closed_flow_retention).
         def closing_flow_value(t):
             values = [v for n, labels, v in lib.scrape_values(t) if n == "execflow_tcp_sent_bytes_total"
                       and all(labels.get(k) == x for k, x in closing_flow.labels.items())]

@@ -247,9 +247,11 @@ TEST(TcpAuto, ChoosesTheBestAttachableHookAndLogsWhyOthersFailed) {
   }
 }
 
-TEST(TcpLifecycle, ClosedFlowIsExportedOnceMoreThenRemovedAndItsKernelEntryFreed) {
+TEST(TcpLifecycle, ClosedFlowIsExportedForItsRetentionThenRemovedAndItsKernelEntryFreed) {
   EXECFLOW_REQUIRE_PRIVILEGED();
-  auto c = StartTcp(TcpConfig{});  // closed_flow_retention_scrapes: 1
+  TcpConfig config;
+  config.closed_flow_retention = std::chrono::seconds(2);
+  auto c = StartTcp(config);
   ASSERT_NE(c, nullptr);
   SinkServer server;
   uint16_t sport = 0;
@@ -265,15 +267,16 @@ TEST(TcpLifecycle, ClosedFlowIsExportedOnceMoreThenRemovedAndItsKernelEntryFreed
   auto first = Collect(*c);
   EXPECT_EQ(Bytes(first, labels), 1000) << "the first scrape after close shows the final total";
   EXPECT_GE(FindSample(first, "execflow_tcp_flows_closed_total", {})->counter.value, closed_before + 1);
+  EXPECT_EQ(Bytes(Collect(*c), labels), 1000) << "another scraper right after still sees it";
+  std::this_thread::sleep_for(std::chrono::milliseconds(2100));
   EXPECT_EQ(FindSample(Collect(*c), "execflow_tcp_sent_bytes_total", labels), nullptr)
-      << "the second scrape after close no longer shows it";
+      << "a scrape after the retention no longer shows it";
 }
 
 TEST(TcpCardinality, ChurnWithoutSportIsExactAndNeverDecreases) {
   EXECFLOW_REQUIRE_PRIVILEGED();
   TcpConfig config;
   config.labels = {"saddr", "daddr", "dport"};
-  config.closed_flow_retention_scrapes = 10;  // survive a slow machine's 100 ms stalls
   auto c = StartTcp(config);
   ASSERT_NE(c, nullptr);
   SinkServer server;
@@ -352,9 +355,8 @@ std::pair<double, double> StableTotals(const TcpCollector& a, const TcpCollector
 TEST(TcpCardinality, FullKernelMapKeepsTheTotalExact) {
   EXECFLOW_REQUIRE_PRIVILEGED();
   // Other processes' flows close during the test: both keep every closed
-  // series, so neither total drops one the other still holds.
+  // series (5 minutes by default), so neither total drops one the other still holds.
   TcpConfig keep;
-  keep.closed_flow_retention_scrapes = 1000000;
   TcpConfig small = keep;
   small.max_flows = 64;
   auto tiny = StartTcp(small);

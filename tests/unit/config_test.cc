@@ -53,7 +53,8 @@ TEST(Config, BundledDefaultConfigEqualsBuiltInDefaults) {
   EXPECT_EQ(c->tcp.labels, d.tcp.labels);
   EXPECT_EQ(c->tcp.max_series, d.tcp.max_series);
   EXPECT_EQ(c->tcp.max_flows, d.tcp.max_flows);
-  EXPECT_EQ(c->tcp.closed_flow_retention_scrapes, d.tcp.closed_flow_retention_scrapes);
+  EXPECT_EQ(c->tcp.closed_flow_retention, std::chrono::minutes(5));
+  EXPECT_EQ(d.tcp.closed_flow_retention, std::chrono::minutes(5));
 }
 
 TEST(Config, TcpSection) {
@@ -65,7 +66,7 @@ tcp:
   labels: [daddr, dport]
   max_series: 50
   max_flows: 64
-  closed_flow_retention_scrapes: 3
+  closed_flow_retention: 1m30s
 )", "test.yaml");
   ASSERT_TRUE(c.has_value()) << c.error().message;
   EXPECT_FALSE(c->tcp.enabled);
@@ -74,7 +75,7 @@ tcp:
   EXPECT_EQ(c->tcp.labels, (std::vector<std::string>{"daddr", "dport"}));
   EXPECT_EQ(c->tcp.max_series, 50u);
   EXPECT_EQ(c->tcp.max_flows, 64u);
-  EXPECT_EQ(c->tcp.closed_flow_retention_scrapes, 3u);
+  EXPECT_EQ(c->tcp.closed_flow_retention, std::chrono::seconds(90));
   auto empty = ParseConfig("tcp:\n  labels: []\n", "test.yaml");
   ASSERT_TRUE(empty.has_value());
   EXPECT_TRUE(empty->tcp.labels.empty());
@@ -93,8 +94,13 @@ TEST(Config, TcpLabelErrors) {
             "test.yaml:2: exec.labels: expected a list of uid, namespace, pod, container, got 'errno'");
   EXPECT_EQ(ErrorOf("workloads:\n  kubelet_log_dir: \"\"\n"),
             "test.yaml:2: workloads.kubelet_log_dir: expected a non-empty string");
-  EXPECT_EQ(ErrorOf("tcp:\n  closed_flow_retention_scrapes: 0\n"),
-            "test.yaml:2: tcp.closed_flow_retention_scrapes: expected an integer from 1 to 1000000, got '0'");
+  EXPECT_EQ(ErrorOf("tcp:\n  closed_flow_retention: 0\n"),
+            "test.yaml:2: tcp.closed_flow_retention: expected a duration from 1s to 24h, got '0'");
+  EXPECT_EQ(ErrorOf("tcp:\n  closed_flow_retention: 5\n"),
+            "test.yaml:2: tcp.closed_flow_retention: expected a duration such as 5s, 250ms or 1m30s, got '5'");
+  EXPECT_EQ(ErrorOf("tcp:\n  closed_flow_retention_scrapes: 2\n"),
+            "test.yaml:2: tcp.closed_flow_retention_scrapes: was replaced by closed_flow_retention, a duration "
+            "(default 5m)");
 }
 
 TEST(Config, ParsesEveryKey) {

@@ -2,6 +2,7 @@
 
 #include <set>
 
+#include "tests/unit/tick_clock.h"
 #include "exporter/collectors/exec_collector.h"
 #include "tests/unit/fake_map_reader.h"
 
@@ -12,7 +13,8 @@ constexpr uint64_t kHost = 1;
 
 struct ExecFakes {
   explicit ExecFakes(ExecLabels labels = {}, WorkloadOf workloads = nullptr)
-      : tables(labels, std::move(workloads), 1) {}
+      // The execs and failures tables read the one clock: two ticks per scrape, so 2 s is one scrape.
+      : tables(labels, std::move(workloads), std::chrono::seconds(2), TickPerScrape()) {}
   FakeMapReader<exec_key, __u64> counts{"exec_counts", 100};
   FakeMapReader<exec_failure_key, __u64> failures{"exec_failures", 50};
   exec_loss loss{};
@@ -112,7 +114,7 @@ TEST(CollectExec, WorkloadLabelsComeFromTheCgroupAndKeysThatAgreeShareASeries) {
   EXPECT_EQ(FindSample(fams, "execflow_exec_failures_total",
                        {{"errno", "ENOENT"}, {"namespace", "shop"}, {"pod", "web"}})->counter.value,
             6);
-  ExecTables all({true, true, true, true}, FakeWorkloads, 1);
+  ExecTables all({true, true, true, true}, FakeWorkloads, std::chrono::seconds(2), TickPerScrape());
   fams = CollectExec(f.Sources(), &all, &errors);
   EXPECT_EQ(FindSample(fams, "execflow_execs_total",
                        {{"uid", "0"}, {"namespace", ""}, {"pod", ""}, {"container", "4f3c2b1a0000"}})
@@ -139,6 +141,8 @@ TEST(CollectExec, KeysOfGoneCgroupsLeaveTheMapAndTheirTotalsStay) {
   std::vector<uint8_t> k, v;
   EXPECT_EQ(*f.counts.ReadAll(k, v), 0u) << "the key left the kernel map";
   EXPECT_EQ(*f.failures.ReadAll(k, v), 0u);
+  fams = CollectExec(src, &f.tables, &errors);
+  EXPECT_EQ(FindSample(fams, "execflow_execs_total", nginx)->counter.value, 30) << "kept for its retention";
   fams = CollectExec(src, &f.tables, &errors);
   EXPECT_EQ(FindSample(fams, "execflow_execs_total", nginx), nullptr) << "then removed";
   EXPECT_EQ(errors, 0);

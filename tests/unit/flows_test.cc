@@ -1,3 +1,4 @@
+#include "tests/unit/tick_clock.h"
 #include "exporter/metrics/flows.h"
 
 #include <arpa/inet.h>
@@ -53,7 +54,7 @@ TEST(FlowLabels, NamesInFixedOrder) {
 }
 
 TEST(FlowTable, LiveFlowsAreExportedWithTheirBytes) {
-  FlowTable t(kAll, 100, 1);
+  FlowTable t(kAll, 100, std::chrono::seconds(1), nullptr, TickPerScrape());
   t.Scrape({{V4("127.0.0.1", 40000, "127.0.0.1", 80), 1234567}}, 0);
   EXPECT_EQ(Exported(t), (std::map<std::string, double>{{"127.0.0.1|40000|127.0.0.1|80", 1234567}}));
   const auto samples = t.Export();
@@ -65,7 +66,7 @@ TEST(FlowTable, LiveFlowsAreExportedWithTheirBytes) {
 }
 
 TEST(FlowTable, Ipv4MappedFlowsAreReportedAsIpv4AndShareTheSeries) {
-  FlowTable t({true, false, true, true}, 100, 1);
+  FlowTable t({true, false, true, true}, 100, std::chrono::seconds(1), nullptr, TickPerScrape());
   t.Scrape({{V6("::ffff:10.0.0.1", 1, "::ffff:10.0.0.2", 443), 10},
             {V4("10.0.0.1", 2, "10.0.0.2", 443), 5}},
            0);
@@ -73,7 +74,7 @@ TEST(FlowTable, Ipv4MappedFlowsAreReportedAsIpv4AndShareTheSeries) {
 }
 
 TEST(FlowTable, DroppingSportSumsFlowsAndClosedTotalsStayIn) {
-  FlowTable t({true, false, true, true}, 100, 1);
+  FlowTable t({true, false, true, true}, 100, std::chrono::seconds(1), nullptr, TickPerScrape());
   const auto a = V4("10.0.0.1", 50001, "10.0.0.9", 443);
   const auto b = V4("10.0.0.1", 50002, "10.0.0.9", 443);
   t.Scrape({{a, 100}, {b, 50}}, 0);
@@ -85,11 +86,12 @@ TEST(FlowTable, DroppingSportSumsFlowsAndClosedTotalsStayIn) {
 
 TEST(FlowTable, ClosedFlowIsShownForRetentionScrapesThenRemoved) {
   for (uint32_t retention : {1u, 3u}) {
-    FlowTable t(kAll, 100, retention);
+    FlowTable t(kAll, 100, std::chrono::seconds(retention), nullptr, TickPerScrape());
     const auto a = V4("10.0.0.1", 50001, "10.0.0.9", 443);
     t.Scrape({{a, 100}}, 0);
     t.Closed(a, 100);  // no new bytes, but it closed
-    for (uint32_t i = 0; i < retention; ++i) {
+    // Shown by the first scrape after the close, then for the retention.
+    for (uint32_t i = 0; i <= retention; ++i) {
       t.Scrape({}, 0);
       EXPECT_EQ(Exported(t)["10.0.0.1|50001|10.0.0.9|443"], 100) << retention << " " << i;
     }
@@ -99,14 +101,62 @@ TEST(FlowTable, ClosedFlowIsShownForRetentionScrapesThenRemoved) {
 }
 
 TEST(FlowTable, ShortFlowBetweenScrapesIsStillCounted) {
-  FlowTable t(kAll, 100, 1);
+  FlowTable t(kAll, 100, std::chrono::seconds(1), nullptr, TickPerScrape());
   t.Closed(V4("10.0.0.1", 1, "10.0.0.2", 2), 777);
   t.Scrape({}, 0);
   EXPECT_EQ(Exported(t)["10.0.0.1|1|10.0.0.2|2"], 777);
 }
 
+TEST(FlowTable, ClosedFlowIsExportedForItsRetentionHoweverManyScrape) {
+  // Two Prometheus servers and a curl scrape the same exporter: each scrape
+  // within the retention (here 300 s, a scrape a second) still shows the
+  // final total, so none of them misses it.
+  FlowTable t(kAll, 100, std::chrono::seconds(300), nullptr, TickPerScrape());
+  const auto flow = V4("10.0.0.1", 1, "10.0.0.2", 2);
+  t.Scrape({{flow, 100}}, 0);
+  t.Closed(flow, 150);
+  for (int i = 0; i <= 300; ++i) {  // the first scrape that shows it, then 300 s
+    t.Scrape({}, 0);
+    ASSERT_EQ(Exported(t)["10.0.0.1|1|10.0.0.2|2"], 150) << "scrape " << i;
+  }
+  t.Scrape({}, 0);
+  EXPECT_EQ(Exported(t).count("10.0.0.1|1|10.0.0.2|2"), 0u) << "gone after its retention";
+}
+
+TEST(FlowTable, ClosedSeriesNeverTakeTheRoomOfLiveOnes) {
+  FlowTable t(kAll, 2, std::chrono::seconds(300), nullptr, TickPerScrape());
+  const auto a = V4("10.0.0.1", 1, "10.0.0.2", 80), b = V4("10.0.0.1", 2, "10.0.0.2", 80);
+  const auto c = V4("10.0.0.1", 3, "10.0.0.2", 80), d = V4("10.0.0.1", 4, "10.0.0.2", 80);
+  t.Scrape({{a, 1}, {b, 2}}, 0);
+  t.Closed(a, 1);
+  t.Closed(b, 2);
+  t.Scrape({}, 0);  // a and b are retained now
+  t.Scrape({{c, 3}, {d, 4}}, 0);
+  auto e = Exported(t);
+  EXPECT_EQ(t.folded_flows(), 0u) << "two live flows, two live series";
+  EXPECT_EQ(e["10.0.0.1|3|10.0.0.2|80"], 3);
+  EXPECT_EQ(e["10.0.0.1|4|10.0.0.2|80"], 4);
+  EXPECT_EQ(e["10.0.0.1|1|10.0.0.2|80"], 1) << "still retained";
+  EXPECT_EQ(e["10.0.0.1|2|10.0.0.2|80"], 2) << "still retained";
+  EXPECT_EQ(e.count("other|other|other|other"), 0u);
+}
+
+TEST(FlowTable, RetainedSeriesBeyondMaxSeriesGoOldestFirst) {
+  FlowTable t(kAll, 2, std::chrono::seconds(300), nullptr, TickPerScrape());
+  for (uint16_t p = 1; p <= 4; ++p) {  // four flows, one closing per scrape
+    const auto f = V4("10.0.0.1", p, "10.0.0.2", 80);
+    t.Scrape({{f, p}}, 0);
+    t.Closed(f, p);
+  }
+  t.Scrape({}, 0);
+  auto e = Exported(t);
+  EXPECT_EQ(e.size(), 2u) << "room for two retained series";
+  EXPECT_EQ(e["10.0.0.1|3|10.0.0.2|80"], 3);
+  EXPECT_EQ(e["10.0.0.1|4|10.0.0.2|80"], 4);
+}
+
 TEST(FlowTable, OverMaxSeriesFoldsIntoOtherAndTotalsStayExact) {
-  FlowTable t(kAll, 2, 1);
+  FlowTable t(kAll, 2, std::chrono::seconds(1), nullptr, TickPerScrape());
   std::vector<FlowTable::LiveFlow> live;
   for (uint16_t p = 1; p <= 5; ++p) live.push_back({V4("10.0.0.1", p, "10.0.0.2", 80), 10u * p});
   t.Scrape(live, 0);
@@ -120,7 +170,7 @@ TEST(FlowTable, OverMaxSeriesFoldsIntoOtherAndTotalsStayExact) {
 }
 
 TEST(FlowTable, KernelOverflowBytesGoToOther) {
-  FlowTable t(kAll, 10, 1);
+  FlowTable t(kAll, 10, std::chrono::seconds(1), nullptr, TickPerScrape());
   t.Scrape({{V4("10.0.0.1", 1, "10.0.0.2", 80), 5}}, 1000);
   EXPECT_EQ(Exported(t)["other|other|other|other"], 1000);
   t.Scrape({{V4("10.0.0.1", 1, "10.0.0.2", 80), 5}}, 1500);
@@ -129,7 +179,7 @@ TEST(FlowTable, KernelOverflowBytesGoToOther) {
 
 TEST(FlowTable, NoSeriesEverDecreasesAcrossFoldingAndCloses) {
   // Two series slots, flows coming and going, random-ish totals.
-  FlowTable t({false, false, true, true}, 2, 1);
+  FlowTable t({false, false, true, true}, 2, std::chrono::seconds(1), nullptr, TickPerScrape());
   std::map<std::string, double> last;
   uint64_t bytes[8] = {};
   for (int round = 0; round < 200; ++round) {
@@ -157,7 +207,7 @@ TEST(FlowTable, NoSeriesEverDecreasesAcrossFoldingAndCloses) {
 }
 
 TEST(FlowTable, SumOfSeriesEqualsBytesSentWhileNothingExpires) {
-  FlowTable t({false, false, true, true}, 3, 1000000);
+  FlowTable t({false, false, true, true}, 3, std::chrono::seconds(1000000), nullptr, TickPerScrape());
   uint64_t bytes[6] = {};
   double sent = 0;
   for (int round = 0; round < 100; ++round) {

@@ -1,3 +1,4 @@
+#include "tests/unit/tick_clock.h"
 #include "exporter/metrics/series_table.h"
 
 #include <gtest/gtest.h>
@@ -45,11 +46,28 @@ class ReferenceTable {
       other_ += static_cast<double>(overflow - overflow_seen_);
       overflow_seen_ = overflow;
     }
+    retained_ = 0;
     for (auto it = series_.begin(); it != series_.end();) {
       Series& s = it->second;
-      s.idle_scrapes = s.live ? 0 : (s.touched ? 1 : s.idle_scrapes + 1);
+      s.idle_scrapes = s.live || s.touched ? 0 : s.idle_scrapes + 1;
       s.touched = false;
-      it = s.idle_scrapes > retention_ ? series_.erase(it) : std::next(it);
+      if (s.idle_scrapes > retention_) {
+        it = series_.erase(it);
+        continue;
+      }
+      retained_ += !s.live;
+      ++it;
+    }
+    // Retained series have a room of max_series of their own: the longest idle
+    // go first, ties by label values.
+    while (retained_ > max_series_) {
+      auto oldest = series_.end();
+      for (auto it = series_.begin(); it != series_.end(); ++it) {
+        if (it->second.live) continue;
+        if (oldest == series_.end() || it->second.idle_scrapes > oldest->second.idle_scrapes) oldest = it;
+      }
+      series_.erase(oldest);
+      --retained_;
     }
   }
 
@@ -97,7 +115,7 @@ class ReferenceTable {
     for (const auto& label : l.labels) (id += label.value) += '\xff';
     auto it = series_.find(id);
     if (it != series_.end()) return &it->second;
-    if (series_.size() >= max_series_) return nullptr;
+    if (series_.size() - retained_ >= max_series_) return nullptr;
     Series s;
     s.sample.label = std::move(l.labels);
     return &series_.emplace(std::move(id), std::move(s)).first->second;
@@ -115,6 +133,7 @@ class ReferenceTable {
   std::vector<std::string> other_labels_;
   size_t max_series_;
   uint32_t retention_;
+  size_t retained_ = 0;
   std::map<uint32_t, Seen> seen_;
   std::map<std::string, Series> series_;
   uint64_t scrapes_ = 0;
@@ -151,7 +170,7 @@ void ScrapePacked(Table& t, const std::vector<Live>& live, uint64_t overflow) {
 }
 
 TEST(SeriesTable, KeysReadInAnotherOrderKeepTheirOwnDeltas) {
-  Table t(ById, {"id"}, 100, 1);
+  Table t(ById, {"id"}, 100, std::chrono::seconds(1), TickPerScrape());
   t.Scrape({{{1}, 10}, {{2}, 20}, {{3}, 30}}, 0);
   // Reversed, one key gone (no close), one new in the middle.
   t.Scrape({{{3}, 35}, {{4}, 4}, {{1}, 11}}, 0);
@@ -166,7 +185,8 @@ TEST(SeriesTable, KeysReadInAnotherOrderKeepTheirOwnDeltas) {
 TEST(SeriesTable, ASeriesWhoseLabelsChangeKeepsWhatItHadAndTheKeyMovesOn) {
   std::string pod;  // empty until "the kubelet" names it
   bool named = false;
-  Table t([&](const TestKey&) { return SeriesLabels{{{"pod", pod}}, named}; }, {"pod"}, 100, 1);
+  Table t([&](const TestKey&) { return SeriesLabels{{{"pod", pod}}, named}; }, {"pod"}, 100,
+          std::chrono::seconds(1), TickPerScrape());
   t.Scrape({{{1}, 100}}, 0);
   EXPECT_EQ(Samples(t.Export()), (std::map<std::string, double>{{"pod=", 100}}));
   pod = "web";
@@ -180,13 +200,16 @@ TEST(SeriesTable, ASeriesWhoseLabelsChangeKeepsWhatItHadAndTheKeyMovesOn) {
 }
 
 TEST(SeriesTable, ASeriesRemovedAfterRetentionIsGoneAndASnapshotStillBuildsIt) {
-  Table t(ById, {"id"}, 100, 1);
+  Table t(ById, {"id"}, 100, std::chrono::seconds(1), TickPerScrape());
   t.Scrape({{{1}, 7}, {{2}, 9}}, 0);
   t.Closed({1}, 8);
   t.Scrape({{{2}, 9}}, 0);
   EXPECT_EQ(Samples(t.Export()), (std::map<std::string, double>{{"id=1", 8}, {"id=2", 9}}))
       << "exported for one more scrape after its close";
   const SeriesSnapshot before = t.Snapshot();
+  t.Scrape({{{2}, 9}, {{3}, 1}}, 0);
+  EXPECT_EQ(Samples(t.Export()), (std::map<std::string, double>{{"id=1", 8}, {"id=2", 9}, {"id=3", 1}}))
+      << "and for its retention (one scrape here) after the first scrape that showed it";
   t.Scrape({{{2}, 9}, {{3}, 1}}, 0);
   EXPECT_EQ(Samples(t.Export()), (std::map<std::string, double>{{"id=2", 9}, {"id=3", 1}}));
   t.Scrape({{{2}, 9}, {{3}, 1}, {{4}, 2}}, 0);  // id 4 takes id 1's place in the table
@@ -195,24 +218,25 @@ TEST(SeriesTable, ASeriesRemovedAfterRetentionIsGoneAndASnapshotStillBuildsIt) {
       << "a snapshot taken before keeps its labels and values";
 }
 
-TEST(SeriesTable, AFoldedKeyIsAdmittedOnceASeriesIsForgotten) {
-  Table t(ById, {"id"}, 1, 1);
+TEST(SeriesTable, AFoldedKeyIsAdmittedOnceASeriesStopsBeingLive) {
+  Table t(ById, {"id"}, 1, std::chrono::seconds(1), TickPerScrape());
   t.Scrape({{{1}, 10}, {{2}, 20}}, 0);
   EXPECT_EQ(t.folded(), 1u);
   EXPECT_EQ(Samples(t.Export()), (std::map<std::string, double>{{"id=1", 10}, {"id=other", 20}}));
   t.Closed({1}, 10);
-  t.Scrape({{{2}, 25}}, 0);  // id 1 is shown once more: still no room
+  t.Scrape({{{2}, 25}}, 0);  // id 1 is retained from the end of this scrape
   EXPECT_EQ(t.folded(), 1u);
-  t.Scrape({{{2}, 27}}, 0);  // id 1 forgotten at the end of this scrape
-  EXPECT_EQ(Samples(t.Export()), (std::map<std::string, double>{{"id=other", 27}}));
-  t.Scrape({{{2}, 30}}, 0);
+  t.Scrape({{{2}, 27}}, 0);  // a retained series leaves its room to live ones
   EXPECT_EQ(t.folded(), 0u);
-  EXPECT_EQ(Samples(t.Export()), (std::map<std::string, double>{{"id=2", 3}, {"id=other", 27}}))
+  EXPECT_EQ(Samples(t.Export()), (std::map<std::string, double>{{"id=1", 10}, {"id=2", 2}, {"id=other", 25}}))
       << "only the deltas after admission go to the key's own series";
+  t.Scrape({{{2}, 30}}, 0);
+  EXPECT_EQ(Samples(t.Export()), (std::map<std::string, double>{{"id=2", 5}, {"id=other", 25}}))
+      << "id 1's retention ended";
 }
 
 TEST(SeriesTable, ABuildIsTheSamplesOfTheScrapeItWasTakenAt) {
-  Table t(ById, {"id"}, 100, 5);
+  Table t(ById, {"id"}, 100, std::chrono::seconds(5), TickPerScrape());
   t.Scrape({{{1}, 1}, {{2}, 2}}, 3);
   const SeriesSnapshot first = t.Snapshot();
   t.Scrape({{{1}, 10}, {{2}, 20}}, 30);
@@ -225,7 +249,7 @@ TEST(SeriesTable, ABuildIsTheSamplesOfTheScrapeItWasTakenAt) {
 
 TEST(SeriesTable, SnapshotsOutliveTheLabelsOfThousandsOfForgottenSeries) {
   // Enough series forgotten for the table to move the labels still in use.
-  Table t(ById, {"id"}, 100000, 1);
+  Table t(ById, {"id"}, 100000, std::chrono::seconds(1), TickPerScrape());
   std::vector<Live> all;
   for (uint32_t id = 0; id < 5000; ++id) all.push_back({{id}, id + 1u});
   t.Scrape(all, 0);
@@ -261,7 +285,7 @@ TEST(SeriesTable, EveryScrapeEqualsTheReferenceTable) {
     auto labels = [&](const TestKey& k) {
       return SeriesLabels{{{"g", std::to_string(group[k.id])}}, provisional.count(k.id) == 0};
     };
-    Table table(labels, {"g"}, max_series, retention);
+    Table table(labels, {"g"}, max_series, std::chrono::seconds(retention), TickPerScrape());
     ReferenceTable ref(labels, {"g"}, max_series, retention);
     std::vector<Live> map;  // the kernel map in its read order
     uint64_t overflow = 0;
