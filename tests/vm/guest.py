@@ -303,6 +303,99 @@ def run_one(plan, run, index, tmp):
     return result
 
 
+def open_flow(plan, nbytes):
+    """A flow that sent `nbytes` and stays open until close_flow(); its labels."""
+    proc = subprocess.Popen([plan["workload"], "flow", "127.0.0.1", str(nbytes)], text=True,
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    got = kv(proc.stdout.readline())
+    return proc, dict(saddr="127.0.0.1", sport=got["sport"], daddr="127.0.0.1", dport=got["dport"])
+
+
+def close_flow(proc):
+    proc.stdin.write("close\n")
+    proc.stdin.flush()
+    proc.stdout.readline()
+    proc.wait()
+
+
+def restart_run(plan, tmp, uid):
+    """Restarts lose nothing: the default config pinning to a bpffs of its own; 100 execs,
+    kill -9, 50 execs while nothing runs, a restart that adopts the pinned state, 50 more:
+    exactly 200. A flow opened and fed while down stays open across the restart; a flow
+    that closes while down shows its final total, then goes."""
+    t0 = time.monotonic()
+    result = {"name": "restart (kill -9)", "forced": {}, "checks": [], "started": False}
+    bpffs = os.path.join(tmp, "bpffs")
+    os.makedirs(bpffs, exist_ok=True)
+    subprocess.run(["mount", "-t", "bpf", "bpf", bpffs], check=True)
+    default = open(plan["default_config"]).read()
+    text = (default.replace("pin_path: /sys/fs/bpf/execflow", f"pin_path: {bpffs}/execflow")
+            .replace("closed_flow_retention: 5m", "closed_flow_retention: 1s"))
+    config = os.path.join(tmp, "restart.yaml")
+    with open(config, "w") as f:
+        f.write(text)
+    checks = Checks()
+    exp = Exporter(plan["exporter"], tmp, config)
+    flows = []
+    try:
+        why = exp.wait_ready()
+        result["started"] = why is None
+        if why is not None:
+            result["refusal"] = why.strip().splitlines()[-1] if why.strip() else "(no output)"
+            return result
+        first = exp.scrape()
+        result["programs"] = sorted([l["hook"], l["attach_type"]] for n, l, _ in first
+                                    if n == "execflow_bpf_program_info")
+        result["transport"] = next(l["transport"] for n, l, _ in first
+                                   if n == "execflow_events_transport_info")
+        workload(plan, "exec", 100, uid, *plan["exec_argv"])
+        closing, closing_labels = open_flow(plan, FLOW_BYTES)
+        flows.append(closing)
+        s = exp.scrape()
+        checks.expect("before: execs, open flow bytes", [100, FLOW_BYTES],
+                      [total(s, "execflow_execs_total", uid=uid),
+                       total(s, "execflow_tcp_sent_bytes_total", **closing_labels)])
+        exp.proc.proc.kill()  # kill -9: nothing unpins, nothing flushes
+        exp.proc.proc.wait()
+        workload(plan, "exec", 50, uid, *plan["exec_argv"])
+        staying, staying_labels = open_flow(plan, SENDFILE_BYTES)
+        flows.append(staying)
+        close_flow(closing)
+        exp = Exporter(plan["exporter"], tmp, config)
+        why = exp.wait_ready()
+        checks.expect("restarted", None, why)
+        if why is None:
+            workload(plan, "exec", 50, uid, *plan["exec_argv"])
+            s = exp.scrape()
+            checks.expect("after: 100 + 50 while down + 50", 200, total(s, "execflow_execs_total", uid=uid))
+            checks.expect("adopted the pinned state", 2, total(s, "execflow_bpf_state_adopted"))
+            checks.expect("a flow opened and fed while down, still open", SENDFILE_BYTES,
+                          total(s, "execflow_tcp_sent_bytes_total", **staying_labels))
+            seen = []
+
+            def gone():
+                v = pick(exp.scrape(), "execflow_tcp_sent_bytes_total", **closing_labels)
+                seen.extend(v)
+                return not v
+            removed = settle("flow closed while down removed", gone)
+            checks.expect("a flow closed while down: final total, then removed", [FLOW_BYTES, True],
+                          [seen[0] if seen else None, bool(removed)])
+    except Exception as e:
+        checks.expect("run", "no error", f"{type(e).__name__}: {e}")
+        lib.log(f"  FAIL restart: {type(e).__name__}: {e}\n{exp.proc.tail(10)}")
+    finally:
+        for p in flows:
+            if p.poll() is None:
+                close_flow(p)
+        exp.proc.stop(timeout=30)
+        subprocess.run([plan["exporter"], f"--config.file={config}", "--bpf.unpin"],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        subprocess.run(["umount", bpffs], check=False)
+        result["checks"] = checks.items
+        result["seconds"] = round(time.monotonic() - t0, 1)
+    return result
+
+
 def config_check(plan, forced, tmp):
     path = os.path.join(tmp, "check.yaml")
     with open(path, "w") as f:
@@ -329,6 +422,8 @@ def main():
             report["runs"].append(run_one(plan, run, i, tmp))
             with open(report_path, "w") as f:  # partial results survive a guest time-out
                 json.dump(report, f, indent=1)
+        lib.log("run restart (kill -9): the default config, pinned")
+        report["runs"].append(restart_run(plan, tmp, plan["uid_base"] + 99))
     report["done"] = True
     with open(report_path, "w") as f:
         json.dump(report, f, indent=1)
