@@ -230,17 +230,17 @@ class Restart(unittest.TestCase):
         connections(first)
         v = series(addr, sum(first))
 
-        def saved():
+        def saved(want):
             """This series' entries in the state file, once a scrape saved the closes."""
             self.scrape(addr)
             with open(self.state) as f:
                 tcp = json.load(f)["tables"]["tcp_sent"]
             self.assertEqual(tcp["label_names"], ["saddr", "daddr", "dport"])
             mine = [(s["retired"], s["live"]) for s in tcp["series"] if dict(s["labels"]) == labels]
-            return mine if mine == [(v, False)] else None
+            return mine if mine == [(want, False)] else None
         # The closes are taken out of the kernel map (the close notices come after the
         # FIN handshake): all of the series is in user space now, and saved.
-        lib.wait_until("closed flows saved", saved, 20)
+        lib.wait_until("closed flows saved", lambda: saved(v), 20)
         self.assertEqual(self.value(self.scrape(addr), "execflow_tcp_sent_bytes_total", labels), v)
         self.assertEqual(os.stat(self.state).st_mode & 0o7777, 0o600)
         self.assertEqual(os.stat(os.path.dirname(self.state)).st_mode & 0o7777, 0o700)
@@ -256,6 +256,7 @@ class Restart(unittest.TestCase):
         more = [777, 70_001, 5]
         connections(more)
         series(addr, v + sum(more))
+        lib.wait_until("closed flows saved", lambda: saved(v + sum(more)), 20)
         self.kill9(p)
 
         # A damaged file: one warning naming it, a start without it, never a crash.
