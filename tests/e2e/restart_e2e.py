@@ -249,10 +249,10 @@ class Restart(unittest.TestCase):
         p, addr = self.start(config)
         log = p.tail(100)
         self.assertIn("tcp: adopted the BPF state pinned", log)
-        self.assertRegex(log, r"tcp: \d+ series of tcp_sent seeded from the state file")
         after = self.value(self.scrape(addr), "execflow_tcp_sent_bytes_total", labels)
         self.assertGreaterEqual(after, v)
         self.assertEqual(after, v)
+        self.assertRegex(log, r"tcp: \d+ series of tcp_sent seeded from the state file")
         more = [777, 70_001, 5]
         connections(more)
         series(addr, v + sum(more))
