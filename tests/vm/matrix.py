@@ -184,7 +184,7 @@ def judge(kernel, report, results):
                              f"{cc['last_line']}")
     for r in report.get("runs", []):
         forced = r["forced"]
-        if r["name"] == "default":
+        if not forced:  # the default config (the default run, the restart run)
             forced = with_auto(kernel, {})
         if not must_load(kernel, forced):
             if r["started"]:
