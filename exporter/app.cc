@@ -330,8 +330,17 @@ static void KeepState(const Config& config, const Collectors& c) {
                  path, ok.error().message);
     return;
   }
-  auto file = std::make_shared<StateFile>(path);
-  // Each collector writes its seeded state at once, so a stale file never outlives this start.
+  // The adopted collectors' saved tables stay in the file until they write theirs (each
+  // writes its seeded state at once), so a crash during this start loses none of them.
+  SavedTables kept;
+  for (const auto& col : c.all) {
+    if (!col->Pinned().adopted) continue;
+    const std::string prefix = col->Name() + "_";
+    for (auto it = saved.lower_bound(prefix); it != saved.end() && it->first.starts_with(prefix); ++it) {
+      kept.insert(*it);
+    }
+  }
+  auto file = std::make_shared<StateFile>(path, std::move(kept));
   for (const auto& col : c.all) col->KeepState(file, col->Pinned().adopted ? &saved : nullptr);
 }
 

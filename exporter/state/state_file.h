@@ -32,7 +32,8 @@ Result<void> MakeStateDir(const std::string& path);
 // with. Thread-safe: scrapes run on several HTTP threads.
 class StateFile {
  public:
-  explicit StateFile(std::string path) : path_(std::move(path)) {}
+  // `kept`: tables to hold until their collector hands in its own state.
+  explicit StateFile(std::string path, SavedTables kept = {}) : path_(std::move(path)), tables_(std::move(kept)) {}
   const std::string& path() const { return path_; }
   // `version` orders the states of one table: an older one handed in late
   // (a scrape that lost the race to the file) is ignored.
@@ -43,8 +44,8 @@ class StateFile {
  private:
   bool WriteLocked();
   std::string path_;
-  std::mutex mu_;
   SavedTables tables_;
+  std::mutex mu_;  // guards tables_ and what follows
   std::map<std::string, uint64_t> versions_;
   bool failing_ = false;  // the last write failed (logged once until one works)
 };

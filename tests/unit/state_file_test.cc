@@ -95,6 +95,16 @@ TEST_F(StateFileTest, StateFileWritesWhenATableChangesAndIgnoresOlderStates) {
   EXPECT_EQ(*LoadStateFile(path_), s);
 }
 
+TEST_F(StateFileTest, KeptTablesStayUntilTheirCollectorHandsInItsOwn) {
+  ASSERT_TRUE(MakeStateDir(path_));
+  SavedTables s = Sample();
+  StateFile f(path_, {{"tcp_sent", s["tcp_sent"]}});
+  f.Save("exec_execs", 1, s["exec_execs"]);
+  EXPECT_EQ(*LoadStateFile(path_), s) << "tcp_sent not handed in yet: written as kept";
+  f.Save("tcp_sent", 1, SeriesTableState{});
+  EXPECT_EQ(LoadStateFile(path_)->at("tcp_sent"), SeriesTableState{});
+}
+
 TEST_F(StateFileTest, AFolderThatIsAFileIsAnError) {
   std::ofstream(dir_ + "/run") << "x";
   auto ok = MakeStateDir(path_);
