@@ -11,6 +11,7 @@
 
 #include "exporter/http/query.h"
 #include "exporter/metrics/families.h"
+#include "exporter/state/state_file.h"
 
 #ifndef EXECFLOW_VERSION
 #define EXECFLOW_VERSION "0.0.0"
@@ -285,6 +286,64 @@ Result<Collectors> StartCollectors(const Config& config, bool pin) {
   return c;
 }
 
+// bpf.state_file: seeds the collectors whose BPF state was adopted with what
+// the last process saved, and has every collector keep it from now on. Runs
+// before capabilities are dropped: it may create the file's folder.
+static void KeepState(const Config& config, const Collectors& c) {
+  const std::string& path = config.bpf.state_file;
+  if (path.empty()) return;
+  bool adopted = false, pinned = false;
+  for (const auto& col : c.all) {
+    adopted = adopted || col->Pinned().adopted;
+    pinned = pinned || col->Pinned().pinned;
+  }
+  const bool exists = access(path.c_str(), F_OK) == 0;
+  if (!pinned) {
+    // Nothing outlives this process in the kernel: saved totals would be counted twice.
+    if (exists && unlink(path.c_str()) == 0) {
+      spdlog::info("state file {}: removed: no BPF state is pinned, so none is adopted", path);
+    }
+    return;
+  }
+  SavedTables saved;
+  if (adopted && exists) {
+    if (auto loaded = LoadStateFile(path)) {
+      saved = std::move(*loaded);
+    } else {
+      spdlog::warn("state file: {}: starting without the saved totals of closed flows and gone "
+                   "workloads, which restart lower", loaded.error().message);
+    }
+  } else if (exists) {
+    spdlog::info("state file {}: ignored and replaced: the BPF state it went with was replaced", path);
+  }
+  for (const auto& col : c.all) {
+    if (col->Pinned().adopted) continue;
+    const std::string prefix = col->Name() + "_";
+    auto it = saved.lower_bound(prefix);
+    if (it != saved.end() && it->first.starts_with(prefix)) {
+      spdlog::info("state file {}: {}'s saved totals ignored: its BPF state was {}", path, col->Name(),
+                   col->Pinned().pinned ? "replaced" : "not pinned");
+    }
+  }
+  if (auto ok = MakeStateDir(path); !ok) {
+    spdlog::warn("state file {}: {}: not saved, a restart would lose the totals of closed flows",
+                 path, ok.error().message);
+    return;
+  }
+  // The adopted collectors' saved tables stay in the file until they write theirs (each
+  // writes its seeded state at once), so a crash during this start loses none of them.
+  SavedTables kept;
+  for (const auto& col : c.all) {
+    if (!col->Pinned().adopted) continue;
+    const std::string prefix = col->Name() + "_";
+    for (auto it = saved.lower_bound(prefix); it != saved.end() && it->first.starts_with(prefix); ++it) {
+      kept.insert(*it);
+    }
+  }
+  auto file = std::make_shared<StateFile>(path, std::move(kept));
+  for (const auto& col : c.all) col->KeepState(file, col->Pinned().adopted ? &saved : nullptr);
+}
+
 Result<std::unique_ptr<App>> App::Start(const Config& config, const HttpOptions& http) {
   // Check the addresses before attaching anything (systemd has bound its sockets).
   if (http.systemd_sockets.empty()) {
@@ -294,6 +353,7 @@ Result<std::unique_ptr<App>> App::Start(const Config& config, const HttpOptions&
   auto collectors = StartCollectors(config, /*pin=*/true);
   if (!collectors) return std::unexpected(collectors.error());
   app->collectors_ = std::move(*collectors);
+  KeepState(config, app->collectors_);
   // Before the HTTP server starts, so its threads are born without them.
   if (auto kept = DropCapabilitiesAfterAttach(app->collectors_); !kept) {
     return std::unexpected(kept.error());

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -8,6 +9,7 @@
 #include "exporter/bpf/pinning.h"
 #include "exporter/bpf/programs.h"
 #include "exporter/bpf/result.h"
+#include "exporter/state/state_file.h"
 
 namespace execflow {
 
@@ -25,6 +27,10 @@ class Collector {
   virtual const std::vector<ProgramInfo>& Programs() const = 0;
   // Whether its BPF state is pinned, and adopted from an earlier process.
   virtual const PinStatus& Pinned() const = 0;
+  // Before the first scrape: seeds its series tables with what an earlier
+  // process saved (null: nothing, its BPF state was not adopted), then
+  // hands their state to `file` after every scrape that changed it.
+  virtual void KeepState(std::shared_ptr<StateFile> file, const SavedTables* seed) = 0;
 };
 
 }  // namespace execflow

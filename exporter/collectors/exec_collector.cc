@@ -297,10 +297,39 @@ std::vector<prometheus::MetricFamily> ExecCollector::Collect(int* errors) const 
   {
     std::lock_guard lock(mu_);
     scrape = ScrapeExec(src, &tables_, errors);
+    SaveState();
   }
   auto out = ExecFamilies(scrape);
   AppendProgramFamilies(programs_, &out);
   return out;
+}
+
+void ExecCollector::KeepState(std::shared_ptr<StateFile> file, const SavedTables* seed) {
+  std::lock_guard lock(mu_);
+  state_ = std::move(file);
+  if (!seed) return SaveState();
+  auto import = [&](const char* name, auto* table) {
+    auto it = seed->find(name);
+    if (it == seed->end()) return;
+    if (table->ImportState(it->second)) {
+      spdlog::info("exec: {} series of {} seeded from the state file", it->second.series.size(), name);
+    } else {
+      spdlog::warn("exec: the state file's {} has other labels (exec.labels changed): not seeded", name);
+    }
+  };
+  import("exec_execs", &tables_.execs);
+  import("exec_failures", &tables_.failures);
+  SaveState();
+}
+
+void ExecCollector::SaveState() const {
+  if (!state_) return;
+  const uint64_t changes = tables_.execs.changes() + tables_.failures.changes();
+  if (changes == saved_changes_) return;
+  saved_changes_ = changes;
+  // Under mu_, so the file has this state before the scrape showing it is served.
+  state_->Save("exec_execs", tables_.execs.changes(), tables_.execs.ExportState());
+  state_->Save("exec_failures", tables_.failures.changes(), tables_.failures.ExportState());
 }
 
 Result<void> ExecCollector::Ready() const {

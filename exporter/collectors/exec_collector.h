@@ -106,6 +106,7 @@ class ExecCollector final : public Collector {
   Result<void> Ready() const override;
   const std::vector<ProgramInfo>& Programs() const override { return programs_; }
   const PinStatus& Pinned() const override { return pin_; }
+  void KeepState(std::shared_ptr<StateFile> file, const SavedTables* seed) override;
 
   const EventLog& events() const { return log_; }
   uint64_t events_delivered() const { return delivered_.load(std::memory_order_relaxed); }
@@ -116,6 +117,8 @@ class ExecCollector final : public Collector {
   ExecCollector(const Config& config, std::shared_ptr<WorkloadResolver> workloads);
   Result<void> StartConsumer(const EventsConfig& events, Transport transport, uint32_t buffer_bytes);
   void OnEvent(const void* data, size_t size);
+  // Hands the tables' states to state_ if they changed. Called under mu_.
+  void SaveState() const;
 
   const std::string name_ = "exec";
   SkelPtr<exec_bpf> skel_;
@@ -129,6 +132,8 @@ class ExecCollector final : public Collector {
   std::shared_ptr<WorkloadResolver> workloads_;
   mutable std::mutex mu_;  // guards tables_
   mutable ExecTables tables_;
+  std::shared_ptr<StateFile> state_;             // null: no state file
+  mutable uint64_t saved_changes_ = UINT64_MAX;  // guarded by mu_: tables' changes() when last saved
   std::unique_ptr<EventConsumer> consumer_;
   EventLog log_;
   std::shared_ptr<spdlog::logger> sink_;

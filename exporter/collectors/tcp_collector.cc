@@ -163,7 +163,36 @@ Result<std::unique_ptr<TcpCollector>> TcpCollector::Start(const TcpConfig& confi
 
 TcpCollector::~TcpCollector() {
   consumer_.reset();
+  // Flows closed since the last scrape: their totals are out of the map.
+  std::lock_guard lock(mu_);
+  SaveState();
   links_.clear();
+}
+
+void TcpCollector::KeepState(std::shared_ptr<StateFile> file, const SavedTables* seed) {
+  std::lock_guard lock(mu_);
+  state_ = std::move(file);
+  if (!seed) return SaveState();
+  for (auto [name, table] : {std::pair{"tcp_sent", &table_}, std::pair{"tcp_received", &received_}}) {
+    auto it = seed->find(name);
+    if (it == seed->end()) continue;
+    if (table->ImportState(it->second)) {
+      spdlog::info("tcp: {} series of {} seeded from the state file", it->second.series.size(), name);
+    } else {
+      spdlog::warn("tcp: the state file's {} has other labels (tcp.labels changed): not seeded", name);
+    }
+  }
+  SaveState();
+}
+
+void TcpCollector::SaveState() const {
+  if (!state_) return;
+  const uint64_t changes = table_.changes() + received_.changes();
+  if (changes == saved_changes_) return;
+  saved_changes_ = changes;
+  // Under mu_, so the file has this state before the scrape showing it is served.
+  state_->Save("tcp_sent", table_.changes(), table_.ExportState());
+  state_->Save("tcp_received", received_.changes(), received_.ExportState());
 }
 
 void TcpCollector::OnClose(const void* data, size_t size) {
@@ -233,6 +262,7 @@ std::vector<prometheus::MetricFamily> TcpCollector::Collect(int* errors) const {
       ++*errors;
       spdlog::debug("collect tcp: {}", n.error().message);
     }
+    SaveState();
     s.folded_flows = table_.folded_flows();
     flows = table_.Snapshot();
     received = received_.Snapshot();

@@ -54,6 +54,7 @@ class TcpCollector final : public Collector {
   Result<void> Ready() const override;
   const std::vector<ProgramInfo>& Programs() const override { return programs_; }
   const PinStatus& Pinned() const override { return pin_; }
+  void KeepState(std::shared_ptr<StateFile> file, const SavedTables* seed) override;
   const std::vector<std::string>& rejected_hooks() const { return rejected_; }
   const std::string& send_mode() const { return send_mode_; }
   // Whether the kernel map still holds this flow (for tests and debugging).
@@ -67,6 +68,8 @@ class TcpCollector final : public Collector {
   // returns the kretprobe missed, and counts them. Called under mu_.
   // Deletes the entries of exited threads from an in-flight map; returns how many.
   uint64_t SweepInflight(bpf_map* args) const;
+  // Hands the tables' states to state_ if they changed. Called under mu_.
+  void SaveState() const;
 
   const std::string name_ = "tcp";
   SkelPtr<tcp_bpf> skel_;
@@ -86,6 +89,8 @@ class TcpCollector final : public Collector {
   uint64_t flows_closed_ = 0;  // guarded by mu_
   mutable uint64_t inflight_swept_ = 0;       // guarded by mu_
   mutable uint64_t recv_inflight_swept_ = 0;  // guarded by mu_
+  std::shared_ptr<StateFile> state_;           // null: no state file
+  mutable uint64_t saved_changes_ = UINT64_MAX;  // guarded by mu_: tables' changes() when last saved
   std::unique_ptr<EventConsumer> consumer_;
 };
 

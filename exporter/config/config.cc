@@ -216,6 +216,15 @@ Section::Handler PinPath(std::string* out) {
   };
 }
 
+Section::Handler StateFilePath(std::string* out) {
+  return [out](const YAML::Node& n) -> Result<void> {
+    auto p = ParseStateFile(n.IsScalar() ? n.Scalar() : "");
+    if (!p) return std::unexpected(p.error());
+    *out = *p;
+    return {};
+  };
+}
+
 Section::Handler Nested(const Section& s) {
   return [&s](const YAML::Node& n) { return s.Parse(n); };
 }
@@ -416,14 +425,16 @@ Result<std::string> ReadConfigFile(const std::string& what, const std::string& p
   return text;
 }
 
-Result<std::string> ParsePinPath(std::string_view value) {
+namespace {
+
+// "off" -> "", else `value` if it is an absolute, normalized path of 1 to
+// `max` bytes; `expected` names what it should be, with an example.
+Result<std::string> ParseOffOrPath(std::string_view value, const char* expected, size_t max) {
   if (value == "off") return std::string();
-  auto bad = [&](const char* why) {
-    return Fail(std::string("expected off or an absolute path on a bpf filesystem such as "
-                            "/sys/fs/bpf/execflow (") + why + "), got " + Shown(value));
+  auto bad = [&](const std::string& why) {
+    return Fail(std::string("expected off or ") + expected + " (" + why + "), got " + Shown(value));
   };
-  // bpffs names are at most NAME_MAX; the collectors' pins go below.
-  if (value.empty() || value.size() > 200) return bad("1 to 200 bytes");
+  if (value.empty() || value.size() > max) return bad("1 to " + std::to_string(max) + " bytes");
   if (value[0] != '/' || value == "/") return bad("absolute, not /");
   if (value.back() == '/') return bad("no trailing /");
   for (char c : value) {
@@ -436,6 +447,18 @@ Result<std::string> ParsePinPath(std::string_view value) {
     start = end + 1;
   }
   return std::string(value);
+}
+
+}  // namespace
+
+Result<std::string> ParsePinPath(std::string_view value) {
+  // bpffs names are at most NAME_MAX; the collectors' pins go below.
+  return ParseOffOrPath(value, "an absolute path on a bpf filesystem such as /sys/fs/bpf/execflow", 200);
+}
+
+Result<std::string> ParseStateFile(std::string_view value) {
+  // The temporary file beside it is 4 bytes longer; PATH_MAX is 4096.
+  return ParseOffOrPath(value, "an absolute file path such as /run/execflow/state.json", 4000);
 }
 
 Result<double> ParseDuration(std::string_view text) {
@@ -509,7 +532,8 @@ Result<Config> ParseConfig(std::string_view yaml, const std::string& file_name) 
   workloads.On("cgroup_root", OptionalString(&c.workloads.cgroup_root))
       .On("kubelet_log_dir", String(&c.workloads.kubelet_log_dir));
   Section bpf(f, "bpf");
-  bpf.On("run_time_stats", Bool(&c.bpf.run_time_stats)).On("pin_path", PinPath(&c.bpf.pin_path));
+  bpf.On("run_time_stats", Bool(&c.bpf.run_time_stats)).On("pin_path", PinPath(&c.bpf.pin_path))
+      .On("state_file", StateFilePath(&c.bpf.state_file));
   Section top(f, "");
   top.On("exec", Nested(exec))
       .On("events", Nested(events))

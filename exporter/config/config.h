@@ -54,11 +54,18 @@ struct BpfConfig {
   // Where maps and links are pinned so counting goes on across restarts
   // (exporter/bpf/pinning.h); "" (off in the file) pins nothing.
   std::string pin_path = "/sys/fs/bpf/execflow";
+  // Where the totals user space took out of the maps (closed flows, gone
+  // workloads) are saved for a process that adopts the pinned maps
+  // (exporter/state); "" (off in the file) saves nothing.
+  std::string state_file = "/run/execflow/state.json";
 };
 
 // bpf.pin_path's value: "off" -> "", else an absolute, normalized path
 // ("/sys/fs/bpf/execflow"); an error says what was expected.
 Result<std::string> ParsePinPath(std::string_view value);
+// bpf.state_file's value: "off" -> "", else an absolute, normalized path of a
+// file ("/run/execflow/state.json"); an error says what was expected.
+Result<std::string> ParseStateFile(std::string_view value);
 
 struct Config {
   ExecConfig exec;

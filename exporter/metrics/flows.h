@@ -65,6 +65,10 @@ class FlowTable {
   std::vector<prometheus::ClientMetric> Export() const { return table_.Export(); }
   // Live flows whose labels had no room under max_series (folded into "other").
   size_t folded_flows() const { return table_.folded(); }
+  // What a restarted exporter seeds itself with (see SeriesTableState).
+  SeriesTableState ExportState() const { return table_.ExportState(); }
+  bool ImportState(const SeriesTableState& state) { return table_.ImportState(state); }
+  uint64_t changes() const { return table_.changes(); }
 
  private:
   SeriesLabels LabelsOf(const tcp_flow_key& flow) const;

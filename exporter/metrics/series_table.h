@@ -38,6 +38,26 @@ struct SeriesLabelArena {
   std::deque<SeriesLabelList> lists;   // deque: appending moves nothing
 };
 
+// What of a SeriesTable's counts no live kernel key holds any more, so a
+// restarted exporter that adopts the kernel maps can go on from it: per
+// series, its value minus its live keys' last-seen values ("retired": final
+// totals of closed keys, earlier parts of keys that moved). A fresh table
+// seeded with it and then scraping the same live keys exports what the old
+// one did. A retired total may be negative: a key whose labels changed took
+// its whole value to its new series, which got only its deltas.
+struct SeriesState {
+  SeriesLabelList labels;
+  double retired = 0;
+  bool live = false;  // had live keys: counts toward max_series like a live series
+  bool operator==(const SeriesState&) const = default;
+};
+struct SeriesTableState {
+  std::vector<std::string> other_labels;  // the table's label names, to refuse another layout
+  std::vector<SeriesState> series;        // by label values
+  double other = 0;                       // the "other" series' retired part
+  bool operator==(const SeriesTableState&) const = default;
+};
+
 // The series of a SeriesTable at one scrape. Taking one under the
 // collector's lock costs a pointer and a value per series and one shared
 // reference: the labels stay in the table's arena, so Build() can make
@@ -151,6 +171,7 @@ class SeriesTable {
     bool provisional = false;
     if (series == kNoSeries || series == kOther || seen_provisional) series = SeriesOf(key, &provisional);
     Add(series, delta, false, true);
+    ++changes_;
   }
 
   // The series after the last Scrape(), for Build() outside the lock.
@@ -168,6 +189,83 @@ class SeriesTable {
 
   // Live keys whose labels had no room under max_series (folded into "other").
   size_t folded() const { return folded_; }
+
+  // The retired state (see SeriesState). Changes only where changes() does.
+  SeriesTableState ExportState() const {
+    std::vector<double> live(series_.size(), 0);
+    std::vector<bool> has_live(series_.size(), false);
+    double other_live = 0;
+    for (const Slot& s : slots_) {
+      if (!s.used) continue;
+      if (s.series == kOther) {
+        other_live += static_cast<double>(s.value);
+      } else if (s.series < series_.size()) {
+        live[s.series] += static_cast<double>(s.value);
+        has_live[s.series] = true;
+      }
+    }
+    SeriesTableState out;
+    for (const auto& l : arena_->other) out.other_labels.push_back(l.name);
+    for (uint32_t i = 0; i < series_.size(); ++i) {
+      const Series& s = series_[i];
+      if (!s.labels) continue;
+      const double retired = s.value - live[i];
+      if (retired == 0 && !has_live[i]) continue;
+      out.series.push_back({*s.labels, retired, has_live[i]});
+    }
+    std::sort(out.series.begin(), out.series.end(),
+              [](const SeriesState& a, const SeriesState& b) { return IdOf(a.labels) < IdOf(b.labels); });
+    // The kernel's overflow counter survives with its map.
+    out.other = other_ - static_cast<double>(overflow_seen_) - other_live;
+    return out;
+  }
+
+  // Seeds a table from an earlier process' ExportState(), before its first
+  // Scrape() (Closed() may have run). False, and nothing changed, if the
+  // state was exported by a table with other label names.
+  bool ImportState(const SeriesTableState& state) {
+    std::vector<std::string> names;
+    for (const auto& l : arena_->other) names.push_back(l.name);
+    if (state.other_labels != names) return false;
+    for (const SeriesState& in : state.series) {
+      if (in.labels.size() != names.size()) return false;
+      for (size_t k = 0; k < names.size(); ++k) {
+        if (in.labels[k].name != names[k]) return false;
+      }
+    }
+    const TimePoint now = clock_();
+    for (const SeriesState& in : state.series) {
+      std::string id = IdOf(in.labels);
+      uint32_t i;
+      if (auto it = by_labels_.find(id); it != by_labels_.end()) {
+        i = it->second;
+      } else {
+        if (!free_series_.empty()) {
+          i = free_series_.back();
+          free_series_.pop_back();
+        } else {
+          i = static_cast<uint32_t>(series_.size());
+          series_.emplace_back();
+        }
+        series_[i] = Series{};
+        series_[i].labels = &arena_->lists.emplace_back(in.labels);
+        by_labels_.emplace(std::move(id), i);
+        ++count_;
+        // Series without live keys have their own room, as they had.
+        series_[i].retained = !in.live;
+        if (!in.live) ++retained_;
+      }
+      series_[i].value += in.retired;
+      series_[i].active = now;  // retention restarts with the process
+    }
+    other_ += state.other;
+    ++generation_;
+    ++changes_;
+    return true;
+  }
+
+  // Bumped whenever ExportState() may have changed.
+  uint64_t changes() const { return changes_; }
 
  private:
   static constexpr uint32_t kNoSeries = std::numeric_limits<uint32_t>::max();  // not assigned yet
@@ -211,6 +309,7 @@ class SeriesTable {
                      size_t n, uint64_t overflow) {
     folded_ = 0;
     ++scrapes_;
+    const uint64_t generation_before = generation_;
     now_ = clock_();
     next_order_.clear();
     next_order_.reserve(n);
@@ -232,21 +331,27 @@ class SeriesTable {
       }
       Slot& s = slots_[id];
       const uint64_t delta = value >= s.value ? value - s.value : value;
+      if (value < s.value) ++changes_;  // its earlier value is retired
       s.value = value;
       s.scrape = scrapes_;
       s.position = static_cast<uint32_t>(next_order_.size());
       next_order_.push_back(id);
       // A folded key is admitted again only once the series have changed.
       if (s.series == kNoSeries || s.provisional || (s.series == kOther && s.folded_at != generation_)) {
+        const uint32_t was = s.series;
         s.series = SeriesOf(s.key, &s.provisional);
         s.folded_at = generation_;
+        if (was != kNoSeries && was != s.series) ++changes_;  // its earlier value stays behind
       }
       if (s.series == kOther) ++folded_;
       Add(s.series, delta, true, false);
     }
     // Keys leave the kernel map through Closed(); forget what vanished otherwise.
     for (uint32_t id : order_) {
-      if (slots_[id].used && slots_[id].scrape != scrapes_) FreeSlot(index_.find(slots_[id].key));
+      if (slots_[id].used && slots_[id].scrape != scrapes_) {
+        FreeSlot(index_.find(slots_[id].key));
+        ++changes_;
+      }
     }
     order_.swap(next_order_);
     if (overflow > overflow_seen_) {
@@ -274,6 +379,7 @@ class SeriesTable {
     if (retained_ > max_series_) ForgetOldestRetained(retained_ - max_series_);
     // Series that stopped being live leave room: folded keys may try again.
     if (retained_ != retained_before) ++generation_;
+    if (generation_ != generation_before) ++changes_;  // series added, forgotten, live or not
     if (arena_garbage_ > kCompactAfter && arena_garbage_ > count_) CompactArena();
   }
 
@@ -402,6 +508,7 @@ class SeriesTable {
   std::unordered_map<std::string, uint32_t> by_labels_;  // label values -> series
   size_t count_ = 0;                                    // series in use
   uint64_t generation_ = 0;  // bumped when a series is added or forgotten
+  uint64_t changes_ = 0;     // bumped when ExportState() may have changed
 
   uint64_t scrapes_ = 0;
   double other_ = 0;

@@ -263,19 +263,26 @@ for (const [render, objs] of Object.entries(renders)) {
   }
 
   // Volumes: the config, read-only hostPaths for BTF, tracefs and what names
-  // workloads (cgroupfs, the kubelet's log folders), and the host's bpffs, the one
-  // writable mount, where the BPF state is pinned across restarts.
+  // workloads (cgroupfs, the kubelet's log folders), and the two writable mounts that
+  // carry state across restarts: the host's bpffs, where the BPF state is pinned, and
+  // /run/execflow, where bpf.state_file keeps what user space took out of the maps.
   const vols = Object.fromEntries((pod.volumes ?? []).map((v) => [v.name, v]));
   const mounts = c.volumeMounts ?? [];
   const hostPaths = (pod.volumes ?? []).filter((v) => v.hostPath).map((v) => v.hostPath.path).sort();
-  const wantPaths = ["/sys/fs/bpf", "/sys/fs/cgroup", "/sys/kernel/btf", "/sys/kernel/tracing",
+  const wantPaths = ["/run/execflow", "/sys/fs/bpf", "/sys/fs/cgroup", "/sys/kernel/btf", "/sys/kernel/tracing",
                      "/var/log/containers", "/var/log/pods"];
   check(eq(hostPaths, wantPaths), w, `hostPath volumes are ${show(hostPaths)}, want only ${show(wantPaths)}`);
   for (const m of mounts) {
     const bpffs = vols[m.name]?.hostPath?.path === "/sys/fs/bpf";
-    check(bpffs ? m.readOnly !== true && m.mountPropagation === "HostToContainer" : m.readOnly === true, cw,
-          bpffs ? `volumeMount ${m.name} at ${m.mountPath} must be writable, HostToContainer`
-                : `volumeMount ${m.name} at ${m.mountPath} must be readOnly`);
+    const state = vols[m.name]?.hostPath?.path === "/run/execflow";
+    if (state) {
+      check(m.readOnly !== true && vols[m.name].hostPath.type === "DirectoryOrCreate", cw,
+            `volumeMount ${m.name} at ${m.mountPath} must be writable, its hostPath DirectoryOrCreate`);
+    } else {
+      check(bpffs ? m.readOnly !== true && m.mountPropagation === "HostToContainer" : m.readOnly === true, cw,
+            bpffs ? `volumeMount ${m.name} at ${m.mountPath} must be writable, HostToContainer`
+                  : `volumeMount ${m.name} at ${m.mountPath} must be readOnly`);
+    }
     check(vols[m.name] !== undefined, cw, `volumeMount ${m.name} has no volume`);
     if (vols[m.name]?.hostPath)
       check(m.mountPath === vols[m.name].hostPath.path, cw,

@@ -47,6 +47,8 @@ TEST(Config, BundledDefaultConfigEqualsBuiltInDefaults) {
   EXPECT_EQ(c->events.file_max_bytes, d.events.file_max_bytes);
   EXPECT_EQ(c->events.file_max_files, d.events.file_max_files);
   EXPECT_EQ(c->bpf.run_time_stats, d.bpf.run_time_stats);
+  EXPECT_EQ(c->bpf.pin_path, d.bpf.pin_path);
+  EXPECT_EQ(c->bpf.state_file, d.bpf.state_file);
   EXPECT_EQ(c->tcp.enabled, d.tcp.enabled);
   EXPECT_EQ(c->tcp.hook, d.tcp.hook);
   EXPECT_EQ(c->tcp.close_hook, d.tcp.close_hook);
@@ -162,6 +164,25 @@ TEST(Config, BadInteger) {
 TEST(Config, BadBool) {
   EXPECT_EQ(ErrorOf("bpf:\n  run_time_stats: maybe\n"),
             "test.yaml:2: bpf.run_time_stats: expected true or false, got 'maybe'");
+}
+
+TEST(Config, StateFile) {
+  auto c = ParseConfig("bpf:\n  state_file: /var/lib/execflow/state.json\n", "test.yaml");
+  ASSERT_TRUE(c) << c.error().message;
+  EXPECT_EQ(c->bpf.state_file, "/var/lib/execflow/state.json");
+  c = ParseConfig("bpf:\n  state_file: off\n", "test.yaml");
+  ASSERT_TRUE(c) << c.error().message;
+  EXPECT_EQ(c->bpf.state_file, "");
+  EXPECT_EQ(ParseConfig("", "test.yaml")->bpf.state_file, "/run/execflow/state.json");
+  EXPECT_EQ(ErrorOf("bpf:\n  state_file: state.json\n"),
+            "test.yaml:2: bpf.state_file: expected off or an absolute file path such as "
+            "/run/execflow/state.json (absolute, not /), got 'state.json'");
+  EXPECT_EQ(ErrorOf("bpf:\n  state_file: /run/execflow/\n"),
+            "test.yaml:2: bpf.state_file: expected off or an absolute file path such as "
+            "/run/execflow/state.json (no trailing /), got '/run/execflow/'");
+  EXPECT_EQ(ErrorOf("bpf:\n  state_file: /run/../etc/state.json\n"),
+            "test.yaml:2: bpf.state_file: expected off or an absolute file path such as "
+            "/run/execflow/state.json (no empty, . or .. components), got '/run/../etc/state.json'");
 }
 
 TEST(Config, BadEnum) {

@@ -206,6 +206,40 @@ TEST(FlowTable, NoSeriesEverDecreasesAcrossFoldingAndCloses) {
   }
 }
 
+TEST(FlowTable, ARestartSeededWithTheStateExportsTheSameAndGoesOnExactly) {
+  const FlowLabels no_sport{true, false, true, true};
+  FlowTable old(no_sport, 100, std::chrono::seconds(60), nullptr, TickPerScrape());
+  // Three short connections to one server port closed; one still open.
+  old.Scrape({{V4("10.0.0.1", 40001, "10.0.0.2", 80), 100}, {V4("10.0.0.1", 40002, "10.0.0.2", 80), 200}}, 0);
+  old.Closed(V4("10.0.0.1", 40001, "10.0.0.2", 80), 150);
+  old.Closed(V4("10.0.0.1", 40002, "10.0.0.2", 80), 250);
+  old.Closed(V4("10.0.0.1", 40003, "10.0.0.2", 80), 1000);  // never seen live
+  const std::vector<FlowTable::LiveFlow> live = {{V4("10.0.0.1", 40004, "10.0.0.2", 80), 7}};
+  old.Scrape(live, 0);
+  const auto before = Exported(old);
+  EXPECT_EQ(before, (std::map<std::string, double>{{"10.0.0.1|10.0.0.2|80", 1407}}));
+
+  const SeriesTableState state = old.ExportState();
+  ASSERT_EQ(state.series.size(), 1u);
+  EXPECT_EQ(state.series[0].retired, 1400) << "the closed flows' totals: what the kernel no longer holds";
+  EXPECT_EQ(state.other_labels, (std::vector<std::string>{"saddr", "daddr", "dport"}));
+
+  FlowTable fresh(no_sport, 100, std::chrono::seconds(60), nullptr, TickPerScrape());
+  ASSERT_TRUE(fresh.ImportState(state));
+  fresh.Scrape(live, 0);
+  EXPECT_EQ(Exported(fresh), before);
+
+  for (FlowTable* t : {&old, &fresh}) {
+    t->Closed(V4("10.0.0.1", 40004, "10.0.0.2", 80), 10);
+    t->Scrape({{V4("10.0.0.1", 40005, "10.0.0.2", 80), 5}}, 0);
+  }
+  EXPECT_EQ(Exported(fresh), Exported(old));
+  EXPECT_EQ(Exported(fresh), (std::map<std::string, double>{{"10.0.0.1|10.0.0.2|80", 1415}}));
+
+  FlowTable all_labels(kAll, 100, std::chrono::seconds(60), nullptr, TickPerScrape());
+  EXPECT_FALSE(all_labels.ImportState(state)) << "tcp.labels changed: not seeded";
+}
+
 TEST(FlowTable, SumOfSeriesEqualsBytesSentWhileNothingExpires) {
   FlowTable t({false, false, true, true}, 3, std::chrono::seconds(1000000), nullptr, TickPerScrape());
   uint64_t bytes[6] = {};

@@ -274,6 +274,102 @@ TEST(SeriesTable, SnapshotsOutliveTheLabelsOfThousandsOfForgottenSeries) {
 // the middle, removed, closed, re-created lower, now and then read in
 // another order), workloads named late, series folded and forgotten: every
 // export equals the reference table's.
+SeriesLabels ByGroup(const TestKey& k) { return {{{"g", std::to_string(k.id / 10)}}, true}; }
+
+TEST(SeriesTable, ATableSeededWithAnotherOnesStateGoesOnExactlyAsIt) {
+  // Two series room: group 2 folds into "other"; group 0 sums a closed key and a live one.
+  Table old(ByGroup, {"g"}, 2, std::chrono::seconds(100), TickPerScrape());
+  old.Scrape({{{1}, 10}, {{2}, 20}, {{11}, 5}, {{21}, 7}}, 3);
+  old.Closed({1}, 12);
+  old.Scrape({{{2}, 20}, {{11}, 5}, {{21}, 7}}, 3);
+  const auto before = Samples(old.Export());
+  EXPECT_EQ(before, (std::map<std::string, double>{{"g=0", 32}, {"g=1", 5}, {"g=other", 10}}));
+
+  const SeriesTableState state = old.ExportState();
+  EXPECT_EQ(state.other_labels, std::vector<std::string>{"g"});
+  ASSERT_EQ(state.series.size(), 2u);
+  EXPECT_EQ(state.series[0], (SeriesState{{{"g", "0"}}, 12, true})) << "key 1's final total";
+  EXPECT_EQ(state.series[1], (SeriesState{{{"g", "1"}}, 0, true}));
+  EXPECT_EQ(state.other, 0) << "the folded key and the overflow are still in the kernel";
+
+  // A restart that adopts the kernel maps: the same live keys, read whole.
+  Table fresh(ByGroup, {"g"}, 2, std::chrono::seconds(100), TickPerScrape());
+  ASSERT_TRUE(fresh.ImportState(state));
+  fresh.Scrape({{{2}, 20}, {{11}, 5}, {{21}, 7}}, 3);
+  EXPECT_EQ(Samples(fresh.Export()), before);
+  EXPECT_EQ(fresh.folded(), old.folded());
+  EXPECT_EQ(fresh.ExportState(), state);
+
+  // Then the same deltas as the table that never restarted.
+  for (Table* t : {&old, &fresh}) {
+    t->Closed({11}, 9);
+    t->Scrape({{{2}, 30}, {{3}, 4}, {{21}, 8}, {{22}, 1}}, 5);
+  }
+  EXPECT_EQ(Samples(fresh.Export()), Samples(old.Export()));
+  EXPECT_EQ(Samples(fresh.Export()),
+            (std::map<std::string, double>{{"g=0", 46}, {"g=1", 9}, {"g=other", 14}}));
+  EXPECT_EQ(fresh.ExportState(), old.ExportState());
+}
+
+TEST(SeriesTable, ARetiredSeriesIsSeededWithItsFinalTotalAndRetainedAgain) {
+  Table old(ById, {"id"}, 100, std::chrono::seconds(2), TickPerScrape());
+  old.Scrape({{{1}, 10}, {{2}, 20}}, 0);
+  old.Closed({1}, 15);
+  old.Scrape({{{2}, 20}}, 0);
+  Table fresh(ById, {"id"}, 100, std::chrono::seconds(2), TickPerScrape());
+  ASSERT_TRUE(fresh.ImportState(old.ExportState()));
+  fresh.Scrape({{{2}, 20}}, 0);
+  EXPECT_EQ(Samples(fresh.Export()), (std::map<std::string, double>{{"id=1", 15}, {"id=2", 20}}));
+  fresh.Scrape({{{2}, 20}}, 0);
+  fresh.Scrape({{{2}, 20}}, 0);
+  EXPECT_EQ(Samples(fresh.Export()), (std::map<std::string, double>{{"id=2", 20}}))
+      << "retention counts again from the restart";
+}
+
+TEST(SeriesTable, AKeyThatMovedSeriesLeavesANegativeRetiredTotalThatSumsRight) {
+  std::string pod;
+  bool named = false;
+  auto labels = [&](const TestKey&) { return SeriesLabels{{{"pod", pod}}, named}; };
+  Table old(labels, {"pod"}, 100, std::chrono::seconds(100), TickPerScrape());
+  old.Scrape({{{1}, 100}}, 0);
+  pod = "web";
+  named = true;
+  old.Scrape({{{1}, 150}}, 0);
+  const SeriesTableState state = old.ExportState();
+  ASSERT_EQ(state.series.size(), 2u);
+  EXPECT_EQ(state.series[0], (SeriesState{{{"pod", "web"}}, -100, true})) << "got 50 of its 150";
+  EXPECT_EQ(state.series[1], (SeriesState{{{"pod", ""}}, 100, false}));
+  Table fresh(labels, {"pod"}, 100, std::chrono::seconds(100), TickPerScrape());
+  ASSERT_TRUE(fresh.ImportState(state));
+  fresh.Scrape({{{1}, 150}}, 0);
+  EXPECT_EQ(Samples(fresh.Export()), Samples(old.Export()));
+}
+
+TEST(SeriesTable, AStateOfOtherLabelNamesIsRefusedAndChangesNothing) {
+  Table old(ById, {"id"}, 100, std::chrono::seconds(100), TickPerScrape());
+  old.Closed({1}, 5);
+  old.Scrape({}, 0);
+  Table other(ByGroup, {"g"}, 100, std::chrono::seconds(100), TickPerScrape());
+  EXPECT_FALSE(other.ImportState(old.ExportState()));
+  other.Scrape({}, 0);
+  EXPECT_TRUE(other.Export().empty());
+}
+
+TEST(SeriesTable, ChangesMoveOnlyWhenTheRetiredStateMayHave) {
+  Table t(ById, {"id"}, 100, std::chrono::seconds(100), TickPerScrape());
+  t.Scrape({{{1}, 10}, {{2}, 20}}, 0);
+  uint64_t c = t.changes();
+  t.Scrape({{{1}, 11}, {{2}, 25}}, 4);
+  EXPECT_EQ(t.changes(), c) << "live keys counting and the kernel's overflow retire nothing";
+  t.Closed({1}, 12);
+  EXPECT_GT(t.changes(), c);
+  c = t.changes();
+  t.Scrape({{{2}, 26}}, 4);
+  c = t.changes();
+  t.Scrape({}, 4);  // key 2 vanished without a close
+  EXPECT_GT(t.changes(), c);
+}
+
 TEST(SeriesTable, EveryScrapeEqualsTheReferenceTable) {
   for (uint32_t seed = 1; seed <= 20; ++seed) {
     std::mt19937 rng(seed);
