@@ -383,20 +383,27 @@ class SeriesTable {
     if (arena_garbage_ > kCompactAfter && arena_garbage_ > count_) CompactArena();
   }
 
+  // A fresh entry of `v`: a freed one if any, else a new one at the end.
+  template <typename T>
+  static uint32_t Allocate(std::vector<T>& v, std::vector<uint32_t>& free) {
+    uint32_t i;
+    if (!free.empty()) {
+      i = free.back();
+      free.pop_back();
+    } else {
+      i = static_cast<uint32_t>(v.size());
+      v.emplace_back();
+    }
+    v[i] = T{};
+    return i;
+  }
+
   uint32_t FindOrAddSlot(const uint8_t* bytes) {
     Key key;
     std::memcpy(&key, bytes, sizeof(Key));
     auto [it, added] = index_.try_emplace(key, 0);
     if (!added) return it->second;
-    uint32_t id;
-    if (!free_slots_.empty()) {
-      id = free_slots_.back();
-      free_slots_.pop_back();
-    } else {
-      id = static_cast<uint32_t>(slots_.size());
-      slots_.emplace_back();
-    }
-    slots_[id] = Slot{};
+    const uint32_t id = Allocate(slots_, free_slots_);
     slots_[id].key = key;
     slots_[id].used = true;
     it->second = id;
@@ -422,15 +429,7 @@ class SeriesTable {
     std::string id = IdOf(l.labels);
     if (auto it = by_labels_.find(id); it != by_labels_.end()) return it->second;
     if (count_ - retained_ >= max_series_) return kOther;  // retained series have their own room
-    uint32_t i;
-    if (!free_series_.empty()) {
-      i = free_series_.back();
-      free_series_.pop_back();
-    } else {
-      i = static_cast<uint32_t>(series_.size());
-      series_.emplace_back();
-    }
-    series_[i] = Series{};
+    const uint32_t i = Allocate(series_, free_series_);
     series_[i].labels = &arena_->lists.emplace_back(std::move(l.labels));
     by_labels_.emplace(std::move(id), i);
     ++count_;

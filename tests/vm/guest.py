@@ -257,6 +257,23 @@ def exactness(plan, exp, checks, uid):
     return final
 
 
+def started(exp, result):
+    """Waits for the exporter; records in `result` whether it started, and then the
+    programs it attached and its transport, or else its refusal."""
+    why = exp.wait_ready()
+    result["started"] = why is None
+    if why is not None:
+        result["refusal"] = why.strip().splitlines()[-1] if why.strip() else "(no output)"
+        lib.log(f"  refused: {result['refusal']}")
+        return False
+    first = exp.scrape()
+    result["programs"] = sorted([l["hook"], l["attach_type"]] for n, l, _ in first
+                                if n == "execflow_bpf_program_info")
+    result["transport"] = next(l["transport"] for n, l, _ in first
+                               if n == "execflow_events_transport_info")
+    return True
+
+
 def run_one(plan, run, index, tmp):
     lib.log(f"run {run['name']}: {run['forced'] or 'the bundled default config'}")
     t0 = time.monotonic()
@@ -273,17 +290,8 @@ def run_one(plan, run, index, tmp):
         f.write(text)
     exp = Exporter(plan["exporter"], tmp, config)
     try:
-        why = exp.wait_ready()
-        result["started"] = why is None
-        if why is not None:
-            result["refusal"] = why.strip().splitlines()[-1] if why.strip() else "(no output)"
-            lib.log(f"  refused: {result['refusal']}")
+        if not started(exp, result):
             return result
-        first = exp.scrape()
-        result["programs"] = sorted([l["hook"], l["attach_type"]] for n, l, _ in first
-                                    if n == "execflow_bpf_program_info")
-        result["transport"] = next(l["transport"] for n, l, _ in first
-                                   if n == "execflow_events_transport_info")
         if run.get("exact", True):
             checks = Checks()
             final = exactness(plan, exp, checks, plan["uid_base"] + 10 * index)
@@ -338,16 +346,8 @@ def restart_run(plan, tmp, uid):
     exp = Exporter(plan["exporter"], tmp, config)
     flows = []
     try:
-        why = exp.wait_ready()
-        result["started"] = why is None
-        if why is not None:
-            result["refusal"] = why.strip().splitlines()[-1] if why.strip() else "(no output)"
+        if not started(exp, result):
             return result
-        first = exp.scrape()
-        result["programs"] = sorted([l["hook"], l["attach_type"]] for n, l, _ in first
-                                    if n == "execflow_bpf_program_info")
-        result["transport"] = next(l["transport"] for n, l, _ in first
-                                   if n == "execflow_events_transport_info")
         workload(plan, "exec", 100, uid, *plan["exec_argv"])
         closing, closing_labels = open_flow(plan, FLOW_BYTES)
         flows.append(closing)
