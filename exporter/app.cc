@@ -11,6 +11,7 @@
 
 #include "exporter/http/query.h"
 #include "exporter/metrics/families.h"
+#include "exporter/state/journal.h"
 #include "exporter/state/state_file.h"
 
 #ifndef EXECFLOW_VERSION
@@ -303,6 +304,7 @@ static void KeepState(const Config& config, const Collectors& c) {
     if (exists && unlink(path.c_str()) == 0) {
       spdlog::info("state file {}: removed: no BPF state is pinned, so none is adopted", path);
     }
+    for (const auto& col : c.all) unlink(TakeJournalPath(path, col->Name()).c_str());
     return;
   }
   SavedTables saved;

@@ -7,6 +7,11 @@
 
 namespace execflow {
 
+Result<void> BpfMapReader::Lookup(const void* key, void* value) const {
+  if (bpf_map_lookup_elem(fd_, key, value) != 0) return Fail("look up in map " + name_, errno);
+  return {};
+}
+
 Result<void> BpfMapReader::Take(const void* key, void* value) const {
   if (lookup_and_delete_supported_) {
     if (bpf_map_lookup_and_delete_elem(fd_, key, value) == 0) return {};

@@ -25,6 +25,8 @@ class MapReader {
   // i * KeySize(), its value at i * ValueSize(). Returns the entry count.
   virtual Result<size_t> ReadAll(std::vector<uint8_t>& keys,
                                  std::vector<uint8_t>& values) const = 0;
+  // One entry's value. ENOENT when absent.
+  virtual Result<void> Lookup(const void* key, void* value) const = 0;
   // Takes an entry out: its value, and the entry removed. ENOENT when absent.
   virtual Result<void> Take(const void* key, void* value) const = 0;
 };
@@ -44,6 +46,7 @@ class BpfMapReader final : public MapReader {
   uint32_t ValueSize() const override { return value_size_; }
   Result<size_t> ReadAll(std::vector<uint8_t>& keys,
                          std::vector<uint8_t>& values) const override;
+  Result<void> Lookup(const void* key, void* value) const override;
   // Lookup-and-delete (5.14+ for hash maps), else lookup then delete: a
   // caller on an older kernel takes only entries nothing adds to any more
   // (closed flows, cgroups that are gone).

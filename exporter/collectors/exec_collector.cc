@@ -61,14 +61,15 @@ std::vector<std::string> LabelNames(const ExecLabels& l, bool with_errno) {
 // gone are taken out of the kernel map with their final totals.
 template <typename K>
 Result<size_t> ScrapeMap(const MapReader& map, SeriesTable<K>* table, uint64_t overflow,
-                         const std::function<bool(uint64_t)>& gone) {
+                         const std::function<bool(uint64_t)>& gone, TakeJournal* journal) {
   auto entries = ReadEntries<K, __u64>(map);
   if (!entries) return std::unexpected(entries.error());
   std::vector<typename SeriesTable<K>::Live> live;
   live.reserve(entries->size());
   for (const auto& e : *entries) {
     __u64 final_value = 0;
-    if (gone && gone(e.key.cgroup_id) && map.Take(&e.key, &final_value)) {
+    if (gone && gone(e.key.cgroup_id) &&
+        (journal ? journal->Take(map, &e.key, &final_value) : map.Take(&e.key, &final_value))) {
       table->Closed(e.key, final_value);
     } else {
       live.push_back({e.key, e.value});
@@ -119,7 +120,7 @@ std::vector<prometheus::ClientMetric::Label> ExecTables::Labels(uint64_t cgroup_
 ExecScrape ScrapeExec(const ExecSources& src, ExecTables* tables, int* errors) {
   ExecScrape out;
   const uint64_t uid_overflow = LoadCounter(src.loss->uid_overflow);
-  auto n = ScrapeMap(*src.counts, &tables->execs, uid_overflow, src.gone);
+  auto n = ScrapeMap(*src.counts, &tables->execs, uid_overflow, src.gone, src.journal);
   if (!n) {
     ++*errors;
     spdlog::debug("collect exec: {}", n.error().message);
@@ -129,7 +130,7 @@ ExecScrape ScrapeExec(const ExecSources& src, ExecTables* tables, int* errors) {
                       double(uid_overflow)});
   if (src.failures) {
     const uint64_t overflow = LoadCounter(src.loss->failure_overflow);
-    auto m = ScrapeMap(*src.failures, &tables->failures, overflow, src.gone);
+    auto m = ScrapeMap(*src.failures, &tables->failures, overflow, src.gone, src.journal);
     if (!m) {
       ++*errors;
       spdlog::debug("collect exec failures: {}", m.error().message);
@@ -296,6 +297,7 @@ std::vector<prometheus::MetricFamily> ExecCollector::Collect(int* errors) const 
   ExecScrape scrape;
   {
     std::lock_guard lock(mu_);
+    src.journal = journal_.get();
     scrape = ScrapeExec(src, &tables_, errors);
     SaveState();
   }
@@ -307,18 +309,37 @@ std::vector<prometheus::MetricFamily> ExecCollector::Collect(int* errors) const 
 void ExecCollector::KeepState(std::shared_ptr<StateFile> file, const SavedTables* seed) {
   std::lock_guard lock(mu_);
   state_ = std::move(file);
-  if (!seed) return SaveState();
-  auto import = [&](const char* name, auto* table) {
-    auto it = seed->find(name);
-    if (it == seed->end()) return;
+  uint64_t saved_execs = 0, saved_failures = 0;  // the journal's takes each table holds
+  auto import = [&](const char* name, auto* table, uint64_t* saved_seq) {
+    auto it = seed ? seed->find(name) : SavedTables::const_iterator();
+    if (!seed || it == seed->end()) return;
     if (table->ImportState(it->second)) {
+      *saved_seq = it->second.taken;
       spdlog::info("exec: {} series of {} seeded from the state file", it->second.series.size(), name);
     } else {
       spdlog::warn("exec: the state file's {} has other labels (exec.labels changed): not seeded", name);
     }
   };
-  import("exec_execs", &tables_.execs);
-  import("exec_failures", &tables_.failures);
+  import("exec_execs", &tables_.execs, &saved_execs);
+  import("exec_failures", &tables_.failures, &saved_failures);
+  std::vector<const MapReader*> maps = {counts_.get()};
+  if (failures_) maps.push_back(failures_.get());
+  auto resumed = ResumeJournal(TakeJournalPath(state_->path(), name_), seed != nullptr,
+                               std::max(saved_execs, saved_failures), maps);
+  journal_ = std::move(resumed.journal);
+  for (const FinishedTake& t : resumed.takes) {
+    if (t.values.size() != 1 || !t.values[0]) continue;
+    if (t.map == counts_->Name() && t.key.size() == sizeof(exec_key) && t.seq > saved_execs) {
+      exec_key key;
+      std::memcpy(&key, t.key.data(), sizeof(key));
+      tables_.execs.Closed(key, t.values[0]);
+    } else if (failures_ && t.map == failures_->Name() && t.key.size() == sizeof(exec_failure_key) &&
+               t.seq > saved_failures) {
+      exec_failure_key key;
+      std::memcpy(&key, t.key.data(), sizeof(key));
+      tables_.failures.Closed(key, t.values[0]);
+    }
+  }
   SaveState();
 }
 
@@ -328,8 +349,12 @@ void ExecCollector::SaveState() const {
   if (changes == saved_changes_) return;
   saved_changes_ = changes;
   // Under mu_, so the file has this state before the scrape showing it is served.
-  state_->Save("exec_execs", tables_.execs.changes(), tables_.execs.ExportState());
-  state_->Save("exec_failures", tables_.failures.changes(), tables_.failures.ExportState());
+  SeriesTableState execs = tables_.execs.ExportState(), failures = tables_.failures.ExportState();
+  execs.taken = failures.taken = journal_ ? journal_->last_seq() : 0;
+  const bool saved = state_->Save("exec_execs", tables_.execs.changes(), std::move(execs));
+  if (state_->Save("exec_failures", tables_.failures.changes(), std::move(failures)) && saved && journal_) {
+    journal_->Clear();
+  }
 }
 
 Result<void> ExecCollector::Ready() const {

@@ -22,6 +22,7 @@
 #include "exporter/events/event_log.h"
 #include "exporter/metrics/families.h"
 #include "exporter/metrics/series_table.h"
+#include "exporter/state/journal.h"
 #include "exporter/workloads/resolver.h"
 
 struct exec_bpf;
@@ -67,6 +68,7 @@ struct ExecSources {
   const exec_loss* loss = nullptr;  // the BPF object's mmaped .bss
   uint64_t events_delivered = 0;
   std::function<bool(uint64_t cgroup_id)> gone;  // null: nothing is gone
+  TakeJournal* journal = nullptr;                // records the takes (null: none)
 };
 // What one scrape read: the tables' series (see SeriesSnapshot) and the
 // maps' and ring buffer's counters.
@@ -133,6 +135,7 @@ class ExecCollector final : public Collector {
   mutable std::mutex mu_;  // guards tables_
   mutable ExecTables tables_;
   std::shared_ptr<StateFile> state_;             // null: no state file
+  std::unique_ptr<TakeJournal> journal_;         // guarded by mu_; null: no state file
   mutable uint64_t saved_changes_ = UINT64_MAX;  // guarded by mu_: tables' changes() when last saved
   std::unique_ptr<EventConsumer> consumer_;
   EventLog log_;

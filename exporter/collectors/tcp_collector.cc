@@ -10,6 +10,7 @@
 #include "exporter/bpf/loader.h"
 #include "exporter/metrics/families.h"
 #include "exporter/metrics/histogram.h"
+#include "exporter/state/journal.h"
 #include "tcp.skel.h"
 
 namespace execflow {
@@ -172,15 +173,28 @@ TcpCollector::~TcpCollector() {
 void TcpCollector::KeepState(std::shared_ptr<StateFile> file, const SavedTables* seed) {
   std::lock_guard lock(mu_);
   state_ = std::move(file);
-  if (!seed) return SaveState();
-  for (auto [name, table] : {std::pair{"tcp_sent", &table_}, std::pair{"tcp_received", &received_}}) {
+  uint64_t saved_seq[2] = {0, 0};  // the journal's takes each table holds
+  const std::pair<const char*, FlowTable*> tables[2] = {{"tcp_sent", &table_}, {"tcp_received", &received_}};
+  for (int i = 0; seed && i < 2; ++i) {
+    auto [name, table] = tables[i];
     auto it = seed->find(name);
     if (it == seed->end()) continue;
     if (table->ImportState(it->second)) {
+      saved_seq[i] = it->second.taken;
       spdlog::info("tcp: {} series of {} seeded from the state file", it->second.series.size(), name);
     } else {
       spdlog::warn("tcp: the state file's {} has other labels (tcp.labels changed): not seeded", name);
     }
+  }
+  auto resumed = ResumeJournal(TakeJournalPath(state_->path(), name_), seed != nullptr,
+                               std::max(saved_seq[0], saved_seq[1]), {flows_.get()});
+  journal_ = std::move(resumed.journal);
+  for (const FinishedTake& t : resumed.takes) {
+    if (t.map != flows_->Name() || t.key.size() != sizeof(tcp_flow_key) || t.values.size() != 2) continue;
+    tcp_flow_key key;
+    std::memcpy(&key, t.key.data(), sizeof(key));
+    if (t.seq > saved_seq[0] && t.values[0]) table_.Closed(key, t.values[0]);
+    if (t.seq > saved_seq[1] && t.values[1]) received_.Closed(key, t.values[1]);
   }
   SaveState();
 }
@@ -191,8 +205,12 @@ void TcpCollector::SaveState() const {
   if (changes == saved_changes_) return;
   saved_changes_ = changes;
   // Under mu_, so the file has this state before the scrape showing it is served.
-  state_->Save("tcp_sent", table_.changes(), table_.ExportState());
-  state_->Save("tcp_received", received_.changes(), received_.ExportState());
+  SeriesTableState sent = table_.ExportState(), received = received_.ExportState();
+  sent.taken = received.taken = journal_ ? journal_->last_seq() : 0;
+  const bool saved = state_->Save("tcp_sent", table_.changes(), std::move(sent));
+  if (state_->Save("tcp_received", received_.changes(), std::move(received)) && saved && journal_) {
+    journal_->Clear();
+  }
 }
 
 void TcpCollector::OnClose(const void* data, size_t size) {
@@ -204,11 +222,14 @@ void TcpCollector::OnClose(const void* data, size_t size) {
   // Absent: taken by an earlier notice. Before 5.14 a take is a lookup then
   // a delete, and a send completing on the closed socket between the two
   // (microseconds after its RST) would be lost; later sends re-create the
-  // entry and notify again.
-  if (flows_->Take(&e.key, &bytes)) {
+  // entry and notify again. Journaled: the state file gets the total at the
+  // next scrape.
+  if (journal_ ? journal_->Take(*flows_, &e.key, &bytes) : flows_->Take(&e.key, &bytes)) {
     if (bytes.sent) table_.Closed(e.key, bytes.sent);
     if (bytes.received) received_.Closed(e.key, bytes.received);
     ++flows_closed_;
+    // Between scrapes, a storm of closes is saved every few thousand.
+    if (journal_ && journal_->records() >= kJournalRecordsBeforeSave) SaveState();
   }
 }
 

@@ -15,6 +15,7 @@
 #include "exporter/collectors/collector.h"
 #include "exporter/config/config.h"
 #include "exporter/metrics/flows.h"
+#include "exporter/state/journal.h"
 
 struct tcp_bpf;
 
@@ -90,6 +91,8 @@ class TcpCollector final : public Collector {
   mutable uint64_t inflight_swept_ = 0;       // guarded by mu_
   mutable uint64_t recv_inflight_swept_ = 0;  // guarded by mu_
   std::shared_ptr<StateFile> state_;           // null: no state file
+  std::unique_ptr<TakeJournal> journal_;       // guarded by mu_; null: no state file
+  static constexpr size_t kJournalRecordsBeforeSave = 8192;
   mutable uint64_t saved_changes_ = UINT64_MAX;  // guarded by mu_: tables' changes() when last saved
   std::unique_ptr<EventConsumer> consumer_;
 };

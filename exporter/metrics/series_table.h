@@ -55,6 +55,7 @@ struct SeriesTableState {
   std::vector<std::string> other_labels;  // the table's label names, to refuse another layout
   std::vector<SeriesState> series;        // by label values
   double other = 0;                       // the "other" series' retired part
+  uint64_t taken = 0;  // set by the collector: its take journal's last record this state holds
   bool operator==(const SeriesTableState&) const = default;
 };
 

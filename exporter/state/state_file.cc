@@ -45,7 +45,8 @@ std::string EncodeState(const SavedTables& tables) {
       for (const auto& l : s.labels) labels.push_back({l.name, l.value});
       series.push_back({{"labels", std::move(labels)}, {"retired", s.retired}, {"live", s.live}});
     }
-    doc["tables"][name] = {{"label_names", t.other_labels}, {"other", t.other}, {"series", std::move(series)}};
+    doc["tables"][name] = {{"label_names", t.other_labels}, {"other", t.other}, {"taken", t.taken},
+                           {"series", std::move(series)}};
   }
   return doc.dump() + "\n";
 }
@@ -71,6 +72,10 @@ Result<SavedTables> DecodeState(const std::string& text) {
       state.other_labels.push_back(n.get<std::string>());
     }
     state.other = t["other"].get<double>();
+    if (t.contains("taken")) {
+      if (!t["taken"].is_number_unsigned()) return bad("taken is not an unsigned integer");
+      state.taken = t["taken"].get<uint64_t>();
+    }
     for (const auto& s : t["series"]) {
       if (!s.is_object() || !s.contains("labels") || !s["labels"].is_array() || !s.contains("retired") ||
           !s["retired"].is_number() || !s.contains("live") || !s["live"].is_boolean()) {
@@ -135,15 +140,15 @@ Result<void> MakeStateDir(const std::string& path) {
   return {};
 }
 
-void StateFile::Save(const std::string& table, uint64_t version, SeriesTableState state) {
+bool StateFile::Save(const std::string& table, uint64_t version, SeriesTableState state) {
   std::lock_guard lock(mu_);
   auto [it, added] = versions_.try_emplace(table, version);
-  if (!added && version <= it->second) return;
+  if (!added && version <= it->second) return !failing_;
   it->second = version;
   auto& held = tables_[table];
-  if (!added && held == state && !failing_) return;
+  if (!added && held == state && !failing_) return true;
   held = std::move(state);
-  WriteLocked();
+  return WriteLocked();
 }
 
 bool StateFile::Flush() {

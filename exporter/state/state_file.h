@@ -36,8 +36,9 @@ class StateFile {
   explicit StateFile(std::string path, SavedTables kept = {}) : path_(std::move(path)), tables_(std::move(kept)) {}
   const std::string& path() const { return path_; }
   // `version` orders the states of one table: an older one handed in late
-  // (a scrape that lost the race to the file) is ignored.
-  void Save(const std::string& table, uint64_t version, SeriesTableState state);
+  // (a scrape that lost the race to the file) is ignored. True if the file
+  // holds this state (or a later one).
+  bool Save(const std::string& table, uint64_t version, SeriesTableState state);
   // Writes what it holds (at shutdown); false if the write failed.
   bool Flush();
 

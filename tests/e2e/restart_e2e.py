@@ -278,6 +278,79 @@ class Restart(unittest.TestCase):
         self.assertEqual(self.value(self.scrape(addr), "execflow_bpf_state_adopted", {"collector": "tcp"}), 0)
         self.assertEqual(p.stop(), 0)
 
+    def test_a_flow_closed_after_the_last_save_survives_kill_9(self):
+        """A flow that closes after the last scrape leaves the kernel map at once; its final
+        total is in the journal beside bpf.state_file until the next scrape saves it, so a
+        kill -9 in between loses none of it."""
+        config = os.path.join(self.tmp, "nosport.yaml")
+        with open(config, "w") as f:
+            f.write(f"bpf:\n  pin_path: {self.pin}\n  state_file: {self.state}\n"
+                    "tcp:\n  closed_flow_retention: 5m\n  labels: [saddr, daddr, dport]\n")
+        journal = self.state + ".tcp.journal"
+        server = socket.socket()
+        server.bind(("127.0.0.1", 0))
+        server.listen(4)
+        self.addCleanup(server.close)
+        labels = {"saddr": "127.0.0.1", "daddr": "127.0.0.1", "dport": str(server.getsockname()[1])}
+        p, addr = self.start(config)
+        kept, closing = socket.create_connection(server.getsockname()), socket.create_connection(server.getsockname())
+        peers = [server.accept()[0], server.accept()[0]]
+        self.addCleanup(lambda: [s.close() for s in peers + [kept]])
+        received = [0, 0]
+
+        def drain(i):
+            while True:
+                b = peers[i].recv(1 << 16)
+                if not b:
+                    return
+                received[i] += len(b)
+        readers = [threading.Thread(target=drain, args=(i,), daemon=True) for i in (0, 1)]
+        for r in readers:
+            r.start()
+        kept.sendall(b"x" * 40_000)
+        closing.sendall(b"x" * 30_000)
+        lib.wait_until("both sends counted", lambda: self.value(self.scrape(addr), "execflow_tcp_sent_bytes_total",
+                                                                labels) == 70_000 or None, 20)
+        with open(self.state) as f:
+            saved = [s for s in json.load(f)["tables"]["tcp_sent"]["series"] if dict(s["labels"]) == labels]
+        self.assertEqual(saved, [{"labels": [[k, v] for k, v in labels.items()], "retired": 0, "live": True}])
+
+        # No scrape from here on: the close is taken out of the kernel map and journaled only.
+        peer_labels = {"saddr": "127.0.0.1", "daddr": "127.0.0.1", "dport": str(closing.getsockname()[1])}
+        closing.sendall(b"x" * 5_000)
+        closing.close()
+        readers[1].join(timeout=10)
+        self.assertEqual(received[1], 35_000)
+        peers[1].close()
+
+        # Both ends closed: the client's flow (sent) and the server's (received). The
+        # scrapes' own loopback connections close after the scrape too, and are journaled.
+        def journaled():
+            with open(journal) as f:
+                lines = [json.loads(line) for line in f]
+            ours = sorted(r["values"] for r in lines if r["taken"] and r["values"] in ([35_000, 0], [0, 35_000]))
+            return lines if ours == [[0, 35_000], [35_000, 0]] else None
+        records = lib.wait_until("both closes journaled", journaled, 20)
+        self.assertEqual([r["taken"] for r in records], [False, True] * (len(records) // 2))
+        self.assertEqual([r["seq"] for r in records[::2]], [r["seq"] for r in records[1::2]])
+        with open(self.state) as f:
+            self.assertEqual([s for s in json.load(f)["tables"]["tcp_sent"]["series"] if dict(s["labels"]) == labels],
+                             saved, "not saved yet")
+        self.kill9(p)
+
+        kept.sendall(b"x" * 1_000)
+        p, addr = self.start(config)
+        self.assertIn(f"journal {journal}: read {len(records) // 2} takes", p.tail(100))
+        text = self.scrape(addr)
+        self.assertEqual(self.value(text, "execflow_tcp_sent_bytes_total", labels), 76_000)
+        self.assertEqual(self.value(text, "execflow_tcp_received_bytes_total", peer_labels), 35_000)
+        # The state file holds the takes now; the journal is empty.
+        with open(self.state) as f:
+            self.assertEqual(json.load(f)["tables"]["tcp_sent"]["taken"], records[-1]["seq"])
+        self.assertEqual(os.path.getsize(journal), 0)
+        self.assertEqual(os.stat(journal).st_mode & 0o7777, 0o600)
+        self.assertEqual(p.stop(), 0)
+
     def test_perf_buffer_counts_exactly_and_says_what_it_lost(self):
         """A perf event array is emptied when its reader goes: the down time's exec events
         are lost and counted as dropped; the counts stay exact."""

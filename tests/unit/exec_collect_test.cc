@@ -1,6 +1,8 @@
 #include <gtest/gtest.h>
 
+#include <filesystem>
 #include <set>
+#include <tuple>
 
 #include "tests/unit/tick_clock.h"
 #include "exporter/collectors/exec_collector.h"
@@ -135,8 +137,23 @@ TEST(CollectExec, KeysOfGoneCgroupsLeaveTheMapAndTheirTotalsStay) {
       {"uid", "0"}, {"namespace", "shop"}, {"pod", "web"}, {"container", "nginx"}};
   EXPECT_EQ(FindSample(CollectExec(src, &f.tables, &errors), "execflow_execs_total", nginx)->counter.value, 30);
   gone.insert(10);
+  // Journaled (bpf.state_file): each take is recorded before and after the kernel's.
+  char dir[] = "/tmp/execflow_exec_journal_XXXXXX";
+  ASSERT_NE(mkdtemp(dir), nullptr);
+  const std::string path = TakeJournalPath(std::string(dir) + "/state.json", "exec");
+  auto journal = TakeJournal::Open(path, 0);
+  ASSERT_TRUE(journal) << journal.error().message;
+  src.journal = journal->get();
   auto fams = CollectExec(src, &f.tables, &errors);
   EXPECT_EQ(FindSample(fams, "execflow_execs_total", nginx)->counter.value, 30) << "final total, once more";
+  auto records = LoadTakeJournal(path);
+  std::filesystem::remove_all(dir);
+  ASSERT_TRUE(records) << records.error().message;
+  ASSERT_EQ(records->size(), 4u);
+  std::vector<std::tuple<uint64_t, std::string, std::vector<uint64_t>, bool>> got;
+  for (const auto& r : *records) got.emplace_back(r.seq, r.map, r.values, r.taken);
+  EXPECT_EQ(got, (decltype(got){{1, "exec_counts", {30}, false}, {1, "exec_counts", {30}, true},
+                                {2, "exec_failures", {6}, false}, {2, "exec_failures", {6}, true}}));
   EXPECT_EQ(FindSample(fams, "execflow_bpf_map_entries", {{"map", "exec_counts"}})->gauge.value, 0);
   std::vector<uint8_t> k, v;
   EXPECT_EQ(*f.counts.ReadAll(k, v), 0u) << "the key left the kernel map";

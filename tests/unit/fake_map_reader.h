@@ -3,6 +3,8 @@
 #include <cstring>
 #include <vector>
 
+#include <prometheus/metric_family.h>
+
 #include "exporter/bpf/map_reader.h"
 
 namespace execflow {
@@ -28,6 +30,14 @@ class FakeMapReader final : public MapReader {
       std::memcpy(values.data() + i * sizeof(V), &entries_[i].value, sizeof(V));
     }
     return entries_.size();
+  }
+  Result<void> Lookup(const void* key, void* value) const override {
+    for (const auto& e : entries_) {
+      if (std::memcmp(&e.key, key, sizeof(K)) != 0) continue;
+      std::memcpy(value, &e.value, sizeof(V));
+      return {};
+    }
+    return Fail("look up in map " + name_, ENOENT);
   }
   Result<void> Take(const void* key, void* value) const override {
     for (auto it = entries_.begin(); it != entries_.end(); ++it) {

@@ -33,6 +33,7 @@ SavedTables Sample() {
   tcp.series.push_back({{{"saddr", "127.0.0.1"}, {"daddr", "127.0.0.1"}, {"dport", "8080"}}, 9007199254740991, false});
   tcp.series.push_back({{{"saddr", "::1"}, {"daddr", "\"quoted\"\n"}, {"dport", "443"}}, -100, true});
   tcp.other = 17;
+  tcp.taken = 18446744073709551615ull;
   SeriesTableState execs;
   execs.other_labels = {"uid"};
   return {{"tcp_sent", tcp}, {"exec_execs", execs}};

@@ -1,0 +1,229 @@
+#include "exporter/state/journal.h"
+
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+
+#include <filesystem>
+#include <fstream>
+#include <map>
+
+#include "exporter/metrics/flows.h"
+#include "tests/unit/fake_map_reader.h"
+#include "tests/unit/tick_clock.h"
+
+namespace execflow {
+namespace {
+
+using FlowMap = FakeMapReader<tcp_flow_key, tcp_flow_bytes>;
+
+tcp_flow_key Flow(uint16_t sport) {
+  tcp_flow_key k{};
+  k.family = EXECFLOW_AF_INET;
+  inet_pton(AF_INET, "10.0.0.1", k.saddr);
+  inet_pton(AF_INET, "10.0.0.2", k.daddr);
+  k.sport = sport;
+  k.dport = 443;
+  return k;
+}
+
+// A key's address, for the map calls (one object per port, kept).
+const tcp_flow_key* At(uint16_t sport) {
+  static std::map<uint16_t, tcp_flow_key> keys;
+  return &keys.try_emplace(sport, Flow(sport)).first->second;
+}
+
+std::string Bytes(const tcp_flow_key& k) { return std::string(reinterpret_cast<const char*>(&k), sizeof(k)); }
+
+class JournalTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/execflow_journal_XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+    path_ = TakeJournalPath(dir_ + "/state.json", "tcp");
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+  std::string Read() const {
+    std::ifstream in(path_);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  }
+  void Write(const std::vector<TakeRecord>& records) const {
+    std::ofstream out(path_);
+    for (const auto& r : records) out << EncodeTakeRecord(r);
+  }
+  std::string dir_, path_;
+};
+
+TEST(TakeRecord, EncodesOneJsonLineAndDecodesBack) {
+  const TakeRecord r{18446744073709551615ull, "tcp_flows", std::string("\x00\xff\x10", 3), {7, 0}, true};
+  const std::string line = EncodeTakeRecord(r);
+  EXPECT_EQ(line, "{\"seq\":18446744073709551615,\"map\":\"tcp_flows\",\"key\":\"00ff10\",\"values\":[7,0],"
+                  "\"taken\":true}\n");
+  auto back = DecodeTakeRecord(line);
+  ASSERT_TRUE(back) << back.error().message;
+  EXPECT_EQ(*back, r);
+  EXPECT_EQ(DecodeTakeRecord("{\"seq\":1,").error().message, "not valid JSON");
+  EXPECT_EQ(DecodeTakeRecord("{\"seq\":1,\"map\":\"m\",\"key\":\"0g\",\"values\":[],\"taken\":true}").error().message,
+            "key is not hex bytes");
+  EXPECT_EQ(DecodeTakeRecord("{\"seq\":1,\"map\":\"m\",\"key\":\"00\",\"values\":[-1],\"taken\":true}")
+                .error()
+                .message,
+            "a value is not an unsigned integer");
+  EXPECT_EQ(DecodeTakeRecord("{\"seq\":-1,\"map\":\"m\",\"key\":\"00\",\"values\":[],\"taken\":true}").error().message,
+            "expected seq, map, key, values and taken");
+}
+
+TEST_F(JournalTest, ATakeIsRecordedBeforeAndAfterTheKernelRemovesTheEntry) {
+  FlowMap map("tcp_flows", 16);
+  map.Put(Flow(1000), {300, 20});
+  auto j = TakeJournal::Open(path_, 41);
+  ASSERT_TRUE(j) << j.error().message;
+  tcp_flow_bytes got{};
+  ASSERT_TRUE((*j)->Take(map, At(1000), &got));
+  EXPECT_EQ(got.sent, 300u);
+  EXPECT_EQ(got.received, 20u);
+  EXPECT_FALSE(map.Lookup(At(1000), &got)) << "the entry is out of the map";
+  EXPECT_EQ((*j)->last_seq(), 42u);
+  EXPECT_EQ((*j)->records(), 2u);
+  auto records = LoadTakeJournal(path_);
+  ASSERT_TRUE(records) << records.error().message;
+  EXPECT_EQ(*records, (std::vector<TakeRecord>{{42, "tcp_flows", Bytes(Flow(1000)), {300, 20}, false},
+                                               {42, "tcp_flows", Bytes(Flow(1000)), {300, 20}, true}}));
+  struct stat st;
+  ASSERT_EQ(stat(path_.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0600u);
+
+  // An absent entry: nothing recorded, no sequence number used.
+  EXPECT_EQ((*j)->Take(map, At(1000), &got).error().err, ENOENT);
+  EXPECT_EQ((*j)->last_seq(), 42u);
+  (*j)->Clear();
+  EXPECT_EQ(Read(), "");
+  EXPECT_EQ((*j)->records(), 0u);
+}
+
+TEST_F(JournalTest, ALineThatIsNotARecordNamesTheFileAndTheLine) {
+  Write({{1, "tcp_flows", "k", {1, 2}, false}});
+  std::ofstream(path_, std::ios::app) << "{\"seq\":2,\"map\":\"tcp_flows\"";
+  auto records = LoadTakeJournal(path_);
+  ASSERT_FALSE(records);
+  EXPECT_EQ(records.error().message, path_ + " line 2: not valid JSON");
+  EXPECT_EQ(LoadTakeJournal(dir_ + "/absent")->size(), 0u);
+}
+
+TEST_F(JournalTest, TakesAreFinishedFromTheirRecordsOrFromTheKernelMap) {
+  FlowMap map("tcp_flows", 16);
+  // 1: complete: the final values are the "taken" record's; the entry now in
+  //    the map is a new flow of the same key, left alone.
+  // 2: the process died before the kernel's take: the entry is taken now, with
+  //    what it holds now.
+  // 3: the process died after the kernel's take: the "taking" record's values.
+  // 4, 5: one key taken, re-created, taken again: two takes.
+  map.Put(Flow(1), {5, 0});
+  map.Put(Flow(2), {900, 7});
+  const std::vector<TakeRecord> records = {
+      {1, "tcp_flows", Bytes(Flow(1)), {100, 1}, false}, {1, "tcp_flows", Bytes(Flow(1)), {150, 1}, true},
+      {2, "tcp_flows", Bytes(Flow(2)), {800, 7}, false}, {3, "tcp_flows", Bytes(Flow(3)), {60, 6}, false},
+      {4, "tcp_flows", Bytes(Flow(4)), {10, 0}, false},  {4, "tcp_flows", Bytes(Flow(4)), {10, 0}, true},
+      {5, "tcp_flows", Bytes(Flow(4)), {3, 0}, false},   {5, "tcp_flows", Bytes(Flow(4)), {4, 0}, true},
+      {6, "other_map", Bytes(Flow(9)), {1}, false},
+  };
+  const auto takes = FinishTakes(records, {&map});
+  ASSERT_EQ(takes.size(), 6u);
+  auto is = [&](size_t i, uint64_t seq, uint16_t sport, std::vector<uint64_t> values) {
+    EXPECT_EQ(takes[i].seq, seq) << i;
+    EXPECT_EQ(takes[i].key, Bytes(Flow(sport))) << i;
+    EXPECT_EQ(takes[i].values, values) << i;
+  };
+  is(0, 1, 1, {150, 1});
+  is(1, 2, 2, {900, 7});
+  is(2, 3, 3, {60, 6});
+  is(3, 4, 4, {10, 0});
+  is(4, 5, 4, {4, 0});
+  EXPECT_EQ(takes[5].map, "other_map");
+  EXPECT_EQ(takes[5].values, (std::vector<uint64_t>{1})) << "a map not given: its record's values";
+  tcp_flow_bytes v;
+  EXPECT_TRUE(map.Lookup(At(1), &v)) << "the new flow of a finished take stays";
+  EXPECT_FALSE(map.Lookup(At(2), &v)) << "the unfinished take was finished";
+}
+
+TEST_F(JournalTest, ResumingAReplacedStateEmptiesTheJournal) {
+  FlowMap map("tcp_flows", 16);
+  Write({{7, "tcp_flows", Bytes(Flow(1)), {100, 1}, false}});
+  auto r = ResumeJournal(path_, /*adopted=*/false, 0, {&map});
+  ASSERT_NE(r.journal, nullptr);
+  EXPECT_TRUE(r.takes.empty());
+  EXPECT_EQ(Read(), "");
+  EXPECT_EQ(r.journal->last_seq(), 0u);
+
+  Write({{7, "tcp_flows", Bytes(Flow(1)), {100, 1}, false}});
+  r = ResumeJournal(path_, /*adopted=*/true, 9, {&map});
+  ASSERT_EQ(r.takes.size(), 1u);
+  EXPECT_EQ(r.journal->last_seq(), 9u) << "the state file's number is higher";
+  EXPECT_NE(Read(), "") << "emptied only once the state file holds the takes";
+
+  std::ofstream(path_) << "garbage\n";
+  r = ResumeJournal(path_, /*adopted=*/true, 3, {&map});
+  EXPECT_TRUE(r.takes.empty()) << "a damaged journal is not replayed";
+  ASSERT_NE(r.journal, nullptr);
+  EXPECT_EQ(r.journal->last_seq(), 3u);
+}
+
+// The restart the journal is for: a series that sums several flows (no sport
+// label) was saved at a scrape; then one of its flows closed and was taken
+// out of the kernel map, and the process was killed before the next scrape
+// saved it. The next process seeds itself with the saved state and the
+// journal and exports what the killed one would have: nothing decreases.
+TEST_F(JournalTest, AKillBetweenATakeAndTheNextSaveLosesNothing) {
+  const FlowLabels no_sport{true, false, true, true};
+  auto scrape = [](FlowTable& t, const FlowMap& map) {
+    std::vector<uint8_t> keys, values;
+    const size_t n = *map.ReadAll(keys, values);
+    t.Scrape(keys.data(), values.data(), sizeof(tcp_flow_bytes), n, 0);
+  };
+  auto exported = [](const FlowTable& t) {
+    std::map<std::string, double> m;
+    for (const auto& s : t.Export()) m[s.label[2].value] = s.counter.value;
+    return m;
+  };
+  for (bool died_before_kernel_take : {false, true}) {
+    SCOPED_TRACE(died_before_kernel_take ? "killed before the kernel's take" : "killed after the take");
+    FlowMap map("tcp_flows", 16);
+    map.Put(Flow(1), {1000, 0});
+    map.Put(Flow(2), {2000, 0});
+    FlowTable before(no_sport, 100, std::chrono::minutes(5), nullptr, TickPerScrape());
+    auto journal = ResumeJournal(path_, false, 0, {&map}).journal;
+    scrape(before, map);
+    SeriesTableState saved = before.ExportState();
+    saved.taken = journal->last_seq();
+    journal->Clear();
+
+    // Flow 2 sends 500 more and closes: taken out of the map, journaled, not saved.
+    tcp_flow_bytes b;
+    ASSERT_TRUE(map.Take(At(2), &b));
+    map.Put(Flow(2), {2500, 0});
+    if (died_before_kernel_take) {
+      Write({{saved.taken + 1, "tcp_flows", Bytes(Flow(2)), {2500, 0}, false}});
+    } else {
+      ASSERT_TRUE(journal->Take(map, At(2), &b));
+      before.Closed(Flow(2), b.sent);
+    }
+    journal.reset();
+    scrape(before, map);
+    EXPECT_EQ(exported(before), (std::map<std::string, double>{{"443", 3500}}));
+
+    FlowTable after(no_sport, 100, std::chrono::minutes(5), nullptr, TickPerScrape());
+    ASSERT_TRUE(after.ImportState(saved));
+    auto resumed = ResumeJournal(path_, true, saved.taken, {&map});
+    for (const auto& t : resumed.takes) {
+      tcp_flow_key key;
+      std::memcpy(&key, t.key.data(), sizeof(key));
+      if (t.seq > saved.taken) after.Closed(key, t.values[0]);
+    }
+    scrape(after, map);
+    EXPECT_EQ(exported(after), (std::map<std::string, double>{{"443", 3500}}));
+  }
+}
+
+}  // namespace
+}  // namespace execflow
