@@ -20,7 +20,7 @@ target_link_libraries(execflow_bench_floor PRIVATE prometheus-cpp::pull promethe
                       nlohmann_json::nlohmann_json ZLIB::ZLIB)
 
 add_test(NAME bench_smoke
-         COMMAND ${Python3_EXECUTABLE} ${CMAKE_SOURCE_DIR}/tests/bench/bench.py --smoke
+         COMMAND ${EXECFLOW_ISOLATED} ${Python3_EXECUTABLE} ${CMAKE_SOURCE_DIR}/tests/bench/bench.py --smoke
                  --exporter $<TARGET_FILE:execflow_exporter>
                  --load $<TARGET_FILE:execflow_bench_load>
                  --floor $<TARGET_FILE:execflow_bench_floor>)
@@ -31,7 +31,7 @@ set_tests_properties(bench_smoke PROPERTIES LABELS "bench" TIMEOUT 120 SKIP_RETU
 # HTTP under hostile load (issue 10): slow clients, wrk on /metrics, a wrong-password
 # flood; 5 s each. tests/bench/http_bench.py --exporter BIN runs them for 60 s each.
 add_test(NAME bench_http_smoke
-         COMMAND ${Python3_EXECUTABLE} ${CMAKE_SOURCE_DIR}/tests/bench/http_bench.py --smoke
+         COMMAND ${EXECFLOW_ISOLATED} ${Python3_EXECUTABLE} ${CMAKE_SOURCE_DIR}/tests/bench/http_bench.py --smoke
                  --exporter $<TARGET_FILE:execflow_exporter>)
 set_tests_properties(bench_http_smoke PROPERTIES LABELS "bench" TIMEOUT 180 SKIP_RETURN_CODE 77
                      RUN_SERIAL TRUE)

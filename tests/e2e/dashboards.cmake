@@ -22,12 +22,12 @@ set_tests_properties(dashboards_promtool PROPERTIES LABELS "e2e" TIMEOUT 120 SKI
 
 # A live scrape: promtool check metrics, and every metric the dashboards name is exported.
 add_test(NAME dashboards_live_scrape
-         COMMAND ${Python3_EXECUTABLE} ${EXECFLOW_DASHBOARD_TESTS_DIR}/dashboards_live.py
+         COMMAND ${EXECFLOW_ISOLATED} ${Python3_EXECUTABLE} ${EXECFLOW_DASHBOARD_TESTS_DIR}/dashboards_live.py
                  $<TARGET_FILE:execflow_exporter>)
 set_tests_properties(dashboards_live_scrape PROPERTIES LABELS "e2e" TIMEOUT 120 SKIP_RETURN_CODE 77)
 
 # Exporter + Prometheus server: every panel query returns data.
 add_test(NAME dashboards_prometheus_e2e
-         COMMAND ${Python3_EXECUTABLE} ${EXECFLOW_DASHBOARD_TESTS_DIR}/dashboards_e2e.py
+         COMMAND ${EXECFLOW_ISOLATED} ${Python3_EXECUTABLE} ${EXECFLOW_DASHBOARD_TESTS_DIR}/dashboards_e2e.py
                  $<TARGET_FILE:execflow_exporter>)
 set_tests_properties(dashboards_prometheus_e2e PROPERTIES LABELS "e2e" TIMEOUT 300 SKIP_RETURN_CODE 77)

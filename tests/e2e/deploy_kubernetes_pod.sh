@@ -19,6 +19,7 @@ mountpoint -q /sys/kernel/tracing || mount -t tracefs tracefs /sys/kernel/tracin
 start=$SECONDS
 work=$(mktemp -d)
 pods=()
+bpffs=()
 cleanup() {
   local rc=$? p
   for p in "${pods[@]}"; do
@@ -27,6 +28,8 @@ cleanup() {
       podman pod rm -f "$p" >/dev/null 2>&1 || true
     fi
   done
+  # Unmounting the pods' bpf filesystems releases their pins: the programs detach.
+  for p in "${bpffs[@]}"; do umount "$p" 2>/dev/null || true; done
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -55,7 +58,12 @@ play() {
   [[ "$overlay" == base ]] || dir="$REPO/deploy/kubernetes/overlays/$overlay"
   kubectl kustomize "$dir" >"$out/rendered.yaml" || fail "kubectl kustomize $dir failed"
   port=$(free_port)
-  (cd "$work" && node deploy_kubernetes_pod.mjs "$out/rendered.yaml" "$EXECFLOW_TEST_IMAGE" "$port" "$seccomp" "$out") >/dev/null ||
+  # The pod's /sys/fs/bpf is a bpf filesystem of the test's own, and its /run/execflow a
+  # folder of the test's: it pins and saves as on a node, and leaves nothing on this one.
+  mkdir -p "$out/host/bpffs" "$out/host/run"
+  mount -t bpf bpf "$out/host/bpffs" || fail "$overlay: cannot mount a bpf filesystem"
+  bpffs+=("$out/host/bpffs")
+  (cd "$work" && node deploy_kubernetes_pod.mjs "$out/rendered.yaml" "$EXECFLOW_TEST_IMAGE" "$port" "$seccomp" "$out" "$out/host") >/dev/null ||
     fail "$overlay: cannot turn the DaemonSet into a pod"
   pod=$(awk '$1 == "name:" {print $2; exit}' <(sed -n '/^metadata:/,/^spec:/p' "$out/pod.yaml"))
   podman pod rm -f "$pod" >/dev/null 2>&1 || true
@@ -104,7 +112,12 @@ play() {
   rc=$(podman inspect -f '{{.State.ExitCode}}' "$ctr")
   [[ "$rc" == 0 ]] || fail "$overlay: exit code $rc after SIGTERM, want 0"
   podman pod rm -f "$pod" >/dev/null
-  echo "ok: $overlay pod ran as its manifest says ($((SECONDS - start)) s)"
+  # What a restarted pod adopts: the pins (the programs still attached) and the state file.
+  local f
+  for f in bpffs/execflow/exec/stamp bpffs/execflow/tcp/stamp bpffs/execflow/tcp/maps/tcp_flows run/state.json; do
+    [[ -e "$out/host/$f" ]] || fail "$overlay: no $f under the pod's hostPath mounts after a clean stop"
+  done
+  echo "ok: $overlay pod ran as its manifest says, pinned and saved its state ($((SECONDS - start)) s)"
 }
 
 play base seccomp.json 000000c000000000        # CAP_BPF, CAP_PERFMON

@@ -10,7 +10,7 @@ target_link_libraries(execflow_vm_workload PRIVATE Threads::Threads)
 
 # RUN_SERIAL: guests under TCG take both CPUs for minutes.
 add_test(NAME kernel_matrix
-         COMMAND ${Python3_EXECUTABLE} ${CMAKE_SOURCE_DIR}/tests/vm/matrix.py
+         COMMAND ${EXECFLOW_ISOLATED} ${Python3_EXECUTABLE} ${CMAKE_SOURCE_DIR}/tests/vm/matrix.py
                  --build ${CMAKE_BINARY_DIR} --work ${CMAKE_BINARY_DIR}/kernel-matrix)
 set_tests_properties(kernel_matrix PROPERTIES LABELS "vm;privileged" TIMEOUT 4800
                      SKIP_RETURN_CODE 77 RUN_SERIAL TRUE)
