@@ -371,6 +371,9 @@ def execflow_config(overrides):
     `overrides`: "section.key: value" lines; each key must be in the file, so
     the shipped file's comments and order stay and a renamed key fails here."""
     lines = open(os.path.join(REPO, "config/execflow.yaml")).read().split("\n")
+    # Nothing pinned: an exporter that stops must take its programs with it, or
+    # "nothing attached" would not be; and nothing of a real execflow's touched.
+    overrides = 'bpf.pin_path: "off"\nbpf.state_file: "off"\n' + overrides
     for item in filter(None, overrides.split("\n")):
         path, _, value = item.partition(": ")
         section, key = path.split(".")
@@ -530,8 +533,10 @@ STATS_ON = "bpf.run_time_stats: true\n"  # only for the exporter's own metric of
 STAT_MODES = [
     ("auto", ""),
     ("auto, `failures_hook: off`", "exec.failures_hook: off"),
+    ("auto, exec events off", "events.enabled: false"),
+    ("auto, perf buffer", "events.transport: perfbuf"),
     ("tracepoint", "exec.hook: tracepoint\nexec.failures_hook: tracepoint\n"
-                   "tcp.hook: tracepoint\ntcp.close_hook: tracepoint"),
+                   "tcp.hook: tracepoint\ntcp.receive_hook: tracepoint\ntcp.close_hook: tracepoint"),
     ("fexit (sends)", "tcp.hook: fexit"),
     ("fexit (failures)", "exec.failures_hook: fexit"),
 ]
@@ -550,87 +555,108 @@ def measure_ids(args, ids):
     return per
 
 
+def stats_of_mode(args, workdir, mode, overrides):
+    """Rows of execflow's programs in one hook mode (one row saying why, if refused)."""
+    try:
+        exp = Exporter(args.exporter, execflow_config(STATS_ON + overrides), workdir, "stats")
+    except Failure as e:
+        if "fexit" not in mode:
+            raise
+        hook = "fexit/tcp_sendmsg" if "sends" in mode else "fexit/__x64_sys_execve"
+        m = re.search(r"start-up failed: (.*?)\"?\s*$", str(e), re.M)
+        reason = m.group(1) if m else str(e).splitlines()[-1]
+        return [{"tool": f"execflow, {mode}", "program": "–", "hook": hook, "per": {},
+                 "size": None, "refused": reason[-160:]}]
+    try:
+        m = exp.metrics()
+        hooks = {l["program"]: f'{l["attach_type"]}/{l["hook"]}'
+                 for l, _ in samples(m, "execflow_bpf_program_info")}
+        mine = prog_ids_of(exp.pid)
+        progs = {i: p for i, p in bpftool_progs().items() if i in mine}
+        # The kernel keeps names cut to 15 characters (BPF_OBJ_NAME_LEN);
+        # bpftool shows the BTF name where there is one.
+        ids = {p: next(i for i, q in progs.items() if q.get("name") in (p, p[:15])) for p in hooks}
+        sizes = prog_sizes(args.load, ids.values())
+        per = measure_ids(args, set(ids.values()))
+        return [{"tool": f"execflow, {mode}", "program": p, "hook": hooks[p],
+                 "per": per[ids[p]], "size": sizes[ids[p]], "refused": None} for p in sorted(hooks)]
+    finally:
+        exp.stop()
+
+
+def stats_of_bpftrace(args, workdir, tool, program):
+    bt = Bpftrace(workdir, program)
+    try:
+        mine = prog_ids_of(bt.proc.pid)
+        progs = {i: p for i, p in bpftool_progs().items() if i in mine}
+        sizes = prog_sizes(args.load, progs)
+        per = measure_ids(args, set(progs))
+    finally:
+        bt.stop()
+    return [{"tool": tool, "program": progs[i].get("name", "?"), "hook": progs[i]["type"],
+             "per": per[i], "size": sizes[i], "refused": None}
+            for i in sorted(progs) if any(runs for runs, _ in per[i].values())]  # not BEGIN
+
+
+def stats_of_floor(args, workdir):
+    empty = start([args.load, "empty"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        loaded = []
+        for line in iter(empty.stdout.readline, ""):
+            if line.strip() == "ready":
+                break
+            loaded.append(dict(kv.split("=", 1) for kv in line.split(" ", 2)))
+        else:
+            raise Failure(f"execflow_bench_load empty exited {finish(empty, 10)}")
+        ids = {int(f["id"]) for f in loaded if "id" in f}
+        sizes = prog_sizes(args.load, ids)
+        per = measure_ids(args, ids)
+        rows = []
+        for f in loaded:
+            i = int(f["id"]) if "id" in f else None
+            rows.append({"tool": "empty program (floor)", "program": f["program"], "hook": f["hook"],
+                         "per": per[i] if i else {}, "size": sizes[i] if i else None,
+                         "refused": f.get("refused", "").strip() or None})
+        return rows
+    finally:
+        empty.stdin.close()
+        finish(empty, 10)
+
+
 def run_stats(args, workdir):
     """ns per run of each program, per workload: execflow in each hook mode,
-    bpftrace, and the floor of each hook (programs that do nothing)."""
-    rows = []  # {tool, program, hook, per: {workload: (runs, ns)}, size, refused}
+    bpftrace, and the floor of each hook (programs that do nothing), over
+    args.stats_rounds rounds whose order rotates, so a drift of the machine
+    does not favour whoever runs first. Each row's per[workload] is the list
+    of (runs, ns per run) of its rounds."""
+    subjects = [lambda mode=mode, o=o: stats_of_mode(args, workdir, mode, o) for mode, o in STAT_MODES]
+    subjects += [lambda t=t, p=p: stats_of_bpftrace(args, workdir, t, p)
+                 for t, p in (("bpftrace", BPFTRACE_PROGRAM), ("bpftrace, empty probe", BPFTRACE_EMPTY))]
+    subjects.append(lambda: stats_of_floor(args, workdir))
+    order = [[] for _ in subjects]  # rows per subject, in the first round's order
     # The kernel's stats, switched on by a driver that holds the
     # BPF_ENABLE_STATS fd (off again when it exits, whatever happens).
     holder = start([args.load, "stats"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         if holder.stdout.readline().strip() != "ready":
             raise Failure("could not enable BPF run-time stats")
-        for mode, overrides in STAT_MODES:
-            try:
-                exp = Exporter(args.exporter, execflow_config(STATS_ON + overrides), workdir, "stats")
-            except Failure as e:
-                if "fexit" not in mode:
-                    raise
-                hook = "fexit/tcp_sendmsg" if "sends" in mode else "fexit/__x64_sys_execve"
-                m = re.search(r'msg="(.*?)"\s*$', str(e), re.M)
-                reason = m.group(1) if m else str(e).splitlines()[-1]
-                rows.append({"tool": f"execflow, {mode}", "program": "–", "hook": hook, "per": {},
-                             "size": None, "refused": reason[-160:]})
-                continue
-            try:
-                m = exp.metrics()
-                hooks = {l["program"]: f'{l["attach_type"]}/{l["hook"]}'
-                         for l, _ in samples(m, "execflow_bpf_program_info")}
-                mine = prog_ids_of(exp.pid)
-                progs = {i: p for i, p in bpftool_progs().items() if i in mine}
-                # The kernel keeps names cut to 15 characters (BPF_OBJ_NAME_LEN);
-                # bpftool shows the BTF name where there is one.
-                ids = {p: next(i for i, q in progs.items() if q.get("name") in (p, p[:15]))
-                       for p in hooks}
-                sizes = prog_sizes(args.load, ids.values())
-                per = measure_ids(args, set(ids.values()))
-                rows += [{"tool": f"execflow, {mode}", "program": p, "hook": hooks[p],
-                          "per": per[ids[p]], "size": sizes[ids[p]], "refused": None}
-                         for p in sorted(hooks)]
-            finally:
-                exp.stop()
-
-        for tool, program in (("bpftrace", BPFTRACE_PROGRAM), ("bpftrace, empty probe", BPFTRACE_EMPTY)):
-            bt = Bpftrace(workdir, program)
-            try:
-                mine = prog_ids_of(bt.proc.pid)
-                progs = {i: p for i, p in bpftool_progs().items() if i in mine}
-                sizes = prog_sizes(args.load, progs)
-                per = measure_ids(args, set(progs))
-            finally:
-                bt.stop()
-            for i in sorted(progs):
-                if any(runs for runs, _ in per[i].values()):  # not BEGIN
-                    rows.append({"tool": tool, "program": progs[i].get("name", "?"),
-                                 "hook": progs[i]["type"], "per": per[i],
-                                 "size": sizes[i], "refused": None})
-
-        empty = start([args.load, "empty"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-        try:
-            loaded = []
-            for line in iter(empty.stdout.readline, ""):
-                if line.strip() == "ready":
-                    break
-                f = dict(kv.split("=", 1) for kv in line.split(" ", 2))
-                loaded.append(f)
-            else:
-                raise Failure(f"execflow_bench_load empty exited {finish(empty, 10)}")
-            ids = {int(f["id"]) for f in loaded if "id" in f}
-            sizes = prog_sizes(args.load, ids)
-            per = measure_ids(args, ids)
-            for f in loaded:
-                i = int(f["id"]) if "id" in f else None
-                rows.append({"tool": "empty program (floor)", "program": f["program"],
-                             "hook": f["hook"], "per": per[i] if i else {},
-                             "size": sizes[i] if i else None,
-                             "refused": f.get("refused", "").strip() or None})
-        finally:
-            empty.stdin.close()
-            finish(empty, 10)
+        for rnd in range(args.stats_rounds):
+            log(f"stats: round {rnd + 1}/{args.stats_rounds}")
+            for k in range(len(subjects)):
+                j = (k + rnd) % len(subjects)
+                rows = subjects[j]()
+                if not order[j]:
+                    order[j] = [{**r, "per": {w: [v] for w, v in r["per"].items()}} for r in rows]
+                    continue
+                by_name = {(r["tool"], r["program"], r["hook"]): r for r in rows}
+                for row in order[j]:
+                    again = by_name.get((row["tool"], row["program"], row["hook"]))
+                    for w, v in (again["per"] if again else {}).items():
+                        row["per"].setdefault(w, []).append(v)
     finally:
         holder.stdin.close()
         finish(holder, 10)
-    return rows
+    return [row for rows in order for row in rows]
 
 
 # ---------------------------------------------------------------- scrape cost
@@ -910,7 +936,7 @@ def report(args, rates, stats, scrape, idle, mach, load_before, load_after, writ
         out = []
         add = out.append
         add("### BPF cost per event, each hook mode (kernel run-time stats, separate run; ns per "
-            "program run)\n")
+            f"program run: median of {args.stats_rounds} rounds, min–max)\n")
         add("| tool, mode | program | hook | verified insns | xlated / jited bytes | exec storm | "
             "TCP 64 B writes | TCP 64 KiB writes |")
         add("|---|---|---|---|---|---|---|---|")
@@ -924,9 +950,15 @@ def report(args, rates, stats, scrape, idle, mach, load_before, load_after, writ
                 continue
             cells = []
             for k in keys:
-                runs, ns = row["per"].get(k, (0, None))
-                cells.append(f"{ns:,.0f} ns ({runs:,.0f} runs)" if ns is not None and runs >= 10
-                             else "–")
+                rounds = [ns for runs, ns in row["per"].get(k, []) if ns is not None and runs >= 10]
+                runs = sum(r for r, _ in row["per"].get(k, []))
+                if not rounds:
+                    cells.append("–")
+                elif len(rounds) == 1:
+                    cells.append(f"{rounds[0]:,.0f} ns ({runs:,.0f} runs)")
+                else:
+                    cells.append(f"{statistics.median(rounds):,.0f} ns ({min(rounds):,.0f}–{max(rounds):,.0f}; "
+                                 f"{runs:,.0f} runs)")
             add(f"| {row['tool']} | `{row['program']}` | {row['hook']} | {insns} | {code} | "
                 + " | ".join(cells) + " |")
         add("")
@@ -1116,8 +1148,10 @@ METHOD = """\
   condition, and the order of the conditions rotates from round to round. *Nothing
   attached* is the machine's limit. *execflow* is the exporter with
   `config/execflow.yaml` as shipped (exec counts, exec failures, exec events through
-  the ring buffer, per-flow TCP bytes, send-size histogram, flow close notices), not
-  scraped while a workload runs; *`failures_hook: off`* is the same without failure
+  the ring buffer, per-flow TCP bytes sent and received, send-size histogram, flow
+  close notices), not scraped while a workload runs, and with `bpf.pin_path` and
+  `bpf.state_file` off (pinned programs would outlive the exporter into the next
+  condition; the hot path is the same); *`failures_hook: off`* is the same without failure
   counting, whose hook falls back here (no fexit) to the
   `syscalls/sys_exit_execve{,at}` tracepoints: attaching any syscalls tracepoint
   sets `SYSCALL_TRACEPOINT` work on every task, so every syscall of the node takes
@@ -1141,7 +1175,10 @@ METHOD = """\
   to the classic tracepoint, and fexit asked for: refused on this kernel, the row
   says how), bpftrace, and the programs of `tests/bench/empty.bpf.c`, which do
   nothing, on execflow's hooks (`execflow_bench_load empty` loads each on its own
-  and reports the ones the kernel refuses). *verified insns* is `verified_insns`,
+  and reports the ones the kernel refuses). Every one of them is measured in each of
+  several rounds, the order rotating from round to round; a cell is the median of
+  the rounds' ns per run, with their min–max (on this shared VM the same program
+  moves by up to 2× over minutes, so one round decides nothing). *verified insns* is `verified_insns`,
   the verifier's count of instructions it processed (5.16+); *xlated / jited* the
   program's size after the verifier's rewrites and after the JIT. The time is the program's own run, not the tracepoint's
   dispatch around it. `sock_send_length` also fires for non-TCP sockets, where the
@@ -1188,10 +1225,12 @@ def main():
     ap.add_argument("--scrapes", type=int, default=7)
     ap.add_argument("--writes", type=int, default=1000000, help="writes per round of the writes phase")
     ap.add_argument("--idle-seconds", type=float, default=10.0)
+    ap.add_argument("--stats-rounds", type=int, default=5,
+                    help="rounds of the BPF cost phase, each measuring every mode and tool")
     ap.add_argument("--settle", type=float, default=1.0, help="pause after attaching, seconds")
     ap.add_argument("--write-doc", metavar="PATH", help="also write the results to this Markdown file")
     ap.add_argument("--command", help="the command line to show in the document")
-    ap.add_argument("--budget", type=float, default=1500, help="abort after this many seconds")
+    ap.add_argument("--budget", type=float, default=2400, help="abort after this many seconds")
     ap.add_argument("--floor", help="execflow_bench_floor (needed by the scrape phase)")
     ap.add_argument("--phases", type=lambda s: s.split(","), default=PHASES,
                     help="comma-separated subset of idle,workloads,writes,stats,scrape; --write-doc "
@@ -1204,6 +1243,7 @@ def main():
     if args.smoke:
         args.rounds, args.seconds, args.flows = 1, 0.3, [1000]
         args.scrapes, args.idle_seconds, args.settle, args.budget = 3, 1.0, 0.2, 110
+        args.stats_rounds = 1
         args.writes = 20000
 
     if os.geteuid() != 0:

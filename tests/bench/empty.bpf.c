@@ -9,12 +9,33 @@
  */
 #include "../../bpf/lib/vmlinux_min.h"
 #include <bpf/bpf_helpers.h>
+#include "../../bpf/exec.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 SEC("tp_btf/sched_process_exec")
 int floor_exec_btf(void *ctx)
 {
+	return 0;
+}
+
+/*
+ * The exec event's transport and nothing else: a record of exec_event's size
+ * reserved in a ring buffer and submitted without a wakeup, as exec_btf does
+ * (execflow_bench_load empty polls it empty, as the exporter does).
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, EXEC_DEFAULT_RINGBUF_BYTES);
+} floor_events SEC(".maps");
+
+SEC("tp_btf/sched_process_exec")
+int floor_event_btf(void *ctx)
+{
+	void *e = bpf_ringbuf_reserve(&floor_events, sizeof(struct exec_event), 0);
+
+	if (e)
+		bpf_ringbuf_submit(e, BPF_RB_NO_WAKEUP);
 	return 0;
 }
 

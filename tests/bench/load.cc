@@ -440,9 +440,26 @@ int RunEmpty() {
     std::printf("program=%s hook=%s id=%u\n", name.c_str(), hook.c_str(), info.id);
     held.push_back(std::move(s));
   }
+  // floor_event_btf's records, consumed as the exporter does: polled every 10 ms.
+  std::unique_ptr<ring_buffer, decltype(&ring_buffer__free)> rb(nullptr, ring_buffer__free);
+  for (auto& s : held) {
+    if (bpf_program__fd(s->progs.floor_event_btf) < 0) continue;
+    rb.reset(ring_buffer__new(bpf_map__fd(s->maps.floor_events),
+                              [](void*, void*, size_t) { return 0; }, nullptr, nullptr));
+    if (!rb) Die("ring_buffer__new floor_events");
+  }
+  std::atomic<bool> stop{false};
+  std::thread consumer([&] {
+    while (rb && !stop.load()) {
+      ring_buffer__consume(rb.get());
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+  });
   std::printf("ready\n");
   std::fflush(stdout);
   WaitForStdinClose();
+  stop = true;
+  consumer.join();
   return 0;
 }
 
