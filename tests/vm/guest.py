@@ -257,7 +257,34 @@ def exactness(plan, exp, checks, uid):
     return final
 
 
-def started(exp, result):
+def program_sizes(plan, pid):
+    """What the verifier and the JIT made of each BPF program process `pid` holds, by
+    name: the verifier's count of instructions it processed (0 before 5.16, which does
+    not report it) and the program's size after the verifier's rewrites and the JIT
+    (`execflow_bench_load proginfo`, which reads them as bpftool would; Debian's bpftool
+    does not print the count). Under emulation these are the comparable cost of a mode,
+    not the run time."""
+    ids = set()
+    for fd in os.listdir(f"/proc/{pid}/fdinfo"):
+        try:
+            with open(f"/proc/{pid}/fdinfo/{fd}") as f:
+                ids.update(int(line.split()[1]) for line in f if line.startswith("prog_id:"))
+        except OSError:
+            continue
+    r = subprocess.run([plan["proginfo"], "proginfo", *map(str, sorted(ids))], capture_output=True, text=True)
+    info = {}
+    for line in r.stdout.splitlines():
+        f = {k: int(v) for k, v in (kv.split("=") for kv in line.split())}
+        info[f["id"]] = [f["verified_insns"], f["xlated"], f["jited"]]
+    out = {}
+    for i in sorted(info):
+        shown = subprocess.run(["bpftool", "-j", "prog", "show", "id", str(i)], capture_output=True, text=True)
+        if shown.returncode == 0:
+            out[json.loads(shown.stdout)["name"]] = info[i]
+    return out
+
+
+def started(plan, exp, result):
     """Waits for the exporter; records in `result` whether it started, and then the
     programs it attached and its transport, or else its refusal."""
     why = exp.wait_ready()
@@ -271,6 +298,11 @@ def started(exp, result):
                                 if n == "execflow_bpf_program_info")
     result["transport"] = next(l["transport"] for n, l, _ in first
                                if n == "execflow_events_transport_info")
+    sizes = program_sizes(plan, exp.proc.proc.pid)
+    # Kernels name a program by its first 15 characters.
+    result["program_sizes"] = sorted([l["program"], f"{l['attach_type']}/{l['hook']}"] +
+                                     (sizes.get(l["program"]) or sizes.get(l["program"][:15]) or [0, 0, 0])
+                                     for n, l, _ in first if n == "execflow_bpf_program_info")
     return True
 
 
@@ -290,7 +322,7 @@ def run_one(plan, run, index, tmp):
         f.write(text)
     exp = Exporter(plan["exporter"], tmp, config)
     try:
-        if not started(exp, result):
+        if not started(plan, exp, result):
             return result
         if run.get("exact", True):
             checks = Checks()
@@ -346,7 +378,7 @@ def restart_run(plan, tmp, uid):
     exp = Exporter(plan["exporter"], tmp, config)
     flows = []
     try:
-        if not started(exp, result):
+        if not started(plan, exp, result):
             return result
         workload(plan, "exec", 100, uid, *plan["exec_argv"])
         closing, closing_labels = open_flow(plan, FLOW_BYTES)

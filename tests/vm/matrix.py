@@ -210,6 +210,7 @@ def plan_for(kernel, build):
     return {
         "exporter": os.path.join(build, "execflow_exporter"),
         "workload": os.path.join(build, "execflow_vm_workload"),
+        "proginfo": os.path.join(build, "execflow_bench_load"),
         "default_config": os.path.join(lib.REPO, "config", "execflow.yaml"),
         # A static binary execs fastest under emulation.
         "exec_argv": [busybox, "true"] if busybox else ["/bin/true"],
@@ -267,18 +268,36 @@ def doc_rows(kernel, release, report, seconds, fails, accel):
             f"{checks} exact checks: {result} | {seconds:.0f} s ({where}) |")
 
 
+def size_rows(kernel, release, results):
+    """One Markdown row per program and hook mode that ran on this kernel: the verifier's
+    instruction count and the translated and JIT-compiled sizes (the same program differs
+    by transport, whose branches the verifier removes)."""
+    seen = {}
+    for r in results:
+        for program, hook, insns, xlated, jited in r.get("program_sizes", []):
+            seen.setdefault((program, hook, insns, xlated, jited), set()).add(r["transport"])
+    return [f"| {kernel} ({release}) | `{p}` | {h} | {i if i else 'not reported'} | {x:,} / {j:,} | "
+            f"{', '.join(sorted(t))} |" for (p, h, i, x, j), t in sorted(seen.items())]
+
+
+SIZE_HEADER = ("| kernel | program | hook | verified insns | xlated / jited bytes | transport |\n"
+               "|---|---|---|---|---|---|")
+
+
 DOC_HEADER = ("| kernel | exec modes that load | failed-exec modes | tcp send and receive modes that load | "
               "tcp close modes | transports | result | time |\n|---|---|---|---|---|---|---|---|")
 
 
-def write_docs(path, rows):
-    begin, end = "<!-- matrix:begin -->", "<!-- matrix:end -->"
+def write_docs(path, tables):
+    """Replaces each table between its markers: tables maps a marker name to its text."""
     with open(path) as f:
         text = f.read()
-    table = f"{begin}\n{DOC_HEADER}\n" + "\n".join(rows) + f"\n{end}"
-    i, j = text.index(begin), text.index(end) + len(end)
+    for name, table in tables.items():
+        begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
+        i, j = text.index(begin), text.index(end) + len(end)
+        text = text[:i] + f"{begin}\n{table}\n{end}" + text[j:]
     with open(path, "w") as f:
-        f.write(text[:i] + table + text[j:])
+        f.write(text)
 
 
 def main():
@@ -292,7 +311,7 @@ def main():
     if os.geteuid() != 0:
         lib.skip_or_fail("the kernel matrix loads BPF programs and must run as root")
     build = os.path.abspath(a.build)
-    for exe in ("execflow_exporter", "execflow_vm_workload"):
+    for exe in ("execflow_exporter", "execflow_vm_workload", "execflow_bench_load"):
         if not os.access(os.path.join(build, exe), os.X_OK):
             lib.skip_or_fail(f"{build}/{exe} not built")
     kernels = a.kernels.split(",")
@@ -301,7 +320,7 @@ def main():
             lib.need_tool(tool)
     work = a.work or tempfile.mkdtemp(prefix="execflow-matrix-")
     accel = vm.Accel(a.accel)
-    rows, all_fails, times = [], {}, []
+    rows, sizes, all_fails, times = [], [], {}, []
     for kernel in kernels:
         lib.log(f"\n=== kernel {kernel} ===")
         release, report, seconds = run_kernel(kernel, build, accel, work)
@@ -310,14 +329,17 @@ def main():
         all_fails[kernel] = fails
         times.append((kernel, seconds))
         rows.append(doc_rows(kernel, release, report, seconds, fails, accel.mode))
+        sizes += size_rows(kernel, release, results)
         for f in fails:
             lib.log(f"FAIL {kernel}: {f}")
         lib.log(f"=== kernel {kernel} ({release}): {'pass' if not fails else 'FAIL'} in {seconds:.0f}s")
+    lib.log("\n" + SIZE_HEADER + "\n" + "\n".join(sizes))
     lib.log("\n" + DOC_HEADER + "\n" + "\n".join(rows))
     lib.log("\ntime per kernel: " + ", ".join(f"{k} {s:.0f}s" for k, s in times) +
             f"; reports in {work}")
     if a.docs:
-        write_docs(a.docs, rows)
+        write_docs(a.docs, {"matrix": DOC_HEADER + "\n" + "\n".join(rows),
+                            "matrix-sizes": SIZE_HEADER + "\n" + "\n".join(sizes)})
     return 1 if any(all_fails.values()) else 0
 
 
