@@ -276,7 +276,7 @@ def size_rows(kernel, release, results):
     for r in results:
         for program, hook, insns, xlated, jited in r.get("program_sizes", []):
             seen.setdefault((program, hook, insns, xlated, jited), set()).add(r["transport"])
-    return [f"| {kernel} ({release}) | `{p}` | {h} | {i if i else 'not reported'} | {x:,} / {j:,} | "
+    return [f"| {kernel} ({release}) | `{p}` | {h} | {f'{i:,}' if i else 'not reported'} | {x:,} / {j:,} | "
             f"{', '.join(sorted(t))} |" for (p, h, i, x, j), t in sorted(seen.items())]
 
 
