@@ -569,6 +569,8 @@ def stats_of_mode(args, workdir, mode, overrides):
                  "size": None, "refused": reason[-160:]}]
     try:
         m = exp.metrics()
+        if mode == "auto":
+            record_build(m)
         hooks = {l["program"]: f'{l["attach_type"]}/{l["hook"]}'
                  for l, _ in samples(m, "execflow_bpf_program_info")}
         mine = prog_ids_of(exp.pid)
@@ -1090,7 +1092,8 @@ def write_doc(path, sections, command, elapsed):
 WHERE = """\
 ## Where the remaining time goes (issue 12)
 
-Read with the tables above; what each target left over is made of on this machine:
+Read with the tables above, and with the profiles in [profiles.md](profiles.md)
+(`perf record` of the same workloads, split by what execflow runs):
 
 - **TCP send program against 1.5× its empty hook**: past the hook's own floor
   (the *empty program* row on `tp_btf/sock_send_length`, which includes the run-time
@@ -1099,24 +1102,39 @@ Read with the tables above; what each target left over is made of on this machin
   (jhash over the key and the bucket walk: the per-flow counter itself, which
   bpftrace's per-flow `sum()` pays as well) and three atomic adds (the flow's bytes,
   the histogram slot and sum). No helper is called that the verifier does not
-  inline. What is left to cut is the histogram's two atomics in `tp_btf` mode
-  (tracepoint probes run with preemption disabled, so plain adds on the per-CPU
-  slot would do; the atomics are there for the fexit and kprobe modes): a few
+  inline. The profile puts about half of the program's time past the floor in the
+  hash lookup: any count of bytes per flow pays it, and going lower would mean
+  keeping the counters in socket-local storage and walking the sockets at scrape
+  time, another design with its cost moved to the scrape. What is left to cut is
+  the histogram's two atomics in `tp_btf` mode (tracepoint probes run with
+  preemption disabled; the atomics are there for the fexit and kprobe modes): a few
   nanoseconds, within this machine's run-to-run spread.
-- **Exec program against bpftrace's `count()`**: `exec_btf` reads the task it is
-  handed with plain loads; past the counter's hash lookup (inlined by the
-  verifier), its helper calls are the event itself: `bpf_ringbuf_reserve` and
-  `bpf_ringbuf_submit` (the ring's spinlock, shared by both CPUs of the exec storm;
-  no wakeup), `bpf_ktime_get_boot_ns` and `bpf_probe_read_kernel_str` of the file name. The count
-  alone is the part bpftrace also does. On this shared VM the same program measured
-  749 ns against bpftrace's 1,049 ns in one run and 1,412 ns against 942 ns in
-  another (the *exec storm* column moves by 2× from run to run with the host's
-  load), so the table of a single run decides neither way.
+- **Exec program against bpftrace's `count()`**: four rows of the same rounds take
+  `exec_btf` apart. `floor_exec_btf` is the hook's dispatch; `floor_event_btf` adds
+  reserving and submitting a record of the exec event's size in a ring buffer,
+  nothing written: the least any tool that streams exec events through a ring buffer
+  pays per exec on this machine; *exec events off* is the count alone (the task's
+  fields by plain loads, the counter's hash lookup and atomic add); *auto* is the
+  count and the event. The count alone stays below bpftrace's `count()` (bpftrace's
+  classic tracepoint also formats the tracepoint's record). The event's transport
+  floor is most of what `exec_btf` costs above the count; the rest of the event is
+  the boot clock read and the copies of `comm` and the file name (the profile splits
+  them). Without the timestamp or the file name the event would not be one, so on
+  this VM `exec_btf` meets the target only as far as the transport floor allows: the
+  table shows where the medians fall. The perf buffer transport costs about twice
+  as much here (*perf buffer* rows); the ring buffer is the default where it exists.
 - **Exec storm against nothing attached**: the *`failures_hook: off`* condition
   shows the syscalls tracepoints' share. With them attached, every syscall of every
   task takes the syscall tracing slow path, not only execve. `failures_hook: auto`
   tries fexit on `__x64_sys_execve` first, which costs only execve; this kernel
   refuses fexit (EPERM, the *fexit* rows), so here the fallback is the tracepoint.
+  The profile puts all of execflow, its user space included, under 1% of the exec
+  storm's time; the workload ratios move by more than that from round to round.
+- **64 B TCP writes against nothing attached**: the profile of the writer and the
+  reader shows the dispatch of the two socket tracepoints (paid by an empty program
+  too), the programs, their hash lookups and the failed-exec tracepoints' syscall
+  tracing; the dispatch floors and the syscall tracing alone exceed the 5% the 0.95
+  target leaves, so no per-flow byte count reaches it on this machine.
 - **Per-CPU exec counters**: one UID exec'ing on both CPUs (the exec storm: two
   workers, one key) does not make `exec_btf` slower than one worker does
   (1,363 ns against 1,447 ns per run, medians of 4 alternating 3 s runs under the
