@@ -12,6 +12,8 @@
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
+#include "exporter/state/state_file.h"
+
 namespace execflow {
 namespace {
 
@@ -75,18 +77,9 @@ Result<TakeRecord> DecodeTakeRecord(std::string_view line) {
 }
 
 Result<std::vector<TakeRecord>> LoadTakeJournal(const std::string& path) {
-  UniqueFd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
-  if (!fd && errno == ENOENT) return std::vector<TakeRecord>{};
-  if (!fd) return Fail("open " + path, errno);
-  std::string text;
-  char buf[65536];
-  for (;;) {
-    const ssize_t n = read(fd.get(), buf, sizeof(buf));
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return Fail("read " + path, errno);
-    if (n == 0) break;
-    text.append(buf, static_cast<size_t>(n));
-  }
+  auto read = ReadStateText(path);
+  if (!read) return std::unexpected(read.error());
+  const std::string text = read->value_or("");
   std::vector<TakeRecord> out;
   size_t line_no = 0;
   for (size_t at = 0; at < text.size();) {

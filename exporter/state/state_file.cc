@@ -97,9 +97,9 @@ Result<SavedTables> DecodeState(const std::string& text) {
   return out;
 }
 
-Result<SavedTables> LoadStateFile(const std::string& path) {
+Result<std::optional<std::string>> ReadStateText(const std::string& path) {
   UniqueFd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
-  if (!fd && errno == ENOENT) return SavedTables{};
+  if (!fd && errno == ENOENT) return std::nullopt;
   if (!fd) return Fail("open " + path, errno);
   std::string text;
   char buf[65536];
@@ -110,7 +110,14 @@ Result<SavedTables> LoadStateFile(const std::string& path) {
     if (n == 0) break;
     text.append(buf, static_cast<size_t>(n));
   }
-  auto tables = DecodeState(text);
+  return text;
+}
+
+Result<SavedTables> LoadStateFile(const std::string& path) {
+  auto text = ReadStateText(path);
+  if (!text) return std::unexpected(text.error());
+  if (!*text) return SavedTables{};
+  auto tables = DecodeState(**text);
   if (!tables) return Fail(path + ": " + tables.error().message);
   return tables;
 }

@@ -3,6 +3,7 @@
 #include <cstdint>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <string>
 
 #include "exporter/bpf/result.h"
@@ -18,6 +19,8 @@ using SavedTables = std::map<std::string, SeriesTableState>;
 std::string EncodeState(const SavedTables& tables);
 Result<SavedTables> DecodeState(const std::string& text);
 
+// The whole text of `path` (not followed if a symlink); nullopt if it is absent.
+Result<std::optional<std::string>> ReadStateText(const std::string& path);
 // Reads `path`: an absent file is an empty state, not an error.
 Result<SavedTables> LoadStateFile(const std::string& path);
 // Replaces `path` atomically (a temporary file beside it, fsync, rename,
