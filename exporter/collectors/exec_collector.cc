@@ -237,6 +237,8 @@ Result<std::unique_ptr<ExecCollector>> ExecCollector::Start(const Config& config
                                                   "exec_failures", sizeof(exec_failure_key),
                                                   sizeof(__u64), ec.max_failure_keys);
   }
+  c->state_.Keep<exec_key>("exec_execs", &c->tables_.execs, c->counts_.get(), 0);
+  c->state_.Keep<exec_failure_key>("exec_failures", &c->tables_.failures, c->failures_.get(), 0);
   if (ev.enabled) {
     if (auto ok = c->StartConsumer(ev, transport, buffer_bytes); !ok) return std::unexpected(ok.error());
   }
@@ -297,9 +299,9 @@ std::vector<prometheus::MetricFamily> ExecCollector::Collect(int* errors) const 
   ExecScrape scrape;
   {
     std::lock_guard lock(mu_);
-    src.journal = journal_.get();
+    src.journal = state_.journal();
     scrape = ScrapeExec(src, &tables_, errors);
-    SaveState();
+    state_.Save();
   }
   auto out = ExecFamilies(scrape);
   AppendProgramFamilies(programs_, &out);
@@ -308,53 +310,7 @@ std::vector<prometheus::MetricFamily> ExecCollector::Collect(int* errors) const 
 
 void ExecCollector::KeepState(std::shared_ptr<StateFile> file, const SavedTables* seed) {
   std::lock_guard lock(mu_);
-  state_ = std::move(file);
-  uint64_t saved_execs = 0, saved_failures = 0;  // the journal's takes each table holds
-  auto import = [&](const char* name, auto* table, uint64_t* saved_seq) {
-    auto it = seed ? seed->find(name) : SavedTables::const_iterator();
-    if (!seed || it == seed->end()) return;
-    if (table->ImportState(it->second)) {
-      *saved_seq = it->second.taken;
-      spdlog::info("exec: {} series of {} seeded from the state file", it->second.series.size(), name);
-    } else {
-      spdlog::warn("exec: the state file's {} has other labels (exec.labels changed): not seeded", name);
-    }
-  };
-  import("exec_execs", &tables_.execs, &saved_execs);
-  import("exec_failures", &tables_.failures, &saved_failures);
-  std::vector<const MapReader*> maps = {counts_.get()};
-  if (failures_) maps.push_back(failures_.get());
-  auto resumed = ResumeJournal(TakeJournalPath(state_->path(), name_), seed != nullptr,
-                               std::max(saved_execs, saved_failures), maps);
-  journal_ = std::move(resumed.journal);
-  for (const FinishedTake& t : resumed.takes) {
-    if (t.values.size() != 1 || !t.values[0]) continue;
-    if (t.map == counts_->Name() && t.key.size() == sizeof(exec_key) && t.seq > saved_execs) {
-      exec_key key;
-      std::memcpy(&key, t.key.data(), sizeof(key));
-      tables_.execs.Closed(key, t.values[0]);
-    } else if (failures_ && t.map == failures_->Name() && t.key.size() == sizeof(exec_failure_key) &&
-               t.seq > saved_failures) {
-      exec_failure_key key;
-      std::memcpy(&key, t.key.data(), sizeof(key));
-      tables_.failures.Closed(key, t.values[0]);
-    }
-  }
-  SaveState();
-}
-
-void ExecCollector::SaveState() const {
-  if (!state_) return;
-  const uint64_t changes = tables_.execs.changes() + tables_.failures.changes();
-  if (changes == saved_changes_) return;
-  saved_changes_ = changes;
-  // Under mu_, so the file has this state before the scrape showing it is served.
-  SeriesTableState execs = tables_.execs.ExportState(), failures = tables_.failures.ExportState();
-  execs.taken = failures.taken = journal_ ? journal_->last_seq() : 0;
-  const bool saved = state_->Save("exec_execs", tables_.execs.changes(), std::move(execs));
-  if (state_->Save("exec_failures", tables_.failures.changes(), std::move(failures)) && saved && journal_) {
-    journal_->Clear();
-  }
+  state_.Start(std::move(file), seed, name_);
 }
 
 Result<void> ExecCollector::Ready() const {

@@ -22,7 +22,7 @@
 #include "exporter/events/event_log.h"
 #include "exporter/metrics/families.h"
 #include "exporter/metrics/series_table.h"
-#include "exporter/state/journal.h"
+#include "exporter/state/keeper.h"
 #include "exporter/workloads/resolver.h"
 
 struct exec_bpf;
@@ -119,8 +119,6 @@ class ExecCollector final : public Collector {
   ExecCollector(const Config& config, std::shared_ptr<WorkloadResolver> workloads);
   Result<void> StartConsumer(const EventsConfig& events, Transport transport, uint32_t buffer_bytes);
   void OnEvent(const void* data, size_t size);
-  // Hands the tables' states to state_ if they changed. Called under mu_.
-  void SaveState() const;
 
   const std::string name_ = "exec";
   SkelPtr<exec_bpf> skel_;
@@ -134,9 +132,7 @@ class ExecCollector final : public Collector {
   std::shared_ptr<WorkloadResolver> workloads_;
   mutable std::mutex mu_;  // guards tables_
   mutable ExecTables tables_;
-  std::shared_ptr<StateFile> state_;             // null: no state file
-  std::unique_ptr<TakeJournal> journal_;         // guarded by mu_; null: no state file
-  mutable uint64_t saved_changes_ = UINT64_MAX;  // guarded by mu_: tables' changes() when last saved
+  mutable StateKeeper state_;  // guarded by mu_: both tables in bpf.state_file
   std::unique_ptr<EventConsumer> consumer_;
   EventLog log_;
   std::shared_ptr<spdlog::logger> sink_;

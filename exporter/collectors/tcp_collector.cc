@@ -10,7 +10,6 @@
 #include "exporter/bpf/loader.h"
 #include "exporter/metrics/families.h"
 #include "exporter/metrics/histogram.h"
-#include "exporter/state/journal.h"
 #include "tcp.skel.h"
 
 namespace execflow {
@@ -153,6 +152,8 @@ Result<std::unique_ptr<TcpCollector>> TcpCollector::Start(const TcpConfig& confi
 
   c->flows_ = std::make_unique<BpfMapReader>(bpf_map__fd(c->skel_->maps.tcp_flows), "tcp_flows",
                                              sizeof(tcp_flow_key), sizeof(tcp_flow_bytes), config.max_flows);
+  c->state_.Keep<tcp_flow_key>("tcp_sent", &c->table_, c->flows_.get(), offsetof(tcp_flow_bytes, sent) / 8);
+  c->state_.Keep<tcp_flow_key>("tcp_received", &c->received_, c->flows_.get(), offsetof(tcp_flow_bytes, received) / 8);
   auto consumer = EventConsumer::Start(
       {transport, bpf_map__fd(c->skel_->maps.tcp_closed), bpf_map__fd(c->skel_->maps.tcp_closed_perf),
        TCP_DEFAULT_CLOSED_RINGBUF_BYTES, "tcp close notices"},
@@ -166,51 +167,13 @@ TcpCollector::~TcpCollector() {
   consumer_.reset();
   // Flows closed since the last scrape: their totals are out of the map.
   std::lock_guard lock(mu_);
-  SaveState();
+  state_.Save();
   links_.clear();
 }
 
 void TcpCollector::KeepState(std::shared_ptr<StateFile> file, const SavedTables* seed) {
   std::lock_guard lock(mu_);
-  state_ = std::move(file);
-  uint64_t saved_seq[2] = {0, 0};  // the journal's takes each table holds
-  const std::pair<const char*, FlowTable*> tables[2] = {{"tcp_sent", &table_}, {"tcp_received", &received_}};
-  for (int i = 0; seed && i < 2; ++i) {
-    auto [name, table] = tables[i];
-    auto it = seed->find(name);
-    if (it == seed->end()) continue;
-    if (table->ImportState(it->second)) {
-      saved_seq[i] = it->second.taken;
-      spdlog::info("tcp: {} series of {} seeded from the state file", it->second.series.size(), name);
-    } else {
-      spdlog::warn("tcp: the state file's {} has other labels (tcp.labels changed): not seeded", name);
-    }
-  }
-  auto resumed = ResumeJournal(TakeJournalPath(state_->path(), name_), seed != nullptr,
-                               std::max(saved_seq[0], saved_seq[1]), {flows_.get()});
-  journal_ = std::move(resumed.journal);
-  for (const FinishedTake& t : resumed.takes) {
-    if (t.map != flows_->Name() || t.key.size() != sizeof(tcp_flow_key) || t.values.size() != 2) continue;
-    tcp_flow_key key;
-    std::memcpy(&key, t.key.data(), sizeof(key));
-    if (t.seq > saved_seq[0] && t.values[0]) table_.Closed(key, t.values[0]);
-    if (t.seq > saved_seq[1] && t.values[1]) received_.Closed(key, t.values[1]);
-  }
-  SaveState();
-}
-
-void TcpCollector::SaveState() const {
-  if (!state_) return;
-  const uint64_t changes = table_.changes() + received_.changes();
-  if (changes == saved_changes_) return;
-  saved_changes_ = changes;
-  // Under mu_, so the file has this state before the scrape showing it is served.
-  SeriesTableState sent = table_.ExportState(), received = received_.ExportState();
-  sent.taken = received.taken = journal_ ? journal_->last_seq() : 0;
-  const bool saved = state_->Save("tcp_sent", table_.changes(), std::move(sent));
-  if (state_->Save("tcp_received", received_.changes(), std::move(received)) && saved && journal_) {
-    journal_->Clear();
-  }
+  state_.Start(std::move(file), seed, name_);
 }
 
 void TcpCollector::OnClose(const void* data, size_t size) {
@@ -224,12 +187,11 @@ void TcpCollector::OnClose(const void* data, size_t size) {
   // (microseconds after its RST) would be lost; later sends re-create the
   // entry and notify again. Journaled: the state file gets the total at the
   // next scrape.
-  if (journal_ ? journal_->Take(*flows_, &e.key, &bytes) : flows_->Take(&e.key, &bytes)) {
+  if (state_.Take(*flows_, &e.key, &bytes)) {
     if (bytes.sent) table_.Closed(e.key, bytes.sent);
     if (bytes.received) received_.Closed(e.key, bytes.received);
     ++flows_closed_;
-    // Between scrapes, a storm of closes is saved every few thousand.
-    if (journal_ && journal_->records() >= kJournalRecordsBeforeSave) SaveState();
+    state_.SaveIfJournalLong();
   }
 }
 
@@ -283,7 +245,7 @@ std::vector<prometheus::MetricFamily> TcpCollector::Collect(int* errors) const {
       ++*errors;
       spdlog::debug("collect tcp: {}", n.error().message);
     }
-    SaveState();
+    state_.Save();
     s.folded_flows = table_.folded_flows();
     flows = table_.Snapshot();
     received = received_.Snapshot();

@@ -15,7 +15,7 @@
 #include "exporter/collectors/collector.h"
 #include "exporter/config/config.h"
 #include "exporter/metrics/flows.h"
-#include "exporter/state/journal.h"
+#include "exporter/state/keeper.h"
 
 struct tcp_bpf;
 
@@ -69,8 +69,6 @@ class TcpCollector final : public Collector {
   // returns the kretprobe missed, and counts them. Called under mu_.
   // Deletes the entries of exited threads from an in-flight map; returns how many.
   uint64_t SweepInflight(bpf_map* args) const;
-  // Hands the tables' states to state_ if they changed. Called under mu_.
-  void SaveState() const;
 
   const std::string name_ = "tcp";
   SkelPtr<tcp_bpf> skel_;
@@ -90,10 +88,7 @@ class TcpCollector final : public Collector {
   uint64_t flows_closed_ = 0;  // guarded by mu_
   mutable uint64_t inflight_swept_ = 0;       // guarded by mu_
   mutable uint64_t recv_inflight_swept_ = 0;  // guarded by mu_
-  std::shared_ptr<StateFile> state_;           // null: no state file
-  std::unique_ptr<TakeJournal> journal_;       // guarded by mu_; null: no state file
-  static constexpr size_t kJournalRecordsBeforeSave = 8192;
-  mutable uint64_t saved_changes_ = UINT64_MAX;  // guarded by mu_: tables' changes() when last saved
+  mutable StateKeeper state_;  // guarded by mu_: both tables in bpf.state_file
   std::unique_ptr<EventConsumer> consumer_;
 };
 

@@ -207,18 +207,10 @@ Section::Handler SubsetOf(std::vector<std::string>* out, std::vector<std::string
   };
 }
 
-Section::Handler PinPath(std::string* out) {
-  return [out](const YAML::Node& n) -> Result<void> {
-    auto p = ParsePinPath(n.IsScalar() ? n.Scalar() : "");
-    if (!p) return std::unexpected(p.error());
-    *out = *p;
-    return {};
-  };
-}
-
-Section::Handler StateFilePath(std::string* out) {
-  return [out](const YAML::Node& n) -> Result<void> {
-    auto p = ParseStateFile(n.IsScalar() ? n.Scalar() : "");
+// A scalar checked by `parse` (ParsePinPath, ParseStateFile).
+Section::Handler Parsed(std::string* out, Result<std::string> (*parse)(std::string_view)) {
+  return [out, parse](const YAML::Node& n) -> Result<void> {
+    auto p = parse(n.IsScalar() ? n.Scalar() : "");
     if (!p) return std::unexpected(p.error());
     *out = *p;
     return {};
@@ -532,8 +524,8 @@ Result<Config> ParseConfig(std::string_view yaml, const std::string& file_name) 
   workloads.On("cgroup_root", OptionalString(&c.workloads.cgroup_root))
       .On("kubelet_log_dir", String(&c.workloads.kubelet_log_dir));
   Section bpf(f, "bpf");
-  bpf.On("run_time_stats", Bool(&c.bpf.run_time_stats)).On("pin_path", PinPath(&c.bpf.pin_path))
-      .On("state_file", StateFilePath(&c.bpf.state_file));
+  bpf.On("run_time_stats", Bool(&c.bpf.run_time_stats)).On("pin_path", Parsed(&c.bpf.pin_path, ParsePinPath))
+      .On("state_file", Parsed(&c.bpf.state_file, ParseStateFile));
   Section top(f, "");
   top.On("exec", Nested(exec))
       .On("events", Nested(events))

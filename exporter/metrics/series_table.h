@@ -241,17 +241,7 @@ class SeriesTable {
       if (auto it = by_labels_.find(id); it != by_labels_.end()) {
         i = it->second;
       } else {
-        if (!free_series_.empty()) {
-          i = free_series_.back();
-          free_series_.pop_back();
-        } else {
-          i = static_cast<uint32_t>(series_.size());
-          series_.emplace_back();
-        }
-        series_[i] = Series{};
-        series_[i].labels = &arena_->lists.emplace_back(in.labels);
-        by_labels_.emplace(std::move(id), i);
-        ++count_;
+        i = AddSeries(std::move(id), in.labels);
         // Series without live keys have their own room, as they had.
         series_[i].retained = !in.live;
         if (!in.live) ++retained_;
@@ -430,8 +420,13 @@ class SeriesTable {
     std::string id = IdOf(l.labels);
     if (auto it = by_labels_.find(id); it != by_labels_.end()) return it->second;
     if (count_ - retained_ >= max_series_) return kOther;  // retained series have their own room
+    return AddSeries(std::move(id), std::move(l.labels));
+  }
+
+  // A new series of these labels (`id`: IdOf them).
+  uint32_t AddSeries(std::string id, SeriesLabelList labels) {
     const uint32_t i = Allocate(series_, free_series_);
-    series_[i].labels = &arena_->lists.emplace_back(std::move(l.labels));
+    series_[i].labels = &arena_->lists.emplace_back(std::move(labels));
     by_labels_.emplace(std::move(id), i);
     ++count_;
     ++generation_;

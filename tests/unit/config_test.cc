@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <fstream>
+#include "tests/unit/scratch_dir.h"
 
 namespace execflow {
 namespace {
@@ -281,18 +282,13 @@ TEST(Config, ShownQuotesEscapesAndTruncates) {
 // A scratch directory, removed with what it holds.
 class ConfigFiles : public ::testing::Test {
  protected:
-  void SetUp() override {
-    char tmpl[] = "/tmp/execflow-config-test-XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
-  }
-  void TearDown() override { std::system(("rm -rf " + dir_).c_str()); }
   std::string Write(const std::string& name, const std::string& text) {
     const std::string path = dir_ + "/" + name;
     std::ofstream(path) << text;
     return path;
   }
-  std::string dir_;
+  ScratchDir scratch_{"execflow-config-test"};
+  const std::string dir_ = scratch_.path();
 };
 
 TEST_F(ConfigFiles, ADirectoryIsNotAConfig) {

@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <string>
+#include "tests/unit/scratch_dir.h"
 
 namespace execflow {
 namespace {
@@ -19,16 +20,11 @@ mode_t ModeOf(const std::string& path) {
 class EventFile : public ::testing::Test {
  protected:
   void SetUp() override {
-    char tmpl[] = "/tmp/execflow-events-test-XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
     old_umask_ = umask(0);  // the worst case: files would be 0666, folders 0777
   }
-  void TearDown() override {
-    umask(old_umask_);
-    std::system(("rm -rf " + dir_).c_str());
-  }
-  std::string dir_;
+  void TearDown() override { umask(old_umask_); }
+  ScratchDir scratch_{"execflow-events-test"};
+  const std::string dir_ = scratch_.path();
   mode_t old_umask_ = 022;
 };
 

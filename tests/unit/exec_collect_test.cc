@@ -7,6 +7,7 @@
 #include "tests/unit/tick_clock.h"
 #include "exporter/collectors/exec_collector.h"
 #include "tests/unit/fake_map_reader.h"
+#include "tests/unit/scratch_dir.h"
 
 namespace execflow {
 namespace {
@@ -138,16 +139,14 @@ TEST(CollectExec, KeysOfGoneCgroupsLeaveTheMapAndTheirTotalsStay) {
   EXPECT_EQ(FindSample(CollectExec(src, &f.tables, &errors), "execflow_execs_total", nginx)->counter.value, 30);
   gone.insert(10);
   // Journaled (bpf.state_file): each take is recorded before and after the kernel's.
-  char dir[] = "/tmp/execflow_exec_journal_XXXXXX";
-  ASSERT_NE(mkdtemp(dir), nullptr);
-  const std::string path = TakeJournalPath(std::string(dir) + "/state.json", "exec");
+  ScratchDir dir("execflow_exec_journal");
+  const std::string path = TakeJournalPath(dir.path() + "/state.json", "exec");
   auto journal = TakeJournal::Open(path, 0);
   ASSERT_TRUE(journal) << journal.error().message;
   src.journal = journal->get();
   auto fams = CollectExec(src, &f.tables, &errors);
   EXPECT_EQ(FindSample(fams, "execflow_execs_total", nginx)->counter.value, 30) << "final total, once more";
   auto records = LoadTakeJournal(path);
-  std::filesystem::remove_all(dir);
   ASSERT_TRUE(records) << records.error().message;
   ASSERT_EQ(records->size(), 4u);
   std::vector<std::tuple<uint64_t, std::string, std::vector<uint64_t>, bool>> got;

@@ -13,6 +13,7 @@
 
 #include "exporter/metrics/families.h"
 #include "tests/unit/http_client.h"
+#include "tests/unit/scratch_dir.h"
 
 namespace execflow {
 namespace {
@@ -405,18 +406,12 @@ TEST(ListenAddress, TranslatesToCivetwebSyntax) {
 // A web config file in a scratch directory, replaced (new inode) to change it.
 class WebConfigFile : public ::testing::Test {
  protected:
-  void SetUp() override {
-    char tmpl[] = "/tmp/execflow-web-test-XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
-    path_ = dir_ + "/web.yml";
-  }
-  void TearDown() override { std::system(("rm -rf " + dir_).c_str()); }
   void Write(const std::string& text) {
     std::ofstream(path_ + ".new") << text;
     ASSERT_EQ(rename((path_ + ".new").c_str(), path_.c_str()), 0);
   }
-  std::string dir_, path_;
+  ScratchDir scratch_{"execflow-web-test"};
+  const std::string dir_ = scratch_.path(), path_ = dir_ + "/web.yml";
 };
 
 const std::string kGood = "Authorization: Basic cHJvbWV0aGV1czpzM2NyZXQ=";  // prometheus:s3cret

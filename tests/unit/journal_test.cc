@@ -11,6 +11,7 @@
 #include "exporter/metrics/flows.h"
 #include "tests/unit/fake_map_reader.h"
 #include "tests/unit/tick_clock.h"
+#include "tests/unit/scratch_dir.h"
 
 namespace execflow {
 namespace {
@@ -37,13 +38,6 @@ std::string Bytes(const tcp_flow_key& k) { return std::string(reinterpret_cast<c
 
 class JournalTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    char tmpl[] = "/tmp/execflow_journal_XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
-    path_ = TakeJournalPath(dir_ + "/state.json", "tcp");
-  }
-  void TearDown() override { std::filesystem::remove_all(dir_); }
   std::string Read() const {
     std::ifstream in(path_);
     return std::string(std::istreambuf_iterator<char>(in), {});
@@ -52,7 +46,8 @@ class JournalTest : public ::testing::Test {
     std::ofstream out(path_);
     for (const auto& r : records) out << EncodeTakeRecord(r);
   }
-  std::string dir_, path_;
+  ScratchDir scratch_{"execflow_journal"};
+  const std::string dir_ = scratch_.path(), path_ = TakeJournalPath(dir_ + "/state.json", "tcp");
 };
 
 TEST(TakeRecord, EncodesOneJsonLineAndDecodesBack) {

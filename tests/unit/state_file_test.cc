@@ -7,24 +7,19 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include "tests/unit/scratch_dir.h"
 
 namespace execflow {
 namespace {
 
 class StateFileTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    char tmpl[] = "/tmp/execflow_state_XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
-    path_ = dir_ + "/run/state.json";
-  }
-  void TearDown() override { std::filesystem::remove_all(dir_); }
   void Write(const std::string& text) {
     ASSERT_TRUE(MakeStateDir(path_));
     std::ofstream(path_) << text;
   }
-  std::string dir_, path_;
+  ScratchDir scratch_{"execflow_state"};
+  const std::string dir_ = scratch_.path(), path_ = dir_ + "/run/state.json";
 };
 
 SavedTables Sample() {

@@ -1,0 +1,71 @@
+#pragma once
+
+#include <cstdint>
+#include <cstring>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "exporter/bpf/map_reader.h"
+#include "exporter/state/journal.h"
+#include "exporter/state/state_file.h"
+
+namespace execflow {
+
+// What a collector keeps in bpf.state_file: its series tables, and the
+// journal of what it takes out of its kernel maps between two saves (see
+// TakeJournal). Not thread-safe: the collector calls it under its lock.
+class StateKeeper {
+ public:
+  // Keeps `table` under `name` in the file; the takes of `map` (null: none)
+  // replay into it with the u64 field `field` of their values. Key: the
+  // map's key type, which the table's Closed() takes.
+  template <typename Key, typename Table>
+  void Keep(std::string name, Table* table, const MapReader* map, size_t field) {
+    kept_.push_back({std::move(name), map, field,
+                     [table] { return table->ExportState(); }, [table] { return table->changes(); },
+                     [table](const SeriesTableState& s) { return table->ImportState(s); },
+                     [table](const std::string& key, uint64_t value) {
+                       Key k;
+                       std::memcpy(&k, key.data(), sizeof(k));
+                       table->Closed(k, value);
+                     },
+                     sizeof(Key)});
+  }
+
+  // Collector::KeepState: seeds the tables with what the last process saved
+  // (null: its BPF state was not adopted), replays the takes it journaled
+  // after, and saves.
+  void Start(std::shared_ptr<StateFile> file, const SavedTables* seed, const std::string& collector);
+  // Hands the tables' states to the file if they changed; empties the
+  // journal once the file holds them.
+  void Save();
+  // Saves now if the journal grew long since the last save (a storm of closes between scrapes).
+  void SaveIfJournalLong();
+  // map.Take(), journaled when the file is kept.
+  Result<void> Take(const MapReader& map, const void* key, void* value) {
+    return journal_ ? journal_->Take(map, key, value) : map.Take(key, value);
+  }
+  TakeJournal* journal() const { return journal_.get(); }
+
+ private:
+  static constexpr size_t kJournalRecordsBeforeSave = 8192;  // 4,096 takes
+  struct Kept {
+    std::string name;
+    const MapReader* map;
+    size_t field;
+    std::function<SeriesTableState()> export_state;
+    std::function<uint64_t()> changes;
+    std::function<bool(const SeriesTableState&)> import_state;
+    std::function<void(const std::string& key, uint64_t value)> closed;
+    size_t key_size;
+    uint64_t saved_seq = 0;  // the journal's takes the seeded state holds
+  };
+  std::vector<Kept> kept_;
+  std::shared_ptr<StateFile> file_;  // null: no state file
+  std::unique_ptr<TakeJournal> journal_;
+  uint64_t saved_changes_ = UINT64_MAX;  // the tables' changes() when last saved
+};
+
+}  // namespace execflow
