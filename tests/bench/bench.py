@@ -41,6 +41,8 @@ import tempfile
 import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.join(REPO, "tests", "e2e"))
+import e2e_lib as lib  # noqa: E402
 SKIP = 77
 PROCS = []  # every child we start, so that an error or timeout still stops it
 
@@ -498,33 +500,16 @@ def bpftool_progs():
     return {p["id"]: p for p in json.loads(r.stdout)}
 
 
-def prog_ids_of(pid):
-    """The ids of the BPF programs process `pid` holds (its fds' fdinfo): other
-    processes on a shared machine load programs of the same names."""
-    ids = set()
-    d = f"/proc/{pid}/fdinfo"
-    for fd in os.listdir(d):
-        try:
-            with open(os.path.join(d, fd)) as f:
-                ids.update(int(l.split()[1]) for l in f if l.startswith("prog_id:"))
-        except OSError:
-            pass  # closed meanwhile
-    return ids
+prog_ids_of = lib.bpf_prog_ids
 
 
 def prog_sizes(load, ids):
     """{id: what the verifier and the JIT made of it} (execflow_bench_load proginfo)."""
-    if not ids:
-        return {}
-    r = subprocess.run([load, "proginfo"] + [str(i) for i in ids], capture_output=True, text=True,
-                       timeout=60)
-    if r.returncode != 0:
-        raise Failure(f"proginfo: {r.stderr.strip()}")
-    out = {}
-    for line in r.stdout.splitlines():
-        f = {k: int(v) for k, v in (kv.split("=") for kv in line.split())}
-        out[f["id"]] = {"insns": f["verified_insns"] or None, "xlated": f["xlated"], "jited": f["jited"]}
-    return out
+    try:
+        sizes = lib.bpf_prog_sizes(load, ids)
+    except RuntimeError as e:
+        raise Failure(str(e)) from None
+    return {i: {"insns": n or None, "xlated": x, "jited": j} for i, (n, x, j) in sizes.items()}
 
 
 # execflow's hook modes, each measured on its own exporter. The fexit rows

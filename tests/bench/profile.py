@@ -20,9 +20,10 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+sys.path.insert(0, os.path.join(REPO, "tests", "e2e"))
+import e2e_lib as lib  # noqa: E402
 WORKLOADS = [
     ("exec storm (fork+exec /bin/true, 2 workers)", ["exec", "{seconds}", "2"]),
     ("TCP 64 B writes (writer and reader)", ["tcp", "{seconds}", "64"]),
@@ -88,22 +89,12 @@ def profile(perf_script):
 
 
 def start_exporter(build, tmp):
+    """The exporter with config/execflow.yaml, unpinned; (process, address)."""
     text = open(os.path.join(REPO, "config", "execflow.yaml")).read()
-    text = text.replace("pin_path: /sys/fs/bpf/execflow", 'pin_path: "off"')
     config = os.path.join(tmp, "execflow.yaml")
     with open(config, "w") as f:
-        f.write(text)
-    log = open(os.path.join(tmp, "exporter.log"), "wb")
-    p = subprocess.Popen([os.path.join(build, "execflow_exporter"), f"--config.file={config}",
-                          "--web.listen-address=127.0.0.1:19557"], stdout=log, stderr=subprocess.STDOUT)
-    for _ in range(100):
-        try:
-            urllib.request.urlopen("http://127.0.0.1:19557/readyz", timeout=1)
-            return p
-        except OSError:
-            time.sleep(0.2)
-    p.kill()
-    sys.exit(f"the exporter did not start: see {log.name}")
+        f.write(text.replace("pin_path: /sys/fs/bpf/execflow", 'pin_path: "off"'))
+    return lib.start_exporter(os.path.join(build, "execflow_exporter"), tmp, config)
 
 
 def main():
@@ -118,7 +109,7 @@ def main():
     print(f"_Profiled {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} at revision `{rev}` by "
           f"`tests/bench/profile.py --seconds {a.seconds}` (`perf record -a -g -F 2999 -e cpu-clock`)._\n")
     with tempfile.TemporaryDirectory(prefix="execflow-profile-") as tmp:
-        exporter = start_exporter(a.build, tmp)
+        exporter, _ = start_exporter(a.build, tmp)
         try:
             for title, argv in WORKLOADS:
                 data = os.path.join(tmp, "perf.data")
@@ -135,8 +126,7 @@ def main():
                 ours = sum(cats.values()) + user
                 print(f"| **all of execflow** | **{100 * ours / total:.2f}%** |\n")
         finally:
-            exporter.terminate()
-            exporter.wait(timeout=20)
+            exporter.stop()
 
 
 if __name__ == "__main__":

@@ -100,6 +100,37 @@ class Results:
         return 1 if self.failed else 0
 
 
+def bpf_prog_ids(pid):
+    """The ids of the BPF programs process `pid` holds (its fds' fdinfo): other
+    processes on a shared machine load programs of the same names."""
+    ids = set()
+    d = f"/proc/{pid}/fdinfo"
+    for fd in os.listdir(d):
+        try:
+            with open(os.path.join(d, fd)) as f:
+                ids.update(int(l.split()[1]) for l in f if l.startswith("prog_id:"))
+        except OSError:
+            pass  # closed meanwhile
+    return ids
+
+
+def bpf_prog_sizes(proginfo, ids):
+    """{id: (verified insns, xlated bytes, jited bytes)} of these programs, from
+    `execflow_bench_load proginfo` (the binary `proginfo`); verified insns is 0 before
+    5.16, which does not report it. Raises RuntimeError if it fails."""
+    if not ids:
+        return {}
+    r = subprocess.run([proginfo, "proginfo", *map(str, sorted(ids))], capture_output=True, text=True,
+                       timeout=60)
+    if r.returncode != 0:
+        raise RuntimeError(f"proginfo: {r.stderr.strip()}")
+    out = {}
+    for line in r.stdout.splitlines():
+        f = {k: int(v) for k, v in (kv.split("=") for kv in line.split())}
+        out[f["id"]] = (f["verified_insns"], f["xlated"], f["jited"])
+    return out
+
+
 def skip_or_fail(reason):
     """A prerequisite is missing: fail under CI=true, otherwise skip."""
     if os.environ.get("CI") == "true":

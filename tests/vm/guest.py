@@ -264,23 +264,12 @@ def program_sizes(plan, pid):
     (`execflow_bench_load proginfo`, which reads them as bpftool would; Debian's bpftool
     does not print the count). Under emulation these are the comparable cost of a mode,
     not the run time."""
-    ids = set()
-    for fd in os.listdir(f"/proc/{pid}/fdinfo"):
-        try:
-            with open(f"/proc/{pid}/fdinfo/{fd}") as f:
-                ids.update(int(line.split()[1]) for line in f if line.startswith("prog_id:"))
-        except OSError:
-            continue
-    r = subprocess.run([plan["proginfo"], "proginfo", *map(str, sorted(ids))], capture_output=True, text=True)
-    info = {}
-    for line in r.stdout.splitlines():
-        f = {k: int(v) for k, v in (kv.split("=") for kv in line.split())}
-        info[f["id"]] = [f["verified_insns"], f["xlated"], f["jited"]]
+    info = lib.bpf_prog_sizes(plan["proginfo"], lib.bpf_prog_ids(pid))
     out = {}
     for i in sorted(info):
         shown = subprocess.run(["bpftool", "-j", "prog", "show", "id", str(i)], capture_output=True, text=True)
         if shown.returncode == 0:
-            out[json.loads(shown.stdout)["name"]] = info[i]
+            out[json.loads(shown.stdout)["name"]] = list(info[i])
     return out
 
 
