@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "exporter/bpf/handles.h"
+#include "exporter/http/request_head.h"
 #include "exporter/http/systemd_socket.h"
 #include "exporter/metrics/families.h"
 
@@ -93,13 +94,21 @@ struct Reply {
   bool close = false;
 };
 
+// Set while CloseWithoutReadingBody() calls mg_send_http_error(), so that
+// HttpError() leaves that call to civetweb.
+thread_local bool t_marking_close = false;
+
 // civetweb reads and drops an unread request body before it reuses or
 // closes the connection, for as long as the client keeps sending it: a body
 // trickled a byte at a time would hold a worker for hours. mg_send_http_error()
 // is the public call that marks a connection to be closed without that; with
 // our response already out, its own (bodiless, for a 304) is refused, so all
 // it does is mark the connection.
-void CloseWithoutReadingBody(mg_connection* conn) { mg_send_http_error(conn, 304, "%s", ""); }
+void CloseWithoutReadingBody(mg_connection* conn) {
+  t_marking_close = true;
+  mg_send_http_error(conn, 304, "%s", "");
+  t_marking_close = false;
+}
 
 void Send(mg_connection* conn, const Reply& r, bool head) {
   mg_response_header_start(conn, r.status);
@@ -122,6 +131,19 @@ int BeginRequest(mg_connection* conn) {
   // serve anything unauthenticated.
   Send(conn, {503, kText, "starting\n", {{"Retry-After", "1"}}, true}, false);
   return 503;
+}
+
+// civetweb's answer to a request it could not parse starts "HTTP/" followed
+// by whatever the client sent as its version (CR and LF included) and quotes
+// it in the body. This one is fixed text; civetweb closes the connection after
+// it (it does so after any request it could not parse).
+int HttpError(mg_connection* conn, int status, const char*) {
+  if (t_marking_close) return 1;
+  const mg_request_info* ri = mg_get_request_info(conn);
+  const std::string answer =
+      AnswerToUnparsedRequest(status, ri && ri->http_version ? ri->http_version : "");
+  mg_write(conn, answer.data(), answer.size());
+  return 0;
 }
 
 void ConnectionClose(const mg_connection* conn) {
@@ -157,6 +179,7 @@ const CivetCallbacks& Callbacks() {
     CivetCallbacks c{};
     c.begin_request = BeginRequest;
     c.connection_close = ConnectionClose;
+    c.http_error = HttpError;
     c.init_ssl = InitSsl;
     c.init_context = InitContext;
     c.init_thread = InitThread;
@@ -514,12 +537,23 @@ int HttpServer::HandleRequest(mg_connection* conn) {
   const std::string_view method = ri->request_method ? ri->request_method : "";
   const std::string path = ri->local_uri ? ri->local_uri : "";
   const bool head = method == "HEAD";
-  const bool has_body = ri->content_length > 0 || mg_get_header(conn, "Transfer-Encoding") != nullptr;
   auto reply = [&](Reply r) {
-    r.close = r.close || has_body;
     Send(conn, r, head);
     return r.status;
   };
+  // Before anything else: a request that may hide another one in its body
+  // is answered once and its connection closed, unread.
+  std::vector<HeaderField> headers;
+  headers.reserve(static_cast<size_t>(std::max(ri->num_headers, 0)));
+  for (int i = 0; i < ri->num_headers; ++i) {
+    headers.push_back({ri->http_headers[i].name ? ri->http_headers[i].name : "",
+                       ri->http_headers[i].value ? ri->http_headers[i].value : ""});
+  }
+  if (const HeadProblem p = CheckRequestHead(ri->http_version ? ri->http_version : "", headers);
+      p != HeadProblem::kNone) {
+    return reply({400, kText, p == HeadProblem::kBody ? "no endpoint takes a request body\n" : "bad request\n",
+                  {}, true});
+  }
   const bool known = path == telemetry_path_ || routes_.count(path) > 0;
 
   // Probes answer without credentials and before any limit: they reveal
@@ -551,7 +585,6 @@ int HttpServer::HandleRequest(mg_connection* conn) {
   if (!head && method != "GET") {
     return reply({405, kText, "method not allowed\n", {{"Allow", kAllow}}});
   }
-  if (has_body) return reply({400, kText, "no endpoint takes a request body\n", {}});
   if (path == telemetry_path_) {
     if (!head) return 0;  // prometheus-cpp serves GET
     // HEAD: the headers of a scrape, without collecting one.
