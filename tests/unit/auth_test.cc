@@ -1,4 +1,5 @@
 #include "exporter/http/auth.h"
+#include "exporter/config/config.h"
 
 #include <crypt.h>
 #include <gtest/gtest.h>
@@ -85,6 +86,30 @@ TEST(TokenBucket, RefillsAtItsRateUpToTheBurst) {
   EXPECT_TRUE(b.Take(t0 + 10s));
   EXPECT_TRUE(b.Take(t0 + 10s));
   EXPECT_FALSE(b.Take(t0 + 10s));
+}
+
+// A hash's cost is the log2 of its rounds, and every check (and the dummy
+// hash made at start-up and at each reload of the web config) pays it: 31 is
+// a valid bcrypt cost that would hang both.
+TEST(BasicAuth, ABcryptCostAboveHtpasswdsMaximumIsAConfigError) {
+  const std::string salt_and_hash(53, 'a');
+  auto config = [&](const std::string& cost) {
+    return ParseWebConfig("basic_auth_users:\n  alice: $2y$" + cost + "$" + salt_and_hash + "\n",
+                          "/etc/execflow/web.yml");
+  };
+  for (const char* cost : {"31", "18"}) {
+    auto w = config(cost);
+    ASSERT_FALSE(w.has_value()) << cost;
+    EXPECT_EQ(w.error().message,
+              std::string("/etc/execflow/web.yml:2: basic_auth_users: user 'alice': bcrypt cost ") + cost +
+                  " is above 17, the most htpasswd makes (each check would take 2^" + cost +
+                  " rounds); hash the password again with htpasswd -nBC 10 alice");
+  }
+  for (const char* cost : {"04", "10", "17"}) {
+    auto w = config(cost);
+    ASSERT_TRUE(w.has_value()) << cost << ": " << w.error().message;
+    EXPECT_EQ(w->basic_auth_users.at("alice"), "$2y$" + std::string(cost) + "$" + salt_and_hash);
+  }
 }
 
 TEST(BasicAuth, DisabledAllowsEverything) {
