@@ -50,7 +50,8 @@ std::vector<prometheus::MetricFamily> HttpMetrics::Collect() const {
   auto failures = Counter("execflow_http_auth_failures_total",
                           "Requests refused by basic auth, by reason: missing or malformed "
                           "credentials, denied (wrong user or password), throttled (too many "
-                          "failed checks: answered 429 without a bcrypt check).");
+                          "failed checks from the client's address: answered 429 without a bcrypt "
+                          "check).");
   for (AuthResult r : {AuthResult::kMissing, AuthResult::kMalformed, AuthResult::kDenied,
                        AuthResult::kThrottled}) {
     AddCounter(failures, {{"reason", AuthResultName(r)}},
@@ -415,6 +416,7 @@ Result<std::unique_ptr<HttpServer>> HttpServer::Start(
   std::unique_ptr<HttpServer> s(new HttpServer());
   s->routes_ = std::move(routes);
   s->telemetry_path_ = options.telemetry_path;
+  s->clock_ = options.clock;
   s->web_ = std::make_shared<WebConfigWatcher>(options.web_config_file, options.web_config);
   s->http_metrics_ = std::make_shared<HttpMetrics>(s->web_);
   auto ms = [](double seconds) { return std::to_string(std::llround(seconds * 1000)); };
@@ -564,12 +566,13 @@ int HttpServer::HandleRequest(mg_connection* conn) {
       ++http_metrics_->config_errors;
       return reply({500, kText, "the web config does not load; see the exporter's log\n", {}, true});
     }
-    if (const auto& limit = (*web)->rate_limit; limit && !limit->Take()) {
+    const auto now = clock_();
+    if (const auto& limit = (*web)->rate_limit; limit && !limit->Take(now)) {
       ++http_metrics_->rate_limited;
       return reply({429, kText, "too many requests\n", {{"Retry-After", "1"}}});
     }
     if (method != "OPTIONS") {
-      const AuthResult a = (*web)->auth->Check(mg_get_header(conn, "Authorization"));
+      const AuthResult a = (*web)->auth->Check(mg_get_header(conn, "Authorization"), ri->remote_addr, now);
       if (a == AuthResult::kThrottled) {
         ++http_metrics_->auth_failures[static_cast<int>(a)];
         return reply({429, kText, "too many failed logins; try again later\n", {{"Retry-After", "1"}}});

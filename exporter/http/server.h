@@ -3,6 +3,7 @@
 #include <pthread.h>
 
 #include <atomic>
+#include <chrono>
 #include <functional>
 #include <map>
 #include <memory>
@@ -58,6 +59,9 @@ struct HttpOptions {
   std::string web_config_file;
   WebConfig web_config;
   std::string tls_compat_dir;  // empty: next to the executable (tests set it)
+  // The time the rate limit and the failed-login buckets are refilled to
+  // (tests stop it).
+  std::function<std::chrono::steady_clock::time_point()> clock = std::chrono::steady_clock::now;
 };
 
 // ":9741" -> "9741", "127.0.0.1:0" -> "127.0.0.1:0", "[::1]:9741" -> "[::1]:9741"
@@ -110,6 +114,7 @@ class HttpServer {
   HttpServer() = default;
   std::map<std::string, HttpHandler> routes_;
   std::string telemetry_path_;
+  std::function<std::chrono::steady_clock::time_point()> clock_;
   std::shared_ptr<WebConfigWatcher> web_;
   std::unique_ptr<TlsServer> tls_;
   std::shared_ptr<HttpMetrics> http_metrics_;
