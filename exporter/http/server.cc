@@ -35,7 +35,8 @@ namespace execflow {
 // The server's own counters, exported next to the collectors' families.
 class HttpMetrics final : public prometheus::Collectable {
  public:
-  explicit HttpMetrics(std::shared_ptr<WebConfigWatcher> web) : web_(std::move(web)) {}
+  HttpMetrics(std::shared_ptr<WebConfigWatcher> web, std::shared_ptr<WaitingConnections> waiting)
+      : web_(std::move(web)), waiting_(std::move(waiting)) {}
   std::vector<prometheus::MetricFamily> Collect() const override;
 
   std::atomic<uint64_t> auth_failures[5]{};  // by AuthResult
@@ -44,6 +45,7 @@ class HttpMetrics final : public prometheus::Collectable {
 
  private:
   std::shared_ptr<WebConfigWatcher> web_;
+  std::shared_ptr<WaitingConnections> waiting_;
 };
 
 std::vector<prometheus::MetricFamily> HttpMetrics::Collect() const {
@@ -64,7 +66,13 @@ std::vector<prometheus::MetricFamily> HttpMetrics::Collect() const {
                   "1 when --web.config.file, as it is now, loaded; 0 while it does not (requests "
                   "that need it are refused with 500).");
   AddGauge(ok, {}, web_->last_load_ok() ? 1 : 0);
-  return {std::move(failures), std::move(limited), std::move(ok)};
+  auto waiting = Counter("execflow_http_waiting_connections_closed_total",
+                         "Connections closed while they waited for their client (TLS handshake, "
+                         "request head, next request on a kept-alive connection) because all but "
+                         "one in eight of the --web.max-connections workers were waiting: the one "
+                         "waiting longest makes room for new connections.");
+  AddCounter(waiting, {}, static_cast<double>(waiting_->closed()));
+  return {std::move(failures), std::move(limited), std::move(ok), std::move(waiting)};
 }
 
 namespace {
@@ -147,6 +155,15 @@ int HttpError(mg_connection* conn, int status, const char*) {
   return 0;
 }
 
+int InitConnection(const mg_connection* conn, void**) {
+  if (HttpServer* s = ServerOf(conn)) s->HandleNewConnection();
+  return 0;
+}
+
+void EndRequest(const mg_connection* conn, int) {
+  if (HttpServer* s = ServerOf(conn)) s->HandleEndRequest();
+}
+
 void ConnectionClose(const mg_connection* conn) {
   // civetweb calls this with a const pointer to a connection it still owns
   // and can still write to.
@@ -160,42 +177,14 @@ void InitContext(const mg_context* ctx) {
   if (t_starting) t_starting->Registered(ctx);
 }
 
-constexpr int kMasterThread = 0;  // civetweb's thread_type of its accepting thread
-
-void* InitThread(const mg_context* ctx, int thread_type) {
-  if (thread_type == kMasterThread) {
-    if (HttpServer* s = ServerOfContext(ctx)) s->MasterThread(true);
-  }
-  return nullptr;
-}
-
-void ExitThread(const mg_context* ctx, int thread_type, void*) {
-  if (thread_type == kMasterThread) {
-    if (HttpServer* s = ServerOfContext(ctx)) s->MasterThread(false);
-  }
-}
-
-const CivetCallbacks& Callbacks() {
-  static const CivetCallbacks cb = [] {
-    CivetCallbacks c{};
-    c.begin_request = BeginRequest;
-    c.connection_close = ConnectionClose;
-    c.http_error = HttpError;
-    c.init_ssl = InitSsl;
-    c.init_context = InitContext;
-    c.init_thread = InitThread;
-    c.exit_thread = ExitThread;
-    return c;
-  }();
-  return cb;
-}
-
-// civetweb's master thread sleeps in poll() on the listeners for up to 2 s
-// between checks of its stop flag. This signal, sent to that thread only,
-// ends the wait (poll() fails with EINTR whatever SA_RESTART says), so a stop
-// takes milliseconds. A connection to a listener would wake it too, but on a
-// systemd socket the last one would stay queued once civetweb stops
-// accepting, and systemd would start the service again for it.
+// civetweb's threads sleep in poll(): the master on the listeners, for up to
+// 2 s between checks of its stop flag; a worker on its client, until the read
+// timeout. This signal, sent to one thread, ends its wait (poll() fails with
+// EINTR whatever SA_RESTART says): the master's, so a stop takes milliseconds
+// (a connection to a listener would wake it too, but on a systemd socket the
+// last one would stay queued once civetweb stops accepting, and systemd would
+// start the service again for it); a worker's, to close the connection it
+// waits on (WaitingConnections).
 constexpr int kWakeSignal = SIGURG;  // ignored by default; nothing here uses out-of-band data
 
 void InstallWakeHandler() {
@@ -206,6 +195,50 @@ void InstallWakeHandler() {
     sigemptyset(&sa.sa_mask);
     sigaction(kWakeSignal, &sa, nullptr);
   });
+}
+
+// civetweb's threads inherit the mask of the thread that started the server.
+void UnblockWakeSignal() {
+  sigset_t wake;
+  sigemptyset(&wake);
+  sigaddset(&wake, kWakeSignal);
+  pthread_sigmask(SIG_UNBLOCK, &wake, nullptr);
+}
+
+constexpr int kMasterThread = 0;  // civetweb's thread_type of its accepting thread
+constexpr int kWorkerThread = 1;
+
+void* InitThread(const mg_context* ctx, int thread_type) {
+  if (thread_type == kMasterThread) {
+    if (HttpServer* s = ServerOfContext(ctx)) s->MasterThread(true);
+  }
+  if (thread_type == kWorkerThread) UnblockWakeSignal();
+  return nullptr;
+}
+
+void ExitThread(const mg_context* ctx, int thread_type, void*) {
+  if (HttpServer* s = ServerOfContext(ctx)) {
+    if (thread_type == kMasterThread) s->MasterThread(false);
+    // No signal may be sent to a thread that has ended.
+    if (thread_type == kWorkerThread) s->WorkerExits();
+  }
+}
+
+const CivetCallbacks& Callbacks() {
+  static const CivetCallbacks cb = [] {
+    CivetCallbacks c{};
+    c.begin_request = BeginRequest;
+    c.init_connection = InitConnection;
+    c.end_request = EndRequest;
+    c.connection_close = ConnectionClose;
+    c.http_error = HttpError;
+    c.init_ssl = InitSsl;
+    c.init_context = InitContext;
+    c.init_thread = InitThread;
+    c.exit_thread = ExitThread;
+    return c;
+  }();
+  return cb;
 }
 
 struct HostPort {
@@ -418,7 +451,11 @@ Result<std::unique_ptr<HttpServer>> HttpServer::Start(
   s->telemetry_path_ = options.telemetry_path;
   s->clock_ = options.clock;
   s->web_ = std::make_shared<WebConfigWatcher>(options.web_config_file, options.web_config);
-  s->http_metrics_ = std::make_shared<HttpMetrics>(s->web_);
+  const int kept_for_new = options.max_connections / 8;
+  s->waiting_ = std::make_shared<WaitingConnections>(
+      kept_for_new > 0 ? static_cast<size_t>(options.max_connections - kept_for_new) : 0,
+      [](pthread_t worker) { pthread_kill(worker, kWakeSignal); });
+  s->http_metrics_ = std::make_shared<HttpMetrics>(s->web_, s->waiting_);
   auto ms = [](double seconds) { return std::to_string(std::llround(seconds * 1000)); };
   std::vector<std::string> civet{
       "num_threads", std::to_string(options.max_connections),
@@ -433,7 +470,7 @@ Result<std::unique_ptr<HttpServer>> HttpServer::Start(
       "tcp_nodelay", "1"};
   if (options.web_config.tls.enabled()) {
     if (auto ok = LoadTlsLibraries(options.tls_compat_dir); !ok) return std::unexpected(ok.error());
-    s->tls_ = std::make_unique<TlsServer>(s->web_);
+    s->tls_ = std::make_unique<TlsServer>(s->web_, [server = s.get()] { server->HandleTlsHandshake(); });
     // Fails here, with the reason, rather than at the first handshake.
     if (auto m = LoadTlsMaterial(options.web_config.tls); !m) return std::unexpected(m.error());
     for (std::string& p : ports) p += "s";  // every listener
@@ -497,13 +534,11 @@ void HttpServer::MasterThread(bool running) {
   master_running_ = running;
   if (running) {
     master_ = pthread_self();
-    // It inherits the mask of the thread that started the server.
-    sigset_t wake;
-    sigemptyset(&wake);
-    sigaddset(&wake, kWakeSignal);
-    pthread_sigmask(SIG_UNBLOCK, &wake, nullptr);
+    UnblockWakeSignal();
   }
 }
+
+void HttpServer::WorkerExits() { waiting_->Closed(pthread_self()); }
 
 // Under master_mu_, the thread cannot exit (ExitThread waits for it) while
 // it is signalled.
@@ -534,7 +569,20 @@ const HttpHandler* HttpServer::Route(const std::string& path) const {
   return it == routes_.end() ? nullptr : &it->second;
 }
 
+void HttpServer::HandleNewConnection() {
+  waiting_->Accepted(pthread_self(), std::chrono::steady_clock::now());
+}
+
+void HttpServer::HandleTlsHandshake() {
+  waiting_->Accepted(pthread_self(), std::chrono::steady_clock::now());
+}
+
+void HttpServer::HandleEndRequest() {
+  waiting_->Waiting(pthread_self(), std::chrono::steady_clock::now());
+}
+
 int HttpServer::HandleRequest(mg_connection* conn) {
+  waiting_->Serving(pthread_self());
   const mg_request_info* ri = mg_get_request_info(conn);
   const std::string_view method = ri->request_method ? ri->request_method : "";
   const std::string path = ri->local_uri ? ri->local_uri : "";
@@ -602,6 +650,7 @@ int HttpServer::HandleRequest(mg_connection* conn) {
 }
 
 void HttpServer::HandleClose(mg_connection* conn) {
+  waiting_->Closed(pthread_self());
   // civetweb drops a request for "*" without an answer; answer it here,
   // where it still holds the request and the socket.
   const mg_request_info* ri = mg_get_request_info(conn);

@@ -168,6 +168,20 @@ int VerifyClient(int preverify_ok, X509_STORE_CTX* ctx) {
   return 1;
 }
 
+int ServerIndex() {
+  static const int idx = SSL_CTX_get_ex_new_index(0, nullptr, nullptr, nullptr, nullptr);
+  return idx;
+}
+
+// At the start of the handshake, before the ClientHello is read: the
+// connection waits for its client from here (see WaitingConnections).
+void OnInfo(const SSL* s, int where, int) {
+  if ((where & SSL_CB_HANDSHAKE_START) == 0) return;
+  if (const auto* t = static_cast<const TlsServer*>(SSL_CTX_get_ex_data(SSL_get_SSL_CTX(s), ServerIndex()))) {
+    t->HandshakeStarted();
+  }
+}
+
 // Runs before OpenSSL picks a version, cipher or certificate, so everything
 // from the current web config applies to this handshake.
 int OnClientHello(SSL* s, int* alert, void* arg) {
@@ -352,6 +366,9 @@ bool TlsServer::InitContext(void* ssl_ctx) {
   SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET | SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION);
   SSL_CTX_set_num_tickets(ctx, 0);
   SSL_CTX_set_client_hello_cb(ctx, OnClientHello, this);
+  // In place of civetweb's, which does nothing.
+  if (SSL_CTX_set_ex_data(ctx, ServerIndex(), this) != 1) return false;
+  SSL_CTX_set_info_callback(ctx, OnInfo);
   return true;
 }
 

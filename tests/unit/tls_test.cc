@@ -7,6 +7,7 @@
 
 #include <cstdlib>
 #include <fstream>
+#include <vector>
 
 #include "exporter/http/server.h"
 #include "exporter/metrics/families.h"
@@ -121,11 +122,10 @@ class Tls : public ::testing::Test {
   static std::string P(const std::string& name) { return dir_ + "/" + name; }
 
   // Starts an HTTPS server whose web config file is `yaml`.
-  std::unique_ptr<HttpServer> Start(const std::string& yaml) {
+  std::unique_ptr<HttpServer> Start(const std::string& yaml, HttpOptions o = {}) {
     WriteWebConfig(yaml);
     auto wc = LoadWebConfigFile(P("web.yml"));
     EXPECT_TRUE(wc.has_value()) << wc.error().message;
-    HttpOptions o;
     o.listen_addresses = {"127.0.0.1:0"};
     o.web_config_file = P("web.yml");
     o.web_config = *wc;
@@ -240,6 +240,30 @@ TEST_F(Tls, Tls12OffersOnlyForwardSecretAeadSuitesByDefault) {
   EXPECT_EQ(TlsGet(s->port(), "/healthz", ClientOptions(v12).Ciphers("ECDHE-RSA-AES128-SHA")).status, 200);
   EXPECT_FALSE(TlsGet(s->port(), "/healthz", ClientOptions(v12).Ciphers("ECDHE-RSA-AES128-GCM-SHA256")).handshake);
   EXPECT_FALSE(TlsGet(s->port(), "/healthz", ClientOptions(v12).Ciphers("AES128-SHA")).handshake);
+}
+
+// A TLS connection waits for its client from the start of the handshake, so
+// clients that never finish one are closed like slow plain-HTTP ones
+// (HttpServer.ProbesAndScrapesAreAnsweredWhileMoreSlowClientsThanWorkersWait).
+TEST_F(Tls, ClientsThatNeverFinishTheHandshakeDoNotStarveProbes) {
+  HttpOptions o;
+  o.max_connections = 16;  // 14 may wait, 2 kept for new connections
+  o.read_timeout_seconds = 3600;  // civetweb's handshake timeout too
+  auto s = Start(kServer, std::move(o));
+  ASSERT_NE(s, nullptr);
+  std::vector<int> slow;
+  for (int i = 0; i < 20; ++i) {
+    int fd = ConnectLoopback(s->port());
+    ASSERT_GE(fd, 0);
+    ASSERT_TRUE(SendAll(fd, std::string("\x16\x03\x01", 3)));  // the start of a ClientHello
+    slow.push_back(fd);
+  }
+  EXPECT_TRUE(WaitFor([&] { return s->waiting_connections_closed() == 6; })) << s->waiting_connections_closed();
+  EXPECT_EQ(s->waiting_connections(), 14u);
+  EXPECT_EQ(TlsGet(s->port(), "/healthz").status, 200);
+  EXPECT_EQ(TlsGet(s->port(), "/healthz").status, 200);
+  EXPECT_EQ(s->waiting_connections_closed(), 7u);
+  for (int fd : slow) close(fd);
 }
 
 TEST_F(Tls, RequireAndVerifyClientCert) {
