@@ -184,7 +184,8 @@ void InitContext(const mg_context* ctx) {
 // (a connection to a listener would wake it too, but on a systemd socket the
 // last one would stay queued once civetweb stops accepting, and systemd would
 // start the service again for it); a worker's, to close the connection it
-// waits on (WaitingConnections).
+// waits on (WaitingConnections). SA_RESTART, so that the other calls a
+// thread may be in when the signal comes (a write to a pipe) carry on.
 constexpr int kWakeSignal = SIGURG;  // ignored by default; nothing here uses out-of-band data
 
 void InstallWakeHandler() {
@@ -192,6 +193,7 @@ void InstallWakeHandler() {
   std::call_once(once, [] {
     struct sigaction sa{};
     sa.sa_handler = [](int) {};
+    sa.sa_flags = SA_RESTART;
     sigemptyset(&sa.sa_mask);
     sigaction(kWakeSignal, &sa, nullptr);
   });
