@@ -606,6 +606,15 @@ Result<WebConfig> ParseWebConfig(std::string_view yaml, const std::string& file_
           if (!IsBcryptHash(hash)) {
             return Fail("user " + Shown(user) + ": expected a bcrypt hash (htpasswd -nBC 10 " + user + ")");
           }
+          // Every uncached check, and the dummy hash made at each (re)load,
+          // costs 2^cost rounds: 31 is valid bcrypt and would hang both.
+          constexpr int kMaxBcryptCost = 17;  // htpasswd -B's own maximum
+          if (const int cost = (hash[4] - '0') * 10 + (hash[5] - '0'); cost > kMaxBcryptCost) {
+            return Fail("user " + Shown(user) + ": bcrypt cost " + std::to_string(cost) + " is above " +
+                        std::to_string(kMaxBcryptCost) + ", the most htpasswd makes (each check would take 2^" +
+                        std::to_string(cost) + " rounds); hash the password again with htpasswd -nBC 10 " +
+                        user);
+          }
           w.basic_auth_users[user] = hash;
         }
         return {};

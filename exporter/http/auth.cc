@@ -79,10 +79,46 @@ bool TokenBucket::Take(Clock::time_point now) {
   return true;
 }
 
-void TokenBucket::Give(Clock::time_point now) {
+AddressBuckets::AddressBuckets(double rate, double burst, size_t max_addresses)
+    : rate_(rate), burst_(burst), max_addresses_(max_addresses) {}
+
+double AddressBuckets::Refilled(const Bucket& b, Clock::time_point now) const {
+  if (now <= b.last) return b.tokens;
+  const std::chrono::duration<double> dt = now - b.last;
+  return std::min(burst_, b.tokens + dt.count() * rate_);
+}
+
+bool AddressBuckets::Take(std::string_view address, Clock::time_point now) {
   std::lock_guard lock(mu_);
-  Refill(now);
-  tokens_ = std::min(burst_, tokens_ + 1);
+  auto it = buckets_.find(std::string(address));
+  if (it == buckets_.end()) {
+    if (buckets_.size() >= max_addresses_) {
+      std::erase_if(buckets_, [&](const auto& kv) { return Refilled(kv.second, now) >= burst_; });
+      if (buckets_.size() >= max_addresses_) return false;
+    }
+    it = buckets_.emplace(std::string(address), Bucket{burst_, now}).first;
+  }
+  Bucket& b = it->second;
+  b.tokens = Refilled(b, now);
+  b.last = std::max(b.last, now);
+  if (b.tokens < 1) return false;
+  b.tokens -= 1;
+  return true;
+}
+
+void AddressBuckets::Give(std::string_view address, Clock::time_point now) {
+  std::lock_guard lock(mu_);
+  auto it = buckets_.find(std::string(address));
+  if (it == buckets_.end()) return;
+  Bucket& b = it->second;
+  b.tokens = std::min(burst_, Refilled(b, now) + 1);
+  b.last = std::max(b.last, now);
+  if (b.tokens >= burst_) buckets_.erase(it);
+}
+
+size_t AddressBuckets::size() {
+  std::lock_guard lock(mu_);
+  return buckets_.size();
 }
 
 const char* AuthResultName(AuthResult r) {
@@ -103,7 +139,9 @@ size_t BasicAuth::KeyHash::operator()(const Key& k) const {
 }
 
 BasicAuth::BasicAuth(std::map<std::string, std::string> users, Limits limits)
-    : users_(std::move(users)), limits_(limits), bucket_(limits.checks_per_second, limits.check_burst) {
+    : users_(std::move(users)),
+      limits_(limits),
+      failures_(limits.checks_per_second, limits.check_burst, limits.max_addresses) {
   if (users_.empty()) return;
   int cost = 4;
   for (const auto& [_, hash] : users_) cost = std::max(cost, Cost(hash));
@@ -145,7 +183,7 @@ bool BasicAuth::Verify(const std::string& password, const std::string& hash) {
   return got && std::strlen(got) == hash.size() && CRYPTO_memcmp(got, hash.data(), hash.size()) == 0;
 }
 
-AuthResult BasicAuth::Check(const char* authorization) {
+AuthResult BasicAuth::Check(const char* authorization, std::string_view client, Clock::time_point now) {
   if (!enabled()) return AuthResult::kAllowed;
   if (!authorization) return AuthResult::kMissing;
   auto creds = ParseBasicAuthorization(authorization);
@@ -161,11 +199,11 @@ AuthResult BasicAuth::Check(const char* authorization) {
   if (!ok) return AuthResult::kDenied;
   if (known && Cached(key)) return AuthResult::kAllowed;
 
-  if (!bucket_.Take()) return AuthResult::kThrottled;
+  if (!failures_.Take(client, now)) return AuthResult::kThrottled;
   // Known or not, one bcrypt at the same cost: the time does not tell.
   const bool match = !hash.empty() && Verify(creds->password, hash);
   if (known && match) {
-    bucket_.Give();
+    failures_.Give(client, now);
     Remember(key);
     return AuthResult::kAllowed;
   }

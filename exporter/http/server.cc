@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "exporter/bpf/handles.h"
+#include "exporter/http/request_head.h"
 #include "exporter/http/systemd_socket.h"
 #include "exporter/metrics/families.h"
 
@@ -34,7 +35,8 @@ namespace execflow {
 // The server's own counters, exported next to the collectors' families.
 class HttpMetrics final : public prometheus::Collectable {
  public:
-  explicit HttpMetrics(std::shared_ptr<WebConfigWatcher> web) : web_(std::move(web)) {}
+  HttpMetrics(std::shared_ptr<WebConfigWatcher> web, std::shared_ptr<WaitingConnections> waiting)
+      : web_(std::move(web)), waiting_(std::move(waiting)) {}
   std::vector<prometheus::MetricFamily> Collect() const override;
 
   std::atomic<uint64_t> auth_failures[5]{};  // by AuthResult
@@ -43,13 +45,15 @@ class HttpMetrics final : public prometheus::Collectable {
 
  private:
   std::shared_ptr<WebConfigWatcher> web_;
+  std::shared_ptr<WaitingConnections> waiting_;
 };
 
 std::vector<prometheus::MetricFamily> HttpMetrics::Collect() const {
   auto failures = Counter("execflow_http_auth_failures_total",
                           "Requests refused by basic auth, by reason: missing or malformed "
                           "credentials, denied (wrong user or password), throttled (too many "
-                          "failed checks: answered 429 without a bcrypt check).");
+                          "failed checks from the client's address: answered 429 without a bcrypt "
+                          "check).");
   for (AuthResult r : {AuthResult::kMissing, AuthResult::kMalformed, AuthResult::kDenied,
                        AuthResult::kThrottled}) {
     AddCounter(failures, {{"reason", AuthResultName(r)}},
@@ -62,7 +66,13 @@ std::vector<prometheus::MetricFamily> HttpMetrics::Collect() const {
                   "1 when --web.config.file, as it is now, loaded; 0 while it does not (requests "
                   "that need it are refused with 500).");
   AddGauge(ok, {}, web_->last_load_ok() ? 1 : 0);
-  return {std::move(failures), std::move(limited), std::move(ok)};
+  auto waiting = Counter("execflow_http_waiting_connections_closed_total",
+                         "Connections closed while they waited for their client (TLS handshake, "
+                         "request head, next request on a kept-alive connection) because all but "
+                         "one in eight of the --web.max-connections workers were waiting: the one "
+                         "waiting longest makes room for new connections.");
+  AddCounter(waiting, {}, static_cast<double>(waiting_->closed()));
+  return {std::move(failures), std::move(limited), std::move(ok), std::move(waiting)};
 }
 
 namespace {
@@ -93,13 +103,21 @@ struct Reply {
   bool close = false;
 };
 
+// Set while CloseWithoutReadingBody() calls mg_send_http_error(), so that
+// HttpError() leaves that call to civetweb.
+thread_local bool t_marking_close = false;
+
 // civetweb reads and drops an unread request body before it reuses or
 // closes the connection, for as long as the client keeps sending it: a body
 // trickled a byte at a time would hold a worker for hours. mg_send_http_error()
 // is the public call that marks a connection to be closed without that; with
 // our response already out, its own (bodiless, for a 304) is refused, so all
 // it does is mark the connection.
-void CloseWithoutReadingBody(mg_connection* conn) { mg_send_http_error(conn, 304, "%s", ""); }
+void CloseWithoutReadingBody(mg_connection* conn) {
+  t_marking_close = true;
+  mg_send_http_error(conn, 304, "%s", "");
+  t_marking_close = false;
+}
 
 void Send(mg_connection* conn, const Reply& r, bool head) {
   mg_response_header_start(conn, r.status);
@@ -124,6 +142,28 @@ int BeginRequest(mg_connection* conn) {
   return 503;
 }
 
+// civetweb's answer to a request it could not parse starts "HTTP/" followed
+// by whatever the client sent as its version (CR and LF included) and quotes
+// it in the body. This one is fixed text; civetweb closes the connection after
+// it (it does so after any request it could not parse).
+int HttpError(mg_connection* conn, int status, const char*) {
+  if (t_marking_close) return 1;
+  const mg_request_info* ri = mg_get_request_info(conn);
+  const std::string answer =
+      AnswerToUnparsedRequest(status, ri && ri->http_version ? ri->http_version : "");
+  mg_write(conn, answer.data(), answer.size());
+  return 0;
+}
+
+int InitConnection(const mg_connection* conn, void**) {
+  if (HttpServer* s = ServerOf(conn)) s->HandleNewConnection();
+  return 0;
+}
+
+void EndRequest(const mg_connection* conn, int) {
+  if (HttpServer* s = ServerOf(conn)) s->HandleEndRequest();
+}
+
 void ConnectionClose(const mg_connection* conn) {
   // civetweb calls this with a const pointer to a connection it still owns
   // and can still write to.
@@ -137,41 +177,15 @@ void InitContext(const mg_context* ctx) {
   if (t_starting) t_starting->Registered(ctx);
 }
 
-constexpr int kMasterThread = 0;  // civetweb's thread_type of its accepting thread
-
-void* InitThread(const mg_context* ctx, int thread_type) {
-  if (thread_type == kMasterThread) {
-    if (HttpServer* s = ServerOfContext(ctx)) s->MasterThread(true);
-  }
-  return nullptr;
-}
-
-void ExitThread(const mg_context* ctx, int thread_type, void*) {
-  if (thread_type == kMasterThread) {
-    if (HttpServer* s = ServerOfContext(ctx)) s->MasterThread(false);
-  }
-}
-
-const CivetCallbacks& Callbacks() {
-  static const CivetCallbacks cb = [] {
-    CivetCallbacks c{};
-    c.begin_request = BeginRequest;
-    c.connection_close = ConnectionClose;
-    c.init_ssl = InitSsl;
-    c.init_context = InitContext;
-    c.init_thread = InitThread;
-    c.exit_thread = ExitThread;
-    return c;
-  }();
-  return cb;
-}
-
-// civetweb's master thread sleeps in poll() on the listeners for up to 2 s
-// between checks of its stop flag. This signal, sent to that thread only,
-// ends the wait (poll() fails with EINTR whatever SA_RESTART says), so a stop
-// takes milliseconds. A connection to a listener would wake it too, but on a
-// systemd socket the last one would stay queued once civetweb stops
-// accepting, and systemd would start the service again for it.
+// civetweb's threads sleep in poll(): the master on the listeners, for up to
+// 2 s between checks of its stop flag; a worker on its client, until the read
+// timeout. This signal, sent to one thread, ends its wait (poll() fails with
+// EINTR whatever SA_RESTART says): the master's, so a stop takes milliseconds
+// (a connection to a listener would wake it too, but on a systemd socket the
+// last one would stay queued once civetweb stops accepting, and systemd would
+// start the service again for it); a worker's, to close the connection it
+// waits on (WaitingConnections). SA_RESTART, so that the other calls a
+// thread may be in when the signal comes (a write to a pipe) carry on.
 constexpr int kWakeSignal = SIGURG;  // ignored by default; nothing here uses out-of-band data
 
 void InstallWakeHandler() {
@@ -179,9 +193,54 @@ void InstallWakeHandler() {
   std::call_once(once, [] {
     struct sigaction sa{};
     sa.sa_handler = [](int) {};
+    sa.sa_flags = SA_RESTART;
     sigemptyset(&sa.sa_mask);
     sigaction(kWakeSignal, &sa, nullptr);
   });
+}
+
+// civetweb's threads inherit the mask of the thread that started the server.
+void UnblockWakeSignal() {
+  sigset_t wake;
+  sigemptyset(&wake);
+  sigaddset(&wake, kWakeSignal);
+  pthread_sigmask(SIG_UNBLOCK, &wake, nullptr);
+}
+
+constexpr int kMasterThread = 0;  // civetweb's thread_type of its accepting thread
+constexpr int kWorkerThread = 1;
+
+void* InitThread(const mg_context* ctx, int thread_type) {
+  if (thread_type == kMasterThread) {
+    if (HttpServer* s = ServerOfContext(ctx)) s->MasterThread(true);
+  }
+  if (thread_type == kWorkerThread) UnblockWakeSignal();
+  return nullptr;
+}
+
+void ExitThread(const mg_context* ctx, int thread_type, void*) {
+  if (HttpServer* s = ServerOfContext(ctx)) {
+    if (thread_type == kMasterThread) s->MasterThread(false);
+    // No signal may be sent to a thread that has ended.
+    if (thread_type == kWorkerThread) s->WorkerExits();
+  }
+}
+
+const CivetCallbacks& Callbacks() {
+  static const CivetCallbacks cb = [] {
+    CivetCallbacks c{};
+    c.begin_request = BeginRequest;
+    c.init_connection = InitConnection;
+    c.end_request = EndRequest;
+    c.connection_close = ConnectionClose;
+    c.http_error = HttpError;
+    c.init_ssl = InitSsl;
+    c.init_context = InitContext;
+    c.init_thread = InitThread;
+    c.exit_thread = ExitThread;
+    return c;
+  }();
+  return cb;
 }
 
 struct HostPort {
@@ -392,8 +451,13 @@ Result<std::unique_ptr<HttpServer>> HttpServer::Start(
   std::unique_ptr<HttpServer> s(new HttpServer());
   s->routes_ = std::move(routes);
   s->telemetry_path_ = options.telemetry_path;
+  s->clock_ = options.clock;
   s->web_ = std::make_shared<WebConfigWatcher>(options.web_config_file, options.web_config);
-  s->http_metrics_ = std::make_shared<HttpMetrics>(s->web_);
+  const int kept_for_new = options.max_connections / 8;
+  s->waiting_ = std::make_shared<WaitingConnections>(
+      kept_for_new > 0 ? static_cast<size_t>(options.max_connections - kept_for_new) : 0,
+      [](pthread_t worker) { pthread_kill(worker, kWakeSignal); });
+  s->http_metrics_ = std::make_shared<HttpMetrics>(s->web_, s->waiting_);
   auto ms = [](double seconds) { return std::to_string(std::llround(seconds * 1000)); };
   std::vector<std::string> civet{
       "num_threads", std::to_string(options.max_connections),
@@ -408,7 +472,7 @@ Result<std::unique_ptr<HttpServer>> HttpServer::Start(
       "tcp_nodelay", "1"};
   if (options.web_config.tls.enabled()) {
     if (auto ok = LoadTlsLibraries(options.tls_compat_dir); !ok) return std::unexpected(ok.error());
-    s->tls_ = std::make_unique<TlsServer>(s->web_);
+    s->tls_ = std::make_unique<TlsServer>(s->web_, [server = s.get()] { server->HandleTlsHandshake(); });
     // Fails here, with the reason, rather than at the first handshake.
     if (auto m = LoadTlsMaterial(options.web_config.tls); !m) return std::unexpected(m.error());
     for (std::string& p : ports) p += "s";  // every listener
@@ -472,13 +536,11 @@ void HttpServer::MasterThread(bool running) {
   master_running_ = running;
   if (running) {
     master_ = pthread_self();
-    // It inherits the mask of the thread that started the server.
-    sigset_t wake;
-    sigemptyset(&wake);
-    sigaddset(&wake, kWakeSignal);
-    pthread_sigmask(SIG_UNBLOCK, &wake, nullptr);
+    UnblockWakeSignal();
   }
 }
+
+void HttpServer::WorkerExits() { waiting_->Closed(pthread_self()); }
 
 // Under master_mu_, the thread cannot exit (ExitThread waits for it) while
 // it is signalled.
@@ -509,17 +571,41 @@ const HttpHandler* HttpServer::Route(const std::string& path) const {
   return it == routes_.end() ? nullptr : &it->second;
 }
 
+void HttpServer::HandleNewConnection() {
+  waiting_->Accepted(pthread_self(), std::chrono::steady_clock::now());
+}
+
+void HttpServer::HandleTlsHandshake() {
+  waiting_->Accepted(pthread_self(), std::chrono::steady_clock::now());
+}
+
+void HttpServer::HandleEndRequest() {
+  waiting_->Waiting(pthread_self(), std::chrono::steady_clock::now());
+}
+
 int HttpServer::HandleRequest(mg_connection* conn) {
+  waiting_->Serving(pthread_self());
   const mg_request_info* ri = mg_get_request_info(conn);
   const std::string_view method = ri->request_method ? ri->request_method : "";
   const std::string path = ri->local_uri ? ri->local_uri : "";
   const bool head = method == "HEAD";
-  const bool has_body = ri->content_length > 0 || mg_get_header(conn, "Transfer-Encoding") != nullptr;
   auto reply = [&](Reply r) {
-    r.close = r.close || has_body;
     Send(conn, r, head);
     return r.status;
   };
+  // Before anything else: a request that may hide another one in its body
+  // is answered once and its connection closed, unread.
+  std::vector<HeaderField> headers;
+  headers.reserve(static_cast<size_t>(std::max(ri->num_headers, 0)));
+  for (int i = 0; i < ri->num_headers; ++i) {
+    headers.push_back({ri->http_headers[i].name ? ri->http_headers[i].name : "",
+                       ri->http_headers[i].value ? ri->http_headers[i].value : ""});
+  }
+  if (const HeadProblem p = CheckRequestHead(ri->http_version ? ri->http_version : "", headers);
+      p != HeadProblem::kNone) {
+    return reply({400, kText, p == HeadProblem::kBody ? "no endpoint takes a request body\n" : "bad request\n",
+                  {}, true});
+  }
   const bool known = path == telemetry_path_ || routes_.count(path) > 0;
 
   // Probes answer without credentials and before any limit: they reveal
@@ -530,12 +616,13 @@ int HttpServer::HandleRequest(mg_connection* conn) {
       ++http_metrics_->config_errors;
       return reply({500, kText, "the web config does not load; see the exporter's log\n", {}, true});
     }
-    if (const auto& limit = (*web)->rate_limit; limit && !limit->Take()) {
+    const auto now = clock_();
+    if (const auto& limit = (*web)->rate_limit; limit && !limit->Take(now)) {
       ++http_metrics_->rate_limited;
       return reply({429, kText, "too many requests\n", {{"Retry-After", "1"}}});
     }
     if (method != "OPTIONS") {
-      const AuthResult a = (*web)->auth->Check(mg_get_header(conn, "Authorization"));
+      const AuthResult a = (*web)->auth->Check(mg_get_header(conn, "Authorization"), ri->remote_addr, now);
       if (a == AuthResult::kThrottled) {
         ++http_metrics_->auth_failures[static_cast<int>(a)];
         return reply({429, kText, "too many failed logins; try again later\n", {{"Retry-After", "1"}}});
@@ -551,7 +638,6 @@ int HttpServer::HandleRequest(mg_connection* conn) {
   if (!head && method != "GET") {
     return reply({405, kText, "method not allowed\n", {{"Allow", kAllow}}});
   }
-  if (has_body) return reply({400, kText, "no endpoint takes a request body\n", {}});
   if (path == telemetry_path_) {
     if (!head) return 0;  // prometheus-cpp serves GET
     // HEAD: the headers of a scrape, without collecting one.
@@ -566,6 +652,7 @@ int HttpServer::HandleRequest(mg_connection* conn) {
 }
 
 void HttpServer::HandleClose(mg_connection* conn) {
+  waiting_->Closed(pthread_self());
   // civetweb drops a request for "*" without an answer; answer it here,
   // where it still holds the request and the socket.
   const mg_request_info* ri = mg_get_request_info(conn);

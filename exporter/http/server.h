@@ -3,6 +3,7 @@
 #include <pthread.h>
 
 #include <atomic>
+#include <chrono>
 #include <functional>
 #include <map>
 #include <memory>
@@ -17,6 +18,7 @@
 #include "exporter/bpf/result.h"
 #include "exporter/config/config.h"
 #include "exporter/http/tls.h"
+#include "exporter/http/waiting.h"
 #include "exporter/http/web_config.h"
 
 namespace prometheus {
@@ -47,7 +49,9 @@ struct HttpOptions {
   std::string telemetry_path = "/metrics";
   // civetweb serves each connection on a worker thread of its own, from the
   // first header byte to the last response byte: this many clients are served
-  // at once, whatever the others do, and more wait in the accept queue.
+  // at once, and more wait in the accept queue. One worker in eight is kept
+  // for new connections: when the others all wait for slow clients, the
+  // connection that has waited longest is closed (WaitingConnections).
   int max_connections = 256;
   // A client has this long to send its request line and headers (and to take
   // each write of the response); collecting the metrics is not counted.
@@ -58,6 +62,9 @@ struct HttpOptions {
   std::string web_config_file;
   WebConfig web_config;
   std::string tls_compat_dir;  // empty: next to the executable (tests set it)
+  // The time the rate limit and the failed-login buckets are refilled to
+  // (tests stop it).
+  std::function<std::chrono::steady_clock::time_point()> clock = std::chrono::steady_clock::now;
 };
 
 // ":9741" -> "9741", "127.0.0.1:0" -> "127.0.0.1:0", "[::1]:9741" -> "[::1]:9741"
@@ -98,19 +105,29 @@ class HttpServer {
   // The handler of a path, or null.
   const HttpHandler* Route(const std::string& path) const;
   bool tls() const { return tls_ != nullptr; }
+  // Workers waiting for a client now, and connections closed so far for
+  // waiting longest while too many did (tests wait on these).
+  size_t waiting_connections() const { return waiting_->waiting(); }
+  uint64_t waiting_connections_closed() const { return waiting_->closed(); }
 
   // civetweb callbacks (static functions in server.cc forward to these).
+  void HandleNewConnection();
   int HandleRequest(mg_connection* conn);
+  void HandleEndRequest();
   void HandleClose(mg_connection* conn);
+  void HandleTlsHandshake();
   bool InitTls(void* ssl_ctx);
   void Registered(const mg_context* ctx);
   void MasterThread(bool running);
+  void WorkerExits();
 
  private:
   HttpServer() = default;
   std::map<std::string, HttpHandler> routes_;
   std::string telemetry_path_;
+  std::function<std::chrono::steady_clock::time_point()> clock_;
   std::shared_ptr<WebConfigWatcher> web_;
+  std::shared_ptr<WaitingConnections> waiting_;
   std::unique_ptr<TlsServer> tls_;
   std::shared_ptr<HttpMetrics> http_metrics_;
   std::unique_ptr<prometheus::Exposer> exposer_;

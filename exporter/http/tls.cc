@@ -29,7 +29,7 @@ struct TlsMaterial {
   std::vector<std::string> allowed_sans;
   int min_version = TLS1_2_VERSION;
   int max_version = TLS1_3_VERSION;
-  std::string ciphers;  // OpenSSL names, for TLS 1.2 and below; empty: OpenSSL's default
+  std::string ciphers;  // OpenSSL names, for TLS 1.2 and below
   std::string groups;
   bool server_preference = true;
 
@@ -46,6 +46,18 @@ struct TlsMaterial {
 };
 
 namespace {
+
+// TLS 1.2 suites when the web config lists none: forward-secret (ECDHE) and
+// AEAD only, in Go's order of preference. OpenSSL's own default would also
+// offer static-RSA key exchange (AES128-SHA, AES128-GCM-SHA256: no forward
+// secrecy) and CBC suites. Go's default, which exporter-toolkit uses, has no
+// static RSA either (since Go 1.22) but keeps ECDHE with AES-CBC-SHA1; those
+// stay available by listing them in cipher_suites. TLS 1.3 suites are all
+// forward-secret AEAD and are OpenSSL's defaults.
+constexpr const char* kDefaultTls12Ciphers =
+    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
+    "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
+    "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305";
 
 std::string OpensslError() {
   const unsigned long e = ERR_get_error();
@@ -156,6 +168,20 @@ int VerifyClient(int preverify_ok, X509_STORE_CTX* ctx) {
   return 1;
 }
 
+int ServerIndex() {
+  static const int idx = SSL_CTX_get_ex_new_index(0, nullptr, nullptr, nullptr, nullptr);
+  return idx;
+}
+
+// At the start of the handshake, before the ClientHello is read: the
+// connection waits for its client from here (see WaitingConnections).
+void OnInfo(const SSL* s, int where, int) {
+  if ((where & SSL_CB_HANDSHAKE_START) == 0) return;
+  if (const auto* t = static_cast<const TlsServer*>(SSL_CTX_get_ex_data(SSL_get_SSL_CTX(s), ServerIndex()))) {
+    t->HandshakeStarted();
+  }
+}
+
 // Runs before OpenSSL picks a version, cipher or certificate, so everything
 // from the current web config applies to this handshake.
 int OnClientHello(SSL* s, int* alert, void* arg) {
@@ -169,7 +195,7 @@ int OnClientHello(SSL* s, int* alert, void* arg) {
   SSL_set_ex_data(s, MaterialIndex(), new std::shared_ptr<const TlsMaterial>(m));
   bool ok = SSL_set_min_proto_version(s, m->min_version) == 1 &&
             SSL_set_max_proto_version(s, m->max_version) == 1 &&
-            (m->ciphers.empty() || SSL_set_cipher_list(s, m->ciphers.c_str()) == 1) &&
+            SSL_set_cipher_list(s, m->ciphers.c_str()) == 1 &&
             (m->groups.empty() || SSL_set1_groups_list(s, m->groups.c_str()) == 1) &&
             SSL_use_cert_and_key(s, m->cert, m->key, m->chain, 1) == 1;
   if (m->server_preference) SSL_set_options(s, SSL_OP_CIPHER_SERVER_PREFERENCE);
@@ -297,6 +323,7 @@ Result<std::shared_ptr<const TlsMaterial>> LoadTlsMaterial(const TlsServerConfig
     }
     m->ciphers += (m->ciphers.empty() ? "" : ":") + std::string(openssl_name);
   }
+  if (m->ciphers.empty()) m->ciphers = kDefaultTls12Ciphers;
   static const std::map<std::string, std::string> kGroups = {
       {"CurveP256", "P-256"}, {"CurveP384", "P-384"}, {"CurveP521", "P-521"}, {"X25519", "X25519"}};
   for (const auto& c : t.curve_preferences) m->groups += (m->groups.empty() ? "" : ":") + kGroups.at(c);
@@ -339,6 +366,9 @@ bool TlsServer::InitContext(void* ssl_ctx) {
   SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET | SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION);
   SSL_CTX_set_num_tickets(ctx, 0);
   SSL_CTX_set_client_hello_cb(ctx, OnClientHello, this);
+  // In place of civetweb's, which does nothing.
+  if (SSL_CTX_set_ex_data(ctx, ServerIndex(), this) != 1) return false;
+  SSL_CTX_set_info_callback(ctx, OnInfo);
   return true;
 }
 

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -32,14 +33,21 @@ Result<std::shared_ptr<const TlsMaterial>> LoadTlsMaterial(const TlsServerConfig
 // changes (exporter-toolkit reads them per connection too).
 class TlsServer {
  public:
-  explicit TlsServer(std::shared_ptr<WebConfigWatcher> watcher) : watcher_(std::move(watcher)) {}
+  // `on_handshake` is called on the worker of each connection whose handshake
+  // starts, before a byte of it is read.
+  TlsServer(std::shared_ptr<WebConfigWatcher> watcher, std::function<void()> on_handshake = {})
+      : watcher_(std::move(watcher)), on_handshake_(std::move(on_handshake)) {}
   // civetweb's init_ssl: configures its SSL_CTX; true on success.
   bool InitContext(void* ssl_ctx);
   // Settings for one handshake (null when the current config cannot be served).
   std::shared_ptr<const TlsMaterial> ForHandshake();
+  void HandshakeStarted() const {
+    if (on_handshake_) on_handshake_();
+  }
 
  private:
   std::shared_ptr<WebConfigWatcher> watcher_;
+  const std::function<void()> on_handshake_;
   std::mutex mu_;
   std::shared_ptr<const WebSettings> settings_;  // what material_ was built from
   std::vector<FileSignature> files_;

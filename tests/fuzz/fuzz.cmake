@@ -1,6 +1,6 @@
 # libFuzzer targets (issue 10): the config parsers, and what a client controls before
-# authentication (Authorization header, /api/v1/events query). Built with clang-19 and
-# -fsanitize=fuzzer,address,undefined (scripts/packages/fuzz.txt); CTest runs each for
+# authentication (Authorization header, /api/v1/events query, request head checks). Built
+# with clang-19 and -fsanitize=fuzzer,address,undefined (scripts/packages/fuzz.txt); CTest runs each for
 # 25 s from the seed corpus in tests/fuzz/corpus/<target>, collecting new inputs in the
 # build tree (libFuzzer's own exit code, 77, is CTest's skip code here: both are set to 1).
 # No clang-19: the tests skip (exit 77), which fails under CI=true.
@@ -35,4 +35,5 @@ endfunction()
 execflow_fuzzer(config "-lyaml-cpp" ${CMAKE_SOURCE_DIR}/exporter/config/config.cc
                 ${CMAKE_SOURCE_DIR}/exporter/bpf/hooks.cc)
 execflow_fuzzer(http "-lcrypt;-lssl;-lcrypto;-lcivetweb"
-                ${CMAKE_SOURCE_DIR}/exporter/http/auth.cc ${CMAKE_SOURCE_DIR}/exporter/http/query.cc)
+                ${CMAKE_SOURCE_DIR}/exporter/http/auth.cc ${CMAKE_SOURCE_DIR}/exporter/http/query.cc
+                ${CMAKE_SOURCE_DIR}/exporter/http/request_head.cc)

@@ -1,4 +1,5 @@
 #include "exporter/http/auth.h"
+#include "exporter/config/config.h"
 
 #include <crypt.h>
 #include <gtest/gtest.h>
@@ -79,12 +80,34 @@ TEST(TokenBucket, RefillsAtItsRateUpToTheBurst) {
   EXPECT_FALSE(b.Take(t0 + 400ms));  // 0.8 token
   EXPECT_TRUE(b.Take(t0 + 500ms));   // 1.0
   EXPECT_FALSE(b.Take(t0 + 500ms));
-  b.Give(t0 + 500ms);
-  EXPECT_TRUE(b.Take(t0 + 500ms));
   EXPECT_TRUE(b.Take(t0 + 10s));  // capped at 3, not 19
   EXPECT_TRUE(b.Take(t0 + 10s));
   EXPECT_TRUE(b.Take(t0 + 10s));
   EXPECT_FALSE(b.Take(t0 + 10s));
+}
+
+// A hash's cost is the log2 of its rounds, and every check (and the dummy
+// hash made at start-up and at each reload of the web config) pays it: 31 is
+// a valid bcrypt cost that would hang both.
+TEST(BasicAuth, ABcryptCostAboveHtpasswdsMaximumIsAConfigError) {
+  const std::string salt_and_hash(53, 'a');
+  auto config = [&](const std::string& cost) {
+    return ParseWebConfig("basic_auth_users:\n  alice: $2y$" + cost + "$" + salt_and_hash + "\n",
+                          "/etc/execflow/web.yml");
+  };
+  for (const char* cost : {"31", "18"}) {
+    auto w = config(cost);
+    ASSERT_FALSE(w.has_value()) << cost;
+    EXPECT_EQ(w.error().message,
+              std::string("/etc/execflow/web.yml:2: basic_auth_users: user 'alice': bcrypt cost ") + cost +
+                  " is above 17, the most htpasswd makes (each check would take 2^" + cost +
+                  " rounds); hash the password again with htpasswd -nBC 10 alice");
+  }
+  for (const char* cost : {"04", "10", "17"}) {
+    auto w = config(cost);
+    ASSERT_TRUE(w.has_value()) << cost << ": " << w.error().message;
+    EXPECT_EQ(w->basic_auth_users.at("alice"), "$2y$" + std::string(cost) + "$" + salt_and_hash);
+  }
 }
 
 TEST(BasicAuth, DisabledAllowsEverything) {
@@ -146,24 +169,60 @@ TEST(BasicAuth, TheCacheIsBoundedLeastRecentlyUsedFirst) {
   EXPECT_EQ(auth.bcrypt_runs(), 4u);
 }
 
-TEST(BasicAuth, FailedChecksAreThrottledButRememberedScrapesAreNot) {
-  BasicAuth::Limits limits;
-  limits.checks_per_second = 0.001;  // no refill within the test
-  limits.check_burst = 3;
-  BasicAuth auth({{"prometheus", Bcrypt("s3cret")}}, limits);
+// Time is given, never waited for: 5 tokens a second, 10 saved, per address.
+TEST(BasicAuth, FailedChecksAreThrottledByAddressAndRememberedScrapesNever) {
+  using namespace std::chrono_literals;
+  BasicAuth auth({{"prometheus", Bcrypt("s3cret")}, {"grafana", Bcrypt("other")}});
+  const auto t0 = BasicAuth::Clock::now();
   const std::string good = Header("prometheus:s3cret");
-  EXPECT_EQ(auth.Check(good.c_str()), AuthResult::kAllowed);  // its token is given back
-  for (int i = 0; i < 3; ++i) {
-    EXPECT_EQ(auth.Check(Header("prometheus:guess" + std::to_string(i)).c_str()), AuthResult::kDenied);
+  const char* flooder = "10.0.0.1";
+  EXPECT_EQ(auth.Check(good.c_str(), flooder, t0), AuthResult::kAllowed);  // its token is given back
+  for (int i = 0; i < 10; ++i) {
+    EXPECT_EQ(auth.Check(Header("prometheus:guess" + std::to_string(i)).c_str(), flooder, t0),
+              AuthResult::kDenied);
   }
-  EXPECT_EQ(auth.bcrypt_runs(), 4u);
-  // The bucket is empty: no more bcrypt, known user or not.
-  EXPECT_EQ(auth.Check(Header("prometheus:guess9").c_str()), AuthResult::kThrottled);
-  EXPECT_EQ(auth.Check(Header("mallory:guess9").c_str()), AuthResult::kThrottled);
-  EXPECT_EQ(auth.bcrypt_runs(), 4u);
-  // The scraper's remembered credentials still pass, without bcrypt.
-  for (int i = 0; i < 5; ++i) EXPECT_EQ(auth.Check(good.c_str()), AuthResult::kAllowed);
-  EXPECT_EQ(auth.bcrypt_runs(), 4u);
+  EXPECT_EQ(auth.bcrypt_runs(), 11u);
+  // The address has spent its tokens: no more bcrypt for it, known user or not.
+  EXPECT_EQ(auth.Check(Header("prometheus:guess").c_str(), flooder, t0), AuthResult::kThrottled);
+  EXPECT_EQ(auth.Check(Header("mallory:guess").c_str(), flooder, t0), AuthResult::kThrottled);
+  // New credentials from there wait too, even right ones: they are not known yet.
+  EXPECT_EQ(auth.Check(Header("grafana:other").c_str(), flooder, t0), AuthResult::kThrottled);
+  EXPECT_EQ(auth.bcrypt_runs(), 11u);
+  // Remembered credentials pass from the flooding address, without bcrypt.
+  for (int i = 0; i < 5; ++i) EXPECT_EQ(auth.Check(good.c_str(), flooder, t0), AuthResult::kAllowed);
+  EXPECT_EQ(auth.bcrypt_runs(), 11u);
+  // Another address is checked: a new scraper logs in, a wrong password is denied.
+  EXPECT_EQ(auth.Check(Header("grafana:other").c_str(), "10.0.0.2", t0), AuthResult::kAllowed);
+  EXPECT_EQ(auth.Check(Header("grafana:wrong").c_str(), "10.0.0.3", t0), AuthResult::kDenied);
+  EXPECT_EQ(auth.bcrypt_runs(), 13u);
+  // 5 a second come back to the flooding address.
+  EXPECT_EQ(auth.Check(Header("prometheus:guess").c_str(), flooder, t0 + 199ms), AuthResult::kThrottled);
+  EXPECT_EQ(auth.Check(Header("prometheus:guess").c_str(), flooder, t0 + 200ms), AuthResult::kDenied);
+  EXPECT_EQ(auth.Check(Header("prometheus:guess").c_str(), flooder, t0 + 200ms), AuthResult::kThrottled);
+  EXPECT_EQ(auth.bcrypt_runs(), 14u);
+}
+
+TEST(AddressBuckets, ForgetFullBucketsAndHoldAtMostTheirNumber) {
+  using namespace std::chrono_literals;
+  AddressBuckets b(1, 2, 2);  // 1 a second, 2 saved, 2 addresses
+  const auto t0 = AddressBuckets::Clock::now();
+  EXPECT_TRUE(b.Take("a", t0));
+  EXPECT_TRUE(b.Take("b", t0));
+  EXPECT_EQ(b.size(), 2u);
+  // Two addresses are failing: a third is refused until one is full again.
+  EXPECT_FALSE(b.Take("c", t0));
+  EXPECT_FALSE(b.Take("c", t0 + 999ms));
+  EXPECT_TRUE(b.Take("c", t0 + 1s));  // a and b are full again: forgotten
+  EXPECT_EQ(b.size(), 1u);
+  // A success gives the token back; a full bucket is forgotten.
+  b.Give("c", t0 + 1s);
+  EXPECT_EQ(b.size(), 0u);
+  EXPECT_TRUE(b.Take("a", t0 + 1s));
+  EXPECT_TRUE(b.Take("a", t0 + 1s));
+  EXPECT_FALSE(b.Take("a", t0 + 1s));
+  EXPECT_TRUE(b.Take("b", t0 + 1s));  // others are not affected
+  b.Give("nobody", t0 + 1s);          // nothing to give back to
+  EXPECT_EQ(b.size(), 2u);
 }
 
 }  // namespace

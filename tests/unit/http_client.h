@@ -7,9 +7,24 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <functional>
 #include <string>
+#include <thread>
 
 namespace execflow {
+
+// Polls `condition` until it holds; false if it still does not after `hang`
+// (a bound on a hang, never the expected time). The 1 ms pause between polls
+// only spares the CPU.
+inline bool WaitFor(const std::function<bool()>& condition,
+                    std::chrono::milliseconds hang = std::chrono::seconds(30)) {
+  const auto deadline = std::chrono::steady_clock::now() + hang;
+  while (!condition()) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  return true;
+}
 
 struct HttpReply {
   int status = 0;
@@ -17,8 +32,19 @@ struct HttpReply {
   std::string body;
 };
 
-inline int ConnectLoopback(int port) {
+// A connection to 127.0.0.1:port; `from` is the client's address (any of
+// 127/8, which is all loopback), or null for the kernel's choice.
+inline int ConnectLoopback(int port, const char* from = nullptr) {
   int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (from) {
+    sockaddr_in local{};
+    local.sin_family = AF_INET;
+    if (inet_pton(AF_INET, from, &local.sin_addr) != 1 ||
+        bind(fd, reinterpret_cast<sockaddr*>(&local), sizeof(local)) != 0) {
+      close(fd);
+      return -1;
+    }
+  }
   sockaddr_in a{};
   a.sin_family = AF_INET;
   a.sin_port = htons(static_cast<uint16_t>(port));
@@ -69,10 +95,11 @@ inline std::string ReadAll(int fd, std::chrono::milliseconds timeout = std::chro
   return resp;
 }
 
-// One HTTP/1.0 request on a new connection, read until the server closes.
+// One HTTP/1.0 request on a new connection (from `from`, see ConnectLoopback),
+// read until the server closes.
 inline HttpReply HttpRequest(int port, const std::string& path, const std::string& method = "GET",
-                             const std::string& header = "") {
-  int fd = ConnectLoopback(port);
+                             const std::string& header = "", const char* from = nullptr) {
+  int fd = ConnectLoopback(port, from);
   if (fd < 0) return {};
   std::string req = method + " " + path + " HTTP/1.0\r\nHost: localhost\r\n" +
                     (header.empty() ? "" : header + "\r\n") + "\r\n";

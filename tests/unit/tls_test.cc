@@ -7,6 +7,7 @@
 
 #include <cstdlib>
 #include <fstream>
+#include <vector>
 
 #include "exporter/http/server.h"
 #include "exporter/metrics/families.h"
@@ -103,15 +104,17 @@ class Tls : public ::testing::Test {
     Issue("client", "ca", "/CN=prometheus", "DNS:prometheus.example");
     Issue("client-other-san", "ca", "/CN=grafana", "DNS:grafana.example");
     Issue("stranger", "other-ca", "/CN=stranger", "DNS:prometheus.example");
+    // Static-RSA key exchange needs an RSA certificate.
+    Issue("server-rsa", "ca", "/CN=server-rsa", "IP:127.0.0.1", "rsa:2048");
   }
   static void TearDownTestSuite() { std::system(("rm -rf " + dir_).c_str()); }
   static void Run(const std::string& cmd) {
     ASSERT_EQ(std::system(("cd " + dir_ + " && " + cmd + " >/dev/null 2>&1").c_str()), 0) << cmd;
   }
   static void Issue(const std::string& name, const std::string& ca, const std::string& subject,
-                    const std::string& san) {
-    Run("openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout " + name +
-        ".key -out " + name + ".csr -subj " + subject);
+                    const std::string& san, const std::string& key = "ec -pkeyopt ec_paramgen_curve:P-256") {
+    Run("openssl req -newkey " + key + " -nodes -keyout " + name + ".key -out " + name +
+        ".csr -subj " + subject);
     Run("printf 'subjectAltName=" + san + "\\n' > " + name + ".ext && openssl x509 -req -in " + name +
         ".csr -CA " + ca + ".crt -CAkey " + ca + ".key -CAcreateserial -days 2 -out " + name +
         ".crt -extfile " + name + ".ext");
@@ -119,11 +122,10 @@ class Tls : public ::testing::Test {
   static std::string P(const std::string& name) { return dir_ + "/" + name; }
 
   // Starts an HTTPS server whose web config file is `yaml`.
-  std::unique_ptr<HttpServer> Start(const std::string& yaml) {
+  std::unique_ptr<HttpServer> Start(const std::string& yaml, HttpOptions o = {}) {
     WriteWebConfig(yaml);
     auto wc = LoadWebConfigFile(P("web.yml"));
     EXPECT_TRUE(wc.has_value()) << wc.error().message;
-    HttpOptions o;
     o.listen_addresses = {"127.0.0.1:0"};
     o.web_config_file = P("web.yml");
     o.web_config = *wc;
@@ -206,6 +208,62 @@ TEST_F(Tls, MinVersionAndCipherSuites) {
                    ClientOptions().Ciphers("ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-ECDSA-AES128-GCM-SHA256"));
   EXPECT_EQ(ok.status, 200);
   EXPECT_EQ(ok.cipher, "ECDHE-ECDSA-AES128-GCM-SHA256");
+}
+
+// OpenSSL's default list has static-RSA suites (no forward secrecy) and
+// CBC ones; Go's, which exporter-toolkit uses, has neither static RSA nor,
+// with ECDHE, anything but AES-GCM, ChaCha20 and the older CBC-SHA1 ones.
+TEST_F(Tls, Tls12OffersOnlyForwardSecretAeadSuitesByDefault) {
+  const std::string rsa = "tls_server_config:\n  cert_file: server-rsa.crt\n  key_file: server-rsa.key\n";
+  auto s = Start(rsa);
+  ASSERT_NE(s, nullptr);
+  const auto v12 = ClientOptions().Max(TLS1_2_VERSION);
+  for (const char* suite : {"AES128-SHA", "AES128-GCM-SHA256", "AES256-GCM-SHA384", "AES256-SHA256",
+                            "ECDHE-RSA-AES128-SHA", "ECDHE-RSA-AES256-SHA384", "DHE-RSA-AES128-GCM-SHA256"}) {
+    EXPECT_FALSE(TlsGet(s->port(), "/healthz", ClientOptions(v12).Ciphers(suite)).handshake) << suite;
+  }
+  for (const char* suite : {"ECDHE-RSA-AES128-GCM-SHA256", "ECDHE-RSA-AES256-GCM-SHA384",
+                            "ECDHE-RSA-CHACHA20-POLY1305"}) {
+    auto r = TlsGet(s->port(), "/healthz", ClientOptions(v12).Ciphers(suite));
+    EXPECT_EQ(r.status, 200) << suite;
+    EXPECT_EQ(r.cipher, suite);
+    EXPECT_EQ(r.version, TLS1_2_VERSION);
+  }
+  // A client that offers everything gets the first forward-secret AEAD suite.
+  EXPECT_EQ(TlsGet(s->port(), "/healthz", ClientOptions(v12).Ciphers("ALL")).cipher,
+            "ECDHE-RSA-AES128-GCM-SHA256");
+  s.reset();
+
+  // cipher_suites still selects exactly what it lists.
+  s = Start(rsa + "  cipher_suites: [TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA]\n");
+  ASSERT_NE(s, nullptr);
+  EXPECT_EQ(TlsGet(s->port(), "/healthz", ClientOptions(v12).Ciphers("ECDHE-RSA-AES128-SHA")).status, 200);
+  EXPECT_FALSE(TlsGet(s->port(), "/healthz", ClientOptions(v12).Ciphers("ECDHE-RSA-AES128-GCM-SHA256")).handshake);
+  EXPECT_FALSE(TlsGet(s->port(), "/healthz", ClientOptions(v12).Ciphers("AES128-SHA")).handshake);
+}
+
+// A TLS connection waits for its client from the start of the handshake, so
+// clients that never finish one are closed like slow plain-HTTP ones
+// (HttpServer.ProbesAndScrapesAreAnsweredWhileMoreSlowClientsThanWorkersWait).
+TEST_F(Tls, ClientsThatNeverFinishTheHandshakeDoNotStarveProbes) {
+  HttpOptions o;
+  o.max_connections = 16;  // 14 may wait, 2 kept for new connections
+  o.read_timeout_seconds = 3600;  // civetweb's handshake timeout too
+  auto s = Start(kServer, std::move(o));
+  ASSERT_NE(s, nullptr);
+  std::vector<int> slow;
+  for (int i = 0; i < 20; ++i) {
+    int fd = ConnectLoopback(s->port());
+    ASSERT_GE(fd, 0);
+    ASSERT_TRUE(SendAll(fd, std::string("\x16\x03\x01", 3)));  // the start of a ClientHello
+    slow.push_back(fd);
+  }
+  EXPECT_TRUE(WaitFor([&] { return s->waiting_connections_closed() == 6; })) << s->waiting_connections_closed();
+  EXPECT_EQ(s->waiting_connections(), 14u);
+  EXPECT_EQ(TlsGet(s->port(), "/healthz").status, 200);
+  EXPECT_EQ(TlsGet(s->port(), "/healthz").status, 200);
+  EXPECT_EQ(s->waiting_connections_closed(), 7u);
+  for (int fd : slow) close(fd);
 }
 
 TEST_F(Tls, RequireAndVerifyClientCert) {
