@@ -1,8 +1,8 @@
 # -DEXECFLOW_SANITIZE=address,undefined or =thread: a build tree whose code (ours, and
 # the exporter and tests built from it) is instrumented by g++'s sanitizers. Debian's
 # libraries (libbpf, civetweb, prometheus-cpp, yaml-cpp) are not; ASan still checks
-# every heap block they get from malloc, TSan sees their pthread locks but not their
-# atomics (tests/sanitizers/tsan.supp). scripts/test.sh runs two such trees after the
+# every heap block they get from malloc, TSan sees their pthread calls but not their
+# plain memory accesses (races inside them that are not ours: tests/sanitizers/tsan.supp). scripts/test.sh runs two such trees after the
 # normal one: build-asan and build-tsan.
 #
 # Every report ends the process (-fno-sanitize-recover=all: UBSan's too), and each test
