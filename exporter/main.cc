@@ -82,7 +82,11 @@ class StopSignals {
 }  // namespace
 
 int main(int argc, char** argv) {
-  StopSignals signals;
+  // Never destroyed (the Google style guide's idiom for such objects): its thread
+  // runs until the process ends, so it outlives main(), which may return while the
+  // thread is still starting; a local would leave it reading main()'s returned frame
+  // (ASan: stack-use-after-return in sigwait, tests/sanitizers/exporter_exits.sh).
+  static StopSignals& signals = *new StopSignals;
   // One malloc arena: otherwise each civetweb worker keeps its own, sized to
   // the largest scrape it served (4 x 61 MB at 100k flows, measured).
   mallopt(M_ARENA_MAX, 1);

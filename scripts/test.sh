@@ -1,12 +1,51 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds with warnings as errors, and runs every test
-# (unit, privileged, end-to-end, the kernel matrix). Run as root: the privileged
-# tests load BPF. Under CI=true a skipped privileged test is a failure.
+# (unit, privileged, end-to-end, the kernel matrix, the fuzzers). Run as root: the
+# privileged tests load BPF. Under CI=true a skipped privileged test is a failure.
+# Then the same code again under the sanitizers, in two more build trees whose tests
+# fail on any report (tests/sanitizers/run.sh):
+#   build-asan (ASan+UBSan): the unit, privileged and exporter end-to-end tests;
+#   build-tsan (TSan): the unit and privileged tests (HTTP workers, event consumers
+#   and scrapes share state).
+# The other tests rebuild or boot something else (container images, kernels) or
+# measure, so they run in the normal tree only. SANITIZERS="asan tsan" (the default)
+# picks the trees; SANITIZERS= runs none. Arguments go to the normal tree's ctest.
 # Prints where the time went: each phase here, each test in CTest's summary, each
 # kernel in the matrix's.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 phase() { printf 'test.sh: %-12s %4d s\n' "$1" $((SECONDS - $2)); }
+
+# sanitized NAME SANITIZERS TESTS...: builds build-NAME with -DEXECFLOW_SANITIZE and
+# only what TESTS run, then runs exactly those tests.
+sanitized() {
+  local name=$1 sanitize=$2
+  shift 2
+  local tests=("$@") regex
+  regex="^($(IFS='|'; echo "${tests[*]}"))\$"
+  t=$SECONDS
+  cmake -S . -B "build-$name" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DEXECFLOW_WERROR=ON \
+        -DEXECFLOW_BUILD_TESTS=ON -DEXECFLOW_SANITIZE="$sanitize" >/dev/null
+  local targets=(execflow_exporter)
+  for test in "${tests[@]}"; do
+    [[ $test == *_tests ]] && targets+=("$test")
+  done
+  cmake --build "build-$name" -j"$(nproc)" --target "${targets[@]}"
+  phase "$name build" $t
+  t=$SECONDS
+  local found
+  found=$(cd "build-$name" && ctest -N -R "$regex" | sed -n 's/^Total Tests: //p')
+  if [[ $found != "${#tests[@]}" ]]; then
+    echo "test.sh: build-$name registers $found of the ${#tests[@]} tests ${tests[*]}" >&2
+    rc=1
+  fi
+  (cd "build-$name" && ctest --output-on-failure -R "$regex") || rc=1
+  phase "$name tests" $t
+}
+trees=${SANITIZERS-asan tsan}
+for tree in $trees; do
+  [[ $tree == asan || $tree == tsan ]] || { echo "test.sh: SANITIZERS: unknown tree $tree (asan, tsan)" >&2; exit 2; }
+done
 t=$SECONDS
 scripts/install-deps.sh
 phase dependencies $t
@@ -18,5 +57,12 @@ t=$SECONDS
 rc=0
 (cd build && ctest --output-on-failure --timeout 1800 "$@") || rc=$?
 phase tests $t
+for tree in $trees; do
+  case $tree in
+    asan) sanitized asan address,undefined unit_tests integration_tests exporter_exits exporter_e2e hardening_e2e \
+                restart_e2e ;;
+    tsan) sanitized tsan thread unit_tests integration_tests ;;
+  esac
+done
 phase total 0
 exit $rc

@@ -1,6 +1,6 @@
 # The exporter binary end to end (issue 2). Exit 77 = skipped (a failure under CI=true).
 find_package(Python3 REQUIRED COMPONENTS Interpreter)
 add_test(NAME exporter_e2e
-         COMMAND ${EXECFLOW_ISOLATED} ${Python3_EXECUTABLE} ${CMAKE_SOURCE_DIR}/tests/e2e/exporter_e2e.py
+         COMMAND ${EXECFLOW_TEST_LAUNCHER} ${EXECFLOW_ISOLATED} ${Python3_EXECUTABLE} ${CMAKE_SOURCE_DIR}/tests/e2e/exporter_e2e.py
                  $<TARGET_FILE:execflow_exporter>)
 set_tests_properties(exporter_e2e PROPERTIES LABELS "e2e;privileged" TIMEOUT 300 SKIP_RETURN_CODE 77)

@@ -1,6 +1,6 @@
 # Restarts lose nothing (issue 13): pinned BPF state across kill -9. Exit 77 = skipped.
 find_package(Python3 REQUIRED COMPONENTS Interpreter)
 add_test(NAME restart_e2e
-         COMMAND ${EXECFLOW_ISOLATED} ${Python3_EXECUTABLE} ${CMAKE_SOURCE_DIR}/tests/e2e/restart_e2e.py
+         COMMAND ${EXECFLOW_TEST_LAUNCHER} ${EXECFLOW_ISOLATED} ${Python3_EXECUTABLE} ${CMAKE_SOURCE_DIR}/tests/e2e/restart_e2e.py
                  $<TARGET_FILE:execflow_exporter>)
 set_tests_properties(restart_e2e PROPERTIES LABELS "e2e;privileged" TIMEOUT 300 SKIP_RETURN_CODE 77)

@@ -6,6 +6,7 @@
 #include <openssl/x509v3.h>
 
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <vector>
 
@@ -107,7 +108,7 @@ class Tls : public ::testing::Test {
     // Static-RSA key exchange needs an RSA certificate.
     Issue("server-rsa", "ca", "/CN=server-rsa", "IP:127.0.0.1", "rsa:2048");
   }
-  static void TearDownTestSuite() { std::system(("rm -rf " + dir_).c_str()); }
+  static void TearDownTestSuite() { std::filesystem::remove_all(dir_); }
   static void Run(const std::string& cmd) {
     ASSERT_EQ(std::system(("cd " + dir_ + " && " + cmd + " >/dev/null 2>&1").c_str()), 0) << cmd;
   }
@@ -302,16 +303,15 @@ TEST_F(Tls, CertificateAndSettingsAreReloadedWhenTheyChange) {
   const int port = s->port();
   EXPECT_EQ(TlsGet(port, "/healthz").server_cn, "server-one");
   // A rotated certificate (what cert-manager does) is used at the next handshake.
-  std::system(("cp " + P("server2.crt") + " " + P("server.crt.new") + " && cp " + P("server2.key") + " " +
-               P("server.key") + " && mv " + P("server.crt.new") + " " + P("server.crt")).c_str());
+  Run("cp server2.crt server.crt.new && cp server2.key server.key && mv server.crt.new server.crt");
   EXPECT_EQ(TlsGet(port, "/healthz").server_cn, "server-two");
   // So is a changed web config.
   WriteWebConfig(kServer + "  min_version: TLS13\n");
   EXPECT_FALSE(TlsGet(port, "/healthz", ClientOptions().Max(TLS1_2_VERSION)).handshake);
   // A key that does not match: handshakes are refused until it is fixed.
-  std::system(("cp " + P("client.key") + " " + P("server.key")).c_str());
+  Run("cp client.key server.key");
   EXPECT_FALSE(TlsGet(port, "/healthz").handshake);
-  std::system(("cp " + P("server2.key") + " " + P("server.key")).c_str());
+  Run("cp server2.key server.key");
   EXPECT_EQ(TlsGet(port, "/healthz").status, 200);
 }
 
