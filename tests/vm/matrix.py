@@ -130,8 +130,8 @@ def config_checks():
 
 
 def runs(kernel):
-    """The default config, each send mode forced (exec, close and transport alternating),
-    and one more run so that, on kernels with only the two function send modes too, each
+    """The default config, each send mode forced (exec, close and transport alternating;
+    kprobe mode's exporter in a PID namespace of its own), and one more run so that, on kernels with only the two function send modes too, each
     exec mode meets each transport."""
     out = [{"name": "default", "forced": {}}]
     for i, tcp in enumerate(ALL["tcp.hook"]):
@@ -141,7 +141,11 @@ def runs(kernel):
                   "tcp.receive_hook": tcp,
                   "tcp.close_hook": alternate("tcp.close_hook", i // 2),
                   "events.transport": alternate("events.transport", i)}
-        out.append({"name": f"tcp {tcp}", "forced": forced, "exact": loads(kernel, "tcp.hook", tcp)})
+        run = {"name": f"tcp {tcp}", "forced": forced, "exact": loads(kernel, "tcp.hook", tcp)}
+        if tcp == "kprobe":
+            # As in the DaemonSet's pod: kprobe mode must not depend on seeing host thread ids.
+            run["own_pid_namespace"] = True
+        out.append(run)
     loading = [t for t in ALL["tcp.hook"] if loads(kernel, "tcp.hook", t)]
     out.append({"name": "exec tracepoint + perfbuf",
                 "forced": {"exec.hook": "tracepoint", "exec.failures_hook": "tracepoint",
