@@ -175,11 +175,11 @@ def blocked_checks(plan, exp, checks):
     def uncounted(s):
         return [total(s, "execflow_tcp_sends_uncounted_total"),
                 total(s, "execflow_tcp_receives_uncounted_total")]
+    before = uncounted(exp.scrape())
     proc = subprocess.Popen([plan["workload"], "blocked", str(BLOCKED_BYTES)], text=True,
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE)
     ports = kv(proc.stdout.readline())
-    before = uncounted(exp.scrape())
-    for _ in range(BLOCKED_SCRAPES - 1):
+    for _ in range(BLOCKED_SCRAPES):
         exp.scrape()
     proc.stdin.write("go\n")
     proc.stdin.flush()
