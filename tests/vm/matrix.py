@@ -89,6 +89,9 @@ FAILURE_HOOKS = {"fexit": [["__x64_sys_execve", "fexit"], ["__x64_sys_execveat",
                                 ["syscalls/sys_exit_execveat", "tracepoint"]]}
 CLOSE_HOOKS = {"tp_btf": [["inet_sock_set_state", "tp_btf"]],
                "tracepoint": [["sock/inet_sock_set_state", "tracepoint"]]}
+# With either kprobe mode: the entries of exiting threads go in the kernel (tp_btf
+# loads on every kernel of the matrix).
+THREAD_EXIT_HOOKS = [["sched_process_exit", "tp_btf"]]
 
 
 def loads(kernel, key, mode):
@@ -104,6 +107,8 @@ def expected_programs(kernel, forced):
          SEND_HOOKS[tcp_mode] + RECV_HOOKS[forced["tcp.receive_hook"]] + CLOSE_HOOKS[forced["tcp.close_hook"]])
     if KERNELS[kernel]["sendpage"]:
         p += SENDPAGE_HOOKS.get(tcp_mode, [])
+    if "kprobe" in (tcp_mode, forced["tcp.receive_hook"]):
+        p += THREAD_EXIT_HOOKS
     return sorted(p)
 
 
