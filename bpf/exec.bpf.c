@@ -86,11 +86,16 @@ static __always_inline void who_current(struct exec_who *w)
 	w->gid = uid_gid >> 32;
 }
 
-/* `task` non-null: its comm is read with plain loads (tp_btf). */
+/*
+ * `task` non-null: its comm is read with plain loads (tp_btf). The perf
+ * buffer path is for kernels without a ring buffer (before 5.8), which have
+ * no bpf_ktime_get_boot_ns either: it stamps CLOCK_MONOTONIC, and user space
+ * converts with the clock of the transport.
+ */
 static __always_inline void fill_event(struct exec_event *e, const struct exec_who *w,
 				       const char *filename, struct task_struct *task)
 {
-	e->boot_ns = bpf_ktime_get_boot_ns();
+	e->time_ns = targ_perfbuf ? bpf_ktime_get_ns() : bpf_ktime_get_boot_ns();
 	e->cgroup_id = w->cgroup_id;
 	e->pid = w->pid;
 	e->ppid = w->ppid;

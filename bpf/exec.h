@@ -20,7 +20,7 @@
 
 /* One successful exec, as reserved in the ring buffer. */
 struct exec_event {
-	__u64 boot_ns;     /* bpf_ktime_get_boot_ns() at the exec */
+	__u64 time_ns;     /* at the exec: CLOCK_BOOTTIME (ring buffer), CLOCK_MONOTONIC (perf buffer) */
 	__u64 cgroup_id;   /* cgroup v2 id of the task */
 	__u32 pid;         /* tgid */
 	__u32 ppid;        /* real parent's tgid */
