@@ -484,6 +484,33 @@ def restart_run(plan, tmp, uid):
     return result
 
 
+def privileged_tests(plan, tmp):
+    """The privileged tests (tests/integration) that see what the exporter's runs cannot:
+    the helpers each mode's perf buffer programs call, exec events' times and the raw
+    bytes of their records. One check per test; CI=true makes a skip a failure."""
+    checks = Checks()
+    out = os.path.join(tmp, "gtest.json")
+    t = plan["privileged_tests"]
+    r = subprocess.run([t["binary"], f"--gtest_filter={t['filter']}", f"--gtest_output=json:{out}"],
+                       env={**os.environ, "CI": "true"}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                       text=True)
+    lib.log("\n".join(r.stdout.splitlines()[-40:]))
+    try:
+        with open(out) as f:
+            suites = json.load(f)["testsuites"]
+    except (OSError, ValueError, KeyError):
+        checks.expect("privileged tests ran", 0, f"exit {r.returncode}")
+        return checks.items
+    for suite in suites:
+        for test in suite["testsuite"]:
+            failures = [f["failure"].strip().splitlines() for f in test.get("failures", [])]
+            got = "; ".join(" ".join(lines[:3]) for lines in failures)
+            if not got and test.get("result") != "COMPLETED":
+                got = test.get("result", "not run")
+            checks.expect(f"privileged test {suite['name']}.{test['name']}", "passed", got or "passed")
+    return checks.items
+
+
 def config_check(plan, forced, tmp):
     path = os.path.join(tmp, "check.yaml")
     with open(path, "w") as f:
@@ -506,6 +533,8 @@ def main():
         for forced in plan["config_checks"]:
             report["config_checks"].append(config_check(plan, forced, tmp))
         report["config_check_seconds"] = round(time.monotonic() - t0, 1)
+        lib.log("privileged tests")
+        report["privileged_tests"] = privileged_tests(plan, tmp)
         for i, run in enumerate(plan["runs"]):
             report["runs"].append(run_one(plan, run, i, tmp))
             with open(report_path, "w") as f:  # partial results survive a guest time-out
