@@ -18,9 +18,9 @@
 /* 1 MiB holds ~3,360 events of 312 B (304 B record + 8 B ring buffer header). */
 #define EXEC_DEFAULT_RINGBUF_BYTES (1 << 20)
 
-/* One successful exec, as reserved in the ring buffer. */
+/* One successful exec, as reserved in the ring buffer. Zero after the strings' NULs. */
 struct exec_event {
-	__u64 boot_ns;     /* bpf_ktime_get_boot_ns() at the exec */
+	__u64 time_ns;     /* at the exec: CLOCK_BOOTTIME (ring buffer), CLOCK_MONOTONIC (perf buffer) */
 	__u64 cgroup_id;   /* cgroup v2 id of the task */
 	__u32 pid;         /* tgid */
 	__u32 ppid;        /* real parent's tgid */

@@ -12,6 +12,8 @@
  *   receives: fexit/tcp_recvmsg, kprobe+kretprobe/tcp_recvmsg,
  *             tp_btf/sock_recv_length, tracepoint/sock/sock_recv_length
  *   closes:   tp_btf/inet_sock_set_state, tracepoint/sock/inet_sock_set_state
+ *   kprobe mode's thread exits: tp_btf/sched_process_exit,
+ *             tracepoint/sched/sched_process_exit
  */
 #include "lib/vmlinux_min.h"
 #include <bpf/bpf_helpers.h>
@@ -55,7 +57,10 @@ struct {
 
 /*
  * kprobe mode: the socket of each thread's tcp_sendmsg/tcp_sendpage in
- * flight, and of its tcp_recvmsg (apart, so each direction's losses are its own).
+ * flight, and of its tcp_recvmsg (apart, so each direction's losses are its
+ * own), keyed by the thread's task_struct address. Not by thread id: a
+ * thread that execs from a non-leader thread takes the leader's id, and ids
+ * mean nothing to an exporter in a PID namespace of its own (a pod).
  */
 struct inflight_args {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -271,12 +276,12 @@ int BPF_PROG(tcp_sendpage_fexit, struct sock *sk, struct page *page, int offset,
  * A kretprobe follows a bounded number of calls at once (the kernel's
  * maxactive: the most of 10 and twice the CPUs for the perf kprobes libbpf
  * makes); the returns of the calls beyond are missed. Such a call leaves its
- * entry here, found when the thread next enters (user space sweeps the
- * entries of threads that exited), so every lost send is counted.
+ * entry here, found when the thread next enters or when it exits (see
+ * forget_exiting_thread), so every lost send is counted.
  */
 static __always_inline int remember_sock(void *args, struct sock *sk, __u64 *missed, __u64 *full)
 {
-	__u64 id = bpf_get_current_pid_tgid();
+	__u64 id = bpf_get_current_task();
 	int err; /* int: see counter_add */
 
 	err = bpf_map_update_elem(args, &id, &sk, BPF_NOEXIST);
@@ -296,7 +301,7 @@ static __always_inline int remember_sock(void *args, struct sock *sk, __u64 *mis
 /* A null socket: a call not to count (a MSG_PEEK receive). */
 static __always_inline int count_remembered(void *ctx, void *args, long ret, bool received)
 {
-	__u64 id = bpf_get_current_pid_tgid();
+	__u64 id = bpf_get_current_task();
 	struct sock **skp = bpf_map_lookup_elem(args, &id);
 
 	if (!skp)
@@ -329,6 +334,35 @@ SEC("kretprobe/tcp_sendpage")
 int BPF_KRETPROBE(tcp_sendpage_kretprobe, int ret)
 {
 	return count_remembered(ctx, &tcp_send_args, ret, false);
+}
+
+/*
+ * kprobe mode: a thread that exits is inside no call, so an entry it still
+ * has is a call whose return the kretprobe missed; it goes here, in the
+ * kernel, counted as missed. sched_process_exit fires once per exiting
+ * thread, in that thread. Both maps: either may be the one-entry stand-in.
+ */
+static __always_inline int forget_exiting_thread(void)
+{
+	__u64 id = bpf_get_current_task();
+
+	if (!bpf_map_delete_elem(&tcp_send_args, &id))
+		__sync_fetch_and_add(&loss.kretprobe_missed, 1);
+	if (!bpf_map_delete_elem(&tcp_recv_args, &id))
+		__sync_fetch_and_add(&loss.recv_kretprobe_missed, 1);
+	return 0;
+}
+
+SEC("tp_btf/sched_process_exit")
+int BPF_PROG(thread_exit_btf)
+{
+	return forget_exiting_thread();
+}
+
+SEC("tracepoint/sched/sched_process_exit")
+int thread_exit_tp(void *ctx)
+{
+	return forget_exiting_thread();
 }
 
 /*

@@ -53,6 +53,16 @@ const std::vector<HookGroup>& TcpHooks() {
        "",
        {{"tp_btf", {"inet_state_btf"}}, {"tracepoint", {"inet_state_tp"}}},
        true},
+      // kprobe mode: the entry a thread leaves when the kretprobe missed its
+      // return is taken out when the thread exits, in the kernel (user space
+      // in a PID namespace of its own cannot tell which threads exited).
+      {"tcp thread exit",
+       "",
+       "",
+       {{"tp_btf", {"thread_exit_btf"}}, {"tracepoint", {"thread_exit_tp"}}},
+       true,
+       {"tcp send", "tcp receive"},
+       "kprobe"},
   };
   return g;
 }
@@ -107,6 +117,12 @@ Result<HookPlan> PlanHooks(const std::vector<HookGroup>& groups,
   HookPlan plan;
   for (const HookGroup& g : groups) {
     std::string mode = "auto";
+    bool served = g.serves.empty();
+    for (const auto& s : g.serves) served = served || plan.ModeOf(s) == g.serves_mode;
+    if (!served) {
+      plan.choices.push_back({&g, nullptr, {}});
+      continue;
+    }
     if (!g.follows.empty()) {
       mode = plan.ModeOf(g.follows);
       bool has = false;

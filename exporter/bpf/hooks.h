@@ -22,13 +22,16 @@ struct HookVariant {
 // chosen mode (tcp sendpage takes tcp send's; a mode it lacks means none, and
 // so does a function this kernel does not have: ENOENT or ESRCH).
 // An optional group may end with no variant (its feature is then off, and
-// the log says why).
+// the log says why). A group that `serves` others is tried ("auto") only
+// when one of them chose `serves_mode`, and is left out otherwise.
 struct HookGroup {
   std::string name;        // "exec", "tcp send", ...
   std::string config_key;  // "tcp.hook"; empty when the group follows another
   std::string follows;     // name of the group whose mode this one takes
   std::vector<HookVariant> variants;
   bool required = true;
+  std::vector<std::string> serves = {};  // {"tcp send", "tcp receive"}
+  std::string serves_mode = {};          // "kprobe"
 };
 
 // Every hook of each collector, groups in attach order: the one table the

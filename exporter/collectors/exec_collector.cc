@@ -29,11 +29,12 @@ namespace {
 // its final totals, then removed.
 constexpr std::chrono::minutes kGoneWorkloadRetention{5};
 
-int64_t BootToWallNs() {
-  timespec real, boot;
+// What to add to a time of `clock` to get the wall clock's.
+int64_t ToWallNs(clockid_t clock) {
+  timespec real, t;
   clock_gettime(CLOCK_REALTIME, &real);
-  clock_gettime(CLOCK_BOOTTIME, &boot);
-  return (real.tv_sec - boot.tv_sec) * 1000000000LL + (real.tv_nsec - boot.tv_nsec);
+  clock_gettime(clock, &t);
+  return (real.tv_sec - t.tv_sec) * 1000000000LL + (real.tv_nsec - t.tv_nsec);
 }
 
 std::string CString(const char* s, size_t max) { return std::string(s, strnlen(s, max)); }
@@ -178,11 +179,11 @@ std::vector<prometheus::MetricFamily> CollectExec(const ExecSources& src, ExecTa
   return ExecFamilies(ScrapeExec(src, tables, errors));
 }
 
-bool DecodeExecEvent(const void* data, size_t size, int64_t boot_to_wall_ns, ExecRecord* out) {
+bool DecodeExecEvent(const void* data, size_t size, int64_t to_wall_ns, ExecRecord* out) {
   if (size < sizeof(exec_event)) return false;
   exec_event e;
   std::memcpy(&e, data, sizeof(e));
-  out->time_ns = static_cast<int64_t>(e.boot_ns) + boot_to_wall_ns;
+  out->time_ns = static_cast<int64_t>(e.time_ns) + to_wall_ns;
   out->pid = e.pid;
   out->ppid = e.ppid;
   out->uid = e.uid;
@@ -263,7 +264,8 @@ Result<void> ExecCollector::StartConsumer(const EventsConfig& ev, Transport tran
     sink_->set_pattern("%v");
     sink_->flush_on(spdlog::level::info);
   }
-  boot_to_wall_ns_ = BootToWallNs();
+  // The clock each transport's programs stamp events with (bpf/exec.bpf.c).
+  to_wall_ns_ = ToWallNs(transport == Transport::kPerfbuf ? CLOCK_MONOTONIC : CLOCK_BOOTTIME);
   auto consumer = EventConsumer::Start(
       {transport, bpf_map__fd(skel_->maps.exec_events), bpf_map__fd(skel_->maps.exec_events_perf),
        buffer_bytes, "exec events"},
@@ -275,7 +277,7 @@ Result<void> ExecCollector::StartConsumer(const EventsConfig& ev, Transport tran
 
 void ExecCollector::OnEvent(const void* data, size_t size) {
   ExecRecord r;
-  if (!DecodeExecEvent(data, size, boot_to_wall_ns_, &r)) return;
+  if (!DecodeExecEvent(data, size, to_wall_ns_, &r)) return;
   if (workloads_) {
     // The exec'ing process, or its parent, usually still runs in that cgroup.
     Workload w = workloads_->Resolve(r.cgroup_id, nullptr, {r.pid, r.ppid});

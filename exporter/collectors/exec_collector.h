@@ -87,8 +87,9 @@ std::vector<prometheus::MetricFamily> ExecFamilies(const ExecScrape& scrape);
 std::vector<prometheus::MetricFamily> CollectExec(const ExecSources& src, ExecTables* tables,
                                                   int* errors);
 
-// Decodes one ring buffer record; false if it is too short.
-bool DecodeExecEvent(const void* data, size_t size, int64_t boot_to_wall_ns,
+// Decodes one ring buffer record; false if it is too short. `to_wall_ns`
+// turns its time into the wall clock's.
+bool DecodeExecEvent(const void* data, size_t size, int64_t to_wall_ns,
                      ExecRecord* out);
 
 // Successful execs per UID, failed execs per (UID, errno) and the exec event
@@ -137,7 +138,7 @@ class ExecCollector final : public Collector {
   EventLog log_;
   std::shared_ptr<spdlog::logger> sink_;
   std::atomic<uint64_t> delivered_{0};
-  int64_t boot_to_wall_ns_ = 0;
+  int64_t to_wall_ns_ = 0;
 };
 
 }  // namespace execflow

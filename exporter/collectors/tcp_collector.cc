@@ -1,6 +1,5 @@
 #include "exporter/collectors/tcp_collector.h"
 
-#include <signal.h>
 #include <bpf/bpf.h>
 #include <bpf/btf.h>
 #include <spdlog/spdlog.h>
@@ -70,7 +69,7 @@ std::vector<prometheus::MetricFamily> TcpFamilies(const SeriesSnapshot& per_flow
                            "kretprobe missed the return (more calls in flight than it follows), "
                            "or the map of sends in flight was full.");
   AddCounter(uncounted, {{"reason", "kretprobe_missed"}},
-             static_cast<double>(s.loss.kretprobe_missed + s.inflight_swept));
+             static_cast<double>(s.loss.kretprobe_missed));
   AddCounter(uncounted, {{"reason", "inflight_map_full"}}, static_cast<double>(s.loss.inflight_full));
   out.push_back(std::move(uncounted));
   auto recv_uncounted = Counter("execflow_tcp_receives_uncounted_total",
@@ -78,7 +77,7 @@ std::vector<prometheus::MetricFamily> TcpFamilies(const SeriesSnapshot& per_flow
                                 "for the same reasons; receives that block waiting for data hold "
                                 "their kretprobe instance meanwhile.");
   AddCounter(recv_uncounted, {{"reason", "kretprobe_missed"}},
-             static_cast<double>(s.loss.recv_kretprobe_missed + s.recv_inflight_swept));
+             static_cast<double>(s.loss.recv_kretprobe_missed));
   AddCounter(recv_uncounted, {{"reason", "inflight_map_full"}}, static_cast<double>(s.loss.recv_inflight_full));
   out.push_back(std::move(recv_uncounted));
 
@@ -143,7 +142,6 @@ Result<std::unique_ptr<TcpCollector>> TcpCollector::Start(const TcpConfig& confi
   if (!attached) return std::unexpected(attached.error());
   c->rejected_ = attached->plan.Rejected();
   c->send_mode_ = attached->plan.ModeOf("tcp send");
-  c->receive_mode_ = attached->plan.ModeOf("tcp receive");
   c->skel_ = std::move(attached->skel);
   c->links_ = std::move(attached->links);
   c->programs_ = attached->Describe();
@@ -224,14 +222,10 @@ std::vector<prometheus::MetricFamily> TcpCollector::Collect(int* errors) const {
   {
     std::lock_guard lock(mu_);
     const tcp_loss& loss = skel_->bss->loss;
-    if (send_mode_ == "kprobe") inflight_swept_ += SweepInflight(skel_->maps.tcp_send_args);
-    if (receive_mode_ == "kprobe") recv_inflight_swept_ += SweepInflight(skel_->maps.tcp_recv_args);
     s.loss = {LoadCounter(loss.overflow_bytes), LoadCounter(loss.overflow_sends),
               LoadCounter(loss.overflow_received), LoadCounter(loss.close_events_dropped),
               LoadCounter(loss.inflight_full), LoadCounter(loss.kretprobe_missed),
               LoadCounter(loss.recv_inflight_full), LoadCounter(loss.recv_kretprobe_missed)};
-    s.inflight_swept = inflight_swept_;
-    s.recv_inflight_swept = recv_inflight_swept_;
     s.flows_closed = flows_closed_;
     // Start() made the reader with tcp_flow_key keys and tcp_flow_bytes values;
     // a flow that only received (or only sent) has no series in the other family.
@@ -253,24 +247,6 @@ std::vector<prometheus::MetricFamily> TcpCollector::Collect(int* errors) const {
   auto out = TcpFamilies(flows, received, s);
   AppendProgramFamilies(programs_, &out);
   return out;
-}
-
-uint64_t TcpCollector::SweepInflight(bpf_map* args) const {
-  // Keys are bpf_get_current_pid_tgid(): the thread id in the low 32 bits.
-  const int fd = bpf_map__fd(args);
-  uint64_t swept = 0;
-  std::vector<__u64> dead;
-  __u64 key, next;
-  for (int err = bpf_map_get_next_key(fd, nullptr, &next); err == 0;
-       err = bpf_map_get_next_key(fd, &key, &next)) {
-    key = next;
-    const pid_t tid = static_cast<pid_t>(key & 0xFFFFFFFF);
-    if (kill(tid, 0) != 0 && errno == ESRCH) dead.push_back(key);
-  }
-  for (__u64 k : dead) {
-    if (bpf_map_delete_elem(fd, &k) == 0) ++swept;
-  }
-  return swept;
 }
 
 bool TcpCollector::TracksFlow(const tcp_flow_key& key) const {

@@ -30,8 +30,6 @@ struct TcpScrape {
   uint32_t flow_capacity = 0;
   tcp_send_hist hist{};
   tcp_loss loss{};
-  uint64_t inflight_swept = 0;       // kprobe mode: send entries of exited threads (missed returns)
-  uint64_t recv_inflight_swept = 0;  // ... and receive entries
   size_t folded_flows = 0;
 };
 std::vector<prometheus::MetricFamily> TcpFamilies(const SeriesSnapshot& sent, const SeriesSnapshot& received,
@@ -65,10 +63,6 @@ class TcpCollector final : public Collector {
   TcpCollector(const TcpConfig& config, std::shared_ptr<WorkloadResolver> workloads);
   void OnClose(const void* data, size_t size);
   Result<void> ReadHistogram(tcp_send_hist* out) const;
-  // kprobe mode: removes the in-flight entries of threads that exited, whose
-  // returns the kretprobe missed, and counts them. Called under mu_.
-  // Deletes the entries of exited threads from an in-flight map; returns how many.
-  uint64_t SweepInflight(bpf_map* args) const;
 
   const std::string name_ = "tcp";
   SkelPtr<tcp_bpf> skel_;
@@ -78,7 +72,6 @@ class TcpCollector final : public Collector {
   PinStatus pin_;
   std::vector<std::string> rejected_;
   std::string send_mode_;
-  std::string receive_mode_;
   std::unique_ptr<BpfMapReader> flows_;
   std::shared_ptr<WorkloadResolver> workloads_;
   mutable std::mutex mu_;  // guards the tables, the read buffers and the map's entries' lifetimes
@@ -86,8 +79,6 @@ class TcpCollector final : public Collector {
   mutable FlowTable received_;  // bytes received
   mutable std::vector<uint8_t> keys_, values_;  // the flow map as last read, kept for their capacity
   uint64_t flows_closed_ = 0;  // guarded by mu_
-  mutable uint64_t inflight_swept_ = 0;       // guarded by mu_
-  mutable uint64_t recv_inflight_swept_ = 0;  // guarded by mu_
   mutable StateKeeper state_;  // guarded by mu_: both tables in bpf.state_file
   std::unique_ptr<EventConsumer> consumer_;
 };

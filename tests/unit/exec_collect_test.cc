@@ -166,7 +166,7 @@ TEST(CollectExec, KeysOfGoneCgroupsLeaveTheMapAndTheirTotalsStay) {
 
 TEST(DecodeExecEvent, CopiesFieldsAndTerminatesStrings) {
   exec_event e{};
-  e.boot_ns = 5;
+  e.time_ns = 5;
   e.pid = 10;
   e.ppid = 9;
   e.uid = 1000;

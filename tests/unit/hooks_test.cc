@@ -113,12 +113,46 @@ TEST(PlanHooks, FollowerTakesTheLeadersForcedModeAndNothingWhereItHasNoSuchMode)
   EXPECT_EQ(kprobe->Programs(),
             (std::vector<std::string>{"tcp_sendmsg_kprobe", "tcp_sendmsg_kretprobe", "tcp_sendpage_kprobe",
                                       "tcp_sendpage_kretprobe", "tcp_recvmsg_kprobe", "tcp_recvmsg_kretprobe",
-                                      "inet_state_tp"}));
-  EXPECT_EQ(tried, (std::vector<std::string>{"kprobe", "kprobe", "kprobe", "tracepoint"}));
+                                      "inet_state_tp", "thread_exit_btf"}));
+  EXPECT_EQ(tried, (std::vector<std::string>{"kprobe", "kprobe", "kprobe", "tracepoint", "tp_btf"}));
   auto tp = PlanHooks(TcpHooks(), {{"tcp.hook", "tp_btf"}, {"tcp.receive_hook", "tp_btf"}}, all);
   ASSERT_TRUE(tp.has_value());
   EXPECT_EQ(tp->ModeOf("tcp sendpage"), "");
   EXPECT_EQ(tp->Programs(), (std::vector<std::string>{"sock_send_btf", "sock_recv_btf", "inet_state_btf"}));
+}
+
+// kprobe mode's in-flight entries of exiting threads are taken out in the
+// kernel, by a sched_process_exit program loaded with either kprobe mode only.
+TEST(PlanHooks, ThreadExitHookComesWithEitherKprobeModeOnly) {
+  auto all = [](const HookVariant&) -> Result<void> { return {}; };
+  auto fexit = PlanHooks(TcpHooks(), {{"tcp.hook", "fexit"}, {"tcp.receive_hook", "fexit"}}, all);
+  ASSERT_TRUE(fexit.has_value());
+  EXPECT_EQ(fexit->ModeOf("tcp thread exit"), "");
+  EXPECT_EQ(fexit->Programs(),
+            (std::vector<std::string>{"tcp_sendmsg_fexit", "tcp_sendpage_fexit", "tcp_recvmsg_fexit",
+                                      "inet_state_btf"}));
+  for (const auto& [send, receive] : {std::pair{"kprobe", "fexit"}, std::pair{"tp_btf", "kprobe"}}) {
+    auto plan = PlanHooks(TcpHooks(), {{"tcp.hook", send}, {"tcp.receive_hook", receive}}, all);
+    ASSERT_TRUE(plan.has_value());
+    EXPECT_EQ(plan->ModeOf("tcp thread exit"), "tp_btf") << send << "/" << receive;
+    EXPECT_EQ(plan->Programs().back(), "thread_exit_btf");
+  }
+  // Where tp_btf is refused, the classic tracepoint; where neither attaches,
+  // kprobe mode would lose track of its misses: an error.
+  auto tp = PlanHooks(TcpHooks(), {{"tcp.hook", "kprobe"}}, [](const HookVariant& v) -> Result<void> {
+    if (v.programs[0] == "thread_exit_btf") return Fail("load thread_exit_btf", EINVAL);
+    return {};
+  });
+  ASSERT_TRUE(tp.has_value());
+  EXPECT_EQ(tp->Programs().back(), "thread_exit_tp");
+  auto none = PlanHooks(TcpHooks(), {{"tcp.hook", "kprobe"}}, [](const HookVariant& v) -> Result<void> {
+    if (v.programs[0].starts_with("thread_exit")) return Fail("load " + v.programs[0], EINVAL);
+    return {};
+  });
+  ASSERT_FALSE(none.has_value());
+  EXPECT_EQ(none.error().message,
+            "no attachable hook for tcp thread exit (tp_btf: load thread_exit_btf: Invalid argument; "
+            "tracepoint: load thread_exit_tp: Invalid argument)");
 }
 
 TEST(PlanHooks, FollowerWhoseFunctionIsGoneIsLeftOutButOneRefusedIsAnError) {

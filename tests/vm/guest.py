@@ -14,6 +14,7 @@ back from /metrics and /api/v1/events.
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -25,6 +26,7 @@ import e2e_lib as lib  # noqa: E402
 EXECS, ENOENTS, FLOW_BYTES, SENDFILE_BYTES, PEEK_BYTES = 200, 50, 1234567, 1000000, 30000
 CHURN_CONNECTIONS, CHURN_BYTES, RAW_DADDR = 100, 1000, "127.0.0.77"
 INFLIGHT_SENDS, INFLIGHT_BYTES = 24, 128 << 10
+BLOCKED_BYTES, BLOCKED_SCRAPES = 300000, 3
 READY_SECONDS = 180  # hook probing loads every candidate program: slow under emulation
 SETTLE_SECONDS = 30
 
@@ -39,12 +41,42 @@ def config_yaml(forced):
                    for s, kv in sections.items())
 
 
+# A PID namespace of the exporter's own, as a pod without hostPID has: the kernel
+# mechanism itself (podman cannot run inside the guest, whose root is the host's,
+# read-only). The exporter is its PID 1 and sees none of the host's thread ids.
+OWN_PID_NAMESPACE = ["unshare", "--pid", "--fork", "--mount-proc", "--kill-child"]
+
+
 class Exporter:
-    def __init__(self, binary, tmp, config_path):
+    def __init__(self, binary, tmp, config_path, own_pid_namespace=False):
         self.address = f"127.0.0.1:{lib.free_port()}"
-        self.proc = lib.Process("exporter", [binary, f"--config.file={config_path}",
-                                             f"--web.listen-address={self.address}",
-                                             "--log.level=info"], tmp)
+        self.wrapped = own_pid_namespace
+        self.proc = lib.Process("exporter", (OWN_PID_NAMESPACE if own_pid_namespace else []) +
+                                [binary, f"--config.file={config_path}",
+                                 f"--web.listen-address={self.address}", "--log.level=info"], tmp)
+
+    def pid(self):
+        """The exporter's process id as this (the host's) namespace sees it: under unshare,
+        unshare's only child."""
+        pid = self.proc.proc.pid
+        if not self.wrapped:
+            return pid
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            return int(f.read().split()[0])
+
+    def stop(self, timeout):
+        """SIGTERM to the exporter itself (unshare blocks SIGTERM while it waits for its
+        child, then exits with the child's status); its exit code."""
+        if self.wrapped and self.proc.proc.poll() is None:
+            try:
+                os.kill(self.pid(), signal.SIGTERM)
+            except (OSError, IndexError, ValueError):
+                pass  # already gone: unshare exits with its status
+            try:
+                self.proc.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                pass  # Process.stop kills it
+        return self.proc.stop(timeout=timeout)
 
     def wait_ready(self):
         """None when ready; the exporter's last log lines when it exited instead."""
@@ -133,6 +165,38 @@ def flow_checks(plan, exp, checks, addr):
     removed = settle("closed flow removed", gone)
     checks.expect(f"{addr} closed flow: final bytes sent, received, then removed", [FLOW_BYTES, FLOW_BYTES, True],
                   [seen[-1] if seen else None, seen_received[-1] if seen_received else None, bool(removed)])
+
+
+def blocked_checks(plan, exp, checks):
+    """A reader asleep in recv() and a sender asleep in send() across several scrapes, then
+    their bytes: both flows exact, and no call counted as uncounted. In kprobe mode the
+    kprobe remembered both calls before the scrapes; nothing a scrape does may forget them
+    (an exporter in a PID namespace of its own sees no host thread ids)."""
+    def uncounted(s):
+        return [total(s, "execflow_tcp_sends_uncounted_total"),
+                total(s, "execflow_tcp_receives_uncounted_total")]
+    before = uncounted(exp.scrape())
+    proc = subprocess.Popen([plan["workload"], "blocked", str(BLOCKED_BYTES)], text=True,
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    ports = kv(proc.stdout.readline())
+    for _ in range(BLOCKED_SCRAPES):
+        exp.scrape()
+    proc.stdin.write("go\n")
+    proc.stdin.flush()
+    done = kv(proc.stdout.readline())
+    proc.wait()
+    s = exp.scrape()
+    # The reader's end of its connection: the client's ports swapped.
+    reader = dict(sport=ports["reader_dport"], dport=ports["reader_sport"])
+    sender = dict(sport=ports["sender_sport"], dport=ports["sender_dport"])
+    checks.expect(f"a reader asleep in recv() and a sender asleep in send() across {BLOCKED_SCRAPES} scrapes, "
+                  f"then {BLOCKED_BYTES} bytes each: received, sent",
+                  [BLOCKED_BYTES, BLOCKED_BYTES, BLOCKED_BYTES, BLOCKED_BYTES],
+                  [int(done["received"]), int(done["sent"]),
+                   total(s, "execflow_tcp_received_bytes_total", **reader),
+                   total(s, "execflow_tcp_sent_bytes_total", **sender)])
+    checks.expect("... and no send or receive counted as uncounted meanwhile", [0, 0],
+                  [a - b for a, b in zip(uncounted(s), before)])
 
 
 def kprobe_mode(exp):
@@ -242,6 +306,8 @@ def exactness(plan, exp, checks, uid):
 
     workload_checks(plan, exp, checks, uid + 2)
 
+    blocked_checks(plan, exp, checks)
+
     missed = inflight_checks(plan, exp, checks)
     if kprobe_mode(exp):  # the test must reach the misses it is about
         checks.expect("kprobe mode: some of those returns were missed", True, missed > 0)
@@ -287,7 +353,7 @@ def started(plan, exp, result):
                                 if n == "execflow_bpf_program_info")
     result["transport"] = next(l["transport"] for n, l, _ in first
                                if n == "execflow_events_transport_info")
-    sizes = program_sizes(plan, exp.proc.proc.pid)
+    sizes = program_sizes(plan, exp.pid())
     # Kernels name a program by its first 15 characters.
     result["program_sizes"] = sorted([l["program"], f"{l['attach_type']}/{l['hook']}"] +
                                      (sizes.get(l["program"]) or sizes.get(l["program"][:15]) or [0, 0, 0])
@@ -296,7 +362,8 @@ def started(plan, exp, result):
 
 
 def run_one(plan, run, index, tmp):
-    lib.log(f"run {run['name']}: {run['forced'] or 'the bundled default config'}")
+    lib.log(f"run {run['name']}: {run['forced'] or 'the bundled default config'}"
+            f"{' in a PID namespace of its own' if run.get('own_pid_namespace') else ''}")
     t0 = time.monotonic()
     result = {"name": run["name"], "forced": run["forced"], "checks": []}
     # Closed flows retained 1 s instead of 5 minutes, so the checks see them removed.
@@ -309,7 +376,7 @@ def run_one(plan, run, index, tmp):
     config = os.path.join(tmp, f"run{index}.yaml")
     with open(config, "w") as f:
         f.write(text)
-    exp = Exporter(plan["exporter"], tmp, config)
+    exp = Exporter(plan["exporter"], tmp, config, own_pid_namespace=run.get("own_pid_namespace", False))
     try:
         if not started(plan, exp, result):
             return result
@@ -323,7 +390,7 @@ def run_one(plan, run, index, tmp):
                                                 "got": f"{type(e).__name__}: {e}", "ok": False})
         lib.log(f"  FAIL run: {type(e).__name__}: {e}\n{exp.proc.tail(10)}")
     finally:
-        result["exit_code"] = exp.proc.stop(timeout=30)
+        result["exit_code"] = exp.stop(timeout=30)
         result["seconds"] = round(time.monotonic() - t0, 1)
     if result["started"]:
         ok = result["exit_code"] == 0
@@ -417,6 +484,33 @@ def restart_run(plan, tmp, uid):
     return result
 
 
+def privileged_tests(plan, tmp):
+    """The privileged tests (tests/integration) that see what the exporter's runs cannot:
+    the helpers each mode's perf buffer programs call, exec events' times and the raw
+    bytes of their records. One check per test; CI=true makes a skip a failure."""
+    checks = Checks()
+    out = os.path.join(tmp, "gtest.json")
+    t = plan["privileged_tests"]
+    r = subprocess.run([t["binary"], f"--gtest_filter={t['filter']}", f"--gtest_output=json:{out}"],
+                       env={**os.environ, "CI": "true"}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                       text=True)
+    lib.log("\n".join(r.stdout.splitlines()[-40:]))
+    try:
+        with open(out) as f:
+            suites = json.load(f)["testsuites"]
+    except (OSError, ValueError, KeyError):
+        checks.expect("privileged tests ran", 0, f"exit {r.returncode}")
+        return checks.items
+    for suite in suites:
+        for test in suite["testsuite"]:
+            failures = [f["failure"].strip().splitlines() for f in test.get("failures", [])]
+            got = "; ".join(" ".join(lines[:3]) for lines in failures)
+            if not got and test.get("result") != "COMPLETED":
+                got = test.get("result", "not run")
+            checks.expect(f"privileged test {suite['name']}.{test['name']}", "passed", got or "passed")
+    return checks.items
+
+
 def config_check(plan, forced, tmp):
     path = os.path.join(tmp, "check.yaml")
     with open(path, "w") as f:
@@ -439,6 +533,8 @@ def main():
         for forced in plan["config_checks"]:
             report["config_checks"].append(config_check(plan, forced, tmp))
         report["config_check_seconds"] = round(time.monotonic() - t0, 1)
+        lib.log("privileged tests")
+        report["privileged_tests"] = privileged_tests(plan, tmp)
         for i, run in enumerate(plan["runs"]):
             report["runs"].append(run_one(plan, run, i, tmp))
             with open(report_path, "w") as f:  # partial results survive a guest time-out

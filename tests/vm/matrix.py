@@ -66,6 +66,10 @@ KERNELS = {
            "sendpage": False},
 }
 VM_TIMEOUT = 1800  # seconds per guest: a hard limit, the guest is killed after it
+# Privileged tests run on every kernel too: what the perf buffer path calls in each mode
+# that loads there, exec event times, and nothing after the NULs of an event's strings
+# (5.10 leaves an older comm's bytes after the NUL in the kernel's own copy).
+PRIVILEGED_TESTS = "HelperFloor.*:*ExecEventTime*:*ExecEventBytes*"
 
 # The hook and attach type each mode attaches, by group.
 SEND_HOOKS = {
@@ -89,6 +93,9 @@ FAILURE_HOOKS = {"fexit": [["__x64_sys_execve", "fexit"], ["__x64_sys_execveat",
                                 ["syscalls/sys_exit_execveat", "tracepoint"]]}
 CLOSE_HOOKS = {"tp_btf": [["inet_sock_set_state", "tp_btf"]],
                "tracepoint": [["sock/inet_sock_set_state", "tracepoint"]]}
+# With either kprobe mode: the entries of exiting threads go in the kernel (tp_btf
+# loads on every kernel of the matrix).
+THREAD_EXIT_HOOKS = [["sched_process_exit", "tp_btf"]]
 
 
 def loads(kernel, key, mode):
@@ -104,6 +111,8 @@ def expected_programs(kernel, forced):
          SEND_HOOKS[tcp_mode] + RECV_HOOKS[forced["tcp.receive_hook"]] + CLOSE_HOOKS[forced["tcp.close_hook"]])
     if KERNELS[kernel]["sendpage"]:
         p += SENDPAGE_HOOKS.get(tcp_mode, [])
+    if "kprobe" in (tcp_mode, forced["tcp.receive_hook"]):
+        p += THREAD_EXIT_HOOKS
     return sorted(p)
 
 
@@ -130,8 +139,8 @@ def config_checks():
 
 
 def runs(kernel):
-    """The default config, each send mode forced (exec, close and transport alternating),
-    and one more run so that, on kernels with only the two function send modes too, each
+    """The default config, each send mode forced (exec, close and transport alternating;
+    kprobe mode's exporter in a PID namespace of its own), and one more run so that, on kernels with only the two function send modes too, each
     exec mode meets each transport."""
     out = [{"name": "default", "forced": {}}]
     for i, tcp in enumerate(ALL["tcp.hook"]):
@@ -141,7 +150,11 @@ def runs(kernel):
                   "tcp.receive_hook": tcp,
                   "tcp.close_hook": alternate("tcp.close_hook", i // 2),
                   "events.transport": alternate("events.transport", i)}
-        out.append({"name": f"tcp {tcp}", "forced": forced, "exact": loads(kernel, "tcp.hook", tcp)})
+        run = {"name": f"tcp {tcp}", "forced": forced, "exact": loads(kernel, "tcp.hook", tcp)}
+        if tcp == "kprobe":
+            # As in the DaemonSet's pod: kprobe mode must not depend on seeing host thread ids.
+            run["own_pid_namespace"] = True
+        out.append(run)
     loading = [t for t in ALL["tcp.hook"] if loads(kernel, "tcp.hook", t)]
     out.append({"name": "exec tracepoint + perfbuf",
                 "forced": {"exec.hook": "tracepoint", "exec.failures_hook": "tracepoint",
@@ -182,6 +195,11 @@ def judge(kernel, report, results):
             if cc["exit_code"] == 0 or reason not in cc["last_line"]:
                 fails.append(f"{name}: must be refused ({bad[0]}: '{reason}'); exit {cc['exit_code']}: "
                              f"{cc['last_line']}")
+    for c in report.get("privileged_tests", []):
+        if not c["ok"]:
+            fails.append(f"{c['name']}: {c['got']}")
+    if report.get("done") and not report.get("privileged_tests"):
+        fails.append("no privileged test ran")
     for r in report.get("runs", []):
         forced = r["forced"]
         if not forced:  # the default config (the default run, the restart run)
@@ -216,6 +234,8 @@ def plan_for(kernel, build):
         "exec_argv": [busybox, "true"] if busybox else ["/bin/true"],
         "uid_base": 3_500_000_000 + (os.getpid() % 1000) * 100,
         "config_checks": [{}] + config_checks(),
+        "privileged_tests": {"binary": os.path.join(build, "tests", "integration_tests"),
+                             "filter": PRIVILEGED_TESTS},
         "runs": runs(kernel),
     }
 
@@ -261,11 +281,12 @@ def doc_rows(kernel, release, report, seconds, fails, accel):
         return ", ".join(m for m in ALL[key] if m in loaded.get(key, ()))
     checks = sum(len(r["checks"]) for r in report.get("runs", []) if r.get("started"))
     runs_started = sum(1 for r in report.get("runs", []) if r.get("started"))
+    tests = len(report.get("privileged_tests", []))
     result = "pass" if not fails else f"FAIL ({len(fails)})"
     where = "this machine" if kernel == "ci" else accel
     return (f"| {kernel} ({release}) | {modes('exec.hook')} | {modes('exec.failures_hook')} | {modes('tcp.hook')} | "
             f"{modes('tcp.close_hook')} | {modes('events.transport')} | {runs_started} runs, "
-            f"{checks} exact checks: {result} | {seconds:.0f} s ({where}) |")
+            f"{checks} exact checks, {tests} privileged tests: {result} | {seconds:.0f} s ({where}) |")
 
 
 def size_rows(kernel, release, results):
@@ -311,7 +332,7 @@ def main():
     if os.geteuid() != 0:
         lib.skip_or_fail("the kernel matrix loads BPF programs and must run as root")
     build = os.path.abspath(a.build)
-    for exe in ("execflow_exporter", "execflow_vm_workload", "execflow_bench_load"):
+    for exe in ("execflow_exporter", "execflow_vm_workload", "execflow_bench_load", "tests/integration_tests"):
         if not os.access(os.path.join(build, exe), os.X_OK):
             lib.skip_or_fail(f"{build}/{exe} not built")
     kernels = a.kernels.split(",")

@@ -25,6 +25,14 @@
 //       than a kretprobe follows. Then the peers read, the sends complete, and
 //       each thread sends one more byte -> "dport=D" and, per connection,
 //       "sport=S first=B" (B bytes accepted by the first send)
+//   execflow_vm_workload blocked BYTES
+//       two IPv4 loopback connections: on one a reader thread sleeps in recv()
+//       with nothing to read, on the other a sender thread sleeps in a send()
+//       of BYTES that its peer does not read yet. Prints "reader_sport=S
+//       reader_dport=D sender_sport=S sender_dport=D" once both sleep inside
+//       their calls, waits for a line on stdin, then sends BYTES to the reader
+//       and lets the sender's peer read -> "received=R sent=S" (what the
+//       reader received and what the blocked send accepted)
 //   execflow_vm_workload raw DADDR BYTES
 //       sends BYTES through a raw IPPROTO_TCP socket connected to DADDR
 //       (not a TCP flow: nothing may be counted) -> "sent=B"
@@ -32,13 +40,16 @@
 #include <grp.h>
 #include <sys/ioctl.h>
 #include <sys/sendfile.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <atomic>
+#include <fstream>
 #include <iostream>
+#include <iterator>
 #include <thread>
 #include <vector>
 #include <string>
@@ -268,6 +279,85 @@ int Inflight(int n, size_t bytes) {
   return 0;
 }
 
+// Whether thread `tid` of this process sleeps inside system call `nr`.
+bool SleepsIn(pid_t tid, long nr) {
+  const std::string task = "/proc/self/task/" + std::to_string(tid);
+  std::ifstream stat(task + "/stat");
+  const std::string s((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
+  const size_t paren = s.rfind(')');
+  if (paren == std::string::npos || paren + 2 >= s.size() || s[paren + 2] != 'S') return false;
+  std::ifstream syscall(task + "/syscall");  // "running" or the call's number and arguments
+  long got = -1;
+  return static_cast<bool>(syscall >> got) && got == nr;
+}
+
+// A pair of connected loopback sockets (client, server end); *sport and
+// *dport get the client's ports.
+std::pair<int, int> Pair(int lfd, uint16_t dport, uint16_t* sport) {
+  int fd = Connect("127.0.0.1", dport, sport);
+  int peer = accept4(lfd, nullptr, nullptr, SOCK_CLOEXEC);
+  if (fd < 0 || peer < 0) Die("connect");
+  return {fd, peer};
+}
+
+int Blocked(uint64_t bytes) {
+  int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_storage ss{};
+  socklen_t len = SinkServer::Fill(&ss, "127.0.0.1", 0);
+  if (bind(lfd, reinterpret_cast<sockaddr*>(&ss), len) != 0 || listen(lfd, 2) != 0) Die("listen");
+  getsockname(lfd, reinterpret_cast<sockaddr*>(&ss), &len);
+  const uint16_t dport = ntohs(reinterpret_cast<sockaddr_in*>(&ss)->sin_port);
+  uint16_t reader_sport = 0, sender_sport = 0;
+  auto [to_reader, reader_end] = Pair(lfd, dport, &reader_sport);
+  auto [sender_end, sender_peer] = Pair(lfd, dport, &sender_sport);
+  const int small = 4096;  // the sender blocks early
+  setsockopt(sender_end, SOL_SOCKET, SO_SNDBUF, &small, sizeof(small));
+  setsockopt(sender_peer, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+
+  std::atomic<pid_t> reader_tid{0}, sender_tid{0};
+  uint64_t received = 0;
+  ssize_t sent = -1;
+  std::thread reader([&] {
+    reader_tid = gettid();
+    std::vector<char> buf(65536);
+    while (received < bytes) {
+      const ssize_t n = recv(reader_end, buf.data(), buf.size(), 0);
+      if (n <= 0) break;
+      received += n;
+    }
+  });
+  const std::vector<char> out(bytes, 'b');
+  std::thread sender([&] {
+    sender_tid = gettid();
+    sent = send(sender_end, out.data(), out.size(), 0);
+  });
+  // Both must be inside tcp_recvmsg and tcp_sendmsg, asleep, before the
+  // caller scrapes: a kprobe mode remembers them from then on.
+  bool asleep = false;
+  for (int i = 0; i < 60000 && !asleep; ++i) {
+    asleep = reader_tid && sender_tid && SleepsIn(reader_tid, SYS_recvfrom) && SleepsIn(sender_tid, SYS_sendto);
+    if (!asleep) usleep(1000);
+  }
+  if (!asleep) Die("the reader and the sender did not both block");
+  std::printf("reader_sport=%u reader_dport=%u sender_sport=%u sender_dport=%u\n", reader_sport, dport,
+              sender_sport, dport);
+  std::fflush(stdout);
+  std::string line;
+  std::getline(std::cin, line);
+  if (!execflow::SendVarying(to_reader, bytes)) Die("send to the reader");
+  std::vector<char> buf(65536);
+  for (uint64_t got = 0; got < bytes;) {
+    const ssize_t n = recv(sender_peer, buf.data(), buf.size(), 0);
+    if (n <= 0) Die("read the sender's bytes");
+    got += n;
+  }
+  reader.join();
+  sender.join();
+  for (int fd : {to_reader, reader_end, sender_end, sender_peer, lfd}) close(fd);
+  std::printf("received=%llu sent=%zd\n", static_cast<unsigned long long>(received), sent);
+  return 0;
+}
+
 int Raw(const char* daddr, uint64_t bytes) {
   const ssize_t n = execflow::SendRawTcp(daddr, bytes);
   if (n != static_cast<ssize_t>(bytes)) Die("raw send");
@@ -288,8 +378,9 @@ int main(int argc, char** argv) {
   if (cmd == "peek" && argc == 3) return Peek(num(2));
   if (cmd == "churn" && argc == 4) return Churn(num(2), num(3));
   if (cmd == "rst" && argc == 2) return Rst();
+  if (cmd == "blocked" && argc == 3) return Blocked(num(2));
   if (cmd == "raw" && argc == 4) return Raw(argv[2], num(3));
   if (cmd == "inflight" && argc == 4) return Inflight(static_cast<int>(num(2)), num(3));
-  std::fprintf(stderr, "usage: execflow_vm_workload exec|enoent|flow|sendfile|peek|churn|rst|raw|inflight ...\n");
+  std::fprintf(stderr, "usage: execflow_vm_workload exec|enoent|flow|sendfile|peek|churn|rst|blocked|raw|inflight ...\n");
   return 2;
 }

@@ -1,0 +1,218 @@
+// Exec events as each transport delivers them: their time on the wall clock,
+// and their raw records, in which nothing may follow the strings' NULs (no
+// kernel stack, no older record).
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+#include <filesystem>
+#include <mutex>
+#include <optional>
+#include <thread>
+
+#include <gtest/gtest.h>
+
+#include "bpf/exec.h"  // before the skeleton, which holds its types
+#include "exec.skel.h"
+#include "exporter/bpf/event_consumer.h"
+#include "exporter/bpf/loader.h"
+#include "exporter/collectors/exec_collector.h"
+#include "tests/integration/privileged.h"
+
+namespace execflow {
+namespace {
+
+int64_t WallNs() {
+  timespec t;
+  clock_gettime(CLOCK_REALTIME, &t);
+  return t.tv_sec * 1000000000LL + t.tv_nsec;
+}
+
+// fork + exec `path`; true if the child exited 0.
+bool Exec(const std::string& path) {
+  pid_t pid = fork();
+  if (pid < 0) return false;
+  if (pid == 0) {
+    execl(path.c_str(), path.c_str(), static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  int status = 0;
+  return waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
+
+// Waits (bounded) until `done` holds; polls, the events arrive within 100 ms.
+template <typename F>
+bool WaitFor(F done) {
+  for (int i = 0; i < 500; ++i) {
+    if (done()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return done();
+}
+
+// A folder of symlinks to /bin/true with names of chosen lengths: exec'ing
+// one makes its path the event's filename and its name the comm.
+class Links {
+ public:
+  Links() {
+    char dir[] = "/tmp/execflow-exec-event-XXXXXX";
+    if (mkdtemp(dir)) dir_ = dir;
+  }
+  ~Links() {
+    if (!dir_.empty()) std::filesystem::remove_all(dir_);
+  }
+  const std::string& dir() const { return dir_; }
+  std::string Make(const std::string& name) const {
+    const std::string path = dir_ + "/" + name;
+    return symlink("/bin/true", path.c_str()) == 0 ? path : "";
+  }
+
+ private:
+  std::string dir_;
+};
+
+class ExecEventTime : public ::testing::TestWithParam<Transport> {};
+
+// The perf buffer's programs stamp CLOCK_MONOTONIC, the ring buffer's
+// CLOCK_BOOTTIME: user space must convert each with its own clock.
+TEST_P(ExecEventTime, LiesBetweenWallClockReadingsTakenBeforeAndAfterTheExec) {
+  EXECFLOW_REQUIRE_PRIVILEGED();
+  Config config;
+  config.exec.failures_hook = "off";
+  auto c = ExecCollector::Start(config, GetParam());
+  ASSERT_TRUE(c.has_value()) << c.error().message;
+  Links links;
+  const std::string path = links.Make("timed");
+  ASSERT_FALSE(path.empty());
+  const int64_t before = WallNs();
+  ASSERT_TRUE(Exec(path));
+  const int64_t after = WallNs();
+  std::optional<ExecRecord> event;
+  ASSERT_TRUE(WaitFor([&] {
+    for (const auto& r : (*c)->events().Snapshot()) {
+      if (r.filename == path) event = r;
+    }
+    return event.has_value();
+  }));
+  EXPECT_GE(event->time_ns, before) << "ns before the exec: " << before - event->time_ns;
+  EXPECT_LE(event->time_ns, after) << "ns after the child exited: " << event->time_ns - after;
+}
+
+INSTANTIATE_TEST_SUITE_P(Transports, ExecEventTime, ::testing::Values(Transport::kRingbuf, Transport::kPerfbuf),
+                         [](const auto& info) { return std::string(TransportName(info.param)); });
+
+// The exec programs loaded as ExecCollector loads them (events on, failures
+// off), with a consumer that keeps each record's bytes as the kernel wrote them.
+struct RawEvents {
+  static constexpr uint32_t kBufferBytes = 4096;  // 13 records: a few execs wrap it
+
+  Result<void> Start(const std::string& hook, Transport transport) {
+    std::function<Result<void>(exec_bpf*)> configure = [&](exec_bpf* s) -> Result<void> {
+      s->rodata->targ_events = true;
+      s->rodata->targ_perfbuf = transport == Transport::kPerfbuf;
+      return ConfigureTransport(transport, s->maps.exec_events, kBufferBytes);
+    };
+    auto a = SelectAndAttach<exec_bpf>(ExecHooks(), {{"exec.hook", hook}, {"exec.failures_hook", "off"}},
+                                       configure);
+    if (!a) return std::unexpected(a.error());
+    attached = std::move(*a);
+    auto c = EventConsumer::Start({transport, bpf_map__fd(attached.skel->maps.exec_events),
+                                   bpf_map__fd(attached.skel->maps.exec_events_perf), kBufferBytes,
+                                   "raw exec events"},
+                                  [this](const void* data, size_t size) {
+                                    if (size < sizeof(exec_event)) return;
+                                    exec_event e;
+                                    std::memcpy(&e, data, sizeof(e));
+                                    std::lock_guard lock(mu);
+                                    records.push_back(e);
+                                  });
+    if (!c) return std::unexpected(c.error());
+    consumer = std::move(*c);
+    return {};
+  }
+
+  // The records whose filename starts with `prefix`.
+  std::vector<exec_event> Of(const std::string& prefix) {
+    std::vector<exec_event> out;
+    std::lock_guard lock(mu);
+    for (const auto& e : records) {
+      if (strncmp(e.filename, prefix.c_str(), prefix.size()) == 0) out.push_back(e);
+    }
+    return out;
+  }
+
+  ~RawEvents() { consumer.reset(); }  // stops reading before the BPF object goes
+
+  Attached<exec_bpf> attached;
+  std::unique_ptr<EventConsumer> consumer;
+  std::mutex mu;
+  std::vector<exec_event> records;
+};
+
+// The bytes of a NUL-terminated field after its first NUL that are not zero.
+size_t DirtyTail(const char* field, size_t size) {
+  const char* end = field + size;
+  const char* nul = std::find(field, end, '\0');
+  if (nul == end) return 0;  // fills the field: nothing follows
+  return std::count_if(nul, end, [](char c) { return c != 0; });
+}
+
+struct Mode {
+  std::string hook;
+  Transport transport;
+};
+
+void PrintTo(const Mode& m, std::ostream* os) { *os << m.hook << "/" << TransportName(m.transport); }
+
+class ExecEventBytes : public ::testing::TestWithParam<Mode> {};
+
+// Long names first: the ring buffer's pages, and the kernel stack the perf
+// buffer's record is built on, then hold their bytes where a short name's
+// record has nothing. 12 long records fit the 13 the buffer holds, and each
+// short exec waits for its record, so none is lost; the short ones' records
+// go round the ring buffer over the long ones'.
+TEST_P(ExecEventBytes, NothingFollowsTheNulOfFilenameAndComm) {
+  EXECFLOW_REQUIRE_PRIVILEGED();
+  RawEvents raw;
+  auto ok = raw.Start(GetParam().hook, GetParam().transport);
+  ASSERT_TRUE(ok.has_value()) << ok.error().message;
+  ASSERT_EQ(raw.attached.programs.size(), 1u);
+  EXPECT_EQ(DescribeProgram(raw.attached.programs[0]).attach_type, GetParam().hook);
+  Links links;
+  ASSERT_FALSE(links.dir().empty());
+  // 200 + the folder: most of the 256-byte filename; the comm keeps 15 of it.
+  const std::string long_path = links.Make("long-" + std::string(195, 'x'));
+  const std::string short_path = links.Make("s");
+  ASSERT_FALSE(long_path.empty() || short_path.empty());
+  constexpr int kLong = 12, kShort = 20;
+  for (int i = 0; i < kLong; ++i) ASSERT_TRUE(Exec(long_path));
+  ASSERT_TRUE(WaitFor([&] { return raw.Of(long_path).size() == kLong; }));
+  for (int i = 1; i <= kShort; ++i) {
+    ASSERT_TRUE(Exec(short_path));
+    ASSERT_TRUE(WaitFor([&] { return raw.Of(short_path).size() == static_cast<size_t>(i); }))
+        << "short exec " << i << " delivered no record";
+  }
+  auto shorts = raw.Of(short_path);
+  ASSERT_EQ(shorts.size(), static_cast<size_t>(kShort));
+  for (const auto& e : shorts) {
+    EXPECT_STREQ(e.filename, short_path.c_str());
+    EXPECT_STREQ(e.comm, "s");
+    EXPECT_EQ(DirtyTail(e.filename, sizeof(e.filename)), 0u) << "non-zero bytes after the filename's NUL";
+    EXPECT_EQ(DirtyTail(e.comm, sizeof(e.comm)), 0u) << "non-zero bytes after the comm's NUL";
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(HooksAndTransports, ExecEventBytes,
+                         ::testing::Values(Mode{"tp_btf", Transport::kRingbuf}, Mode{"tp_btf", Transport::kPerfbuf},
+                                           Mode{"tracepoint", Transport::kRingbuf},
+                                           Mode{"tracepoint", Transport::kPerfbuf}),
+                         [](const auto& info) {
+                           return info.param.hook + "_" + std::string(TransportName(info.param.transport));
+                         });
+
+}  // namespace
+}  // namespace execflow
