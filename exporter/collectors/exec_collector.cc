@@ -230,12 +230,13 @@ Result<std::unique_ptr<ExecCollector>> ExecCollector::Start(const Config& config
   c->pin_ = attached->pin;
 
   exec_bpf* s = c->skel_.get();
-  c->counts_ = std::make_unique<BpfMapReader>(bpf_map__fd(s->maps.exec_counts), "exec_counts",
-                                              sizeof(exec_key), sizeof(__u64), ec.max_uids);
+  auto counts = OpenMapReader<exec_key, __u64>(s->maps.exec_counts);
+  if (!counts) return std::unexpected(counts.error());
+  c->counts_ = std::move(*counts);
   if (failures_on) {
-    c->failures_ = std::make_unique<BpfMapReader>(bpf_map__fd(s->maps.exec_failures),
-                                                  "exec_failures", sizeof(exec_failure_key),
-                                                  sizeof(__u64), ec.max_failure_keys);
+    auto failures = OpenMapReader<exec_failure_key, __u64>(s->maps.exec_failures);
+    if (!failures) return std::unexpected(failures.error());
+    c->failures_ = std::move(*failures);
   }
   c->state_.Keep<exec_key>("exec_execs", &c->tables_.execs, c->counts_.get(), 0);
   c->state_.Keep<exec_failure_key>("exec_failures", &c->tables_.failures, c->failures_.get(), 0);
@@ -315,11 +316,8 @@ void ExecCollector::KeepState(std::shared_ptr<StateFile> file, const SavedTables
 
 Result<void> ExecCollector::Ready() const {
   if (links_.empty()) return Fail("exec: no program attached");
-  __u32 key;
-  if (bpf_map_get_next_key(bpf_map__fd(skel_->maps.exec_counts), nullptr, &key) < 0 &&
-      errno != ENOENT) {
-    return Fail("exec: read map exec_counts", errno);
-  }
+  exec_key key;
+  if (auto read = counts_->map().FirstKey(&key); !read) return Fail("exec: " + read.error().message);
   return {};
 }
 

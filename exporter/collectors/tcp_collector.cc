@@ -150,8 +150,12 @@ Result<std::unique_ptr<TcpCollector>> TcpCollector::Start(const TcpConfig& confi
   c->prog_fds_ = std::move(attached->prog_fds);
   c->pin_ = attached->pin;
 
-  c->flows_ = std::make_unique<BpfMapReader>(bpf_map__fd(c->skel_->maps.tcp_flows), "tcp_flows",
-                                             sizeof(tcp_flow_key), sizeof(tcp_flow_bytes), config.max_flows);
+  auto flows = OpenMapReader<tcp_flow_key, tcp_flow_bytes>(c->skel_->maps.tcp_flows);
+  if (!flows) return std::unexpected(flows.error());
+  c->flows_ = std::move(*flows);
+  auto hist = KernelMap::Of(c->skel_->maps.tcp_send_hist);
+  if (!hist) return std::unexpected(hist.error());
+  c->hist_ = std::move(*hist);
   c->state_.Keep<tcp_flow_key>("tcp_sent", &c->table_, c->flows_.get(), offsetof(tcp_flow_bytes, sent) / 8);
   c->state_.Keep<tcp_flow_key>("tcp_received", &c->received_, c->flows_.get(), offsetof(tcp_flow_bytes, received) / 8);
   auto consumer = EventConsumer::Start(
@@ -196,12 +200,11 @@ void TcpCollector::OnClose(const void* data, size_t size) {
 }
 
 Result<void> TcpCollector::ReadHistogram(tcp_send_hist* out) const {
-  const int ncpu = libbpf_num_possible_cpus();
-  if (ncpu <= 0) return Fail("count possible cpus", -ncpu);
-  std::vector<tcp_send_hist> per_cpu(ncpu);
-  __u32 zero = 0;
-  if (bpf_map_lookup_elem(bpf_map__fd(skel_->maps.tcp_send_hist), &zero, per_cpu.data()) < 0) {
-    return Fail("read map tcp_send_hist", errno);
+  // One value per possible CPU (tcp_send_hist's size is a multiple of 8, so they are packed).
+  std::vector<tcp_send_hist> per_cpu(hist_->lookup_size() / sizeof(tcp_send_hist));
+  const __u32 zero = 0;
+  if (auto ok = hist_->Lookup(&zero, sizeof(zero), per_cpu.data(), per_cpu.size() * sizeof(tcp_send_hist)); !ok) {
+    return ok;
   }
   *out = {};
   for (const auto& h : per_cpu) {
@@ -257,33 +260,32 @@ std::vector<prometheus::MetricFamily> TcpCollector::Collect(int* errors) const {
 
 uint64_t TcpCollector::SweepInflight(bpf_map* args) const {
   // Keys are bpf_get_current_pid_tgid(): the thread id in the low 32 bits.
-  const int fd = bpf_map__fd(args);
+  auto map = KernelMap::Of(args);
+  if (!map) return 0;
   uint64_t swept = 0;
   std::vector<__u64> dead;
   __u64 key, next;
-  for (int err = bpf_map_get_next_key(fd, nullptr, &next); err == 0;
-       err = bpf_map_get_next_key(fd, &key, &next)) {
+  for (auto more = map->NextKey(nullptr, &next, sizeof(next)); more && *more;
+       more = map->NextKey(&key, &next, sizeof(next))) {
     key = next;
     const pid_t tid = static_cast<pid_t>(key & 0xFFFFFFFF);
     if (kill(tid, 0) != 0 && errno == ESRCH) dead.push_back(key);
   }
   for (__u64 k : dead) {
-    if (bpf_map_delete_elem(fd, &k) == 0) ++swept;
+    if (map->Delete(&k, sizeof(k))) ++swept;
   }
   return swept;
 }
 
 bool TcpCollector::TracksFlow(const tcp_flow_key& key) const {
   tcp_flow_bytes bytes;
-  return bpf_map_lookup_elem(bpf_map__fd(skel_->maps.tcp_flows), &key, &bytes) == 0;
+  return flows_->map().Lookup(key, &bytes).has_value();
 }
 
 Result<void> TcpCollector::Ready() const {
   if (links_.empty()) return Fail("tcp: no program attached");
   tcp_flow_key key;
-  if (bpf_map_get_next_key(bpf_map__fd(skel_->maps.tcp_flows), nullptr, &key) < 0 && errno != ENOENT) {
-    return Fail("tcp: read map tcp_flows", errno);
-  }
+  if (auto read = flows_->map().FirstKey(&key); !read) return Fail("tcp: " + read.error().message);
   return {};
 }
 

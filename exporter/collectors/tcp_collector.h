@@ -4,6 +4,7 @@
 
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -80,6 +81,7 @@ class TcpCollector final : public Collector {
   std::string send_mode_;
   std::string receive_mode_;
   std::unique_ptr<BpfMapReader> flows_;
+  std::optional<KernelMap> hist_;  // tcp_send_hist, per CPU
   std::shared_ptr<WorkloadResolver> workloads_;
   mutable std::mutex mu_;  // guards the tables, the read buffers and the map's entries' lifetimes
   mutable FlowTable table_;     // bytes sent
