@@ -1,5 +1,7 @@
 #pragma once
 
+#include <sys/types.h>
+
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -28,9 +30,15 @@ struct TakeRecord {
 std::string EncodeTakeRecord(const TakeRecord& r);
 Result<TakeRecord> DecodeTakeRecord(std::string_view line);
 
-// The records of a journal file; an absent file has none. A line that is
-// not a record is an error naming the file and the line.
-Result<std::vector<TakeRecord>> LoadTakeJournal(const std::string& path);
+// What a journal file holds: its records, and each line that is not one
+// ("<path> line 3: not valid JSON"), skipped. A torn last line (a write
+// that failed when the disk filled, or a kill in the middle of one) is the
+// usual one; the records around it still count. An absent file holds nothing.
+struct JournalContents {
+  std::vector<TakeRecord> records;
+  std::vector<std::string> skipped;
+};
+Result<JournalContents> LoadTakeJournal(const std::string& path);
 
 // The journal of a collector that keeps bpf.state_file: "<state file>.<collector>.journal".
 std::string TakeJournalPath(const std::string& state_file, const std::string& collector);
@@ -45,11 +53,16 @@ std::string TakeJournalPath(const std::string& state_file, const std::string& co
 // thread-safe: the collector calls it under its lock.
 class TakeJournal {
  public:
-  // Opens `path` for appending (created mode 0600); `last_seq`: the highest
-  // sequence number the state file or the journal already holds.
+  // Opens `path` for appending (created mode 0600), first cutting off a
+  // torn last line (LoadTakeJournal has read what it could of it);
+  // `last_seq`: the highest sequence number the state file or the journal
+  // already holds.
   static Result<std::unique_ptr<TakeJournal>> Open(const std::string& path, uint64_t last_seq);
 
   // map.Take(), recorded before and after. ENOENT: the entry is not there.
+  // If the record before it cannot be written (a full disk), the entry is
+  // not taken: it stays in the map, counted, until a later take can be
+  // journaled, rather than be lost by a kill.
   Result<void> Take(const MapReader& map, const void* key, void* value);
   // The sequence number of the last take: a state saved after it holds it.
   uint64_t last_seq() const { return last_seq_; }
@@ -60,13 +73,16 @@ class TakeJournal {
   const std::string& path() const { return path_; }
 
  private:
-  TakeJournal(std::string path, UniqueFd fd, uint64_t last_seq)
-      : path_(std::move(path)), fd_(std::move(fd)), last_seq_(last_seq) {}
-  void Append(const TakeRecord& r);
+  TakeJournal(std::string path, UniqueFd fd, uint64_t last_seq, off_t size)
+      : path_(std::move(path)), fd_(std::move(fd)), last_seq_(last_seq), size_(size) {}
+  // Appends one line; a failed or short write is cut off again, so the
+  // next record starts on a line of its own.
+  Result<void> Append(const TakeRecord& r);
 
   std::string path_;
   UniqueFd fd_;
   uint64_t last_seq_;
+  off_t size_;  // the file's length up to its last whole record
   size_t records_ = 0;
   bool failing_ = false;  // the last write failed (logged once until one works)
 };

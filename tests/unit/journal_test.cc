@@ -2,7 +2,10 @@
 
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 
 #include <filesystem>
 #include <fstream>
@@ -83,8 +86,9 @@ TEST_F(JournalTest, ATakeIsRecordedBeforeAndAfterTheKernelRemovesTheEntry) {
   EXPECT_EQ((*j)->records(), 2u);
   auto records = LoadTakeJournal(path_);
   ASSERT_TRUE(records) << records.error().message;
-  EXPECT_EQ(*records, (std::vector<TakeRecord>{{42, "tcp_flows", Bytes(Flow(1000)), {300, 20}, false},
-                                               {42, "tcp_flows", Bytes(Flow(1000)), {300, 20}, true}}));
+  EXPECT_EQ(records->records, (std::vector<TakeRecord>{{42, "tcp_flows", Bytes(Flow(1000)), {300, 20}, false},
+                                                       {42, "tcp_flows", Bytes(Flow(1000)), {300, 20}, true}}));
+  EXPECT_TRUE(records->skipped.empty());
   struct stat st;
   ASSERT_EQ(stat(path_.c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 07777, 0600u);
@@ -97,13 +101,78 @@ TEST_F(JournalTest, ATakeIsRecordedBeforeAndAfterTheKernelRemovesTheEntry) {
   EXPECT_EQ((*j)->records(), 0u);
 }
 
-TEST_F(JournalTest, ALineThatIsNotARecordNamesTheFileAndTheLine) {
+// One bad line used to throw the whole journal away, and with it every take
+// recorded around it: each bad line is skipped, named, and the records
+// before and after it count.
+TEST_F(JournalTest, ALineThatIsNotARecordIsSkippedAndNamedAndTheOthersCount) {
   Write({{1, "tcp_flows", "k", {1, 2}, false}});
-  std::ofstream(path_, std::ios::app) << "{\"seq\":2,\"map\":\"tcp_flows\"";
-  auto records = LoadTakeJournal(path_);
-  ASSERT_FALSE(records);
-  EXPECT_EQ(records.error().message, path_ + " line 2: not valid JSON");
-  EXPECT_EQ(LoadTakeJournal(dir_ + "/absent")->size(), 0u);
+  std::ofstream(path_, std::ios::app) << "garbage\n" << EncodeTakeRecord({1, "tcp_flows", "k", {3, 2}, true})
+                                      << "{\"seq\":2,\"map\":\"tcp_flows\"";
+  auto got = LoadTakeJournal(path_);
+  ASSERT_TRUE(got) << got.error().message;
+  EXPECT_EQ(got->records, (std::vector<TakeRecord>{{1, "tcp_flows", "k", {1, 2}, false},
+                                                   {1, "tcp_flows", "k", {3, 2}, true}}));
+  EXPECT_EQ(got->skipped, (std::vector<std::string>{path_ + " line 2: not valid JSON",
+                                                    path_ + " line 4: no end of line (a write cut short)"}));
+  // A whole line that is valid JSON but no record is skipped too; so is a
+  // record cut exactly before its newline (its writer never finished it).
+  std::ofstream(path_) << "{}\n" << EncodeTakeRecord({5, "m", "k", {1}, false}).substr(0, 50);
+  got = LoadTakeJournal(path_);
+  EXPECT_TRUE(got->records.empty());
+  EXPECT_EQ(got->skipped.size(), 2u);
+  EXPECT_EQ(LoadTakeJournal(dir_ + "/absent")->records.size(), 0u);
+}
+
+// A journal on a full disk (here: a file size limit, which cuts writes short
+// at an exact offset, as ENOSPC does): a record cut short is cut off the
+// file, a take whose first record cannot be written is not done (its entry
+// stays in the map, counted), and every record on file stays readable.
+TEST_F(JournalTest, AWriteCutShortLeavesNoTornRecordAndNoLostTake) {
+  const std::string record = EncodeTakeRecord({1, "tcp_flows", Bytes(Flow(1)), {100, 0}, false});
+  const pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    signal(SIGXFSZ, SIG_IGN);
+    // Room for the first take's two records and half of the next one.
+    const rlim_t limit = 2 * record.size() + record.size() / 2;
+    rlimit r{limit, limit};
+    if (setrlimit(RLIMIT_FSIZE, &r) != 0) _exit(3);
+    FlowMap map("tcp_flows", 16);
+    map.Put(Flow(1), {100, 0});
+    map.Put(Flow(2), {200, 0});
+    auto j = TakeJournal::Open(path_, 0);
+    if (!j) _exit(4);
+    tcp_flow_bytes got{};
+    if (!(*j)->Take(map, At(1), &got)) _exit(5);    // fits
+    if ((*j)->Take(map, At(2), &got)) _exit(6);     // its first record is cut short: not taken
+    if (!map.Lookup(At(2), &got)) _exit(7);         // still in the map
+    if ((*j)->last_seq() != 1) _exit(8);
+    _exit(0);
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFEXITED(status));
+  ASSERT_EQ(WEXITSTATUS(status), 0);
+  auto got = LoadTakeJournal(path_);
+  ASSERT_TRUE(got);
+  EXPECT_TRUE(got->skipped.empty()) << got->skipped.front();
+  ASSERT_EQ(got->records.size(), 2u);
+  EXPECT_EQ(got->records[1].taken, true);
+
+  // A process killed in the middle of a write leaves a torn line: the next
+  // one reads around it and starts its own records on a line of their own.
+  std::ofstream(path_, std::ios::app) << record.substr(0, 40);
+  auto j = TakeJournal::Open(path_, 1);
+  ASSERT_TRUE(j);
+  FlowMap map("tcp_flows", 16);
+  map.Put(Flow(3), {300, 0});
+  tcp_flow_bytes b{};
+  ASSERT_TRUE((*j)->Take(map, At(3), &b));
+  got = LoadTakeJournal(path_);
+  EXPECT_TRUE(got->skipped.empty());
+  ASSERT_EQ(got->records.size(), 4u);
+  EXPECT_EQ(got->records[3].seq, 2u);
+  EXPECT_EQ(got->records[3].values, (std::vector<uint64_t>{300, 0}));
 }
 
 TEST_F(JournalTest, TakesAreFinishedFromTheirRecordsOrFromTheKernelMap) {
@@ -159,7 +228,7 @@ TEST_F(JournalTest, ResumingAReplacedStateEmptiesTheJournal) {
 
   std::ofstream(path_) << "garbage\n";
   r = ResumeJournal(path_, /*adopted=*/true, 3, {&map});
-  EXPECT_TRUE(r.takes.empty()) << "a damaged journal is not replayed";
+  EXPECT_TRUE(r.takes.empty()) << "nothing to replay in a line that is not a record";
   ASSERT_NE(r.journal, nullptr);
   EXPECT_EQ(r.journal->last_seq(), 3u);
 }
