@@ -356,6 +356,9 @@ Result<std::unique_ptr<App>> App::Start(const Config& config, const HttpOptions&
   if (!collectors) return std::unexpected(collectors.error());
   app->collectors_ = std::move(*collectors);
   KeepState(config, app->collectors_);
+  for (const auto& c : app->collectors_.all) {
+    if (auto ok = c->StartEvents(); !ok) return std::unexpected(ok.error());
+  }
   // Before the HTTP server starts, so its threads are born without them.
   if (auto kept = DropCapabilitiesAfterAttach(app->collectors_); !kept) {
     return std::unexpected(kept.error());

@@ -241,13 +241,24 @@ Result<std::unique_ptr<ExecCollector>> ExecCollector::Start(const Config& config
   c->state_.Keep<exec_key>("exec_execs", &c->tables_.execs, c->counts_.get(), 0);
   c->state_.Keep<exec_failure_key>("exec_failures", &c->tables_.failures, c->failures_.get(), 0);
   if (ev.enabled) {
-    if (auto ok = c->StartConsumer(ev, transport, buffer_bytes); !ok) return std::unexpected(ok.error());
+    if (auto ok = c->OpenOutput(ev); !ok) return std::unexpected(ok.error());
+    c->consumer_options_ = {transport, bpf_map__fd(s->maps.exec_events), bpf_map__fd(s->maps.exec_events_perf),
+                            buffer_bytes, "exec events"};
   }
   return c;
 }
 
-Result<void> ExecCollector::StartConsumer(const EventsConfig& ev, Transport transport,
-                                          uint32_t buffer_bytes) {
+Result<void> ExecCollector::StartEvents() {
+  if (consumer_options_.name.empty() || consumer_) return {};
+  boot_to_wall_ns_ = BootToWallNs();
+  auto consumer =
+      EventConsumer::Start(consumer_options_, [this](const void* data, size_t size) { OnEvent(data, size); });
+  if (!consumer) return std::unexpected(consumer.error());
+  consumer_ = std::move(*consumer);
+  return {};
+}
+
+Result<void> ExecCollector::OpenOutput(const EventsConfig& ev) {
   try {
     if (ev.output == "stdout") {
       sink_ = std::make_shared<spdlog::logger>(
@@ -264,13 +275,6 @@ Result<void> ExecCollector::StartConsumer(const EventsConfig& ev, Transport tran
     sink_->set_pattern("%v");
     sink_->flush_on(spdlog::level::info);
   }
-  boot_to_wall_ns_ = BootToWallNs();
-  auto consumer = EventConsumer::Start(
-      {transport, bpf_map__fd(skel_->maps.exec_events), bpf_map__fd(skel_->maps.exec_events_perf),
-       buffer_bytes, "exec events"},
-      [this](const void* data, size_t size) { OnEvent(data, size); });
-  if (!consumer) return std::unexpected(consumer.error());
-  consumer_ = std::move(*consumer);
   return {};
 }
 
@@ -294,7 +298,7 @@ ExecCollector::~ExecCollector() {
   links_.clear();
 }
 
-std::vector<prometheus::MetricFamily> ExecCollector::Collect(int* errors) const {
+std::vector<prometheus::MetricFamily> ExecCollector::Collect(int* errors) {
   ExecSources src{counts_.get(), failures_.get(), &skel_->bss->loss, events_delivered(), nullptr};
   if (workloads_) src.gone = [w = workloads_.get()](uint64_t id) { return w->Gone(id); };
   ExecScrape scrape;

@@ -6,6 +6,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <set>
 
 #include "exporter/bpf/loader.h"
 #include "exporter/metrics/families.h"
@@ -18,7 +19,7 @@ static_assert(sizeof(tcp_flow_key) == 56);
 static_assert(sizeof(tcp_send_hist) == (LOG2_SLOTS + 1) * 8);
 static_assert(sizeof(tcp_close_event) == 56);
 static_assert(sizeof(tcp_loss) == 64);
-static_assert(sizeof(tcp_flow_bytes) == 16);
+static_assert(sizeof(tcp_flow_bytes) == 24);
 
 FlowLabels ParseFlowLabels(const std::vector<std::string>& names) {
   auto has = [&](const char* n) { return std::find(names.begin(), names.end(), n) != names.end(); };
@@ -89,12 +90,13 @@ std::vector<prometheus::MetricFamily> TcpFamilies(const SeriesSnapshot& per_flow
   return out;
 }
 
-TcpCollector::TcpCollector(const TcpConfig& config, std::shared_ptr<WorkloadResolver> workloads)
+TcpCollector::TcpCollector(const TcpConfig& config, std::shared_ptr<WorkloadResolver> workloads,
+                           SeriesTable<tcp_flow_key>::Clock clock)
     : workloads_(std::move(workloads)),
       table_(ParseFlowLabels(config.labels), config.max_series, config.closed_flow_retention,
-             WorkloadsOf(workloads_.get())),
+             WorkloadsOf(workloads_.get()), clock),
       received_(ParseFlowLabels(config.labels), config.max_series, config.closed_flow_retention,
-                WorkloadsOf(workloads_.get())) {}
+                WorkloadsOf(workloads_.get()), clock) {}
 
 namespace {
 
@@ -118,8 +120,9 @@ bool RecvmsgHasNonblockArg() {
 Result<std::unique_ptr<TcpCollector>> TcpCollector::Start(const TcpConfig& config,
                                                           Transport transport,
                                                           std::shared_ptr<WorkloadResolver> workloads,
-                                                          const std::string& pin_dir) {
-  std::unique_ptr<TcpCollector> c(new TcpCollector(config, std::move(workloads)));
+                                                          const std::string& pin_dir,
+                                                          SeriesTable<tcp_flow_key>::Clock clock) {
+  std::unique_ptr<TcpCollector> c(new TcpCollector(config, std::move(workloads), std::move(clock)));
   const bool recvmsg_nonblock_arg = RecvmsgHasNonblockArg();
   std::function<Result<void>(tcp_bpf*)> configure = [&](tcp_bpf* s) -> Result<void> {
     s->rodata->targ_perfbuf = transport == Transport::kPerfbuf;
@@ -158,13 +161,27 @@ Result<std::unique_ptr<TcpCollector>> TcpCollector::Start(const TcpConfig& confi
   c->hist_ = std::move(*hist);
   c->state_.Keep<tcp_flow_key>("tcp_sent", &c->table_, c->flows_.get(), offsetof(tcp_flow_bytes, sent) / 8);
   c->state_.Keep<tcp_flow_key>("tcp_received", &c->received_, c->flows_.get(), offsetof(tcp_flow_bytes, received) / 8);
-  auto consumer = EventConsumer::Start(
-      {transport, bpf_map__fd(c->skel_->maps.tcp_closed), bpf_map__fd(c->skel_->maps.tcp_closed_perf),
-       TCP_DEFAULT_CLOSED_RINGBUF_BYTES, "tcp close notices"},
-      [p = c.get()](const void* data, size_t size) { p->OnClose(data, size); });
-  if (!consumer) return std::unexpected(consumer.error());
-  c->consumer_ = std::move(*consumer);
+  c->consumer_options_ = {transport, bpf_map__fd(c->skel_->maps.tcp_closed),
+                          bpf_map__fd(c->skel_->maps.tcp_closed_perf), TCP_DEFAULT_CLOSED_RINGBUF_BYTES,
+                          "tcp close notices"};
+  if (!c->flows_->AtomicTake()) {
+    spdlog::info("tcp: this kernel has no lookup-and-delete for hash maps (5.14+): closed flows leave the "
+                 "kernel map at the second scrape after they close");
+  }
   return c;
+}
+
+Result<void> TcpCollector::StartEvents() {
+  if (consumer_) return {};
+  auto consumer = EventConsumer::Start(consumer_options_, [this](const void* data, size_t size) { OnClose(data, size); });
+  if (!consumer) return std::unexpected(consumer.error());
+  consumer_ = std::move(*consumer);
+  return {};
+}
+
+void TcpCollector::UseLookupThenDelete() {
+  std::lock_guard lock(mu_);
+  flows_->DisableLookupAndDelete();
 }
 
 TcpCollector::~TcpCollector() {
@@ -184,19 +201,56 @@ void TcpCollector::OnClose(const void* data, size_t size) {
   if (size < sizeof(tcp_close_event)) return;
   tcp_close_event e;
   std::memcpy(&e, data, sizeof(e));
-  tcp_flow_bytes bytes{};
   std::lock_guard lock(mu_);
-  // Absent: taken by an earlier notice. Before 5.14 a take is a lookup then
-  // a delete, and a send completing on the closed socket between the two
-  // (microseconds after its RST) would be lost; later sends re-create the
-  // entry and notify again. Journaled: the state file gets the total at the
-  // next scrape.
-  if (state_.Take(*flows_, &e.key, &bytes)) {
-    if (bytes.sent) table_.Closed(e.key, bytes.sent);
-    if (bytes.received) received_.Closed(e.key, bytes.received);
-    ++flows_closed_;
-    state_.SaveIfJournalLong();
+  // Without an atomic take, the scrapes take closed flows (see TakeClosedLocked).
+  if (flows_->AtomicTake()) TakeFlowLocked(e.key);
+}
+
+bool TcpCollector::TakeFlowLocked(const tcp_flow_key& key) {
+  tcp_flow_bytes bytes{};
+  // Absent: taken already (a second notice, or a scrape). Journaled: the
+  // state file gets the total at the next save.
+  if (!state_.Take(*flows_, &key, &bytes)) return false;
+  if (bytes.sent) table_.Closed(key, bytes.sent);
+  if (bytes.received) received_.Closed(key, bytes.received);
+  ++flows_closed_;
+  state_.SaveIfJournalLong();
+  return true;
+}
+
+size_t TcpCollector::TakeClosedLocked(size_t n) {
+  // A flow whose socket closed is marked in the kernel map, so a close notice
+  // the ring buffer could not hold (or a process that was not running to
+  // read it) leaves no entry behind. Where a take is a lookup then a delete
+  // (before 5.14), bytes added between the two would be lost: a closed
+  // socket's last sends (those completing after an RST) finish within
+  // microseconds of its close, so such flows are taken only once a whole
+  // scrape interval has passed since one first saw them closed.
+  const bool atomic = flows_->AtomicTake();
+  std::set<std::string> closed_now;
+  size_t kept = 0;
+  for (size_t i = 0; i < n; ++i) {
+    const uint8_t* key_at = keys_.data() + i * sizeof(tcp_flow_key);
+    const uint8_t* value_at = values_.data() + i * sizeof(tcp_flow_bytes);
+    tcp_flow_bytes v;
+    std::memcpy(&v, value_at, sizeof(v));
+    if (v.closed) {
+      std::string id(reinterpret_cast<const char*>(key_at), sizeof(tcp_flow_key));
+      if (atomic || closed_seen_.count(id)) {
+        tcp_flow_key key;
+        std::memcpy(&key, key_at, sizeof(key));
+        if (TakeFlowLocked(key)) continue;
+      }
+      closed_now.insert(std::move(id));
+    }
+    if (kept != i) {
+      std::memmove(keys_.data() + kept * sizeof(tcp_flow_key), key_at, sizeof(tcp_flow_key));
+      std::memmove(values_.data() + kept * sizeof(tcp_flow_bytes), value_at, sizeof(tcp_flow_bytes));
+    }
+    ++kept;
   }
+  closed_seen_.swap(closed_now);
+  return kept;
 }
 
 Result<void> TcpCollector::ReadHistogram(tcp_send_hist* out) const {
@@ -214,7 +268,7 @@ Result<void> TcpCollector::ReadHistogram(tcp_send_hist* out) const {
   return {};
 }
 
-std::vector<prometheus::MetricFamily> TcpCollector::Collect(int* errors) const {
+std::vector<prometheus::MetricFamily> TcpCollector::Collect(int* errors) {
   TcpScrape s;
   s.flow_capacity = flows_->Capacity();
   if (auto ok = ReadHistogram(&s.hist); !ok) {
@@ -239,11 +293,12 @@ std::vector<prometheus::MetricFamily> TcpCollector::Collect(int* errors) const {
     // Start() made the reader with tcp_flow_key keys and tcp_flow_bytes values;
     // a flow that only received (or only sent) has no series in the other family.
     if (auto n = flows_->ReadAll(keys_, values_)) {
-      s.live_flows = *n;
-      table_.Scrape(keys_.data(), values_.data() + offsetof(tcp_flow_bytes, sent), sizeof(tcp_flow_bytes), *n,
+      const size_t live = TakeClosedLocked(*n);
+      s.live_flows = live;
+      table_.Scrape(keys_.data(), values_.data() + offsetof(tcp_flow_bytes, sent), sizeof(tcp_flow_bytes), live,
                     s.loss.overflow_bytes);
       received_.Scrape(keys_.data(), values_.data() + offsetof(tcp_flow_bytes, received), sizeof(tcp_flow_bytes),
-                       *n, s.loss.overflow_received);
+                       live, s.loss.overflow_received);
     } else {
       ++*errors;
       spdlog::debug("collect tcp: {}", n.error().message);
@@ -258,7 +313,7 @@ std::vector<prometheus::MetricFamily> TcpCollector::Collect(int* errors) const {
   return out;
 }
 
-uint64_t TcpCollector::SweepInflight(bpf_map* args) const {
+uint64_t TcpCollector::SweepInflight(bpf_map* args) {
   // Keys are bpf_get_current_pid_tgid(): the thread id in the low 32 bits.
   auto map = KernelMap::Of(args);
   if (!map) return 0;
@@ -277,9 +332,10 @@ uint64_t TcpCollector::SweepInflight(bpf_map* args) const {
   return swept;
 }
 
-bool TcpCollector::TracksFlow(const tcp_flow_key& key) const {
+std::optional<tcp_flow_bytes> TcpCollector::KernelFlow(const tcp_flow_key& key) const {
   tcp_flow_bytes bytes;
-  return flows_->map().Lookup(key, &bytes).has_value();
+  if (!flows_->map().Lookup(key, &bytes)) return std::nullopt;
+  return bytes;
 }
 
 Result<void> TcpCollector::Ready() const {

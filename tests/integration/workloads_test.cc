@@ -159,10 +159,12 @@ TEST_F(WorkloadsTest, EachLayoutLandsOnItsNamespacePodAndContainer) {
   config.events.keep_last = 10000;
   auto exec = ExecCollector::Start(config, Transport::kRingbuf, workloads);
   ASSERT_TRUE(exec.has_value()) << exec.error().message;
+  ASSERT_TRUE((*exec)->StartEvents());
   TcpConfig tcp_config;
   tcp_config.labels = {"dport", "namespace", "pod", "container"};
   auto tcp = TcpCollector::Start(tcp_config, Transport::kRingbuf, workloads);
   ASSERT_TRUE(tcp.has_value()) << tcp.error().message;
+  ASSERT_TRUE((*tcp)->StartEvents());
 
   SinkServer server;
   for (const Leaf& l : leaves) ASSERT_EQ(RunIn(Make(l), 100, 500000, server.port()), 0) << l.cgroup;
@@ -227,7 +229,7 @@ class LoopbackInOwnNamespace {
       char c = 'r';
       if (write(from_[1], &c, 1) != 1 || read(to_[0], &c, 1) != 1) _exit(102);  // ready; wait to close
       close(fd);
-      for (int i = 0; i < 100; ++i) usleep(10000);  // the peer sees EOF
+      for (int i = 0; i < 1000 && server.closed() < 1; ++i) usleep(10000);  // the peer saw EOF and closed
       _exit(0);
     }
     char c;
@@ -261,6 +263,7 @@ TEST(TcpNamespaces, IdenticalLoopbackFlowsInTwoNamespacesAreTwoFlowsAndOneCloseL
   config.labels = {"saddr", "sport", "daddr", "dport"};
   auto c = TcpCollector::Start(config);
   ASSERT_TRUE(c.has_value()) << c.error().message;
+  ASSERT_TRUE((*c)->StartEvents());
   LoopbackInOwnNamespace a(111111), b(222222);
   ASSERT_TRUE(a.ok() && b.ok());
   ASSERT_NE(a.netns(), b.netns());

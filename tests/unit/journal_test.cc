@@ -74,7 +74,7 @@ TEST(TakeRecord, EncodesOneJsonLineAndDecodesBack) {
 
 TEST_F(JournalTest, ATakeIsRecordedBeforeAndAfterTheKernelRemovesTheEntry) {
   FlowMap map("tcp_flows", 16);
-  map.Put(Flow(1000), {300, 20});
+  map.Put(Flow(1000), {300, 20, 0});
   auto j = TakeJournal::Open(path_, 41);
   ASSERT_TRUE(j) << j.error().message;
   tcp_flow_bytes got{};
@@ -86,8 +86,8 @@ TEST_F(JournalTest, ATakeIsRecordedBeforeAndAfterTheKernelRemovesTheEntry) {
   EXPECT_EQ((*j)->records(), 2u);
   auto records = LoadTakeJournal(path_);
   ASSERT_TRUE(records) << records.error().message;
-  EXPECT_EQ(records->records, (std::vector<TakeRecord>{{42, "tcp_flows", Bytes(Flow(1000)), {300, 20}, false},
-                                                       {42, "tcp_flows", Bytes(Flow(1000)), {300, 20}, true}}));
+  EXPECT_EQ(records->records, (std::vector<TakeRecord>{{42, "tcp_flows", Bytes(Flow(1000)), {300, 20, 0}, false},
+                                                       {42, "tcp_flows", Bytes(Flow(1000)), {300, 20, 0}, true}}));
   EXPECT_TRUE(records->skipped.empty());
   struct stat st;
   ASSERT_EQ(stat(path_.c_str(), &st), 0);
@@ -138,8 +138,8 @@ TEST_F(JournalTest, AWriteCutShortLeavesNoTornRecordAndNoLostTake) {
     rlimit r{limit, limit};
     if (setrlimit(RLIMIT_FSIZE, &r) != 0) _exit(3);
     FlowMap map("tcp_flows", 16);
-    map.Put(Flow(1), {100, 0});
-    map.Put(Flow(2), {200, 0});
+    map.Put(Flow(1), {100, 0, 0});
+    map.Put(Flow(2), {200, 0, 0});
     auto j = TakeJournal::Open(path_, 0);
     if (!j) _exit(4);
     tcp_flow_bytes got{};
@@ -165,14 +165,14 @@ TEST_F(JournalTest, AWriteCutShortLeavesNoTornRecordAndNoLostTake) {
   auto j = TakeJournal::Open(path_, 1);
   ASSERT_TRUE(j);
   FlowMap map("tcp_flows", 16);
-  map.Put(Flow(3), {300, 0});
+  map.Put(Flow(3), {300, 0, 0});
   tcp_flow_bytes b{};
   ASSERT_TRUE((*j)->Take(map, At(3), &b));
   got = LoadTakeJournal(path_);
   EXPECT_TRUE(got->skipped.empty());
   ASSERT_EQ(got->records.size(), 4u);
   EXPECT_EQ(got->records[3].seq, 2u);
-  EXPECT_EQ(got->records[3].values, (std::vector<uint64_t>{300, 0}));
+  EXPECT_EQ(got->records[3].values, (std::vector<uint64_t>{300, 0, 0}));
 }
 
 TEST_F(JournalTest, TakesAreFinishedFromTheirRecordsOrFromTheKernelMap) {
@@ -183,8 +183,8 @@ TEST_F(JournalTest, TakesAreFinishedFromTheirRecordsOrFromTheKernelMap) {
   //    what it holds now.
   // 3: the process died after the kernel's take: the "taking" record's values.
   // 4, 5: one key taken, re-created, taken again: two takes.
-  map.Put(Flow(1), {5, 0});
-  map.Put(Flow(2), {900, 7});
+  map.Put(Flow(1), {5, 0, 0});
+  map.Put(Flow(2), {900, 7, 0});
   const std::vector<TakeRecord> records = {
       {1, "tcp_flows", Bytes(Flow(1)), {100, 1}, false}, {1, "tcp_flows", Bytes(Flow(1)), {150, 1}, true},
       {2, "tcp_flows", Bytes(Flow(2)), {800, 7}, false}, {3, "tcp_flows", Bytes(Flow(3)), {60, 6}, false},
@@ -200,7 +200,7 @@ TEST_F(JournalTest, TakesAreFinishedFromTheirRecordsOrFromTheKernelMap) {
     EXPECT_EQ(takes[i].values, values) << i;
   };
   is(0, 1, 1, {150, 1});
-  is(1, 2, 2, {900, 7});
+  is(1, 2, 2, {900, 7, 0});
   is(2, 3, 3, {60, 6});
   is(3, 4, 4, {10, 0});
   is(4, 5, 4, {4, 0});
@@ -253,8 +253,8 @@ TEST_F(JournalTest, AKillBetweenATakeAndTheNextSaveLosesNothing) {
   for (bool died_before_kernel_take : {false, true}) {
     SCOPED_TRACE(died_before_kernel_take ? "killed before the kernel's take" : "killed after the take");
     FlowMap map("tcp_flows", 16);
-    map.Put(Flow(1), {1000, 0});
-    map.Put(Flow(2), {2000, 0});
+    map.Put(Flow(1), {1000, 0, 0});
+    map.Put(Flow(2), {2000, 0, 0});
     FlowTable before(no_sport, 100, std::chrono::minutes(5), nullptr, TickPerScrape());
     auto journal = ResumeJournal(path_, false, 0, {&map}).journal;
     scrape(before, map);
@@ -265,7 +265,7 @@ TEST_F(JournalTest, AKillBetweenATakeAndTheNextSaveLosesNothing) {
     // Flow 2 sends 500 more and closes: taken out of the map, journaled, not saved.
     tcp_flow_bytes b;
     ASSERT_TRUE(map.Take(At(2), &b));
-    map.Put(Flow(2), {2500, 0});
+    map.Put(Flow(2), {2500, 0, 0});
     if (died_before_kernel_take) {
       Write({{saved.taken + 1, "tcp_flows", Bytes(Flow(2)), {2500, 0}, false}});
     } else {
