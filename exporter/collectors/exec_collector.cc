@@ -303,10 +303,10 @@ std::vector<prometheus::MetricFamily> ExecCollector::Collect(int* errors) {
   if (workloads_) src.gone = [w = workloads_.get()](uint64_t id) { return w->Gone(id); };
   ExecScrape scrape;
   {
-    std::lock_guard lock(mu_);
+    std::unique_lock lock(mu_);
     src.journal = state_.journal();
     scrape = ScrapeExec(src, &tables_, errors);
-    state_.Save();
+    state_.Save(lock);  // before what it saves is served
   }
   auto out = ExecFamilies(scrape);
   AppendProgramFamilies(programs_, &out);
@@ -314,8 +314,9 @@ std::vector<prometheus::MetricFamily> ExecCollector::Collect(int* errors) {
 }
 
 void ExecCollector::KeepState(std::shared_ptr<StateFile> file, const SavedTables* seed) {
-  std::lock_guard lock(mu_);
+  std::unique_lock lock(mu_);
   state_.Start(std::move(file), seed, name_);
+  state_.Save(lock);  // the seeded tables, at once: a crash during start-up keeps them
 }
 
 Result<void> ExecCollector::Ready() const {

@@ -187,23 +187,26 @@ void TcpCollector::UseLookupThenDelete() {
 TcpCollector::~TcpCollector() {
   consumer_.reset();
   // Flows closed since the last scrape: their totals are out of the map.
-  std::lock_guard lock(mu_);
-  state_.Save();
+  std::unique_lock lock(mu_);
+  state_.Save(lock);
   links_.clear();
 }
 
 void TcpCollector::KeepState(std::shared_ptr<StateFile> file, const SavedTables* seed) {
-  std::lock_guard lock(mu_);
+  std::unique_lock lock(mu_);
   state_.Start(std::move(file), seed, name_);
+  state_.Save(lock);  // the seeded tables, at once: a crash during start-up keeps them
 }
 
 void TcpCollector::OnClose(const void* data, size_t size) {
   if (size < sizeof(tcp_close_event)) return;
   tcp_close_event e;
   std::memcpy(&e, data, sizeof(e));
-  std::lock_guard lock(mu_);
   // Without an atomic take, the scrapes take closed flows (see TakeClosedLocked).
-  if (flows_->AtomicTake()) TakeFlowLocked(e.key);
+  if (!flows_->AtomicTake()) return;
+  std::unique_lock lock(mu_);
+  TakeFlowLocked(e.key);
+  if (state_.JournalLong()) state_.Save(lock);
 }
 
 bool TcpCollector::TakeFlowLocked(const tcp_flow_key& key) {
@@ -214,7 +217,6 @@ bool TcpCollector::TakeFlowLocked(const tcp_flow_key& key) {
   if (bytes.sent) table_.Closed(key, bytes.sent);
   if (bytes.received) received_.Closed(key, bytes.received);
   ++flows_closed_;
-  state_.SaveIfJournalLong();
   return true;
 }
 
@@ -279,7 +281,7 @@ std::vector<prometheus::MetricFamily> TcpCollector::Collect(int* errors) {
   // take a flow between the two). The families are built after it.
   SeriesSnapshot flows, received;
   {
-    std::lock_guard lock(mu_);
+    std::unique_lock lock(mu_);
     const tcp_loss& loss = skel_->bss->loss;
     if (send_mode_ == "kprobe") inflight_swept_ += SweepInflight(skel_->maps.tcp_send_args);
     if (receive_mode_ == "kprobe") recv_inflight_swept_ += SweepInflight(skel_->maps.tcp_recv_args);
@@ -303,10 +305,10 @@ std::vector<prometheus::MetricFamily> TcpCollector::Collect(int* errors) {
       ++*errors;
       spdlog::debug("collect tcp: {}", n.error().message);
     }
-    state_.Save();
     s.folded_flows = table_.folded_flows();
     flows = table_.Snapshot();
     received = received_.Snapshot();
+    state_.Save(lock);  // before what it saves is served
   }
   auto out = TcpFamilies(flows, received, s);
   AppendProgramFamilies(programs_, &out);

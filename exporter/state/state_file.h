@@ -1,5 +1,6 @@
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <map>
 #include <mutex>
@@ -11,22 +12,45 @@
 
 namespace execflow {
 
-// Every series table's retired state, by table name ("tcp_sent", "exec_execs").
+// Every series table's state, by table name ("tcp_sent", "exec_execs").
 using SavedTables = std::map<std::string, SeriesTableState>;
 
+// The most a state file or journal may hold; larger ones are refused unread
+// (65,536 flows and 20,000 series take about 15 MiB).
+constexpr size_t kMaxStateFileBytes = 64u << 20;
+// The longest label value a state file may hold (Kubernetes names are at most 253).
+constexpr size_t kMaxStateLabelBytes = 1024;
+
 // The file's contents as JSON text, and back. A file of another format
-// version, or not of this shape, is an error that says what was wrong.
+// version, or not of this shape, or with a value no table could hold (a
+// negative, fractional or too large count, a label longer than
+// kMaxStateLabelBytes) is an error that says what was wrong.
 std::string EncodeState(const SavedTables& tables);
 Result<SavedTables> DecodeState(const std::string& text);
 
-// The whole text of `path` (not followed if a symlink); nullopt if it is absent.
+// The whole text of `path`, read only if the file can be trusted: a regular
+// file (not followed if a symlink), owned by this process's user, writable
+// by no one else, at most kMaxStateFileBytes, in a folder that is owned by
+// this user (or root) and writable by no one else. Otherwise an error that
+// names the file and why. nullopt if it is absent.
 Result<std::optional<std::string>> ReadStateText(const std::string& path);
-// Reads `path`: an absent file is an empty state, not an error.
+// Reads `path` (see ReadStateText): an absent file is an empty state, not an error.
 Result<SavedTables> LoadStateFile(const std::string& path);
-// Replaces `path` atomically (a temporary file beside it, fsync, rename,
-// fsync of the folder), mode 0600: a crash leaves the old file or the new one.
+// Replaces `path` atomically: a new file beside it (mode 0600, created
+// exclusively, so no other file is ever written through), renamed over it.
+// Not fsynced: what it goes with, the pinned BPF state, does not outlive
+// the machine either, and a killed process' writes are in the page cache.
 Result<void> WriteStateFile(const std::string& path, const SavedTables& tables);
-// Creates the file's folder (mode 0700) if it is missing.
+// Whether `path` is a file this exporter wrote (a state file of any format
+// version, or a journal of take records) that ReadStateText would trust: the
+// only files it deletes or replaces. A typo in bpf.state_file must never
+// cost a file someone else owns.
+bool IsOwnStateFile(const std::string& path);
+// Removes what a writer killed in the middle left: "<path>.tmp.<pid>"
+// files of this user. Returns how many.
+size_t RemoveStaleTemporaries(const std::string& path);
+// Creates the file's folder (mode 0700) if it is missing; an existing one
+// must be trustworthy (see ReadStateText).
 Result<void> MakeStateDir(const std::string& path);
 
 // The state file of a running exporter: each collector, after a scrape and
