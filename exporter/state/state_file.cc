@@ -204,15 +204,13 @@ Result<SavedTables> LoadStateFile(const std::string& path) {
 bool IsOwnStateFile(const std::string& path) {
   auto text = ReadStateText(path);
   if (!text || !*text) return false;
-  if (text->value().empty()) return true;  // an empty journal
-  const nlohmann::json doc = nlohmann::json::parse(**text, nullptr, /*allow_exceptions=*/false);
-  if (!doc.is_discarded()) {
-    return doc.is_object() && doc.contains("format") && (doc["format"] == 1 || doc["format"] == kFormat) &&
-           doc.contains("tables") && doc["tables"].is_object();
-  }
-  // A journal: its first line is a take record.
   const std::string& t = **text;
-  return DecodeTakeRecord(std::string_view(t).substr(0, t.find('\n'))).has_value();
+  if (t.empty()) return true;  // an empty journal
+  // A journal: its first line is a take record.
+  if (DecodeTakeRecord(std::string_view(t).substr(0, t.find('\n')))) return true;
+  const nlohmann::json doc = nlohmann::json::parse(t, nullptr, /*allow_exceptions=*/false);
+  return !doc.is_discarded() && doc.is_object() && doc.contains("format") &&
+         (doc["format"] == 1 || doc["format"] == kFormat) && doc.contains("tables") && doc["tables"].is_object();
 }
 
 size_t RemoveStaleTemporaries(const std::string& path) {
