@@ -327,7 +327,12 @@ static void KeepState(const Config& config, const Collectors& c) {
   const bool exists = access(path.c_str(), F_OK) == 0;
   if (adopted && exists) {
     if (auto loaded = LoadStateFile(path)) {
-      saved = std::move(*loaded);
+      saved = std::move(loaded->tables);
+      if (c.workloads) {
+        std::map<uint64_t, Workload> named;
+        for (const auto& [id, n] : loaded->workloads) named[id] = {n[0], n[1], n[2]};
+        c.workloads->Seed(named);
+      }
     } else {
       spdlog::warn("state file: {}: starting without the saved totals of closed flows and gone "
                    "workloads, which restart lower",
@@ -360,7 +365,15 @@ static void KeepState(const Config& config, const Collectors& c) {
       kept.insert(*it);
     }
   }
-  auto file = std::make_shared<StateFile>(path, std::move(kept));
+  std::function<SavedWorkloads()> names;
+  if (c.workloads) {
+    names = [w = c.workloads] {
+      SavedWorkloads out;
+      for (const auto& [id, n] : w->Named()) out[id] = {n.k8s_namespace, n.pod, n.container};
+      return out;
+    };
+  }
+  auto file = std::make_shared<StateFile>(path, std::move(kept), std::move(names));
   for (const auto& col : c.all) col->KeepState(file, col->Pinned().adopted ? &saved : nullptr);
 }
 

@@ -60,6 +60,10 @@ struct KeyState {
   std::string key;      // the key's bytes
   int64_t series = -1;  // index into SeriesTableState::series; -1: the "other" series
   uint64_t base = 0;
+  // A key whose labels may still change (a workload not named yet) goes on
+  // from the value its series last saw, so it can move at any scrape.
+  bool provisional = false;
+  uint64_t seen = 0;  // provisional keys only
   bool operator==(const KeyState&) const = default;
 };
 struct SeriesTableState {
@@ -236,7 +240,8 @@ class SeriesTable {
     for (const Slot& s : slots_) {
       if (!s.used || s.series == kNoSeries) continue;
       out.keys.push_back({std::string(reinterpret_cast<const char*>(&s.key), sizeof(Key)),
-                          s.series == kOther ? -1 : position[s.series], s.base});
+                          s.series == kOther ? -1 : position[s.series], s.base, s.provisional,
+                          s.provisional ? s.value : 0});
     }
     std::sort(out.keys.begin(), out.keys.end(), [](const KeyState& a, const KeyState& b) { return a.key < b.key; });
     // The kernel's overflow counter survives with its map.
@@ -246,8 +251,9 @@ class SeriesTable {
 
   // Seeds a fresh table (before its first Scrape()) with an earlier
   // process' ExportState(): its series, and each live key back in its
-  // series, from its base. Restored keys stay in their series (as if their
-  // labels were final): their past counts are there. False, and nothing
+  // series, from its base. Keys whose labels were final stay in their
+  // series (their past counts are there, whatever their labels would be
+  // now); provisional ones go on from the value last seen and may move. False, and nothing
   // changed, if the state is not one this table could have exported: other
   // label names, a key of another size, a key twice, a series index out of
   // range, more series than the table has room for or more keys than
@@ -268,7 +274,7 @@ class SeriesTable {
     std::unordered_map<std::string_view, bool> seen_keys;
     for (const KeyState& k : state.keys) {
       if (k.key.size() != sizeof(Key) || k.series < -1 || k.series >= static_cast<int64_t>(state.series.size()) ||
-          !seen_keys.emplace(k.key, true).second) {
+          !seen_keys.emplace(k.key, true).second || (k.provisional && (k.series < 0 || k.seen < k.base))) {
         return false;
       }
     }
@@ -298,11 +304,19 @@ class SeriesTable {
       std::memcpy(&key, k.key.data(), sizeof(Key));
       Slot& s = slots_[FindOrAddSlot(reinterpret_cast<const uint8_t*>(&key))];
       s.series = k.series < 0 ? kOther : index[k.series];
-      // Its first delta, its value now minus its base, goes back to this
-      // series, which exported part of it before the restart; so it may not
-      // move at the first scrape (folded keys are tried again after it).
-      s.base = s.value = k.base;
+      s.base = k.base;
       s.folded_at = generation_;
+      if (k.provisional) {
+        // What it had added up to `seen` is its series' again; it goes on from there.
+        s.provisional = true;
+        s.value = k.seen;
+        series_[s.series].value += k.seen - k.base;
+      } else {
+        // Its first delta, its value now minus its base, goes back to this
+        // series, which exported part of it before the restart; so it may not
+        // move at the first scrape (folded keys are tried again after it).
+        s.value = k.base;
+      }
     }
     return true;
   }
@@ -381,6 +395,7 @@ class SeriesTable {
         s.base = 0;
         ++changes_;
       }
+      if (s.provisional && value != s.value) ++changes_;  // a restart goes on from its last value
       s.value = value;
       s.scrape = scrapes_;
       s.position = static_cast<uint32_t>(next_order_.size());

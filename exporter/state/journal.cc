@@ -172,7 +172,7 @@ void TakeJournal::Clear() {
 }
 
 std::vector<FinishedTake> FinishTakes(const std::vector<TakeRecord>& records,
-                                      const std::vector<const MapReader*>& maps) {
+                                      const std::vector<const MapReader*>& maps, TakeJournal* journal) {
   std::vector<FinishedTake> out;
   std::map<uint64_t, size_t> open;  // seq of a "taking" without its "taken" -> out index
   for (const TakeRecord& r : records) {
@@ -189,7 +189,9 @@ std::vector<FinishedTake> FinishTakes(const std::vector<TakeRecord>& records,
     for (const MapReader* m : maps) {
       if (m->Name() != t.map || m->KeySize() != t.key.size()) continue;
       std::vector<uint64_t> value((m->ValueSize() + 7) / 8);
-      if (m->Take(t.key.data(), value.data())) t.values = U64s(value.data(), m->ValueSize());
+      if (!m->Take(t.key.data(), value.data())) continue;
+      t.values = U64s(value.data(), m->ValueSize());
+      if (journal) (void)journal->Finished(seq, t.map, t.key, t.values);
     }
   }
   return out;
@@ -220,7 +222,7 @@ ResumedJournal ResumeJournal(const std::string& path, bool adopted, uint64_t sav
     out.journal = std::move(*journal);
     if (!adopted) out.journal->Clear();  // it went with the BPF state that was replaced
   }
-  out.takes = FinishTakes(records, maps);
+  out.takes = FinishTakes(records, maps, out.journal.get());
   if (!out.takes.empty()) spdlog::info("journal {}: read {} takes", path, out.takes.size());
   return out;
 }

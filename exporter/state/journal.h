@@ -64,6 +64,12 @@ class TakeJournal {
   // not taken: it stays in the map, counted, until a later take can be
   // journaled, rather than be lost by a kill.
   Result<void> Take(const MapReader& map, const void* key, void* value);
+  // Records that take `seq`, which an earlier process began, was finished
+  // with these values (see FinishTakes).
+  Result<void> Finished(uint64_t seq, const std::string& map, const std::string& key,
+                        const std::vector<uint64_t>& values) {
+    return Append({seq, map, key, values, true});
+  }
   // The sequence number of the last take: a state saved after it holds it.
   uint64_t last_seq() const { return last_seq_; }
   // Records written since the last Clear().
@@ -97,10 +103,13 @@ struct FinishedTake {
 // What the takes of a journal a process left behind come to, in order. A
 // take without its "taken" record (the process died around the kernel's
 // take) is finished here: if its entry is still in its map (one of `maps`,
-// by name), the entry is taken now and its values are final; if not, the
-// "taking" record's are. A key taken, re-created and taken again is two takes.
+// by name), the entry is taken now and its values are final, and `journal`
+// (if not null) records that, so a kill before the next save finishes it
+// with those values again, not the older ones of its first record; if the
+// entry is gone, its first record's values are final. A key taken,
+// re-created and taken again is two takes.
 std::vector<FinishedTake> FinishTakes(const std::vector<TakeRecord>& records,
-                                      const std::vector<const MapReader*>& maps);
+                                      const std::vector<const MapReader*>& maps, TakeJournal* journal = nullptr);
 
 // A collector's journal at start-up (bpf.state_file kept): the journal at
 // `path`, emptied unless the collector adopted its pinned BPF state, and, if

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <string_view>
 
 #include <nlohmann/json.hpp>
@@ -88,9 +89,13 @@ bool U64(const nlohmann::json& v, uint64_t* out) {
 
 }  // namespace
 
-std::string EncodeState(const SavedTables& tables) {
-  nlohmann::json doc = {{"format", kFormat}, {"writer", kWriter}, {"tables", nlohmann::json::object()}};
-  for (const auto& [name, t] : tables) {
+std::string EncodeState(const SavedState& state) {
+  nlohmann::json doc = {{"format", kFormat},
+                        {"writer", kWriter},
+                        {"tables", nlohmann::json::object()},
+                        {"workloads", nlohmann::json::object()}};
+  for (const auto& [id, names] : state.workloads) doc["workloads"][std::to_string(id)] = names;
+  for (const auto& [name, t] : state.tables) {
     nlohmann::json series = nlohmann::json::array();
     for (const SeriesState& s : t.series) {
       nlohmann::json values = nlohmann::json::array();
@@ -98,14 +103,19 @@ std::string EncodeState(const SavedTables& tables) {
       series.push_back({{"labels", std::move(values)}, {"retired", s.retired}, {"live", s.live}});
     }
     nlohmann::json keys = nlohmann::json::array();
-    for (const KeyState& k : t.keys) keys.push_back({Hex(k.key), k.series, k.base});
+    for (const KeyState& k : t.keys) {
+      keys.push_back(k.provisional ? nlohmann::json{Hex(k.key), k.series, k.base, k.seen}
+                                   : nlohmann::json{Hex(k.key), k.series, k.base});
+    }
     doc["tables"][name] = {{"label_names", t.other_labels}, {"other", t.other}, {"taken", t.taken},
                            {"series", std::move(series)}, {"keys", std::move(keys)}};
   }
-  return doc.dump() + "\n";
+  // Label values are valid UTF-8 where they are made; a byte that is not is
+  // replaced here rather than throw from a scrape.
+  return doc.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
 }
 
-Result<SavedTables> DecodeState(const std::string& text) {
+Result<SavedState> DecodeState(const std::string& text) {
   if (text.size() > kMaxStateFileBytes) return Fail("larger than " + std::to_string(kMaxStateFileBytes) + " bytes");
   // Parsed without exceptions: a damaged file is input, not a programming error.
   const nlohmann::json doc = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
@@ -114,8 +124,28 @@ Result<SavedTables> DecodeState(const std::string& text) {
     return Fail("not format " + std::to_string(kFormat));
   }
   if (!doc.contains("tables") || !doc["tables"].is_object()) return Fail("no tables object");
-  SavedTables out;
+  SavedState state_file;
+  if (!doc.contains("workloads") || !doc["workloads"].is_object()) return Fail("no workloads object");
+  for (const auto& [id, names] : doc["workloads"].items()) {
+    auto bad = [&] { return Fail("workload " + id.substr(0, 32) + ": not a cgroup id and 3 names"); };
+    if (id.empty() || id.size() > 20 || id.find_first_not_of("0123456789") != std::string::npos) return bad();
+    if (!names.is_array() || names.size() != 3) return bad();
+    std::vector<std::string> three;
+    for (const auto& n : names) {
+      if (!n.is_string() || n.get_ref<const std::string&>().size() > kMaxStateLabelBytes) return bad();
+      three.push_back(n.get<std::string>());
+    }
+    errno = 0;
+    const uint64_t cgroup = std::strtoull(id.c_str(), nullptr, 10);
+    if (errno) return bad();
+    state_file.workloads[cgroup] = std::move(three);
+  }
+  SavedTables& out = state_file.tables;
   for (const auto& [name, t] : doc["tables"].items()) {
+    // Table names are ours ("tcp_sent"): anything else is not echoed into an error.
+    if (name.empty() || name.size() > 32 || name.find_first_not_of("abcdefghijklmnopqrstuvwxyz_") != std::string::npos) {
+      return Fail("a table name that is not one of execflow's");
+    }
     auto bad = [&](const std::string& why) { return Fail("table " + name + ": " + why); };
     if (!t.is_object() || !t.contains("label_names") || !t["label_names"].is_array() || !t.contains("other") ||
         !t.contains("taken") || !t.contains("series") || !t["series"].is_array() || !t.contains("keys") ||
@@ -150,10 +180,12 @@ Result<SavedTables> DecodeState(const std::string& text) {
     }
     for (const auto& k : t["keys"]) {
       KeyState one;
-      if (!k.is_array() || k.size() != 3 || !k[0].is_string() || !Unhex(k[0].get<std::string>(), &one.key) ||
-          !k[1].is_number_integer() || !U64(k[2], &one.base)) {
-        return bad("a key is not [hex bytes, series, base]");
+      if (!k.is_array() || (k.size() != 3 && k.size() != 4) || !k[0].is_string() ||
+          !Unhex(k[0].get<std::string>(), &one.key) || !k[1].is_number_integer() || !U64(k[2], &one.base) ||
+          (k.size() == 4 && !U64(k[3], &one.seen))) {
+        return bad("a key is not [hex bytes, series, base] or [hex bytes, series, base, value seen]");
       }
+      one.provisional = k.size() == 4;
       one.series = k[1].get<int64_t>();
       if (one.series < -1 || one.series >= static_cast<int64_t>(state.series.size())) {
         return bad("a key's series is out of range");
@@ -162,7 +194,7 @@ Result<SavedTables> DecodeState(const std::string& text) {
     }
     out.emplace(name, std::move(state));
   }
-  return out;
+  return state_file;
 }
 
 Result<std::optional<std::string>> ReadStateText(const std::string& path) {
@@ -192,10 +224,10 @@ Result<std::optional<std::string>> ReadStateText(const std::string& path) {
   return text;
 }
 
-Result<SavedTables> LoadStateFile(const std::string& path) {
+Result<SavedState> LoadStateFile(const std::string& path) {
   auto text = ReadStateText(path);
   if (!text) return std::unexpected(text.error());
-  if (!*text) return SavedTables{};
+  if (!*text) return SavedState{};
   auto tables = DecodeState(**text);
   if (!tables) return Fail(path + ": " + tables.error().message);
   return tables;
@@ -236,7 +268,7 @@ size_t RemoveStaleTemporaries(const std::string& path) {
   return removed;
 }
 
-Result<void> WriteStateFile(const std::string& path, const SavedTables& tables) {
+Result<void> WriteStateFile(const std::string& path, const SavedState& state) {
   const std::string tmp = path + ".tmp." + std::to_string(getpid());
   UniqueFd fd(open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600));
   if (!fd && errno == EEXIST) {
@@ -247,7 +279,7 @@ Result<void> WriteStateFile(const std::string& path, const SavedTables& tables) 
   if (!fd) return Fail("create " + tmp, errno);
   // Explicit, whatever the umask.
   if (fchmod(fd.get(), 0600) < 0) return Fail("chmod " + tmp, errno);
-  auto ok = WriteAll(fd.get(), EncodeState(tables), tmp);
+  auto ok = WriteAll(fd.get(), EncodeState(state), tmp);
   fd = UniqueFd();
   if (ok && rename(tmp.c_str(), path.c_str()) < 0) ok = Fail("rename " + tmp + " to " + path, errno);
   if (!ok) unlink(tmp.c_str());
@@ -281,7 +313,7 @@ bool StateFile::Flush() {
 }
 
 bool StateFile::WriteLocked() {
-  auto ok = WriteStateFile(path_, tables_);
+  auto ok = WriteStateFile(path_, {tables_, workloads_ ? workloads_() : SavedWorkloads{}});
   if (!ok && !failing_) {
     spdlog::warn("state file: {}; totals of closed flows and gone workloads would be lost by a restart",
                  ok.error().message);

@@ -208,6 +208,23 @@ TEST_F(WorkloadsTest, EachLayoutLandsOnItsNamespacePodAndContainer) {
   }
 }
 
+// A cgroup made after the resolver's last walk is not in it: it is not gone.
+// Taking its keys as gone at the next scrape lost the workload of execs that
+// ran in a new container (labelled as the host for good).
+TEST_F(WorkloadsTest, ACgroupMadeAfterTheLastWalkIsNotGone) {
+  WorkloadResolver r(ResolverOptions{root_, logs_.string(), std::chrono::hours(1)});
+  struct stat st;
+  ASSERT_EQ(stat(root_.c_str(), &st), 0);
+  EXPECT_FALSE(r.Gone(st.st_ino)) << "the first call walks";
+  const fs::path fresh = fs::path(root_) / top_;
+  ASSERT_TRUE(fs::create_directories(fresh));
+  ASSERT_EQ(stat(fresh.c_str(), &st), 0);
+  EXPECT_FALSE(r.Gone(st.st_ino)) << "made after the walk: not gone";
+  bool final = true;
+  r.Resolve(st.st_ino, &final);
+  EXPECT_FALSE(final) << "unknown until the next walk";
+}
+
 // Each child unshares a network namespace with loopback up and connects
 // 127.0.0.1:40500 to 127.0.0.1:7171 in it: the same 4-tuple twice.
 class LoopbackInOwnNamespace {

@@ -211,6 +211,23 @@ TEST_F(JournalTest, TakesAreFinishedFromTheirRecordsOrFromTheKernelMap) {
   EXPECT_FALSE(map.Lookup(At(2), &v)) << "the unfinished take was finished";
 }
 
+// A take the killed process began, finished at start-up from the kernel map,
+// is journaled with the values taken then: killed again before the next save,
+// the next process finishes it with those, not with the older values of its
+// first record (the bytes added since were lost).
+TEST_F(JournalTest, ATakeFinishedAtStartUpIsJournaledWithItsFinalValues) {
+  FlowMap map("tcp_flows", 16);
+  map.Put(Flow(2), {900, 7, 1});
+  Write({{2, "tcp_flows", Bytes(Flow(2)), {800, 7, 1}, false}});
+  auto first = ResumeJournal(path_, /*adopted=*/true, 0, {&map});
+  ASSERT_EQ(first.takes.size(), 1u);
+  EXPECT_EQ(first.takes[0].values, (std::vector<uint64_t>{900, 7, 1}));
+  first.journal.reset();  // killed before the next save
+  auto second = ResumeJournal(path_, /*adopted=*/true, 0, {&map});
+  ASSERT_EQ(second.takes.size(), 1u);
+  EXPECT_EQ(second.takes[0].values, (std::vector<uint64_t>{900, 7, 1}));
+}
+
 TEST_F(JournalTest, ResumingAReplacedStateEmptiesTheJournal) {
   FlowMap map("tcp_flows", 16);
   Write({{7, "tcp_flows", Bytes(Flow(1)), {100, 1}, false}});

@@ -376,6 +376,31 @@ TEST(SeriesTable, RestoredKeysStayInTheirSeriesWhateverTheirLabelsAreNow) {
       << "a new key is labelled as it is now";
 }
 
+// A key not named yet when the state was saved goes on from the value it had
+// then: named after the restart, it moves as it would have, and the series it
+// leaves keeps what it exported.
+TEST(SeriesTable, AProvisionalKeyIsNamedAfterARestartAndMovesOnlyItsLaterCounts) {
+  std::string pod;
+  bool named = false;
+  auto labels = [&](const TestKey&) { return SeriesLabels{{{"pod", pod}}, named}; };
+  Table old(labels, {"pod"}, 100, std::chrono::seconds(100), TickPerScrape());
+  old.Scrape({{{1}, 30}}, 0);
+  old.Scrape({{{1}, 40}}, 0);
+  const SeriesTableState state = old.ExportState();
+  ASSERT_EQ(state.keys.size(), 1u);
+  EXPECT_TRUE(state.keys[0].provisional);
+  EXPECT_EQ(state.keys[0].seen, 40u);
+  EXPECT_EQ(state.series, (std::vector<SeriesState>{{{{"pod", ""}}, 0, true}}));
+  pod = "web";
+  named = true;
+  Table fresh(labels, {"pod"}, 100, std::chrono::seconds(100), TickPerScrape());
+  ASSERT_TRUE(fresh.ImportState(state));
+  fresh.Scrape({{{1}, 45}}, 0);
+  EXPECT_EQ(Samples(fresh.Export()), (std::map<std::string, double>{{"pod=", 40}, {"pod=web", 5}}));
+  fresh.Scrape({{{1}, 50}}, 0);
+  EXPECT_EQ(Samples(fresh.Export()), (std::map<std::string, double>{{"pod=", 40}, {"pod=web", 10}}));
+}
+
 // What a forged or damaged state file could make of a table: each is refused
 // whole, and the table is left as it was.
 TEST(SeriesTable, AStateItCouldNotHaveExportedIsRefused) {

@@ -22,18 +22,20 @@ class StateFileTest : public ::testing::Test {
   const std::string dir_ = scratch_.path(), path_ = dir_ + "/run/state.json";
 };
 
-SavedTables Sample() {
+SavedState Sample() {
   SeriesTableState tcp;
   tcp.other_labels = {"saddr", "daddr", "dport"};
   tcp.series.push_back({{{"saddr", "127.0.0.1"}, {"daddr", "127.0.0.1"}, {"dport", "8080"}}, 18446744073709551615ull,
                         false});
   tcp.series.push_back({{{"saddr", "::1"}, {"daddr", "\"quoted\"\n"}, {"dport", "443"}}, 0, true});
-  tcp.keys = {{std::string("\x00\xff\x10", 3), 1, 100}, {std::string("\x01", 1), -1, 0}};
+  tcp.keys = {{std::string("\x00\xff\x10", 3), 1, 100}, {std::string("\x01", 1), -1, 0},
+              {std::string("\x02", 1), 0, 5, true, 9}};
   tcp.other = 17;
   tcp.taken = 18446744073709551615ull;
   SeriesTableState execs;
   execs.other_labels = {"uid"};
-  return {{"tcp_sent", tcp}, {"exec_execs", execs}};
+  return {{{"tcp_sent", tcp}, {"exec_execs", execs}},
+          {{18446744073709551615ull, {"shop", "web-7d9f", "nginx"}}, {4242, {"", "", "0a1b2c3d4e5f"}}}};
 }
 
 TEST_F(StateFileTest, WhatIsWrittenIsReadBackExactly) {
@@ -50,8 +52,8 @@ TEST_F(StateFileTest, WhatIsWrittenIsReadBackExactly) {
   ASSERT_TRUE(back) << back.error().message;
   EXPECT_EQ(*back, Sample()) << "2^64-1 survives exactly; labels are escaped";
   // Rewritten in place of the old one.
-  SavedTables less = Sample();
-  less.erase("tcp_sent");
+  SavedState less = Sample();
+  less.tables.erase("tcp_sent");
   ASSERT_TRUE(WriteStateFile(path_, less));
   EXPECT_EQ(*LoadStateFile(path_), less);
 }
@@ -59,7 +61,7 @@ TEST_F(StateFileTest, WhatIsWrittenIsReadBackExactly) {
 TEST_F(StateFileTest, AMissingFileIsAnEmptyState) {
   auto s = LoadStateFile(path_);
   ASSERT_TRUE(s) << s.error().message;
-  EXPECT_TRUE(s->empty());
+  EXPECT_EQ(*s, SavedState{});
 }
 
 TEST_F(StateFileTest, ACorruptFileIsAnErrorNamingTheFile) {
@@ -81,8 +83,8 @@ TEST_F(StateFileTest, ACorruptFileIsAnErrorNamingTheFile) {
 // that are huge; keys that are not hex or point at no series.
 TEST_F(StateFileTest, ValuesNoTableCouldHoldAreRefused) {
   auto table = [](const std::string& other, const std::string& series, const std::string& keys = "[]") {
-    return "{\"format\": 2, \"tables\": {\"tcp_sent\": {\"label_names\": [\"a\"], \"other\": " + other +
-           ", \"taken\": 0, \"series\": " + series + ", \"keys\": " + keys + "}}}";
+    return "{\"format\": 2, \"workloads\": {}, \"tables\": {\"tcp_sent\": {\"label_names\": [\"a\"], "
+           "\"other\": " + other + ", \"taken\": 0, \"series\": " + series + ", \"keys\": " + keys + "}}}";
   };
   const std::string ok_series = "[{\"labels\": [\"x\"], \"retired\": 5, \"live\": true}]";
   ASSERT_TRUE(DecodeState(table("0", ok_series, "[[\"0a\", 0, 3]]")));
@@ -99,18 +101,38 @@ TEST_F(StateFileTest, ValuesNoTableCouldHoldAreRefused) {
        "table tcp_sent: a series without a value for each label"},
       {table("0", "[{\"labels\": [\"" + std::string(1025, 'x') + "\"], \"retired\": 5, \"live\": true}]"),
        "table tcp_sent: a label value longer than 1024 bytes"},
-      {table("0", ok_series, "[[\"0g\", 0, 3]]"), "table tcp_sent: a key is not [hex bytes, series, base]"},
-      {table("0", ok_series, "[[\"0a\", 0, -3]]"), "table tcp_sent: a key is not [hex bytes, series, base]"},
+      {table("0", ok_series, "[[\"0g\", 0, 3]]"), "table tcp_sent: a key is not [hex bytes, series, base] or [hex bytes, series, base, value seen]"},
+      {table("0", ok_series, "[[\"0a\", 0, -3]]"), "table tcp_sent: a key is not [hex bytes, series, base] or [hex bytes, series, base, value seen]"},
       {table("0", ok_series, "[[\"0a\", 1, 3]]"), "table tcp_sent: a key's series is out of range"},
       {table("0", ok_series, "[[\"0a\", -2, 3]]"), "table tcp_sent: a key's series is out of range"},
-      {"{\"format\": 2, \"tables\": {\"t\": {\"label_names\": []}}}",
+      {"{\"format\": 2, \"workloads\": {}, \"tables\": {\"t\": {\"label_names\": []}}}",
        "table t: expected label_names, other, taken, series and keys"},
+      {"{\"format\": 2, \"tables\": {}}", "no workloads object"},
+      {"{\"format\": 2, \"workloads\": {}, \"tables\": {\"a\\nb\": {}}}", "a table name that is not one of execflow's"},
+      {"{\"format\": 2, \"tables\": {}, \"workloads\": {\"12\": [\"a\", \"b\"]}}",
+       "workload 12: not a cgroup id and 3 names"},
+      {"{\"format\": 2, \"tables\": {}, \"workloads\": {\"-1\": [\"a\", \"b\", \"c\"]}}",
+       "workload -1: not a cgroup id and 3 names"},
+      {"{\"format\": 2, \"tables\": {}, \"workloads\": {\"99999999999999999999\": [\"a\", \"b\", \"c\"]}}",
+       "workload 99999999999999999999: not a cgroup id and 3 names"},
   };
   for (const auto& [text, why] : cases) {
     auto got = DecodeState(text);
     ASSERT_FALSE(got) << text.substr(0, 200);
     EXPECT_EQ(got.error().message, why) << text.substr(0, 200);
   }
+}
+
+// A label value that is not valid UTF-8 (a hostile kubelet folder name) must
+// not make a scrape throw: it is written with the byte replaced.
+TEST_F(StateFileTest, InvalidUtf8InALabelIsReplacedNotThrown) {
+  SavedState s = Sample();
+  s.tables["tcp_sent"].series[0].labels[1].value = "bad\xff";
+  std::string text;
+  ASSERT_NO_THROW(text = EncodeState(s));
+  auto back = DecodeState(text);
+  ASSERT_TRUE(back) << back.error().message;
+  EXPECT_EQ(back->tables["tcp_sent"].series[0].labels[1].value, "bad\xef\xbf\xbd");
 }
 
 TEST_F(StateFileTest, AFileLargerThanTheCapIsRefusedUnread) {
@@ -184,26 +206,27 @@ TEST_F(StateFileTest, TemporariesAKilledWriterLeftAreRemovedAndOnlyThose) {
 
 TEST_F(StateFileTest, StateFileWritesWhenATableChangesAndIgnoresOlderStates) {
   ASSERT_TRUE(MakeStateDir(path_));
-  StateFile f(path_);
-  SavedTables s = Sample();
+  const SavedState sample = Sample();
+  StateFile f(path_, {}, [&] { return sample.workloads; });
+  SavedTables s = sample.tables;
   f.Save("tcp_sent", 5, s["tcp_sent"]);
-  EXPECT_EQ(LoadStateFile(path_)->at("tcp_sent"), s["tcp_sent"]);
+  EXPECT_EQ(LoadStateFile(path_)->tables.at("tcp_sent"), s["tcp_sent"]);
   SeriesTableState older = s["tcp_sent"];
   older.other = 1;
   f.Save("tcp_sent", 4, older);  // a scrape that lost the race to the file
-  EXPECT_EQ(LoadStateFile(path_)->at("tcp_sent"), s["tcp_sent"]);
+  EXPECT_EQ(LoadStateFile(path_)->tables.at("tcp_sent"), s["tcp_sent"]);
   f.Save("exec_execs", 1, s["exec_execs"]);
-  EXPECT_EQ(*LoadStateFile(path_), s);
+  EXPECT_EQ(*LoadStateFile(path_), sample) << "with the resolver's names, asked at each write";
 }
 
 TEST_F(StateFileTest, KeptTablesStayUntilTheirCollectorHandsInItsOwn) {
   ASSERT_TRUE(MakeStateDir(path_));
-  SavedTables s = Sample();
+  SavedTables s = Sample().tables;
   StateFile f(path_, {{"tcp_sent", s["tcp_sent"]}});
   f.Save("exec_execs", 1, s["exec_execs"]);
-  EXPECT_EQ(*LoadStateFile(path_), s) << "tcp_sent not handed in yet: written as kept";
+  EXPECT_EQ(LoadStateFile(path_)->tables, s) << "tcp_sent not handed in yet: written as kept";
   f.Save("tcp_sent", 1, SeriesTableState{});
-  EXPECT_EQ(LoadStateFile(path_)->at("tcp_sent"), SeriesTableState{});
+  EXPECT_EQ(LoadStateFile(path_)->tables.at("tcp_sent"), SeriesTableState{});
 }
 
 TEST_F(StateFileTest, AFolderThatIsAFileIsAnError) {
