@@ -165,17 +165,20 @@ static __always_inline bool is_tcp_stream_probed(struct sock *sk)
 /* --- closes --- */
 
 /*
- * Tells user space that a flow closed; it then takes the final total out of
- * the map. Sent again by a send that completes on a closed socket, so an
+ * Marks a flow closed and tells user space, which then takes the final
+ * total out of the map. Sent again by a send that completes on a closed socket, so an
  * entry such a send recreates after the first notice was handled is taken
  * too (a second notice for a taken entry is ignored).
  */
 static __always_inline int notify_close(void *ctx, const struct tcp_flow_key *key)
 {
+	struct tcp_flow_bytes *v = bpf_map_lookup_elem(&tcp_flows, key);
 	struct tcp_close_event *e;
 
-	if (!bpf_map_lookup_elem(&tcp_flows, key))
+	if (!v)
 		return 0; /* never sent a byte */
+	/* Marked first: if the notice below is lost, a scrape still sees the close. */
+	v->closed = 1;
 	if (targ_perfbuf) {
 		struct tcp_close_event ev = {.key = *key};
 

@@ -289,7 +289,10 @@ Result<Collectors> StartCollectors(const Config& config, bool pin) {
 
 // bpf.state_file: seeds the collectors whose BPF state was adopted with what
 // the last process saved, and has every collector keep it from now on. Runs
-// before capabilities are dropped: it may create the file's folder.
+// before capabilities are dropped: it may create the file's folder. The
+// exporter deletes, replaces or appends to only files it can tell it wrote
+// (IsOwnStateFile): a bpf.state_file naming someone else's file leaves it
+// alone and runs without a state file.
 static void KeepState(const Config& config, const Collectors& c) {
   const std::string& path = config.bpf.state_file;
   if (path.empty()) return;
@@ -298,22 +301,42 @@ static void KeepState(const Config& config, const Collectors& c) {
     adopted = adopted || col->Pinned().adopted;
     pinned = pinned || col->Pinned().pinned;
   }
-  const bool exists = access(path.c_str(), F_OK) == 0;
+  std::vector<std::string> files = {path};
+  for (const auto& col : c.all) files.push_back(TakeJournalPath(path, col->Name()));
+  for (const std::string& f : files) {
+    if (access(f.c_str(), F_OK) == 0 && !IsOwnStateFile(f)) {
+      auto why = ReadStateText(f);
+      spdlog::warn("state file {}: not used: {} is not a state file or journal this exporter wrote{}; "
+                   "totals of closed flows and gone workloads restart lower after a restart",
+                   path, f, why ? "" : " (" + why.error().message + ")");
+      return;
+    }
+  }
+  if (const size_t n = RemoveStaleTemporaries(path)) {
+    spdlog::info("state file {}: removed {} temporary file(s) a killed process left", path, n);
+  }
   if (!pinned) {
     // Nothing outlives this process in the kernel: saved totals would be counted twice.
-    if (exists && unlink(path.c_str()) == 0) {
+    if (access(path.c_str(), F_OK) == 0 && unlink(path.c_str()) == 0) {
       spdlog::info("state file {}: removed: no BPF state is pinned, so none is adopted", path);
     }
-    for (const auto& col : c.all) unlink(TakeJournalPath(path, col->Name()).c_str());
+    for (size_t i = 1; i < files.size(); ++i) unlink(files[i].c_str());
     return;
   }
   SavedTables saved;
+  const bool exists = access(path.c_str(), F_OK) == 0;
   if (adopted && exists) {
     if (auto loaded = LoadStateFile(path)) {
-      saved = std::move(*loaded);
+      saved = std::move(loaded->tables);
+      if (c.workloads) {
+        std::map<uint64_t, Workload> named;
+        for (const auto& [id, n] : loaded->workloads) named[id] = {n[0], n[1], n[2]};
+        c.workloads->Seed(named);
+      }
     } else {
       spdlog::warn("state file: {}: starting without the saved totals of closed flows and gone "
-                   "workloads, which restart lower", loaded.error().message);
+                   "workloads, which restart lower",
+                   loaded.error().message);
     }
   } else if (exists) {
     spdlog::info("state file {}: ignored and replaced: the BPF state it went with was replaced", path);
@@ -342,7 +365,15 @@ static void KeepState(const Config& config, const Collectors& c) {
       kept.insert(*it);
     }
   }
-  auto file = std::make_shared<StateFile>(path, std::move(kept));
+  std::function<SavedWorkloads()> names;
+  if (c.workloads) {
+    names = [w = c.workloads] {
+      SavedWorkloads out;
+      for (const auto& [id, n] : w->Named()) out[id] = {n.k8s_namespace, n.pod, n.container};
+      return out;
+    };
+  }
+  auto file = std::make_shared<StateFile>(path, std::move(kept), std::move(names));
   for (const auto& col : c.all) col->KeepState(file, col->Pinned().adopted ? &saved : nullptr);
 }
 
@@ -356,6 +387,9 @@ Result<std::unique_ptr<App>> App::Start(const Config& config, const HttpOptions&
   if (!collectors) return std::unexpected(collectors.error());
   app->collectors_ = std::move(*collectors);
   KeepState(config, app->collectors_);
+  for (const auto& c : app->collectors_.all) {
+    if (auto ok = c->StartEvents(); !ok) return std::unexpected(ok.error());
+  }
   // Before the HTTP server starts, so its threads are born without them.
   if (auto kept = DropCapabilitiesAfterAttach(app->collectors_); !kept) {
     return std::unexpected(kept.error());

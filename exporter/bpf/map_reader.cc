@@ -7,21 +7,29 @@
 
 namespace execflow {
 
+Result<std::unique_ptr<BpfMapReader>> BpfMapReader::Open(KernelMap map, uint32_t key_size, uint32_t value_size) {
+  if (map.key_size() != key_size || map.lookup_size() != value_size) {
+    return Fail("map " + map.name() + " has keys of " + std::to_string(map.key_size()) + " bytes and values of " +
+                    std::to_string(map.lookup_size()) + ", not " + std::to_string(key_size) + " and " +
+                    std::to_string(value_size),
+                EINVAL);
+  }
+  std::unique_ptr<BpfMapReader> r(new BpfMapReader(std::move(map)));
+  // Asked once, of a scratch map of the same type: a key of this map may be all zeros.
+  auto works = r->map_.LookupAndDeleteWorks();
+  if (!works) return std::unexpected(works.error());
+  r->lookup_and_delete_supported_ = *works;
+  return r;
+}
+
 Result<void> BpfMapReader::Lookup(const void* key, void* value) const {
-  if (bpf_map_lookup_elem(fd_, key, value) != 0) return Fail("look up in map " + name_, errno);
-  return {};
+  return map_.Lookup(key, map_.key_size(), value, map_.lookup_size());
 }
 
 Result<void> BpfMapReader::Take(const void* key, void* value) const {
-  if (lookup_and_delete_supported_) {
-    if (bpf_map_lookup_and_delete_elem(fd_, key, value) == 0) return {};
-    // Hash maps before 5.14 answer the kernel's internal ENOTSUPP (524).
-    if (errno == ENOENT) return Fail("take from map " + name_, errno);
-    lookup_and_delete_supported_ = false;
-  }
-  if (bpf_map_lookup_elem(fd_, key, value) != 0) return Fail("take from map " + name_, errno);
-  if (bpf_map_delete_elem(fd_, key) != 0) return Fail("take from map " + name_, errno);
-  return {};
+  if (lookup_and_delete_supported_) return map_.LookupAndDelete(key, map_.key_size(), value, map_.lookup_size());
+  if (auto ok = map_.Lookup(key, map_.key_size(), value, map_.lookup_size()); !ok) return ok;
+  return map_.Delete(key, map_.key_size());
 }
 
 Result<size_t> BpfMapReader::ReadAll(std::vector<uint8_t>& keys,
@@ -42,70 +50,69 @@ Result<size_t> BpfMapReader::ReadAll(std::vector<uint8_t>& keys,
 
 Result<size_t> BpfMapReader::ReadBatch(std::vector<uint8_t>& keys,
                                        std::vector<uint8_t>& values) const {
+  const size_t key_size = map_.key_size(), value_size = map_.lookup_size();
   // Buffers grow with what the map holds, not with its capacity: zero-filling
   // room for 131,072 flows on every scrape of a near-empty map cost more
   // than reading it.
-  size_t room = std::min<size_t>(std::max<uint32_t>(capacity_, 1), 4096);
-  keys.resize(room * key_size_);
-  values.resize(room * value_size_);
+  size_t room = std::min<size_t>(std::max<uint32_t>(map_.max_entries(), 1), 4096);
+  keys.resize(room * key_size);
+  values.resize(room * value_size);
   // Hash maps use a 4-byte bucket cursor, others a key: room for either.
-  std::vector<uint8_t> in(std::max<uint32_t>(key_size_, 8));
+  std::vector<uint8_t> in(std::max<size_t>(key_size, 8));
   std::vector<uint8_t> out(in.size());
-  LIBBPF_OPTS(bpf_map_batch_opts, opts);
   size_t total = 0;
   bool first = true;
   for (;;) {
     if (total == room) {
       room *= 2;
-      keys.resize(room * key_size_);
-      values.resize(room * value_size_);
+      keys.resize(room * key_size);
+      values.resize(room * value_size);
     }
-    __u32 count = static_cast<__u32>(room - total);
-    int ret = bpf_map_lookup_batch(fd_, first ? nullptr : in.data(), out.data(),
-                                   keys.data() + total * key_size_,
-                                   values.data() + total * value_size_, &count, &opts);
-    int err = ret < 0 ? errno : 0;
+    uint32_t count = 0;
+    auto ok = map_.LookupBatch(first ? std::span<const uint8_t>() : std::span<const uint8_t>(in), out,
+                               std::span(keys).subspan(total * key_size),
+                               std::span(values).subspan(total * value_size), &count);
+    const int err = ok ? 0 : ok.error().err;
     if (err == ENOSPC && count == 0) {
       // The next hash bucket holds more entries than there is room for.
       room *= 2;
-      keys.resize(room * key_size_);
-      values.resize(room * value_size_);
+      keys.resize(room * key_size);
+      values.resize(room * value_size);
       continue;
     }
     total += count;
     if (err == ENOENT) break;  // end of map
-    if (err != 0 && err != ENOSPC) return Fail("batch lookup in map " + name_, err);
+    if (err != 0 && err != ENOSPC) return std::unexpected(ok.error());
     in.swap(out);
     first = false;
   }
-  keys.resize(total * key_size_);
-  values.resize(total * value_size_);
+  keys.resize(total * key_size);
+  values.resize(total * value_size);
   return total;
 }
 
 Result<size_t> BpfMapReader::ReadIterate(std::vector<uint8_t>& keys,
                                          std::vector<uint8_t>& values) const {
+  const size_t key_size = map_.key_size(), value_size = map_.lookup_size();
   keys.clear();
   values.clear();
-  std::vector<uint8_t> key(key_size_), next(key_size_), value(value_size_);
+  std::vector<uint8_t> key(key_size), next(key_size), value(value_size);
   // get_next_key restarts from the first key when the current one was deleted
   // meanwhile; remembering what we saw keeps an entry from counting twice.
   std::set<std::string> seen;
   bool first = true;
   size_t n = 0;
-  while (n < capacity_) {
-    int ret = bpf_map_get_next_key(fd_, first ? nullptr : key.data(), next.data());
-    if (ret < 0) {
-      if (errno == ENOENT) break;
-      return Fail("iterate map " + name_, errno);
-    }
+  while (n < map_.max_entries()) {
+    auto more = map_.NextKey(first ? nullptr : key.data(), next.data(), key_size);
+    if (!more) return std::unexpected(more.error());
+    if (!*more) break;
     first = false;
     key.swap(next);
-    std::string k(reinterpret_cast<const char*>(key.data()), key_size_);
+    std::string k(reinterpret_cast<const char*>(key.data()), key_size);
     if (seen.count(k)) continue;
-    if (bpf_map_lookup_elem(fd_, key.data(), value.data()) < 0) {
-      if (errno == ENOENT) continue;  // deleted between the two calls
-      return Fail("lookup in map " + name_, errno);
+    if (auto found = map_.Lookup(key.data(), key_size, value.data(), value_size); !found) {
+      if (found.error().err == ENOENT) continue;  // deleted between the two calls
+      return std::unexpected(found.error());
     }
     seen.insert(std::move(k));
     keys.insert(keys.end(), key.begin(), key.end());

@@ -4,10 +4,12 @@
 
 #include <cstdint>
 #include <cstring>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "exporter/bpf/kernel_map.h"
 #include "exporter/bpf/result.h"
 
 namespace execflow {
@@ -29,49 +31,61 @@ class MapReader {
   virtual Result<void> Lookup(const void* key, void* value) const = 0;
   // Takes an entry out: its value, and the entry removed. ENOENT when absent.
   virtual Result<void> Take(const void* key, void* value) const = 0;
+  // Whether Take() is atomic: nothing added to the entry meanwhile is lost.
+  virtual bool AtomicTake() const { return true; }
 };
 
 // A kernel map read with BPF_MAP_LOOKUP_BATCH, falling back to
 // get_next_key + lookup on kernels or map types without batch support.
 class BpfMapReader final : public MapReader {
  public:
-  BpfMapReader(int fd, std::string name, uint32_t key_size, uint32_t value_size,
-               uint32_t capacity)
-      : fd_(fd), name_(std::move(name)), key_size_(key_size),
-        value_size_(value_size), capacity_(capacity) {}
+  // Fails unless the map's key and value sizes are these (the C++ types the
+  // caller will read them into).
+  static Result<std::unique_ptr<BpfMapReader>> Open(KernelMap map, uint32_t key_size, uint32_t value_size);
 
-  const std::string& Name() const override { return name_; }
-  uint32_t Capacity() const override { return capacity_; }
-  uint32_t KeySize() const override { return key_size_; }
-  uint32_t ValueSize() const override { return value_size_; }
+  const std::string& Name() const override { return map_.name(); }
+  uint32_t Capacity() const override { return map_.max_entries(); }
+  uint32_t KeySize() const override { return map_.key_size(); }
+  uint32_t ValueSize() const override { return map_.value_size(); }
   Result<size_t> ReadAll(std::vector<uint8_t>& keys,
                          std::vector<uint8_t>& values) const override;
   Result<void> Lookup(const void* key, void* value) const override;
-  // Lookup-and-delete (5.14+ for hash maps), else lookup then delete: a
-  // caller on an older kernel takes only entries nothing adds to any more
-  // (closed flows, cgroups that are gone).
+  // Lookup-and-delete (5.14+ for hash maps), else lookup then delete (see
+  // AtomicTake()).
   Result<void> Take(const void* key, void* value) const override;
+  // Whether Take() is one kernel operation. Before 5.14 a hash map has no
+  // lookup-and-delete: a value added between the lookup and the delete is
+  // lost, so callers take only entries nothing adds to any more.
+  bool AtomicTake() const override { return lookup_and_delete_supported_; }
 
+  const KernelMap& map() const { return map_; }
   // Whether the last ReadAll used the batch path (for tests and logs).
   bool UsedBatch() const { return used_batch_; }
   // Forces the get_next_key path, to test it on kernels with batch support.
   void DisableBatch() { batch_supported_ = false; }
+  // Forces lookup then delete, to test that path on kernels with lookup-and-delete.
+  void DisableLookupAndDelete() { lookup_and_delete_supported_ = false; }
 
  private:
+  explicit BpfMapReader(KernelMap map) : map_(std::move(map)) {}
   Result<size_t> ReadBatch(std::vector<uint8_t>& keys,
                            std::vector<uint8_t>& values) const;
   Result<size_t> ReadIterate(std::vector<uint8_t>& keys,
                              std::vector<uint8_t>& values) const;
 
-  int fd_;
-  std::string name_;
-  uint32_t key_size_;
-  uint32_t value_size_;
-  uint32_t capacity_;
+  KernelMap map_;
   mutable bool batch_supported_ = true;
-  mutable bool lookup_and_delete_supported_ = true;
+  bool lookup_and_delete_supported_ = true;
   mutable bool used_batch_ = false;
 };
+
+// A reader of an object's loaded map whose entries are K and V.
+template <typename K, typename V>
+Result<std::unique_ptr<BpfMapReader>> OpenMapReader(const bpf_map* map) {
+  auto m = KernelMap::Of(map);
+  if (!m) return std::unexpected(m.error());
+  return BpfMapReader::Open(std::move(*m), sizeof(K), sizeof(V));
+}
 
 // Reads a counter that BPF programs update with atomic adds in the object's
 // mmaped .bss (drop and overflow counters).

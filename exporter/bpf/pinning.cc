@@ -10,6 +10,8 @@
 
 #include <bpf/bpf.h>
 
+#include "exporter/bpf/kernel_map.h"
+
 #include <cstdio>
 #include <cstring>
 #include <sstream>
@@ -270,7 +272,11 @@ Result<void> WriteStamp(const std::string& dir, const std::string& stamp) {
   std::string value(kStampBytes, '\0');
   std::memcpy(value.data(), stamp.data(), stamp.size());
   const __u32 zero = 0;
-  if (bpf_map_update_elem(fd.get(), &zero, value.data(), BPF_ANY) != 0) return Fail("write stamp", errno);
+  auto map = KernelMap::Of(fd.get(), "execflow_stamp");
+  if (!map) return std::unexpected(map.error());
+  if (auto ok = map->Update(&zero, sizeof(zero), value.data(), value.size(), BPF_ANY); !ok) {
+    return Fail("write stamp: " + ok.error().message, ok.error().err);
+  }
   if (bpf_map_freeze(fd.get()) != 0) return Fail("freeze stamp", errno);
   const std::string path = dir + "/stamp";
   if (bpf_obj_pin(fd.get(), path.c_str()) != 0) return Fail("pin stamp at " + path, errno);
@@ -280,15 +286,11 @@ Result<void> WriteStamp(const std::string& dir, const std::string& stamp) {
 std::string ReadStamp(const std::string& dir) {
   UniqueFd fd(bpf_obj_get((dir + "/stamp").c_str()));
   if (!fd) return "";
-  bpf_map_info info = {};
-  __u32 len = sizeof(info);
-  if (bpf_obj_get_info_by_fd(fd.get(), &info, &len) != 0 || info.value_size != kStampBytes ||
-      info.key_size != sizeof(__u32)) {
-    return "";
-  }
+  auto map = KernelMap::Of(fd.get(), "stamp");
+  // Anything else pinned under that name (another size) reads as no stamp.
   std::string value(kStampBytes, '\0');
   const __u32 zero = 0;
-  if (bpf_map_lookup_elem(fd.get(), &zero, value.data()) != 0) return "";
+  if (!map || !map->Lookup(&zero, sizeof(zero), value.data(), value.size())) return "";
   value.resize(strnlen(value.data(), value.size()));
   return value;
 }

@@ -231,23 +231,36 @@ Result<std::unique_ptr<ExecCollector>> ExecCollector::Start(const Config& config
   c->pin_ = attached->pin;
 
   exec_bpf* s = c->skel_.get();
-  c->counts_ = std::make_unique<BpfMapReader>(bpf_map__fd(s->maps.exec_counts), "exec_counts",
-                                              sizeof(exec_key), sizeof(__u64), ec.max_uids);
+  auto counts = OpenMapReader<exec_key, __u64>(s->maps.exec_counts);
+  if (!counts) return std::unexpected(counts.error());
+  c->counts_ = std::move(*counts);
   if (failures_on) {
-    c->failures_ = std::make_unique<BpfMapReader>(bpf_map__fd(s->maps.exec_failures),
-                                                  "exec_failures", sizeof(exec_failure_key),
-                                                  sizeof(__u64), ec.max_failure_keys);
+    auto failures = OpenMapReader<exec_failure_key, __u64>(s->maps.exec_failures);
+    if (!failures) return std::unexpected(failures.error());
+    c->failures_ = std::move(*failures);
   }
   c->state_.Keep<exec_key>("exec_execs", &c->tables_.execs, c->counts_.get(), 0);
   c->state_.Keep<exec_failure_key>("exec_failures", &c->tables_.failures, c->failures_.get(), 0);
   if (ev.enabled) {
-    if (auto ok = c->StartConsumer(ev, transport, buffer_bytes); !ok) return std::unexpected(ok.error());
+    if (auto ok = c->OpenOutput(ev); !ok) return std::unexpected(ok.error());
+    c->consumer_options_ = {transport, bpf_map__fd(s->maps.exec_events), bpf_map__fd(s->maps.exec_events_perf),
+                            buffer_bytes, "exec events"};
   }
   return c;
 }
 
-Result<void> ExecCollector::StartConsumer(const EventsConfig& ev, Transport transport,
-                                          uint32_t buffer_bytes) {
+Result<void> ExecCollector::StartEvents() {
+  if (consumer_options_.name.empty() || consumer_) return {};
+  // The clock each transport's programs stamp events with (bpf/exec.bpf.c).
+  to_wall_ns_ = ToWallNs(consumer_options_.transport == Transport::kPerfbuf ? CLOCK_MONOTONIC : CLOCK_BOOTTIME);
+  auto consumer =
+      EventConsumer::Start(consumer_options_, [this](const void* data, size_t size) { OnEvent(data, size); });
+  if (!consumer) return std::unexpected(consumer.error());
+  consumer_ = std::move(*consumer);
+  return {};
+}
+
+Result<void> ExecCollector::OpenOutput(const EventsConfig& ev) {
   try {
     if (ev.output == "stdout") {
       sink_ = std::make_shared<spdlog::logger>(
@@ -264,14 +277,6 @@ Result<void> ExecCollector::StartConsumer(const EventsConfig& ev, Transport tran
     sink_->set_pattern("%v");
     sink_->flush_on(spdlog::level::info);
   }
-  // The clock each transport's programs stamp events with (bpf/exec.bpf.c).
-  to_wall_ns_ = ToWallNs(transport == Transport::kPerfbuf ? CLOCK_MONOTONIC : CLOCK_BOOTTIME);
-  auto consumer = EventConsumer::Start(
-      {transport, bpf_map__fd(skel_->maps.exec_events), bpf_map__fd(skel_->maps.exec_events_perf),
-       buffer_bytes, "exec events"},
-      [this](const void* data, size_t size) { OnEvent(data, size); });
-  if (!consumer) return std::unexpected(consumer.error());
-  consumer_ = std::move(*consumer);
   return {};
 }
 
@@ -295,15 +300,15 @@ ExecCollector::~ExecCollector() {
   links_.clear();
 }
 
-std::vector<prometheus::MetricFamily> ExecCollector::Collect(int* errors) const {
+std::vector<prometheus::MetricFamily> ExecCollector::Collect(int* errors) {
   ExecSources src{counts_.get(), failures_.get(), &skel_->bss->loss, events_delivered(), nullptr};
   if (workloads_) src.gone = [w = workloads_.get()](uint64_t id) { return w->Gone(id); };
   ExecScrape scrape;
   {
-    std::lock_guard lock(mu_);
+    std::unique_lock lock(mu_);
     src.journal = state_.journal();
     scrape = ScrapeExec(src, &tables_, errors);
-    state_.Save();
+    state_.Save(lock);  // before what it saves is served
   }
   auto out = ExecFamilies(scrape);
   AppendProgramFamilies(programs_, &out);
@@ -311,17 +316,15 @@ std::vector<prometheus::MetricFamily> ExecCollector::Collect(int* errors) const 
 }
 
 void ExecCollector::KeepState(std::shared_ptr<StateFile> file, const SavedTables* seed) {
-  std::lock_guard lock(mu_);
+  std::unique_lock lock(mu_);
   state_.Start(std::move(file), seed, name_);
+  state_.Save(lock);  // the seeded tables, at once: a crash during start-up keeps them
 }
 
 Result<void> ExecCollector::Ready() const {
   if (links_.empty()) return Fail("exec: no program attached");
-  __u32 key;
-  if (bpf_map_get_next_key(bpf_map__fd(skel_->maps.exec_counts), nullptr, &key) < 0 &&
-      errno != ENOENT) {
-    return Fail("exec: read map exec_counts", errno);
-  }
+  exec_key key;
+  if (auto read = counts_->map().FirstKey(&key); !read) return Fail("exec: " + read.error().message);
   return {};
 }
 

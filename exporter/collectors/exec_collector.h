@@ -105,11 +105,12 @@ class ExecCollector final : public Collector {
   ~ExecCollector() override;
 
   const std::string& Name() const override { return name_; }
-  std::vector<prometheus::MetricFamily> Collect(int* errors) const override;
+  std::vector<prometheus::MetricFamily> Collect(int* errors) override;
   Result<void> Ready() const override;
   const std::vector<ProgramInfo>& Programs() const override { return programs_; }
   const PinStatus& Pinned() const override { return pin_; }
   void KeepState(std::shared_ptr<StateFile> file, const SavedTables* seed) override;
+  Result<void> StartEvents() override;
 
   const EventLog& events() const { return log_; }
   uint64_t events_delivered() const { return delivered_.load(std::memory_order_relaxed); }
@@ -118,7 +119,8 @@ class ExecCollector final : public Collector {
 
  private:
   ExecCollector(const Config& config, std::shared_ptr<WorkloadResolver> workloads);
-  Result<void> StartConsumer(const EventsConfig& events, Transport transport, uint32_t buffer_bytes);
+  // Opens events.output (stdout or a file); at start-up, so its errors stop it.
+  Result<void> OpenOutput(const EventsConfig& events);
   void OnEvent(const void* data, size_t size);
 
   const std::string name_ = "exec";
@@ -131,9 +133,10 @@ class ExecCollector final : public Collector {
   std::unique_ptr<BpfMapReader> counts_;
   std::unique_ptr<BpfMapReader> failures_;
   std::shared_ptr<WorkloadResolver> workloads_;
-  mutable std::mutex mu_;  // guards tables_
-  mutable ExecTables tables_;
-  mutable StateKeeper state_;  // guarded by mu_: both tables in bpf.state_file
+  std::mutex mu_;  // guards tables_
+  ExecTables tables_;
+  StateKeeper state_;  // guarded by mu_: both tables in bpf.state_file
+  EventConsumer::Options consumer_options_;  // name empty: events off
   std::unique_ptr<EventConsumer> consumer_;
   EventLog log_;
   std::shared_ptr<spdlog::logger> sink_;

@@ -5,6 +5,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <set>
 
 #include "exporter/bpf/loader.h"
 #include "exporter/metrics/families.h"
@@ -17,7 +18,7 @@ static_assert(sizeof(tcp_flow_key) == 56);
 static_assert(sizeof(tcp_send_hist) == (LOG2_SLOTS + 1) * 8);
 static_assert(sizeof(tcp_close_event) == 56);
 static_assert(sizeof(tcp_loss) == 64);
-static_assert(sizeof(tcp_flow_bytes) == 16);
+static_assert(sizeof(tcp_flow_bytes) == 24);
 
 FlowLabels ParseFlowLabels(const std::vector<std::string>& names) {
   auto has = [&](const char* n) { return std::find(names.begin(), names.end(), n) != names.end(); };
@@ -88,12 +89,13 @@ std::vector<prometheus::MetricFamily> TcpFamilies(const SeriesSnapshot& per_flow
   return out;
 }
 
-TcpCollector::TcpCollector(const TcpConfig& config, std::shared_ptr<WorkloadResolver> workloads)
+TcpCollector::TcpCollector(const TcpConfig& config, std::shared_ptr<WorkloadResolver> workloads,
+                           SeriesTable<tcp_flow_key>::Clock clock)
     : workloads_(std::move(workloads)),
       table_(ParseFlowLabels(config.labels), config.max_series, config.closed_flow_retention,
-             WorkloadsOf(workloads_.get())),
+             WorkloadsOf(workloads_.get()), clock),
       received_(ParseFlowLabels(config.labels), config.max_series, config.closed_flow_retention,
-                WorkloadsOf(workloads_.get())) {}
+                WorkloadsOf(workloads_.get()), clock) {}
 
 namespace {
 
@@ -117,8 +119,9 @@ bool RecvmsgHasNonblockArg() {
 Result<std::unique_ptr<TcpCollector>> TcpCollector::Start(const TcpConfig& config,
                                                           Transport transport,
                                                           std::shared_ptr<WorkloadResolver> workloads,
-                                                          const std::string& pin_dir) {
-  std::unique_ptr<TcpCollector> c(new TcpCollector(config, std::move(workloads)));
+                                                          const std::string& pin_dir,
+                                                          SeriesTable<tcp_flow_key>::Clock clock) {
+  std::unique_ptr<TcpCollector> c(new TcpCollector(config, std::move(workloads), std::move(clock)));
   const bool recvmsg_nonblock_arg = RecvmsgHasNonblockArg();
   std::function<Result<void>(tcp_bpf*)> configure = [&](tcp_bpf* s) -> Result<void> {
     s->rodata->targ_perfbuf = transport == Transport::kPerfbuf;
@@ -148,58 +151,114 @@ Result<std::unique_ptr<TcpCollector>> TcpCollector::Start(const TcpConfig& confi
   c->prog_fds_ = std::move(attached->prog_fds);
   c->pin_ = attached->pin;
 
-  c->flows_ = std::make_unique<BpfMapReader>(bpf_map__fd(c->skel_->maps.tcp_flows), "tcp_flows",
-                                             sizeof(tcp_flow_key), sizeof(tcp_flow_bytes), config.max_flows);
+  auto flows = OpenMapReader<tcp_flow_key, tcp_flow_bytes>(c->skel_->maps.tcp_flows);
+  if (!flows) return std::unexpected(flows.error());
+  c->flows_ = std::move(*flows);
+  auto hist = KernelMap::Of(c->skel_->maps.tcp_send_hist);
+  if (!hist) return std::unexpected(hist.error());
+  c->hist_ = std::move(*hist);
   c->state_.Keep<tcp_flow_key>("tcp_sent", &c->table_, c->flows_.get(), offsetof(tcp_flow_bytes, sent) / 8);
   c->state_.Keep<tcp_flow_key>("tcp_received", &c->received_, c->flows_.get(), offsetof(tcp_flow_bytes, received) / 8);
-  auto consumer = EventConsumer::Start(
-      {transport, bpf_map__fd(c->skel_->maps.tcp_closed), bpf_map__fd(c->skel_->maps.tcp_closed_perf),
-       TCP_DEFAULT_CLOSED_RINGBUF_BYTES, "tcp close notices"},
-      [p = c.get()](const void* data, size_t size) { p->OnClose(data, size); });
-  if (!consumer) return std::unexpected(consumer.error());
-  c->consumer_ = std::move(*consumer);
+  c->consumer_options_ = {transport, bpf_map__fd(c->skel_->maps.tcp_closed),
+                          bpf_map__fd(c->skel_->maps.tcp_closed_perf), TCP_DEFAULT_CLOSED_RINGBUF_BYTES,
+                          "tcp close notices"};
+  if (!c->flows_->AtomicTake()) {
+    spdlog::info("tcp: this kernel has no lookup-and-delete for hash maps (5.14+): closed flows leave the "
+                 "kernel map at the second scrape after they close");
+  }
   return c;
+}
+
+Result<void> TcpCollector::StartEvents() {
+  if (consumer_) return {};
+  auto consumer = EventConsumer::Start(consumer_options_, [this](const void* data, size_t size) { OnClose(data, size); });
+  if (!consumer) return std::unexpected(consumer.error());
+  consumer_ = std::move(*consumer);
+  return {};
+}
+
+void TcpCollector::UseLookupThenDelete() {
+  std::lock_guard lock(mu_);
+  flows_->DisableLookupAndDelete();
 }
 
 TcpCollector::~TcpCollector() {
   consumer_.reset();
   // Flows closed since the last scrape: their totals are out of the map.
-  std::lock_guard lock(mu_);
-  state_.Save();
+  std::unique_lock lock(mu_);
+  state_.Save(lock);
   links_.clear();
 }
 
 void TcpCollector::KeepState(std::shared_ptr<StateFile> file, const SavedTables* seed) {
-  std::lock_guard lock(mu_);
+  std::unique_lock lock(mu_);
   state_.Start(std::move(file), seed, name_);
+  state_.Save(lock);  // the seeded tables, at once: a crash during start-up keeps them
 }
 
 void TcpCollector::OnClose(const void* data, size_t size) {
   if (size < sizeof(tcp_close_event)) return;
   tcp_close_event e;
   std::memcpy(&e, data, sizeof(e));
+  // Without an atomic take, the scrapes take closed flows (see TakeClosedLocked).
+  if (!flows_->AtomicTake()) return;
+  std::unique_lock lock(mu_);
+  TakeFlowLocked(e.key);
+  if (state_.JournalLong()) state_.Save(lock);
+}
+
+bool TcpCollector::TakeFlowLocked(const tcp_flow_key& key) {
   tcp_flow_bytes bytes{};
-  std::lock_guard lock(mu_);
-  // Absent: taken by an earlier notice. Before 5.14 a take is a lookup then
-  // a delete, and a send completing on the closed socket between the two
-  // (microseconds after its RST) would be lost; later sends re-create the
-  // entry and notify again. Journaled: the state file gets the total at the
-  // next scrape.
-  if (state_.Take(*flows_, &e.key, &bytes)) {
-    if (bytes.sent) table_.Closed(e.key, bytes.sent);
-    if (bytes.received) received_.Closed(e.key, bytes.received);
-    ++flows_closed_;
-    state_.SaveIfJournalLong();
+  // Absent: taken already (a second notice, or a scrape). Journaled: the
+  // state file gets the total at the next save.
+  if (!state_.Take(*flows_, &key, &bytes)) return false;
+  if (bytes.sent) table_.Closed(key, bytes.sent);
+  if (bytes.received) received_.Closed(key, bytes.received);
+  ++flows_closed_;
+  return true;
+}
+
+size_t TcpCollector::TakeClosedLocked(size_t n) {
+  // A flow whose socket closed is marked in the kernel map, so a close notice
+  // the ring buffer could not hold (or a process that was not running to
+  // read it) leaves no entry behind. Where a take is a lookup then a delete
+  // (before 5.14), bytes added between the two would be lost: a closed
+  // socket's last sends (those completing after an RST) finish within
+  // microseconds of its close, so such flows are taken only once a whole
+  // scrape interval has passed since one first saw them closed.
+  const bool atomic = flows_->AtomicTake();
+  std::set<std::string> closed_now;
+  size_t kept = 0;
+  for (size_t i = 0; i < n; ++i) {
+    const uint8_t* key_at = keys_.data() + i * sizeof(tcp_flow_key);
+    const uint8_t* value_at = values_.data() + i * sizeof(tcp_flow_bytes);
+    tcp_flow_bytes v;
+    std::memcpy(&v, value_at, sizeof(v));
+    if (v.closed) {
+      std::string id(reinterpret_cast<const char*>(key_at), sizeof(tcp_flow_key));
+      if (atomic || closed_seen_.count(id)) {
+        tcp_flow_key key;
+        std::memcpy(&key, key_at, sizeof(key));
+        if (TakeFlowLocked(key)) continue;
+      }
+      closed_now.insert(std::move(id));
+    }
+    if (kept != i) {
+      std::memmove(keys_.data() + kept * sizeof(tcp_flow_key), key_at, sizeof(tcp_flow_key));
+      std::memmove(values_.data() + kept * sizeof(tcp_flow_bytes), value_at, sizeof(tcp_flow_bytes));
+    }
+    ++kept;
   }
+  closed_seen_.swap(closed_now);
+  return kept;
 }
 
 Result<void> TcpCollector::ReadHistogram(tcp_send_hist* out) const {
-  const int ncpu = libbpf_num_possible_cpus();
-  if (ncpu <= 0) return Fail("count possible cpus", -ncpu);
-  std::vector<tcp_send_hist> per_cpu(ncpu);
-  __u32 zero = 0;
-  if (bpf_map_lookup_elem(bpf_map__fd(skel_->maps.tcp_send_hist), &zero, per_cpu.data()) < 0) {
-    return Fail("read map tcp_send_hist", errno);
+  // One value per possible CPU (tcp_send_hist's size is a multiple of 8, so they are packed).
+  std::vector<tcp_send_hist> per_cpu(hist_->lookup_size() / sizeof(tcp_send_hist));
+  const __u32 zero = 0;
+  if (auto ok = hist_->Lookup(&zero, sizeof(zero), per_cpu.data(), per_cpu.size() * sizeof(tcp_send_hist)); !ok) {
+    return ok;
   }
   *out = {};
   for (const auto& h : per_cpu) {
@@ -209,7 +268,7 @@ Result<void> TcpCollector::ReadHistogram(tcp_send_hist* out) const {
   return {};
 }
 
-std::vector<prometheus::MetricFamily> TcpCollector::Collect(int* errors) const {
+std::vector<prometheus::MetricFamily> TcpCollector::Collect(int* errors) {
   TcpScrape s;
   s.flow_capacity = flows_->Capacity();
   if (auto ok = ReadHistogram(&s.hist); !ok) {
@@ -220,7 +279,7 @@ std::vector<prometheus::MetricFamily> TcpCollector::Collect(int* errors) const {
   // take a flow between the two). The families are built after it.
   SeriesSnapshot flows, received;
   {
-    std::lock_guard lock(mu_);
+    std::unique_lock lock(mu_);
     const tcp_loss& loss = skel_->bss->loss;
     s.loss = {LoadCounter(loss.overflow_bytes), LoadCounter(loss.overflow_sends),
               LoadCounter(loss.overflow_received), LoadCounter(loss.close_events_dropped),
@@ -230,36 +289,36 @@ std::vector<prometheus::MetricFamily> TcpCollector::Collect(int* errors) const {
     // Start() made the reader with tcp_flow_key keys and tcp_flow_bytes values;
     // a flow that only received (or only sent) has no series in the other family.
     if (auto n = flows_->ReadAll(keys_, values_)) {
-      s.live_flows = *n;
-      table_.Scrape(keys_.data(), values_.data() + offsetof(tcp_flow_bytes, sent), sizeof(tcp_flow_bytes), *n,
+      const size_t live = TakeClosedLocked(*n);
+      s.live_flows = live;
+      table_.Scrape(keys_.data(), values_.data() + offsetof(tcp_flow_bytes, sent), sizeof(tcp_flow_bytes), live,
                     s.loss.overflow_bytes);
       received_.Scrape(keys_.data(), values_.data() + offsetof(tcp_flow_bytes, received), sizeof(tcp_flow_bytes),
-                       *n, s.loss.overflow_received);
+                       live, s.loss.overflow_received);
     } else {
       ++*errors;
       spdlog::debug("collect tcp: {}", n.error().message);
     }
-    state_.Save();
     s.folded_flows = table_.folded_flows();
     flows = table_.Snapshot();
     received = received_.Snapshot();
+    state_.Save(lock);  // before what it saves is served
   }
   auto out = TcpFamilies(flows, received, s);
   AppendProgramFamilies(programs_, &out);
   return out;
 }
 
-bool TcpCollector::TracksFlow(const tcp_flow_key& key) const {
+std::optional<tcp_flow_bytes> TcpCollector::KernelFlow(const tcp_flow_key& key) const {
   tcp_flow_bytes bytes;
-  return bpf_map_lookup_elem(bpf_map__fd(skel_->maps.tcp_flows), &key, &bytes) == 0;
+  if (!flows_->map().Lookup(key, &bytes)) return std::nullopt;
+  return bytes;
 }
 
 Result<void> TcpCollector::Ready() const {
   if (links_.empty()) return Fail("tcp: no program attached");
   tcp_flow_key key;
-  if (bpf_map_get_next_key(bpf_map__fd(skel_->maps.tcp_flows), nullptr, &key) < 0 && errno != ENOENT) {
-    return Fail("tcp: read map tcp_flows", errno);
-  }
+  if (auto read = flows_->map().FirstKey(&key); !read) return Fail("tcp: " + read.error().message);
   return {};
 }
 

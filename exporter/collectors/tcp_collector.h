@@ -4,6 +4,8 @@
 
 #include <memory>
 #include <mutex>
+#include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -43,25 +45,39 @@ class TcpCollector final : public Collector {
  public:
   // `workloads` names the sockets' cgroups (null: no workload labels resolved).
   // `pin_dir`: where its BPF state is pinned and adopted from ("": nowhere).
+  // `clock`: what the series tables measure tcp.closed_flow_retention by (tests pass a fake one).
   static Result<std::unique_ptr<TcpCollector>> Start(
       const TcpConfig& config, Transport transport = Transport::kRingbuf,
-      std::shared_ptr<WorkloadResolver> workloads = nullptr, const std::string& pin_dir = "");
+      std::shared_ptr<WorkloadResolver> workloads = nullptr, const std::string& pin_dir = "",
+      SeriesTable<tcp_flow_key>::Clock clock = std::chrono::steady_clock::now);
   ~TcpCollector() override;
 
   const std::string& Name() const override { return name_; }
-  std::vector<prometheus::MetricFamily> Collect(int* errors) const override;
+  std::vector<prometheus::MetricFamily> Collect(int* errors) override;
   Result<void> Ready() const override;
   const std::vector<ProgramInfo>& Programs() const override { return programs_; }
   const PinStatus& Pinned() const override { return pin_; }
   void KeepState(std::shared_ptr<StateFile> file, const SavedTables* seed) override;
+  Result<void> StartEvents() override;
   const std::vector<std::string>& rejected_hooks() const { return rejected_; }
+  // Takes flows as kernels before 5.14 must (lookup, then delete), for tests.
+  void UseLookupThenDelete();
   const std::string& send_mode() const { return send_mode_; }
-  // Whether the kernel map still holds this flow (for tests and debugging).
-  bool TracksFlow(const tcp_flow_key& key) const;
+  // The kernel map's entry of this flow, if it holds one (for tests and debugging).
+  std::optional<tcp_flow_bytes> KernelFlow(const tcp_flow_key& key) const;
+  bool TracksFlow(const tcp_flow_key& key) const { return KernelFlow(key).has_value(); }
 
  private:
-  TcpCollector(const TcpConfig& config, std::shared_ptr<WorkloadResolver> workloads);
+  TcpCollector(const TcpConfig& config, std::shared_ptr<WorkloadResolver> workloads,
+               SeriesTable<tcp_flow_key>::Clock clock);
   void OnClose(const void* data, size_t size);
+  // Takes a flow's final totals out of the kernel map into the tables; false
+  // if it was not there. Called under mu_.
+  bool TakeFlowLocked(const tcp_flow_key& key);
+  // Takes the closed flows among the n entries just read into keys_ and
+  // values_ and packs the others at their front; returns how many are left.
+  // Called under mu_.
+  size_t TakeClosedLocked(size_t n);
   Result<void> ReadHistogram(tcp_send_hist* out) const;
 
   const std::string name_ = "tcp";
@@ -73,13 +89,16 @@ class TcpCollector final : public Collector {
   std::vector<std::string> rejected_;
   std::string send_mode_;
   std::unique_ptr<BpfMapReader> flows_;
+  std::optional<KernelMap> hist_;  // tcp_send_hist, per CPU
   std::shared_ptr<WorkloadResolver> workloads_;
-  mutable std::mutex mu_;  // guards the tables, the read buffers and the map's entries' lifetimes
-  mutable FlowTable table_;     // bytes sent
-  mutable FlowTable received_;  // bytes received
-  mutable std::vector<uint8_t> keys_, values_;  // the flow map as last read, kept for their capacity
+  std::mutex mu_;  // guards the tables, the read buffers and the map's entries' lifetimes
+  FlowTable table_;     // bytes sent
+  FlowTable received_;  // bytes received
+  std::vector<uint8_t> keys_, values_;  // the flow map as last read, kept for their capacity
+  std::set<std::string> closed_seen_;  // keys marked closed at the last scrape (guarded by mu_)
   uint64_t flows_closed_ = 0;  // guarded by mu_
-  mutable StateKeeper state_;  // guarded by mu_: both tables in bpf.state_file
+  StateKeeper state_;  // guarded by mu_: both tables in bpf.state_file
+  EventConsumer::Options consumer_options_;
   std::unique_ptr<EventConsumer> consumer_;
 };
 

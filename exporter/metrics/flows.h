@@ -67,7 +67,9 @@ class FlowTable {
   size_t folded_flows() const { return table_.folded(); }
   // What a restarted exporter seeds itself with (see SeriesTableState).
   SeriesTableState ExportState() const { return table_.ExportState(); }
-  bool ImportState(const SeriesTableState& state) { return table_.ImportState(state); }
+  bool ImportState(const SeriesTableState& state, size_t max_keys = SIZE_MAX) {
+    return table_.ImportState(state, max_keys);
+  }
   uint64_t changes() const { return table_.changes(); }
 
  private:

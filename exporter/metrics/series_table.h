@@ -38,23 +38,39 @@ struct SeriesLabelArena {
   std::deque<SeriesLabelList> lists;   // deque: appending moves nothing
 };
 
-// What of a SeriesTable's counts no live kernel key holds any more, so a
-// restarted exporter that adopts the kernel maps can go on from it: per
-// series, its value minus its live keys' last-seen values ("retired": final
-// totals of closed keys, earlier parts of keys that moved). A fresh table
-// seeded with it and then scraping the same live keys exports what the old
-// one did. A retired total may be negative: a key whose labels changed took
-// its whole value to its new series, which got only its deltas.
+// What a restarted exporter that adopts the kernel maps needs to go on
+// exactly where a SeriesTable was (see bpf.state_file):
+// - per series, its "retired" part: its value minus what its live kernel
+//   keys contribute (final totals of closed keys, parts of keys that moved
+//   to another series). Never negative: each key contributes its value
+//   minus its base, the value it had when it joined the series.
+// - per live key, its series and its base: a restarted table puts each key
+//   back in the same series, so a workload that went while no exporter ran
+//   (whose name no resolver can find any more) keeps its labels, and a key
+//   whose series would be another now does not move its past counts.
+// A fresh table seeded with it, then scraping the same live keys, exports
+// what the old one did.
 struct SeriesState {
   SeriesLabelList labels;
-  double retired = 0;
+  uint64_t retired = 0;
   bool live = false;  // had live keys: counts toward max_series like a live series
   bool operator==(const SeriesState&) const = default;
+};
+struct KeyState {
+  std::string key;      // the key's bytes
+  int64_t series = -1;  // index into SeriesTableState::series; -1: the "other" series
+  uint64_t base = 0;
+  // A key whose labels may still change (a workload not named yet) goes on
+  // from the value its series last saw, so it can move at any scrape.
+  bool provisional = false;
+  uint64_t seen = 0;  // provisional keys only
+  bool operator==(const KeyState&) const = default;
 };
 struct SeriesTableState {
   std::vector<std::string> other_labels;  // the table's label names, to refuse another layout
   std::vector<SeriesState> series;        // by label values
-  double other = 0;                       // the "other" series' retired part
+  std::vector<KeyState> keys;             // every live key
+  uint64_t other = 0;                     // the "other" series' retired part
   uint64_t taken = 0;  // set by the collector: its take journal's last record this state holds
   bool operator==(const SeriesTableState&) const = default;
 };
@@ -74,7 +90,7 @@ class SeriesSnapshot {
     out.reserve(entries_.size());
     for (const Entry& e : entries_) {
       out.emplace_back().label = *e.labels;
-      out.back().counter.value = e.value;
+      out.back().counter.value = static_cast<double>(e.value);
     }
     return out;
   }
@@ -84,7 +100,7 @@ class SeriesSnapshot {
   friend class SeriesTable;
   struct Entry {
     const SeriesLabelList* labels;
-    double value;
+    uint64_t value;
   };
   std::shared_ptr<const SeriesLabelArena> arena_;
   std::vector<Entry> entries_;
@@ -175,6 +191,9 @@ class SeriesTable {
     ++changes_;
   }
 
+  // How many live keys the table follows (a restart saves each one).
+  size_t keys() const { return index_.size(); }
+
   // The series after the last Scrape(), for Build() outside the lock.
   SeriesSnapshot Snapshot() const {
     SeriesSnapshot snap;
@@ -191,51 +210,78 @@ class SeriesTable {
   // Live keys whose labels had no room under max_series (folded into "other").
   size_t folded() const { return folded_; }
 
-  // The retired state (see SeriesState). Changes only where changes() does.
+  // What a restart needs (see SeriesTableState). Changes only where changes() does.
   SeriesTableState ExportState() const {
-    std::vector<double> live(series_.size(), 0);
+    std::vector<uint64_t> live(series_.size(), 0);
     std::vector<bool> has_live(series_.size(), false);
-    double other_live = 0;
+    uint64_t other_live = 0;
     for (const Slot& s : slots_) {
       if (!s.used) continue;
       if (s.series == kOther) {
-        other_live += static_cast<double>(s.value);
+        other_live += s.value - s.base;
       } else if (s.series < series_.size()) {
-        live[s.series] += static_cast<double>(s.value);
+        live[s.series] += s.value - s.base;
         has_live[s.series] = true;
       }
     }
     SeriesTableState out;
     for (const auto& l : arena_->other) out.other_labels.push_back(l.name);
+    std::vector<uint32_t> order;  // the series exported, by label values
     for (uint32_t i = 0; i < series_.size(); ++i) {
-      const Series& s = series_[i];
-      if (!s.labels) continue;
-      const double retired = s.value - live[i];
-      if (retired == 0 && !has_live[i]) continue;
-      out.series.push_back({*s.labels, retired, has_live[i]});
+      if (series_[i].labels && (series_[i].value != live[i] || has_live[i])) order.push_back(i);
     }
-    std::sort(out.series.begin(), out.series.end(),
-              [](const SeriesState& a, const SeriesState& b) { return IdOf(a.labels) < IdOf(b.labels); });
+    std::sort(order.begin(), order.end(),
+              [&](uint32_t a, uint32_t b) { return IdOf(*series_[a].labels) < IdOf(*series_[b].labels); });
+    std::vector<int64_t> position(series_.size(), -1);
+    for (uint32_t i : order) {
+      position[i] = static_cast<int64_t>(out.series.size());
+      out.series.push_back({*series_[i].labels, series_[i].value - live[i], has_live[i]});
+    }
+    for (const Slot& s : slots_) {
+      if (!s.used || s.series == kNoSeries) continue;
+      out.keys.push_back({std::string(reinterpret_cast<const char*>(&s.key), sizeof(Key)),
+                          s.series == kOther ? -1 : position[s.series], s.base, s.provisional,
+                          s.provisional ? s.value : 0});
+    }
+    std::sort(out.keys.begin(), out.keys.end(), [](const KeyState& a, const KeyState& b) { return a.key < b.key; });
     // The kernel's overflow counter survives with its map.
-    out.other = other_ - static_cast<double>(overflow_seen_) - other_live;
+    out.other = other_ - overflow_seen_ - other_live;
     return out;
   }
 
-  // Seeds a table from an earlier process' ExportState(), before its first
-  // Scrape() (Closed() may have run). False, and nothing changed, if the
-  // state was exported by a table with other label names.
-  bool ImportState(const SeriesTableState& state) {
+  // Seeds a fresh table (before its first Scrape()) with an earlier
+  // process' ExportState(): its series, and each live key back in its
+  // series, from its base. Keys whose labels were final stay in their
+  // series (their past counts are there, whatever their labels would be
+  // now); provisional ones go on from the value last seen and may move. False, and nothing
+  // changed, if the state is not one this table could have exported: other
+  // label names, a key of another size, a key twice, a series index out of
+  // range, more series than the table has room for or more keys than
+  // `max_keys`.
+  bool ImportState(const SeriesTableState& state, size_t max_keys = SIZE_MAX) {
     std::vector<std::string> names;
     for (const auto& l : arena_->other) names.push_back(l.name);
     if (state.other_labels != names) return false;
+    // Live series have max_series of room, series kept after their keys went as much again.
+    if (max_series_ < SIZE_MAX / 2 && state.series.size() > 2 * max_series_) return false;
+    if (state.keys.size() > max_keys) return false;
     for (const SeriesState& in : state.series) {
       if (in.labels.size() != names.size()) return false;
       for (size_t k = 0; k < names.size(); ++k) {
         if (in.labels[k].name != names[k]) return false;
       }
     }
+    std::unordered_map<std::string_view, bool> seen_keys;
+    for (const KeyState& k : state.keys) {
+      if (k.key.size() != sizeof(Key) || k.series < -1 || k.series >= static_cast<int64_t>(state.series.size()) ||
+          !seen_keys.emplace(k.key, true).second || (k.provisional && (k.series < 0 || k.seen < k.base))) {
+        return false;
+      }
+    }
     const TimePoint now = clock_();
-    for (const SeriesState& in : state.series) {
+    std::vector<uint32_t> index(state.series.size());
+    for (size_t n = 0; n < state.series.size(); ++n) {
+      const SeriesState& in = state.series[n];
       std::string id = IdOf(in.labels);
       uint32_t i;
       if (auto it = by_labels_.find(id); it != by_labels_.end()) {
@@ -248,10 +294,30 @@ class SeriesTable {
       }
       series_[i].value += in.retired;
       series_[i].active = now;  // retention restarts with the process
+      index[n] = i;
     }
     other_ += state.other;
     ++generation_;
     ++changes_;
+    for (const KeyState& k : state.keys) {
+      Key key;
+      std::memcpy(&key, k.key.data(), sizeof(Key));
+      Slot& s = slots_[FindOrAddSlot(reinterpret_cast<const uint8_t*>(&key))];
+      s.series = k.series < 0 ? kOther : index[k.series];
+      s.base = k.base;
+      s.folded_at = generation_;
+      if (k.provisional) {
+        // What it had added up to `seen` is its series' again; it goes on from there.
+        s.provisional = true;
+        s.value = k.seen;
+        series_[s.series].value += k.seen - k.base;
+      } else {
+        // Its first delta, its value now minus its base, goes back to this
+        // series, which exported part of it before the restart; so it may not
+        // move at the first scrape (folded keys are tried again after it).
+        s.value = k.base;
+      }
+    }
     return true;
   }
 
@@ -267,7 +333,7 @@ class SeriesTable {
   using TimePoint = std::chrono::steady_clock::time_point;
   struct Series {
     const SeriesLabelList* labels = nullptr;  // in arena_; null: a free entry
-    double value = 0;       // the counter
+    uint64_t value = 0;     // the counter
     bool live = false;      // had a live key in this scrape
     bool retained = false;  // no live key at the last scrape: kept for its final total
     bool closed = false;    // got a key's final total since the last scrape
@@ -277,6 +343,7 @@ class SeriesTable {
   struct Slot {
     Key key;
     uint64_t value = 0;
+    uint64_t base = 0;               // its value when it joined its series (see KeyState)
     uint64_t scrape = 0;             // the last scrape that saw it live
     uint64_t folded_at = 0;          // generation_ when folded into "other"
     uint32_t series = kNoSeries;
@@ -322,7 +389,13 @@ class SeriesTable {
       }
       Slot& s = slots_[id];
       const uint64_t delta = value >= s.value ? value - s.value : value;
-      if (value < s.value) ++changes_;  // its earlier value is retired
+      const uint64_t seen = s.value;
+      if (value < s.value) {
+        // A re-created entry: what the earlier one added stays in the series.
+        s.base = 0;
+        ++changes_;
+      }
+      if (s.provisional && value != s.value) ++changes_;  // a restart goes on from its last value
       s.value = value;
       s.scrape = scrapes_;
       s.position = static_cast<uint32_t>(next_order_.size());
@@ -332,7 +405,12 @@ class SeriesTable {
         const uint32_t was = s.series;
         s.series = SeriesOf(s.key, &s.provisional);
         s.folded_at = generation_;
-        if (was != kNoSeries && was != s.series) ++changes_;  // its earlier value stays behind
+        if (was == kNoSeries) ++changes_;  // a new key to save
+        if (was != kNoSeries && was != s.series) {
+          // Its earlier value stays behind; the new series gets what it adds from here.
+          s.base = value >= seen ? seen : 0;
+          ++changes_;
+        }
       }
       if (s.series == kOther) ++folded_;
       Add(s.series, delta, true, false);
@@ -346,7 +424,7 @@ class SeriesTable {
     }
     order_.swap(next_order_);
     if (overflow > overflow_seen_) {
-      other_ += static_cast<double>(overflow - overflow_seen_);
+      other_ += overflow - overflow_seen_;
       overflow_seen_ = overflow;
     }
     // Every slot left is live, so none points at a series forgotten here.
@@ -474,11 +552,11 @@ class SeriesTable {
 
   void Add(uint32_t series, uint64_t delta, bool live, bool closed) {
     if (series == kOther) {
-      other_ += static_cast<double>(delta);
+      other_ += delta;
       return;
     }
     Series& s = series_[series];
-    s.value += static_cast<double>(delta);
+    s.value += delta;
     s.closed = s.closed || closed;
     s.live = s.live || live;
   }
@@ -506,7 +584,7 @@ class SeriesTable {
   uint64_t changes_ = 0;     // bumped when ExportState() may have changed
 
   uint64_t scrapes_ = 0;
-  double other_ = 0;
+  uint64_t other_ = 0;
   uint64_t overflow_seen_ = 0;
   size_t folded_ = 0;
 };

@@ -18,8 +18,10 @@
 #include <set>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "exporter/bpf/handles.h"
+#include "exporter/bpf/kernel_map.h"
 
 namespace execflow {
 namespace {
@@ -128,9 +130,11 @@ Result<bool> BpfReadsWorkWith(CapSet keep, int prog_fd) {
   UniqueFd map(bpf_map_create(BPF_MAP_TYPE_HASH, "execflow_probe", sizeof(uint32_t), sizeof(uint64_t), 4,
                               nullptr));
   if (!map) return Fail("create a BPF map to probe reads without capabilities", errno);
+  auto probe = KernelMap::Of(map.get(), "execflow_probe");
+  if (!probe) return std::unexpected(probe.error());
   const uint32_t key = 1;
   const uint64_t value = 42;
-  if (bpf_map_update_elem(map.get(), &key, &value, BPF_ANY) != 0) {
+  if (!probe->Update(&key, sizeof(key), &value, sizeof(value), BPF_ANY)) {
     return Fail("write the probe BPF map", errno);
   }
   const int last_cap = LastCap();
@@ -138,19 +142,18 @@ Result<bool> BpfReadsWorkWith(CapSet keep, int prog_fd) {
   if (pid < 0) return Fail("fork to probe BPF reads without capabilities", errno);
   if (pid == 0) {
     if (ApplyToThisThread(keep, last_cap) != 0) _exit(2);
-    uint32_t k = 0, next = 0, keys[4];
-    uint64_t v = 0, values[4];
-    __u32 count = 4;
+    uint32_t next = 0;
+    uint64_t v = 0;
+    std::vector<uint8_t> cursor(8), keys(4 * sizeof(uint32_t)), values(4 * sizeof(uint64_t));
+    uint32_t count = 0;
     bpf_prog_info info;
     __u32 info_len = sizeof(info);
     std::memset(&info, 0, sizeof(info));
-    const bool ok =
-        bpf_map_lookup_elem(map.get(), &key, &v) == 0 && v == value &&
-        bpf_map_get_next_key(map.get(), nullptr, &next) == 0 &&
-        (bpf_map_lookup_batch(map.get(), nullptr, &k, keys, values, &count, nullptr) == 0 ||
-         errno == ENOENT) &&
-        bpf_map_lookup_and_delete_elem(map.get(), &key, &v) == 0 &&
-        (prog_fd < 0 || bpf_obj_get_info_by_fd(prog_fd, &info, &info_len) == 0);
+    auto batch = probe->LookupBatch({}, cursor, keys, values, &count);
+    const bool ok = probe->Lookup(key, &v) && v == value && probe->FirstKey(&next).value_or(false) &&
+                    (batch || batch.error().err == ENOENT) &&
+                    probe->LookupAndDelete(&key, sizeof(key), &v, sizeof(v)) &&
+                    (prog_fd < 0 || bpf_obj_get_info_by_fd(prog_fd, &info, &info_len) == 0);
     _exit(ok ? 0 : 1);
   }
   int status = 0;

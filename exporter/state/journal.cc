@@ -76,19 +76,24 @@ Result<TakeRecord> DecodeTakeRecord(std::string_view line) {
   return r;
 }
 
-Result<std::vector<TakeRecord>> LoadTakeJournal(const std::string& path) {
+Result<JournalContents> LoadTakeJournal(const std::string& path) {
   auto read = ReadStateText(path);
   if (!read) return std::unexpected(read.error());
   const std::string text = read->value_or("");
-  std::vector<TakeRecord> out;
+  JournalContents out;
   size_t line_no = 0;
   for (size_t at = 0; at < text.size();) {
     size_t end = text.find('\n', at);
-    if (end == std::string::npos) end = text.size();
+    const bool torn = end == std::string::npos;
+    if (torn) end = text.size();
     ++line_no;
     auto r = DecodeTakeRecord(std::string_view(text).substr(at, end - at));
-    if (!r) return Fail(path + " line " + std::to_string(line_no) + ": " + r.error().message);
-    out.push_back(std::move(*r));
+    if (r && !torn) {
+      out.records.push_back(std::move(*r));
+    } else {
+      out.skipped.push_back(path + " line " + std::to_string(line_no) + ": " +
+                            (torn ? "no end of line (a write cut short)" : r.error().message));
+    }
     at = end + 1;
   }
   return out;
@@ -99,38 +104,62 @@ std::string TakeJournalPath(const std::string& state_file, const std::string& co
 }
 
 Result<std::unique_ptr<TakeJournal>> TakeJournal::Open(const std::string& path, uint64_t last_seq) {
-  UniqueFd fd(open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600));
+  UniqueFd fd(open(path.c_str(), O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600));
   if (!fd) return Fail("open " + path, errno);
   if (fchmod(fd.get(), 0600) < 0) return Fail("chmod " + path, errno);
-  return std::unique_ptr<TakeJournal>(new TakeJournal(path, std::move(fd), last_seq));
+  struct stat st;
+  if (fstat(fd.get(), &st) < 0) return Fail("stat " + path, errno);
+  // Cut off a torn last line, so the first new record starts a line of its own.
+  off_t whole = st.st_size;
+  while (whole > 0) {
+    char c;
+    if (pread(fd.get(), &c, 1, whole - 1) != 1) return Fail("read " + path, errno);
+    if (c == '\n') break;
+    --whole;
+  }
+  if (whole != st.st_size && ftruncate(fd.get(), whole) < 0) return Fail("truncate " + path, errno);
+  return std::unique_ptr<TakeJournal>(new TakeJournal(path, std::move(fd), last_seq, whole));
 }
 
 Result<void> TakeJournal::Take(const MapReader& map, const void* key, void* value) {
   TakeRecord r{last_seq_ + 1, map.Name(), std::string(static_cast<const char*>(key), map.KeySize()), {}, false};
   if (auto there = map.Lookup(key, value); !there) return there;
-  ++last_seq_;
   r.values = U64s(value, map.ValueSize());
-  Append(r);
+  if (auto written = Append(r); !written) return written;
+  ++last_seq_;
   if (auto took = map.Take(key, value); !took) return took;
   r.values = U64s(value, map.ValueSize());
   r.taken = true;
-  Append(r);
+  // If this one fails the take stays journaled by its first record, whose
+  // values a restart uses.
+  (void)Append(r);
   return {};
 }
 
-void TakeJournal::Append(const TakeRecord& r) {
+Result<void> TakeJournal::Append(const TakeRecord& r) {
   const std::string line = EncodeTakeRecord(r);
   ssize_t n;
   do {
     n = write(fd_.get(), line.data(), line.size());
   } while (n < 0 && errno == EINTR);
+  const int err = n < 0 ? errno : ENOSPC;
   const bool ok = n == static_cast<ssize_t>(line.size());
+  if (ok) {
+    size_ += n;
+    ++records_;
+  } else if (n > 0 && ftruncate(fd_.get(), size_) < 0) {
+    spdlog::warn("journal {}: cannot cut off a partial record: {}", path_, std::strerror(errno));
+  }
   if (!ok && !failing_) {
-    spdlog::warn("journal {}: {}; what is taken until the next save would be lost by a kill", path_,
-                 n < 0 ? std::strerror(errno) : "short write");
+    spdlog::warn("journal {}: {}; closed flows and gone workloads stay in the kernel maps until it can be "
+                 "written again",
+                 path_, n < 0 ? std::strerror(err) : "short write");
+  } else if (ok && failing_) {
+    spdlog::info("journal {}: written again", path_);
   }
   failing_ = !ok;
-  ++records_;
+  if (!ok) return Fail("write " + path_, err);
+  return {};
 }
 
 void TakeJournal::Clear() {
@@ -138,11 +167,12 @@ void TakeJournal::Clear() {
     spdlog::warn("journal {}: truncate: {}", path_, std::strerror(errno));
     return;
   }
+  size_ = 0;
   records_ = 0;
 }
 
 std::vector<FinishedTake> FinishTakes(const std::vector<TakeRecord>& records,
-                                      const std::vector<const MapReader*>& maps) {
+                                      const std::vector<const MapReader*>& maps, TakeJournal* journal) {
   std::vector<FinishedTake> out;
   std::map<uint64_t, size_t> open;  // seq of a "taking" without its "taken" -> out index
   for (const TakeRecord& r : records) {
@@ -159,7 +189,9 @@ std::vector<FinishedTake> FinishTakes(const std::vector<TakeRecord>& records,
     for (const MapReader* m : maps) {
       if (m->Name() != t.map || m->KeySize() != t.key.size()) continue;
       std::vector<uint64_t> value((m->ValueSize() + 7) / 8);
-      if (m->Take(t.key.data(), value.data())) t.values = U64s(value.data(), m->ValueSize());
+      if (!m->Take(t.key.data(), value.data())) continue;
+      t.values = U64s(value.data(), m->ValueSize());
+      if (journal) (void)journal->Finished(seq, t.map, t.key, t.values);
     }
   }
   return out;
@@ -171,7 +203,11 @@ ResumedJournal ResumeJournal(const std::string& path, bool adopted, uint64_t sav
   std::vector<TakeRecord> records;
   if (adopted) {
     if (auto loaded = LoadTakeJournal(path)) {
-      records = std::move(*loaded);
+      records = std::move(loaded->records);
+      if (!loaded->skipped.empty()) {
+        spdlog::warn("journal: skipped {} line(s) that are not records, the first: {}", loaded->skipped.size(),
+                     loaded->skipped.front());
+      }
     } else {
       spdlog::warn("journal: {}: not replayed, so totals taken since the last save restart lower",
                    loaded.error().message);
@@ -186,7 +222,7 @@ ResumedJournal ResumeJournal(const std::string& path, bool adopted, uint64_t sav
     out.journal = std::move(*journal);
     if (!adopted) out.journal->Clear();  // it went with the BPF state that was replaced
   }
-  out.takes = FinishTakes(records, maps);
+  out.takes = FinishTakes(records, maps, out.journal.get());
   if (!out.takes.empty()) spdlog::info("journal {}: read {} takes", path, out.takes.size());
   return out;
 }

@@ -1,5 +1,7 @@
 #pragma once
 
+#include <sys/types.h>
+
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -28,9 +30,15 @@ struct TakeRecord {
 std::string EncodeTakeRecord(const TakeRecord& r);
 Result<TakeRecord> DecodeTakeRecord(std::string_view line);
 
-// The records of a journal file; an absent file has none. A line that is
-// not a record is an error naming the file and the line.
-Result<std::vector<TakeRecord>> LoadTakeJournal(const std::string& path);
+// What a journal file holds: its records, and each line that is not one
+// ("<path> line 3: not valid JSON"), skipped. A torn last line (a write
+// that failed when the disk filled, or a kill in the middle of one) is the
+// usual one; the records around it still count. An absent file holds nothing.
+struct JournalContents {
+  std::vector<TakeRecord> records;
+  std::vector<std::string> skipped;
+};
+Result<JournalContents> LoadTakeJournal(const std::string& path);
 
 // The journal of a collector that keeps bpf.state_file: "<state file>.<collector>.journal".
 std::string TakeJournalPath(const std::string& state_file, const std::string& collector);
@@ -45,12 +53,23 @@ std::string TakeJournalPath(const std::string& state_file, const std::string& co
 // thread-safe: the collector calls it under its lock.
 class TakeJournal {
  public:
-  // Opens `path` for appending (created mode 0600); `last_seq`: the highest
-  // sequence number the state file or the journal already holds.
+  // Opens `path` for appending (created mode 0600), first cutting off a
+  // torn last line (LoadTakeJournal has read what it could of it);
+  // `last_seq`: the highest sequence number the state file or the journal
+  // already holds.
   static Result<std::unique_ptr<TakeJournal>> Open(const std::string& path, uint64_t last_seq);
 
   // map.Take(), recorded before and after. ENOENT: the entry is not there.
+  // If the record before it cannot be written (a full disk), the entry is
+  // not taken: it stays in the map, counted, until a later take can be
+  // journaled, rather than be lost by a kill.
   Result<void> Take(const MapReader& map, const void* key, void* value);
+  // Records that take `seq`, which an earlier process began, was finished
+  // with these values (see FinishTakes).
+  Result<void> Finished(uint64_t seq, const std::string& map, const std::string& key,
+                        const std::vector<uint64_t>& values) {
+    return Append({seq, map, key, values, true});
+  }
   // The sequence number of the last take: a state saved after it holds it.
   uint64_t last_seq() const { return last_seq_; }
   // Records written since the last Clear().
@@ -60,13 +79,16 @@ class TakeJournal {
   const std::string& path() const { return path_; }
 
  private:
-  TakeJournal(std::string path, UniqueFd fd, uint64_t last_seq)
-      : path_(std::move(path)), fd_(std::move(fd)), last_seq_(last_seq) {}
-  void Append(const TakeRecord& r);
+  TakeJournal(std::string path, UniqueFd fd, uint64_t last_seq, off_t size)
+      : path_(std::move(path)), fd_(std::move(fd)), last_seq_(last_seq), size_(size) {}
+  // Appends one line; a failed or short write is cut off again, so the
+  // next record starts on a line of its own.
+  Result<void> Append(const TakeRecord& r);
 
   std::string path_;
   UniqueFd fd_;
   uint64_t last_seq_;
+  off_t size_;  // the file's length up to its last whole record
   size_t records_ = 0;
   bool failing_ = false;  // the last write failed (logged once until one works)
 };
@@ -81,10 +103,13 @@ struct FinishedTake {
 // What the takes of a journal a process left behind come to, in order. A
 // take without its "taken" record (the process died around the kernel's
 // take) is finished here: if its entry is still in its map (one of `maps`,
-// by name), the entry is taken now and its values are final; if not, the
-// "taking" record's are. A key taken, re-created and taken again is two takes.
+// by name), the entry is taken now and its values are final, and `journal`
+// (if not null) records that, so a kill before the next save finishes it
+// with those values again, not the older ones of its first record; if the
+// entry is gone, its first record's values are final. A key taken,
+// re-created and taken again is two takes.
 std::vector<FinishedTake> FinishTakes(const std::vector<TakeRecord>& records,
-                                      const std::vector<const MapReader*>& maps);
+                                      const std::vector<const MapReader*>& maps, TakeJournal* journal = nullptr);
 
 // A collector's journal at start-up (bpf.state_file kept): the journal at
 // `path`, emptied unless the collector adopted its pinned BPF state, and, if

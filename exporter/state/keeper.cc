@@ -17,8 +17,9 @@ void StateKeeper::Start(std::shared_ptr<StateFile> file, const SavedTables* seed
       saved_seq = std::max(saved_seq, k.saved_seq);
       spdlog::info("{}: {} series of {} seeded from the state file", collector, it->second.series.size(), k.name);
     } else {
-      spdlog::warn("{}: the state file's {} has other labels ({}.labels changed): not seeded", collector, k.name,
-                   collector);
+      spdlog::warn("{}: the state file's {} is not one this table could have saved (other labels: {}.labels "
+                   "changed; or more series or keys than it holds): not seeded",
+                   collector, k.name, collector);
     }
   }
   std::vector<const MapReader*> maps;
@@ -35,26 +36,29 @@ void StateKeeper::Start(std::shared_ptr<StateFile> file, const SavedTables* seed
       }
     }
   }
-  Save();
 }
 
-void StateKeeper::Save() {
+void StateKeeper::Save(std::unique_lock<std::mutex>& lock) {
   if (!file_) return;
   uint64_t changes = 0;
   for (const Kept& k : kept_) changes += k.changes();
-  if (changes == saved_changes_) return;
-  saved_changes_ = changes;
-  bool saved = true;
+  if (saved_changes_ && changes == *saved_changes_) return;
+  const uint64_t seq = journal_ ? journal_->last_seq() : 0;
+  std::vector<std::pair<uint64_t, SeriesTableState>> states;
   for (const Kept& k : kept_) {
-    SeriesTableState state = k.export_state();
-    state.taken = journal_ ? journal_->last_seq() : 0;
-    saved = file_->Save(k.name, k.changes(), std::move(state)) && saved;
+    states.emplace_back(k.changes(), k.export_state());
+    states.back().second.taken = seq;
   }
-  if (saved && journal_) journal_->Clear();
-}
-
-void StateKeeper::SaveIfJournalLong() {
-  if (journal_ && journal_->records() >= kJournalRecordsBeforeSave) Save();
+  lock.unlock();
+  bool saved = true;
+  for (size_t i = 0; i < kept_.size(); ++i) {
+    saved = file_->Save(kept_[i].name, states[i].first, std::move(states[i].second)) && saved;
+  }
+  lock.lock();
+  if (!saved) return;
+  saved_changes_ = std::max(saved_changes_.value_or(0), changes);
+  // Takes journaled while the file was written are newer than what it holds: they stay.
+  if (journal_ && journal_->last_seq() == seq) journal_->Clear();
 }
 
 }  // namespace execflow

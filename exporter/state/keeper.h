@@ -4,6 +4,8 @@
 #include <cstring>
 #include <functional>
 #include <memory>
+#include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -15,7 +17,8 @@ namespace execflow {
 
 // What a collector keeps in bpf.state_file: its series tables, and the
 // journal of what it takes out of its kernel maps between two saves (see
-// TakeJournal). Not thread-safe: the collector calls it under its lock.
+// TakeJournal). Not thread-safe: the collector calls it under its lock
+// (Save() lets go of it while the file is written).
 class StateKeeper {
  public:
   // Keeps `table` under `name` in the file; the takes of `map` (null: none)
@@ -25,7 +28,9 @@ class StateKeeper {
   void Keep(std::string name, Table* table, const MapReader* map, size_t field) {
     kept_.push_back({std::move(name), map, field,
                      [table] { return table->ExportState(); }, [table] { return table->changes(); },
-                     [table](const SeriesTableState& s) { return table->ImportState(s); },
+                     [table, map](const SeriesTableState& s) {
+                       return table->ImportState(s, map ? map->Capacity() : SIZE_MAX);
+                     },
                      [table](const std::string& key, uint64_t value) {
                        Key k;
                        std::memcpy(&k, key.data(), sizeof(k));
@@ -35,14 +40,17 @@ class StateKeeper {
   }
 
   // Collector::KeepState: seeds the tables with what the last process saved
-  // (null: its BPF state was not adopted), replays the takes it journaled
-  // after, and saves.
+  // (null: its BPF state was not adopted) and replays the takes it journaled
+  // after; the collector then saves.
   void Start(std::shared_ptr<StateFile> file, const SavedTables* seed, const std::string& collector);
   // Hands the tables' states to the file if they changed; empties the
-  // journal once the file holds them.
-  void Save();
-  // Saves now if the journal grew long since the last save (a storm of closes between scrapes).
-  void SaveIfJournalLong();
+  // journal once the file holds them. `lock` holds the collector's lock: it
+  // is let go of while the file is written (scrapes and closes go on) and
+  // held again on return.
+  void Save(std::unique_lock<std::mutex>& lock);
+  // Whether the journal grew long since the last save (a storm of closes
+  // between scrapes): then the caller saves once it is done with the lock's work.
+  bool JournalLong() const { return journal_ && journal_->records() >= kJournalRecordsBeforeSave; }
   // map.Take(), journaled when the file is kept.
   Result<void> Take(const MapReader& map, const void* key, void* value) {
     return journal_ ? journal_->Take(map, key, value) : map.Take(key, value);
@@ -65,7 +73,7 @@ class StateKeeper {
   std::vector<Kept> kept_;
   std::shared_ptr<StateFile> file_;  // null: no state file
   std::unique_ptr<TakeJournal> journal_;
-  uint64_t saved_changes_ = UINT64_MAX;  // the tables' changes() when last saved
+  std::optional<uint64_t> saved_changes_;  // the tables' changes() when last saved
 };
 
 }  // namespace execflow

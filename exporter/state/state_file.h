@@ -1,32 +1,67 @@
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "exporter/bpf/result.h"
 #include "exporter/metrics/series_table.h"
 
 namespace execflow {
 
-// Every series table's retired state, by table name ("tcp_sent", "exec_execs").
+// Every series table's state, by table name ("tcp_sent", "exec_execs").
 using SavedTables = std::map<std::string, SeriesTableState>;
+// The workloads the resolver named, by cgroup id: {namespace, pod, container}.
+// A fresh resolver cannot name a cgroup that went while no exporter ran; the
+// keys counted in it since the last save still get its names.
+using SavedWorkloads = std::map<uint64_t, std::vector<std::string>>;
+struct SavedState {
+  SavedTables tables;
+  SavedWorkloads workloads;
+  bool operator==(const SavedState&) const = default;
+};
+
+// The most a state file or journal may hold; larger ones are refused unread
+// (65,536 flows and 20,000 series take about 15 MiB).
+constexpr size_t kMaxStateFileBytes = 64u << 20;
+// The longest label value a state file may hold (Kubernetes names are at most 253).
+constexpr size_t kMaxStateLabelBytes = 1024;
 
 // The file's contents as JSON text, and back. A file of another format
-// version, or not of this shape, is an error that says what was wrong.
-std::string EncodeState(const SavedTables& tables);
-Result<SavedTables> DecodeState(const std::string& text);
+// version, or not of this shape, or with a value no table could hold (a
+// negative, fractional or too large count, a label longer than
+// kMaxStateLabelBytes) is an error that says what was wrong.
+std::string EncodeState(const SavedState& state);
+Result<SavedState> DecodeState(const std::string& text);
 
-// The whole text of `path` (not followed if a symlink); nullopt if it is absent.
+// The whole text of `path`, read only if the file can be trusted: a regular
+// file (not followed if a symlink), owned by this process's user, writable
+// by no one else, at most kMaxStateFileBytes, in a folder that is owned by
+// this user (or root) and writable by no one else. Otherwise an error that
+// names the file and why. nullopt if it is absent.
 Result<std::optional<std::string>> ReadStateText(const std::string& path);
-// Reads `path`: an absent file is an empty state, not an error.
-Result<SavedTables> LoadStateFile(const std::string& path);
-// Replaces `path` atomically (a temporary file beside it, fsync, rename,
-// fsync of the folder), mode 0600: a crash leaves the old file or the new one.
-Result<void> WriteStateFile(const std::string& path, const SavedTables& tables);
-// Creates the file's folder (mode 0700) if it is missing.
+// Reads `path` (see ReadStateText): an absent file is an empty state, not an error.
+Result<SavedState> LoadStateFile(const std::string& path);
+// Replaces `path` atomically: a new file beside it (mode 0600, created
+// exclusively, so no other file is ever written through), renamed over it.
+// Not fsynced: what it goes with, the pinned BPF state, does not outlive
+// the machine either, and a killed process' writes are in the page cache.
+Result<void> WriteStateFile(const std::string& path, const SavedState& state);
+// Whether `path` is a file this exporter wrote (a state file of any format
+// version, or a journal of take records) that ReadStateText would trust: the
+// only files it deletes or replaces. A typo in bpf.state_file must never
+// cost a file someone else owns.
+bool IsOwnStateFile(const std::string& path);
+// Removes what a writer killed in the middle left: "<path>.tmp.<pid>"
+// files of this user. Returns how many.
+size_t RemoveStaleTemporaries(const std::string& path);
+// Creates the file's folder (mode 0700) if it is missing; an existing one
+// must be trustworthy (see ReadStateText).
 Result<void> MakeStateDir(const std::string& path);
 
 // The state file of a running exporter: each collector, after a scrape and
@@ -35,8 +70,11 @@ Result<void> MakeStateDir(const std::string& path);
 // with. Thread-safe: scrapes run on several HTTP threads.
 class StateFile {
  public:
-  // `kept`: tables to hold until their collector hands in its own state.
-  explicit StateFile(std::string path, SavedTables kept = {}) : path_(std::move(path)), tables_(std::move(kept)) {}
+  // `kept`: tables to hold until their collector hands in its own state;
+  // `workloads`: what the resolver has named, asked at each write.
+  explicit StateFile(std::string path, SavedTables kept = {},
+                     std::function<SavedWorkloads()> workloads = nullptr)
+      : path_(std::move(path)), tables_(std::move(kept)), workloads_(std::move(workloads)) {}
   const std::string& path() const { return path_; }
   // `version` orders the states of one table: an older one handed in late
   // (a scrape that lost the race to the file) is ignored. True if the file
@@ -49,6 +87,7 @@ class StateFile {
   bool WriteLocked();
   std::string path_;
   SavedTables tables_;
+  std::function<SavedWorkloads()> workloads_;
   std::mutex mu_;  // guards tables_ and what follows
   std::map<std::string, uint64_t> versions_;
   bool failing_ = false;  // the last write failed (logged once until one works)

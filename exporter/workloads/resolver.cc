@@ -233,8 +233,11 @@ Workload WorkloadResolver::Resolve(uint64_t id, bool* final, std::initializer_li
 
 bool WorkloadResolver::Gone(uint64_t id) {
   std::lock_guard lock(mu_);
-  if (!whole_hierarchy_) return false;
-  if (!paths_.count(id) && (!walked_once_ || Due(walked_))) WalkLocked();
+  if (!whole_hierarchy_ || paths_.count(id)) return false;
+  // Only a walk made now can tell: a cgroup made after the last walk is not
+  // in it either, and taking its keys as gone lost their labels.
+  if (walked_once_ && !Due(walked_)) return false;
+  WalkLocked();
   return !paths_.count(id);
 }
 
@@ -245,6 +248,23 @@ WorkloadOf WorkloadsOf(WorkloadResolver* resolver) {
     Workload w = resolver->Resolve(id, &final);
     return {std::move(w), final};
   };
+}
+
+std::map<uint64_t, Workload> WorkloadResolver::Named() const {
+  std::lock_guard lock(mu_);
+  std::map<uint64_t, Workload> out;
+  for (const auto& [id, e] : cache_) {
+    if (e.named && e.workload != Workload{}) out.emplace(id, e.workload);
+  }
+  return out;
+}
+
+void WorkloadResolver::Seed(const std::map<uint64_t, Workload>& named) {
+  std::lock_guard lock(mu_);
+  for (const auto& [id, w] : named) {
+    // gone_since set: forgotten kGoneGrace after the first walk that misses it, as any other.
+    cache_.try_emplace(id, Entry{w, ContainerRef{}, true, {}});
+  }
 }
 
 size_t WorkloadResolver::unresolved() const {

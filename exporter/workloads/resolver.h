@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <functional>
 #include <initializer_list>
+#include <map>
 #include <mutex>
 #include <ostream>
 #include <string>
@@ -77,13 +78,21 @@ class WorkloadResolver {
   // `pids` in the cgroup, if any, are asked first (/proc/PID/cgroup), which
   // finds a new cgroup without a walk.
   Workload Resolve(uint64_t cgroup_id, bool* final = nullptr, std::initializer_list<uint32_t> pids = {});
-  // True when the latest walk saw the whole hierarchy and not this cgroup:
-  // it was removed, so nothing can run in it any more.
+  // True when a walk made now (at most once per refresh_interval) saw the
+  // whole hierarchy and not this cgroup: it was removed, so nothing can run
+  // in it any more. False while no walk is due.
   bool Gone(uint64_t cgroup_id);
   // Ids asked for since the latest walk whose cgroup it did not find (a
   // cgroup that is gone, or a hierarchy this process cannot see).
   size_t unresolved() const;
   const std::string& cgroup_root() const { return root_; }
+
+  // The containers it has named, by cgroup id (the host and unnamed ones left out).
+  std::map<uint64_t, Workload> Named() const;
+  // Names an earlier process saved: given as they were for cgroups that went
+  // while no exporter ran; a cgroup still there is looked at again as usual
+  // once a walk finds it gone or here (a name only changes from unnamed to named).
+  void Seed(const std::map<uint64_t, Workload>& named);
 
  private:
   struct Entry {

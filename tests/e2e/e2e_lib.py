@@ -368,6 +368,17 @@ LEGEND_LABEL = re.compile(r"\{\{\s*(\w+)\s*\}\}")
 
 # ------------------------------------------------------------------ processes
 
+def cgroup2_root():
+    """Where the whole cgroup v2 hierarchy is mounted (its root folder is inode 1)."""
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            fields = line.split()
+            point, fstype = fields[4], fields[fields.index("-") + 1]
+            if fstype == "cgroup2" and os.stat(point).st_ino == 1:
+                return point
+    raise RuntimeError("no cgroup v2 hierarchy mounted")
+
+
 def free_port():
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))

@@ -72,6 +72,17 @@ class Flow:
         self.server.close()
 
 
+def flow_key(sock):
+    """The kernel's tcp_flow_key of a connected IPv4 socket (bpf/tcp.h), as hex."""
+    import struct
+    (saddr, sport), (daddr, dport) = sock.getsockname(), sock.getpeername()
+    rel = next(line[3:].strip() for line in open("/proc/self/cgroup") if line.startswith("0::"))
+    cgroup_id = os.stat(lib.cgroup2_root() + rel).st_ino
+    netns = os.stat("/proc/self/ns/net").st_ino
+    return struct.pack("<16s16sHHHHIIQ", socket.inet_aton(saddr), socket.inet_aton(daddr), sport, dport,
+                       socket.AF_INET, 0, netns, 0, cgroup_id).hex()
+
+
 class Restart(unittest.TestCase):
     def setUp(self):
         self.tmp = tempfile.mkdtemp(prefix="execflow-restart-")
@@ -236,7 +247,8 @@ class Restart(unittest.TestCase):
             with open(self.state) as f:
                 tcp = json.load(f)["tables"]["tcp_sent"]
             self.assertEqual(tcp["label_names"], ["saddr", "daddr", "dport"])
-            mine = [(s["retired"], s["live"]) for s in tcp["series"] if dict(s["labels"]) == labels]
+            mine = [(s["retired"], s["live"]) for s in tcp["series"]
+                    if dict(zip(tcp["label_names"], s["labels"])) == labels]
             return mine if mine == [(want, False)] else None
         # The closes are taken out of the kernel map (the close notices come after the
         # FIN handshake): all of the series is in user space now, and saved.
@@ -259,12 +271,20 @@ class Restart(unittest.TestCase):
         lib.wait_until("closed flows saved", lambda: saved(v + sum(more)), 20)
         self.kill9(p)
 
-        # A damaged file: one warning naming it, a start without it, never a crash.
+        # A damaged file: the exporter cannot tell it wrote it, so it neither reads nor
+        # replaces it: one warning naming it, a start without a state file, never a crash.
+        damaged = '{"format": 2, "tables": {'
         with open(self.state, "w") as f:
-            f.write('{"format": 1, "tables": {')
+            f.write(damaged)
         p, addr = self.start(config)
-        self.assertIn(f"state file: {self.state}: not valid JSON: starting without", p.tail(100))
+        self.assertIn(f"state file {self.state}: not used: {self.state} is not a state file or journal this "
+                      "exporter wrote", p.tail(100))
         self.assertEqual(self.value(self.scrape(addr), "execflow_tcp_sent_bytes_total", labels), 0)
+        self.assertEqual(p.stop(), 0)
+        with open(self.state) as f:
+            self.assertEqual(f.read(), damaged, "left as it was")
+        os.unlink(self.state)
+        p, addr = self.start(config)  # writes a state file again
         self.assertEqual(p.stop(), 0)
 
         # State replaced (another layout): the saved totals are not added to fresh counts.
@@ -312,8 +332,8 @@ class Restart(unittest.TestCase):
         lib.wait_until("both sends counted", lambda: self.value(self.scrape(addr), "execflow_tcp_sent_bytes_total",
                                                                 labels) == 70_000 or None, 20)
         with open(self.state) as f:
-            saved = [s for s in json.load(f)["tables"]["tcp_sent"]["series"] if dict(s["labels"]) == labels]
-        self.assertEqual(saved, [{"labels": [[k, v] for k, v in labels.items()], "retired": 0, "live": True}])
+            saved = [s for s in json.load(f)["tables"]["tcp_sent"]["series"] if s["labels"] == list(labels.values())]
+        self.assertEqual(saved, [{"labels": list(labels.values()), "retired": 0, "live": True}])
 
         # No scrape from here on: the close is taken out of the kernel map and journaled only.
         peer_labels = {"saddr": "127.0.0.1", "daddr": "127.0.0.1", "dport": str(closing.getsockname()[1])}
@@ -328,14 +348,15 @@ class Restart(unittest.TestCase):
         def journaled():
             with open(journal) as f:
                 lines = [json.loads(line) for line in f]
-            ours = sorted(r["values"] for r in lines if r["taken"] and r["values"] in ([35_000, 0], [0, 35_000]))
-            return lines if ours == [[0, 35_000], [35_000, 0]] else None
+            # values: sent, received, closed (marked before the notice)
+            ours = sorted(r["values"] for r in lines if r["taken"] and r["values"] in ([35_000, 0, 1], [0, 35_000, 1]))
+            return lines if ours == [[0, 35_000, 1], [35_000, 0, 1]] else None
         records = lib.wait_until("both closes journaled", journaled, 20)
         self.assertEqual([r["taken"] for r in records], [False, True] * (len(records) // 2))
         self.assertEqual([r["seq"] for r in records[::2]], [r["seq"] for r in records[1::2]])
         with open(self.state) as f:
-            self.assertEqual([s for s in json.load(f)["tables"]["tcp_sent"]["series"] if dict(s["labels"]) == labels],
-                             saved, "not saved yet")
+            self.assertEqual([s for s in json.load(f)["tables"]["tcp_sent"]["series"]
+                              if s["labels"] == list(labels.values())], saved, "not saved yet")
         self.kill9(p)
 
         kept.sendall(b"x" * 1_000)
@@ -344,12 +365,143 @@ class Restart(unittest.TestCase):
         text = self.scrape(addr)
         self.assertEqual(self.value(text, "execflow_tcp_sent_bytes_total", labels), 76_000)
         self.assertEqual(self.value(text, "execflow_tcp_received_bytes_total", peer_labels), 35_000)
-        # The state file holds the takes now; the journal is empty.
+        # The state file holds the takes now; the journal holds none of them (only takes of
+        # this process after the save: the closes of the test's own HTTP connections).
         with open(self.state) as f:
-            self.assertEqual(json.load(f)["tables"]["tcp_sent"]["taken"], records[-1]["seq"])
-        self.assertEqual(os.path.getsize(journal), 0)
+            self.assertGreaterEqual(json.load(f)["tables"]["tcp_sent"]["taken"], records[-1]["seq"])
+        with open(journal) as f:
+            later = [json.loads(line)["seq"] for line in f]
+        self.assertEqual([s for s in later if s <= records[-1]["seq"]], [])
         self.assertEqual(os.stat(journal).st_mode & 0o7777, 0o600)
         self.assertEqual(p.stop(), 0)
+
+    def test_a_workload_that_goes_while_no_exporter_runs_keeps_its_series(self):
+        """20 rounds of sh -> setpriv -> /bin/true in a podman-style cgroup: 40 execs under
+        its container id. kill -9, the cgroup goes while no exporter runs, and the next
+        exporter, whose resolver cannot name a cgroup that is gone, keeps the 40 there
+        (it used to read 0, the 40 moved to the empty-label series)."""
+        uid = UID_BASE + 3
+        cid = "%064x" % (os.getpid() * 7919 + 3)
+        cgroup = os.path.join(lib.cgroup2_root(), "libpod_parent", f"libpod-{cid}")
+        os.makedirs(cgroup)
+        self.addCleanup(lambda: os.path.isdir(cgroup) and os.rmdir(cgroup))
+        p, addr = self.start()
+        inside = f'echo $$ > {cgroup}/cgroup.procs && exec setpriv --reuid={uid} --regid={uid} --clear-groups /bin/true'
+        for _ in range(20):
+            subprocess.run(["sh", "-c", inside], check=True)
+
+        def container_execs(text):
+            return sum(v for n, labels, v in lib.scrape_values(text)
+                       if n == "execflow_execs_total" and labels.get("container") == cid[:12])
+
+        def host_execs(text):
+            return self.value(text, "execflow_execs_total", {"uid": str(uid), "container": ""})
+        before = self.scrape(addr)
+        self.assertEqual(container_execs(before), 40)
+        self.assertEqual(host_execs(before), 0)
+        self.kill9(p)
+        os.rmdir(cgroup)
+
+        p, addr = self.start()
+        for _ in range(3):  # the first scrape takes the gone cgroup's keys out of the kernel maps
+            text = self.scrape(addr)
+            self.assertEqual(container_execs(text), 40)
+            self.assertEqual(self.value(text, "execflow_execs_total", {"uid": str(uid), "container": cid[:12]}), 20)
+            self.assertEqual(host_execs(text), 0)
+        self.assertEqual(p.stop(), 0)
+
+    def test_a_close_notice_delivered_again_after_a_kill_counts_once(self):
+        """A killed process may die while it handles a close notice: the pinned ring hands
+        the notice again, and its journal holds the take half done. The journal is
+        replayed before the ring is read, so the flow is counted once (the ring was read
+        first, and both counted it: 20,000 of 10,000)."""
+        config = os.path.join(self.tmp, "nosport.yaml")
+        with open(config, "w") as f:
+            f.write(f"bpf:\n  pin_path: {self.pin}\n  state_file: {self.state}\n"
+                    "tcp:\n  closed_flow_retention: 5m\n  labels: [saddr, daddr, dport]\n")
+        server = socket.socket()
+        server.bind(("127.0.0.1", 0))
+        server.listen(1)
+        self.addCleanup(server.close)
+        labels = {"saddr": "127.0.0.1", "daddr": "127.0.0.1", "dport": str(server.getsockname()[1])}
+        client = socket.create_connection(server.getsockname())
+        peer, _ = server.accept()
+        self.addCleanup(peer.close)
+        p, addr = self.start(config)
+        client.sendall(b"x" * 10_000)
+        got = 0
+        while got < 10_000:
+            got += len(peer.recv(1 << 16))
+
+        def saved():
+            self.scrape(addr)
+            with open(self.state) as f:
+                table = json.load(f)["tables"]["tcp_sent"]
+            return table if [s for s in table["series"] if s["labels"] == list(labels.values())] else None
+        taken = lib.wait_until("the flow saved", saved, 20)["taken"]
+        key = flow_key(client)
+        self.kill9(p)
+
+        client.close()  # its close notice waits in the pinned ring
+        self.assertEqual(peer.recv(1), b"")
+        # What the killed process would have left had it died in the middle of the take.
+        with open(self.state + ".tcp.journal", "w") as f:
+            f.write(json.dumps({"seq": taken + 1, "map": "tcp_flows", "key": key, "values": [10_000, 0, 1],
+                                "taken": False}) + "\n")
+        os.chmod(self.state + ".tcp.journal", 0o600)
+        p, addr = self.start(config)
+        self.assertIn(f"journal {self.state}.tcp.journal: read 1 takes", p.tail(100))
+        for _ in range(3):
+            self.assertEqual(self.value(self.scrape(addr), "execflow_tcp_sent_bytes_total", labels), 10_000)
+        self.assertEqual(p.stop(), 0)
+
+    def test_a_state_file_named_by_mistake_is_left_alone(self):
+        """bpf.state_file naming a file that is not one (a typo in a ConfigMap): the exporter
+        runs without a state file and deletes nothing (it deleted the file and two siblings)."""
+        precious = os.path.join(self.tmp, "precious.conf")
+        files = {precious: "do not delete\n", precious + ".exec.journal": "nor this\n",
+                 precious + ".tcp.journal": "nor this one\n"}
+        for path, text in files.items():
+            with open(path, "w") as f:
+                f.write(text)
+            os.chmod(path, 0o600)
+        for pinned in (False, True):
+            with self.subTest(pinned=pinned):
+                config = os.path.join(self.tmp, f"typo{pinned}.yaml")
+                with open(config, "w") as f:
+                    f.write(f"bpf:\n  pin_path: {self.pin if pinned else 'off'}\n  state_file: {precious}\n")
+                p, addr = self.start(config)
+                self.assertIn(f"state file {precious}: not used: {precious} is not a state file or journal this "
+                              "exporter wrote", p.tail(100))
+                self.scrape(addr)
+                self.assertEqual(p.stop(), 0)
+                for path, text in files.items():
+                    with open(path) as f:
+                        self.assertEqual(f.read(), text, path)
+
+    def test_a_state_file_others_could_have_written_is_not_read(self):
+        """A state file in a folder every user may write to (0777), owned by another user,
+        with forged series: not read, one warning saying why; nothing forged is exported."""
+        p, addr = self.start()
+        self.assertEqual(p.stop(), 0)
+        run = os.path.dirname(self.state)
+        with open(self.state) as f:
+            state = json.load(f)
+        table = state["tables"]["tcp_sent"]
+        table["series"].append({"labels": ["10.6.6.6", "6666", "10.6.6.6", "6666", "", "", ""][:len(table["label_names"])],
+                                "retired": 10 ** 18, "live": False})
+        with open(self.state, "w") as f:
+            json.dump(state, f)
+        os.chown(self.state, 4242, 4242)
+        os.chmod(run, 0o777)
+        p, addr = self.start()
+        self.assertIn(f"state file {self.state}: not used: {self.state} is not a state file or journal this "
+                      f"exporter wrote ({self.state} is owned by uid 4242, not by this process's user (uid 0))",
+                      p.tail(100))
+        text = self.scrape(addr)
+        self.assertNotIn("10.6.6.6", text)
+        self.assertEqual(p.stop(), 0)
+        self.assertEqual(os.stat(self.state).st_uid, 4242, "someone else's file is never replaced")
 
     def test_perf_buffer_counts_exactly_and_says_what_it_lost(self):
         """A perf event array is emptied when its reader goes: the down time's exec events

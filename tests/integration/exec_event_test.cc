@@ -85,6 +85,7 @@ TEST_P(ExecEventTime, LiesBetweenWallClockReadingsTakenBeforeAndAfterTheExec) {
   config.exec.failures_hook = "off";
   auto c = ExecCollector::Start(config, GetParam());
   ASSERT_TRUE(c.has_value()) << c.error().message;
+  ASSERT_TRUE((*c)->StartEvents());
   Links links;
   const std::string path = links.Make("timed");
   ASSERT_FALSE(path.empty());

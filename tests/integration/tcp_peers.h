@@ -45,6 +45,8 @@ class SinkServer {
   bool ok() const { return fd_ >= 0; }
   uint16_t port() const { return port_; }
   uint64_t received() const { return received_; }
+  // Connections whose EOF it read and that it closed.
+  int closed() const { return closed_; }
 
   static socklen_t Fill(sockaddr_storage* ss, const char* addr, uint16_t port) {
     if (std::strchr(addr, ':')) {
@@ -73,6 +75,7 @@ class SinkServer {
         char buf[65536];
         for (ssize_t n; (n = read(c, buf, sizeof(buf))) > 0;) received_ += n;
         close(c);
+        ++closed_;
       });
     }
   }
@@ -82,6 +85,7 @@ class SinkServer {
   uint16_t port_ = 0;
   std::atomic<bool> stop_{false};
   std::atomic<uint64_t> received_{0};
+  std::atomic<int> closed_{0};
   std::thread thread_;
   std::vector<std::thread> readers_;
 };

@@ -2,7 +2,10 @@
 
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 
 #include <filesystem>
 #include <fstream>
@@ -71,7 +74,7 @@ TEST(TakeRecord, EncodesOneJsonLineAndDecodesBack) {
 
 TEST_F(JournalTest, ATakeIsRecordedBeforeAndAfterTheKernelRemovesTheEntry) {
   FlowMap map("tcp_flows", 16);
-  map.Put(Flow(1000), {300, 20});
+  map.Put(Flow(1000), {300, 20, 0});
   auto j = TakeJournal::Open(path_, 41);
   ASSERT_TRUE(j) << j.error().message;
   tcp_flow_bytes got{};
@@ -83,8 +86,9 @@ TEST_F(JournalTest, ATakeIsRecordedBeforeAndAfterTheKernelRemovesTheEntry) {
   EXPECT_EQ((*j)->records(), 2u);
   auto records = LoadTakeJournal(path_);
   ASSERT_TRUE(records) << records.error().message;
-  EXPECT_EQ(*records, (std::vector<TakeRecord>{{42, "tcp_flows", Bytes(Flow(1000)), {300, 20}, false},
-                                               {42, "tcp_flows", Bytes(Flow(1000)), {300, 20}, true}}));
+  EXPECT_EQ(records->records, (std::vector<TakeRecord>{{42, "tcp_flows", Bytes(Flow(1000)), {300, 20, 0}, false},
+                                                       {42, "tcp_flows", Bytes(Flow(1000)), {300, 20, 0}, true}}));
+  EXPECT_TRUE(records->skipped.empty());
   struct stat st;
   ASSERT_EQ(stat(path_.c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 07777, 0600u);
@@ -97,13 +101,78 @@ TEST_F(JournalTest, ATakeIsRecordedBeforeAndAfterTheKernelRemovesTheEntry) {
   EXPECT_EQ((*j)->records(), 0u);
 }
 
-TEST_F(JournalTest, ALineThatIsNotARecordNamesTheFileAndTheLine) {
+// One bad line used to throw the whole journal away, and with it every take
+// recorded around it: each bad line is skipped, named, and the records
+// before and after it count.
+TEST_F(JournalTest, ALineThatIsNotARecordIsSkippedAndNamedAndTheOthersCount) {
   Write({{1, "tcp_flows", "k", {1, 2}, false}});
-  std::ofstream(path_, std::ios::app) << "{\"seq\":2,\"map\":\"tcp_flows\"";
-  auto records = LoadTakeJournal(path_);
-  ASSERT_FALSE(records);
-  EXPECT_EQ(records.error().message, path_ + " line 2: not valid JSON");
-  EXPECT_EQ(LoadTakeJournal(dir_ + "/absent")->size(), 0u);
+  std::ofstream(path_, std::ios::app) << "garbage\n" << EncodeTakeRecord({1, "tcp_flows", "k", {3, 2}, true})
+                                      << "{\"seq\":2,\"map\":\"tcp_flows\"";
+  auto got = LoadTakeJournal(path_);
+  ASSERT_TRUE(got) << got.error().message;
+  EXPECT_EQ(got->records, (std::vector<TakeRecord>{{1, "tcp_flows", "k", {1, 2}, false},
+                                                   {1, "tcp_flows", "k", {3, 2}, true}}));
+  EXPECT_EQ(got->skipped, (std::vector<std::string>{path_ + " line 2: not valid JSON",
+                                                    path_ + " line 4: no end of line (a write cut short)"}));
+  // A whole line that is valid JSON but no record is skipped too; so is a
+  // record cut exactly before its newline (its writer never finished it).
+  std::ofstream(path_) << "{}\n" << EncodeTakeRecord({5, "m", "k", {1}, false}).substr(0, 50);
+  got = LoadTakeJournal(path_);
+  EXPECT_TRUE(got->records.empty());
+  EXPECT_EQ(got->skipped.size(), 2u);
+  EXPECT_EQ(LoadTakeJournal(dir_ + "/absent")->records.size(), 0u);
+}
+
+// A journal on a full disk (here: a file size limit, which cuts writes short
+// at an exact offset, as ENOSPC does): a record cut short is cut off the
+// file, a take whose first record cannot be written is not done (its entry
+// stays in the map, counted), and every record on file stays readable.
+TEST_F(JournalTest, AWriteCutShortLeavesNoTornRecordAndNoLostTake) {
+  const std::string record = EncodeTakeRecord({1, "tcp_flows", Bytes(Flow(1)), {100, 0}, false});
+  const pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    signal(SIGXFSZ, SIG_IGN);
+    // Room for the first take's two records and half of the next one.
+    const rlim_t limit = 2 * record.size() + record.size() / 2;
+    rlimit r{limit, limit};
+    if (setrlimit(RLIMIT_FSIZE, &r) != 0) _exit(3);
+    FlowMap map("tcp_flows", 16);
+    map.Put(Flow(1), {100, 0, 0});
+    map.Put(Flow(2), {200, 0, 0});
+    auto j = TakeJournal::Open(path_, 0);
+    if (!j) _exit(4);
+    tcp_flow_bytes got{};
+    if (!(*j)->Take(map, At(1), &got)) _exit(5);    // fits
+    if ((*j)->Take(map, At(2), &got)) _exit(6);     // its first record is cut short: not taken
+    if (!map.Lookup(At(2), &got)) _exit(7);         // still in the map
+    if ((*j)->last_seq() != 1) _exit(8);
+    _exit(0);
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFEXITED(status));
+  ASSERT_EQ(WEXITSTATUS(status), 0);
+  auto got = LoadTakeJournal(path_);
+  ASSERT_TRUE(got);
+  EXPECT_TRUE(got->skipped.empty()) << got->skipped.front();
+  ASSERT_EQ(got->records.size(), 2u);
+  EXPECT_EQ(got->records[1].taken, true);
+
+  // A process killed in the middle of a write leaves a torn line: the next
+  // one reads around it and starts its own records on a line of their own.
+  std::ofstream(path_, std::ios::app) << record.substr(0, 40);
+  auto j = TakeJournal::Open(path_, 1);
+  ASSERT_TRUE(j);
+  FlowMap map("tcp_flows", 16);
+  map.Put(Flow(3), {300, 0, 0});
+  tcp_flow_bytes b{};
+  ASSERT_TRUE((*j)->Take(map, At(3), &b));
+  got = LoadTakeJournal(path_);
+  EXPECT_TRUE(got->skipped.empty());
+  ASSERT_EQ(got->records.size(), 4u);
+  EXPECT_EQ(got->records[3].seq, 2u);
+  EXPECT_EQ(got->records[3].values, (std::vector<uint64_t>{300, 0, 0}));
 }
 
 TEST_F(JournalTest, TakesAreFinishedFromTheirRecordsOrFromTheKernelMap) {
@@ -114,8 +183,8 @@ TEST_F(JournalTest, TakesAreFinishedFromTheirRecordsOrFromTheKernelMap) {
   //    what it holds now.
   // 3: the process died after the kernel's take: the "taking" record's values.
   // 4, 5: one key taken, re-created, taken again: two takes.
-  map.Put(Flow(1), {5, 0});
-  map.Put(Flow(2), {900, 7});
+  map.Put(Flow(1), {5, 0, 0});
+  map.Put(Flow(2), {900, 7, 0});
   const std::vector<TakeRecord> records = {
       {1, "tcp_flows", Bytes(Flow(1)), {100, 1}, false}, {1, "tcp_flows", Bytes(Flow(1)), {150, 1}, true},
       {2, "tcp_flows", Bytes(Flow(2)), {800, 7}, false}, {3, "tcp_flows", Bytes(Flow(3)), {60, 6}, false},
@@ -131,7 +200,7 @@ TEST_F(JournalTest, TakesAreFinishedFromTheirRecordsOrFromTheKernelMap) {
     EXPECT_EQ(takes[i].values, values) << i;
   };
   is(0, 1, 1, {150, 1});
-  is(1, 2, 2, {900, 7});
+  is(1, 2, 2, {900, 7, 0});
   is(2, 3, 3, {60, 6});
   is(3, 4, 4, {10, 0});
   is(4, 5, 4, {4, 0});
@@ -140,6 +209,23 @@ TEST_F(JournalTest, TakesAreFinishedFromTheirRecordsOrFromTheKernelMap) {
   tcp_flow_bytes v;
   EXPECT_TRUE(map.Lookup(At(1), &v)) << "the new flow of a finished take stays";
   EXPECT_FALSE(map.Lookup(At(2), &v)) << "the unfinished take was finished";
+}
+
+// A take the killed process began, finished at start-up from the kernel map,
+// is journaled with the values taken then: killed again before the next save,
+// the next process finishes it with those, not with the older values of its
+// first record (the bytes added since were lost).
+TEST_F(JournalTest, ATakeFinishedAtStartUpIsJournaledWithItsFinalValues) {
+  FlowMap map("tcp_flows", 16);
+  map.Put(Flow(2), {900, 7, 1});
+  Write({{2, "tcp_flows", Bytes(Flow(2)), {800, 7, 1}, false}});
+  auto first = ResumeJournal(path_, /*adopted=*/true, 0, {&map});
+  ASSERT_EQ(first.takes.size(), 1u);
+  EXPECT_EQ(first.takes[0].values, (std::vector<uint64_t>{900, 7, 1}));
+  first.journal.reset();  // killed before the next save
+  auto second = ResumeJournal(path_, /*adopted=*/true, 0, {&map});
+  ASSERT_EQ(second.takes.size(), 1u);
+  EXPECT_EQ(second.takes[0].values, (std::vector<uint64_t>{900, 7, 1}));
 }
 
 TEST_F(JournalTest, ResumingAReplacedStateEmptiesTheJournal) {
@@ -159,7 +245,7 @@ TEST_F(JournalTest, ResumingAReplacedStateEmptiesTheJournal) {
 
   std::ofstream(path_) << "garbage\n";
   r = ResumeJournal(path_, /*adopted=*/true, 3, {&map});
-  EXPECT_TRUE(r.takes.empty()) << "a damaged journal is not replayed";
+  EXPECT_TRUE(r.takes.empty()) << "nothing to replay in a line that is not a record";
   ASSERT_NE(r.journal, nullptr);
   EXPECT_EQ(r.journal->last_seq(), 3u);
 }
@@ -184,8 +270,8 @@ TEST_F(JournalTest, AKillBetweenATakeAndTheNextSaveLosesNothing) {
   for (bool died_before_kernel_take : {false, true}) {
     SCOPED_TRACE(died_before_kernel_take ? "killed before the kernel's take" : "killed after the take");
     FlowMap map("tcp_flows", 16);
-    map.Put(Flow(1), {1000, 0});
-    map.Put(Flow(2), {2000, 0});
+    map.Put(Flow(1), {1000, 0, 0});
+    map.Put(Flow(2), {2000, 0, 0});
     FlowTable before(no_sport, 100, std::chrono::minutes(5), nullptr, TickPerScrape());
     auto journal = ResumeJournal(path_, false, 0, {&map}).journal;
     scrape(before, map);
@@ -196,7 +282,7 @@ TEST_F(JournalTest, AKillBetweenATakeAndTheNextSaveLosesNothing) {
     // Flow 2 sends 500 more and closes: taken out of the map, journaled, not saved.
     tcp_flow_bytes b;
     ASSERT_TRUE(map.Take(At(2), &b));
-    map.Put(Flow(2), {2500, 0});
+    map.Put(Flow(2), {2500, 0, 0});
     if (died_before_kernel_take) {
       Write({{saved.taken + 1, "tcp_flows", Bytes(Flow(2)), {2500, 0}, false}});
     } else {

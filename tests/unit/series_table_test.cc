@@ -326,7 +326,10 @@ TEST(SeriesTable, ARetiredSeriesIsSeededWithItsFinalTotalAndRetainedAgain) {
       << "retention counts again from the restart";
 }
 
-TEST(SeriesTable, AKeyThatMovedSeriesLeavesANegativeRetiredTotalThatSumsRight) {
+// A key that moved (a workload named late) keeps what it counted in its
+// first series; the second one got only its deltas, from its base on.
+// Nothing in the state is negative.
+TEST(SeriesTable, AKeyThatMovedSeriesKeepsItsBaseAndNothingIsNegative) {
   std::string pod;
   bool named = false;
   auto labels = [&](const TestKey&) { return SeriesLabels{{{"pod", pod}}, named}; };
@@ -337,12 +340,97 @@ TEST(SeriesTable, AKeyThatMovedSeriesLeavesANegativeRetiredTotalThatSumsRight) {
   old.Scrape({{{1}, 150}}, 0);
   const SeriesTableState state = old.ExportState();
   ASSERT_EQ(state.series.size(), 2u);
-  EXPECT_EQ(state.series[0], (SeriesState{{{"pod", "web"}}, -100, true})) << "got 50 of its 150";
+  EXPECT_EQ(state.series[0], (SeriesState{{{"pod", "web"}}, 0, true})) << "all it has is its key's 50";
   EXPECT_EQ(state.series[1], (SeriesState{{{"pod", ""}}, 100, false}));
+  ASSERT_EQ(state.keys.size(), 1u);
+  EXPECT_EQ(state.keys[0], (KeyState{std::string("\x01\0\0\0\0\0\0\0", 8), 0, 100}));
   Table fresh(labels, {"pod"}, 100, std::chrono::seconds(100), TickPerScrape());
   ASSERT_TRUE(fresh.ImportState(state));
   fresh.Scrape({{{1}, 150}}, 0);
   EXPECT_EQ(Samples(fresh.Export()), Samples(old.Export()));
+  fresh.Scrape({{{1}, 170}}, 0);
+  EXPECT_EQ(Samples(fresh.Export()), (std::map<std::string, double>{{"pod=", 100}, {"pod=web", 70}}));
+}
+
+// The restart that lowered a series: a workload's keys were counted under its
+// name, then it went while no exporter ran, and a fresh resolver cannot name
+// it. Restored keys stay in the series they had, whatever their labels are now.
+TEST(SeriesTable, RestoredKeysStayInTheirSeriesWhateverTheirLabelsAreNow) {
+  std::string pod = "web";
+  bool named = true;
+  auto labels = [&](const TestKey&) { return SeriesLabels{{{"pod", pod}}, named}; };
+  Table old(labels, {"pod"}, 100, std::chrono::seconds(100), TickPerScrape());
+  old.Scrape({{{1}, 40}, {{2}, 7}}, 0);
+  const SeriesTableState state = old.ExportState();
+  EXPECT_EQ(state.series, (std::vector<SeriesState>{{{{"pod", "web"}}, 0, true}}));
+
+  pod = "";  // gone: nothing names it any more
+  named = false;
+  Table fresh(labels, {"pod"}, 100, std::chrono::seconds(100), TickPerScrape());
+  ASSERT_TRUE(fresh.ImportState(state));
+  fresh.Scrape({{{1}, 40}, {{2}, 9}}, 0);
+  EXPECT_EQ(Samples(fresh.Export()), (std::map<std::string, double>{{"pod=web", 49}}));
+  fresh.Closed({1}, 41);
+  fresh.Scrape({{{2}, 9}, {{3}, 5}}, 0);
+  EXPECT_EQ(Samples(fresh.Export()), (std::map<std::string, double>{{"pod=web", 50}, {"pod=", 5}}))
+      << "a new key is labelled as it is now";
+}
+
+// A key not named yet when the state was saved goes on from the value it had
+// then: named after the restart, it moves as it would have, and the series it
+// leaves keeps what it exported.
+TEST(SeriesTable, AProvisionalKeyIsNamedAfterARestartAndMovesOnlyItsLaterCounts) {
+  std::string pod;
+  bool named = false;
+  auto labels = [&](const TestKey&) { return SeriesLabels{{{"pod", pod}}, named}; };
+  Table old(labels, {"pod"}, 100, std::chrono::seconds(100), TickPerScrape());
+  old.Scrape({{{1}, 30}}, 0);
+  old.Scrape({{{1}, 40}}, 0);
+  const SeriesTableState state = old.ExportState();
+  ASSERT_EQ(state.keys.size(), 1u);
+  EXPECT_TRUE(state.keys[0].provisional);
+  EXPECT_EQ(state.keys[0].seen, 40u);
+  EXPECT_EQ(state.series, (std::vector<SeriesState>{{{{"pod", ""}}, 0, true}}));
+  pod = "web";
+  named = true;
+  Table fresh(labels, {"pod"}, 100, std::chrono::seconds(100), TickPerScrape());
+  ASSERT_TRUE(fresh.ImportState(state));
+  fresh.Scrape({{{1}, 45}}, 0);
+  EXPECT_EQ(Samples(fresh.Export()), (std::map<std::string, double>{{"pod=", 40}, {"pod=web", 5}}));
+  fresh.Scrape({{{1}, 50}}, 0);
+  EXPECT_EQ(Samples(fresh.Export()), (std::map<std::string, double>{{"pod=", 40}, {"pod=web", 10}}));
+}
+
+// What a forged or damaged state file could make of a table: each is refused
+// whole, and the table is left as it was.
+TEST(SeriesTable, AStateItCouldNotHaveExportedIsRefused) {
+  Table t(ById, {"id"}, 2, std::chrono::seconds(100), TickPerScrape());
+  auto state = [] {
+    SeriesTableState s;
+    s.other_labels = {"id"};
+    s.series = {{{{"id", "1"}}, 5, true}};
+    s.keys = {{std::string(8, '\1'), 0, 0}};
+    return s;
+  };
+  SeriesTableState bad = state();
+  bad.keys[0].key = std::string(7, '\1');
+  EXPECT_FALSE(t.ImportState(bad)) << "a key of another size";
+  bad = state();
+  bad.keys[0].series = 1;
+  EXPECT_FALSE(t.ImportState(bad)) << "a series index out of range";
+  bad = state();
+  bad.keys[0].series = -2;
+  EXPECT_FALSE(t.ImportState(bad));
+  bad = state();
+  bad.keys.push_back(bad.keys[0]);
+  EXPECT_FALSE(t.ImportState(bad)) << "a key twice";
+  bad = state();
+  for (int i = 2; i < 7; ++i) bad.series.push_back({{{"id", std::to_string(i)}}, 1, false});
+  EXPECT_FALSE(t.ImportState(bad)) << "more series than 2 x max_series";
+  EXPECT_FALSE(t.ImportState(state(), /*max_keys=*/0)) << "more keys than the map holds";
+  t.Scrape({}, 0);
+  EXPECT_TRUE(t.Export().empty());
+  EXPECT_TRUE(t.ImportState(state()));
 }
 
 TEST(SeriesTable, AStateOfOtherLabelNamesIsRefusedAndChangesNothing) {
