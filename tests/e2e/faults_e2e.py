@@ -245,8 +245,9 @@ class Scraper:
         return out
 
 
-def run_faults(binary, tmp, labels, kills, seed, containers=False, log=print):
-    """The whole run for one label set; returns a list of failures (empty: exact)."""
+def run_faults(binary, tmp, labels, kills, seed, containers=False, log=print, ready_timeout=30, threads=3):
+    """The whole run for one label set; returns a list of failures (empty: exact).
+    `ready_timeout`: how long a start may take (long under emulation); `threads`: load threads."""
     rng = random.Random(seed)
     bpffs = os.path.join(tmp, "bpffs")
     os.makedirs(bpffs, exist_ok=True)
@@ -284,8 +285,8 @@ def run_faults(binary, tmp, labels, kills, seed, containers=False, log=print):
     failures = []
     try:
         # The first start completes: what is counted from then on must survive every kill.
-        proc, scraper.address = lib.start_exporter(binary, tmp, config)
-        load = Load(sink, rng)
+        proc, scraper.address = lib.start_exporter(binary, tmp, config, ready_timeout=ready_timeout)
+        load = Load(sink, rng, threads)
         for i in range(kills):
             if pods:
                 pods.round()
@@ -305,12 +306,12 @@ def run_faults(binary, tmp, labels, kills, seed, containers=False, log=print):
                 proc = lib.Process("exporter", [binary, f"--config.file={config}",
                                                 f"--web.listen-address={address}"], tmp)
             else:
-                proc, scraper.address = lib.start_exporter(binary, tmp, config)
+                proc, scraper.address = lib.start_exporter(binary, tmp, config, ready_timeout=ready_timeout)
         if proc.proc.poll() is None and scraper.address is None:
             proc.proc.kill()
             proc.proc.wait()
         if proc.proc.poll() is not None:
-            proc, scraper.address = lib.start_exporter(binary, tmp, config)
+            proc, scraper.address = lib.start_exporter(binary, tmp, config, ready_timeout=ready_timeout)
         load.finish()
         if pods:
             pods.finish()

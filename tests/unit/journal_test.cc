@@ -10,8 +10,10 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <mutex>
 
 #include "exporter/metrics/flows.h"
+#include "exporter/state/keeper.h"
 #include "tests/unit/fake_map_reader.h"
 #include "tests/unit/tick_clock.h"
 #include "tests/unit/scratch_dir.h"
@@ -248,6 +250,38 @@ TEST_F(JournalTest, ResumingAReplacedStateEmptiesTheJournal) {
   EXPECT_TRUE(r.takes.empty()) << "nothing to replay in a line that is not a record";
   ASSERT_NE(r.journal, nullptr);
   EXPECT_EQ(r.journal->last_seq(), 3u);
+}
+
+// The state file is written with the collector's lock let go of: scrapes and
+// close notices go on while a large file is written. (It was written, and
+// fsynced, under the lock.) The file asks the resolver for its names while it
+// writes: the lock must be free then, and held again when Save() returns.
+TEST_F(JournalTest, TheStateFileIsWrittenWithoutTheCollectorsLock) {
+  std::mutex mu;
+  int writes = 0;
+  bool free_while_writing = true;
+  auto file = std::make_shared<StateFile>(dir_ + "/state.json", SavedTables{}, [&] {
+    ++writes;
+    if (mu.try_lock()) {
+      mu.unlock();
+    } else {
+      free_while_writing = false;
+    }
+    return SavedWorkloads{};
+  });
+  FlowMap map("tcp_flows", 16);
+  FlowTable table(FlowLabels{}, 100, std::chrono::minutes(5));
+  StateKeeper keeper;
+  keeper.Keep<tcp_flow_key>("tcp_sent", &table, &map, 0);
+  std::unique_lock lock(mu);
+  keeper.Start(file, nullptr, "tcp");
+  keeper.Save(lock);
+  EXPECT_TRUE(lock.owns_lock());
+  table.Closed(Flow(7), 100);
+  keeper.Save(lock);
+  EXPECT_TRUE(lock.owns_lock());
+  EXPECT_EQ(writes, 2);
+  EXPECT_TRUE(free_while_writing);
 }
 
 // The restart the journal is for: a series that sums several flows (no sport

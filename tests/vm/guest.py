@@ -22,6 +22,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "e2e"))
 import e2e_lib as lib  # noqa: E402
+import faults_e2e  # noqa: E402
 
 EXECS, ENOENTS, FLOW_BYTES, SENDFILE_BYTES, PEEK_BYTES = 200, 50, 1234567, 1000000, 30000
 CHURN_CONNECTIONS, CHURN_BYTES, RAW_DADDR = 100, 1000, "127.0.0.77"
@@ -484,6 +485,25 @@ def restart_run(plan, tmp, uid):
     return result
 
 
+def faults_runs(plan, tmp):
+    """Restarts under fire on this kernel (tests/e2e/faults_e2e.py): SIGKILL at random
+    moments while connections churn and /metrics is scraped every 100 ms, with aggregated
+    labels and with containers that come and go. One check per label set: exact."""
+    checks = Checks()
+    for labels, containers in ((["daddr", "dport"], False), (["dport", "container"], True)):
+        sub = os.path.join(tmp, "faults-" + "-".join(labels))
+        os.makedirs(sub)
+        t0 = time.monotonic()
+        try:
+            fails = faults_e2e.run_faults(plan["exporter"], sub, labels, plan["faults_kills"], plan["uid_base"],
+                                          containers, log=lib.log, ready_timeout=READY_SECONDS, threads=1)
+        except Exception as e:  # a broken run is a failed check
+            fails = [f"{type(e).__name__}: {e}"]
+        checks.expect(f"{plan['faults_kills']} kills under churn, labels {labels}: every series exact, none "
+                      f"decreased ({time.monotonic() - t0:.0f} s)", [], fails[:5])
+    return checks.items
+
+
 def privileged_tests(plan, tmp):
     """The privileged tests (tests/integration) that see what the exporter's runs cannot:
     the helpers each mode's perf buffer programs call, exec events' times and the raw
@@ -541,6 +561,11 @@ def main():
                 json.dump(report, f, indent=1)
         lib.log("run restart (kill -9): the default config, pinned")
         report["runs"].append(restart_run(plan, tmp, plan["uid_base"] + 99))
+        with open(report_path, "w") as f:
+            json.dump(report, f, indent=1)
+        if plan["faults_kills"]:
+            lib.log("faults: kill -9 under churn")
+            report["faults"] = faults_runs(plan, tmp)
     report["done"] = True
     with open(report_path, "w") as f:
         json.dump(report, f, indent=1)

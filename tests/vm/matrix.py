@@ -200,6 +200,11 @@ def judge(kernel, report, results):
             fails.append(f"{c['name']}: {c['got']}")
     if report.get("done") and not report.get("privileged_tests"):
         fails.append("no privileged test ran")
+    for c in report.get("faults", []):
+        if not c["ok"]:
+            fails.append(f"{c['name']}: {c['got']}")
+    if report.get("done") and kernel != "ci" and len(report.get("faults", [])) != 2:
+        fails.append("the faults runs did not run")
     for r in report.get("runs", []):
         forced = r["forced"]
         if not forced:  # the default config (the default run, the restart run)
@@ -212,9 +217,9 @@ def judge(kernel, report, results):
             fails.append(f"run {r['name']}: must start; refused: {r.get('refusal')}")
             continue
         want = expected_programs(kernel, forced)
-        if r["programs"] != want:
+        if r.get("programs") != want:
             fails.append(f"run {r['name']}: attached {r['programs']}, want {want}")
-        if r["transport"] != forced["events.transport"]:
+        if r.get("transport") != forced["events.transport"]:
             fails.append(f"run {r['name']}: transport {r['transport']}, want {forced['events.transport']}")
         for c in r["checks"]:
             if not c["ok"]:
@@ -237,6 +242,8 @@ def plan_for(kernel, build):
         "privileged_tests": {"binary": os.path.join(build, "tests", "integration_tests"),
                              "filter": PRIVILEGED_TESTS},
         "runs": runs(kernel),
+        # Restarts under fire (tests/e2e/faults_e2e.py); CTest runs it on this kernel itself.
+        "faults_kills": 0 if kernel == "ci" else 20,
     }
 
 
