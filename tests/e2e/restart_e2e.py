@@ -113,6 +113,14 @@ class Restart(unittest.TestCase):
                     f"tcp:\n  closed_flow_retention: 1s\n{extra}")
         return path
 
+    def nosport_config(self):
+        """Series without sport (many flows to one server port share one), kept 5 minutes."""
+        path = os.path.join(self.tmp, "nosport.yaml")
+        with open(path, "w") as f:
+            f.write(f"bpf:\n  pin_path: {self.pin}\n  state_file: {self.state}\n"
+                    "tcp:\n  closed_flow_retention: 5m\n  labels: [saddr, daddr, dport]\n")
+        return path
+
     def start(self, config=None):
         workdir = tempfile.mkdtemp(dir=self.tmp)
         p, addr = lib.start_exporter(BINARY, workdir, config or self.config)
@@ -205,10 +213,7 @@ class Restart(unittest.TestCase):
         """Without sport, short connections to one server port share a series whose bytes
         user space took out of the kernel map at each close: bpf.state_file carries them
         over a kill -9, so the series goes on from where it was, exact to the byte."""
-        config = os.path.join(self.tmp, "nosport.yaml")
-        with open(config, "w") as f:
-            f.write(f"bpf:\n  pin_path: {self.pin}\n  state_file: {self.state}\n"
-                    "tcp:\n  closed_flow_retention: 5m\n  labels: [saddr, daddr, dport]\n")
+        config = self.nosport_config()
         server = socket.socket()
         server.bind(("127.0.0.1", 0))
         server.listen(16)
@@ -302,10 +307,7 @@ class Restart(unittest.TestCase):
         """A flow that closes after the last scrape leaves the kernel map at once; its final
         total is in the journal beside bpf.state_file until the next scrape saves it, so a
         kill -9 in between loses none of it."""
-        config = os.path.join(self.tmp, "nosport.yaml")
-        with open(config, "w") as f:
-            f.write(f"bpf:\n  pin_path: {self.pin}\n  state_file: {self.state}\n"
-                    "tcp:\n  closed_flow_retention: 5m\n  labels: [saddr, daddr, dport]\n")
+        config = self.nosport_config()
         journal = self.state + ".tcp.journal"
         server = socket.socket()
         server.bind(("127.0.0.1", 0))
@@ -415,10 +417,7 @@ class Restart(unittest.TestCase):
         the notice again, and its journal holds the take half done. The journal is
         replayed before the ring is read, so the flow is counted once (the ring was read
         first, and both counted it: 20,000 of 10,000)."""
-        config = os.path.join(self.tmp, "nosport.yaml")
-        with open(config, "w") as f:
-            f.write(f"bpf:\n  pin_path: {self.pin}\n  state_file: {self.state}\n"
-                    "tcp:\n  closed_flow_retention: 5m\n  labels: [saddr, daddr, dport]\n")
+        config = self.nosport_config()
         server = socket.socket()
         server.bind(("127.0.0.1", 0))
         server.listen(1)

@@ -57,18 +57,26 @@ std::string Bcrypt(const char* password) {
   return crypt_r(password, salt, &d);
 }
 
-// True if the server closes the connection (EOF or reset) before `timeout`,
-// a bound on a hang; whatever it sends before is read and dropped.
-bool ClosedWithin(int fd, std::chrono::milliseconds timeout) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
+// Everything the server sends on `fd` until it closes (EOF or reset); false
+// if it has not closed after `hang` (a bound on a hang, never the expected time).
+bool ReadToEof(int fd, std::string* out, std::chrono::milliseconds hang = kHang) {
+  const auto deadline = std::chrono::steady_clock::now() + hang;
   char buf[4096];
   for (;;) {
     const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
         deadline - std::chrono::steady_clock::now());
     pollfd p{fd, POLLIN, 0};
     if (left.count() <= 0 || poll(&p, 1, static_cast<int>(left.count())) <= 0) return false;
-    if (recv(fd, buf, sizeof(buf), MSG_DONTWAIT) <= 0) return true;
+    const ssize_t n = recv(fd, buf, sizeof(buf), 0);
+    if (n <= 0) return true;
+    out->append(buf, static_cast<size_t>(n));
   }
+}
+
+// True if the server closes the connection before `timeout`; what it sends before is dropped.
+bool ClosedWithin(int fd, std::chrono::milliseconds timeout) {
+  std::string ignored;
+  return ReadToEof(fd, &ignored, timeout);
 }
 
 // Reads one response with a Content-Length from a kept-alive connection.
@@ -152,22 +160,6 @@ TEST(HttpServer, HeadWhereverGetWorksAndMethodsAreAnswered) {
     EXPECT_NE(r.headers.find("Connection: close"), std::string::npos) << r.headers;
     EXPECT_TRUE(ClosedWithin(fd, kHang)) << method;
     close(fd);
-  }
-}
-
-// Everything the server sends on `fd` until it closes; false if it has not
-// closed after `hang` (a bound on a hang, never the expected time).
-bool ReadToEof(int fd, std::string* out, std::chrono::milliseconds hang = kHang) {
-  const auto deadline = std::chrono::steady_clock::now() + hang;
-  char buf[4096];
-  for (;;) {
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-        deadline - std::chrono::steady_clock::now());
-    pollfd p{fd, POLLIN, 0};
-    if (left.count() <= 0 || poll(&p, 1, static_cast<int>(left.count())) <= 0) return false;
-    const ssize_t n = recv(fd, buf, sizeof(buf), 0);
-    if (n <= 0) return true;
-    out->append(buf, static_cast<size_t>(n));
   }
 }
 

@@ -238,7 +238,7 @@ def workload_checks(plan, exp, checks, uid):
     """Execs and a flow from inside a podman-like cgroup carry its container id: the
     exec key's cgroup and, on every kernel layout of sk_cgrp_data, the socket's."""
     cid = "%064x" % (uid * 7919)
-    cgroup = f"{cgroup2_root()}/libpod_parent/libpod-{cid}"
+    cgroup = f"{lib.cgroup2_root()}/libpod_parent/libpod-{cid}"
     os.makedirs(cgroup, exist_ok=True)
     inside = ["sh", "-c", f'echo $$ > {cgroup}/cgroup.procs && exec "$@"', "sh"]
     subprocess.run(inside + [plan["workload"], "exec", "20", str(uid), *plan["exec_argv"]], check=True,
@@ -257,15 +257,6 @@ def workload_checks(plan, exp, checks, uid):
     os.rmdir(cgroup)
 
 
-def cgroup2_root():
-    """Where the whole cgroup v2 hierarchy is mounted (its root folder is inode 1)."""
-    with open("/proc/self/mountinfo") as f:
-        for line in f:
-            fields = line.split()
-            point, fstype = fields[4], fields[fields.index("-") + 1]
-            if fstype == "cgroup2" and os.stat(point).st_ino == 1:
-                return point
-    raise RuntimeError("no cgroup v2 hierarchy mounted")
 
 
 def exactness(plan, exp, checks, uid):
