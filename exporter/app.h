@@ -8,7 +8,7 @@
 
 #include <prometheus/collectable.h>
 
-#include "exporter/bpf/handles.h"
+#include "exporter/common/unique_fd.h"
 #include "exporter/collectors/collector.h"
 #include "exporter/collectors/exec_collector.h"
 #include "exporter/collectors/tcp_collector.h"

@@ -4,7 +4,7 @@
 #include <string>
 #include <vector>
 
-#include "exporter/bpf/result.h"
+#include "exporter/common/result.h"
 #include "exporter/http/server.h"
 
 namespace execflow {

@@ -3,7 +3,7 @@
 #include <string>
 #include <string_view>
 
-#include "exporter/bpf/result.h"
+#include "exporter/common/result.h"
 
 namespace execflow {
 

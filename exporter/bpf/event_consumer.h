@@ -12,7 +12,7 @@
 #include <thread>
 
 #include "exporter/bpf/handles.h"
-#include "exporter/bpf/result.h"
+#include "exporter/common/result.h"
 
 namespace execflow {
 

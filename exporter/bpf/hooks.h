@@ -6,7 +6,7 @@
 #include <string_view>
 #include <vector>
 
-#include "exporter/bpf/result.h"
+#include "exporter/common/result.h"
 
 namespace execflow {
 

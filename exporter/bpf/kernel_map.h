@@ -7,7 +7,7 @@
 #include <span>
 #include <string>
 
-#include "exporter/bpf/result.h"
+#include "exporter/common/result.h"
 
 namespace execflow {
 

@@ -14,7 +14,7 @@
 #include "exporter/bpf/libbpf_log.h"
 #include "exporter/bpf/pinning.h"
 #include "exporter/bpf/programs.h"
-#include "exporter/bpf/result.h"
+#include "exporter/common/result.h"
 
 namespace execflow {
 

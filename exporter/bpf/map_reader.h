@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "exporter/bpf/kernel_map.h"
-#include "exporter/bpf/result.h"
+#include "exporter/common/result.h"
 
 namespace execflow {
 

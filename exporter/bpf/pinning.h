@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "exporter/bpf/handles.h"
-#include "exporter/bpf/result.h"
+#include "exporter/common/result.h"
 
 namespace execflow {
 

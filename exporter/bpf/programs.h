@@ -8,8 +8,8 @@
 
 #include <prometheus/metric_family.h>
 
-#include "exporter/bpf/handles.h"
-#include "exporter/bpf/result.h"
+#include "exporter/common/unique_fd.h"
+#include "exporter/common/result.h"
 
 namespace execflow {
 

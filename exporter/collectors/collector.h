@@ -8,7 +8,7 @@
 
 #include "exporter/bpf/pinning.h"
 #include "exporter/bpf/programs.h"
-#include "exporter/bpf/result.h"
+#include "exporter/common/result.h"
 #include "exporter/state/state_file.h"
 
 namespace execflow {

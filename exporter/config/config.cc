@@ -15,7 +15,7 @@
 #include <sstream>
 
 #include "exporter/bpf/hooks.h"
-#include "exporter/bpf/handles.h"
+#include "exporter/common/unique_fd.h"
 
 namespace execflow {
 namespace {

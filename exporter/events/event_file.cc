@@ -8,7 +8,7 @@
 
 #include <cstdio>
 
-#include "exporter/bpf/handles.h"
+#include "exporter/common/unique_fd.h"
 
 namespace execflow {
 namespace {

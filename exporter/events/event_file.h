@@ -6,7 +6,7 @@
 
 #include <spdlog/sinks/sink.h>
 
-#include "exporter/bpf/result.h"
+#include "exporter/common/result.h"
 
 namespace execflow {
 

@@ -11,7 +11,7 @@
 #include <string_view>
 #include <unordered_map>
 
-#include "exporter/bpf/result.h"
+#include "exporter/common/result.h"
 
 namespace execflow {
 

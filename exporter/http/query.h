@@ -4,7 +4,7 @@
 #include <optional>
 #include <string_view>
 
-#include "exporter/bpf/result.h"
+#include "exporter/common/result.h"
 
 namespace execflow {
 

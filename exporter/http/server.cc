@@ -25,7 +25,7 @@
 #include <thread>
 #include <vector>
 
-#include "exporter/bpf/handles.h"
+#include "exporter/common/unique_fd.h"
 #include "exporter/http/request_head.h"
 #include "exporter/http/systemd_socket.h"
 #include "exporter/metrics/families.h"

@@ -14,8 +14,8 @@
 
 #include <prometheus/collectable.h>
 
-#include "exporter/bpf/handles.h"
-#include "exporter/bpf/result.h"
+#include "exporter/common/unique_fd.h"
+#include "exporter/common/result.h"
 #include "exporter/config/config.h"
 #include "exporter/http/tls.h"
 #include "exporter/http/waiting.h"

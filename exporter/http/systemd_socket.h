@@ -3,8 +3,8 @@
 #include <string>
 #include <vector>
 
-#include "exporter/bpf/handles.h"
-#include "exporter/bpf/result.h"
+#include "exporter/common/unique_fd.h"
+#include "exporter/common/result.h"
 
 namespace execflow {
 

@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "exporter/bpf/result.h"
+#include "exporter/common/result.h"
 #include "exporter/config/config.h"
 #include "exporter/http/web_config.h"
 

@@ -7,7 +7,7 @@
 #include <mutex>
 #include <string>
 
-#include "exporter/bpf/result.h"
+#include "exporter/common/result.h"
 #include "exporter/config/config.h"
 #include "exporter/http/auth.h"
 

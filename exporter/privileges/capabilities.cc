@@ -20,7 +20,7 @@
 #include <thread>
 #include <vector>
 
-#include "exporter/bpf/handles.h"
+#include "exporter/common/unique_fd.h"
 #include "exporter/bpf/kernel_map.h"
 
 namespace execflow {

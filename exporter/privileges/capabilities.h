@@ -3,7 +3,7 @@
 #include <cstdint>
 #include <string>
 
-#include "exporter/bpf/result.h"
+#include "exporter/common/result.h"
 
 namespace execflow {
 

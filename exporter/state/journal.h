@@ -8,9 +8,9 @@
 #include <string_view>
 #include <vector>
 
-#include "exporter/bpf/handles.h"
+#include "exporter/common/unique_fd.h"
 #include "exporter/bpf/map_reader.h"
-#include "exporter/bpf/result.h"
+#include "exporter/common/result.h"
 
 namespace execflow {
 

@@ -12,7 +12,7 @@
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
-#include "exporter/bpf/handles.h"
+#include "exporter/common/unique_fd.h"
 #include "exporter/state/journal.h"
 
 namespace execflow {

@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "exporter/bpf/result.h"
+#include "exporter/common/result.h"
 #include "exporter/metrics/series_table.h"
 
 namespace execflow {

@@ -10,7 +10,7 @@
 #include <fstream>
 #include <sstream>
 
-#include "exporter/bpf/handles.h"
+#include "exporter/common/unique_fd.h"
 
 namespace execflow {
 namespace {

@@ -7,7 +7,7 @@
 
 #include <gtest/gtest.h>
 
-#include "exporter/bpf/handles.h"
+#include "exporter/common/unique_fd.h"
 #include "tests/integration/privileged.h"
 
 namespace execflow {
