@@ -4,7 +4,6 @@
 #include <unistd.h>
 
 #include "exporter/bpf/hooks.h"
-#include "exporter/metrics/families.h"
 
 namespace execflow {
 
@@ -49,34 +48,6 @@ Result<UniqueFd> EnableRunTimeStats() {
   int fd = bpf_enable_stats(BPF_STATS_RUN_TIME);
   if (fd < 0) return Fail("enable bpf run-time stats", errno);
   return UniqueFd(fd);
-}
-
-void AppendProgramFamilies(const std::vector<ProgramInfo>& programs,
-                           std::vector<prometheus::MetricFamily>* out) {
-  auto info = Gauge("execflow_bpf_program_info",
-                    "Attached BPF programs and the hook each uses; 1 per program.");
-  auto secs = Counter("execflow_bpf_program_run_seconds_total",
-                      "Time the kernel spent running the program (bpf run-time stats).");
-  auto runs = Counter("execflow_bpf_program_runs_total",
-                      "Times the kernel ran the program (bpf run-time stats).");
-  // The kernel skips a program that would re-enter on the same CPU (an fexit
-  // program preempted, a tracepoint hit from inside another program); the
-  // event it would have counted is lost, so it must show somewhere.
-  auto misses = Counter("execflow_bpf_program_misses_total",
-                        "Runs the kernel skipped because the program was already running on "
-                        "that CPU; their events are not counted.");
-  for (const auto& p : programs) {
-    AddGauge(info, {{"program", p.program}, {"hook", p.hook}, {"attach_type", p.attach_type}}, 1);
-    auto stats = ReadRunStats(p.fd);
-    if (!stats) continue;
-    AddCounter(secs, {{"program", p.program}}, static_cast<double>(stats->run_time_ns) / 1e9);
-    AddCounter(runs, {{"program", p.program}}, static_cast<double>(stats->run_cnt));
-    AddCounter(misses, {{"program", p.program}}, static_cast<double>(stats->recursion_misses));
-  }
-  out->push_back(std::move(info));
-  out->push_back(std::move(secs));
-  out->push_back(std::move(runs));
-  out->push_back(std::move(misses));
 }
 
 }  // namespace execflow

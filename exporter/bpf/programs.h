@@ -6,8 +6,6 @@
 #include <string>
 #include <vector>
 
-#include <prometheus/metric_family.h>
-
 #include "exporter/common/unique_fd.h"
 #include "exporter/common/result.h"
 
@@ -40,10 +38,5 @@ Result<ProgramRunStats> ReadRunStats(int prog_fd);
 // Turns on kernel.bpf_stats_enabled for as long as the returned fd lives
 // (BPF_ENABLE_STATS), so stopping the exporter turns it back off.
 Result<UniqueFd> EnableRunTimeStats();
-
-// execflow_bpf_program_info, _run_seconds_total, _runs_total and
-// _misses_total for `programs`.
-void AppendProgramFamilies(const std::vector<ProgramInfo>& programs,
-                           std::vector<prometheus::MetricFamily>* out);
 
 }  // namespace execflow

@@ -1,41 +1,128 @@
 #pragma once
 
+#include <cstdint>
+#include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
 #include <prometheus/metric_family.h>
 
+#include "exporter/bpf/event_consumer.h"
+#include "exporter/bpf/handles.h"
+#include "exporter/bpf/loader.h"
+#include "exporter/bpf/map_reader.h"
 #include "exporter/bpf/pinning.h"
 #include "exporter/bpf/programs.h"
 #include "exporter/common/result.h"
+#include "exporter/common/unique_fd.h"
+#include "exporter/state/keeper.h"
 #include "exporter/state/state_file.h"
 
 namespace execflow {
 
-// One kernel-side collector: its BPF object, its attached programs and the
-// metric families read from its maps on every scrape.
+// The final value of a kernel map entry taken out of its map.
+using FinalFn = std::function<void(const uint8_t* key, const uint8_t* value)>;
+// How an entry is taken out of a map: MapReader::Take, journaled or not.
+using TakeFn = std::function<Result<void>(const MapReader& map, const void* key, void* value)>;
+
+// Reads `map` whole into keys/values (packed, see MapReader::ReadAll). The
+// entries `done` picks (a closed flow, the counts of a cgroup that is gone)
+// are taken out of the kernel map with `take` (null: MapReader::Take) and
+// handed to `final` with their final value; the others are packed at the
+// front. Returns how many are left: the live entries.
+Result<size_t> ReadLive(const MapReader& map, std::vector<uint8_t>& keys, std::vector<uint8_t>& values,
+                        const std::function<bool(const uint8_t* key, const uint8_t* value)>& done,
+                        const FinalFn& final, const TakeFn& take = nullptr);
+
+// What every collector is: one BPF object (a libbpf skeleton) loaded and
+// attached, its programs and their pinned state, the ring buffer it reads,
+// and the series tables it keeps in bpf.state_file. A collector class adds
+// its maps, what it does with each ring buffer record, and its metric
+// families.
+//
+// Order of a collector's life: Start (the class's own), KeepState, StartEvents,
+// then Collect on HTTP worker threads; the destructor stops the ring buffer
+// reader before anything it uses goes.
 class Collector {
  public:
-  virtual ~Collector() = default;
-  virtual const std::string& Name() const = 0;
+  virtual ~Collector();
+  Collector(const Collector&) = delete;
+  Collector& operator=(const Collector&) = delete;
+
+  const std::string& Name() const { return name_; }
+  const std::vector<ProgramInfo>& Programs() const { return programs_; }
+  // Whether its BPF state is pinned, and taken over from an earlier process.
+  const PinStatus& Pinned() const { return pin_; }
+  // Why each preferred hook was not used ("tp_btf: load ...: ..."), for the log.
+  const std::vector<std::string>& rejected_hooks() const { return rejected_; }
+
   // Runs on HTTP worker threads: never throws, returns what it could read
   // and counts what it could not in *errors.
   virtual std::vector<prometheus::MetricFamily> Collect(int* errors) = 0;
-  // Programs attached and maps readable.
-  virtual Result<void> Ready() const = 0;
-  virtual const std::vector<ProgramInfo>& Programs() const = 0;
-  // Whether its BPF state is pinned, and adopted from an earlier process.
-  virtual const PinStatus& Pinned() const = 0;
+  // Programs attached and its main map readable.
+  Result<void> Ready() const;
   // Before the first scrape: seeds its series tables with what an earlier
-  // process saved (null: nothing, its BPF state was not adopted), then
-  // hands their state to `file` after every scrape that changed it.
-  virtual void KeepState(std::shared_ptr<StateFile> file, const SavedTables* seed) = 0;
-  // Starts reading its ring buffer (exec events, TCP close notices). After
-  // KeepState: a pinned ring may hand a notice again that a killed process
-  // was handling, and that take must be finished from its journal first, or
-  // it would be counted twice.
-  virtual Result<void> StartEvents() = 0;
+  // process saved (null: nothing, its BPF state was not taken over) and
+  // replays that process's journal; then the tables go to `file` after
+  // every scrape that changed them.
+  void KeepState(std::shared_ptr<StateFile> file, const SavedTables* seed);
+  // Starts reading its ring buffer. After KeepState: a pinned ring may hand
+  // again a record a killed process was handling, whose take must be
+  // finished from its journal first, or it would be counted twice.
+  Result<void> StartEvents();
+
+ protected:
+  explicit Collector(std::string name) : name_(std::move(name)) {}
+
+  // Keeps what the loader attached; returns the skeleton, which the
+  // collector owns until its ring buffer reader has stopped.
+  template <typename Skel>
+  Skel* Keep(Attached<Skel> a) {
+    rejected_ = a.plan.Rejected();
+    programs_ = a.Describe();
+    links_ = std::move(a.links);
+    prog_fds_ = std::move(a.prog_fds);
+    pin_ = a.pin;
+    Skel* skel = a.skel.release();
+    object_ = std::shared_ptr<void>(skel, [](void* s) { Skel::destroy(static_cast<Skel*>(s)); });
+    return skel;
+  }
+  // The ring buffer (or perf buffer) StartEvents reads into OnRecord.
+  void ReadsEvents(EventConsumer::Options options) { events_ = std::move(options); }
+  virtual void OnRecord(const void* /*data*/, size_t /*size*/) {}
+  // The map Ready() reads.
+  void ReadyWhenReadable(const KernelMap* map) { main_map_ = map; }
+  // Stops the ring buffer reader and saves the tables (the first thing a
+  // collector's destructor does: what the reader uses goes before this class).
+  void Stop();
+
+  // Takes one entry out of `map` (journaled), handing its final value to
+  // `final`; false if it was not there. Called under mu_.
+  bool TakeLocked(const MapReader& map, const void* key, const FinalFn& final);
+  // How this collector takes an entry out of a kernel map: journaled (see
+  // StateKeeper). Called under mu_.
+  TakeFn Taker() {
+    return [this](const MapReader& map, const void* key, void* value) { return state_.Take(map, key, value); };
+  }
+  // execflow_bpf_program_info and the run-time stats of its programs.
+  void AppendProgramFamilies(std::vector<prometheus::MetricFamily>* out) const;
+
+  std::mutex mu_;      // guards the tables, the state and what the collector reads into
+  StateKeeper state_;  // guarded by mu_
+
+ private:
+  std::string name_;
+  std::shared_ptr<void> object_;  // the BPF object: destroyed after everything below
+  std::vector<LinkPtr> links_;
+  std::vector<ProgramInfo> programs_;
+  std::vector<UniqueFd> prog_fds_;  // programs run by pinned links taken over
+  PinStatus pin_;
+  std::vector<std::string> rejected_;
+  const KernelMap* main_map_ = nullptr;
+  EventConsumer::Options events_;  // name empty: reads no ring buffer
+  std::unique_ptr<EventConsumer> consumer_;
 };
 
 }  // namespace execflow

@@ -61,23 +61,24 @@ std::vector<std::string> LabelNames(const ExecLabels& l, bool with_errno) {
 // Reads one map into its table: live keys are scraped, keys whose cgroup is
 // gone are taken out of the kernel map with their final totals.
 template <typename K>
-Result<size_t> ScrapeMap(const MapReader& map, SeriesTable<K>* table, uint64_t overflow,
-                         const std::function<bool(uint64_t)>& gone, TakeJournal* journal) {
-  auto entries = ReadEntries<K, __u64>(map);
-  if (!entries) return std::unexpected(entries.error());
-  std::vector<typename SeriesTable<K>::Live> live;
-  live.reserve(entries->size());
-  for (const auto& e : *entries) {
-    __u64 final_value = 0;
-    if (gone && gone(e.key.cgroup_id) &&
-        (journal ? journal->Take(map, &e.key, &final_value) : map.Take(&e.key, &final_value))) {
-      table->Closed(e.key, final_value);
-    } else {
-      live.push_back({e.key, e.value});
-    }
-  }
-  table->Scrape(live, overflow);
-  return live.size();
+Result<size_t> ScrapeMap(const MapReader& map, SeriesTable<K>* table, uint64_t overflow, const ExecSources& src) {
+  std::vector<uint8_t> keys, values;
+  auto gone = [&](const uint8_t* key, const uint8_t*) {
+    K k;
+    std::memcpy(&k, key, sizeof(k));
+    return src.gone && src.gone(k.cgroup_id);
+  };
+  auto final = [&](const uint8_t* key, const uint8_t* value) {
+    K k;
+    __u64 v;
+    std::memcpy(&k, key, sizeof(k));
+    std::memcpy(&v, value, sizeof(v));
+    table->Closed(k, v);
+  };
+  auto n = ReadLive(map, keys, values, gone, final, src.take);
+  if (!n) return n;
+  table->Scrape(keys.data(), values.data(), sizeof(__u64), *n, overflow);
+  return n;
 }
 
 }  // namespace
@@ -121,7 +122,7 @@ std::vector<prometheus::ClientMetric::Label> ExecTables::Labels(uint64_t cgroup_
 ExecScrape ScrapeExec(const ExecSources& src, ExecTables* tables, int* errors) {
   ExecScrape out;
   const uint64_t uid_overflow = LoadCounter(src.loss->uid_overflow);
-  auto n = ScrapeMap(*src.counts, &tables->execs, uid_overflow, src.gone, src.journal);
+  auto n = ScrapeMap(*src.counts, &tables->execs, uid_overflow, src);
   if (!n) {
     ++*errors;
     spdlog::debug("collect exec: {}", n.error().message);
@@ -131,7 +132,7 @@ ExecScrape ScrapeExec(const ExecSources& src, ExecTables* tables, int* errors) {
                       double(uid_overflow)});
   if (src.failures) {
     const uint64_t overflow = LoadCounter(src.loss->failure_overflow);
-    auto m = ScrapeMap(*src.failures, &tables->failures, overflow, src.gone, src.journal);
+    auto m = ScrapeMap(*src.failures, &tables->failures, overflow, src);
     if (!m) {
       ++*errors;
       spdlog::debug("collect exec failures: {}", m.error().message);
@@ -195,7 +196,8 @@ bool DecodeExecEvent(const void* data, size_t size, int64_t to_wall_ns, ExecReco
 }
 
 ExecCollector::ExecCollector(const Config& config, std::shared_ptr<WorkloadResolver> workloads)
-    : workloads_(std::move(workloads)),
+    : Collector("exec"),
+      workloads_(std::move(workloads)),
       tables_(ParseExecLabels(config.exec.labels), WorkloadsOf(workloads_.get()),
               kGoneWorkloadRetention),
       log_(config.events.keep_last) {}
@@ -222,15 +224,8 @@ Result<std::unique_ptr<ExecCollector>> ExecCollector::Start(const Config& config
       ExecHooks(), {{"exec.hook", ec.hook}, {"exec.failures_hook", ec.failures_hook}}, configure,
       pin_dir);
   if (!attached) return std::unexpected(attached.error());
-  c->rejected_ = attached->plan.Rejected();
   const bool failures_on = !attached->plan.ModeOf("exec failures").empty();
-  c->skel_ = std::move(attached->skel);
-  c->links_ = std::move(attached->links);
-  c->programs_ = attached->Describe();
-  c->prog_fds_ = std::move(attached->prog_fds);
-  c->pin_ = attached->pin;
-
-  exec_bpf* s = c->skel_.get();
+  exec_bpf* s = c->skel_ = c->Keep(std::move(*attached));
   auto counts = OpenMapReader<exec_key, __u64>(s->maps.exec_counts);
   if (!counts) return std::unexpected(counts.error());
   c->counts_ = std::move(*counts);
@@ -241,23 +236,15 @@ Result<std::unique_ptr<ExecCollector>> ExecCollector::Start(const Config& config
   }
   c->state_.Keep<exec_key>("exec_execs", &c->tables_.execs, c->counts_.get(), 0);
   c->state_.Keep<exec_failure_key>("exec_failures", &c->tables_.failures, c->failures_.get(), 0);
+  c->ReadyWhenReadable(&c->counts_->map());
   if (ev.enabled) {
     if (auto ok = c->OpenOutput(ev); !ok) return std::unexpected(ok.error());
-    c->consumer_options_ = {transport, bpf_map__fd(s->maps.exec_events), bpf_map__fd(s->maps.exec_events_perf),
-                            buffer_bytes, "exec events"};
+    // The clock each transport's programs stamp events with (bpf/exec.bpf.c).
+    c->to_wall_ns_ = ToWallNs(transport == Transport::kPerfbuf ? CLOCK_MONOTONIC : CLOCK_BOOTTIME);
+    c->ReadsEvents({transport, bpf_map__fd(s->maps.exec_events), bpf_map__fd(s->maps.exec_events_perf),
+                    buffer_bytes, "exec events"});
   }
   return c;
-}
-
-Result<void> ExecCollector::StartEvents() {
-  if (consumer_options_.name.empty() || consumer_) return {};
-  // The clock each transport's programs stamp events with (bpf/exec.bpf.c).
-  to_wall_ns_ = ToWallNs(consumer_options_.transport == Transport::kPerfbuf ? CLOCK_MONOTONIC : CLOCK_BOOTTIME);
-  auto consumer =
-      EventConsumer::Start(consumer_options_, [this](const void* data, size_t size) { OnEvent(data, size); });
-  if (!consumer) return std::unexpected(consumer.error());
-  consumer_ = std::move(*consumer);
-  return {};
 }
 
 Result<void> ExecCollector::OpenOutput(const EventsConfig& ev) {
@@ -280,7 +267,7 @@ Result<void> ExecCollector::OpenOutput(const EventsConfig& ev) {
   return {};
 }
 
-void ExecCollector::OnEvent(const void* data, size_t size) {
+void ExecCollector::OnRecord(const void* data, size_t size) {
   ExecRecord r;
   if (!DecodeExecEvent(data, size, to_wall_ns_, &r)) return;
   if (workloads_) {
@@ -295,37 +282,18 @@ void ExecCollector::OnEvent(const void* data, size_t size) {
   delivered_.fetch_add(1, std::memory_order_relaxed);
 }
 
-ExecCollector::~ExecCollector() {
-  consumer_.reset();  // stops reading before the BPF object goes away
-  links_.clear();
-}
-
 std::vector<prometheus::MetricFamily> ExecCollector::Collect(int* errors) {
-  ExecSources src{counts_.get(), failures_.get(), &skel_->bss->loss, events_delivered(), nullptr};
+  ExecSources src{counts_.get(), failures_.get(), &skel_->bss->loss, events_delivered(), nullptr, Taker()};
   if (workloads_) src.gone = [w = workloads_.get()](uint64_t id) { return w->Gone(id); };
   ExecScrape scrape;
   {
     std::unique_lock lock(mu_);
-    src.journal = state_.journal();
     scrape = ScrapeExec(src, &tables_, errors);
     state_.Save(lock);  // before what it saves is served
   }
   auto out = ExecFamilies(scrape);
-  AppendProgramFamilies(programs_, &out);
+  AppendProgramFamilies(&out);
   return out;
-}
-
-void ExecCollector::KeepState(std::shared_ptr<StateFile> file, const SavedTables* seed) {
-  std::unique_lock lock(mu_);
-  state_.Start(std::move(file), seed, name_);
-  state_.Save(lock);  // the seeded tables, at once: a crash during start-up keeps them
-}
-
-Result<void> ExecCollector::Ready() const {
-  if (links_.empty()) return Fail("exec: no program attached");
-  exec_key key;
-  if (auto read = counts_->map().FirstKey(&key); !read) return Fail("exec: " + read.error().message);
-  return {};
 }
 
 }  // namespace execflow

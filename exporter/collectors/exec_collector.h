@@ -13,7 +13,6 @@
 #include <spdlog/logger.h>
 
 #include "bpf/exec.h"
-#include "exporter/bpf/handles.h"
 #include "exporter/bpf/hooks.h"
 #include "exporter/bpf/map_reader.h"
 #include "exporter/bpf/event_consumer.h"
@@ -68,7 +67,7 @@ struct ExecSources {
   const exec_loss* loss = nullptr;  // the BPF object's mmaped .bss
   uint64_t events_delivered = 0;
   std::function<bool(uint64_t cgroup_id)> gone;  // null: nothing is gone
-  TakeJournal* journal = nullptr;                // records the takes (null: none)
+  TakeFn take;                                   // how keys are taken (null: MapReader::Take)
 };
 // What one scrape read: the tables' series (see SeriesSnapshot) and the
 // maps' and ring buffer's counters.
@@ -93,55 +92,35 @@ bool DecodeExecEvent(const void* data, size_t size, int64_t to_wall_ns,
                      ExecRecord* out);
 
 // Successful execs per UID, failed execs per (UID, errno) and the exec event
-// stream. Start() loads and attaches; the destructor stops the ring buffer
-// consumer before the BPF object is destroyed (members go in reverse order).
+// stream.
 class ExecCollector final : public Collector {
  public:
   // `workloads` names the cgroups (null: no workload labels resolved).
-  // `pin_dir`: where its BPF state is pinned and adopted from ("": nowhere).
+  // `pin_dir`: where its BPF state is pinned and taken over from ("": nowhere).
   static Result<std::unique_ptr<ExecCollector>> Start(
       const Config& config, Transport transport = Transport::kRingbuf,
       std::shared_ptr<WorkloadResolver> workloads = nullptr, const std::string& pin_dir = "");
-  ~ExecCollector() override;
+  ~ExecCollector() override { Stop(); }
 
-  const std::string& Name() const override { return name_; }
   std::vector<prometheus::MetricFamily> Collect(int* errors) override;
-  Result<void> Ready() const override;
-  const std::vector<ProgramInfo>& Programs() const override { return programs_; }
-  const PinStatus& Pinned() const override { return pin_; }
-  void KeepState(std::shared_ptr<StateFile> file, const SavedTables* seed) override;
-  Result<void> StartEvents() override;
-
   const EventLog& events() const { return log_; }
   uint64_t events_delivered() const { return delivered_.load(std::memory_order_relaxed); }
-  // Why each preferred hook was not used ("tp_btf: load ...: ..."), for the log.
-  const std::vector<std::string>& rejected_hooks() const { return rejected_; }
 
  private:
   ExecCollector(const Config& config, std::shared_ptr<WorkloadResolver> workloads);
   // Opens events.output (stdout or a file); at start-up, so its errors stop it.
   Result<void> OpenOutput(const EventsConfig& events);
-  void OnEvent(const void* data, size_t size);
+  void OnRecord(const void* data, size_t size) override;
 
-  const std::string name_ = "exec";
-  SkelPtr<exec_bpf> skel_;
-  std::vector<LinkPtr> links_;
-  std::vector<ProgramInfo> programs_;
-  std::vector<UniqueFd> prog_fds_;  // adopted programs (their pinned links run them)
-  PinStatus pin_;
-  std::vector<std::string> rejected_;
+  exec_bpf* skel_ = nullptr;
   std::unique_ptr<BpfMapReader> counts_;
   std::unique_ptr<BpfMapReader> failures_;
   std::shared_ptr<WorkloadResolver> workloads_;
-  std::mutex mu_;  // guards tables_
-  ExecTables tables_;
-  StateKeeper state_;  // guarded by mu_: both tables in bpf.state_file
-  EventConsumer::Options consumer_options_;  // name empty: events off
-  std::unique_ptr<EventConsumer> consumer_;
+  ExecTables tables_;  // guarded by mu_
   EventLog log_;
   std::shared_ptr<spdlog::logger> sink_;
   std::atomic<uint64_t> delivered_{0};
-  int64_t to_wall_ns_ = 0;
+  int64_t to_wall_ns_ = 0;  // the clock the programs stamp events with, to wall time
 };
 
 }  // namespace execflow

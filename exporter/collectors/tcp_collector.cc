@@ -91,7 +91,8 @@ std::vector<prometheus::MetricFamily> TcpFamilies(const SeriesSnapshot& per_flow
 
 TcpCollector::TcpCollector(const TcpConfig& config, std::shared_ptr<WorkloadResolver> workloads,
                            SeriesTable<tcp_flow_key>::Clock clock)
-    : workloads_(std::move(workloads)),
+    : Collector("tcp"),
+      workloads_(std::move(workloads)),
       table_(ParseFlowLabels(config.labels), config.max_series, config.closed_flow_retention,
              WorkloadsOf(workloads_.get()), clock),
       received_(ParseFlowLabels(config.labels), config.max_series, config.closed_flow_retention,
@@ -143,13 +144,8 @@ Result<std::unique_ptr<TcpCollector>> TcpCollector::Start(const TcpConfig& confi
       {{"tcp.hook", config.hook}, {"tcp.receive_hook", config.receive_hook}, {"tcp.close_hook", config.close_hook}},
       configure, pin_dir);
   if (!attached) return std::unexpected(attached.error());
-  c->rejected_ = attached->plan.Rejected();
   c->send_mode_ = attached->plan.ModeOf("tcp send");
-  c->skel_ = std::move(attached->skel);
-  c->links_ = std::move(attached->links);
-  c->programs_ = attached->Describe();
-  c->prog_fds_ = std::move(attached->prog_fds);
-  c->pin_ = attached->pin;
+  c->skel_ = c->Keep(std::move(*attached));
 
   auto flows = OpenMapReader<tcp_flow_key, tcp_flow_bytes>(c->skel_->maps.tcp_flows);
   if (!flows) return std::unexpected(flows.error());
@@ -159,9 +155,9 @@ Result<std::unique_ptr<TcpCollector>> TcpCollector::Start(const TcpConfig& confi
   c->hist_ = std::move(*hist);
   c->state_.Keep<tcp_flow_key>("tcp_sent", &c->table_, c->flows_.get(), offsetof(tcp_flow_bytes, sent) / 8);
   c->state_.Keep<tcp_flow_key>("tcp_received", &c->received_, c->flows_.get(), offsetof(tcp_flow_bytes, received) / 8);
-  c->consumer_options_ = {transport, bpf_map__fd(c->skel_->maps.tcp_closed),
-                          bpf_map__fd(c->skel_->maps.tcp_closed_perf), TCP_DEFAULT_CLOSED_RINGBUF_BYTES,
-                          "tcp close notices"};
+  c->ReadyWhenReadable(&c->flows_->map());
+  c->ReadsEvents({transport, bpf_map__fd(c->skel_->maps.tcp_closed), bpf_map__fd(c->skel_->maps.tcp_closed_perf),
+                  TCP_DEFAULT_CLOSED_RINGBUF_BYTES, "tcp close notices"});
   if (!c->flows_->AtomicTake()) {
     spdlog::info("tcp: this kernel has no lookup-and-delete for hash maps (5.14+): closed flows leave the "
                  "kernel map at the second scrape after they close");
@@ -169,34 +165,12 @@ Result<std::unique_ptr<TcpCollector>> TcpCollector::Start(const TcpConfig& confi
   return c;
 }
 
-Result<void> TcpCollector::StartEvents() {
-  if (consumer_) return {};
-  auto consumer = EventConsumer::Start(consumer_options_, [this](const void* data, size_t size) { OnClose(data, size); });
-  if (!consumer) return std::unexpected(consumer.error());
-  consumer_ = std::move(*consumer);
-  return {};
-}
-
 void TcpCollector::UseLookupThenDelete() {
   std::lock_guard lock(mu_);
   flows_->DisableLookupAndDelete();
 }
 
-TcpCollector::~TcpCollector() {
-  consumer_.reset();
-  // Flows closed since the last scrape: their totals are out of the map.
-  std::unique_lock lock(mu_);
-  state_.Save(lock);
-  links_.clear();
-}
-
-void TcpCollector::KeepState(std::shared_ptr<StateFile> file, const SavedTables* seed) {
-  std::unique_lock lock(mu_);
-  state_.Start(std::move(file), seed, name_);
-  state_.Save(lock);  // the seeded tables, at once: a crash during start-up keeps them
-}
-
-void TcpCollector::OnClose(const void* data, size_t size) {
+void TcpCollector::OnRecord(const void* data, size_t size) {
   if (size < sizeof(tcp_close_event)) return;
   tcp_close_event e;
   std::memcpy(&e, data, sizeof(e));
@@ -207,18 +181,22 @@ void TcpCollector::OnClose(const void* data, size_t size) {
   if (state_.JournalLong()) state_.Save(lock);
 }
 
-bool TcpCollector::TakeFlowLocked(const tcp_flow_key& key) {
-  tcp_flow_bytes bytes{};
-  // Absent: taken already (a second notice, or a scrape). Journaled: the
-  // state file gets the total at the next save.
-  if (!state_.Take(*flows_, &key, &bytes)) return false;
-  if (bytes.sent) table_.Closed(key, bytes.sent);
-  if (bytes.received) received_.Closed(key, bytes.received);
+void TcpCollector::Closed(const uint8_t* key, const uint8_t* value) {
+  tcp_flow_key k;
+  tcp_flow_bytes bytes;
+  std::memcpy(&k, key, sizeof(k));
+  std::memcpy(&bytes, value, sizeof(bytes));
+  if (bytes.sent) table_.Closed(k, bytes.sent);
+  if (bytes.received) received_.Closed(k, bytes.received);
   ++flows_closed_;
-  return true;
 }
 
-size_t TcpCollector::TakeClosedLocked(size_t n) {
+bool TcpCollector::TakeFlowLocked(const tcp_flow_key& key) {
+  // Absent: taken already (a second notice, or a scrape).
+  return TakeLocked(*flows_, &key, [this](const uint8_t* k, const uint8_t* v) { Closed(k, v); });
+}
+
+Result<size_t> TcpCollector::ReadFlowsLocked() {
   // A flow whose socket closed is marked in the kernel map, so a close notice
   // the ring buffer could not hold (or a process that was not running to
   // read it) leaves no entry behind. Where a take is a lookup then a delete
@@ -228,29 +206,19 @@ size_t TcpCollector::TakeClosedLocked(size_t n) {
   // scrape interval has passed since one first saw them closed.
   const bool atomic = flows_->AtomicTake();
   std::set<std::string> closed_now;
-  size_t kept = 0;
-  for (size_t i = 0; i < n; ++i) {
-    const uint8_t* key_at = keys_.data() + i * sizeof(tcp_flow_key);
-    const uint8_t* value_at = values_.data() + i * sizeof(tcp_flow_bytes);
+  auto done = [&](const uint8_t* key, const uint8_t* value) {
     tcp_flow_bytes v;
-    std::memcpy(&v, value_at, sizeof(v));
-    if (v.closed) {
-      std::string id(reinterpret_cast<const char*>(key_at), sizeof(tcp_flow_key));
-      if (atomic || closed_seen_.count(id)) {
-        tcp_flow_key key;
-        std::memcpy(&key, key_at, sizeof(key));
-        if (TakeFlowLocked(key)) continue;
-      }
-      closed_now.insert(std::move(id));
-    }
-    if (kept != i) {
-      std::memmove(keys_.data() + kept * sizeof(tcp_flow_key), key_at, sizeof(tcp_flow_key));
-      std::memmove(values_.data() + kept * sizeof(tcp_flow_bytes), value_at, sizeof(tcp_flow_bytes));
-    }
-    ++kept;
-  }
+    std::memcpy(&v, value, sizeof(v));
+    if (!v.closed) return false;
+    std::string id(reinterpret_cast<const char*>(key), sizeof(tcp_flow_key));
+    const bool take = atomic || closed_seen_.count(id);
+    closed_now.insert(std::move(id));  // taken, or seen closed for the next scrape
+    return take;
+  };
+  auto n = ReadLive(*flows_, keys_, values_, done, [this](const uint8_t* k, const uint8_t* v) { Closed(k, v); },
+                    Taker());
   closed_seen_.swap(closed_now);
-  return kept;
+  return n;
 }
 
 Result<void> TcpCollector::ReadHistogram(tcp_send_hist* out) const {
@@ -288,8 +256,8 @@ std::vector<prometheus::MetricFamily> TcpCollector::Collect(int* errors) {
     s.flows_closed = flows_closed_;
     // Start() made the reader with tcp_flow_key keys and tcp_flow_bytes values;
     // a flow that only received (or only sent) has no series in the other family.
-    if (auto n = flows_->ReadAll(keys_, values_)) {
-      const size_t live = TakeClosedLocked(*n);
+    if (auto n = ReadFlowsLocked()) {
+      const size_t live = *n;
       s.live_flows = live;
       table_.Scrape(keys_.data(), values_.data() + offsetof(tcp_flow_bytes, sent), sizeof(tcp_flow_bytes), live,
                     s.loss.overflow_bytes);
@@ -299,13 +267,13 @@ std::vector<prometheus::MetricFamily> TcpCollector::Collect(int* errors) {
       ++*errors;
       spdlog::debug("collect tcp: {}", n.error().message);
     }
-    s.folded_flows = table_.folded_flows();
+    s.folded_flows = table_.folded();
     flows = table_.Snapshot();
     received = received_.Snapshot();
     state_.Save(lock);  // before what it saves is served
   }
   auto out = TcpFamilies(flows, received, s);
-  AppendProgramFamilies(programs_, &out);
+  AppendProgramFamilies(&out);
   return out;
 }
 
@@ -313,13 +281,6 @@ std::optional<tcp_flow_bytes> TcpCollector::KernelFlow(const tcp_flow_key& key) 
   tcp_flow_bytes bytes;
   if (!flows_->map().Lookup(key, &bytes)) return std::nullopt;
   return bytes;
-}
-
-Result<void> TcpCollector::Ready() const {
-  if (links_.empty()) return Fail("tcp: no program attached");
-  tcp_flow_key key;
-  if (auto read = flows_->map().FirstKey(&key); !read) return Fail("tcp: " + read.error().message);
-  return {};
 }
 
 }  // namespace execflow

@@ -10,7 +10,6 @@
 #include <vector>
 
 #include "bpf/tcp.h"
-#include "exporter/bpf/handles.h"
 #include "exporter/bpf/hooks.h"
 #include "exporter/bpf/map_reader.h"
 #include "exporter/bpf/event_consumer.h"
@@ -44,25 +43,18 @@ std::vector<prometheus::MetricFamily> TcpFamilies(const SeriesSnapshot& sent, co
 class TcpCollector final : public Collector {
  public:
   // `workloads` names the sockets' cgroups (null: no workload labels resolved).
-  // `pin_dir`: where its BPF state is pinned and adopted from ("": nowhere).
+  // `pin_dir`: where its BPF state is pinned and taken over from ("": nowhere).
   // `clock`: what the series tables measure tcp.closed_flow_retention by (tests pass a fake one).
   static Result<std::unique_ptr<TcpCollector>> Start(
       const TcpConfig& config, Transport transport = Transport::kRingbuf,
       std::shared_ptr<WorkloadResolver> workloads = nullptr, const std::string& pin_dir = "",
       SeriesTable<tcp_flow_key>::Clock clock = std::chrono::steady_clock::now);
-  ~TcpCollector() override;
+  ~TcpCollector() override { Stop(); }
 
-  const std::string& Name() const override { return name_; }
   std::vector<prometheus::MetricFamily> Collect(int* errors) override;
-  Result<void> Ready() const override;
-  const std::vector<ProgramInfo>& Programs() const override { return programs_; }
-  const PinStatus& Pinned() const override { return pin_; }
-  void KeepState(std::shared_ptr<StateFile> file, const SavedTables* seed) override;
-  Result<void> StartEvents() override;
-  const std::vector<std::string>& rejected_hooks() const { return rejected_; }
+  const std::string& send_mode() const { return send_mode_; }
   // Takes flows as kernels before 5.14 must (lookup, then delete), for tests.
   void UseLookupThenDelete();
-  const std::string& send_mode() const { return send_mode_; }
   // The kernel map's entry of this flow, if it holds one (for tests and debugging).
   std::optional<tcp_flow_bytes> KernelFlow(const tcp_flow_key& key) const;
   bool TracksFlow(const tcp_flow_key& key) const { return KernelFlow(key).has_value(); }
@@ -70,36 +62,27 @@ class TcpCollector final : public Collector {
  private:
   TcpCollector(const TcpConfig& config, std::shared_ptr<WorkloadResolver> workloads,
                SeriesTable<tcp_flow_key>::Clock clock);
-  void OnClose(const void* data, size_t size);
-  // Takes a flow's final totals out of the kernel map into the tables; false
-  // if it was not there. Called under mu_.
+  // A close notice: the flow's final totals are taken out of the kernel map.
+  void OnRecord(const void* data, size_t size) override;
+  // A flow's final totals, taken out of the kernel map, into the tables.
+  void Closed(const uint8_t* key, const uint8_t* value);
+  // Takes one flow out of the kernel map; false if it was not there. Under mu_.
   bool TakeFlowLocked(const tcp_flow_key& key);
-  // Takes the closed flows among the n entries just read into keys_ and
-  // values_ and packs the others at their front; returns how many are left.
-  // Called under mu_.
-  size_t TakeClosedLocked(size_t n);
+  // Reads the flow map into keys_ and values_, taking the flows that closed;
+  // returns how many are left. Under mu_.
+  Result<size_t> ReadFlowsLocked();
   Result<void> ReadHistogram(tcp_send_hist* out) const;
 
-  const std::string name_ = "tcp";
-  SkelPtr<tcp_bpf> skel_;
-  std::vector<LinkPtr> links_;
-  std::vector<ProgramInfo> programs_;
-  std::vector<UniqueFd> prog_fds_;  // adopted programs (their pinned links run them)
-  PinStatus pin_;
-  std::vector<std::string> rejected_;
+  tcp_bpf* skel_ = nullptr;
   std::string send_mode_;
   std::unique_ptr<BpfMapReader> flows_;
   std::optional<KernelMap> hist_;  // tcp_send_hist, per CPU
   std::shared_ptr<WorkloadResolver> workloads_;
-  std::mutex mu_;  // guards the tables, the read buffers and the map's entries' lifetimes
-  FlowTable table_;     // bytes sent
-  FlowTable received_;  // bytes received
-  std::vector<uint8_t> keys_, values_;  // the flow map as last read, kept for their capacity
-  std::set<std::string> closed_seen_;  // keys marked closed at the last scrape (guarded by mu_)
-  uint64_t flows_closed_ = 0;  // guarded by mu_
-  StateKeeper state_;  // guarded by mu_: both tables in bpf.state_file
-  EventConsumer::Options consumer_options_;
-  std::unique_ptr<EventConsumer> consumer_;
+  FlowTable table_;     // bytes sent; guarded by mu_
+  FlowTable received_;  // bytes received; guarded by mu_
+  std::vector<uint8_t> keys_, values_;  // the flow map as last read, kept for their capacity; guarded by mu_
+  std::set<std::string> closed_seen_;  // keys marked closed at the last scrape; guarded by mu_
+  uint64_t flows_closed_ = 0;          // guarded by mu_
 };
 
 }  // namespace execflow

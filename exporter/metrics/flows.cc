@@ -53,11 +53,11 @@ std::string FormatAddress(uint16_t family, const uint8_t (&addr)[16]) {
 }
 
 FlowTable::FlowTable(FlowLabels labels, size_t max_series, std::chrono::nanoseconds closed_retention,
-                     WorkloadOf workload, SeriesTable<tcp_flow_key>::Clock clock)
-    : labels_(labels),
-      workload_(std::move(workload)),
-      table_([this](const tcp_flow_key& k) { return LabelsOf(k); }, labels.Names(), max_series,
-             closed_retention, std::move(clock)) {}
+                     WorkloadOf workload, Clock clock)
+    : SeriesTable([this](const tcp_flow_key& k) { return LabelsOf(k); }, labels.Names(), max_series,
+                  closed_retention, std::move(clock)),
+      labels_(labels),
+      workload_(std::move(workload)) {}
 
 SeriesLabels FlowTable::LabelsOf(const tcp_flow_key& flow) const {
   SeriesLabels s;

@@ -148,24 +148,10 @@ class SeriesTable {
     for (const auto& name : other_labels) arena_->other.push_back({name, "other"});
   }
 
-  struct Live {
-    Key key;
-    uint64_t value;
-  };
-  // One scrape: every key in the kernel map, and the total the kernel could
-  // not key so far.
-  void Scrape(const std::vector<Live>& live, uint64_t overflow) {
-    if (live.empty()) return ScrapeEntries(nullptr, 0, nullptr, 0, 0, overflow);
-    const auto* base = reinterpret_cast<const uint8_t*>(live.data());
-    ScrapeEntries(base + offsetof(Live, key), sizeof(Live), base + offsetof(Live, value), sizeof(Live),
-                  live.size(), overflow);
-  }
-  // The same from the packed buffers MapReader::ReadAll fills: key i at
+  // One scrape, from the packed buffers MapReader::ReadAll fills: key i at
   // keys + i * sizeof(Key), its u64 value at values + i * value_stride (a
-  // field of a larger value: point `values` at the field).
-  void Scrape(const uint8_t* keys, const uint8_t* values, size_t n, uint64_t overflow) {
-    ScrapeEntries(keys, sizeof(Key), values, sizeof(uint64_t), n, overflow);
-  }
+  // field of a larger value: point `values` at the field); `overflow`: the
+  // total the kernel could not key so far (map full).
   void Scrape(const uint8_t* keys, const uint8_t* values, size_t value_stride, size_t n, uint64_t overflow) {
     ScrapeEntries(keys, sizeof(Key), values, value_stride, n, overflow);
   }

@@ -23,7 +23,7 @@ struct ExecFakes {
   exec_loss loss{};
   ExecTables tables;
   ExecSources Sources(bool with_failures = true) {
-    return {&counts, with_failures ? &failures : nullptr, &loss, 0, nullptr};
+    return {&counts, with_failures ? &failures : nullptr, &loss, 0, nullptr, nullptr};
   }
 };
 
@@ -143,7 +143,7 @@ TEST(CollectExec, KeysOfGoneCgroupsLeaveTheMapAndTheirTotalsStay) {
   const std::string path = TakeJournalPath(dir.path() + "/state.json", "exec");
   auto journal = TakeJournal::Open(path, 0);
   ASSERT_TRUE(journal) << journal.error().message;
-  src.journal = journal->get();
+  src.take = [j = journal->get()](const MapReader& m, const void* k, void* v) { return j->Take(m, k, v); };
   auto fams = CollectExec(src, &f.tables, &errors);
   EXPECT_EQ(FindSample(fams, "execflow_execs_total", nginx)->counter.value, 30) << "final total, once more";
   auto records = LoadTakeJournal(path);

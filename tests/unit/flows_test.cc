@@ -1,3 +1,4 @@
+#include "tests/unit/scrape_live.h"
 #include "tests/unit/tick_clock.h"
 #include "exporter/metrics/flows.h"
 
@@ -55,19 +56,19 @@ TEST(FlowLabels, NamesInFixedOrder) {
 
 TEST(FlowTable, LiveFlowsAreExportedWithTheirBytes) {
   FlowTable t(kAll, 100, std::chrono::seconds(1), nullptr, TickPerScrape());
-  t.Scrape({{V4("127.0.0.1", 40000, "127.0.0.1", 80), 1234567}}, 0);
+  ScrapeLive(t, {{V4("127.0.0.1", 40000, "127.0.0.1", 80), 1234567}}, 0);
   EXPECT_EQ(Exported(t), (std::map<std::string, double>{{"127.0.0.1|40000|127.0.0.1|80", 1234567}}));
   const auto samples = t.Export();
   ASSERT_EQ(samples.size(), 1u);
   std::vector<std::string> names;
   for (const auto& l : samples[0].label) names.push_back(l.name);
   EXPECT_EQ(names, kAll.Names());
-  EXPECT_EQ(t.folded_flows(), 0u);
+  EXPECT_EQ(t.folded(), 0u);
 }
 
 TEST(FlowTable, Ipv4MappedFlowsAreReportedAsIpv4AndShareTheSeries) {
   FlowTable t({true, false, true, true}, 100, std::chrono::seconds(1), nullptr, TickPerScrape());
-  t.Scrape({{V6("::ffff:10.0.0.1", 1, "::ffff:10.0.0.2", 443), 10},
+  ScrapeLive(t, {{V6("::ffff:10.0.0.1", 1, "::ffff:10.0.0.2", 443), 10},
             {V4("10.0.0.1", 2, "10.0.0.2", 443), 5}},
            0);
   EXPECT_EQ(Exported(t), (std::map<std::string, double>{{"10.0.0.1|10.0.0.2|443", 15}}));
@@ -77,10 +78,10 @@ TEST(FlowTable, DroppingSportSumsFlowsAndClosedTotalsStayIn) {
   FlowTable t({true, false, true, true}, 100, std::chrono::seconds(1), nullptr, TickPerScrape());
   const auto a = V4("10.0.0.1", 50001, "10.0.0.9", 443);
   const auto b = V4("10.0.0.1", 50002, "10.0.0.9", 443);
-  t.Scrape({{a, 100}, {b, 50}}, 0);
+  ScrapeLive(t, {{a, 100}, {b, 50}}, 0);
   EXPECT_EQ(Exported(t)["10.0.0.1|10.0.0.9|443"], 150);
   t.Closed(a, 130);  // 30 more bytes arrived before it closed
-  t.Scrape({{b, 60}}, 0);
+  ScrapeLive(t, {{b, 60}}, 0);
   EXPECT_EQ(Exported(t)["10.0.0.1|10.0.0.9|443"], 190);
 }
 
@@ -88,14 +89,14 @@ TEST(FlowTable, ClosedFlowIsShownForRetentionScrapesThenRemoved) {
   for (uint32_t retention : {1u, 3u}) {
     FlowTable t(kAll, 100, std::chrono::seconds(retention), nullptr, TickPerScrape());
     const auto a = V4("10.0.0.1", 50001, "10.0.0.9", 443);
-    t.Scrape({{a, 100}}, 0);
+    ScrapeLive(t, {{a, 100}}, 0);
     t.Closed(a, 100);  // no new bytes, but it closed
     // Shown by the first scrape after the close, then for the retention.
     for (uint32_t i = 0; i <= retention; ++i) {
-      t.Scrape({}, 0);
+      ScrapeLive(t, {}, 0);
       EXPECT_EQ(Exported(t)["10.0.0.1|50001|10.0.0.9|443"], 100) << retention << " " << i;
     }
-    t.Scrape({}, 0);
+    ScrapeLive(t, {}, 0);
     EXPECT_TRUE(Exported(t).empty()) << retention;
   }
 }
@@ -103,7 +104,7 @@ TEST(FlowTable, ClosedFlowIsShownForRetentionScrapesThenRemoved) {
 TEST(FlowTable, ShortFlowBetweenScrapesIsStillCounted) {
   FlowTable t(kAll, 100, std::chrono::seconds(1), nullptr, TickPerScrape());
   t.Closed(V4("10.0.0.1", 1, "10.0.0.2", 2), 777);
-  t.Scrape({}, 0);
+  ScrapeLive(t, {}, 0);
   EXPECT_EQ(Exported(t)["10.0.0.1|1|10.0.0.2|2"], 777);
 }
 
@@ -113,13 +114,13 @@ TEST(FlowTable, ClosedFlowIsExportedForItsRetentionHoweverManyScrape) {
   // final total, so none of them misses it.
   FlowTable t(kAll, 100, std::chrono::seconds(300), nullptr, TickPerScrape());
   const auto flow = V4("10.0.0.1", 1, "10.0.0.2", 2);
-  t.Scrape({{flow, 100}}, 0);
+  ScrapeLive(t, {{flow, 100}}, 0);
   t.Closed(flow, 150);
   for (int i = 0; i <= 300; ++i) {  // the first scrape that shows it, then 300 s
-    t.Scrape({}, 0);
+    ScrapeLive(t, {}, 0);
     ASSERT_EQ(Exported(t)["10.0.0.1|1|10.0.0.2|2"], 150) << "scrape " << i;
   }
-  t.Scrape({}, 0);
+  ScrapeLive(t, {}, 0);
   EXPECT_EQ(Exported(t).count("10.0.0.1|1|10.0.0.2|2"), 0u) << "gone after its retention";
 }
 
@@ -127,13 +128,13 @@ TEST(FlowTable, ClosedSeriesNeverTakeTheRoomOfLiveOnes) {
   FlowTable t(kAll, 2, std::chrono::seconds(300), nullptr, TickPerScrape());
   const auto a = V4("10.0.0.1", 1, "10.0.0.2", 80), b = V4("10.0.0.1", 2, "10.0.0.2", 80);
   const auto c = V4("10.0.0.1", 3, "10.0.0.2", 80), d = V4("10.0.0.1", 4, "10.0.0.2", 80);
-  t.Scrape({{a, 1}, {b, 2}}, 0);
+  ScrapeLive(t, {{a, 1}, {b, 2}}, 0);
   t.Closed(a, 1);
   t.Closed(b, 2);
-  t.Scrape({}, 0);  // a and b are retained now
-  t.Scrape({{c, 3}, {d, 4}}, 0);
+  ScrapeLive(t, {}, 0);  // a and b are retained now
+  ScrapeLive(t, {{c, 3}, {d, 4}}, 0);
   auto e = Exported(t);
-  EXPECT_EQ(t.folded_flows(), 0u) << "two live flows, two live series";
+  EXPECT_EQ(t.folded(), 0u) << "two live flows, two live series";
   EXPECT_EQ(e["10.0.0.1|3|10.0.0.2|80"], 3);
   EXPECT_EQ(e["10.0.0.1|4|10.0.0.2|80"], 4);
   EXPECT_EQ(e["10.0.0.1|1|10.0.0.2|80"], 1) << "still retained";
@@ -145,10 +146,10 @@ TEST(FlowTable, RetainedSeriesBeyondMaxSeriesGoOldestFirst) {
   FlowTable t(kAll, 2, std::chrono::seconds(300), nullptr, TickPerScrape());
   for (uint16_t p = 1; p <= 4; ++p) {  // four flows, one closing per scrape
     const auto f = V4("10.0.0.1", p, "10.0.0.2", 80);
-    t.Scrape({{f, p}}, 0);
+    ScrapeLive(t, {{f, p}}, 0);
     t.Closed(f, p);
   }
-  t.Scrape({}, 0);
+  ScrapeLive(t, {}, 0);
   auto e = Exported(t);
   EXPECT_EQ(e.size(), 2u) << "room for two retained series";
   EXPECT_EQ(e["10.0.0.1|3|10.0.0.2|80"], 3);
@@ -157,12 +158,12 @@ TEST(FlowTable, RetainedSeriesBeyondMaxSeriesGoOldestFirst) {
 
 TEST(FlowTable, OverMaxSeriesFoldsIntoOtherAndTotalsStayExact) {
   FlowTable t(kAll, 2, std::chrono::seconds(1), nullptr, TickPerScrape());
-  std::vector<FlowTable::LiveFlow> live;
+  std::vector<Live<tcp_flow_key>> live;
   for (uint16_t p = 1; p <= 5; ++p) live.push_back({V4("10.0.0.1", p, "10.0.0.2", 80), 10u * p});
-  t.Scrape(live, 0);
+  ScrapeLive(t, live, 0);
   auto e = Exported(t);
   EXPECT_EQ(e.size(), 3u);
-  EXPECT_EQ(t.folded_flows(), 3u);
+  EXPECT_EQ(t.folded(), 3u);
   double total = 0;
   for (const auto& [_, v] : e) total += v;
   EXPECT_EQ(total, 10 + 20 + 30 + 40 + 50);
@@ -171,9 +172,9 @@ TEST(FlowTable, OverMaxSeriesFoldsIntoOtherAndTotalsStayExact) {
 
 TEST(FlowTable, KernelOverflowBytesGoToOther) {
   FlowTable t(kAll, 10, std::chrono::seconds(1), nullptr, TickPerScrape());
-  t.Scrape({{V4("10.0.0.1", 1, "10.0.0.2", 80), 5}}, 1000);
+  ScrapeLive(t, {{V4("10.0.0.1", 1, "10.0.0.2", 80), 5}}, 1000);
   EXPECT_EQ(Exported(t)["other|other|other|other"], 1000);
-  t.Scrape({{V4("10.0.0.1", 1, "10.0.0.2", 80), 5}}, 1500);
+  ScrapeLive(t, {{V4("10.0.0.1", 1, "10.0.0.2", 80), 5}}, 1500);
   EXPECT_EQ(Exported(t)["other|other|other|other"], 1500);
 }
 
@@ -183,7 +184,7 @@ TEST(FlowTable, NoSeriesEverDecreasesAcrossFoldingAndCloses) {
   std::map<std::string, double> last;
   uint64_t bytes[8] = {};
   for (int round = 0; round < 200; ++round) {
-    std::vector<FlowTable::LiveFlow> live;
+    std::vector<Live<tcp_flow_key>> live;
     for (uint16_t f = 0; f < 8; ++f) {
       auto key = V4("10.0.0.1", 1000 + f, "10.0.0.2", 80 + (f % 4));
       const uint64_t add = (round * 7 + f * 13) % 11;
@@ -195,7 +196,7 @@ TEST(FlowTable, NoSeriesEverDecreasesAcrossFoldingAndCloses) {
         live.push_back({key, bytes[f]});
       }
     }
-    t.Scrape(live, 0);
+    ScrapeLive(t, live, 0);
     auto now = Exported(t);
     for (const auto& [k, v] : now) {
       if (last.count(k)) {
@@ -210,12 +211,12 @@ TEST(FlowTable, ARestartSeededWithTheStateExportsTheSameAndGoesOnExactly) {
   const FlowLabels no_sport{true, false, true, true};
   FlowTable old(no_sport, 100, std::chrono::seconds(60), nullptr, TickPerScrape());
   // Three short connections to one server port closed; one still open.
-  old.Scrape({{V4("10.0.0.1", 40001, "10.0.0.2", 80), 100}, {V4("10.0.0.1", 40002, "10.0.0.2", 80), 200}}, 0);
+  ScrapeLive(old, {{V4("10.0.0.1", 40001, "10.0.0.2", 80), 100}, {V4("10.0.0.1", 40002, "10.0.0.2", 80), 200}}, 0);
   old.Closed(V4("10.0.0.1", 40001, "10.0.0.2", 80), 150);
   old.Closed(V4("10.0.0.1", 40002, "10.0.0.2", 80), 250);
   old.Closed(V4("10.0.0.1", 40003, "10.0.0.2", 80), 1000);  // never seen live
-  const std::vector<FlowTable::LiveFlow> live = {{V4("10.0.0.1", 40004, "10.0.0.2", 80), 7}};
-  old.Scrape(live, 0);
+  const std::vector<Live<tcp_flow_key>> live = {{V4("10.0.0.1", 40004, "10.0.0.2", 80), 7}};
+  ScrapeLive(old, live, 0);
   const auto before = Exported(old);
   EXPECT_EQ(before, (std::map<std::string, double>{{"10.0.0.1|10.0.0.2|80", 1407}}));
 
@@ -226,12 +227,12 @@ TEST(FlowTable, ARestartSeededWithTheStateExportsTheSameAndGoesOnExactly) {
 
   FlowTable fresh(no_sport, 100, std::chrono::seconds(60), nullptr, TickPerScrape());
   ASSERT_TRUE(fresh.ImportState(state));
-  fresh.Scrape(live, 0);
+  ScrapeLive(fresh, live, 0);
   EXPECT_EQ(Exported(fresh), before);
 
   for (FlowTable* t : {&old, &fresh}) {
     t->Closed(V4("10.0.0.1", 40004, "10.0.0.2", 80), 10);
-    t->Scrape({{V4("10.0.0.1", 40005, "10.0.0.2", 80), 5}}, 0);
+    ScrapeLive(*t, {{V4("10.0.0.1", 40005, "10.0.0.2", 80), 5}}, 0);
   }
   EXPECT_EQ(Exported(fresh), Exported(old));
   EXPECT_EQ(Exported(fresh), (std::map<std::string, double>{{"10.0.0.1|10.0.0.2|80", 1415}}));
@@ -245,7 +246,7 @@ TEST(FlowTable, SumOfSeriesEqualsBytesSentWhileNothingExpires) {
   uint64_t bytes[6] = {};
   double sent = 0;
   for (int round = 0; round < 100; ++round) {
-    std::vector<FlowTable::LiveFlow> live;
+    std::vector<Live<tcp_flow_key>> live;
     for (uint16_t f = 0; f < 6; ++f) {
       auto key = V4("10.0.0.1", 2000 + f, "10.0.0.2", 8000 + f);
       bytes[f] += round + f;
@@ -257,7 +258,7 @@ TEST(FlowTable, SumOfSeriesEqualsBytesSentWhileNothingExpires) {
         live.push_back({key, bytes[f]});
       }
     }
-    t.Scrape(live, 0);
+    ScrapeLive(t, live, 0);
     double total = 0;
     for (const auto& s : t.Export()) total += s.counter.value;
     EXPECT_EQ(total, sent) << round;

@@ -1,3 +1,4 @@
+#include "tests/unit/scrape_live.h"
 #include "tests/unit/tick_clock.h"
 #include "exporter/metrics/series_table.h"
 
@@ -27,7 +28,7 @@ class ReferenceTable {
       : labels_(std::move(labels)), other_labels_(std::move(other_labels)),
         max_series_(max_series), retention_(retention) {}
 
-  void Scrape(const std::vector<SeriesTable<TestKey>::Live>& live, uint64_t overflow) {
+  void Scrape(const std::vector<Live<TestKey>>& live, uint64_t overflow) {
     for (auto& [_, s] : series_) s.live = false;
     folded_ = 0;
     ++scrapes_;
@@ -143,7 +144,7 @@ class ReferenceTable {
 };
 
 using Table = SeriesTable<TestKey>;
-using Live = Table::Live;
+using Entry = Live<TestKey>;
 
 // label value -> counter, whatever the order of the samples.
 std::map<std::string, double> Samples(const std::vector<prometheus::ClientMetric>& samples) {
@@ -159,25 +160,15 @@ std::map<std::string, double> Samples(const std::vector<prometheus::ClientMetric
 
 SeriesLabels ById(const TestKey& k) { return {{{"id", std::to_string(k.id)}}, true}; }
 
-// The scrape path from MapReader::ReadAll's packed buffers.
-void ScrapePacked(Table& t, const std::vector<Live>& live, uint64_t overflow) {
-  std::vector<uint8_t> keys(live.size() * sizeof(TestKey)), values(live.size() * sizeof(uint64_t));
-  for (size_t i = 0; i < live.size(); ++i) {
-    std::memcpy(keys.data() + i * sizeof(TestKey), &live[i].key, sizeof(TestKey));
-    std::memcpy(values.data() + i * sizeof(uint64_t), &live[i].value, sizeof(uint64_t));
-  }
-  t.Scrape(keys.data(), values.data(), live.size(), overflow);
-}
-
 TEST(SeriesTable, KeysReadInAnotherOrderKeepTheirOwnDeltas) {
   Table t(ById, {"id"}, 100, std::chrono::seconds(1), TickPerScrape());
-  t.Scrape({{{1}, 10}, {{2}, 20}, {{3}, 30}}, 0);
+  ScrapeLive(t, {{{1}, 10}, {{2}, 20}, {{3}, 30}}, 0);
   // Reversed, one key gone (no close), one new in the middle.
-  t.Scrape({{{3}, 35}, {{4}, 4}, {{1}, 11}}, 0);
+  ScrapeLive(t, {{{3}, 35}, {{4}, 4}, {{1}, 11}}, 0);
   EXPECT_EQ(Samples(t.Export()), (std::map<std::string, double>{
                                      {"id=1", 11}, {"id=2", 20}, {"id=3", 35}, {"id=4", 4}}));
   // Key 2 is back with a new entry: it restarts below what was seen.
-  ScrapePacked(t, {{{2}, 5}, {{1}, 12}, {{3}, 35}, {{4}, 4}}, 0);
+  ScrapeLive(t, {{{2}, 5}, {{1}, 12}, {{3}, 35}, {{4}, 4}}, 0);
   EXPECT_EQ(Samples(t.Export()), (std::map<std::string, double>{
                                      {"id=1", 12}, {"id=2", 25}, {"id=3", 35}, {"id=4", 4}}));
 }
@@ -187,32 +178,32 @@ TEST(SeriesTable, ASeriesWhoseLabelsChangeKeepsWhatItHadAndTheKeyMovesOn) {
   bool named = false;
   Table t([&](const TestKey&) { return SeriesLabels{{{"pod", pod}}, named}; }, {"pod"}, 100,
           std::chrono::seconds(1), TickPerScrape());
-  t.Scrape({{{1}, 100}}, 0);
+  ScrapeLive(t, {{{1}, 100}}, 0);
   EXPECT_EQ(Samples(t.Export()), (std::map<std::string, double>{{"pod=", 100}}));
   pod = "web";
   named = true;
-  t.Scrape({{{1}, 150}}, 0);
+  ScrapeLive(t, {{{1}, 150}}, 0);
   EXPECT_EQ(Samples(t.Export()), (std::map<std::string, double>{{"pod=", 100}, {"pod=web", 50}}));
   pod = "renamed";  // final labels are not asked again
-  t.Scrape({{{1}, 170}}, 0);
+  ScrapeLive(t, {{{1}, 170}}, 0);
   EXPECT_EQ(Samples(t.Export()), (std::map<std::string, double>{{"pod=web", 70}}))
       << "the provisional series had no delta for a scrape: forgotten after retention 1";
 }
 
 TEST(SeriesTable, ASeriesRemovedAfterRetentionIsGoneAndASnapshotStillBuildsIt) {
   Table t(ById, {"id"}, 100, std::chrono::seconds(1), TickPerScrape());
-  t.Scrape({{{1}, 7}, {{2}, 9}}, 0);
+  ScrapeLive(t, {{{1}, 7}, {{2}, 9}}, 0);
   t.Closed({1}, 8);
-  t.Scrape({{{2}, 9}}, 0);
+  ScrapeLive(t, {{{2}, 9}}, 0);
   EXPECT_EQ(Samples(t.Export()), (std::map<std::string, double>{{"id=1", 8}, {"id=2", 9}}))
       << "exported for one more scrape after its close";
   const SeriesSnapshot before = t.Snapshot();
-  t.Scrape({{{2}, 9}, {{3}, 1}}, 0);
+  ScrapeLive(t, {{{2}, 9}, {{3}, 1}}, 0);
   EXPECT_EQ(Samples(t.Export()), (std::map<std::string, double>{{"id=1", 8}, {"id=2", 9}, {"id=3", 1}}))
       << "and for its retention (one scrape here) after the first scrape that showed it";
-  t.Scrape({{{2}, 9}, {{3}, 1}}, 0);
+  ScrapeLive(t, {{{2}, 9}, {{3}, 1}}, 0);
   EXPECT_EQ(Samples(t.Export()), (std::map<std::string, double>{{"id=2", 9}, {"id=3", 1}}));
-  t.Scrape({{{2}, 9}, {{3}, 1}, {{4}, 2}}, 0);  // id 4 takes id 1's place in the table
+  ScrapeLive(t, {{{2}, 9}, {{3}, 1}, {{4}, 2}}, 0);  // id 4 takes id 1's place in the table
   EXPECT_EQ(Samples(t.Export()), (std::map<std::string, double>{{"id=2", 9}, {"id=3", 1}, {"id=4", 2}}));
   EXPECT_EQ(Samples(before.Build()), (std::map<std::string, double>{{"id=1", 8}, {"id=2", 9}}))
       << "a snapshot taken before keeps its labels and values";
@@ -220,26 +211,26 @@ TEST(SeriesTable, ASeriesRemovedAfterRetentionIsGoneAndASnapshotStillBuildsIt) {
 
 TEST(SeriesTable, AFoldedKeyIsAdmittedOnceASeriesStopsBeingLive) {
   Table t(ById, {"id"}, 1, std::chrono::seconds(1), TickPerScrape());
-  t.Scrape({{{1}, 10}, {{2}, 20}}, 0);
+  ScrapeLive(t, {{{1}, 10}, {{2}, 20}}, 0);
   EXPECT_EQ(t.folded(), 1u);
   EXPECT_EQ(Samples(t.Export()), (std::map<std::string, double>{{"id=1", 10}, {"id=other", 20}}));
   t.Closed({1}, 10);
-  t.Scrape({{{2}, 25}}, 0);  // id 1 is retained from the end of this scrape
+  ScrapeLive(t, {{{2}, 25}}, 0);  // id 1 is retained from the end of this scrape
   EXPECT_EQ(t.folded(), 1u);
-  t.Scrape({{{2}, 27}}, 0);  // a retained series leaves its room to live ones
+  ScrapeLive(t, {{{2}, 27}}, 0);  // a retained series leaves its room to live ones
   EXPECT_EQ(t.folded(), 0u);
   EXPECT_EQ(Samples(t.Export()), (std::map<std::string, double>{{"id=1", 10}, {"id=2", 2}, {"id=other", 25}}))
       << "only the deltas after admission go to the key's own series";
-  t.Scrape({{{2}, 30}}, 0);
+  ScrapeLive(t, {{{2}, 30}}, 0);
   EXPECT_EQ(Samples(t.Export()), (std::map<std::string, double>{{"id=2", 5}, {"id=other", 25}}))
       << "id 1's retention ended";
 }
 
 TEST(SeriesTable, ABuildIsTheSamplesOfTheScrapeItWasTakenAt) {
   Table t(ById, {"id"}, 100, std::chrono::seconds(5), TickPerScrape());
-  t.Scrape({{{1}, 1}, {{2}, 2}}, 3);
+  ScrapeLive(t, {{{1}, 1}, {{2}, 2}}, 3);
   const SeriesSnapshot first = t.Snapshot();
-  t.Scrape({{{1}, 10}, {{2}, 20}}, 30);
+  ScrapeLive(t, {{{1}, 10}, {{2}, 20}}, 30);
   EXPECT_EQ(Samples(first.Build()),
             (std::map<std::string, double>{{"id=1", 1}, {"id=2", 2}, {"id=other", 3}}));
   EXPECT_EQ(Samples(t.Snapshot().Build()),
@@ -250,13 +241,13 @@ TEST(SeriesTable, ABuildIsTheSamplesOfTheScrapeItWasTakenAt) {
 TEST(SeriesTable, SnapshotsOutliveTheLabelsOfThousandsOfForgottenSeries) {
   // Enough series forgotten for the table to move the labels still in use.
   Table t(ById, {"id"}, 100000, std::chrono::seconds(1), TickPerScrape());
-  std::vector<Live> all;
+  std::vector<Entry> all;
   for (uint32_t id = 0; id < 5000; ++id) all.push_back({{id}, id + 1u});
-  t.Scrape(all, 0);
+  ScrapeLive(t, all, 0);
   const SeriesSnapshot before = t.Snapshot();
-  std::vector<Live> kept(all.begin(), all.begin() + 500);
+  std::vector<Entry> kept(all.begin(), all.begin() + 500);
   for (uint32_t id = 500; id < 5000; ++id) t.Closed({id}, id + 1u);
-  for (int i = 0; i < 3; ++i) t.Scrape(kept, 0);
+  for (int i = 0; i < 3; ++i) ScrapeLive(t, kept, 0);
   std::map<std::string, double> want;
   for (const auto& l : kept) want["id=" + std::to_string(l.key.id)] = l.value;
   EXPECT_EQ(Samples(t.Export()), want);
@@ -264,7 +255,7 @@ TEST(SeriesTable, SnapshotsOutliveTheLabelsOfThousandsOfForgottenSeries) {
   EXPECT_EQ(old.size(), 5000u);
   EXPECT_EQ(old.at("id=4999"), 5000);
   for (uint32_t id = 5000; id < 5100; ++id) kept.push_back({{id}, 1});  // new series after the move
-  t.Scrape(kept, 0);
+  ScrapeLive(t, kept, 0);
   want.clear();
   for (const auto& l : kept) want["id=" + std::to_string(l.key.id)] = l.value;
   EXPECT_EQ(Samples(t.Export()), want);
@@ -279,9 +270,9 @@ SeriesLabels ByGroup(const TestKey& k) { return {{{"g", std::to_string(k.id / 10
 TEST(SeriesTable, ATableSeededWithAnotherOnesStateGoesOnExactlyAsIt) {
   // Two series room: group 2 folds into "other"; group 0 sums a closed key and a live one.
   Table old(ByGroup, {"g"}, 2, std::chrono::seconds(100), TickPerScrape());
-  old.Scrape({{{1}, 10}, {{2}, 20}, {{11}, 5}, {{21}, 7}}, 3);
+  ScrapeLive(old, {{{1}, 10}, {{2}, 20}, {{11}, 5}, {{21}, 7}}, 3);
   old.Closed({1}, 12);
-  old.Scrape({{{2}, 20}, {{11}, 5}, {{21}, 7}}, 3);
+  ScrapeLive(old, {{{2}, 20}, {{11}, 5}, {{21}, 7}}, 3);
   const auto before = Samples(old.Export());
   EXPECT_EQ(before, (std::map<std::string, double>{{"g=0", 32}, {"g=1", 5}, {"g=other", 10}}));
 
@@ -295,7 +286,7 @@ TEST(SeriesTable, ATableSeededWithAnotherOnesStateGoesOnExactlyAsIt) {
   // A restart that adopts the kernel maps: the same live keys, read whole.
   Table fresh(ByGroup, {"g"}, 2, std::chrono::seconds(100), TickPerScrape());
   ASSERT_TRUE(fresh.ImportState(state));
-  fresh.Scrape({{{2}, 20}, {{11}, 5}, {{21}, 7}}, 3);
+  ScrapeLive(fresh, {{{2}, 20}, {{11}, 5}, {{21}, 7}}, 3);
   EXPECT_EQ(Samples(fresh.Export()), before);
   EXPECT_EQ(fresh.folded(), old.folded());
   EXPECT_EQ(fresh.ExportState(), state);
@@ -303,7 +294,7 @@ TEST(SeriesTable, ATableSeededWithAnotherOnesStateGoesOnExactlyAsIt) {
   // Then the same deltas as the table that never restarted.
   for (Table* t : {&old, &fresh}) {
     t->Closed({11}, 9);
-    t->Scrape({{{2}, 30}, {{3}, 4}, {{21}, 8}, {{22}, 1}}, 5);
+    ScrapeLive(*t, {{{2}, 30}, {{3}, 4}, {{21}, 8}, {{22}, 1}}, 5);
   }
   EXPECT_EQ(Samples(fresh.Export()), Samples(old.Export()));
   EXPECT_EQ(Samples(fresh.Export()),
@@ -313,15 +304,15 @@ TEST(SeriesTable, ATableSeededWithAnotherOnesStateGoesOnExactlyAsIt) {
 
 TEST(SeriesTable, ARetiredSeriesIsSeededWithItsFinalTotalAndRetainedAgain) {
   Table old(ById, {"id"}, 100, std::chrono::seconds(2), TickPerScrape());
-  old.Scrape({{{1}, 10}, {{2}, 20}}, 0);
+  ScrapeLive(old, {{{1}, 10}, {{2}, 20}}, 0);
   old.Closed({1}, 15);
-  old.Scrape({{{2}, 20}}, 0);
+  ScrapeLive(old, {{{2}, 20}}, 0);
   Table fresh(ById, {"id"}, 100, std::chrono::seconds(2), TickPerScrape());
   ASSERT_TRUE(fresh.ImportState(old.ExportState()));
-  fresh.Scrape({{{2}, 20}}, 0);
+  ScrapeLive(fresh, {{{2}, 20}}, 0);
   EXPECT_EQ(Samples(fresh.Export()), (std::map<std::string, double>{{"id=1", 15}, {"id=2", 20}}));
-  fresh.Scrape({{{2}, 20}}, 0);
-  fresh.Scrape({{{2}, 20}}, 0);
+  ScrapeLive(fresh, {{{2}, 20}}, 0);
+  ScrapeLive(fresh, {{{2}, 20}}, 0);
   EXPECT_EQ(Samples(fresh.Export()), (std::map<std::string, double>{{"id=2", 20}}))
       << "retention counts again from the restart";
 }
@@ -334,10 +325,10 @@ TEST(SeriesTable, AKeyThatMovedSeriesKeepsItsBaseAndNothingIsNegative) {
   bool named = false;
   auto labels = [&](const TestKey&) { return SeriesLabels{{{"pod", pod}}, named}; };
   Table old(labels, {"pod"}, 100, std::chrono::seconds(100), TickPerScrape());
-  old.Scrape({{{1}, 100}}, 0);
+  ScrapeLive(old, {{{1}, 100}}, 0);
   pod = "web";
   named = true;
-  old.Scrape({{{1}, 150}}, 0);
+  ScrapeLive(old, {{{1}, 150}}, 0);
   const SeriesTableState state = old.ExportState();
   ASSERT_EQ(state.series.size(), 2u);
   EXPECT_EQ(state.series[0], (SeriesState{{{"pod", "web"}}, 0, true})) << "all it has is its key's 50";
@@ -346,9 +337,9 @@ TEST(SeriesTable, AKeyThatMovedSeriesKeepsItsBaseAndNothingIsNegative) {
   EXPECT_EQ(state.keys[0], (KeyState{std::string("\x01\0\0\0\0\0\0\0", 8), 0, 100}));
   Table fresh(labels, {"pod"}, 100, std::chrono::seconds(100), TickPerScrape());
   ASSERT_TRUE(fresh.ImportState(state));
-  fresh.Scrape({{{1}, 150}}, 0);
+  ScrapeLive(fresh, {{{1}, 150}}, 0);
   EXPECT_EQ(Samples(fresh.Export()), Samples(old.Export()));
-  fresh.Scrape({{{1}, 170}}, 0);
+  ScrapeLive(fresh, {{{1}, 170}}, 0);
   EXPECT_EQ(Samples(fresh.Export()), (std::map<std::string, double>{{"pod=", 100}, {"pod=web", 70}}));
 }
 
@@ -360,7 +351,7 @@ TEST(SeriesTable, RestoredKeysStayInTheirSeriesWhateverTheirLabelsAreNow) {
   bool named = true;
   auto labels = [&](const TestKey&) { return SeriesLabels{{{"pod", pod}}, named}; };
   Table old(labels, {"pod"}, 100, std::chrono::seconds(100), TickPerScrape());
-  old.Scrape({{{1}, 40}, {{2}, 7}}, 0);
+  ScrapeLive(old, {{{1}, 40}, {{2}, 7}}, 0);
   const SeriesTableState state = old.ExportState();
   EXPECT_EQ(state.series, (std::vector<SeriesState>{{{{"pod", "web"}}, 0, true}}));
 
@@ -368,10 +359,10 @@ TEST(SeriesTable, RestoredKeysStayInTheirSeriesWhateverTheirLabelsAreNow) {
   named = false;
   Table fresh(labels, {"pod"}, 100, std::chrono::seconds(100), TickPerScrape());
   ASSERT_TRUE(fresh.ImportState(state));
-  fresh.Scrape({{{1}, 40}, {{2}, 9}}, 0);
+  ScrapeLive(fresh, {{{1}, 40}, {{2}, 9}}, 0);
   EXPECT_EQ(Samples(fresh.Export()), (std::map<std::string, double>{{"pod=web", 49}}));
   fresh.Closed({1}, 41);
-  fresh.Scrape({{{2}, 9}, {{3}, 5}}, 0);
+  ScrapeLive(fresh, {{{2}, 9}, {{3}, 5}}, 0);
   EXPECT_EQ(Samples(fresh.Export()), (std::map<std::string, double>{{"pod=web", 50}, {"pod=", 5}}))
       << "a new key is labelled as it is now";
 }
@@ -384,8 +375,8 @@ TEST(SeriesTable, AProvisionalKeyIsNamedAfterARestartAndMovesOnlyItsLaterCounts)
   bool named = false;
   auto labels = [&](const TestKey&) { return SeriesLabels{{{"pod", pod}}, named}; };
   Table old(labels, {"pod"}, 100, std::chrono::seconds(100), TickPerScrape());
-  old.Scrape({{{1}, 30}}, 0);
-  old.Scrape({{{1}, 40}}, 0);
+  ScrapeLive(old, {{{1}, 30}}, 0);
+  ScrapeLive(old, {{{1}, 40}}, 0);
   const SeriesTableState state = old.ExportState();
   ASSERT_EQ(state.keys.size(), 1u);
   EXPECT_TRUE(state.keys[0].provisional);
@@ -395,9 +386,9 @@ TEST(SeriesTable, AProvisionalKeyIsNamedAfterARestartAndMovesOnlyItsLaterCounts)
   named = true;
   Table fresh(labels, {"pod"}, 100, std::chrono::seconds(100), TickPerScrape());
   ASSERT_TRUE(fresh.ImportState(state));
-  fresh.Scrape({{{1}, 45}}, 0);
+  ScrapeLive(fresh, {{{1}, 45}}, 0);
   EXPECT_EQ(Samples(fresh.Export()), (std::map<std::string, double>{{"pod=", 40}, {"pod=web", 5}}));
-  fresh.Scrape({{{1}, 50}}, 0);
+  ScrapeLive(fresh, {{{1}, 50}}, 0);
   EXPECT_EQ(Samples(fresh.Export()), (std::map<std::string, double>{{"pod=", 40}, {"pod=web", 10}}));
 }
 
@@ -428,7 +419,7 @@ TEST(SeriesTable, AStateItCouldNotHaveExportedIsRefused) {
   for (int i = 2; i < 7; ++i) bad.series.push_back({{{"id", std::to_string(i)}}, 1, false});
   EXPECT_FALSE(t.ImportState(bad)) << "more series than 2 x max_series";
   EXPECT_FALSE(t.ImportState(state(), /*max_keys=*/0)) << "more keys than the map holds";
-  t.Scrape({}, 0);
+  ScrapeLive(t, {}, 0);
   EXPECT_TRUE(t.Export().empty());
   EXPECT_TRUE(t.ImportState(state()));
 }
@@ -436,25 +427,25 @@ TEST(SeriesTable, AStateItCouldNotHaveExportedIsRefused) {
 TEST(SeriesTable, AStateOfOtherLabelNamesIsRefusedAndChangesNothing) {
   Table old(ById, {"id"}, 100, std::chrono::seconds(100), TickPerScrape());
   old.Closed({1}, 5);
-  old.Scrape({}, 0);
+  ScrapeLive(old, {}, 0);
   Table other(ByGroup, {"g"}, 100, std::chrono::seconds(100), TickPerScrape());
   EXPECT_FALSE(other.ImportState(old.ExportState()));
-  other.Scrape({}, 0);
+  ScrapeLive(other, {}, 0);
   EXPECT_TRUE(other.Export().empty());
 }
 
 TEST(SeriesTable, ChangesMoveOnlyWhenTheRetiredStateMayHave) {
   Table t(ById, {"id"}, 100, std::chrono::seconds(100), TickPerScrape());
-  t.Scrape({{{1}, 10}, {{2}, 20}}, 0);
+  ScrapeLive(t, {{{1}, 10}, {{2}, 20}}, 0);
   uint64_t c = t.changes();
-  t.Scrape({{{1}, 11}, {{2}, 25}}, 4);
+  ScrapeLive(t, {{{1}, 11}, {{2}, 25}}, 4);
   EXPECT_EQ(t.changes(), c) << "live keys counting and the kernel's overflow retire nothing";
   t.Closed({1}, 12);
   EXPECT_GT(t.changes(), c);
   c = t.changes();
-  t.Scrape({{{2}, 26}}, 4);
+  ScrapeLive(t, {{{2}, 26}}, 4);
   c = t.changes();
-  t.Scrape({}, 4);  // key 2 vanished without a close
+  ScrapeLive(t, {}, 4);  // key 2 vanished without a close
   EXPECT_GT(t.changes(), c);
 }
 
@@ -471,16 +462,16 @@ TEST(SeriesTable, EveryScrapeEqualsTheReferenceTable) {
     };
     Table table(labels, {"g"}, max_series, std::chrono::seconds(retention), TickPerScrape());
     ReferenceTable ref(labels, {"g"}, max_series, retention);
-    std::vector<Live> map;  // the kernel map in its read order
+    std::vector<Entry> map;  // the kernel map in its read order
     uint64_t overflow = 0;
     uint32_t next_id = 0;
     for (int scrape = 0; scrape < 300; ++scrape) {
       for (int i = pick(6); i > 0; --i) {  // new keys, anywhere in the order
         const uint32_t id = next_id++ % 60;  // ids come back: a reused 4-tuple
-        if (std::any_of(map.begin(), map.end(), [&](const Live& l) { return l.key.id == id; })) continue;
+        if (std::any_of(map.begin(), map.end(), [&](const Entry& l) { return l.key.id == id; })) continue;
         group[id] = pick(30);
         if (pick(4) == 0) provisional.insert(id);
-        map.insert(map.begin() + pick(map.size() + 1), Live{{id}, pick(50)});
+        map.insert(map.begin() + pick(map.size() + 1), Entry{{id}, pick(50)});
       }
       for (auto& l : map) l.value += pick(3) == 0 ? 0 : pick(1000);
       for (int i = pick(3); i > 0 && !map.empty(); --i) {  // closes
@@ -501,11 +492,7 @@ TEST(SeriesTable, EveryScrapeEqualsTheReferenceTable) {
         }
       }
       overflow += pick(4) == 0 ? pick(500) : 0;
-      if (scrape % 2) {
-        table.Scrape(map, overflow);
-      } else {
-        ScrapePacked(table, map, overflow);
-      }
+      ScrapeLive(table, map, overflow);
       ref.Scrape(map, overflow);
       ASSERT_EQ(Samples(table.Export()), Samples(ref.Export())) << "seed " << seed << " scrape " << scrape;
       ASSERT_EQ(table.folded(), ref.folded()) << "seed " << seed << " scrape " << scrape;
