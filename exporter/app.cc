@@ -287,20 +287,11 @@ Result<Collectors> StartCollectors(const Config& config, bool pin) {
   return c;
 }
 
-// bpf.state_file: seeds the collectors whose BPF state was adopted with what
-// the last process saved, and has every collector keep it from now on. Runs
-// before capabilities are dropped: it may create the file's folder. The
-// exporter deletes, replaces or appends to only files it can tell it wrote
-// (IsOwnStateFile): a bpf.state_file naming someone else's file leaves it
-// alone and runs without a state file.
-static void KeepState(const Config& config, const Collectors& c) {
-  const std::string& path = config.bpf.state_file;
-  if (path.empty()) return;
-  bool adopted = false, pinned = false;
-  for (const auto& col : c.all) {
-    adopted = adopted || col->Pinned().adopted;
-    pinned = pinned || col->Pinned().pinned;
-  }
+namespace {
+
+// Whether every file of the state file's set is this exporter's own (or absent); if
+// not, one warning says which and the state file is not used.
+bool StateFilesAreOurs(const std::string& path, const Collectors& c) {
   std::vector<std::string> files = {path};
   for (const auto& col : c.all) files.push_back(TakeJournalPath(path, col->Name()));
   for (const std::string& f : files) {
@@ -309,8 +300,58 @@ static void KeepState(const Config& config, const Collectors& c) {
       spdlog::warn("state file {}: not used: {} is not a state file or journal this exporter wrote{}; "
                    "totals of closed flows and gone workloads restart lower after a restart",
                    path, f, why ? "" : " (" + why.error().message + ")");
-      return;
+      return false;
     }
+  }
+  return true;
+}
+
+// What the last process saved, if this one took its pinned BPF state over;
+// the resolver learns the names it had.
+SavedTables LoadSaved(const std::string& path, bool adopted, const Collectors& c) {
+  SavedTables saved;
+  const bool exists = access(path.c_str(), F_OK) == 0;
+  if (!adopted || !exists) {
+    if (exists) spdlog::info("state file {}: ignored and replaced: the BPF state it went with was replaced", path);
+    return saved;
+  }
+  auto loaded = LoadStateFile(path);
+  if (!loaded) {
+    spdlog::warn("state file: {}: starting without the saved totals of closed flows and gone "
+                 "workloads, which restart lower",
+                 loaded.error().message);
+    return saved;
+  }
+  if (c.workloads) {
+    std::map<uint64_t, Workload> named;
+    for (const auto& [id, n] : loaded->workloads) named[id] = {n[0], n[1], n[2]};
+    c.workloads->Seed(named);
+  }
+  for (const auto& col : c.all) {
+    if (col->Pinned().adopted) continue;
+    const std::string prefix = col->Name() + "_";
+    auto it = loaded->tables.lower_bound(prefix);
+    if (it != loaded->tables.end() && it->first.starts_with(prefix)) {
+      spdlog::info("state file {}: {}'s saved totals ignored: its BPF state was {}", path, col->Name(),
+                   col->Pinned().pinned ? "replaced" : "not pinned");
+    }
+  }
+  return std::move(loaded->tables);
+}
+
+// bpf.state_file: seeds the collectors whose BPF state was taken over with
+// what the last process saved, and has every collector keep it from now on.
+// Runs before capabilities are dropped: it may create the file's folder. The
+// exporter deletes, replaces or appends to only files it can tell it wrote
+// (IsOwnStateFile): a bpf.state_file naming someone else's file leaves it
+// alone and runs without a state file.
+void KeepState(const Config& config, const Collectors& c) {
+  const std::string& path = config.bpf.state_file;
+  if (path.empty() || !StateFilesAreOurs(path, c)) return;
+  bool adopted = false, pinned = false;
+  for (const auto& col : c.all) {
+    adopted = adopted || col->Pinned().adopted;
+    pinned = pinned || col->Pinned().pinned;
   }
   if (const size_t n = RemoveStaleTemporaries(path)) {
     spdlog::info("state file {}: removed {} temporary file(s) a killed process left", path, n);
@@ -318,51 +359,23 @@ static void KeepState(const Config& config, const Collectors& c) {
   if (!pinned) {
     // Nothing outlives this process in the kernel: saved totals would be counted twice.
     if (access(path.c_str(), F_OK) == 0 && unlink(path.c_str()) == 0) {
-      spdlog::info("state file {}: removed: no BPF state is pinned, so none is adopted", path);
+      spdlog::info("state file {}: removed: no BPF state is pinned, so none is taken over", path);
     }
-    for (size_t i = 1; i < files.size(); ++i) unlink(files[i].c_str());
+    for (const auto& col : c.all) unlink(TakeJournalPath(path, col->Name()).c_str());
     return;
   }
-  SavedTables saved;
-  const bool exists = access(path.c_str(), F_OK) == 0;
-  if (adopted && exists) {
-    if (auto loaded = LoadStateFile(path)) {
-      saved = std::move(loaded->tables);
-      if (c.workloads) {
-        std::map<uint64_t, Workload> named;
-        for (const auto& [id, n] : loaded->workloads) named[id] = {n[0], n[1], n[2]};
-        c.workloads->Seed(named);
-      }
-    } else {
-      spdlog::warn("state file: {}: starting without the saved totals of closed flows and gone "
-                   "workloads, which restart lower",
-                   loaded.error().message);
-    }
-  } else if (exists) {
-    spdlog::info("state file {}: ignored and replaced: the BPF state it went with was replaced", path);
-  }
-  for (const auto& col : c.all) {
-    if (col->Pinned().adopted) continue;
-    const std::string prefix = col->Name() + "_";
-    auto it = saved.lower_bound(prefix);
-    if (it != saved.end() && it->first.starts_with(prefix)) {
-      spdlog::info("state file {}: {}'s saved totals ignored: its BPF state was {}", path, col->Name(),
-                   col->Pinned().pinned ? "replaced" : "not pinned");
-    }
-  }
+  SavedTables saved = LoadSaved(path, adopted, c);
   if (auto ok = MakeStateDir(path); !ok) {
-    spdlog::warn("state file {}: {}: not saved, a restart would lose the totals of closed flows",
-                 path, ok.error().message);
+    spdlog::warn("state file {}: {}: not saved, a restart would lose the totals of closed flows", path,
+                 ok.error().message);
     return;
   }
   // The adopted collectors' saved tables stay in the file until they write theirs (each
   // writes its seeded state at once), so a crash during this start loses none of them.
   SavedTables kept;
-  for (const auto& col : c.all) {
-    if (!col->Pinned().adopted) continue;
-    const std::string prefix = col->Name() + "_";
-    for (auto it = saved.lower_bound(prefix); it != saved.end() && it->first.starts_with(prefix); ++it) {
-      kept.insert(*it);
+  for (const auto& [name, table] : saved) {
+    for (const auto& col : c.all) {
+      if (col->Pinned().adopted && name.starts_with(col->Name() + "_")) kept.emplace(name, table);
     }
   }
   std::function<SavedWorkloads()> names;
@@ -376,6 +389,8 @@ static void KeepState(const Config& config, const Collectors& c) {
   auto file = std::make_shared<StateFile>(path, std::move(kept), std::move(names));
   for (const auto& col : c.all) col->KeepState(file, col->Pinned().adopted ? &saved : nullptr);
 }
+
+}  // namespace
 
 Result<std::unique_ptr<App>> App::Start(const Config& config, const HttpOptions& http) {
   // Check the addresses before attaching anything (systemd has bound its sockets).

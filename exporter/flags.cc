@@ -5,6 +5,7 @@
 #include <tuple>
 
 #include "exporter/config/config.h"
+#include "exporter/config/yaml_section.h"
 
 namespace execflow {
 

@@ -13,7 +13,7 @@ namespace execflow {
 
 struct ExecConfig {
   bool enabled = true;
-  std::string hook = "auto";           // auto or a mode of ExecHooks() (exporter/bpf/hooks.h)
+  std::string hook = "auto";           // auto or a mode of HookSettingModes()
   std::string failures_hook = "auto";  // auto, a mode, or off
   std::vector<std::string> labels = {"uid", "namespace", "pod", "container"};
   uint32_t max_uids = 10240;
@@ -33,7 +33,7 @@ struct EventsConfig {
 
 struct TcpConfig {
   bool enabled = true;
-  std::string hook = "auto";        // auto or a mode of TcpHooks() (exporter/bpf/hooks.h)
+  std::string hook = "auto";        // auto or a mode of HookSettingModes()
   std::string receive_hook = "auto";  // auto or a mode of TcpHooks()
   std::string close_hook = "auto";
   std::vector<std::string> labels = {"saddr", "sport", "daddr", "dport", "namespace", "pod", "container"};
@@ -75,53 +75,10 @@ struct Config {
   BpfConfig bpf;
 };
 
-// --web.config.file, in the Prometheus exporter-toolkit format
-// (docs/web-configuration.md there): TLS, bcrypt basic auth and a request rate
-// limit. Relative file names are relative to the web config file's folder.
-struct TlsServerConfig {
-  std::string cert_file;  // PEM files ...
-  std::string key_file;
-  std::string client_ca_file;
-  std::string cert;  // ... or the PEM text inline
-  std::string key;
-  std::string client_ca;
-  // NoClientCert, RequestClientCert, RequireAnyClientCert, VerifyClientCertIfGiven,
-  // RequireAndVerifyClientCert (Go's tls.ClientAuthType names).
-  std::string client_auth_type = "NoClientCert";
-  std::vector<std::string> client_allowed_sans;
-  int min_version = 0x0303;  // TLS 1.2, as the wire spells it
-  int max_version = 0x0304;  // TLS 1.3
-  std::vector<std::string> cipher_suites;  // IANA (= Go) names, TLS 1.2 and below
-  std::vector<std::string> curve_preferences;  // CurveP256, CurveP384, CurveP521, X25519
-  bool prefer_server_cipher_suites = true;
-
-  bool enabled() const { return !cert_file.empty() || !cert.empty(); }
-};
-
-struct WebConfig {
-  TlsServerConfig tls;
-  std::map<std::string, std::string> basic_auth_users;  // user -> bcrypt hash
-  double rate_limit_interval_seconds = 0;  // 0: no rate limit
-  uint32_t rate_limit_burst = 0;
-};
-Result<WebConfig> ParseWebConfig(std::string_view yaml, const std::string& file_name);
-Result<WebConfig> LoadWebConfigFile(const std::string& path);
-
-// Config files are small; anything bigger is a mistake (a log, a device) and
-// would cost seconds of parsing.
-inline constexpr size_t kMaxConfigBytes = 256 * 1024;
-
-// Reads a config file: a regular file (symlinks followed) of at most
-// kMaxConfigBytes, opened non-blocking so a FIFO cannot hang start-up.
-// `what` names it in errors ("config", "web config").
-Result<std::string> ReadConfigFile(const std::string& what, const std::string& path);
-
-// "5s", "250ms", "1m30s" (Go's time.ParseDuration units ns..h) -> seconds.
-Result<double> ParseDuration(std::string_view text);
-
-// A value from the input as errors show it: quoted, control bytes escaped,
-// at most 64 characters of it.
-std::string Shown(std::string_view value);
+// The modes each hook setting ("exec.hook", ...) takes besides auto (and
+// off): those of the hook table, exporter/bpf/hooks.cc, which
+// tests/unit/config_test.cc checks they are.
+const std::map<std::string, std::vector<std::string>>& HookSettingModes();
 
 // Parses YAML text. Errors are one line naming the file, the line and the
 // key: "execflow.yaml:7: exec.max_uids: expected an integer from 1 to 1048576, got 'lots'".

@@ -16,7 +16,7 @@
 
 #include "exporter/common/unique_fd.h"
 #include "exporter/common/result.h"
-#include "exporter/config/config.h"
+#include "exporter/config/web_config.h"
 #include "exporter/http/tls.h"
 #include "exporter/http/waiting.h"
 #include "exporter/http/web_config.h"

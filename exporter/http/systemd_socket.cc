@@ -13,7 +13,7 @@
 #include <cstring>
 #include <optional>
 
-#include "exporter/config/config.h"
+#include "exporter/common/shown.h"
 #include "exporter/http/server.h"
 
 namespace execflow {

@@ -16,6 +16,8 @@
 #include <cstring>
 #include <map>
 
+#include "exporter/config/yaml_section.h"
+
 namespace execflow {
 
 struct TlsMaterial {

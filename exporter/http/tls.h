@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "exporter/common/result.h"
-#include "exporter/config/config.h"
+#include "exporter/config/web_config.h"
 #include "exporter/http/web_config.h"
 
 namespace execflow {

@@ -8,7 +8,7 @@
 #include <string>
 
 #include "exporter/common/result.h"
-#include "exporter/config/config.h"
+#include "exporter/config/web_config.h"
 #include "exporter/http/auth.h"
 
 namespace execflow {

@@ -359,47 +359,11 @@ class SeriesTable {
     next_order_.reserve(n);
     size_t cursor = 0;  // where in order_ the next key should be
     for (size_t i = 0; i < n; ++i) {
-      const uint8_t* key = keys + i * key_stride;
       uint64_t value;
       std::memcpy(&value, values + i * value_stride, sizeof(value));
       // Nothing counted yet (a flow that only ever received has sent 0):
       // no series, and no slot until it counts.
-      if (value == 0) continue;
-      uint32_t id;
-      if (cursor < order_.size() && slots_[order_[cursor]].used &&
-          std::memcmp(&slots_[order_[cursor]].key, key, sizeof(Key)) == 0) {
-        id = order_[cursor++];
-      } else {
-        id = FindOrAddSlot(key);
-        if (slots_[id].position != kNoPosition) cursor = slots_[id].position + 1;
-      }
-      Slot& s = slots_[id];
-      const uint64_t delta = value >= s.value ? value - s.value : value;
-      const uint64_t seen = s.value;
-      if (value < s.value) {
-        // A re-created entry: what the earlier one added stays in the series.
-        s.base = 0;
-        ++changes_;
-      }
-      if (s.provisional && value != s.value) ++changes_;  // a restart goes on from its last value
-      s.value = value;
-      s.scrape = scrapes_;
-      s.position = static_cast<uint32_t>(next_order_.size());
-      next_order_.push_back(id);
-      // A folded key is admitted again only once the series have changed.
-      if (s.series == kNoSeries || s.provisional || (s.series == kOther && s.folded_at != generation_)) {
-        const uint32_t was = s.series;
-        s.series = SeriesOf(s.key, &s.provisional);
-        s.folded_at = generation_;
-        if (was == kNoSeries) ++changes_;  // a new key to save
-        if (was != kNoSeries && was != s.series) {
-          // Its earlier value stays behind; the new series gets what it adds from here.
-          s.base = value >= seen ? seen : 0;
-          ++changes_;
-        }
-      }
-      if (s.series == kOther) ++folded_;
-      Add(s.series, delta, true, false);
+      if (value != 0) ScrapeKey(keys + i * key_stride, value, &cursor);
     }
     // Keys leave the kernel map through Closed(); forget what vanished otherwise.
     for (uint32_t id : order_) {
@@ -413,19 +377,65 @@ class SeriesTable {
       other_ += overflow - overflow_seen_;
       overflow_seen_ = overflow;
     }
-    // Every slot left is live, so none points at a series forgotten here.
-    const TimePoint now = now_;
+    AgeSeries();
+    if (generation_ != generation_before) ++changes_;  // series added, forgotten, live or not
+    if (arena_garbage_ > kCompactAfter && arena_garbage_ > count_) CompactArena();
+  }
+
+  // One live key of a scrape: its delta to its series. `cursor`: where in
+  // order_ (the last read) the next key should be.
+  void ScrapeKey(const uint8_t* key, uint64_t value, size_t* cursor) {
+    uint32_t id;
+    if (*cursor < order_.size() && slots_[order_[*cursor]].used &&
+        std::memcmp(&slots_[order_[*cursor]].key, key, sizeof(Key)) == 0) {
+      id = order_[(*cursor)++];
+    } else {
+      id = FindOrAddSlot(key);
+      if (slots_[id].position != kNoPosition) *cursor = slots_[id].position + 1;
+    }
+    Slot& s = slots_[id];
+    const uint64_t delta = value >= s.value ? value - s.value : value;
+    const uint64_t seen = s.value;
+    if (value < s.value) {
+      // A re-created entry: what the earlier one added stays in the series.
+      s.base = 0;
+      ++changes_;
+    }
+    if (s.provisional && value != s.value) ++changes_;  // a restart goes on from its last value
+    s.value = value;
+    s.scrape = scrapes_;
+    s.position = static_cast<uint32_t>(next_order_.size());
+    next_order_.push_back(id);
+    // A folded key is admitted again only once the series have changed.
+    if (s.series == kNoSeries || s.provisional || (s.series == kOther && s.folded_at != generation_)) {
+      const uint32_t was = s.series;
+      s.series = SeriesOf(s.key, &s.provisional);
+      s.folded_at = generation_;
+      if (was == kNoSeries) ++changes_;  // a new key to save
+      if (was != kNoSeries && was != s.series) {
+        // Its earlier value stays behind; the new series gets what it adds from here.
+        s.base = value >= seen ? seen : 0;
+        ++changes_;
+      }
+    }
+    if (s.series == kOther) ++folded_;
+    Add(s.series, delta, true, false);
+  }
+
+  // After a scrape: series without live keys are kept for their retention,
+  // then forgotten (every slot left is live, so none points at one).
+  void AgeSeries() {
     const size_t retained_before = retained_;
     retained_ = 0;
     for (uint32_t i = 0; i < series_.size(); ++i) {
       Series& s = series_[i];
       if (!s.labels) continue;
       // A final total counts from the first scrape that shows it.
-      if (s.live || s.closed) s.active = now;
+      if (s.live || s.closed) s.active = now_;
       s.closed = false;
       s.retained = !s.live;
       s.live = false;
-      if (s.retained && now - s.active > retention_) {
+      if (s.retained && now_ - s.active > retention_) {
         ForgetSeries(i);
       } else if (s.retained) {
         ++retained_;
@@ -434,8 +444,6 @@ class SeriesTable {
     if (retained_ > max_series_) ForgetOldestRetained(retained_ - max_series_);
     // Series that stopped being live leave room: folded keys may try again.
     if (retained_ != retained_before) ++generation_;
-    if (generation_ != generation_before) ++changes_;  // series added, forgotten, live or not
-    if (arena_garbage_ > kCompactAfter && arena_garbage_ > count_) CompactArena();
   }
 
   // A fresh entry of `v`: a freed one if any, else a new one at the end.

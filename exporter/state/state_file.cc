@@ -115,18 +115,11 @@ std::string EncodeState(const SavedState& state) {
   return doc.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
 }
 
-Result<SavedState> DecodeState(const std::string& text) {
-  if (text.size() > kMaxStateFileBytes) return Fail("larger than " + std::to_string(kMaxStateFileBytes) + " bytes");
-  // Parsed without exceptions: a damaged file is input, not a programming error.
-  const nlohmann::json doc = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
-  if (doc.is_discarded()) return Fail("not valid JSON");
-  if (!doc.is_object() || !doc.contains("format") || doc["format"] != kFormat) {
-    return Fail("not format " + std::to_string(kFormat));
-  }
-  if (!doc.contains("tables") || !doc["tables"].is_object()) return Fail("no tables object");
-  SavedState state_file;
-  if (!doc.contains("workloads") || !doc["workloads"].is_object()) return Fail("no workloads object");
-  for (const auto& [id, names] : doc["workloads"].items()) {
+namespace {
+
+Result<SavedWorkloads> DecodeWorkloads(const nlohmann::json& doc) {
+  SavedWorkloads out;
+  for (const auto& [id, names] : doc.items()) {
     auto bad = [&] { return Fail("workload " + id.substr(0, 32) + ": not a cgroup id and 3 names"); };
     if (id.empty() || id.size() > 20 || id.find_first_not_of("0123456789") != std::string::npos) return bad();
     if (!names.is_array() || names.size() != 3) return bad();
@@ -138,63 +131,98 @@ Result<SavedState> DecodeState(const std::string& text) {
     errno = 0;
     const uint64_t cgroup = std::strtoull(id.c_str(), nullptr, 10);
     if (errno) return bad();
-    state_file.workloads[cgroup] = std::move(three);
+    out[cgroup] = std::move(three);
   }
-  SavedTables& out = state_file.tables;
+  return out;
+}
+
+// One series: a value for each of `names` and its retired total.
+Result<SeriesState> DecodeSeries(const nlohmann::json& s, const std::vector<std::string>& names) {
+  if (!s.is_object() || !s.contains("labels") || !s["labels"].is_array() || !s.contains("retired") ||
+      !s.contains("live") || !s["live"].is_boolean()) {
+    return Fail("a series without labels, retired and live");
+  }
+  if (s["labels"].size() != names.size()) return Fail("a series without a value for each label");
+  SeriesState one;
+  for (size_t i = 0; i < names.size(); ++i) {
+    const auto& v = s["labels"][i];
+    if (!v.is_string()) return Fail("a label value is not a string");
+    if (v.get_ref<const std::string&>().size() > kMaxStateLabelBytes) {
+      return Fail("a label value longer than " + std::to_string(kMaxStateLabelBytes) + " bytes");
+    }
+    one.labels.push_back({names[i], v.get<std::string>()});
+  }
+  if (!U64(s["retired"], &one.retired)) return Fail("a series' retired total is not a count");
+  one.live = s["live"].get<bool>();
+  return one;
+}
+
+// One key: [hex bytes, series, base], or with the value last seen for a provisional one.
+Result<KeyState> DecodeKey(const nlohmann::json& k, size_t series) {
+  KeyState one;
+  if (!k.is_array() || (k.size() != 3 && k.size() != 4) || !k[0].is_string() ||
+      !Unhex(k[0].get<std::string>(), &one.key) || !k[1].is_number_integer() || !U64(k[2], &one.base) ||
+      (k.size() == 4 && !U64(k[3], &one.seen))) {
+    return Fail("a key is not [hex bytes, series, base] or [hex bytes, series, base, value seen]");
+  }
+  one.provisional = k.size() == 4;
+  one.series = k[1].get<int64_t>();
+  if (one.series < -1 || one.series >= static_cast<int64_t>(series)) return Fail("a key's series is out of range");
+  return one;
+}
+
+Result<SeriesTableState> DecodeTable(const nlohmann::json& t) {
+  if (!t.is_object() || !t.contains("label_names") || !t["label_names"].is_array() || !t.contains("other") ||
+      !t.contains("taken") || !t.contains("series") || !t["series"].is_array() || !t.contains("keys") ||
+      !t["keys"].is_array()) {
+    return Fail("expected label_names, other, taken, series and keys");
+  }
+  SeriesTableState state;
+  for (const auto& n : t["label_names"]) {
+    if (!n.is_string()) return Fail("a label name is not a string");
+    state.other_labels.push_back(n.get<std::string>());
+  }
+  if (!U64(t["other"], &state.other)) return Fail("other is not a count");
+  if (!U64(t["taken"], &state.taken)) return Fail("taken is not a sequence number");
+  for (const auto& s : t["series"]) {
+    auto one = DecodeSeries(s, state.other_labels);
+    if (!one) return std::unexpected(one.error());
+    state.series.push_back(std::move(*one));
+  }
+  for (const auto& k : t["keys"]) {
+    auto one = DecodeKey(k, state.series.size());
+    if (!one) return std::unexpected(one.error());
+    state.keys.push_back(std::move(*one));
+  }
+  return state;
+}
+
+}  // namespace
+
+Result<SavedState> DecodeState(const std::string& text) {
+  if (text.size() > kMaxStateFileBytes) return Fail("larger than " + std::to_string(kMaxStateFileBytes) + " bytes");
+  // Parsed without exceptions: a damaged file is input, not a programming error.
+  const nlohmann::json doc = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (doc.is_discarded()) return Fail("not valid JSON");
+  if (!doc.is_object() || !doc.contains("format") || doc["format"] != kFormat) {
+    return Fail("not format " + std::to_string(kFormat));
+  }
+  if (!doc.contains("tables") || !doc["tables"].is_object()) return Fail("no tables object");
+  if (!doc.contains("workloads") || !doc["workloads"].is_object()) return Fail("no workloads object");
+  SavedState out;
+  auto workloads = DecodeWorkloads(doc["workloads"]);
+  if (!workloads) return std::unexpected(workloads.error());
+  out.workloads = std::move(*workloads);
   for (const auto& [name, t] : doc["tables"].items()) {
     // Table names are ours ("tcp_sent"): anything else is not echoed into an error.
     if (name.empty() || name.size() > 32 || name.find_first_not_of("abcdefghijklmnopqrstuvwxyz_") != std::string::npos) {
       return Fail("a table name that is not one of execflow's");
     }
-    auto bad = [&](const std::string& why) { return Fail("table " + name + ": " + why); };
-    if (!t.is_object() || !t.contains("label_names") || !t["label_names"].is_array() || !t.contains("other") ||
-        !t.contains("taken") || !t.contains("series") || !t["series"].is_array() || !t.contains("keys") ||
-        !t["keys"].is_array()) {
-      return bad("expected label_names, other, taken, series and keys");
-    }
-    SeriesTableState state;
-    for (const auto& n : t["label_names"]) {
-      if (!n.is_string()) return bad("a label name is not a string");
-      state.other_labels.push_back(n.get<std::string>());
-    }
-    if (!U64(t["other"], &state.other)) return bad("other is not a count");
-    if (!U64(t["taken"], &state.taken)) return bad("taken is not a sequence number");
-    for (const auto& s : t["series"]) {
-      if (!s.is_object() || !s.contains("labels") || !s["labels"].is_array() || !s.contains("retired") ||
-          !s.contains("live") || !s["live"].is_boolean()) {
-        return bad("a series without labels, retired and live");
-      }
-      if (s["labels"].size() != state.other_labels.size()) return bad("a series without a value for each label");
-      SeriesState one;
-      for (size_t i = 0; i < state.other_labels.size(); ++i) {
-        const auto& v = s["labels"][i];
-        if (!v.is_string()) return bad("a label value is not a string");
-        if (v.get_ref<const std::string&>().size() > kMaxStateLabelBytes) {
-          return bad("a label value longer than " + std::to_string(kMaxStateLabelBytes) + " bytes");
-        }
-        one.labels.push_back({state.other_labels[i], v.get<std::string>()});
-      }
-      if (!U64(s["retired"], &one.retired)) return bad("a series' retired total is not a count");
-      one.live = s["live"].get<bool>();
-      state.series.push_back(std::move(one));
-    }
-    for (const auto& k : t["keys"]) {
-      KeyState one;
-      if (!k.is_array() || (k.size() != 3 && k.size() != 4) || !k[0].is_string() ||
-          !Unhex(k[0].get<std::string>(), &one.key) || !k[1].is_number_integer() || !U64(k[2], &one.base) ||
-          (k.size() == 4 && !U64(k[3], &one.seen))) {
-        return bad("a key is not [hex bytes, series, base] or [hex bytes, series, base, value seen]");
-      }
-      one.provisional = k.size() == 4;
-      one.series = k[1].get<int64_t>();
-      if (one.series < -1 || one.series >= static_cast<int64_t>(state.series.size())) {
-        return bad("a key's series is out of range");
-      }
-      state.keys.push_back(std::move(one));
-    }
-    out.emplace(name, std::move(state));
+    auto table = DecodeTable(t);
+    if (!table) return Fail("table " + name + ": " + table.error().message);
+    out.tables.emplace(name, std::move(*table));
   }
-  return state_file;
+  return out;
 }
 
 Result<std::optional<std::string>> ReadStateText(const std::string& path) {

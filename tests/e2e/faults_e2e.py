@@ -208,8 +208,9 @@ class Scraper:
     """Scrapes the running exporter every 100 ms; keeps each scrape's values of the series
     `wanted` picks out, in order."""
 
-    def __init__(self, wanted):
+    def __init__(self, wanted, timeout=2):
         self.wanted = wanted
+        self.timeout = timeout
         self.address = None
         self.scrapes = []
         self.containers = set()  # every container label a scrape showed
@@ -222,7 +223,7 @@ class Scraper:
             address = self.address
             if address:
                 try:
-                    text = lib.http_get(f"http://{address}/metrics", timeout=2)
+                    text = lib.http_get(f"http://{address}/metrics", timeout=self.timeout)
                     self.scrapes.append(self.wanted(text))
                     self.containers.update(lbl["container"] for _, lbl, _ in lib.scrape_values(text)
                                            if lbl.get("container"))
@@ -245,9 +246,10 @@ class Scraper:
         return out
 
 
-def run_faults(binary, tmp, labels, kills, seed, containers=False, log=print, ready_timeout=30, threads=3):
+def run_faults(binary, tmp, labels, kills, seed, containers=False, log=print, ready_timeout=30, threads=3, slow=1):
     """The whole run for one label set; returns a list of failures (empty: exact).
-    `ready_timeout`: how long a start may take (long under emulation); `threads`: load threads."""
+    `ready_timeout`: how long a start may take; `threads`: load threads; `slow`: how much
+    longer the exporter lives between kills and a scrape may take (under emulation)."""
     rng = random.Random(seed)
     bpffs = os.path.join(tmp, "bpffs")
     os.makedirs(bpffs, exist_ok=True)
@@ -277,7 +279,7 @@ def run_faults(binary, tmp, labels, kills, seed, containers=False, log=print, re
                 out[k] = out.get(k, 0) + v
         return out
 
-    scraper = Scraper(wanted)
+    scraper = Scraper(wanted, timeout=2 * slow)
     load = None
     uid = 3920000000 + os.getpid() % 10000  # a UID no one else uses: its execs are the containers'
     pods = Containers(sink, rng, scraper.containers, uid) if containers else None
@@ -290,11 +292,14 @@ def run_faults(binary, tmp, labels, kills, seed, containers=False, log=print, re
         for i in range(kills):
             if pods:
                 pods.round()
-            if rng.random() < 0.25:
+            if rng.random() < 0.25 or scraper.address is None:
                 # Killed during start-up: loading, adopting, replaying its journal.
                 time.sleep(rng.uniform(0, 0.4))
             else:
-                time.sleep(rng.uniform(0.1, 1.2))
+                read = len(scraper.scrapes)
+                time.sleep(rng.uniform(0.1, 1.2) * slow)
+                # Every exporter that got ready is scraped at least once before it is killed.
+                lib.wait_until("a scrape of this exporter", lambda: len(scraper.scrapes) > read, 60 * slow)
             proc.proc.send_signal(signal.SIGKILL)
             proc.proc.wait(timeout=30)
             scraper.address = None

@@ -8,6 +8,8 @@
 #include <string_view>
 
 #include "exporter/config/config.h"
+#include "exporter/config/web_config.h"
+#include "exporter/config/yaml_section.h"
 
 namespace {
 

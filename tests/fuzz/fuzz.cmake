@@ -37,7 +37,8 @@ ${fuzz_dir}/corpus_${name} ${CMAKE_SOURCE_DIR}/tests/fuzz/corpus/${name}")
 endfunction()
 
 execflow_fuzzer(config "-lyaml-cpp" ${CMAKE_SOURCE_DIR}/exporter/config/config.cc
-                ${CMAKE_SOURCE_DIR}/exporter/bpf/hooks.cc)
+                ${CMAKE_SOURCE_DIR}/exporter/config/web_config.cc ${CMAKE_SOURCE_DIR}/exporter/config/yaml_section.cc
+                ${CMAKE_SOURCE_DIR}/exporter/common/shown.cc)
 execflow_fuzzer(http "-lcrypt;-lssl;-lcrypto;-lcivetweb"
                 ${CMAKE_SOURCE_DIR}/exporter/http/auth.cc ${CMAKE_SOURCE_DIR}/exporter/http/query.cc
                 ${CMAKE_SOURCE_DIR}/exporter/http/request_head.cc)

@@ -1,5 +1,7 @@
 #include "exporter/http/auth.h"
 #include "exporter/config/config.h"
+#include "exporter/config/web_config.h"
+#include "exporter/config/yaml_section.h"
 
 #include <crypt.h>
 #include <gtest/gtest.h>

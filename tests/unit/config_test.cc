@@ -1,4 +1,6 @@
 #include "exporter/config/config.h"
+#include "exporter/config/web_config.h"
+#include "exporter/config/yaml_section.h"
 
 #include <gtest/gtest.h>
 #include <sys/stat.h>

@@ -4,10 +4,24 @@
 
 #include <algorithm>
 
+#include "exporter/config/config.h"
+
 namespace execflow {
 namespace {
 
 const HookGroup kGroup{"tcp send", "tcp.hook", "", {{"fexit", {"f"}}, {"kprobe", {"k", "kr"}}, {"tracepoint", {"t"}}}, true};
+
+// The config checks hook settings against its own list of modes (it is below
+// the BPF layer); this keeps that list the hook table's.
+TEST(HookTable, TheConfigAcceptsExactlyTheModesOfEachSetting) {
+  std::map<std::string, std::vector<std::string>> table;
+  for (const auto* groups : {&ExecHooks(), &TcpHooks()}) {
+    for (const auto& g : *groups) {
+      if (!g.config_key.empty()) table[g.config_key] = HookModes(g);
+    }
+  }
+  EXPECT_EQ(table, HookSettingModes());
+}
 
 TEST(ChooseHook, TakesTheFirstThatWorksAndRecordsWhyOthersFailed) {
   std::vector<std::string> tried;

@@ -539,9 +539,12 @@ TEST(HttpServer, ServesSystemdSocketsLikeItsOwnListeners) {
     // (else it would wait for the poll to time out), and closing a waiting
     // connection wakes its worker the same way: no civetweb thread blocks it.
     // Each names itself when it starts: the master and max_connections workers.
-    EXPECT_TRUE(WaitFor([] { return CivetwebThreadsOfThisProcess().threads == 1 + 4; }))
-        << CivetwebThreadsOfThisProcess().threads;
-    EXPECT_EQ(CivetwebThreadsOfThisProcess().blocking_wake, 0) << "round " << round;
+    // A thread names itself before it unblocks the signal: wait for both.
+    EXPECT_TRUE(WaitFor([] {
+      const auto t = CivetwebThreadsOfThisProcess();
+      return t.threads == 1 + 4 && t.blocking_wake == 0;
+    })) << CivetwebThreadsOfThisProcess().threads << " threads, " << CivetwebThreadsOfThisProcess().blocking_wake
+        << " blocking the wake signal, round " << round;
     s->reset();
     // Still listening, with nothing of the server's left in the queues: a
     // connection left there would start the service again.

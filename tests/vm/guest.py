@@ -487,7 +487,8 @@ def faults_runs(plan, tmp):
         t0 = time.monotonic()
         try:
             fails = faults_e2e.run_faults(plan["exporter"], sub, labels, plan["faults_kills"], plan["uid_base"],
-                                          containers, log=lib.log, ready_timeout=READY_SECONDS, threads=1)
+                                          containers, log=lib.log, ready_timeout=READY_SECONDS, threads=1,
+                                          slow=4)
         except Exception as e:  # a broken run is a failed check
             fails = [f"{type(e).__name__}: {e}"]
         checks.expect(f"{plan['faults_kills']} kills under churn, labels {labels}: every series exact, none "

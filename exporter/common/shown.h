@@ -1,0 +1,15 @@
+#pragma once
+
+#include <string>
+#include <string_view>
+
+namespace execflow {
+
+// A value from the input as errors show it: quoted, control bytes escaped,
+// at most 64 characters of it, so an error never echoes a file that is not
+// what it should be (--config.file=/etc/shadow) or a hostile byte.
+std::string Shown(std::string_view value);
+// A file name as errors show it: whole unless it is absurdly long.
+std::string ShownPath(const std::string& path);
+
+}  // namespace execflow
