@@ -370,7 +370,7 @@ void KeepState(const Config& config, const Collectors& c) {
                  ok.error().message);
     return;
   }
-  // The adopted collectors' saved tables stay in the file until they write theirs (each
+  // Saved tables of collectors that took their state over stay in the file until they write theirs (each
   // writes its seeded state at once), so a crash during this start loses none of them.
   SavedTables kept;
   for (const auto& [name, table] : saved) {

@@ -62,7 +62,7 @@ struct Collectors {
   std::vector<std::shared_ptr<Collector>> all;
   std::vector<UnavailableHook> unavailable;
 };
-// With `pin`, the BPF state is pinned under bpf.pin_path and adopted from
+// With `pin`, the BPF state is pinned under bpf.pin_path and taken over from
 // an earlier process (--config.check pins nothing).
 Result<Collectors> StartCollectors(const Config& config, bool pin = false);
 

@@ -25,12 +25,12 @@ struct Attached {
   std::vector<LinkPtr> links;
   std::vector<bpf_program*> programs;  // in attach order, same as links
   HookPlan plan;
-  // With pinning: when adopted, the links are the pinned ones and prog_fds
+  // With pinning: when taken over, the links are the pinned ones and prog_fds
   // the programs they run.
   PinStatus pin;
   std::vector<UniqueFd> prog_fds;
 
-  // The programs as attached (an adopted program's fd is the pinned link's).
+  // The programs as attached (a taken-over program's fd is the pinned link's).
   std::vector<ProgramInfo> Describe() const {
     std::vector<ProgramInfo> out;
     for (size_t i = 0; i < programs.size(); ++i) {
@@ -60,7 +60,7 @@ void PinFresh(Attached<Skel>* a, const CollectorPins& pins) {
 // `configure` set rodata and map sizes (it may ask bpf_program__autoload()
 // which programs will load), loads and attaches each. A refused load says
 // why (the verifier's last lines, or libbpf's first complaint). Everything is released on error.
-// With `pin_dir`, adopts the state pinned there if it was built from the same
+// With `pin_dir`, takes over the state pinned there if it was built from the same
 // object, programs and settings, else replaces it (see pinning.h).
 template <typename Skel>
 Result<Attached<Skel>> LoadAndAttach(const std::vector<std::string>& programs,

@@ -20,7 +20,7 @@ namespace execflow {
 //   <pin_path>/<collector>/links/<prog>  every attached program's link
 //   <pin_path>/<collector>/stamp         what the state was built from; pinned last
 //
-// A process adopts a collector's state only if the stamp it would write is
+// A process takes a collector's state over only if the stamp it would write is
 // the one pinned (same BPF object, same chosen programs, same map sizes and
 // settings): it keeps the pinned links, so the programs that counted while it
 // was down go on counting, without a gap and without counting twice. Anything
@@ -47,7 +47,7 @@ uint64_t Fnv1a(std::string_view bytes, uint64_t h = 0xcbf29ce484222325ULL);
 // (.rodata, .kconfig) are part of object_hash, not of the pinned maps.
 StateLayout LayoutOf(bpf_object* obj, const void* elf, size_t elf_size,
                      const std::vector<bpf_program*>& programs);
-// Whether a map of the object is pinned (and adopted).
+// Whether a map of the object is pinned (and taken over).
 bool PinsMap(const bpf_map* map);
 
 // Held for as long as a process uses <pin_path>: an exclusive flock on the
@@ -86,7 +86,7 @@ struct CollectorPins {
   std::string dir;  // <pin_path>/<collector>
   std::string stamp;
   bool adopted = false;
-  std::string note;  // why the state was replaced, or not pinned; empty when adopted or fresh
+  std::string note;  // why the state was replaced, or not pinned; empty when taken over or fresh
 };
 
 // Before load: if `pins->stamp` is the stamp pinned in `pins->dir` and every
@@ -101,7 +101,7 @@ Result<void> PinMaps(bpf_object* obj, const std::string& dir);
 // Pins one attached program's link (fails for perf-event attachments that
 // are not BPF links, before Linux 5.15).
 Result<void> PinLink(bpf_link* link, const std::string& dir, const bpf_program* prog);
-// An adopted program's link and the fd of the program it runs.
+// A taken-over program's link and the fd of the program it runs.
 Result<LinkPtr> OpenPinnedLink(const std::string& dir, const bpf_program* prog, UniqueFd* prog_fd);
 // Pins the stamp: last, so a state without one is incomplete and replaced.
 Result<void> WriteStamp(const std::string& dir, const std::string& stamp);

@@ -55,7 +55,7 @@ struct BpfConfig {
   // (exporter/bpf/pinning.h); "" (off in the file) pins nothing.
   std::string pin_path = "/sys/fs/bpf/execflow";
   // Where the totals user space took out of the maps (closed flows, gone
-  // workloads) are saved for a process that adopts the pinned maps
+  // workloads) are saved for a process that takes the pinned maps over
   // (exporter/state); "" (off in the file) saves nothing.
   std::string state_file = "/run/execflow/state.json";
 };

@@ -38,7 +38,7 @@ struct SeriesLabelArena {
   std::deque<SeriesLabelList> lists;   // deque: appending moves nothing
 };
 
-// What a restarted exporter that adopts the kernel maps needs to go on
+// What a restarted exporter that takes the kernel maps over needs to go on
 // exactly where a SeriesTable was (see bpf.state_file):
 // - per series, its "retired" part: its value minus what its live kernel
 //   keys contribute (final totals of closed keys, parts of keys that moved
@@ -110,7 +110,7 @@ class SeriesSnapshot {
 //
 // Every series is an accumulator fed only with per-key deltas (value now
 // minus value last seen), so no series decreases, whatever aggregation
-// (keys whose labels agree share a series), folding into "other" or the
+// (keys whose labels agree share a series), summing into "other" or the
 // removal of keys does; and the sum over all series is exactly what the
 // kernel counted. Not thread-safe: the collector serializes Scrape(),
 // Closed() and Snapshot(); a snapshot's Build() needs no lock.
@@ -193,7 +193,7 @@ class SeriesTable {
   }
   std::vector<prometheus::ClientMetric> Export() const { return Snapshot().Build(); }
 
-  // Live keys whose labels had no room under max_series (folded into "other").
+  // Live keys whose labels had no room under max_series (summed into the "other" series).
   size_t folded() const { return folded_; }
 
   // What a restart needs (see SeriesTableState). Changes only where changes() does.
@@ -312,7 +312,7 @@ class SeriesTable {
 
  private:
   static constexpr uint32_t kNoSeries = std::numeric_limits<uint32_t>::max();  // not assigned yet
-  static constexpr uint32_t kOther = kNoSeries - 1;                           // folded into "other"
+  static constexpr uint32_t kOther = kNoSeries - 1;                           // summed into the "other" series
   static constexpr uint32_t kNoPosition = std::numeric_limits<uint32_t>::max();
   static constexpr size_t kCompactAfter = 1024;  // forgotten series' labels kept at least
 
@@ -331,7 +331,7 @@ class SeriesTable {
     uint64_t value = 0;
     uint64_t base = 0;               // its value when it joined its series (see KeyState)
     uint64_t scrape = 0;             // the last scrape that saw it live
-    uint64_t folded_at = 0;          // generation_ when folded into "other"
+    uint64_t folded_at = 0;          // generation_ when summed into the "other" series
     uint32_t series = kNoSeries;
     uint32_t position = kNoPosition;  // in order_ after its last scrape
     bool provisional = false;        // its labels may still change

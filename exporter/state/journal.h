@@ -112,7 +112,7 @@ std::vector<FinishedTake> FinishTakes(const std::vector<TakeRecord>& records,
                                       const std::vector<const MapReader*>& maps, TakeJournal* journal = nullptr);
 
 // A collector's journal at start-up (bpf.state_file kept): the journal at
-// `path`, emptied unless the collector adopted its pinned BPF state, and, if
+// `path`, emptied unless the collector took its pinned BPF state over, and, if
 // it did, the takes the last process journaled (see FinishTakes): those
 // after the sequence number a seeded table holds are not in it yet.
 // `saved_seq`: the highest sequence number of the seeded tables. Problems

@@ -40,7 +40,7 @@ class StateKeeper {
   }
 
   // Collector::KeepState: seeds the tables with what the last process saved
-  // (null: its BPF state was not adopted) and replays the takes it journaled
+  // (null: its BPF state was not taken over) and replays the takes it journaled
   // after; the collector then saves.
   void Start(std::shared_ptr<StateFile> file, const SavedTables* seed, const std::string& collector);
   // Hands the tables' states to the file if they changed; empties the
