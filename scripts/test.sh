@@ -60,6 +60,7 @@ phase tests $t
 for tree in $trees; do
   case $tree in
     asan) sanitized asan address,undefined unit_tests integration_tests exporter_exits exporter_e2e hardening_e2e \
+                faults_e2e \
                 restart_e2e ;;
     tsan) sanitized tsan thread unit_tests integration_tests ;;
   esac

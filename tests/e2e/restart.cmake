@@ -8,6 +8,6 @@ set_tests_properties(restart_e2e PROPERTIES LABELS "e2e;privileged" TIMEOUT 300 
 # Restarts under fire (issue 17): SIGKILL at random moments while connections churn and
 # /metrics is scraped every 100 ms; every series exact and never decreasing.
 add_test(NAME faults_e2e
-         COMMAND ${EXECFLOW_ISOLATED} ${Python3_EXECUTABLE} ${CMAKE_SOURCE_DIR}/tests/e2e/faults_e2e.py
+         COMMAND ${EXECFLOW_TEST_LAUNCHER} ${EXECFLOW_ISOLATED} ${Python3_EXECUTABLE} ${CMAKE_SOURCE_DIR}/tests/e2e/faults_e2e.py
                  $<TARGET_FILE:execflow_exporter>)
 set_tests_properties(faults_e2e PROPERTIES LABELS "e2e;privileged" TIMEOUT 600 SKIP_RETURN_CODE 77)
