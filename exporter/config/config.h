@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "exporter/common/result.h"
+#include "exporter/common/shown.h"
 
 namespace execflow {
 
@@ -118,10 +119,6 @@ Result<std::string> ReadConfigFile(const std::string& what, const std::string& p
 
 // "5s", "250ms", "1m30s" (Go's time.ParseDuration units ns..h) -> seconds.
 Result<double> ParseDuration(std::string_view text);
-
-// A value from the input as errors show it: quoted, control bytes escaped,
-// at most 64 characters of it.
-std::string Shown(std::string_view value);
 
 // Parses YAML text. Errors are one line naming the file, the line and the
 // key: "execflow.yaml:7: exec.max_uids: expected an integer from 1 to 1048576, got 'lots'".
