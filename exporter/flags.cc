@@ -1,8 +1,11 @@
 #include "exporter/flags.h"
 
+#include <algorithm>
 #include <charconv>
-#include <set>
 #include <tuple>
+#include <vector>
+
+#include <CLI/CLI.hpp>
 
 #include "exporter/config/config.h"
 #include "exporter/config/yaml_section.h"
@@ -37,43 +40,46 @@ const char kUsage[] = R"(usage: execflow_exporter [flags]
 
 Result<Flags> ParseFlags(int argc, const char* const* argv) {
   Flags f;
-  std::set<std::string> given;
+  CLI::App app;
+  app.set_help_flag();  // --help is one of ours: main() prints kUsage
+  app.allow_extras();   // what CLI11 does not know is reported below, in our words
+  std::vector<const CLI::Option*> once;
+  for (auto& [name, value] : f.values) {
+    once.push_back(app.add_option("--" + name, value)->multi_option_policy(CLI::MultiOptionPolicy::TakeLast));
+  }
+  app.add_option("--web.listen-address", f.listen_addresses)->allow_extra_args(false);
+  const std::pair<const char*, bool*> switches[] = {
+      {"config.check", &f.check}, {"web.systemd-socket", &f.systemd_socket}, {"bpf.unpin", &f.unpin},
+      {"version", &f.version},    {"help", &f.help}};
+  for (auto [name, out] : switches) once.push_back(app.add_flag(std::string("--") + name, *out));
+  // CLI11 reads "--name=" as "--name" followed by a value in the next argument,
+  // and "--switch=x" as a value for the switch: the first is an empty value here,
+  // the second an error.
+  std::vector<std::string> args;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
-    if (a.rfind("--", 0) != 0) return Fail("unexpected argument " + Shown(a));
-    a = a.substr(2);
-    std::string value;
-    bool has_value = false;
-    if (auto eq = a.find('='); eq != std::string::npos) {
-      value = a.substr(eq + 1);
-      a = a.substr(0, eq);
-      has_value = true;
-    }
-    const bool repeatable = a == "web.listen-address";
-    const bool known = repeatable || f.values.count(a) || a == "config.check" ||
-                       a == "web.systemd-socket" || a == "bpf.unpin" || a == "version" || a == "help";
-    if (!known) return Fail("unknown flag --" + (a.size() <= 64 ? a : a.substr(0, 64) + "..."));
-    if (!repeatable && !given.insert(a).second) {
-      return Fail("flag --" + a + " given twice (only --web.listen-address can be repeated)");
-    }
-    if (a == "config.check" || a == "web.systemd-socket" || a == "bpf.unpin" || a == "version" ||
-        a == "help") {
-      if (has_value) return Fail("flag --" + a + " takes no value");
-      (a == "help"                 ? f.help
-       : a == "version"            ? f.version
-       : a == "web.systemd-socket" ? f.systemd_socket
-       : a == "bpf.unpin"          ? f.unpin
-                                   : f.check) = true;
-      continue;
-    }
-    if (!has_value) {
-      if (i + 1 >= argc) return Fail("flag --" + a + " needs a value");
-      value = argv[++i];
-    }
-    if (repeatable) {
-      f.listen_addresses.push_back(value);
-    } else {
-      f.values[a] = value;
+    const size_t eq = a.find('=');
+    const CLI::Option* o =
+        a.starts_with("--") && eq != std::string::npos ? app.get_option_no_throw(a.substr(0, eq)) : nullptr;
+    if (o && o->get_expected_max() == 0) return Fail("flag " + a.substr(0, eq) + " takes no value");
+    args.push_back(o && eq + 1 == a.size() ? a.substr(0, eq) : a);
+    if (o && eq + 1 == a.size()) args.emplace_back();
+  }
+  std::reverse(args.begin(), args.end());  // App::parse takes them last first
+  try {
+    app.parse(args);
+  } catch (const CLI::ArgumentMismatch&) {  // a value missing, which only the last flag can lack
+    return Fail("flag " + std::string(argv[argc - 1]) + " needs a value");
+  }
+  if (const std::vector<std::string> extra = app.remaining(); !extra.empty()) {
+    const std::string& a = extra.front();
+    if (!a.starts_with("--")) return Fail("unexpected argument " + Shown(a));
+    const std::string name = a.substr(0, a.find('='));
+    return Fail("unknown flag " + (name.size() <= 66 ? name : name.substr(0, 66) + "..."));
+  }
+  for (const CLI::Option* o : once) {
+    if (o->count() > 1) {
+      return Fail("flag " + o->get_name() + " given twice (only --web.listen-address can be repeated)");
     }
   }
   return f;

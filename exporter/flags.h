@@ -34,7 +34,8 @@ struct Flags {
   bool help = false;
 };
 
-// Accepts --name=value and --name value. As in exporter-toolkit (kingpin):
+// Parsed with CLI11. Accepts --name=value and --name value, and --name= for
+// an empty value. As in exporter-toolkit (kingpin):
 // --web.listen-address may be given several times and its default (:9741)
 // only applies when it is not given; any other flag given twice is an error.
 Result<Flags> ParseFlags(int argc, const char* const* argv);

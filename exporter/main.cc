@@ -79,6 +79,84 @@ class StopSignals {
   int sig_ = 0;
 };
 
+// --bpf.unpin: removes the BPF state pinned under the config's bpf.pin_path
+// and says what went.
+int Unpin(const execflow::Flags& flags, const execflow::Config& config) {
+  if (flags.check) {
+    std::fprintf(stderr, "execflow_exporter: --bpf.unpin and --config.check are mutually exclusive\n");
+    return 2;
+  }
+  auto removed = execflow::UnpinState(config);
+  if (!removed) {
+    spdlog::error("{}", removed.error().message);
+    return config.bpf.pin_path.empty() ? 2 : 1;
+  }
+  if (removed->empty()) {
+    std::printf("nothing pinned in %s\n", config.bpf.pin_path.c_str());
+  } else {
+    std::printf("removed %zu pins from %s:", removed->size(), config.bpf.pin_path.c_str());
+    for (const auto& p : *removed) std::printf(" %s", p.c_str());
+    std::printf("\n");
+  }
+  return 0;
+}
+
+// --config.check: loads and attaches every BPF program and prints what was
+// chosen; the programs are detached again when the process exits.
+int CheckConfig(const execflow::Config& config, const std::string& config_file) {
+  auto collectors = execflow::StartCollectors(config);
+  if (!collectors) {
+    spdlog::error("config check failed: {}", collectors.error().message);
+    return 1;
+  }
+  for (const auto& c : collectors->all) {
+    for (const auto& p : c->Programs()) {
+      std::printf("%s: program %s attached to %s/%s\n", c->Name().c_str(), p.program.c_str(),
+                  p.attach_type.c_str(), p.hook.c_str());
+    }
+  }
+  std::printf("config %s is valid\n", config_file.c_str());
+  return 0;
+}
+
+// Starts everything, serves until SIGTERM or SIGINT, then stops in order.
+int Serve(StopSignals& signals, const execflow::Flags& flags, const execflow::Config& config,
+          execflow::HttpOptions http) {
+  const execflow::BuildInfo bi = execflow::GetBuildInfo();
+  spdlog::info("starting execflow_exporter version={} revision={} config={}", bi.version,
+               bi.revision, flags.values.at("config.file"));
+  if (flags.systemd_socket) {
+    // Taken before anything is attached: a socket unit that passes the wrong
+    // kind of socket fails here, at once.
+    auto sockets = execflow::SystemdSockets();
+    if (!sockets) {
+      spdlog::error("{}", sockets.error().message);
+      return 1;
+    }
+    http.systemd_sockets = std::move(*sockets);
+  }
+  auto app = execflow::App::Start(config, http);
+  if (!app) {
+    spdlog::error("start-up failed: {}", app.error().message);
+    return 1;
+  }
+  signals.Serving();
+  // Hook probing loads kernel BTF several times; give that heap back.
+  malloc_trim(0);
+  std::string addresses;
+  for (const std::string& a : (*app)->addresses()) addresses += (addresses.empty() ? "" : ",") + a;
+  spdlog::info("listening on {} systemd_socket={} telemetry_path={} tls={} basic_auth={} "
+               "max_connections={}",
+               addresses, flags.systemd_socket, http.telemetry_path, http.web_config.tls.enabled(),
+               !http.web_config.basic_auth_users.empty(), http.max_connections);
+
+  const int sig = signals.Wait();
+  spdlog::info("received {}, stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+  app->reset();
+  spdlog::info("stopped");
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -100,8 +178,8 @@ int main(int argc, char** argv) {
     std::fputs(execflow::kUsage, stdout);
     return 0;
   }
-  const execflow::BuildInfo bi = execflow::GetBuildInfo();
   if (flags->version) {
+    const execflow::BuildInfo bi = execflow::GetBuildInfo();
     std::printf("execflow_exporter %s (revision %s)\n", bi.version.c_str(), bi.revision.c_str());
     return 0;
   }
@@ -119,78 +197,12 @@ int main(int argc, char** argv) {
     spdlog::error("{}", config.error().message);
     return 2;
   }
-  if (flags->unpin) {
-    if (flags->check) {
-      std::fprintf(stderr, "execflow_exporter: --bpf.unpin and --config.check are mutually exclusive\n");
-      return 2;
-    }
-    auto removed = execflow::UnpinState(*config);
-    if (!removed) {
-      spdlog::error("{}", removed.error().message);
-      return config->bpf.pin_path.empty() ? 2 : 1;
-    }
-    if (removed->empty()) {
-      std::printf("nothing pinned in %s\n", config->bpf.pin_path.c_str());
-    } else {
-      std::printf("removed %zu pins from %s:", removed->size(), config->bpf.pin_path.c_str());
-      for (const auto& p : *removed) std::printf(" %s", p.c_str());
-      std::printf("\n");
-    }
-    return 0;
-  }
+  if (flags->unpin) return Unpin(*flags, *config);
   auto http = execflow::WebOptions(*flags);
   if (!http) {
     spdlog::error("{}", http.error().message);
     return 2;
   }
-
-  if (flags->check) {
-    auto collectors = execflow::StartCollectors(*config);
-    if (!collectors) {
-      spdlog::error("config check failed: {}", collectors.error().message);
-      return 1;
-    }
-    for (const auto& c : collectors->all) {
-      for (const auto& p : c->Programs()) {
-        std::printf("%s: program %s attached to %s/%s\n", c->Name().c_str(), p.program.c_str(),
-                    p.attach_type.c_str(), p.hook.c_str());
-      }
-    }
-    std::printf("config %s is valid\n", config_file.c_str());
-    return 0;
-  }
-
-  spdlog::info("starting execflow_exporter version={} revision={} config={}", bi.version,
-               bi.revision, config_file);
-  if (flags->systemd_socket) {
-    // Taken before anything is attached: a socket unit that passes the wrong
-    // kind of socket fails here, at once.
-    auto sockets = execflow::SystemdSockets();
-    if (!sockets) {
-      spdlog::error("{}", sockets.error().message);
-      return 1;
-    }
-    http->systemd_sockets = std::move(*sockets);
-  }
-  auto app = execflow::App::Start(*config, *http);
-  if (!app) {
-    spdlog::error("start-up failed: {}", app.error().message);
-    return 1;
-  }
-  signals.Serving();
-  // Hook probing loads kernel BTF several times; give that heap back.
-  malloc_trim(0);
-  std::string addresses;
-  for (const std::string& a : (*app)->addresses()) addresses += (addresses.empty() ? "" : ",") + a;
-  spdlog::info("listening on {} systemd_socket={} telemetry_path={} tls={} basic_auth={} "
-               "max_connections={}",
-               addresses, flags->systemd_socket, http->telemetry_path,
-               http->web_config.tls.enabled(), !http->web_config.basic_auth_users.empty(),
-               http->max_connections);
-
-  const int sig = signals.Wait();
-  spdlog::info("received {}, stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
-  app->reset();
-  spdlog::info("stopped");
-  return 0;
+  if (flags->check) return CheckConfig(*config, config_file);
+  return Serve(signals, *flags, *config, std::move(*http));
 }

@@ -1,7 +1,5 @@
 #include "exporter/bpf/pinning.h"
 
-#include <dirent.h>
-#include <fcntl.h>
 #include <linux/magic.h>
 #include <sys/file.h>
 #include <sys/stat.h>
@@ -13,7 +11,7 @@
 #include "exporter/bpf/kernel_map.h"
 
 #include <cstdio>
-#include <cstring>
+#include <filesystem>
 #include <sstream>
 
 namespace execflow {
@@ -64,37 +62,6 @@ std::string StampDiff(const std::string& pinned, const std::string& now) {
     if (x != y) diff += (diff.empty() ? "" : "; ") + x + " -> " + y;
   }
   return diff;
-}
-
-Result<void> RemoveTree(int parent, const std::string& name, const std::string& rel,
-                        std::vector<std::string>* removed) {
-  struct stat st;
-  if (fstatat(parent, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) return Fail("stat " + rel, errno);
-  if (S_ISDIR(st.st_mode)) {
-    const int fd = openat(parent, name.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
-    if (fd < 0) return Fail("open " + rel, errno);
-    DIR* d = fdopendir(fd);
-    if (!d) {
-      close(fd);
-      return Fail("read " + rel, errno);
-    }
-    std::vector<std::string> names;
-    while (dirent* e = readdir(d)) {
-      if (std::strcmp(e->d_name, ".") != 0 && std::strcmp(e->d_name, "..") != 0) names.push_back(e->d_name);
-    }
-    Result<void> ok;
-    for (const auto& n : names) {
-      ok = RemoveTree(dirfd(d), n, rel.empty() ? n : rel + "/" + n, removed);
-      if (!ok) break;
-    }
-    closedir(d);
-    if (!ok) return ok;
-    if (unlinkat(parent, name.c_str(), AT_REMOVEDIR) != 0) return Fail("remove " + rel, errno);
-    return {};
-  }
-  if (unlinkat(parent, name.c_str(), 0) != 0) return Fail("remove " + rel, errno);
-  removed->push_back(rel);
-  return {};
 }
 
 }  // namespace
@@ -173,10 +140,22 @@ Result<PinRoot> PinRoot::Open(const std::string& path) {
 }
 
 Result<std::vector<std::string>> RemovePinned(const std::string& dir) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  const fs::file_status top = fs::symlink_status(dir, ec);
+  if (top.type() == fs::file_type::not_found) return std::vector<std::string>{};
+  // remove_all() does not say what it removed, so the pins are listed first.
+  // Neither follows a symlink: the iterator enters none, and `dir` itself is
+  // walked only when it is a folder.
   std::vector<std::string> removed;
-  if (access(dir.c_str(), F_OK) != 0 && errno == ENOENT) return removed;
-  auto ok = RemoveTree(AT_FDCWD, dir, "", &removed);
-  if (!ok) return std::unexpected(ok.error());
+  if (!ec && !fs::is_directory(top)) removed.emplace_back();
+  if (!ec && fs::is_directory(top)) {
+    for (fs::recursive_directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+      if (!fs::is_directory(it->symlink_status(ec))) removed.push_back(it->path().lexically_relative(dir));
+    }
+  }
+  if (!ec) fs::remove_all(dir, ec);
+  if (ec) return Fail("remove " + dir, ec.value());
   return removed;
 }
 

@@ -4,11 +4,10 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <systemd/sd-daemon.h>
 #include <unistd.h>
 
 #include <cerrno>
-#include <charconv>
-#include <climits>
 #include <cstdlib>
 #include <cstring>
 #include <optional>
@@ -19,42 +18,30 @@
 namespace execflow {
 namespace {
 
-constexpr int kFirstFd = 3;  // SD_LISTEN_FDS_START
-constexpr const char* kWhat = "--web.systemd-socket: ";
-
 // getenv()'s pointer dies with unsetenv(): copied first.
 std::optional<std::string> Env(const char* name) {
   const char* v = std::getenv(name);
   return v ? std::optional<std::string>(v) : std::nullopt;
 }
 
-std::optional<long> Number(const std::string& s) {
-  long n = 0;
-  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), n);
-  if (ec != std::errc() || p != s.data() + s.size() || n < 0) return std::nullopt;
-  return n;
-}
-
 // Why a descriptor systemd passed cannot be served; empty when it can.
 std::string Unusable(int fd) {
-  int domain = 0, type = 0, listening = 0;
-  socklen_t len = sizeof(domain);
-  if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) != 0) {
-    if (errno == ENOTSOCK) return "is not a socket";
-    return std::string("cannot be read: ") + std::strerror(errno);
+  if (const int r = sd_is_socket(fd, AF_UNSPEC, 0, -1); r <= 0) {
+    return r == 0 ? "is not a socket" : std::string("cannot be read: ") + std::strerror(-r);
   }
-  len = sizeof(type);
-  getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len);
-  len = sizeof(listening);
-  getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len);
-  if (domain != AF_INET && domain != AF_INET6) {
-    return std::string("is ") + (domain == AF_UNIX ? "a unix socket" : "not an IP socket") +
+  if (sd_is_socket_inet(fd, 0, 0, -1, 0) <= 0) {
+    const bool unix_socket = sd_is_socket(fd, AF_UNIX, 0, -1) > 0;
+    return std::string("is ") + (unix_socket ? "a unix socket" : "not an IP socket") +
            "; execflow serves TCP: ListenStream=[ADDRESS:]PORT";
   }
-  if (type != SOCK_STREAM) return "is not a TCP socket (ListenDatagram=?); use ListenStream=";
-  if (!listening) return "is a connection, not a listening socket: the socket unit needs Accept=no";
+  if (sd_is_socket_inet(fd, 0, SOCK_STREAM, -1, 0) <= 0) {
+    return "is not a TCP socket (ListenDatagram=?); use ListenStream=";
+  }
+  if (sd_is_socket_inet(fd, 0, SOCK_STREAM, 1, 0) <= 0) {
+    return "is a connection, not a listening socket: the socket unit needs Accept=no";
+  }
   // A build without IPv6 keeps addresses in 16 bytes: an IPv6 peer's would not fit.
-  if (domain == AF_INET6 && !CivetwebHasIpv6()) {
+  if (sd_is_socket_inet(fd, AF_INET, SOCK_STREAM, 1, 0) <= 0 && !CivetwebHasIpv6()) {
     return "listens on " + SocketAddress(fd) + ", IPv6, and this build of civetweb has no IPv6 " +
            "(Debian 12's is built without it): use an IPv4 address (ListenStream=0.0.0.0:PORT)";
   }
@@ -64,40 +51,38 @@ std::string Unusable(int fd) {
 }  // namespace
 
 Result<std::vector<UniqueFd>> SystemdSockets() {
+  auto fail = [](const std::string& why) { return Fail("--web.systemd-socket: " + why); };
+  // Kept for the messages: sd_listen_fds(1) takes them out of the environment.
   const auto pid = Env("LISTEN_PID");
   const auto count = Env("LISTEN_FDS");
-  // Not for children: whatever this process runs is not the service.
-  unsetenv("LISTEN_PID");
-  unsetenv("LISTEN_FDS");
-  unsetenv("LISTEN_FDNAMES");
-  const std::string none = std::string(kWhat) + "systemd passed no sockets";
-  if (!count) {
-    return Fail(none + " (LISTEN_FDS is not set): start execflow through a socket unit "
-                "(deploy/systemd/execflow.socket)");
+  const int n = sd_listen_fds(1);
+  if (n == 0 && !count) {
+    return fail("systemd passed no sockets (LISTEN_FDS is not set): start execflow through a socket "
+                "unit (deploy/systemd/execflow.socket)");
   }
-  if (!pid) return Fail(none + " (LISTEN_PID is not set)");
-  const auto pid_n = Number(*pid);
-  if (!pid_n) return Fail(std::string(kWhat) + "LISTEN_PID " + Shown(*pid) + ": not a process id");
-  if (*pid_n != getpid()) {
-    return Fail(none + " to this process: LISTEN_PID is " + *pid + ", this is " +
+  if (n == 0 && !pid) return fail("systemd passed no sockets (LISTEN_PID is not set)");
+  if (n == 0) {
+    return fail("systemd passed no sockets to this process: LISTEN_PID is " + *pid + ", this is " +
                 std::to_string(getpid()));
   }
-  const auto n = Number(*count);
-  if (!n || *n > INT_MAX - kFirstFd) {
-    return Fail(std::string(kWhat) + "LISTEN_FDS " + Shown(*count) + ": not a number of sockets");
+  if (n == -EBADF) {  // at the first descriptor it could not make close-on-exec
+    int fd = SD_LISTEN_FDS_START;
+    while (fcntl(fd, F_GETFD) >= 0) ++fd;
+    return fail("LISTEN_FDS is " + count.value_or("") + ", but descriptor " + std::to_string(fd) +
+                " is not open");
   }
-  if (*n == 0) return Fail(none + " (LISTEN_FDS=0)");
+  // systemd writes LISTEN_PID as plain digits: any other spelling is what was refused.
+  if (n == -EINVAL && pid != std::to_string(getpid())) {
+    return fail("LISTEN_PID " + Shown(pid.value_or("")) + ": not a process id");
+  }
+  if (n == -EINVAL && count == "0") return fail("systemd passed no sockets (LISTEN_FDS=0)");
+  if (n == -EINVAL) return fail("LISTEN_FDS " + Shown(count.value_or("")) + ": not a number of sockets");
+  if (n < 0) return Fail("--web.systemd-socket: sd_listen_fds", -n);
   std::vector<UniqueFd> sockets;
-  for (int fd = kFirstFd; fd < kFirstFd + *n; ++fd) {
-    const int flags = fcntl(fd, F_GETFD);
-    if (flags < 0) {
-      return Fail(std::string(kWhat) + "LISTEN_FDS is " + *count + ", but descriptor " +
-                  std::to_string(fd) + " is not open");
-    }
+  for (int fd = SD_LISTEN_FDS_START; fd < SD_LISTEN_FDS_START + n; ++fd) {
     sockets.emplace_back(fd);
-    fcntl(fd, F_SETFD, flags | FD_CLOEXEC);
     if (std::string why = Unusable(fd); !why.empty()) {
-      return Fail(std::string(kWhat) + "descriptor " + std::to_string(fd) + " " + why);
+      return fail("descriptor " + std::to_string(fd) + " " + why);
     }
   }
   return sockets;

@@ -35,6 +35,10 @@ Result<bool> BpfReadsWorkWith(CapSet keep, int prog_fd);
 // thread is reached with a real-time signal whose handler makes the raw
 // syscalls for itself (capabilities are per thread); /proc/self/task is read
 // back to prove it.
+// Not libpsx (libcap's way to the same end): Debian 12's (libcap 2.66) reaches
+// only threads started through its pthread_create wrapper in this binary's own
+// objects, never those std::thread or a library starts, which would keep their
+// capabilities. libpsx 2.72 and later (Debian 13) reach every thread.
 Result<void> RestrictCapabilities(CapSet keep);
 
 }  // namespace execflow

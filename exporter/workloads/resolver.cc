@@ -5,9 +5,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <libmount/libmount.h>
 #include <spdlog/spdlog.h>
 
+#include <cstdio>
+#include <cstring>
 #include <fstream>
+#include <memory>
 #include <sstream>
 
 #include "exporter/common/unique_fd.h"
@@ -42,20 +46,6 @@ bool Split3(std::string_view s, std::string* a, std::string* b, std::string* c) 
   *b = s.substr(p1 + 1, p2 - p1 - 1);
   *c = s.substr(p2 + 1);
   return !a->empty() && !b->empty() && !c->empty();
-}
-
-std::string Unescape(std::string_view s) {  // mountinfo writes ' ', '\t', '\n', '\\' as \ooo
-  std::string out;
-  for (size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '\\' && i + 3 < s.size() + 1 && s.substr(i + 1, 3).size() == 3 &&
-        s.substr(i + 1, 3).find_first_not_of("01234567") == std::string_view::npos) {
-      out.push_back(static_cast<char>((s[i + 1] - '0') * 64 + (s[i + 2] - '0') * 8 + (s[i + 3] - '0')));
-      i += 3;
-      continue;
-    }
-    out.push_back(s[i]);
-  }
-  return out;
 }
 
 }  // namespace
@@ -98,15 +88,23 @@ Workload KubeletNames::Name(const ContainerRef& ref) const {
 
 std::vector<std::string> Cgroup2Mounts(const std::string& mountinfo) {
   std::vector<std::string> out;
-  std::istringstream in(mountinfo);
-  for (std::string line; std::getline(in, line);) {
-    // id parent major:minor root mount-point options [optional...] - type source options
-    std::istringstream f(line);
-    std::string id, parent, dev, root, point, word;
-    if (!(f >> id >> parent >> dev >> root >> point)) continue;
-    while (f >> word && word != "-") {
+  if (mountinfo.empty()) return out;  // fmemopen() refuses an empty buffer
+  std::unique_ptr<FILE, decltype(&fclose)> in(
+      fmemopen(const_cast<char*>(mountinfo.data()), mountinfo.size(), "r"), &fclose);
+  std::unique_ptr<libmnt_table, decltype(&mnt_unref_table)> table(mnt_new_table(), &mnt_unref_table);
+  std::unique_ptr<libmnt_iter, decltype(&mnt_free_iter)> it(mnt_new_iter(MNT_ITER_FORWARD),
+                                                              &mnt_free_iter);
+  // Lines libmount cannot parse are skipped.
+  if (!in || !table || !it || mnt_table_parse_stream(table.get(), in.get(), "mountinfo") != 0) return out;
+  libmnt_fs* fs = nullptr;
+  while (mnt_table_next_fs(table.get(), it.get(), &fs) == 0) {
+    // Not "kernel": libmount took the text for an fstab, as it does when the
+    // first line is not mountinfo's.
+    const char* type = mnt_fs_get_fstype(fs);
+    const char* target = mnt_fs_get_target(fs);
+    if (mnt_fs_is_kernel(fs) && type && std::strcmp(type, "cgroup2") == 0 && target && *target) {
+      out.emplace_back(target);
     }
-    if (f >> word && word == "cgroup2") out.push_back(Unescape(point));
   }
   return out;
 }

@@ -123,7 +123,8 @@ class WorkloadResolver {
 // resolver->Resolve as a WorkloadOf; empty workloads when resolver is null.
 WorkloadOf WorkloadsOf(WorkloadResolver* resolver);
 
-// The mount points of cgroup2 file systems in /proc/self/mountinfo text.
+// The mount points of cgroup2 file systems in /proc/self/mountinfo text, as
+// libmount reads it (escapes such as \040 for a space undone).
 std::vector<std::string> Cgroup2Mounts(const std::string& mountinfo);
 
 }  // namespace execflow

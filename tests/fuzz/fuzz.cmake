@@ -47,7 +47,8 @@ set(fuzz_state_sources ${CMAKE_SOURCE_DIR}/exporter/state/state_file.cc ${CMAKE_
 execflow_fuzzer(state "-lspdlog;-lfmt" ${fuzz_state_sources})
 execflow_fuzzer(journal "-lspdlog;-lfmt" ${fuzz_state_sources})
 execflow_fuzzer(cgroup_path "" ${CMAKE_SOURCE_DIR}/exporter/workloads/cgroup_path.cc)
-execflow_fuzzer(kubelet "-lspdlog;-lfmt" ${CMAKE_SOURCE_DIR}/exporter/workloads/resolver.cc
+# resolver.cc reads mountinfo with libmount.
+execflow_fuzzer(kubelet "-lspdlog;-lfmt;${LIBMOUNT_LDFLAGS}" ${CMAKE_SOURCE_DIR}/exporter/workloads/resolver.cc
                 ${CMAKE_SOURCE_DIR}/exporter/workloads/cgroup_path.cc)
-execflow_fuzzer(mountinfo "-lspdlog;-lfmt" ${CMAKE_SOURCE_DIR}/exporter/workloads/resolver.cc
+execflow_fuzzer(mountinfo "-lspdlog;-lfmt;${LIBMOUNT_LDFLAGS}" ${CMAKE_SOURCE_DIR}/exporter/workloads/resolver.cc
                 ${CMAKE_SOURCE_DIR}/exporter/workloads/cgroup_path.cc)

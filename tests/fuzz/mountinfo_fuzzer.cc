@@ -1,6 +1,7 @@
 // libFuzzer: Cgroup2Mounts, the cgroup2 mount points in /proc/self/mountinfo
-// text (a container's mounts, which its image and runtime choose). Beyond not
-// crashing: at most one mount point per line, none empty.
+// text (a container's mounts, which its image and runtime choose), as
+// libmount's table parser reads it. Beyond not crashing: at most one mount
+// point per line, none empty.
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>

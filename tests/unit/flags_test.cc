@@ -109,6 +109,28 @@ TEST(Flags, Errors) {
             "--web.read-timeout '0s': expected a duration from 1ms to 1h");
 }
 
+// The spellings exporter-toolkit's flags take, which CLI11 alone would read
+// differently: "--name=" is an empty value (not "take the next argument"), a
+// value may look like a flag, and a switch takes no value at all.
+TEST(Flags, Spellings) {
+  auto f = Parse({"--web.config.file=", "--log.level=debug", "--config.file", "--help",
+                  "--web.telemetry-path=/a=b"});
+  ASSERT_TRUE(f.has_value()) << f.error().message;
+  EXPECT_EQ(f->values.at("web.config.file"), "");
+  EXPECT_EQ(f->values.at("log.level"), "debug");
+  EXPECT_EQ(f->values.at("config.file"), "--help");
+  EXPECT_EQ(f->values.at("web.telemetry-path"), "/a=b");
+  EXPECT_FALSE(f->help);
+  EXPECT_EQ(ParseError({"--help=true"}), "flag --help takes no value");
+  EXPECT_EQ(ParseError({"--version="}), "flag --version takes no value");
+  EXPECT_EQ(ParseError({"--config.file="}), "no error");
+  EXPECT_EQ(ParseError({"--config.file"}), "flag --config.file needs a value");
+  EXPECT_EQ(ParseError({"-h"}), "unexpected argument '-h'");
+  EXPECT_EQ(ParseError({"--"}), "unknown flag --");
+  EXPECT_EQ(ParseError({"--log.level=debug", "--Log.level=info"}), "unknown flag --Log.level");
+  EXPECT_EQ(ParseError({"--web.listen-address=:1", "extra"}), "unexpected argument 'extra'");
+}
+
 TEST(Flags, OtherFlagsKeepTheirValues) {
   auto f = Parse({"--config.file", "/etc/x.yaml", "--config.check", "--web.telemetry-path=/m",
                   "--web.max-connections=8", "--web.read-timeout=250ms", "--web.idle-timeout=0"});

@@ -2,7 +2,11 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
 #include <string>
+#include <vector>
 
 #include "exporter/config/config.h"
 #include "exporter/flags.h"
@@ -105,6 +109,33 @@ TEST(Pinning, NotBpffs) {
   EXPECT_EQ(r.error().message,
             "bpf.pin_path /tmp/execflow-no-such-folder: /tmp is not a bpf filesystem (mount one: "
             "mount -t bpf bpf /tmp; or set bpf.pin_path: off)");
+}
+
+// RemovePinned works on any folder: here one in /tmp stands for bpffs.
+TEST(Pinning, RemovePinnedSaysWhatWentAndFollowsNoSymlink) {
+  namespace fs = std::filesystem;
+  const fs::path tmp = fs::temp_directory_path() / ("execflow-unpin-" + std::to_string(getpid()));
+  const fs::path dir = tmp / "exec", outside = tmp / "outside";
+  fs::create_directories(dir / "maps");
+  fs::create_directories(dir / "links" / "deeper");
+  fs::create_directories(outside);
+  for (const fs::path& p : {dir / "stamp", dir / "maps" / "exec_counts", dir / "links" / "exec_btf",
+                            dir / "links" / "deeper" / "x", outside / "keep"}) {
+    std::ofstream(p) << "x";
+  }
+  fs::create_directory_symlink(outside, dir / "to_outside");
+  fs::create_symlink(outside / "keep", dir / "maps" / "to_keep");
+  auto removed = RemovePinned(dir);
+  ASSERT_TRUE(removed) << removed.error().message;
+  std::sort(removed->begin(), removed->end());
+  EXPECT_EQ(*removed, (std::vector<std::string>{"links/deeper/x", "links/exec_btf", "maps/exec_counts",
+                                                "maps/to_keep", "stamp", "to_outside"}));
+  EXPECT_FALSE(fs::exists(fs::symlink_status(dir)));
+  EXPECT_TRUE(fs::exists(outside / "keep"));  // a symlink goes, never what it points to
+  auto again = RemovePinned(dir);
+  ASSERT_TRUE(again) << again.error().message;
+  EXPECT_TRUE(again->empty());
+  fs::remove_all(tmp);
 }
 
 }  // namespace

@@ -122,5 +122,16 @@ TEST(Cgroup2Mounts, FindsCgroup2MountPointsAndUnescapesThem) {
             (std::vector<std::string>{"/sys/fs/cgroup/unified", "/host/sys fs/cgroup"}));
 }
 
+TEST(Cgroup2Mounts, SkipsLinesItCannotReadAndUndoesEveryEscape) {
+  const std::string mountinfo =
+      "24 1 0:22 / /sys rw,nosuid - sysfs sysfs rw\n"
+      "not a mount\n"
+      "41 31 0:38 / /truncated rw\n"
+      "90 80 0:38 / /a\\011b\\012c\\134d ro - cgroup2 cgroup2 rw\n"
+      "91 80 0:38 / /last rw - cgroup2 cgroup2 rw";  // no final newline
+  EXPECT_EQ(Cgroup2Mounts(mountinfo), (std::vector<std::string>{"/a\tb\nc\\d", "/last"}));
+  EXPECT_EQ(Cgroup2Mounts(""), std::vector<std::string>{});
+}
+
 }  // namespace
 }  // namespace execflow
