@@ -9,7 +9,8 @@
  *             tp_btf/sock_send_length, tracepoint/sock/sock_send_length
  *   sendfile: fexit/tcp_sendpage, kprobe+kretprobe/tcp_sendpage (kernels < 6.5;
  *             later ones send pages through tcp_sendmsg)
- *   receives: fexit/tcp_recvmsg, kprobe+kretprobe/tcp_recvmsg,
+ *   receives: fexit/tcp_recvmsg (two prototypes: user space picks by BTF),
+ *             kprobe+kretprobe/tcp_recvmsg,
  *             tp_btf/sock_recv_length, tracepoint/sock/sock_recv_length
  *   closes:   tp_btf/inet_sock_set_state, tracepoint/sock/inet_sock_set_state
  *   kprobe mode's thread exits: tp_btf/sched_process_exit,
@@ -360,40 +361,44 @@ int thread_exit_tp(void *ctx)
  * --- receives ---
  * tcp_recvmsg's return value is the bytes copied to the caller; MSG_PEEK
  * copies without consuming, so peeks are not counted (the read that follows
- * is). 5.19 dropped its nonblock argument: flags moved from the 5th argument
- * to the 4th and the return value from the 7th slot to the 6th. User space
- * reads the running kernel's prototype from its BTF and sets this.
+ * is). 5.19 dropped its nonblock argument, which moved flags from the 5th
+ * argument to the 4th. fexit has a program per prototype, and user space
+ * loads the one the running kernel's BTF shows.
  */
 #define MSG_PEEK 2
-const volatile bool targ_recvmsg_nonblock_arg = false;
 
+/* 5.19+. An older kernel would load it too, reading addr_len as ret: hence BTF, not trying. */
 SEC("fexit/tcp_recvmsg")
-int tcp_recvmsg_fexit(unsigned long long *ctx)
+int BPF_PROG(tcp_recvmsg_fexit, struct sock *sk, struct msghdr *msg, size_t len, int flags,
+	     int *addr_len, int ret)
 {
-	struct sock *sk = (struct sock *)ctx[0];
-	__u64 flags, ret;
-
-	/*
-	 * The verifier takes only the branch rodata selects and checks ctx[6]
-	 * only where the function has 6 arguments; each slot is read by a load
-	 * with its own constant offset (a ctx pointer plus a computed offset is
-	 * refused), which inline asm keeps clang from merging.
-	 */
-	if (targ_recvmsg_nonblock_arg)
-		asm volatile("%0 = *(u64 *)(%2 + 32); %1 = *(u64 *)(%2 + 48)"
-			     : "=r"(flags), "=r"(ret) : "r"(ctx));
-	else
-		asm volatile("%0 = *(u64 *)(%2 + 24); %1 = *(u64 *)(%2 + 40)"
-			     : "=r"(flags), "=r"(ret) : "r"(ctx));
 	if (flags & MSG_PEEK)
 		return 0;
-	return count_bytes(ctx, sk, (int)ret, RECEIVED, TRUSTED);
+	return count_bytes(ctx, sk, ret, RECEIVED, TRUSTED);
 }
 
+/* Before 5.19. Later verifiers refuse it: their tcp_recvmsg has no 7th slot. */
+SEC("fexit/tcp_recvmsg")
+int BPF_PROG(tcp_recvmsg_nonblock_fexit, struct sock *sk, struct msghdr *msg, size_t len,
+	     int nonblock, int flags, int *addr_len, int ret)
+{
+	if (flags & MSG_PEEK)
+		return 0;
+	return count_bytes(ctx, sk, ret, RECEIVED, TRUSTED);
+}
+
+/* Set by user space from the running kernel's BTF: tcp_recvmsg has nonblock (before 5.19). */
+const volatile bool targ_recvmsg_nonblock_arg = false;
+
+/*
+ * A kprobe reads registers, so one program serves both prototypes: flags is
+ * in the 5th argument's register before 5.19, in the 4th's since. Without
+ * barrier_var(), clang (14 and 19) turns the pick into one load from ctx at
+ * an offset chosen at run time, which every kernel's verifier refuses.
+ */
 SEC("kprobe/tcp_recvmsg")
 int BPF_KPROBE(tcp_recvmsg_kprobe, struct sock *sk)
 {
-	/* Both registers are always there; read each by its own load (see above). */
 	long p4 = PT_REGS_PARM4(ctx), p5 = PT_REGS_PARM5(ctx);
 	int flags;
 
