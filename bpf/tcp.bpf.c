@@ -332,7 +332,8 @@ int BPF_KRETPROBE(tcp_sendpage_kretprobe, int ret)
  * kprobe mode: a thread that exits is inside no call, so an entry it still
  * has is a call whose return the kretprobe missed; it goes here, in the
  * kernel, counted as missed. sched_process_exit fires once per exiting
- * thread, in that thread. Both maps: either may be the one-entry stand-in.
+ * thread, in that thread. Both maps: one that no chosen mode uses holds a
+ * single entry and stays empty, so deleting from it just fails.
  */
 static __always_inline int forget_exiting_thread(void)
 {
