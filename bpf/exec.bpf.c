@@ -122,15 +122,13 @@ static __always_inline void copy_comm(char *dst, const char *comm)
 
 /*
  * Fills a zeroed record (nothing of the kernel's stack or of an older
- * record may follow the strings). `trusted` (tp_btf): the comm of `task` is
- * read with plain loads; else a helper reads the current task's. A constant,
- * unlike a test of `task`, which kept both ways in exec_btf.
- * The perf buffer path is for kernels without a ring buffer (before 5.8),
- * which have no bpf_ktime_get_boot_ns either: it stamps CLOCK_MONOTONIC, and
- * user space converts with the clock of the transport.
+ * record may follow the strings). `task` non-null: its comm is read with
+ * plain loads (tp_btf). The perf buffer path is for kernels without a ring
+ * buffer (before 5.8), which have no bpf_ktime_get_boot_ns either: it stamps
+ * CLOCK_MONOTONIC, and user space converts with the clock of the transport.
  */
 static __always_inline void fill_event(struct exec_event *e, const struct exec_who *w,
-				       const char *filename, struct task_struct *task, bool trusted)
+				       const char *filename, struct task_struct *task)
 {
 	e->time_ns = targ_perfbuf ? bpf_ktime_get_ns() : bpf_ktime_get_boot_ns();
 	e->cgroup_id = w->cgroup_id;
@@ -138,7 +136,7 @@ static __always_inline void fill_event(struct exec_event *e, const struct exec_w
 	e->ppid = w->ppid;
 	e->uid = w->uid;
 	e->gid = w->gid;
-	if (trusted)
+	if (task)
 		copy_comm(e->comm, task->comm);
 	else
 		bpf_get_current_comm(e->comm, sizeof(e->comm));
@@ -150,7 +148,7 @@ static __always_inline void fill_event(struct exec_event *e, const struct exec_w
  * the tracepoint record for the classic tracepoint; both are kernel memory.
  */
 static __always_inline int handle_exec(void *ctx, const struct exec_who *w, const char *filename,
-				       struct task_struct *task, bool trusted)
+				       struct task_struct *task)
 {
 	struct exec_key key = {.cgroup_id = w->cgroup_id, .uid = w->uid};
 	struct exec_event *e;
@@ -163,7 +161,7 @@ static __always_inline int handle_exec(void *ctx, const struct exec_who *w, cons
 	if (targ_perfbuf) {
 		struct exec_event ev = {}; /* 304 bytes: fits the 512-byte stack */
 
-		fill_event(&ev, w, filename, task, trusted);
+		fill_event(&ev, w, filename, task);
 		if (bpf_perf_event_output(ctx, &exec_events_perf, BPF_F_CURRENT_CPU, &ev, sizeof(ev)))
 			__sync_fetch_and_add(&loss.events_dropped, 1);
 		return 0;
@@ -178,7 +176,7 @@ static __always_inline int handle_exec(void *ctx, const struct exec_who *w, cons
 	 * (a helper call or a loop over the strings' tails would cost more).
 	 */
 	__builtin_memset(e, 0, sizeof(*e));
-	fill_event(e, w, filename, task, trusted);
+	fill_event(e, w, filename, task);
 	bpf_ringbuf_submit(e, BPF_RB_NO_WAKEUP); /* the reader polls: see EventConsumer */
 	return 0;
 }
@@ -189,7 +187,7 @@ int BPF_PROG(exec_btf, struct task_struct *p, pid_t old_pid, struct linux_binprm
 	struct exec_who w;
 
 	who_trusted(p, &w);
-	return handle_exec(ctx, &w, bprm->filename, p, true /* trusted */);
+	return handle_exec(ctx, &w, bprm->filename, p);
 }
 
 SEC("tracepoint/sched/sched_process_exec")
@@ -201,7 +199,7 @@ int exec_tp(struct trace_event_raw_sched_process_exec *ctx)
 	struct exec_who w;
 
 	who_current(&w);
-	return handle_exec(ctx, &w, (const char *)ctx + (loc & 0xFFFF), NULL, false);
+	return handle_exec(ctx, &w, (const char *)ctx + (loc & 0xFFFF), 0);
 }
 
 static __always_inline int handle_exec_exit(long ret)
