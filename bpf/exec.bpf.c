@@ -136,6 +136,7 @@ static __always_inline void fill_event(struct exec_event *e, const struct exec_w
 	e->ppid = w->ppid;
 	e->uid = w->uid;
 	e->gid = w->gid;
+	/* The 5.10 and 6.1 verifiers keep exec_btf's dead helper branch; 6.12's drops it (a bool cost 6.12 a spill) */
 	if (task)
 		copy_comm(e->comm, task->comm);
 	else

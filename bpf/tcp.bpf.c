@@ -9,7 +9,8 @@
  *             tp_btf/sock_send_length, tracepoint/sock/sock_send_length
  *   sendfile: fexit/tcp_sendpage, kprobe+kretprobe/tcp_sendpage (kernels < 6.5;
  *             later ones send pages through tcp_sendmsg)
- *   receives: fexit/tcp_recvmsg, kprobe+kretprobe/tcp_recvmsg,
+ *   receives: fexit/tcp_recvmsg (two prototypes: user space picks by BTF),
+ *             kprobe+kretprobe/tcp_recvmsg,
  *             tp_btf/sock_recv_length, tracepoint/sock/sock_recv_length
  *   closes:   tp_btf/inet_sock_set_state, tracepoint/sock/inet_sock_set_state
  *   kprobe mode's thread exits: tp_btf/sched_process_exit,
@@ -73,91 +74,84 @@ struct inflight_args tcp_recv_args SEC(".maps");
 
 struct tcp_loss loss = {};
 
-
 /*
- * The flow key of a socket, the same for its sends and its close, so the
- * close notice always names the entry the sends made. tp_btf and fexit
- * programs get a trusted BTF pointer and read it with plain loads (CO-RE
- * relocated); classic tracepoints and kprobes get a raw pointer and must use
- * bpf_probe_read_kernel, a helper call per field.
- *
- * The local port: skc_num while the socket is bound (a plain load on trusted
- * pointers). On TCP_CLOSE, inet_put_port() zeroes skc_num before the state
- * tracepoint fires, and a send that completes after its socket closed (an RST
- * processed while the sender slept or from the backlog) sees it zeroed too;
- * inet_sport keeps the port for the socket's life (inet_sock lies beyond
- * struct sock, hence a probe read, taken only then).
+ * A field of sk. tp_btf and fexit programs get a pointer the verifier trusts
+ * and read it with a plain load (CO-RE relocated); classic tracepoints and
+ * kprobes get a raw pointer and must call bpf_probe_read_kernel. Every caller
+ * passes a constant, so the compiler keeps one of the two.
  */
+#define SK_READ(trusted, sk, field) ((trusted) ? (sk)->field : BPF_CORE_READ(sk, field))
+#define TRUSTED true
+#define PROBED false
+
+/* The `received` argument of count_bytes, remember_sock and count_remembered. */
+#define SENT false
+#define RECEIVED true
+
 /*
  * The socket's cgroup v2 id, set when the socket was created: the same for
  * its sends and its close, whatever task runs the close (softirq for an RST).
- * Before 5.15, sk_cgrp_data is the pointer or, once a net_cls/net_prio id
- * was set (bit 0), data; the kernel then answers the root cgroup, and so do we.
  */
-static __always_inline __u64 sock_cgroup_id_old(struct sock *sk)
+static __always_inline __u64 sock_cgroup_id(struct sock *sk, bool trusted)
 {
-	__u64 val = BPF_CORE_READ((struct sock___old *)sk, sk_cgrp_data.val);
+	__u64 val;
 
+	if (bpf_core_field_exists(sk->sk_cgrp_data.cgroup))
+		return trusted ? sk->sk_cgrp_data.cgroup->kn->id
+			       : BPF_CORE_READ(sk, sk_cgrp_data.cgroup, kn, id);
+	/*
+	 * Before 5.15: the cgroup pointer or, once net_cls or net_prio set an id
+	 * (low bits set), their data; the kernel then answers the root cgroup.
+	 */
+	val = BPF_CORE_READ((struct sock___old *)sk, sk_cgrp_data.val);
 	if (!val || (val & 3))
 		return 1;
 	return BPF_CORE_READ((struct cgroup *)val, kn, id);
 }
 
-static __always_inline __u64 sock_cgroup_id_trusted(struct sock *sk)
+/*
+ * The flow key of a socket, the same for its sends and its close, so the
+ * close notice always names the entry the sends made.
+ *
+ * The local port: skc_num while the socket is bound. On TCP_CLOSE,
+ * inet_put_port() zeroes skc_num before the state tracepoint fires, and a
+ * send that completes after its socket closed (an RST processed while the
+ * sender slept or from the backlog) sees it zeroed too; inet_sport keeps the
+ * port for the socket's life. It lies beyond struct sock, where every
+ * verifier refuses plain loads, hence a probe read, made only then.
+ */
+static __always_inline bool flow_key(struct sock *sk, struct tcp_flow_key *k, bool trusted)
 {
-	if (bpf_core_field_exists(sk->sk_cgrp_data.cgroup))
-		return sk->sk_cgrp_data.cgroup->kn->id;
-	return sock_cgroup_id_old(sk);
-}
-
-static __always_inline __u64 sock_cgroup_id_probed(struct sock *sk)
-{
-	if (bpf_core_field_exists(sk->sk_cgrp_data.cgroup))
-		return BPF_CORE_READ(sk, sk_cgrp_data.cgroup, kn, id);
-	return sock_cgroup_id_old(sk);
-}
-
-#define NETNS_TRUSTED(sk) ((sk)->__sk_common.skc_net.net->ns.inum)
-#define NETNS_PROBED(sk) BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum)
-
-#define DEFINE_FLOW_KEY(name, READ, NETNS, CGROUP_ID)                                      \
-	static __always_inline bool name(struct sock *sk, struct tcp_flow_key *k)          \
-	{                                                                                  \
-		__builtin_memset(k, 0, sizeof(*k));                                        \
-		k->family = READ(sk, __sk_common.skc_family);                              \
-		if (k->family == EXECFLOW_AF_INET) {                                       \
-			*(__be32 *)k->saddr = READ(sk, __sk_common.skc_rcv_saddr);         \
-			*(__be32 *)k->daddr = READ(sk, __sk_common.skc_daddr);             \
-		} else if (k->family == EXECFLOW_AF_INET6) {                               \
-			BPF_CORE_READ_INTO(&k->saddr, sk,                                  \
-					   __sk_common.skc_v6_rcv_saddr.in6_u.u6_addr8);   \
-			BPF_CORE_READ_INTO(&k->daddr, sk,                                  \
-					   __sk_common.skc_v6_daddr.in6_u.u6_addr8);       \
-		} else {                                                                   \
-			return false;                                                      \
-		}                                                                          \
-		k->sport = READ(sk, __sk_common.skc_num);                                  \
-		if (!k->sport)                                                             \
-			k->sport = bpf_ntohs(BPF_CORE_READ((struct inet_sock *)sk, inet_sport)); \
-		k->dport = bpf_ntohs(READ(sk, __sk_common.skc_dport));                     \
-		k->netns = NETNS(sk);                                                      \
-		k->cgroup_id = CGROUP_ID(sk);                                              \
-		return true;                                                               \
+	__builtin_memset(k, 0, sizeof(*k));
+	k->family = SK_READ(trusted, sk, __sk_common.skc_family);
+	if (k->family == EXECFLOW_AF_INET) {
+		*(__be32 *)k->saddr = SK_READ(trusted, sk, __sk_common.skc_rcv_saddr);
+		*(__be32 *)k->daddr = SK_READ(trusted, sk, __sk_common.skc_daddr);
+	} else if (k->family == EXECFLOW_AF_INET6) {
+		BPF_CORE_READ_INTO(&k->saddr, sk, __sk_common.skc_v6_rcv_saddr.in6_u.u6_addr8);
+		BPF_CORE_READ_INTO(&k->daddr, sk, __sk_common.skc_v6_daddr.in6_u.u6_addr8);
+	} else {
+		return false;
 	}
-
-#define DIRECT_READ(p, field) ((p)->field)
-DEFINE_FLOW_KEY(flow_key_trusted, DIRECT_READ, NETNS_TRUSTED, sock_cgroup_id_trusted)
-DEFINE_FLOW_KEY(flow_key_probed, BPF_CORE_READ, NETNS_PROBED, sock_cgroup_id_probed)
-
-/* A SOCK_STREAM TCP socket: the sock tracepoints also fire for raw sockets of protocol TCP. */
-static __always_inline bool is_tcp_stream_trusted(struct sock *sk)
-{
-	return BPF_CORE_READ_BITFIELD(sk, sk_protocol) == IPPROTO_TCP &&
-	       BPF_CORE_READ_BITFIELD(sk, sk_type) == SOCK_STREAM;
+	k->sport = SK_READ(trusted, sk, __sk_common.skc_num);
+	if (!k->sport)
+		k->sport = bpf_ntohs(BPF_CORE_READ((struct inet_sock *)sk, inet_sport));
+	k->dport = bpf_ntohs(SK_READ(trusted, sk, __sk_common.skc_dport));
+	k->netns = trusted ? sk->__sk_common.skc_net.net->ns.inum
+			   : BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
+	k->cgroup_id = sock_cgroup_id(sk, trusted);
+	return true;
 }
 
-static __always_inline bool is_tcp_stream_probed(struct sock *sk)
+/*
+ * A SOCK_STREAM TCP socket: the sock tracepoints also fire for raw sockets of
+ * protocol TCP. Bitfields before 5.6, hence the BITFIELD reads.
+ */
+static __always_inline bool is_tcp_stream(struct sock *sk, bool trusted)
 {
+	if (trusted)
+		return BPF_CORE_READ_BITFIELD(sk, sk_protocol) == IPPROTO_TCP &&
+		       BPF_CORE_READ_BITFIELD(sk, sk_type) == SOCK_STREAM;
 	return BPF_CORE_READ_BITFIELD_PROBED(sk, sk_protocol) == IPPROTO_TCP &&
 	       BPF_CORE_READ_BITFIELD_PROBED(sk, sk_type) == SOCK_STREAM;
 }
@@ -165,10 +159,10 @@ static __always_inline bool is_tcp_stream_probed(struct sock *sk)
 /* --- closes --- */
 
 /*
- * Marks a flow closed and tells user space, which then takes the final
- * total out of the map. Sent again by a send that completes on a closed socket, so an
- * entry such a send recreates after the first notice was handled is taken
- * too (a second notice for a taken entry is ignored).
+ * Marks a flow closed and tells user space, which then reads and deletes its
+ * entry. Sent again by a send that completes on a closed socket, so an entry
+ * that such a send creates again after the first notice is deleted too (user
+ * space ignores a notice for an entry already gone).
  */
 static __always_inline int notify_close(void *ctx, const struct tcp_flow_key *key)
 {
@@ -223,9 +217,9 @@ static __always_inline void count_flow(const struct tcp_flow_key *key, long ret,
 	if (!h)
 		return;
 	/*
-	 * clang proves slot < 64 and drops the mask, and the 6.1 and 5.10
-	 * verifiers lose that bound across log2's shifts (R2 unbounded memory
-	 * access): barrier_var() keeps the mask in the object code.
+	 * 5.10 and 6.1 need the mask (6.12 and later do not): clang proves
+	 * slot < 64 and drops it, their verifiers lose that bound across log2's
+	 * shifts ("R2 unbounded memory access"), and barrier_var() keeps it.
 	 */
 	slot = log2_slot(ret);
 	barrier_var(slot);
@@ -242,35 +236,32 @@ static __always_inline void count_flow(const struct tcp_flow_key *key, long ret,
  * Counts a send's or a receive's bytes. A call that completes on a closed
  * socket (an RST processed while it slept) notifies the close again.
  */
-#define DEFINE_COUNT_BYTES(name, FLOW_KEY, READ)                                            \
-	static __always_inline int name(void *ctx, struct sock *sk, long ret, bool received) \
-	{                                                                                  \
-		struct tcp_flow_key key;                                                   \
-                                                                                           \
-		if (ret <= 0 || !FLOW_KEY(sk, &key))                                       \
-			return 0;                                                          \
-		count_flow(&key, ret, received);                                           \
-		if (READ(sk, __sk_common.skc_state) == TCP_CLOSE)                          \
-			notify_close(ctx, &key);                                           \
-		return 0;                                                                  \
-	}
+static __always_inline int count_bytes(void *ctx, struct sock *sk, long ret, bool received,
+				       bool trusted)
+{
+	struct tcp_flow_key key;
 
-DEFINE_COUNT_BYTES(count_bytes_trusted, flow_key_trusted, DIRECT_READ)
-DEFINE_COUNT_BYTES(count_bytes_probed, flow_key_probed, BPF_CORE_READ)
+	if (ret <= 0 || !flow_key(sk, &key, trusted))
+		return 0;
+	count_flow(&key, ret, received);
+	if (SK_READ(trusted, sk, __sk_common.skc_state) == TCP_CLOSE)
+		notify_close(ctx, &key);
+	return 0;
+}
 
 /* --- sends: fexit --- */
 
 SEC("fexit/tcp_sendmsg")
 int BPF_PROG(tcp_sendmsg_fexit, struct sock *sk, struct msghdr *msg, size_t size, int ret)
 {
-	return count_bytes_trusted(ctx, sk, ret, false);
+	return count_bytes(ctx, sk, ret, SENT, TRUSTED);
 }
 
 SEC("fexit/tcp_sendpage")
 int BPF_PROG(tcp_sendpage_fexit, struct sock *sk, struct page *page, int offset, size_t size,
 	     int flags, int ret)
 {
-	return count_bytes_trusted(ctx, sk, ret, false);
+	return count_bytes(ctx, sk, ret, SENT, TRUSTED);
 }
 
 /* --- sends: kprobe + kretprobe --- */
@@ -282,35 +273,33 @@ int BPF_PROG(tcp_sendpage_fexit, struct sock *sk, struct page *page, int offset,
  * entry here, found when the thread next enters or when it exits (see
  * forget_exiting_thread), so every lost send is counted.
  */
-static __always_inline int remember_sock(void *args, struct sock *sk, __u64 *missed, __u64 *full)
+static __always_inline int remember_sock(struct sock *sk, bool received)
 {
+	void *args = received ? (void *)&tcp_recv_args : (void *)&tcp_send_args;
 	__u64 id = bpf_get_current_task();
-	int err; /* int: see counter_add */
+	int err; /* int, not long: see lookup_or_init (kernels before 6.4) */
 
 	err = bpf_map_update_elem(args, &id, &sk, BPF_NOEXIST);
 	if (err == -EEXIST) {
-		__sync_fetch_and_add(missed, 1);
+		__sync_fetch_and_add(received ? &loss.recv_kretprobe_missed : &loss.kretprobe_missed, 1);
 		err = bpf_map_update_elem(args, &id, &sk, BPF_EXIST);
 	}
-	if (err)
-		__sync_fetch_and_add(full, 1); /* this call is lost */
+	if (err) /* this call is lost */
+		__sync_fetch_and_add(received ? &loss.recv_inflight_full : &loss.inflight_full, 1);
 	return 0;
 }
 
-#define remember_send(sk) remember_sock(&tcp_send_args, sk, &loss.kretprobe_missed, &loss.inflight_full)
-#define remember_recv(sk) \
-	remember_sock(&tcp_recv_args, sk, &loss.recv_kretprobe_missed, &loss.recv_inflight_full)
-
 /* A null socket: a call not to count (a MSG_PEEK receive). */
-static __always_inline int count_remembered(void *ctx, void *args, long ret, bool received)
+static __always_inline int count_remembered(void *ctx, long ret, bool received)
 {
+	void *args = received ? (void *)&tcp_recv_args : (void *)&tcp_send_args;
 	__u64 id = bpf_get_current_task();
 	struct sock **skp = bpf_map_lookup_elem(args, &id);
 
 	if (!skp)
 		return 0;
 	if (*skp)
-		count_bytes_probed(ctx, *skp, ret, received);
+		count_bytes(ctx, *skp, ret, received, PROBED);
 	bpf_map_delete_elem(args, &id);
 	return 0;
 }
@@ -318,32 +307,33 @@ static __always_inline int count_remembered(void *ctx, void *args, long ret, boo
 SEC("kprobe/tcp_sendmsg")
 int BPF_KPROBE(tcp_sendmsg_kprobe, struct sock *sk)
 {
-	return remember_send(sk);
+	return remember_sock(sk, SENT);
 }
 
 SEC("kretprobe/tcp_sendmsg")
 int BPF_KRETPROBE(tcp_sendmsg_kretprobe, int ret)
 {
-	return count_remembered(ctx, &tcp_send_args, ret, false);
+	return count_remembered(ctx, ret, SENT);
 }
 
 SEC("kprobe/tcp_sendpage")
 int BPF_KPROBE(tcp_sendpage_kprobe, struct sock *sk)
 {
-	return remember_send(sk);
+	return remember_sock(sk, SENT);
 }
 
 SEC("kretprobe/tcp_sendpage")
 int BPF_KRETPROBE(tcp_sendpage_kretprobe, int ret)
 {
-	return count_remembered(ctx, &tcp_send_args, ret, false);
+	return count_remembered(ctx, ret, SENT);
 }
 
 /*
  * kprobe mode: a thread that exits is inside no call, so an entry it still
  * has is a call whose return the kretprobe missed; it goes here, in the
  * kernel, counted as missed. sched_process_exit fires once per exiting
- * thread, in that thread. Both maps: either may be the one-entry stand-in.
+ * thread, in that thread. Both maps: one that no chosen mode uses holds a
+ * single entry and stays empty, so deleting from it just fails.
  */
 static __always_inline int forget_exiting_thread(void)
 {
@@ -372,62 +362,66 @@ int thread_exit_tp(void *ctx)
  * --- receives ---
  * tcp_recvmsg's return value is the bytes copied to the caller; MSG_PEEK
  * copies without consuming, so peeks are not counted (the read that follows
- * is). 5.19 dropped its nonblock argument: flags moved from the 5th argument
- * to the 4th and the return value from the 7th slot to the 6th. User space
- * reads the running kernel's prototype from its BTF and sets this.
+ * is). 5.19 dropped its nonblock argument, which moved flags from the 5th
+ * argument to the 4th. fexit has a program per prototype, and user space
+ * loads the one the running kernel's BTF shows.
  */
 #define MSG_PEEK 2
-const volatile bool targ_recvmsg_nonblock_arg = false;
 
+/* 5.19+. An older kernel would load it too, reading addr_len as ret: hence BTF, not trying. */
 SEC("fexit/tcp_recvmsg")
-int tcp_recvmsg_fexit(unsigned long long *ctx)
+int BPF_PROG(tcp_recvmsg_fexit, struct sock *sk, struct msghdr *msg, size_t len, int flags,
+	     int *addr_len, int ret)
 {
-	struct sock *sk = (struct sock *)ctx[0];
-	__u64 flags, ret;
-
-	/*
-	 * The verifier takes only the branch rodata selects and checks ctx[6]
-	 * only where the function has 6 arguments; each slot is read by a load
-	 * with its own constant offset (a ctx pointer plus a computed offset is
-	 * refused), which inline asm keeps clang from merging.
-	 */
-	if (targ_recvmsg_nonblock_arg)
-		asm volatile("%0 = *(u64 *)(%2 + 32); %1 = *(u64 *)(%2 + 48)"
-			     : "=r"(flags), "=r"(ret) : "r"(ctx));
-	else
-		asm volatile("%0 = *(u64 *)(%2 + 24); %1 = *(u64 *)(%2 + 40)"
-			     : "=r"(flags), "=r"(ret) : "r"(ctx));
 	if (flags & MSG_PEEK)
 		return 0;
-	return count_bytes_trusted(ctx, sk, (int)ret, true);
+	return count_bytes(ctx, sk, ret, RECEIVED, TRUSTED);
 }
 
+/* Before 5.19. Later verifiers refuse it: their tcp_recvmsg has no 7th slot. */
+SEC("fexit/tcp_recvmsg")
+int BPF_PROG(tcp_recvmsg_nonblock_fexit, struct sock *sk, struct msghdr *msg, size_t len,
+	     int nonblock, int flags, int *addr_len, int ret)
+{
+	if (flags & MSG_PEEK)
+		return 0;
+	return count_bytes(ctx, sk, ret, RECEIVED, TRUSTED);
+}
+
+/* Set by user space from the running kernel's BTF: tcp_recvmsg has nonblock (before 5.19). */
+const volatile bool targ_recvmsg_nonblock_arg = false;
+
+/*
+ * A kprobe reads registers, so one program serves both prototypes: flags is
+ * in the 5th argument's register before 5.19, in the 4th's since. Without
+ * barrier_var(), clang (14 and 19) turns the pick into one load from ctx at
+ * an offset chosen at run time, which every kernel's verifier refuses.
+ */
 SEC("kprobe/tcp_recvmsg")
 int BPF_KPROBE(tcp_recvmsg_kprobe, struct sock *sk)
 {
-	/* Both registers are always there; read each by its own load (see above). */
 	long p4 = PT_REGS_PARM4(ctx), p5 = PT_REGS_PARM5(ctx);
 	int flags;
 
 	barrier_var(p4);
 	barrier_var(p5);
 	flags = targ_recvmsg_nonblock_arg ? p5 : p4;
-	return remember_recv(flags & MSG_PEEK ? 0 : sk);
+	return remember_sock(flags & MSG_PEEK ? 0 : sk, RECEIVED);
 }
 
 SEC("kretprobe/tcp_recvmsg")
 int BPF_KRETPROBE(tcp_recvmsg_kretprobe, int ret)
 {
-	return count_remembered(ctx, &tcp_recv_args, ret, true);
+	return count_remembered(ctx, ret, RECEIVED);
 }
 
 /* sock_recv_length (6.3+), fired after every sock_recvmsg. */
 SEC("tp_btf/sock_recv_length")
 int BPF_PROG(sock_recv_btf, struct sock *sk, int ret, int flags)
 {
-	if (ret <= 0 || (flags & MSG_PEEK) || !is_tcp_stream_trusted(sk))
+	if (ret <= 0 || (flags & MSG_PEEK) || !is_tcp_stream(sk, TRUSTED))
 		return 0;
-	return count_bytes_trusted(ctx, sk, ret, true);
+	return count_bytes(ctx, sk, ret, RECEIVED, TRUSTED);
 }
 
 SEC("tracepoint/sock/sock_recv_length")
@@ -437,9 +431,9 @@ int sock_recv_tp(struct trace_event_raw_sock_msg_length *ctx)
 	int ret = BPF_CORE_READ(ctx, ret);
 
 	if (ret <= 0 || (BPF_CORE_READ(ctx, flags) & MSG_PEEK) || BPF_CORE_READ(ctx, protocol) != IPPROTO_TCP ||
-	    !is_tcp_stream_probed(sk))
+	    !is_tcp_stream(sk, PROBED))
 		return 0;
-	return count_bytes_probed(ctx, sk, ret, true);
+	return count_bytes(ctx, sk, ret, RECEIVED, PROBED);
 }
 
 /* --- sends: sock_send_length tracepoint (6.3+), fired after every sock_sendmsg --- */
@@ -447,9 +441,9 @@ int sock_recv_tp(struct trace_event_raw_sock_msg_length *ctx)
 SEC("tp_btf/sock_send_length")
 int BPF_PROG(sock_send_btf, struct sock *sk, int ret, int flags)
 {
-	if (ret <= 0 || !is_tcp_stream_trusted(sk))
+	if (ret <= 0 || !is_tcp_stream(sk, TRUSTED))
 		return 0;
-	return count_bytes_trusted(ctx, sk, ret, false);
+	return count_bytes(ctx, sk, ret, SENT, TRUSTED);
 }
 
 SEC("tracepoint/sock/sock_send_length")
@@ -458,9 +452,9 @@ int sock_send_tp(struct trace_event_raw_sock_msg_length *ctx)
 	struct sock *sk = (struct sock *)BPF_CORE_READ(ctx, sk);
 	int ret = BPF_CORE_READ(ctx, ret);
 
-	if (ret <= 0 || BPF_CORE_READ(ctx, protocol) != IPPROTO_TCP || !is_tcp_stream_probed(sk))
+	if (ret <= 0 || BPF_CORE_READ(ctx, protocol) != IPPROTO_TCP || !is_tcp_stream(sk, PROBED))
 		return 0;
-	return count_bytes_probed(ctx, sk, ret, false);
+	return count_bytes(ctx, sk, ret, SENT, PROBED);
 }
 
 /* --- closes --- */
@@ -470,7 +464,7 @@ int BPF_PROG(inet_state_btf, struct sock *sk, int oldstate, int newstate)
 {
 	struct tcp_flow_key key;
 
-	if (newstate != TCP_CLOSE || !is_tcp_stream_trusted(sk) || !flow_key_trusted(sk, &key))
+	if (newstate != TCP_CLOSE || !is_tcp_stream(sk, TRUSTED) || !flow_key(sk, &key, TRUSTED))
 		return 0;
 	return notify_close(ctx, &key);
 }
@@ -481,7 +475,7 @@ int inet_state_tp(struct trace_event_raw_inet_sock_set_state *ctx)
 	struct tcp_flow_key key;
 
 	if (BPF_CORE_READ(ctx, newstate) != TCP_CLOSE || BPF_CORE_READ(ctx, protocol) != IPPROTO_TCP ||
-	    !flow_key_probed((struct sock *)BPF_CORE_READ(ctx, skaddr), &key))
+	    !flow_key((struct sock *)BPF_CORE_READ(ctx, skaddr), &key, PROBED))
 		return 0;
 	return notify_close(ctx, &key);
 }

@@ -40,7 +40,7 @@ struct tcp_flow_key {
 struct tcp_flow_bytes {
 	__u64 sent;
 	__u64 received;
-	__u64 closed; /* nonzero once the socket reached TCP_CLOSE: user space takes it out */
+	__u64 closed; /* nonzero once the socket reached TCP_CLOSE: user space deletes it */
 };
 
 /* Bytes per send call: LOG2_SLOTS round-up slots plus their sum. Per CPU. */
@@ -49,10 +49,10 @@ struct tcp_send_hist {
 	__u64 sum;
 };
 
-/* Sent to user space when a socket reaches TCP_CLOSE; user space then takes
- * the flow's final total out of the map with lookup-and-delete. A notice
+/* Sent to user space when a socket reaches TCP_CLOSE; user space then reads
+ * the flow's final total and deletes its entry (lookup-and-delete). A notice
  * the ring cannot hold loses nothing: the flow is marked closed in the map,
- * and scrapes take marked flows too. */
+ * and scrapes read and delete marked flows too. */
 struct tcp_close_event {
 	struct tcp_flow_key key;
 };
@@ -62,7 +62,7 @@ struct tcp_loss {
 	__u64 overflow_bytes;       /* flow map full: bytes sent counted here instead */
 	__u64 overflow_sends;       /* ... and the sends that carried them */
 	__u64 overflow_received;    /* flow map full: bytes received counted here instead */
-	__u64 close_events_dropped; /* close notice lost: the next scrape takes the flow instead */
+	__u64 close_events_dropped; /* close notice lost: the next scrape deletes the flow instead */
 	__u64 inflight_full;        /* kprobe mode: tcp_send_args full, the send is not counted */
 	__u64 kretprobe_missed;     /* kprobe mode: a send whose return the kretprobe missed */
 	__u64 recv_inflight_full;   /* kprobe mode: tcp_recv_args full, the receive is not counted */

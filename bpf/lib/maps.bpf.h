@@ -12,15 +12,11 @@
  * returns -EEXIST and it adds to the winner's entry. Returns false only when
  * the entry cannot exist (map full, -E2BIG, or out of memory), so the caller
  * can account the delta somewhere else instead of losing it.
- *
- * err is an int, as in bcc's maps.bpf.h: before 6.4 the update helper
- * returns the map op's int without sign extension, so a long holding -EEXIST
- * would compare unequal to -EEXIST and a lost race would look like a full map.
  */
 static __always_inline void *lookup_or_init(void *map, const void *key, const void *init)
 {
 	void *val;
-	int err;
+	int err; /* int, as bcc: before 6.4 the update's result may lack sign extension, so a long misses -EEXIST */
 
 	val = bpf_map_lookup_elem(map, key);
 	if (val)

@@ -20,8 +20,10 @@ const std::vector<HookGroup>& ExecHooks() {
   return g;
 }
 
-const std::vector<HookGroup>& TcpHooks() {
-  static const std::vector<HookGroup> g{
+namespace {
+
+std::vector<HookGroup> MakeTcpHooks(const std::string& recvmsg_fexit) {
+  return {
       {"tcp send",
        "tcp.hook",
        "",
@@ -43,7 +45,7 @@ const std::vector<HookGroup>& TcpHooks() {
       {"tcp receive",
        "tcp.receive_hook",
        "",
-       {{"fexit", {"tcp_recvmsg_fexit"}},
+       {{"fexit", {recvmsg_fexit}},
         {"kprobe", {"tcp_recvmsg_kprobe", "tcp_recvmsg_kretprobe"}},
         {"tp_btf", {"sock_recv_btf"}},
         {"tracepoint", {"sock_recv_tp"}}},
@@ -64,7 +66,14 @@ const std::vector<HookGroup>& TcpHooks() {
        {"tcp send", "tcp receive"},
        "kprobe"},
   };
-  return g;
+}
+
+}  // namespace
+
+const std::vector<HookGroup>& TcpHooks(bool recvmsg_nonblock_arg) {
+  static const std::vector<HookGroup> now = MakeTcpHooks("tcp_recvmsg_fexit");
+  static const std::vector<HookGroup> before_5_19 = MakeTcpHooks("tcp_recvmsg_nonblock_fexit");
+  return recvmsg_nonblock_arg ? before_5_19 : now;
 }
 
 const HookGroup& FindHookGroup(const std::vector<HookGroup>& groups, std::string_view name) {

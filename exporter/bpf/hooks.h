@@ -42,8 +42,11 @@ struct HookGroup {
 //   fexit       BPF trampolines (x86-64 5.5+, arm64 6.0+), not refused by lockdown or LSMs
 //   kprobe      CONFIG_KPROBES and tracefs (kretprobes go through tracefs kprobe events)
 // sock/sock_send_length exists from 6.3; tcp_sendpage until 6.4.
+// `recvmsg_nonblock_arg`: the running kernel's tcp_recvmsg still has its
+// nonblock argument (before 5.19, seen in its BTF), which takes another fexit
+// program. Before 5.19 both load, so trying cannot choose.
 const std::vector<HookGroup>& ExecHooks();
-const std::vector<HookGroup>& TcpHooks();
+const std::vector<HookGroup>& TcpHooks(bool recvmsg_nonblock_arg = false);
 const HookGroup& FindHookGroup(const std::vector<HookGroup>& groups, std::string_view name);
 
 // Names of the modes of a group, for config validation and messages.

@@ -140,7 +140,7 @@ Result<std::unique_ptr<TcpCollector>> TcpCollector::Start(const TcpConfig& confi
     return ConfigureTransport(transport, s->maps.tcp_closed, TCP_DEFAULT_CLOSED_RINGBUF_BYTES);
   };
   auto attached = SelectAndAttach<tcp_bpf>(
-      TcpHooks(),
+      TcpHooks(recvmsg_nonblock_arg),
       {{"tcp.hook", config.hook}, {"tcp.receive_hook", config.receive_hook}, {"tcp.close_hook", config.close_hook}},
       configure, pin_dir);
   if (!attached) return std::unexpected(attached.error());

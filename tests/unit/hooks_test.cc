@@ -115,6 +115,22 @@ TEST(PlanHooks, TcpOn61TakesFexitForSendsAndSendpageAndTpBtfForCloses) {
   EXPECT_EQ(plan->ModeOf("tcp receive"), "fexit");
 }
 
+// Before 5.19 tcp_recvmsg has a nonblock argument: the fexit program written
+// for that prototype, the same modes otherwise.
+TEST(PlanHooks, TcpOn510TakesTheFexitProgramOfTheNonblockPrototype) {
+  const std::vector<std::string> k510{"tcp_sendmsg_fexit", "tcp_sendpage_fexit", "tcp_recvmsg_fexit",
+                                      "tcp_recvmsg_nonblock_fexit", "inet_state_btf"};
+  auto plan = PlanHooks(TcpHooks(true), {}, [&](const HookVariant& v) { return Kernel(k510, v); });
+  ASSERT_TRUE(plan.has_value()) << plan.error().message;
+  EXPECT_EQ(plan->Programs(),
+            (std::vector<std::string>{"tcp_sendmsg_fexit", "tcp_sendpage_fexit", "tcp_recvmsg_nonblock_fexit",
+                                      "inet_state_btf"}));
+  ASSERT_EQ(TcpHooks(true).size(), TcpHooks(false).size());
+  for (size_t i = 0; i < TcpHooks(true).size(); ++i) {
+    EXPECT_EQ(HookModes(TcpHooks(true)[i]), HookModes(TcpHooks(false)[i])) << TcpHooks(true)[i].name;
+  }
+}
+
 TEST(PlanHooks, FollowerTakesTheLeadersForcedModeAndNothingWhereItHasNoSuchMode) {
   std::vector<std::string> tried;
   auto all = [&](const HookVariant& v) -> Result<void> {
