@@ -174,9 +174,9 @@ void TcpCollector::OnRecord(const void* data, size_t size) {
   if (size < sizeof(tcp_close_event)) return;
   tcp_close_event e;
   std::memcpy(&e, data, sizeof(e));
+  std::unique_lock lock(mu_);
   // Without an atomic take, the scrapes take closed flows (see TakeClosedLocked).
   if (!flows_->AtomicTake()) return;
-  std::unique_lock lock(mu_);
   TakeFlowLocked(e.key);
   if (state_.JournalLong()) state_.Save(lock);
 }

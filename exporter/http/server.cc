@@ -519,7 +519,16 @@ Result<std::unique_ptr<HttpServer>> HttpServer::Start(
     s->port_ = bound.front();
   }
   s->addresses_ = std::move(addresses);
+  s->SetGate(Gate::kOpen);
   return s;
+}
+
+void HttpServer::SetGate(Gate g) {
+  {
+    std::lock_guard lock(gate_mu_);
+    gate_ = g;
+  }
+  gate_cv_.notify_all();
 }
 
 void HttpServer::Registered(const mg_context* ctx) {
@@ -552,6 +561,7 @@ void HttpServer::Wake() {
 bool HttpServer::InitTls(void* ssl_ctx) { return tls_ && tls_->InitContext(ssl_ctx); }
 
 HttpServer::~HttpServer() {
+  SetGate(Gate::kClosed);
   std::atomic<bool> stopped{false};
   std::thread waker([&] {
     while (!stopped) {
@@ -593,6 +603,13 @@ int HttpServer::HandleRequest(mg_connection* conn) {
     Send(conn, r, head);
     return r.status;
   };
+  bool closed = false;
+  {
+    std::unique_lock lock(gate_mu_);
+    gate_cv_.wait(lock, [this] { return gate_ != Gate::kStarting; });
+    closed = gate_ == Gate::kClosed;
+  }
+  if (closed) return reply({503, kText, "stopping\n", {{"Retry-After", "1"}}, true});
   // Before anything else: a request that may hide another one in its body
   // is answered once and its connection closed, unread.
   std::vector<HeaderField> headers;

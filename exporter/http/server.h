@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <functional>
 #include <map>
 #include <memory>
@@ -138,6 +139,15 @@ class HttpServer {
   Result<void> adopted_;
   std::vector<std::string> addresses_;
   int port_ = 0;
+  // civetweb serves from the moment the Exposer starts it, before Start()
+  // has registered the metrics; a socket-activated service's first request
+  // is already queued then. Requests wait until Start() opens the server, or
+  // get a 503 if it stops before.
+  enum class Gate { kStarting, kOpen, kClosed };
+  std::mutex gate_mu_;
+  std::condition_variable gate_cv_;
+  Gate gate_ = Gate::kStarting;
+  void SetGate(Gate g);
   // civetweb's master (accepting) thread, while it runs; see Wake().
   std::mutex master_mu_;
   bool master_running_ = false;

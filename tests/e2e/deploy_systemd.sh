@@ -222,7 +222,7 @@ sleep 1
 ! host_pid >/dev/null || fail "an exporter runs before any connection"
 
 # The first connection starts the service, and the service answers it.
-first=$(curl -sf --max-time 60 "$url/metrics") || fail "the first scrape through execflow.socket failed"
+first=$(curl -sSf --max-time 60 "$url/metrics" 2>&1) || fail "the first scrape through execflow.socket failed: ${first:0:300}"
 grep -q '^execflow_build_info{' <<<"$first" || fail "the first scrape is not execflow's metrics"
 [[ $(cx systemctl is-active execflow || true) == active ]] || fail "execflow.service did not start on the first connection"
 [[ $(cx systemctl show -P TriggeredBy execflow) == execflow.socket ]] || fail "execflow.service is not triggered by execflow.socket"

@@ -502,6 +502,32 @@ std::string SocketInode(int fd) {
   return std::filesystem::read_symlink("/proc/self/fd/" + std::to_string(fd)).string();
 }
 
+// Socket activation: the connection that made systemd start the service
+// waits in the socket's queue, so civetweb reads it the moment it starts,
+// before Start() has registered the metrics. It must get the metrics, not a
+// 404 (the first scrape of a socket-activated service failed so in CI).
+TEST(HttpServer, AnswersTheConnectionThatStartedItWithTheMetrics) {
+  auto metrics = std::make_shared<StaticMetrics>();
+  for (int round = 0; round < 40; ++round) {
+    UniqueFd socket(ListeningSocket());
+    ASSERT_TRUE(socket);
+    int c = ConnectLoopback(LocalPort(socket.get()));
+    ASSERT_GE(c, 0);
+    ASSERT_TRUE(SendAll(c, "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"));
+    HttpOptions o;
+    o.max_connections = 256;  // the default: civetweb starts that many threads first
+    o.systemd_sockets.push_back(std::move(socket));
+    auto s = HttpServer::Start(o, metrics, TestRoutes());
+    ASSERT_TRUE(s.has_value()) << s.error().message;
+    std::string answer;
+    EXPECT_TRUE(ReadToEof(c, &answer)) << "round " << round;
+    close(c);
+    const HttpReply r = ParseReply(answer);
+    ASSERT_EQ(r.status, 200) << "round " << round << ": " << answer.substr(0, 200);
+    EXPECT_NE(r.body.find("execflow_execs_total{uid=\"1000\"} 200"), std::string::npos) << "round " << round;
+  }
+}
+
 TEST(HttpServer, ServesSystemdSocketsLikeItsOwnListeners) {
   auto metrics = std::make_shared<StaticMetrics>();
   // What systemd holds: the sockets outlive each server.

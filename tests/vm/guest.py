@@ -19,6 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import traceback
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "e2e"))
 import e2e_lib as lib  # noqa: E402
@@ -476,6 +477,22 @@ def restart_run(plan, tmp, uid):
     return result
 
 
+def emulated():
+    """Whether this guest runs on qemu's software CPU (TCG) rather than KVM: it has no kvm-clock.
+
+    Under TCG, the faults runs hang these guests: both vCPUs loop on the int3 that the
+    kernel's text patching puts at tcp_recvmsg's first instruction while fexit programs are
+    attached under heavy receive traffic (soft lockup at tcp_recvmsg+0x0 in asm_exc_int3, on
+    5.10 and 6.1, within a minute, in most runs). The exactness and restart runs, whose
+    traffic starts once the exporter is ready, do not. Restarts under fire are attacked on
+    the host's kernel (faults_e2e) in every run, and on these kernels where KVM boots them."""
+    try:
+        with open("/sys/devices/system/clocksource/clocksource0/available_clocksource") as f:
+            return "kvm-clock" not in f.read()
+    except OSError:
+        return True
+
+
 def faults_runs(plan, tmp):
     """Restarts under fire on this kernel (tests/e2e/faults_e2e.py): SIGKILL at random
     moments while connections churn and /metrics is scraped every 100 ms, with aggregated
@@ -489,8 +506,10 @@ def faults_runs(plan, tmp):
             fails = faults_e2e.run_faults(plan["exporter"], sub, labels, plan["faults_kills"], plan["uid_base"],
                                           containers, log=lib.log, ready_timeout=READY_SECONDS, threads=1,
                                           slow=4)
-        except Exception as e:  # a broken run is a failed check
-            fails = [f"{type(e).__name__}: {e}"]
+        except Exception as e:  # a broken run is a failed check, with where it broke
+            where = "; ".join(f"{os.path.basename(f.filename)}:{f.lineno} {f.line}"
+                              for f in traceback.extract_tb(e.__traceback__)[-3:])
+            fails = [f"{type(e).__name__}: {e} ({where})"]
         checks.expect(f"{plan['faults_kills']} kills under churn, labels {labels}: every series exact, none "
                       f"decreased ({time.monotonic() - t0:.0f} s)", [], fails[:5])
     return checks.items
@@ -555,7 +574,10 @@ def main():
         report["runs"].append(restart_run(plan, tmp, plan["uid_base"] + 99))
         with open(report_path, "w") as f:
             json.dump(report, f, indent=1)
-        if plan["faults_kills"]:
+        if plan["faults_kills"] and emulated():
+            report["faults_not_run"] = "TCG"
+            lib.log("faults: not run under TCG (see emulated())")
+        elif plan["faults_kills"]:
             lib.log("faults: kill -9 under churn")
             report["faults"] = faults_runs(plan, tmp)
     report["done"] = True

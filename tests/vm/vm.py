@@ -130,11 +130,13 @@ class Accel:
 
 
 def _qemu_argv(vmlinuz, initrd, out_dir, accel, cpus, memory_mb, extra_append):
+    # A hung guest fails at once, with every CPU's stack on the console: a soft lockup
+    # panics (and panic=-1 with -no-reboot ends qemu), loglevel=5 shows the traces.
     return ["qemu-system-x86_64", "-accel", accel, "-cpu", "max", "-smp", str(cpus), "-m", str(memory_mb),
             "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
             "-serial", f"file:{os.path.join(out_dir, 'console.log')}",
             "-kernel", vmlinuz, "-initrd", initrd,
-            "-append", f"console=ttyS0 panic=-1 oops=panic loglevel=4 {extra_append}".strip(),
+            "-append", f"console=ttyS0 panic=-1 oops=panic softlockup_panic=1 softlockup_all_cpu_backtrace=1 loglevel=5 {extra_append}".strip(),
             "-virtfs", "local,path=/,mount_tag=hostroot,security_model=none,readonly=on,"
                        "multidevs=remap,id=hostroot",
             "-virtfs", f"local,path={out_dir},mount_tag=out,security_model=none,id=out",
