@@ -617,7 +617,9 @@ TEST(ListenAddress, CheckCanListenHoldsEveryAddressAtOnce) {
   EXPECT_EQ(twice.error().message, "listen on 127.0.0.1:" + port +
                                        ": overlaps --web.listen-address 127.0.0.1:" + port +
                                        " (same port)");
-  auto any = CheckCanListen({"127.0.0.1:0", ":" + port, "127.0.0.1:" + port});
+  // Port 0 on IPv6: on 127.0.0.1 the kernel may choose `port` again (it is free), which
+  // would make ":port" the overlap.
+  auto any = CheckCanListen({"[::1]:0", ":" + port, "127.0.0.1:" + port});
   ASSERT_FALSE(any.has_value());
   EXPECT_EQ(any.error().message,
             "listen on 127.0.0.1:" + port + ": overlaps --web.listen-address :" + port + " (same port)");
