@@ -69,11 +69,11 @@ class ExecCollectorTest : public ::testing::TestWithParam<Mode> {
   // Waits (bounded) until the ring buffer delivered `want` events matching.
   size_t WaitForEvents(uint32_t uid, const std::string& filename, size_t want) {
     size_t seen = 0;
-    for (int i = 0; i < 500 && seen < want; ++i) {
+    WaitFor([&] {
       seen = 0;
       for (const auto& r : collector_->events().Snapshot()) seen += r.uid == uid && r.filename == filename;
-      if (seen < want) std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
+      return seen >= want;
+    });
     return seen;
   }
 
@@ -261,15 +261,14 @@ TEST_P(ExecCollectorPressure, FullBufferDropsEventsCountsThemAndNeverTheExecs) {
     }
   });
   double execs = 0, accounted = 0;
-  for (int i = 0; i < 500; ++i) {
+  WaitFor([&] {
     auto now = (*c)->Collect(&errors);
     execs = SumOf(now, "execflow_execs_total") - SumOf(before, "execflow_execs_total");
     accounted = (Value(now, "execflow_exec_events_total", {}) - Value(before, "execflow_exec_events_total", {})) +
                 (Value(now, "execflow_exec_events_dropped_total", {}) -
                  Value(before, "execflow_exec_events_dropped_total", {}));
-    if (execs == accounted) break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
+    return execs == accounted;
+  });
   EXPECT_EQ(accounted, execs);
   EXPECT_GE(execs, 1000);
   c->reset();  // stop the consumer before the reader goes away

@@ -44,16 +44,6 @@ bool Exec(const std::string& path) {
   return waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0;
 }
 
-// Waits (bounded) until `done` holds; polls, the events arrive within 100 ms.
-template <typename F>
-bool WaitFor(F done) {
-  for (int i = 0; i < 500; ++i) {
-    if (done()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  return done();
-}
-
 // A folder of symlinks to /bin/true with names of chosen lengths: exec'ing
 // one makes its path the event's filename and its name the comm.
 class Links {

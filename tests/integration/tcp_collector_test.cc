@@ -59,9 +59,7 @@ double Received(const std::vector<prometheus::MetricFamily>& fams, const Labels&
 
 // Waits (bounded) until `server` has read `bytes`.
 bool WaitUntilReceived(const SinkServer& server, uint64_t bytes) {
-  for (int i = 0; i < 500 && server.received() < bytes; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
+  WaitFor([&] { return server.received() >= bytes; });
   return server.received() == bytes;
 }
 
@@ -99,10 +97,7 @@ tcp_flow_key Key(int family, const char* saddr, uint16_t sport, const char* dadd
 
 // Waits (bounded, without scraping) until the kernel map no longer holds `key`.
 bool WaitUntilUntracked(const TcpCollector& c, const tcp_flow_key& key) {
-  for (int i = 0; i < 500 && c.TracksFlow(key); ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  return !c.TracksFlow(key);
+  return WaitFor([&] { return !c.TracksFlow(key); });
 }
 
 struct Mode {
@@ -317,8 +312,7 @@ TEST(TcpLifecycle, ClosesWhoseNoticesAreLostAreTakenByTheNextScrape) {
     }
     return true;
   };
-  for (int i = 0; i < 500 && !all_marked(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  ASSERT_TRUE(all_marked());
+  ASSERT_TRUE(WaitFor(all_marked));
   auto fams = Collect(*c);
   EXPECT_GT(FindSample(fams, "execflow_tcp_close_events_dropped_total", {})->counter.value, dropped_before)
       << "the ring buffer overflowed";
@@ -345,8 +339,7 @@ TEST(TcpLifecycle, WithoutLookupAndDeleteClosedFlowsLeaveAtTheSecondScrape) {
   close(fd);
   const tcp_flow_key key = Key(AF_INET, "127.0.0.1", sport, "127.0.0.1", server.port());
   auto marked = [&] { auto v = c->KernelFlow(key); return v && v->closed; };
-  for (int i = 0; i < 500 && !marked(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  ASSERT_TRUE(marked()) << "its close notice did not take it: only a scrape may";
+  ASSERT_TRUE(WaitFor(marked)) << "its close notice did not take it: only a scrape may";
   const Labels labels = FlowLabels4("127.0.0.1", sport, "127.0.0.1", server.port());
   EXPECT_EQ(Bytes(Collect(*c), labels), 4321);
   EXPECT_TRUE(c->TracksFlow(key)) << "the first scrape that sees it closed leaves it";
@@ -387,9 +380,7 @@ TEST(TcpCardinality, ChurnWithoutSportIsExactAndNeverDecreases) {
   for (int i = 0; i < 2000; ++i) {
     if (i % 200 == 0) {  // however fast the machine, scrapes interleave with the churn
       const int seen = scrape_count;
-      for (int w = 0; w < 500 && scrape_count == seen; ++w) {
-        std::this_thread::sleep_for(std::chrono::milliseconds(10));
-      }
+      WaitFor([&] { return scrape_count != seen; });
     }
     int fd = Connect("127.0.0.1", server.port());
     ASSERT_GE(fd, 0);
@@ -402,11 +393,10 @@ TEST(TcpCardinality, ChurnWithoutSportIsExactAndNeverDecreases) {
   scraper.join();
   // Bounded wait for the last close notices; the sum is exact either way.
   double got = 0;
-  for (int i = 0; i < 100; ++i) {
+  WaitFor([&] {
     got = Bytes(Collect(*c), labels);
-    if (got == static_cast<double>(expected)) break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
+    return got == static_cast<double>(expected);
+  });
   EXPECT_EQ(got, static_cast<double>(expected));
   ASSERT_GE(scrapes.size(), 10u);
   // Every series, compared across every pair of scrapes it appears in.
@@ -592,7 +582,7 @@ TEST(TcpVeth, BytesBetweenNamespacesCarryTheirAddressesAndPorts) {
     if (!s.ok()) _exit(101);
     uint16_t port = s.port();
     if (write(pipefd[1], &port, sizeof(port)) != sizeof(port)) _exit(102);
-    for (int i = 0; i < 1000 && s.received() < 777777; ++i) usleep(10000);
+    WaitFor([&] { return s.received() >= 777777; });
     _exit(s.received() == 777777 ? 0 : 103);
   }
   uint16_t port = 0;

@@ -168,7 +168,7 @@ TEST_F(WorkloadsTest, EachLayoutLandsOnItsNamespacePodAndContainer) {
 
   SinkServer server;
   for (const Leaf& l : leaves) ASSERT_EQ(RunIn(Make(l), 100, 500000, server.port()), 0) << l.cgroup;
-  for (int i = 0; i < 500 && server.received() < 4 * 500000; ++i) usleep(10000);
+  WaitFor([&] { return server.received() >= 4 * 500000; });
   ASSERT_EQ(server.received(), 4u * 500000);
 
   int errors = 0;
@@ -184,13 +184,13 @@ TEST_F(WorkloadsTest, EachLayoutLandsOnItsNamespacePodAndContainer) {
     with_port.push_back({"dport", std::to_string(server.port())});
     EXPECT_EQ(Sum(flows, "execflow_tcp_sent_bytes_total", with_port), 500000) << l.cgroup;
     size_t events = 0;
-    for (int t = 0; t < 200 && events < 100; ++t) {
+    WaitFor([&] {
       events = 0;
       for (const auto& r : (*exec)->events().Snapshot()) {
         events += r.k8s_namespace == l.k8s_namespace && r.pod == l.pod && r.container == l.container;
       }
-      if (events < 100) std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
+      return events >= 100;
+    });
     EXPECT_EQ(events, 100u) << "exec events of " << l.cgroup;
   }
   EXPECT_EQ(workloads->unresolved(), 0u);
@@ -242,11 +242,11 @@ class LoopbackInOwnNamespace {
           connect(fd, reinterpret_cast<sockaddr*>(&peer), pl) != 0 || !SendVarying(fd, bytes)) {
         _exit(101);
       }
-      for (int i = 0; i < 1000 && server.received() < bytes; ++i) usleep(10000);
+      WaitFor([&] { return server.received() >= bytes; });
       char c = 'r';
       if (write(from_[1], &c, 1) != 1 || read(to_[0], &c, 1) != 1) _exit(102);  // ready; wait to close
       close(fd);
-      for (int i = 0; i < 1000 && server.closed() < 1; ++i) usleep(10000);  // the peer saw EOF and closed
+      WaitFor([&] { return server.closed() >= 1; });  // the peer saw EOF and closed
       _exit(0);
     }
     char c;
@@ -302,7 +302,7 @@ TEST(TcpNamespaces, IdenticalLoopbackFlowsInTwoNamespacesAreTwoFlowsAndOneCloseL
   int errors = 0;
   EXPECT_EQ(Sum((*c)->Collect(&errors), "execflow_tcp_sent_bytes_total", tuple), 333333);
   ASSERT_EQ(a.Close(), 0);
-  for (int i = 0; i < 500 && (*c)->TracksFlow(key(a.netns())); ++i) usleep(10000);
+  WaitFor([&] { return !(*c)->TracksFlow(key(a.netns())); });
   EXPECT_FALSE((*c)->TracksFlow(key(a.netns()))) << "the closed flow's entry is taken";
   EXPECT_TRUE((*c)->TracksFlow(key(b.netns()))) << "the other namespace's flow is untouched";
   EXPECT_EQ(Sum((*c)->Collect(&errors), "execflow_tcp_sent_bytes_total", tuple), 333333)
