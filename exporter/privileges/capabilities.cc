@@ -7,7 +7,6 @@
 #include <sys/capability.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -47,7 +46,7 @@ CapData DataFor(CapSet keep) {
   return d;
 }
 
-// Raw syscalls only: this runs in signal handlers and in forked children.
+// Raw syscalls only: this runs in signal handlers.
 int ApplyToThisThread(CapSet keep, int last_cap) {
   CapData now;
   if (syscall(SYS_capget, &now.header, now.data) != 0) return errno;
@@ -138,10 +137,16 @@ Result<bool> BpfReadsWorkWith(CapSet keep, int prog_fd) {
     return Fail("write the probe BPF map", errno);
   }
   const int last_cap = LastCap();
-  const pid_t pid = fork();
-  if (pid < 0) return Fail("fork to probe BPF reads without capabilities", errno);
-  if (pid == 0) {
-    if (ApplyToThisThread(keep, last_cap) != 0) _exit(2);
+  // A thread of its own, since capabilities are per thread: it drops them,
+  // reads, and ends. Not a forked child: a child of a process with other
+  // threads may only make async-signal-safe calls, and one that allocated
+  // hung for good on the allocator's lock another thread held at the fork
+  // (seen under ASan, with the event consumers running).
+  int drop_error = 0;
+  bool ok = false;
+  std::thread prober([&] {
+    drop_error = ApplyToThisThread(keep, last_cap);
+    if (drop_error != 0) return;
     uint32_t next = 0;
     uint64_t v = 0;
     std::vector<uint8_t> cursor(8), keys(4 * sizeof(uint32_t)), values(4 * sizeof(uint64_t));
@@ -150,19 +155,13 @@ Result<bool> BpfReadsWorkWith(CapSet keep, int prog_fd) {
     __u32 info_len = sizeof(info);
     std::memset(&info, 0, sizeof(info));
     auto batch = probe->LookupBatch({}, cursor, keys, values, &count);
-    const bool ok = probe->Lookup(key, &v) && v == value && probe->FirstKey(&next).value_or(false) &&
-                    (batch || batch.error().err == ENOENT) &&
-                    probe->LookupAndDelete(&key, sizeof(key), &v, sizeof(v)) &&
-                    (prog_fd < 0 || bpf_obj_get_info_by_fd(prog_fd, &info, &info_len) == 0);
-    _exit(ok ? 0 : 1);
-  }
-  int status = 0;
-  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-  }
-  if (!WIFEXITED(status) || WEXITSTATUS(status) == 2) {
-    return Fail("probe BPF reads without capabilities: the child could not drop them");
-  }
-  return WEXITSTATUS(status) == 0;
+    ok = probe->Lookup(key, &v) && v == value && probe->FirstKey(&next).value_or(false) &&
+         (batch || batch.error().err == ENOENT) && probe->LookupAndDelete(&key, sizeof(key), &v, sizeof(v)) &&
+         (prog_fd < 0 || bpf_obj_get_info_by_fd(prog_fd, &info, &info_len) == 0);
+  });
+  prober.join();
+  if (drop_error != 0) return Fail("probe BPF reads without capabilities: the probing thread could not drop them", drop_error);
+  return ok;
 }
 
 Result<void> RestrictCapabilities(CapSet keep) {

@@ -23,7 +23,7 @@ std::string CapabilityNames(CapSet set);
 // Whether the BPF reads that serving needs (map lookup, get_next_key,
 // batch lookup, lookup-and-delete; program info for run-time stats) work
 // through file descriptors alone with `keep` as the only capabilities: a
-// forked child drops to `keep` and tries them on a map created for the
+// thread of its own drops to `keep` and tries them on a map created for the
 // probe and on `prog_fd`. Linux 6.5+ checks no capability for them; older
 // kernels with kernel.unprivileged_bpf_disabled refuse every bpf() command
 // without CAP_BPF. Decided by trying, never by version.

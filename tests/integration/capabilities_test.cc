@@ -64,9 +64,36 @@ struct Sleepers {
 TEST(Capabilities, BpfReadsNeedNoCapabilityOnThisKernel) {
   EXECFLOW_REQUIRE_PRIVILEGED();
   // Linux 6.5+ (this machine runs 6.18): map reads on an fd check no capability.
+  const auto before = ThreadCaps();
   auto works = BpfReadsWorkWith(0, -1);
   ASSERT_TRUE(works.has_value()) << works.error().message;
   EXPECT_TRUE(*works);
+  // The probe drops capabilities in a thread of its own: the caller keeps its.
+  EXPECT_EQ(ThreadCaps(), before);
+}
+
+// The probe runs while the event consumers run and allocate. It once forked a
+// child that allocated, and a child forked while another thread holds the
+// allocator's lock waits for it forever. Many probes under allocating threads.
+TEST(Capabilities, ProbingWhileOtherThreadsAllocateNeverHangs) {
+  EXECFLOW_REQUIRE_PRIVILEGED();
+  std::atomic<bool> stop{false};
+  std::atomic<size_t> allocated{0};
+  std::vector<std::thread> allocators;
+  for (int i = 0; i < 2; ++i) {
+    allocators.emplace_back([&] {
+      while (!stop) {
+        std::vector<std::string> v(64, std::string(100, 'x'));
+        allocated += v.size();
+      }
+    });
+  }
+  for (int i = 0; i < 200; ++i) {
+    auto works = BpfReadsWorkWith(0, -1);
+    ASSERT_TRUE(works.has_value() && *works) << "probe " << i;
+  }
+  stop = true;
+  for (auto& t : allocators) t.join();
 }
 
 TEST(Capabilities, EveryThreadDropsEverything) {
