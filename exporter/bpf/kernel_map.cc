@@ -16,9 +16,11 @@ bool IsPerCpu(uint32_t type) {
 }
 
 // libbpf returns -errno and sets errno; both mean the same here.
-Result<void> Done(int ret, const std::string& what) {
+// The error message is built only on failure: no allocation per map call.
+Result<void> Done(int ret, const char* what, const std::string& name) {
   if (ret == 0) return {};
-  return Fail(what, ret < 0 ? -ret : errno);
+  const int err = ret < 0 ? -ret : errno;
+  return Fail(std::string(what) + name, err);
 }
 
 }  // namespace
@@ -56,23 +58,23 @@ Result<void> KernelMap::Check(const char* what, size_t key_bytes, size_t value_b
 
 Result<void> KernelMap::Lookup(const void* key, size_t key_bytes, void* value, size_t value_bytes) const {
   if (auto ok = Check("look up", key_bytes, value_bytes); !ok) return ok;
-  return Done(bpf_map_lookup_elem(fd_, key, value), "look up in map " + name_);
+  return Done(bpf_map_lookup_elem(fd_, key, value), "look up in map ", name_);
 }
 
 Result<void> KernelMap::Update(const void* key, size_t key_bytes, const void* value, size_t value_bytes,
                                uint64_t flags) const {
   if (auto ok = Check("update", key_bytes, value_bytes); !ok) return ok;
-  return Done(bpf_map_update_elem(fd_, key, value, flags), "update map " + name_);
+  return Done(bpf_map_update_elem(fd_, key, value, flags), "update map ", name_);
 }
 
 Result<void> KernelMap::Delete(const void* key, size_t key_bytes) const {
   if (auto ok = Check("delete", key_bytes, lookup_size_); !ok) return ok;
-  return Done(bpf_map_delete_elem(fd_, key), "delete from map " + name_);
+  return Done(bpf_map_delete_elem(fd_, key), "delete from map ", name_);
 }
 
 Result<void> KernelMap::LookupAndDelete(const void* key, size_t key_bytes, void* value, size_t value_bytes) const {
   if (auto ok = Check("take", key_bytes, value_bytes); !ok) return ok;
-  return Done(bpf_map_lookup_and_delete_elem(fd_, key, value), "take from map " + name_);
+  return Done(bpf_map_lookup_and_delete_elem(fd_, key, value), "take from map ", name_);
 }
 
 Result<bool> KernelMap::NextKey(const void* key, void* next, size_t key_bytes) const {
@@ -96,7 +98,7 @@ Result<void> KernelMap::LookupBatch(std::span<const uint8_t> in, std::span<uint8
   const int ret = bpf_map_lookup_batch(fd_, in.empty() ? nullptr : const_cast<uint8_t*>(in.data()), out.data(),
                                        keys.data(), values.data(), &count, &opts);
   *copied = count;
-  return Done(ret, "batch lookup in map " + name_);
+  return Done(ret, "batch lookup in map ", name_);
 }
 
 Result<bool> KernelMap::LookupAndDeleteWorks() const {
