@@ -14,6 +14,7 @@
 #include <memory>
 #include <sstream>
 
+#include "exporter/common/utf8.h"
 #include "exporter/common/unique_fd.h"
 
 namespace execflow {
@@ -42,9 +43,9 @@ bool Split3(std::string_view s, std::string* a, std::string* b, std::string* c) 
   const auto p1 = s.find('_');
   const auto p2 = p1 == std::string_view::npos ? p1 : s.find('_', p1 + 1);
   if (p2 == std::string_view::npos || s.find('_', p2 + 1) != std::string_view::npos) return false;
-  *a = s.substr(0, p1);
-  *b = s.substr(p1 + 1, p2 - p1 - 1);
-  *c = s.substr(p2 + 1);
+  *a = LabelValue(s.substr(0, p1));
+  *b = LabelValue(s.substr(p1 + 1, p2 - p1 - 1));
+  *c = LabelValue(s.substr(p2 + 1));
   return !a->empty() && !b->empty() && !c->empty();
 }
 

@@ -7,8 +7,12 @@
 //   execflow_bench_load tcp SECONDS WRITE_BYTES
 //       one loopback IPv4 connection: a client thread write()s WRITE_BYTES at a
 //       time until SECONDS pass, a server thread reads everything (256 KiB reads).
-//       Time runs until the server has read the last byte.
+//       Time runs until the server has read the last byte. Both threads are
+//       pinned and the server wakes per 64 KiB (SO_RCVLOWAT), to compare runs.
 //       -> writes=N bytes=B seconds=S
+//   execflow_bench_load tcp SECONDS WRITE_BYTES plain
+//       the same as a chatty service does it: neither thread pinned, the server
+//       reads as data arrives (SO_RCVLOWAT unset).
 //   execflow_bench_load flows N
 //       opens N loopback connections whose client end each sends 1 byte, so N
 //       flows are live in execflow's kernel map; prints "ready flows=N ...",
@@ -154,19 +158,19 @@ int Listen(const char* addr, int backlog, uint16_t* port) {
 }
 
 // Until `seconds` pass or `max_writes` writes are done, whichever comes first.
-int RunTcp(double seconds, size_t write_bytes, unsigned long long max_writes = ~0ULL) {
-  PinTo(0);
+int RunTcp(double seconds, size_t write_bytes, unsigned long long max_writes = ~0ULL, bool plain = false) {
+  if (!plain) PinTo(0);
   uint16_t port = 0;
   int lfd = Listen("127.0.0.1", 1, &port);
   std::atomic<unsigned long long> received{0};
   std::thread server([&] {
-    PinTo(1);
+    if (!plain) PinTo(1);
     int fd = accept(lfd, nullptr, nullptr);
     if (fd < 0) Die("accept");
     // Wake the reader per 64 KiB, not per segment: the writer's send path is
     // what is measured, and a reader woken per write makes the rate jump.
     int lowat = 64 * 1024;
-    setsockopt(fd, SOL_SOCKET, SO_RCVLOWAT, &lowat, sizeof(lowat));
+    if (!plain) setsockopt(fd, SOL_SOCKET, SO_RCVLOWAT, &lowat, sizeof(lowat));
     std::vector<char> buf(256 * 1024);
     unsigned long long n = 0;
     for (;;) {
@@ -480,7 +484,7 @@ int RunProgInfo(int n, char** ids) {
 int Usage() {
   std::fprintf(stderr,
                "usage: execflow_bench_load exec SECONDS WORKERS\n"
-               "       execflow_bench_load tcp SECONDS WRITE_BYTES\n"
+               "       execflow_bench_load tcp SECONDS WRITE_BYTES [plain]\n"
                "       execflow_bench_load flows N\n"
                "       execflow_bench_load tcpn WRITES WRITE_BYTES\n"
                "       execflow_bench_load stats\n"
@@ -497,8 +501,8 @@ int main(int argc, char** argv) {
   const std::string mode = argv[1];
   if (mode == "stats" && argc == 2) return RunStats();
   if (mode == "exec" && argc == 4) return RunExec(std::atof(argv[2]), std::atoi(argv[3]));
-  if (mode == "tcp" && argc == 4) {
-    return RunTcp(std::atof(argv[2]), static_cast<size_t>(std::atol(argv[3])));
+  if (mode == "tcp" && (argc == 4 || (argc == 5 && std::string(argv[4]) == "plain"))) {
+    return RunTcp(std::atof(argv[2]), static_cast<size_t>(std::atol(argv[3])), ~0ULL, argc == 5);
   }
   if (mode == "tcpn" && argc == 4) {
     return RunTcp(1e9, static_cast<size_t>(std::atol(argv[3])), std::strtoull(argv[2], nullptr, 10));

@@ -8,6 +8,8 @@
 
 #include <gtest/gtest.h>
 
+#include "exporter/common/utf8.h"
+
 namespace execflow {
 namespace {
 
@@ -110,6 +112,26 @@ TEST(KubeletNames, IgnoresNamesThatDoNotFollowTheLayout) {
   EXPECT_EQ(n.Name({"", kId2, ""}), Workload{});
   EXPECT_EQ(n.Name({"", "", kUid}), (Workload{"shop", "web", ""}));
   EXPECT_EQ(n.Name({"", "", kUid2}), Workload{});
+}
+
+// Prometheus rejects a whole scrape over one label value that is not UTF-8,
+// so folder names become valid label values whatever bytes they hold.
+TEST(KubeletNames, NamesAreValidLabelValuesWhateverTheFolderHolds) {
+  KubeletNames n;
+  n.Load({"we\xff" "b_sh\x01op_ngi\x7fnx-" + kId + ".log"}, {"caf\xc3\xa9\xc3_p\x1b[31mod_" + kUid});
+  EXPECT_EQ(n.Name({"", kId, ""}), (Workload{"sh\uFFFDop", "we\uFFFDb", "ngi\uFFFDnx"}));
+  EXPECT_EQ(n.Name({"", "", kUid}), (Workload{"caf\u00E9\uFFFD", "p\uFFFD[31mod", ""}));
+}
+
+TEST(LabelValue, ReplacesInvalidBytesAndControlsAndKeepsTheRest) {
+  EXPECT_EQ(LabelValue("plain-name.1"), "plain-name.1");
+  EXPECT_EQ(LabelValue("\u00E9\u4E2D\U0001F600"), "\u00E9\u4E2D\U0001F600");
+  EXPECT_EQ(LabelValue("a\tb\nc\x7f"), "a\uFFFDb\uFFFDc\uFFFD");
+  EXPECT_EQ(LabelValue("\xc2\x85"), "\uFFFD") << "C1 control (NEL)";
+  EXPECT_EQ(LabelValue("\xc0\xaf"), "\uFFFD\uFFFD") << "overlong '/'";
+  EXPECT_EQ(LabelValue("\xed\xa0\x80"), "\uFFFD\uFFFD\uFFFD") << "a surrogate";
+  EXPECT_EQ(LabelValue("\xe4\xb8"), "\uFFFD\uFFFD") << "cut short";
+  EXPECT_EQ(LabelValue(std::string("a\0b", 3)), "a\uFFFDb");
 }
 
 TEST(Cgroup2Mounts, FindsCgroup2MountPointsAndUnescapesThem) {
