@@ -48,7 +48,7 @@ execflow_fuzzer(state "-lspdlog;-lfmt" ${fuzz_state_sources})
 execflow_fuzzer(journal "-lspdlog;-lfmt" ${fuzz_state_sources})
 execflow_fuzzer(cgroup_path "" ${CMAKE_SOURCE_DIR}/exporter/workloads/cgroup_path.cc)
 # resolver.cc reads mountinfo with libmount.
-execflow_fuzzer(kubelet "-lspdlog;-lfmt;${LIBMOUNT_LDFLAGS}" ${CMAKE_SOURCE_DIR}/exporter/workloads/resolver.cc
+execflow_fuzzer(kubelet "-lspdlog;-lfmt;${LIBMOUNT_LDFLAGS}" ${CMAKE_SOURCE_DIR}/exporter/workloads/resolver.cc ${CMAKE_SOURCE_DIR}/exporter/common/utf8.cc
                 ${CMAKE_SOURCE_DIR}/exporter/workloads/cgroup_path.cc)
-execflow_fuzzer(mountinfo "-lspdlog;-lfmt;${LIBMOUNT_LDFLAGS}" ${CMAKE_SOURCE_DIR}/exporter/workloads/resolver.cc
+execflow_fuzzer(mountinfo "-lspdlog;-lfmt;${LIBMOUNT_LDFLAGS}" ${CMAKE_SOURCE_DIR}/exporter/workloads/resolver.cc ${CMAKE_SOURCE_DIR}/exporter/common/utf8.cc
                 ${CMAKE_SOURCE_DIR}/exporter/workloads/cgroup_path.cc)

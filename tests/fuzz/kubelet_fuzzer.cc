@@ -3,8 +3,9 @@
 // <log dir>/pods/<namespace>_<pod>_<uid>). The input is a list of file names
 // separated by NUL; a name starting with 'c' is in containers/, any other in
 // pods/ (without that first byte). Beyond not crashing: every name the
-// workload labels get is non-empty and holds no '_' (the separator), and is
-// what a listed name says, split at its separators.
+// workload labels get is non-empty, holds no '_' (the separator), is a valid
+// label value (UTF-8, no control characters), and is what a listed name says,
+// split at its separators (with its invalid bytes replaced).
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
@@ -13,14 +14,22 @@
 #include <string_view>
 #include <vector>
 
+#include "exporter/common/utf8.h"
 #include "exporter/workloads/resolver.h"
 
 namespace {
 
-bool Part(const std::string& s) { return !s.empty() && s.find('_') == std::string::npos; }
+bool Part(const std::string& s) {
+  return !s.empty() && s.find('_') == std::string::npos && execflow::LabelValue(s) == s;
+}
 
+// Whether `name` is one of `names` once invalid bytes are replaced ('_' is
+// never part of a multi-byte character, so replacing before or after
+// splitting at it gives the same parts).
 bool Listed(const std::vector<std::string>& names, const std::string& name) {
-  return std::find(names.begin(), names.end(), name) != names.end();
+  const std::string want = execflow::LabelValue(name);
+  return std::any_of(names.begin(), names.end(),
+                     [&](const std::string& n) { return execflow::LabelValue(n) == want; });
 }
 
 }  // namespace
