@@ -484,8 +484,11 @@ def emulated():
     kernel's text patching puts at tcp_recvmsg's first instruction while fexit programs are
     attached under heavy receive traffic (soft lockup at tcp_recvmsg+0x0 in asm_exc_int3, on
     5.10 and 6.1, within a minute, in most runs). The exactness and restart runs, whose
-    traffic starts once the exporter is ready, do not. Restarts under fire are attacked on
-    the host's kernel (faults_e2e) in every run, and on these kernels where KVM boots them."""
+    traffic starts once the exporter is ready, do not. qemu's multi-threaded TCG is to blame:
+    with one host thread for both vCPUs (-accel tcg,thread=single) 5.10 ran both label sets
+    exact, but in 340 and 406 s, too slow for CI on every kernel. Restarts under fire are
+    attacked on the host's kernel (faults_e2e) in every run, and on these kernels where KVM
+    boots them."""
     try:
         with open("/sys/devices/system/clocksource/clocksource0/available_clocksource") as f:
             return "kvm-clock" not in f.read()
