@@ -2,10 +2,10 @@
 
 #include <gtest/gtest.h>
 
-#include <chrono>
 #include <functional>
 #include <string>
-#include <thread>
+
+#include "tests/wait_for.h"
 
 namespace execflow {
 
@@ -35,18 +35,5 @@ uint32_t UnusedUid();
 // inode number of its cgroupfs folder), as the BPF programs key flows by.
 uint32_t CurrentNetns();
 uint64_t CurrentCgroupId();
-
-// Polls `condition` until it holds; false if it still does not after `hang`,
-// a bound on a hang and never the expected time (sanitizer builds on a busy
-// 2-CPU machine take many times longer than a plain one).
-inline bool WaitFor(const std::function<bool()>& condition,
-                    std::chrono::milliseconds hang = std::chrono::seconds(120)) {
-  const auto deadline = std::chrono::steady_clock::now() + hang;
-  while (!condition()) {
-    if (std::chrono::steady_clock::now() > deadline) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  return true;
-}
 
 }  // namespace execflow

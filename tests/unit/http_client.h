@@ -11,20 +11,9 @@
 #include <string>
 #include <thread>
 
-namespace execflow {
+#include "tests/wait_for.h"
 
-// Polls `condition` until it holds; false if it still does not after `hang`
-// (a bound on a hang, never the expected time). The 1 ms pause between polls
-// only spares the CPU.
-inline bool WaitFor(const std::function<bool()>& condition,
-                    std::chrono::milliseconds hang = std::chrono::seconds(30)) {
-  const auto deadline = std::chrono::steady_clock::now() + hang;
-  while (!condition()) {
-    if (std::chrono::steady_clock::now() > deadline) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  }
-  return true;
-}
+namespace execflow {
 
 struct HttpReply {
   int status = 0;
