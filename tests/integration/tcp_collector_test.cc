@@ -13,6 +13,7 @@
 #include <gtest/gtest.h>
 
 #include "exporter/bpf/libbpf_log.h"
+#include "exporter/bpf/programs.h"
 #include "tcp.skel.h"
 #include "tests/integration/privileged.h"
 #include "tests/integration/tcp_peers.h"
@@ -312,7 +313,21 @@ TEST(TcpLifecycle, ClosesWhoseNoticesAreLostAreTakenByTheNextScrape) {
     }
     return true;
   };
-  ASSERT_TRUE(WaitFor(all_marked));
+  if (!WaitFor(all_marked)) {
+    int absent = 0, open = 0;
+    for (const auto& k : keys) {
+      auto v = c->KernelFlow(k);
+      absent += !v;
+      open += v && !v->closed;
+    }
+    std::string misses;
+    for (const auto& p : c->Programs()) {
+      auto stats = ReadRunStats(p.fd);
+      if (stats) misses += " " + p.program + "=" + std::to_string(stats->recursion_misses);
+    }
+    FAIL() << absent << " flows absent and " << open << " not marked closed; server closed "
+           << server.closed() << " of " << kConnections << "; programs' skipped runs:" << misses;
+  }
   auto fams = Collect(*c);
   EXPECT_GT(FindSample(fams, "execflow_tcp_close_events_dropped_total", {})->counter.value, dropped_before)
       << "the ring buffer overflowed";
