@@ -12,7 +12,8 @@
  *   receives: fexit/tcp_recvmsg (two prototypes: user space picks by BTF),
  *             kprobe+kretprobe/tcp_recvmsg,
  *             tp_btf/sock_recv_length, tracepoint/sock/sock_recv_length
- *   closes:   tp_btf/inet_sock_set_state, tracepoint/sock/inet_sock_set_state
+ *   opens (direction) and closes: tp_btf/inet_sock_set_state,
+ *             tracepoint/sock/inet_sock_set_state
  *   kprobe mode's thread exits: tp_btf/sched_process_exit,
  *             tracepoint/sched/sched_process_exit
  */
@@ -28,6 +29,9 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 #define IPPROTO_TCP 6
 #define SOCK_STREAM 1
+#define TCP_ESTABLISHED 1
+#define TCP_SYN_SENT 2
+#define TCP_SYN_RECV 3
 #define TCP_CLOSE 7
 
 struct {
@@ -73,6 +77,29 @@ struct inflight_args tcp_send_args SEC(".maps");
 struct inflight_args tcp_recv_args SEC(".maps");
 
 struct tcp_loss loss = {};
+
+/*
+ * Flow direction (tcp.labels has direction or port): how each socket was
+ * opened, by socket address, written when it becomes established. An LRU
+ * map: a closed socket's entry needs no delete (a send may complete after
+ * the close) and is overwritten if its address is reused.
+ */
+const volatile bool targ_direction = false;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, TCP_DEFAULT_MAX_FLOWS);
+	__type(key, __u64);
+	__type(value, __u32);
+} tcp_sock_direction SEC(".maps");
+
+/*
+ * The exporter's own listening ports in its network namespace, written by
+ * user space once it listens: connections accepted there are not flows, so
+ * whoever connects to the exporter cannot add series.
+ */
+__u32 own_netns = 0;
+__u16 own_ports[TCP_MAX_OWN_PORTS] = {};
 
 /*
  * A field of sk. tp_btf and fexit programs get a pointer the verifier trusts
@@ -140,7 +167,26 @@ static __always_inline bool flow_key(struct sock *sk, struct tcp_flow_key *k, bo
 	k->netns = trusted ? sk->__sk_common.skc_net.net->ns.inum
 			   : BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
 	k->cgroup_id = sock_cgroup_id(sk, trusted);
+	if (targ_direction) {
+		__u64 addr = (__u64)sk;
+		__u32 *dir = bpf_map_lookup_elem(&tcp_sock_direction, &addr);
+
+		if (dir)
+			k->direction = *dir;
+	}
 	return true;
+}
+
+/* Accepted on one of the exporter's own listening ports. */
+static __always_inline bool own_port(const struct tcp_flow_key *k)
+{
+	if (!own_netns || k->netns != own_netns)
+		return false;
+#pragma unroll
+	for (int i = 0; i < TCP_MAX_OWN_PORTS; i++)
+		if (own_ports[i] && own_ports[i] == k->sport)
+			return true;
+	return false;
 }
 
 /*
@@ -241,7 +287,7 @@ static __always_inline int count_bytes(void *ctx, struct sock *sk, long ret, boo
 {
 	struct tcp_flow_key key;
 
-	if (ret <= 0 || !flow_key(sk, &key, trusted))
+	if (ret <= 0 || !flow_key(sk, &key, trusted) || own_port(&key))
 		return 0;
 	count_flow(&key, ret, received);
 	if (SK_READ(trusted, sk, __sk_common.skc_state) == TCP_CLOSE)
@@ -457,25 +503,48 @@ int sock_send_tp(struct trace_event_raw_sock_msg_length *ctx)
 	return count_bytes(ctx, sk, ret, SENT, PROBED);
 }
 
-/* --- closes --- */
+/* --- opens (direction) and closes --- */
+
+/*
+ * A socket becomes established: from SYN_SENT it connected, from SYN_RECV a
+ * listener accepted it (the new socket's own transition).
+ */
+static __always_inline void remember_direction(struct sock *sk, int oldstate)
+{
+	__u64 addr = (__u64)sk;
+	__u32 dir = oldstate == TCP_SYN_SENT ? TCP_DIR_OUT : TCP_DIR_IN;
+
+	if (oldstate == TCP_SYN_SENT || oldstate == TCP_SYN_RECV)
+		bpf_map_update_elem(&tcp_sock_direction, &addr, &dir, BPF_ANY);
+}
+
+static __always_inline int state_changed(void *ctx, struct sock *sk, int oldstate, int newstate,
+					 bool trusted)
+{
+	struct tcp_flow_key key;
+
+	if (targ_direction && newstate == TCP_ESTABLISHED) {
+		remember_direction(sk, oldstate);
+		return 0;
+	}
+	if (newstate != TCP_CLOSE || !flow_key(sk, &key, trusted))
+		return 0;
+	return notify_close(ctx, &key);
+}
 
 SEC("tp_btf/inet_sock_set_state")
 int BPF_PROG(inet_state_btf, struct sock *sk, int oldstate, int newstate)
 {
-	struct tcp_flow_key key;
-
-	if (newstate != TCP_CLOSE || !is_tcp_stream(sk, TRUSTED) || !flow_key(sk, &key, TRUSTED))
+	if ((newstate != TCP_CLOSE && newstate != TCP_ESTABLISHED) || !is_tcp_stream(sk, TRUSTED))
 		return 0;
-	return notify_close(ctx, &key);
+	return state_changed(ctx, sk, oldstate, newstate, TRUSTED);
 }
 
 SEC("tracepoint/sock/inet_sock_set_state")
 int inet_state_tp(struct trace_event_raw_inet_sock_set_state *ctx)
 {
-	struct tcp_flow_key key;
-
-	if (BPF_CORE_READ(ctx, newstate) != TCP_CLOSE || BPF_CORE_READ(ctx, protocol) != IPPROTO_TCP ||
-	    !flow_key((struct sock *)BPF_CORE_READ(ctx, skaddr), &key, PROBED))
+	if (BPF_CORE_READ(ctx, protocol) != IPPROTO_TCP)
 		return 0;
-	return notify_close(ctx, &key);
+	return state_changed(ctx, (struct sock *)BPF_CORE_READ(ctx, skaddr), BPF_CORE_READ(ctx, oldstate),
+			     BPF_CORE_READ(ctx, newstate), PROBED);
 }

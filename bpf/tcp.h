@@ -16,6 +16,18 @@
 #define TCP_MAX_INFLIGHT_SENDS 16384
 #define TCP_DEFAULT_CLOSED_RINGBUF_BYTES (256 * 1024)
 
+/*
+ * How the local socket was opened, seen by the kernel as it opened: it
+ * connected (out), or a listener accepted it (in). Unknown: opened before the
+ * programs were attached.
+ */
+#define TCP_DIR_UNKNOWN 0
+#define TCP_DIR_OUT 1
+#define TCP_DIR_IN 2
+
+/* The exporter's own listening ports: their connections are not flows. */
+#define TCP_MAX_OWN_PORTS 4
+
 #define EXECFLOW_AF_INET 2
 #define EXECFLOW_AF_INET6 10
 
@@ -30,7 +42,7 @@ struct tcp_flow_key {
 	__u16 sport; /* host byte order */
 	__u16 dport; /* host byte order */
 	__u16 family; /* AF_INET or AF_INET6 */
-	__u16 pad;
+	__u16 direction; /* TCP_DIR_*: only when user space asks for it (targ_direction), else 0 */
 	__u32 netns;     /* inode number of the socket's network namespace */
 	__u32 pad2;
 	__u64 cgroup_id; /* cgroup v2 id of the socket's creator */

@@ -6,8 +6,10 @@
 
 #include <spdlog/spdlog.h>
 
+#include <charconv>
 #include <chrono>
 #include <fstream>
+#include <set>
 
 #include "exporter/http/query.h"
 #include "exporter/metrics/families.h"
@@ -392,6 +394,19 @@ void KeepState(const Config& config, const Collectors& c) {
 
 }  // namespace
 
+// "0.0.0.0:9741", "[::1]:9742" -> 9741, 9742: the exporter's own ports, whose
+// connections are not flows (a client of the exporter cannot add series).
+std::vector<uint16_t> ListeningPorts(const std::vector<std::string>& addresses) {
+  std::set<uint16_t> ports;
+  for (const auto& a : addresses) {
+    const auto colon = a.rfind(':');
+    int port = 0;
+    if (colon != std::string::npos) std::from_chars(a.data() + colon + 1, a.data() + a.size(), port);
+    if (port > 0 && port <= 65535) ports.insert(static_cast<uint16_t>(port));
+  }
+  return {ports.begin(), ports.end()};
+}
+
 Result<std::unique_ptr<App>> App::Start(const Config& config, const HttpOptions& http) {
   // Check the addresses before attaching anything (systemd has bound its sockets).
   if (http.systemd_sockets.empty()) {
@@ -415,6 +430,7 @@ Result<std::unique_ptr<App>> App::Start(const Config& config, const HttpOptions&
   auto server = HttpServer::Start(http, app->metrics_, app->Routes(http));
   if (!server) return std::unexpected(server.error());
   app->http_ = std::move(*server);
+  if (app->collectors_.tcp) app->collectors_.tcp->IgnoreOwnPorts(ListeningPorts(app->http_->addresses()));
   return app;
 }
 

@@ -76,6 +76,10 @@ Result<std::vector<std::string>> UnpinState(const Config& config);
 // CAP_BPF), the least that still reads them. Returns what is kept.
 Result<CapSet> DropCapabilitiesAfterAttach(const Collectors& collectors);
 
+// The ports of the HTTP server's addresses ("0.0.0.0:9741", "[::1]:9742"),
+// each once: connections accepted there are not TCP flows.
+std::vector<uint16_t> ListeningPorts(const std::vector<std::string>& addresses);
+
 // Owns collectors and the HTTP server. Destruction stops HTTP first, so no
 // scrape runs while the BPF objects are detached.
 class App {

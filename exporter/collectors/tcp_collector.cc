@@ -4,7 +4,11 @@
 #include <bpf/btf.h>
 #include <spdlog/spdlog.h>
 
+#include <sys/stat.h>
+
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <set>
 
 #include "exporter/bpf/loader.h"
@@ -22,7 +26,7 @@ static_assert(sizeof(tcp_flow_bytes) == 24);
 
 FlowLabels ParseFlowLabels(const std::vector<std::string>& names) {
   auto has = [&](const char* n) { return std::find(names.begin(), names.end(), n) != names.end(); };
-  return {has("saddr"), has("sport"), has("daddr"), has("dport"),
+  return {has("saddr"), has("sport"), has("daddr"), has("dport"), has("port"), has("direction"),
           has("namespace"), has("pod"), has("container")};
 }
 
@@ -127,7 +131,11 @@ Result<std::unique_ptr<TcpCollector>> TcpCollector::Start(const TcpConfig& confi
   std::function<Result<void>(tcp_bpf*)> configure = [&](tcp_bpf* s) -> Result<void> {
     s->rodata->targ_perfbuf = transport == Transport::kPerfbuf;
     s->rodata->targ_recvmsg_nonblock_arg = recvmsg_nonblock_arg;
+    const FlowLabels labels = ParseFlowLabels(config.labels);
+    s->rodata->targ_direction = labels.port || labels.direction;
     int err = bpf_map__set_max_entries(s->maps.tcp_flows, config.max_flows);
+    // One entry per live socket when directions are kept; else unused.
+    if (!err) err = bpf_map__set_max_entries(s->maps.tcp_sock_direction, s->rodata->targ_direction ? config.max_flows : 1);
     // Only the kprobe modes use the in-flight maps; elsewhere one entry (the
     // minimum) saves each one's preallocated ~1 MiB.
     if (!err && !bpf_program__autoload(s->progs.tcp_sendmsg_kprobe)) {
@@ -275,6 +283,25 @@ std::vector<prometheus::MetricFamily> TcpCollector::Collect(int* errors) {
   auto out = TcpFamilies(flows, received, s);
   AppendProgramFamilies(&out);
   return out;
+}
+
+void TcpCollector::IgnoreOwnPorts(const std::vector<uint16_t>& ports) {
+  struct stat st {};
+  if (stat("/proc/self/ns/net", &st) != 0) {
+    spdlog::warn("tcp: cannot read this process's network namespace (/proc/self/ns/net): {}; "
+                 "connections to the exporter's own port are counted as flows",
+                 std::strerror(errno));
+    return;
+  }
+  auto& bss = *skel_->bss;
+  for (size_t i = 0; i < TCP_MAX_OWN_PORTS; ++i) {
+    __atomic_store_n(&bss.own_ports[i], i < ports.size() ? ports[i] : 0, __ATOMIC_RELAXED);
+  }
+  if (ports.size() > TCP_MAX_OWN_PORTS) {
+    spdlog::warn("tcp: the exporter listens on {} ports; connections to those after the first {} are counted as flows",
+                 ports.size(), TCP_MAX_OWN_PORTS);
+  }
+  __atomic_store_n(&bss.own_netns, static_cast<__u32>(st.st_ino), __ATOMIC_RELEASE);
 }
 
 std::optional<tcp_flow_bytes> TcpCollector::KernelFlow(const tcp_flow_key& key) const {

@@ -53,6 +53,9 @@ class TcpCollector final : public Collector {
 
   std::vector<prometheus::MetricFamily> Collect(int* errors) override;
   const std::string& send_mode() const { return send_mode_; }
+  // The exporter's own listening ports (in this process's network namespace):
+  // connections accepted on them are not counted as flows. Replaces the last list.
+  void IgnoreOwnPorts(const std::vector<uint16_t>& ports);
   // Takes flows as kernels before 5.14 must (lookup, then delete), for tests.
   void UseLookupThenDelete();
   // The kernel map's entry of this flow, if it holds one (for tests and debugging).

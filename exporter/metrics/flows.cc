@@ -13,6 +13,8 @@ std::vector<std::string> FlowLabels::Names() const {
   if (sport) n.push_back("sport");
   if (daddr) n.push_back("daddr");
   if (dport) n.push_back("dport");
+  if (port) n.push_back("port");
+  if (direction) n.push_back("direction");
   if (k8s_namespace) n.push_back("namespace");
   if (pod) n.push_back("pod");
   if (container) n.push_back("container");
@@ -67,6 +69,16 @@ SeriesLabels FlowTable::LabelsOf(const tcp_flow_key& flow) const {
   if (labels_.sport) l.push_back({"sport", std::to_string(n.sport)});
   if (labels_.daddr) l.push_back({"daddr", FormatAddress(n.family, n.daddr)});
   if (labels_.dport) l.push_back({"dport", std::to_string(n.dport)});
+  if (labels_.port) {
+    l.push_back({"port", n.direction == TCP_DIR_OUT  ? std::to_string(n.dport)
+                         : n.direction == TCP_DIR_IN ? std::to_string(n.sport)
+                                                     : ""});
+  }
+  if (labels_.direction) {
+    l.push_back({"direction", n.direction == TCP_DIR_OUT  ? "out"
+                              : n.direction == TCP_DIR_IN ? "in"
+                                                          : "unknown"});
+  }
   if (labels_.k8s_namespace || labels_.pod || labels_.container) {
     auto [w, final] = workload_ ? workload_(flow.cgroup_id) : std::pair<Workload, bool>{{}, true};
     s.final = final;

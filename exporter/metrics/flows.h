@@ -22,10 +22,17 @@ struct FlowLabels {
   bool sport = true;
   bool daddr = true;
   bool dport = true;
+  // The server's port of the connection (dport of a flow that connected,
+  // sport of one that was accepted) and "out" or "in": together they keep one
+  // series per service edge, not per client port. A flow opened before the
+  // programs were attached has direction "unknown" and an empty port.
+  bool port = false;
+  bool direction = false;
   bool k8s_namespace = false;
   bool pod = false;
   bool container = false;
-  // saddr, sport, daddr, dport, namespace, pod, container: those exported, in that order.
+  // saddr, sport, daddr, dport, port, direction, namespace, pod, container:
+  // those exported, in that order.
   std::vector<std::string> Names() const;
 };
 

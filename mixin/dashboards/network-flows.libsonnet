@@ -7,6 +7,9 @@ local flowReceived = g.selectWorkload('execflow_tcp_received_bytes_total');
 local flows = g.select('execflow_tcp_flows');
 local folded = g.select('execflow_tcp_folded_flows');
 local sentNote = '(execflow_tcp_sendmsg_bytes_sum: every byte, short-lived flows included)';
+// Remote address and port under either label set: "10.0.0.9:443" per flow (dport),
+// "10.0.0.9:443 out" per service edge (port, direction).
+local peerLegend = '{{daddr}}:{{dport}}{{port}} {{direction}}';
 local perFlowNote = 'Node totals come from the send-size histogram, which counts every byte; per-flow series (by destination, top talkers) miss flows that open and close between two scrapes.';
 
 {
@@ -15,7 +18,7 @@ local perFlowNote = 'Node totals come from the send-size histogram, which counts
       $._config,
       'execflow-network',
       'execflow / Network flows',
-      'TCP bytes sent and received, per flow as configured in the TCP collector (a subset of saddr, sport, daddr, dport, namespace, pod, container), and the size distribution of tcp_sendmsg calls; the namespace and pod variables narrow the per-flow panels.',
+      'TCP bytes sent and received, per flow as configured in the TCP collector (a subset of saddr, sport, daddr, dport, port, direction, namespace, pod, container: per flow with sport and dport, per service edge with port and direction), and the size distribution of tcp_sendmsg calls; the namespace and pod variables narrow the per-flow panels.',
       [
         [
           g.stat('TCP sent',
@@ -34,8 +37,8 @@ local perFlowNote = 'Node totals come from the send-size histogram, which counts
         ],
         [
           g.timeseries('Bytes sent by destination',
-                       'Bytes per second per destination address and port ("other": flows folded over max_series). ' + perFlowNote,
-                       [g.query('sum by (daddr, dport) (rate(%s[$__rate_interval]))' % flowBytes, legend='{{daddr}}:{{dport}}')],
+                       'Bytes per second per remote address and port: dport with the per-flow labels; the server\'s port and the direction (out: this node connected, in: it accepted) with the per-edge labels ("other": flows folded over max_series). ' + perFlowNote,
+                       [g.query('sum by (daddr, dport, port, direction) (rate(%s[$__rate_interval]))' % flowBytes, legend=peerLegend)],
                        unit='Bps',
                        stacked=true),
           g.timeseries('Bytes sent by node',
@@ -45,8 +48,8 @@ local perFlowNote = 'Node totals come from the send-size histogram, which counts
         ],
         [
           g.timeseries('Bytes received by peer',
-                       'Bytes per second read by receive calls (MSG_PEEK excluded), per remote address and port ("other": flows folded over max_series). ' + perFlowNote,
-                       [g.query('sum by (daddr, dport) (rate(%s[$__rate_interval]))' % flowReceived, legend='{{daddr}}:{{dport}}')],
+                       'Bytes per second read by receive calls (MSG_PEEK excluded), per remote address and port: dport with the per-flow labels; the server\'s port and the direction with the per-edge labels ("other": flows folded over max_series). ' + perFlowNote,
+                       [g.query('sum by (daddr, dport, port, direction) (rate(%s[$__rate_interval]))' % flowReceived, legend=peerLegend)],
                        unit='Bps',
                        stacked=true),
           g.bargauge('Top pods by bytes received',
@@ -59,8 +62,8 @@ local perFlowNote = 'Node totals come from the send-size histogram, which counts
         ],
         [
           g.table('Top talkers',
-                  'The 10 flows that sent the most bytes over the time range. ' + perFlowNote,
-                  [g.query('topk(10, sum by (instance, saddr, sport, daddr, dport) (increase(%s[$__range])))' % flowBytes,
+                  'The 10 flows (per-flow labels) or service edges (per-edge labels) that sent the most bytes over the time range. ' + perFlowNote,
+                  [g.query('topk(10, sum by (instance, saddr, sport, daddr, dport, port, direction) (increase(%s[$__range])))' % flowBytes,
                            instant=true,
                            format='table')],
                   { excludeByName: { Time: true }, renameByName: { Value: 'bytes sent' } }) {
@@ -68,8 +71,8 @@ local perFlowNote = 'Node totals come from the send-size histogram, which counts
           },
           g.bargauge('Top destinations',
                      'The 10 destinations that received the most bytes over the time range. ' + perFlowNote,
-                     g.query('topk(10, sum by (daddr, dport) (increase(%s[$__range])))' % flowBytes,
-                             legend='{{daddr}}:{{dport}}',
+                     g.query('topk(10, sum by (daddr, dport, port, direction) (increase(%s[$__range])))' % flowBytes,
+                             legend=peerLegend,
                              instant=true,
                              format='time_series'),
                      unit='bytes'),

@@ -38,8 +38,10 @@ METRICS = {
     "execflow_exec_failures_total": {"uid", "errno", "namespace", "pod", "container"},
     "execflow_exec_events_total": set(),
     "execflow_exec_events_dropped_total": set(),
-    "execflow_tcp_sent_bytes_total": {"saddr", "sport", "daddr", "dport", "namespace", "pod", "container"},
-    "execflow_tcp_received_bytes_total": {"saddr", "sport", "daddr", "dport", "namespace", "pod", "container"},
+    "execflow_tcp_sent_bytes_total": {"saddr", "sport", "daddr", "dport", "port", "direction", "namespace", "pod",
+                                      "container"},
+    "execflow_tcp_received_bytes_total": {"saddr", "sport", "daddr", "dport", "port", "direction", "namespace", "pod",
+                                          "container"},
     "execflow_tcp_sendmsg_bytes_bucket": {"le"},
     "execflow_tcp_sendmsg_bytes_sum": set(),
     "execflow_tcp_sendmsg_bytes_count": set(),
@@ -64,6 +66,9 @@ METRICS = {
     "up": set(),
 }
 TARGET_LABELS = {"job", "instance"}
+# Flow labels that one of the two label sets leaves out (per flow: sport, dport; per
+# service edge: port, direction): dashboards group by all four to work with both.
+FLOW_LABEL_SET_ONLY = {"sport", "dport", "port", "direction"}
 
 
 def recorded_metrics():

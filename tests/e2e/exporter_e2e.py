@@ -8,9 +8,11 @@ Usage: exporter_e2e.py BINARY. Needs root; a skip is a failure under CI=true.
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import unittest
 import urllib.error
@@ -233,6 +235,93 @@ class Running(unittest.TestCase):
         self.assertEqual(value(text, "execflow_bpf_program_info",
                                {"program": "exec_btf", "hook": "sched_process_exec",
                                 "attach_type": "tp_btf"}), 1)
+
+
+def connect_many(port, n, payload, read_reply=False):
+    """n loopback connections to port, one at a time: each sends payload (and reads
+    the reply to its end when asked), then closes."""
+    for _ in range(n):
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as c:
+            c.sendall(payload)
+            if read_reply:
+                c.shutdown(socket.SHUT_WR)
+                while c.recv(65536):
+                    pass
+
+
+class Sink:
+    """A loopback server that reads every connection to its end."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(128)
+        self.port = self.sock.getsockname()[1]
+        self.received = 0
+        self.lock = threading.Lock()
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            with c:
+                while True:
+                    b = c.recv(65536)
+                    if not b:
+                        break
+                    with self.lock:
+                        self.received += len(b)
+
+
+class Series(unittest.TestCase):
+    """Who may add TCP series: connections from a client, refused or not."""
+
+    CONNECTIONS = 300
+    REQUEST = b"GET /nothing-here HTTP/1.0\r\n\r\n"
+
+    def run_exporter(self, config_text):
+        tmp = tempfile.mkdtemp(prefix="execflow-e2e-")
+        self.addCleanup(shutil.rmtree, tmp, True)
+        config = os.path.join(tmp, "execflow.yaml")
+        with open(config, "w") as f:
+            f.write(config_text)
+        proc, addr = lib.start_exporter(BINARY, tmp, config)
+        self.addCleanup(proc.stop)
+        return addr
+
+    def tcp_samples(self, text):
+        return [(name, labels, v) for name, labels, v in lib.scrape_values(text)
+                if name in ("execflow_tcp_sent_bytes_total", "execflow_tcp_received_bytes_total")]
+
+    def test_per_flow_labels_connections_the_exporter_accepts_are_no_flows(self):
+        addr = self.run_exporter("exec:\n  enabled: false\n")  # the binary's per-flow labels
+        port = int(addr.rsplit(":", 1)[1])
+        connect_many(port, self.CONNECTIONS, self.REQUEST, read_reply=True)
+        accepted = [(n, l) for n, l, _ in self.tcp_samples(lib.http_get(f"http://{addr}/metrics"))
+                    if l.get("sport") == str(port)]
+        self.assertEqual(accepted, [])
+
+    def test_edge_labels_three_hundred_clients_are_one_series_per_port_and_direction(self):
+        with open(os.path.join(lib.REPO, "config", "execflow.yaml"), encoding="utf-8") as f:
+            text = f.read()
+        text = text.replace("pin_path: /sys/fs/bpf/execflow", "pin_path: off")
+        addr = self.run_exporter(text.replace("state_file: /run/execflow/state.json", "state_file: off"))
+        port = int(addr.rsplit(":", 1)[1])
+        sink = Sink()
+        connect_many(sink.port, self.CONNECTIONS, b"x" * 10)
+        connect_many(port, self.CONNECTIONS, self.REQUEST, read_reply=True)
+        lib.wait_until("the sink's bytes", lambda: sink.received == 10 * self.CONNECTIONS, 60)
+        samples = self.tcp_samples(lib.http_get(f"http://{addr}/metrics"))
+        to_sink = sorted((n, l["direction"], v) for n, l, v in samples if l.get("port") == str(sink.port))
+        self.assertEqual(to_sink, [("execflow_tcp_received_bytes_total", "in", 10.0 * self.CONNECTIONS),
+                                   ("execflow_tcp_sent_bytes_total", "out", 10.0 * self.CONNECTIONS)])
+        to_exporter = sorted((n, l["direction"]) for n, l, _ in samples if l.get("port") == str(port))
+        # This node's clients of the exporter are one edge; the exporter's own ends are none.
+        self.assertEqual(to_exporter, [("execflow_tcp_received_bytes_total", "out"),
+                                       ("execflow_tcp_sent_bytes_total", "out")])
 
 
 class Options(unittest.TestCase):

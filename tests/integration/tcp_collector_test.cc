@@ -14,6 +14,7 @@
 
 #include "exporter/bpf/libbpf_log.h"
 #include "exporter/bpf/programs.h"
+#include "exporter/common/unique_fd.h"
 #include "tcp.skel.h"
 #include "tests/integration/privileged.h"
 #include "tests/integration/tcp_peers.h"
@@ -237,6 +238,111 @@ INSTANTIATE_TEST_SUITE_P(Hooks, TcpExactTest,
                          ::testing::Values(Mode{"tp_btf", "tp_btf", Transport::kRingbuf},
                                            Mode{"tracepoint", "tracepoint", Transport::kPerfbuf}),
                          [](const auto& info) { return info.param.send; });
+
+// The series of one family: label values joined by "|" -> value.
+std::map<std::string, double> SeriesOf(const std::vector<prometheus::MetricFamily>& fams, const std::string& name) {
+  std::map<std::string, double> m;
+  for (const auto& f : fams) {
+    if (f.name != name) continue;
+    for (const auto& s : f.metric) {
+      std::string k;
+      for (const auto& l : s.label) k += (k.empty() ? "" : "|") + l.value;
+      m[k] = s.counter.value;
+    }
+  }
+  return m;
+}
+
+// The direction comes from the kernel's open (connect or accept), in each mode
+// of the state hook; every client port of one service edge is one series.
+class TcpDirectionTest : public ::testing::TestWithParam<Mode> {};
+
+TEST_P(TcpDirectionTest, EachEndHasTheDirectionItWasOpenedWithAndClientPortsFold) {
+  EXECFLOW_REQUIRE_PRIVILEGED();
+  SinkServer server;
+  // Opened before the collector starts: its direction cannot be known.
+  UniqueFd early(Connect("127.0.0.1", server.port()));
+  ASSERT_GE(early.get(), 0);
+  TcpConfig config;
+  config.hook = config.receive_hook = GetParam().send;
+  config.close_hook = GetParam().close;
+  config.labels = {"daddr", "port", "direction"};
+  auto c = StartTcp(config, GetParam().transport);
+  ASSERT_NE(c, nullptr);
+  constexpr int kConnections = 40;
+  uint64_t sent = 0;
+  // Half closed, half live at the scrape; closed before the server goes, whose readers wait for them.
+  std::vector<UniqueFd> live;
+  for (int i = 0; i < kConnections; ++i) {
+    UniqueFd fd(Connect("127.0.0.1", server.port()));
+    ASSERT_GE(fd.get(), 0);
+    ASSERT_TRUE(SendVarying(fd.get(), 100 + i));
+    sent += 100 + i;
+    if (i % 2) live.push_back(std::move(fd));
+  }
+  ASSERT_TRUE(SendVarying(early.get(), 5));
+  ASSERT_TRUE(WaitUntilReceived(server, sent + 5));
+  const std::string port = std::to_string(server.port());
+  const auto fams = Collect(*c);
+  EXPECT_EQ(SeriesOf(fams, "execflow_tcp_sent_bytes_total"),
+            (std::map<std::string, double>{{"127.0.0.1|" + port + "|out", static_cast<double>(sent)},
+                                           {"127.0.0.1||unknown", 5}}));
+  // The server's ends were accepted; the early one's server end too was opened before.
+  EXPECT_EQ(SeriesOf(fams, "execflow_tcp_received_bytes_total"),
+            (std::map<std::string, double>{{"127.0.0.1|" + port + "|in", static_cast<double>(sent)},
+                                           {"127.0.0.1||unknown", 5}}));
+}
+
+INSTANTIATE_TEST_SUITE_P(Hooks, TcpDirectionTest,
+                         ::testing::Values(Mode{"tp_btf", "tp_btf", Transport::kRingbuf},
+                                           Mode{"tracepoint", "tracepoint", Transport::kPerfbuf}),
+                         [](const auto& info) { return info.param.send; });
+
+// A client of the exporter cannot add series: connections accepted on its own
+// port are not flows. Connections to that port from this node's own clients are.
+TEST(TcpOwnPort, ConnectionsAcceptedOnTheExportersPortAreNotFlows) {
+  EXECFLOW_REQUIRE_PRIVILEGED();
+  SinkServer own, other;  // before the clients' fds: those close first
+  auto c = StartTcp(TcpConfig{});
+  ASSERT_NE(c, nullptr);
+  c->IgnoreOwnPorts({own.port()});
+  constexpr int kConnections = 50;
+  uint64_t sent = 0;
+  std::vector<uint16_t> client_ports;
+  for (int i = 0; i < kConnections; ++i) {
+    uint16_t sport = 0;
+    int fd = Connect("127.0.0.1", own.port(), &sport);
+    ASSERT_GE(fd, 0);
+    ASSERT_TRUE(SendVarying(fd, 10 + i));
+    sent += 10 + i;
+    close(fd);
+    client_ports.push_back(sport);
+  }
+  uint16_t other_sport = 0;
+  UniqueFd fd(Connect("127.0.0.1", other.port(), &other_sport));
+  ASSERT_TRUE(SendVarying(fd.get(), 1000));
+  ASSERT_TRUE(WaitUntilReceived(own, sent));
+  ASSERT_TRUE(WaitUntilReceived(other, 1000));
+  const auto fams = Collect(*c);
+  // Received: only the other server's end.
+  EXPECT_EQ(SeriesOf(fams, "execflow_tcp_received_bytes_total"),
+            (std::map<std::string, double>{
+                {"127.0.0.1|" + std::to_string(other.port()) + "|127.0.0.1|" + std::to_string(other_sport), 1000}}));
+  // Sent: the clients' ends, each exact (their local ports are not the exporter's).
+  const auto out = SeriesOf(fams, "execflow_tcp_sent_bytes_total");
+  EXPECT_EQ(out.size(), kConnections + 1u);
+  double to_own = 0;
+  for (uint16_t p : client_ports) {
+    to_own += Bytes(fams, FlowLabels4("127.0.0.1", p, "127.0.0.1", own.port()));
+  }
+  EXPECT_EQ(to_own, static_cast<double>(sent));
+  // No list: the port is a flow again.
+  c->IgnoreOwnPorts({});
+  UniqueFd again(Connect("127.0.0.1", own.port()));
+  ASSERT_TRUE(SendVarying(again.get(), 3));
+  ASSERT_TRUE(WaitUntilReceived(own, sent + 3));
+  EXPECT_EQ(SeriesOf(Collect(*c), "execflow_tcp_received_bytes_total").size(), 2u);
+}
 
 TEST(TcpAuto, ChoosesTheBestAttachableHookAndLogsWhyOthersFailed) {
   EXECFLOW_REQUIRE_PRIVILEGED();

@@ -55,7 +55,12 @@ TEST(Config, BundledDefaultConfigEqualsBuiltInDefaults) {
   EXPECT_EQ(c->tcp.enabled, d.tcp.enabled);
   EXPECT_EQ(c->tcp.hook, d.tcp.hook);
   EXPECT_EQ(c->tcp.close_hook, d.tcp.close_hook);
-  EXPECT_EQ(c->tcp.labels, d.tcp.labels);
+  // The one deliberate difference: the bundled file (also the Kubernetes ConfigMap)
+  // keeps one series per service edge; the binary's default is one per flow.
+  EXPECT_EQ(c->tcp.labels,
+            (std::vector<std::string>{"saddr", "daddr", "port", "direction", "namespace", "pod", "container"}));
+  EXPECT_EQ(d.tcp.labels,
+            (std::vector<std::string>{"saddr", "sport", "daddr", "dport", "namespace", "pod", "container"}));
   EXPECT_EQ(c->tcp.max_series, d.tcp.max_series);
   EXPECT_EQ(c->tcp.max_flows, d.tcp.max_flows);
   EXPECT_EQ(c->tcp.closed_flow_retention, std::chrono::minutes(5));
@@ -88,12 +93,12 @@ tcp:
 
 TEST(Config, TcpLabelErrors) {
   EXPECT_EQ(ErrorOf("tcp:\n  labels: [saddr, pid]\n"),
-            "test.yaml:2: tcp.labels: expected a list of saddr, sport, daddr, dport, namespace, pod, "
+            "test.yaml:2: tcp.labels: expected a list of saddr, sport, daddr, dport, port, direction, namespace, pod, "
             "container, got 'pid'");
   EXPECT_EQ(ErrorOf("tcp:\n  labels: [dport, dport]\n"),
             "test.yaml:2: tcp.labels: 'dport' is listed twice");
   EXPECT_EQ(ErrorOf("tcp:\n  labels: dport\n"),
-            "test.yaml:2: tcp.labels: expected a list of saddr, sport, daddr, dport, namespace, pod, "
+            "test.yaml:2: tcp.labels: expected a list of saddr, sport, daddr, dport, port, direction, namespace, pod, "
             "container");
   EXPECT_EQ(ErrorOf("exec:\n  labels: [uid, errno]\n"),
             "test.yaml:2: exec.labels: expected a list of uid, namespace, pod, container, got 'errno'");

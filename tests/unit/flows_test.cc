@@ -85,6 +85,32 @@ TEST(FlowTable, DroppingSportSumsFlowsAndClosedTotalsStayIn) {
   EXPECT_EQ(Exported(t)["10.0.0.1|10.0.0.9|443"], 190);
 }
 
+tcp_flow_key Directed(tcp_flow_key k, uint16_t direction) {
+  k.direction = direction;
+  return k;
+}
+
+// saddr, daddr, port, direction: one series per service edge, whatever the client ports.
+TEST(FlowTable, EdgeLabelsKeepTheServersPortAndDropTheClients) {
+  FlowLabels edge{true, false, true, false, /*port=*/true, /*direction=*/true};
+  EXPECT_EQ(edge.Names(), (std::vector<std::string>{"saddr", "daddr", "port", "direction"}));
+  FlowTable t(edge, 100, std::chrono::seconds(1), nullptr, TickPerScrape());
+  ScrapeLive(t,
+             {// this node connected to 10.0.0.9:443 twice
+              {Directed(V4("10.0.0.1", 50001, "10.0.0.9", 443), TCP_DIR_OUT), 100},
+              {Directed(V4("10.0.0.1", 50002, "10.0.0.9", 443), TCP_DIR_OUT), 50},
+              // 10.0.0.9 connected to this node's port 8080 twice: its ports are the ephemeral ones
+              {Directed(V4("10.0.0.1", 8080, "10.0.0.9", 41000), TCP_DIR_IN), 7},
+              {Directed(V4("10.0.0.1", 8080, "10.0.0.9", 41001), TCP_DIR_IN), 3},
+              // opened before the programs were attached: no port is guessed
+              {V4("10.0.0.1", 22, "10.0.0.9", 51000), 11},
+              {V4("10.0.0.1", 22, "10.0.0.9", 51001), 1}},
+             0);
+  EXPECT_EQ(Exported(t), (std::map<std::string, double>{{"10.0.0.1|10.0.0.9|443|out", 150},
+                                                        {"10.0.0.1|10.0.0.9|8080|in", 10},
+                                                        {"10.0.0.1|10.0.0.9||unknown", 12}}));
+}
+
 TEST(FlowTable, ClosedFlowIsShownForRetentionScrapesThenRemoved) {
   for (uint32_t retention : {1u, 3u}) {
     FlowTable t(kAll, 100, std::chrono::seconds(retention), nullptr, TickPerScrape());

@@ -53,6 +53,7 @@ class Exporter:
     def __init__(self, binary, tmp, config_path, own_pid_namespace=False):
         self.address = f"127.0.0.1:{lib.free_port()}"
         self.wrapped = own_pid_namespace
+        self.direction = False  # whether the config asks for the direction label
         self.proc = lib.Process("exporter", (OWN_PID_NAMESPACE if own_pid_namespace else []) +
                                 [binary, f"--config.file={config_path}",
                                  f"--web.listen-address={self.address}", "--log.level=info"], tmp)
@@ -144,6 +145,8 @@ def flow_checks(plan, exp, checks, addr):
     labels = dict(saddr=addr, sport=got["sport"], daddr=addr, dport=got["dport"])
     # The server's end of the connection: what it read.
     server_end = dict(saddr=addr, sport=got["dport"], daddr=addr, dport=got["sport"])
+    if exp.direction:  # the client connected, the server accepted
+        labels["direction"], server_end["direction"] = "out", "in"
     closed_before = total(exp.scrape(), "execflow_tcp_flows_closed_total")
     s = exp.scrape()
     checks.expect(f"{addr} open flow bytes sent, received", [FLOW_BYTES, FLOW_BYTES],
@@ -366,10 +369,16 @@ def run_one(plan, run, index, tmp):
         default = open(plan["default_config"]).read()
         text = default.replace("closed_flow_retention: 5m", "closed_flow_retention: 1s")
         assert text != default, "the default config no longer says closed_flow_retention: 5m"
+        # Per flow (the checks name client ports) and with the direction the kernel saw
+        # each flow open, which loads the bundled config's direction-keeping programs.
+        edge = "labels: [saddr, daddr, port, direction, namespace, pod, container]"
+        assert edge in text, f"the default config no longer says {edge}"
+        text = text.replace(edge, "labels: [saddr, sport, daddr, dport, direction, namespace, pod, container]")
     config = os.path.join(tmp, f"run{index}.yaml")
     with open(config, "w") as f:
         f.write(text)
     exp = Exporter(plan["exporter"], tmp, config, own_pid_namespace=run.get("own_pid_namespace", False))
+    exp.direction = not run["forced"]
     try:
         if not started(plan, exp, result):
             return result
