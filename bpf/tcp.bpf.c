@@ -79,10 +79,11 @@ struct inflight_args tcp_recv_args SEC(".maps");
 struct tcp_loss loss = {};
 
 /*
- * Flow direction (tcp.labels has direction or port): how each socket was
- * opened, by socket address, written when it becomes established. An LRU
- * map: a closed socket's entry needs no delete (a send may complete after
- * the close) and is overwritten if its address is reused.
+ * How each socket was opened, by socket address, written when it becomes
+ * established: every socket's when tcp.labels has direction or port, else
+ * only the exporter's own accepted connections'. An LRU map: a closed
+ * socket's entry needs no delete (a send may complete after the close) and
+ * is overwritten if its address is reused.
  */
 const volatile bool targ_direction = false;
 
@@ -177,7 +178,7 @@ static __always_inline bool flow_key(struct sock *sk, struct tcp_flow_key *k, bo
 	return true;
 }
 
-/* Accepted on one of the exporter's own listening ports. */
+/* The local port is one of the exporter's own listening ports. */
 static __always_inline bool own_port(const struct tcp_flow_key *k)
 {
 	if (!own_netns || k->netns != own_netns)
@@ -187,6 +188,22 @@ static __always_inline bool own_port(const struct tcp_flow_key *k)
 		if (own_ports[i] && own_ports[i] == k->sport)
 			return true;
 	return false;
+}
+
+/*
+ * A connection the exporter's listener accepted. The port alone is not
+ * enough: while the exporter is down (its ports stay in .bss) a client may
+ * get the same number as its ephemeral port, and its bytes must count.
+ */
+static __always_inline bool own_connection(struct sock *sk, const struct tcp_flow_key *k)
+{
+	__u64 addr = (__u64)sk;
+	__u32 *dir;
+
+	if (!own_port(k))
+		return false;
+	dir = bpf_map_lookup_elem(&tcp_sock_direction, &addr);
+	return dir && *dir == TCP_DIR_IN;
 }
 
 /*
@@ -287,7 +304,7 @@ static __always_inline int count_bytes(void *ctx, struct sock *sk, long ret, boo
 {
 	struct tcp_flow_key key;
 
-	if (ret <= 0 || !flow_key(sk, &key, trusted) || own_port(&key))
+	if (ret <= 0 || !flow_key(sk, &key, trusted) || own_connection(sk, &key))
 		return 0;
 	count_flow(&key, ret, received);
 	if (SK_READ(trusted, sk, __sk_common.skc_state) == TCP_CLOSE)
@@ -523,12 +540,19 @@ static __always_inline int state_changed(void *ctx, struct sock *sk, int oldstat
 {
 	struct tcp_flow_key key;
 
-	if (targ_direction && newstate == TCP_ESTABLISHED) {
-		remember_direction(sk, oldstate);
+	if ((newstate != TCP_CLOSE && newstate != TCP_ESTABLISHED) || !flow_key(sk, &key, trusted))
+		return 0;
+	if (newstate == TCP_ESTABLISHED) {
+		/* Without the direction label, only the exporter's own accepted connections. */
+		if (targ_direction || (oldstate == TCP_SYN_RECV && own_port(&key)))
+			remember_direction(sk, oldstate);
 		return 0;
 	}
-	if (newstate != TCP_CLOSE || !flow_key(sk, &key, trusted))
-		return 0;
+	if (!targ_direction && own_port(&key)) {
+		__u64 addr = (__u64)sk;
+
+		bpf_map_delete_elem(&tcp_sock_direction, &addr);
+	}
 	return notify_close(ctx, &key);
 }
 

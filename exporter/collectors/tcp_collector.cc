@@ -134,8 +134,11 @@ Result<std::unique_ptr<TcpCollector>> TcpCollector::Start(const TcpConfig& confi
     const FlowLabels labels = ParseFlowLabels(config.labels);
     s->rodata->targ_direction = labels.port || labels.direction;
     int err = bpf_map__set_max_entries(s->maps.tcp_flows, config.max_flows);
-    // One entry per live socket when directions are kept; else unused.
-    if (!err) err = bpf_map__set_max_entries(s->maps.tcp_sock_direction, s->rodata->targ_direction ? config.max_flows : 1);
+    // One entry per live socket when directions are kept; else the exporter's own
+    // accepted connections only (civetweb serves at most 4,096 at once).
+    if (!err) {
+      err = bpf_map__set_max_entries(s->maps.tcp_sock_direction, s->rodata->targ_direction ? config.max_flows : 8192);
+    }
     // Only the kprobe modes use the in-flight maps; elsewhere one entry (the
     // minimum) saves each one's preallocated ~1 MiB.
     if (!err && !bpf_program__autoload(s->progs.tcp_sendmsg_kprobe)) {

@@ -336,12 +336,28 @@ TEST(TcpOwnPort, ConnectionsAcceptedOnTheExportersPortAreNotFlows) {
     to_own += Bytes(fams, FlowLabels4("127.0.0.1", p, "127.0.0.1", own.port()));
   }
   EXPECT_EQ(to_own, static_cast<double>(sent));
+  // A client whose ephemeral port has the number of an own port (the exporter was
+  // down and its port free) is counted: only accepted connections are left out.
+  UniqueFd client(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  sockaddr_storage local{};
+  socklen_t local_len = SinkServer::Fill(&local, "127.0.0.1", 0);
+  ASSERT_EQ(bind(client.get(), reinterpret_cast<sockaddr*>(&local), local_len), 0);
+  ASSERT_EQ(getsockname(client.get(), reinterpret_cast<sockaddr*>(&local), &local_len), 0);
+  const uint16_t client_port = ntohs(reinterpret_cast<sockaddr_in*>(&local)->sin_port);
+  c->IgnoreOwnPorts({own.port(), client_port});
+  sockaddr_storage to{};
+  socklen_t to_len = SinkServer::Fill(&to, "127.0.0.1", other.port());
+  ASSERT_EQ(connect(client.get(), reinterpret_cast<sockaddr*>(&to), to_len), 0);
+  ASSERT_TRUE(SendVarying(client.get(), 500));
+  ASSERT_TRUE(WaitUntilReceived(other, 1500));
+  EXPECT_EQ(Bytes(Collect(*c), FlowLabels4("127.0.0.1", client_port, "127.0.0.1", other.port())), 500);
   // No list: the port is a flow again.
   c->IgnoreOwnPorts({});
   UniqueFd again(Connect("127.0.0.1", own.port()));
   ASSERT_TRUE(SendVarying(again.get(), 3));
   ASSERT_TRUE(WaitUntilReceived(own, sent + 3));
-  EXPECT_EQ(SeriesOf(Collect(*c), "execflow_tcp_received_bytes_total").size(), 2u);
+  // The other server's two ends and this one.
+  EXPECT_EQ(SeriesOf(Collect(*c), "execflow_tcp_received_bytes_total").size(), 3u);
 }
 
 TEST(TcpAuto, ChoosesTheBestAttachableHookAndLogsWhyOthersFailed) {
