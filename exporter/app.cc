@@ -233,7 +233,9 @@ Result<Collectors> StartCollectors(const Config& config, bool pin) {
   }
   if (!pin_path.empty()) {
     // A collector turned off leaves no programs counting behind.
-    for (const auto& [name, on] : {std::pair{"exec", config.exec.enabled}, std::pair{"tcp", config.tcp.enabled}}) {
+    const bool cgroups_on = (config.exec.enabled || config.tcp.enabled) && config.workloads.hook != "off";
+    for (const auto& [name, on] : {std::pair{"exec", config.exec.enabled}, std::pair{"tcp", config.tcp.enabled},
+                                   std::pair{"cgroups", cgroups_on}}) {
       if (on) continue;
       auto removed = RemovePinned(pin_path + "/" + name);
       if (!removed) return std::unexpected(removed.error());
@@ -261,6 +263,14 @@ Result<Collectors> StartCollectors(const Config& config, bool pin) {
   spdlog::info("workloads: cgroup v2 hierarchy at {}, kubelet folders in {}",
                c.workloads->cgroup_root().empty() ? "(none)" : c.workloads->cgroup_root(),
                config.workloads.kubelet_log_dir);
+  if ((config.exec.enabled || config.tcp.enabled) && config.workloads.hook != "off") {
+    // First: cgroups made while the others load are recorded too.
+    auto cgroups = CgroupCollector::Start(config.workloads, c.workloads,
+                                          pin_path.empty() ? "" : pin_path + "/cgroups");
+    if (!cgroups) return std::unexpected(WithHint(cgroups.error()));
+    c.cgroups = std::move(*cgroups);
+    if (c.cgroups) c.all.push_back(c.cgroups);
+  }
   if (config.exec.enabled) {
     auto exec = ExecCollector::Start(config, c.transport, c.workloads,
                                      pin_path.empty() ? "" : pin_path + "/exec");

@@ -9,6 +9,7 @@
 #include <prometheus/collectable.h>
 
 #include "exporter/common/unique_fd.h"
+#include "exporter/collectors/cgroup_collector.h"
 #include "exporter/collectors/collector.h"
 #include "exporter/collectors/exec_collector.h"
 #include "exporter/collectors/tcp_collector.h"
@@ -59,6 +60,7 @@ struct Collectors {
   std::shared_ptr<WorkloadResolver> workloads;  // names cgroups for both collectors
   std::shared_ptr<ExecCollector> exec;
   std::shared_ptr<TcpCollector> tcp;
+  std::shared_ptr<CgroupCollector> cgroups;  // null: workloads.hook off or none attached
   std::vector<std::shared_ptr<Collector>> all;
   std::vector<UnavailableHook> unavailable;
 };

@@ -91,8 +91,13 @@ struct kernfs_node {
 	__u64 id; /* a cgroup's id: the inode number of its cgroupfs folder */
 };
 
+struct cgroup_root {
+	int hierarchy_id; /* 0: the cgroup v2 hierarchy */
+};
+
 struct cgroup {
 	struct kernfs_node *kn;
+	struct cgroup_root *root;
 };
 
 /* 5.15+: the cgroup of the socket's creator, always set. */
@@ -156,6 +161,16 @@ struct inet_sock {
 
 struct msghdr;
 struct page;
+
+/* tracepoint/cgroup/cgroup_mkdir (event class cgroup) */
+struct trace_event_raw_cgroup {
+	struct trace_entry ent;
+	int root;
+	int level;
+	__u64 id;
+	__u32 __data_loc_path;
+	char __data[0];
+};
 
 /* tracepoint/sock/sock_send_length (event class sock_msg_length) */
 struct trace_event_raw_sock_msg_length {

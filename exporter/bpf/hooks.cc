@@ -20,6 +20,14 @@ const std::vector<HookGroup>& ExecHooks() {
   return g;
 }
 
+const std::vector<HookGroup>& CgroupHooks() {
+  // Optional: without it, workloads are named by walking cgroupfs.
+  static const std::vector<HookGroup> g{
+      {"cgroup mkdir", "workloads.hook", "", {{"tp_btf", {"cgroup_mkdir_btf"}}, {"tracepoint", {"cgroup_mkdir_tp"}}}, false},
+  };
+  return g;
+}
+
 namespace {
 
 std::vector<HookGroup> MakeTcpHooks(const std::string& recvmsg_fexit) {

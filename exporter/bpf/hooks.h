@@ -47,6 +47,7 @@ struct HookGroup {
 // program. Before 5.19 both load, so trying cannot choose.
 const std::vector<HookGroup>& ExecHooks();
 const std::vector<HookGroup>& TcpHooks(bool recvmsg_nonblock_arg = false);
+const std::vector<HookGroup>& CgroupHooks();
 const HookGroup& FindHookGroup(const std::vector<HookGroup>& groups, std::string_view name);
 
 // Names of the modes of a group, for config validation and messages.

@@ -14,6 +14,7 @@ const std::map<std::string, std::vector<std::string>>& HookSettingModes() {
       {"tcp.hook", {"fexit", "kprobe", "tp_btf", "tracepoint"}},
       {"tcp.receive_hook", {"fexit", "kprobe", "tp_btf", "tracepoint"}},
       {"tcp.close_hook", {"tp_btf", "tracepoint"}},
+      {"workloads.hook", {"tp_btf", "tracepoint"}},
   };
   return modes;
 }
@@ -115,7 +116,8 @@ Result<Config> ParseConfig(std::string_view yaml, const std::string& file_name) 
         return Fail("was replaced by closed_flow_retention, a duration (default 5m)");
       });
   Section workloads(f, "workloads");
-  workloads.On("cgroup_root", OptionalString(&c.workloads.cgroup_root))
+  workloads.On("hook", OneOf(&c.workloads.hook, HookChoices("workloads.hook", {"off"})))
+      .On("cgroup_root", OptionalString(&c.workloads.cgroup_root))
       .On("kubelet_log_dir", String(&c.workloads.kubelet_log_dir));
   Section bpf(f, "bpf");
   bpf.On("run_time_stats", Bool(&c.bpf.run_time_stats)).On("pin_path", Parsed(&c.bpf.pin_path, ParsePinPath))

@@ -45,6 +45,9 @@ struct TcpConfig {
 
 // Where namespace, pod and container labels come from (exporter/workloads).
 struct WorkloadsConfig {
+  // Where cgroup paths are learned as each cgroup is made (auto, a mode of
+  // CgroupHooks(), or off: cgroupfs walks only, which miss short-lived ones).
+  std::string hook = "auto";
   std::string cgroup_root;                    // "" finds the cgroup v2 mount
   std::string kubelet_log_dir = "/var/log";  // holds pods/ and containers/
 };

@@ -197,21 +197,28 @@ Workload WorkloadResolver::Resolve(uint64_t id, bool* final, std::initializer_li
   auto it = cache_.find(id);
   if (it != cache_.end() && it->second.named) return it->second.workload;
   if (it == cache_.end()) {
-    auto p = paths_.find(id);
+    // The latest walk, the kernel's record of the cgroup's making, the
+    // processes', a walk now: the first that knows the path.
+    auto walked = [&] {
+      auto p = paths_.find(id);
+      return p == paths_.end() ? std::string() : p->second;
+    };
+    std::string path = walked();
+    if (path.empty() && learned_) path = learned_(id);
     for (uint32_t pid : pids) {
-      if (p == paths_.end() && !root_.empty() && FindByPidLocked(id, pid)) p = paths_.find(id);
+      if (path.empty() && !root_.empty() && FindByPidLocked(id, pid)) path = walked();
     }
-    if (p == paths_.end() && (!walked_once_ || Due(walked_))) {
+    if (path.empty() && (!walked_once_ || Due(walked_))) {
       WalkLocked();
-      p = paths_.find(id);
+      path = walked();
     }
-    if (p == paths_.end()) {
+    if (path.empty()) {
       unresolved_.insert(id);
       *final = false;
       return {};
     }
     unresolved_.erase(id);
-    it = cache_.emplace(id, Entry{{}, ParseCgroupPath(p->second), false}).first;
+    it = cache_.emplace(id, Entry{{}, ParseCgroupPath(path), false}).first;
   }
   // A container: name it. Kubernetes pods are named by the kubelet's folders,
   // which may appear after the container starts: retried until they do.
@@ -238,6 +245,11 @@ bool WorkloadResolver::Gone(uint64_t id) {
   if (walked_once_ && !Due(walked_)) return false;
   WalkLocked();
   return !paths_.count(id);
+}
+
+void WorkloadResolver::LearnPathsFrom(PathOf paths) {
+  std::lock_guard lock(mu_);
+  learned_ = std::move(paths);
 }
 
 WorkloadOf WorkloadsOf(WorkloadResolver* resolver) {

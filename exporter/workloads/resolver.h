@@ -87,6 +87,12 @@ class WorkloadResolver {
   size_t unresolved() const;
   const std::string& cgroup_root() const { return root_; }
 
+  // Where the path of a cgroup no walk found may be learned: the kernel's
+  // record of each cgroup as it was made (CgroupCollector), which still knows
+  // a container gone before any walk could see it. "" when it does not know.
+  using PathOf = std::function<std::string(uint64_t cgroup_id)>;
+  void LearnPathsFrom(PathOf paths);
+
   // The containers it has named, by cgroup id (the host and unnamed ones left out).
   std::map<uint64_t, Workload> Named() const;
   // Names an earlier process saved: given as they were for cgroups that went
@@ -116,6 +122,7 @@ class WorkloadResolver {
   std::unordered_map<uint64_t, Entry> cache_;
   std::unordered_set<uint64_t> unresolved_;
   KubeletNames names_;
+  PathOf learned_;
   std::chrono::steady_clock::time_point walked_{}, listed_{};
   bool walked_once_ = false;
 };

@@ -16,6 +16,7 @@
 
 #include <gtest/gtest.h>
 
+#include "exporter/collectors/cgroup_collector.h"
 #include "exporter/collectors/exec_collector.h"
 #include "exporter/collectors/tcp_collector.h"
 #include "tests/integration/privileged.h"
@@ -310,6 +311,73 @@ TEST(TcpNamespaces, IdenticalLoopbackFlowsInTwoNamespacesAreTwoFlowsAndOneCloseL
   ASSERT_EQ(b.Close(), 0);
   EXPECT_EQ(errors, 0);
 }
+
+// Short-lived containers (a Job, a CI step): each cgroup is made, one exec
+// runs in it, and it is removed, as fast as this loop goes, long before any
+// scrape. Every exec keeps its container's name: the path was recorded in
+// the kernel when the cgroup was made (bpf/cgroups.bpf.c). Without that
+// record a walk of cgroupfs at the scrape finds none of them.
+class ShortLivedContainers : public WorkloadsTest, public ::testing::WithParamInterface<std::string> {};
+
+TEST_P(ShortLivedContainers, EveryExecKeepsItsContainersName) {
+  constexpr int kContainers = 300;
+  Config config;
+  config.exec.labels = {"uid", "container"};
+  config.workloads.hook = GetParam();
+  auto workloads = std::make_shared<WorkloadResolver>(ResolverOptions{"", logs_.string()});
+  auto cgroups = CgroupCollector::Start(config.workloads, workloads);
+  ASSERT_TRUE(cgroups.has_value()) << cgroups.error().message;
+  ASSERT_TRUE(*cgroups) << "no cgroup_mkdir hook attached";
+  ASSERT_EQ((*cgroups)->Programs().size(), 1u);
+  EXPECT_EQ((*cgroups)->Programs()[0].attach_type, GetParam());
+  auto exec = ExecCollector::Start(config, Transport::kRingbuf, workloads);
+  ASSERT_TRUE(exec.has_value()) << exec.error().message;
+
+  std::vector<std::string> ids;
+  for (int i = 0; i < kContainers; ++i) {
+    char id[65];
+    snprintf(id, sizeof(id), "%012x%052x", 0xe0f1000 + i, 0);  // the short id (12 hex) differs
+    ids.push_back(id);
+    const std::string dir = Make({"libpod-" + ids.back() + ".scope", "", "", ""});
+    pid_t pid = fork();
+    if (pid == 0) {
+      std::ofstream procs(dir + "/cgroup.procs");
+      procs << getpid() << std::flush;
+      if (!procs) _exit(100);
+      execl("/bin/true", "true", static_cast<char*>(nullptr));
+      _exit(127);
+    }
+    int status = 0;
+    ASSERT_EQ(waitpid(pid, &status, 0), pid);
+    ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+    ASSERT_EQ(rmdir(dir.c_str()), 0) << dir << ": " << strerror(errno);
+  }
+  EXPECT_EQ((*cgroups)->PathOf(0), "");
+
+  int errors = 0;
+  const auto execs = (*exec)->Collect(&errors);
+  EXPECT_EQ(errors, 0);
+  int named = 0;
+  for (const std::string& id : ids) {
+    const double n = Sum(execs, "execflow_execs_total", {{"container", id.substr(0, 12)}});
+    EXPECT_EQ(n, 1) << id;
+    named += n == 1;
+  }
+  EXPECT_EQ(named, kContainers);
+  if (named != kContainers) {
+    for (const auto& f : execs) {
+      if (f.name != "execflow_execs_total") continue;
+      for (const auto& m : f.metric) {
+        std::string l;
+        for (const auto& x : m.label) l += x.name + "=" + x.value + " ";
+        std::cerr << f.name << " " << l << m.counter.value << "\n";
+      }
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Hooks, ShortLivedContainers, ::testing::Values("tp_btf", "tracepoint"),
+                         [](const auto& info) { return info.param; });
 
 }  // namespace
 }  // namespace execflow

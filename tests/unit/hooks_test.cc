@@ -15,7 +15,7 @@ const HookGroup kGroup{"tcp send", "tcp.hook", "", {{"fexit", {"f"}}, {"kprobe",
 // the BPF layer); this keeps that list the hook table's.
 TEST(HookTable, TheConfigAcceptsExactlyTheModesOfEachSetting) {
   std::map<std::string, std::vector<std::string>> table;
-  for (const auto* groups : {&ExecHooks(), &TcpHooks()}) {
+  for (const auto* groups : {&ExecHooks(), &TcpHooks(), &CgroupHooks()}) {
     for (const auto& g : *groups) {
       if (!g.config_key.empty()) table[g.config_key] = HookModes(g);
     }

@@ -103,6 +103,28 @@ TEST_F(ResolverTest, NewCgroupsAreFoundAndRemovedOnesStillNamedForTheirFinalTota
   EXPECT_FALSE(r.Gone(later)) << "a tree that is not the whole hierarchy never says gone";
 }
 
+TEST_F(ResolverTest, ACgroupGoneBeforeAnyWalkIsNamedFromThePathRecordedAtItsMaking) {
+  auto r = Resolver();
+  std::vector<uint64_t> asked;
+  r.LearnPathsFrom([&](uint64_t id) -> std::string {
+    asked.push_back(id);
+    return id == 77 ? "/machine.slice/libpod-" + kId + ".scope" : "";
+  });
+  const uint64_t walked = Cgroup("docker/" + kId2);
+  bool final = false;
+  EXPECT_EQ(r.Resolve(77, &final), (Workload{"", "", kId.substr(0, 12)}));
+  EXPECT_TRUE(final);
+  EXPECT_EQ(r.Resolve(walked), (Workload{"", "", kId2.substr(0, 12)}));
+  EXPECT_EQ(r.Resolve(78, &final), Workload{});
+  EXPECT_FALSE(final);
+  EXPECT_EQ(r.unresolved(), 1u);
+  // Asked once per id that has no name yet: 77 is cached after the first answer.
+  EXPECT_EQ(r.Resolve(77), (Workload{"", "", kId.substr(0, 12)}));
+  EXPECT_EQ(asked, (std::vector<uint64_t>{77, walked, 78}));
+  r.LearnPathsFrom(nullptr);
+  EXPECT_EQ(r.Resolve(79), Workload{});
+}
+
 TEST(KubeletNames, IgnoresNamesThatDoNotFollowTheLayout) {
   KubeletNames n;
   n.Load({"web_shop_nginx-" + kId + ".log", "a_b_c_d-" + kId2 + ".log", "web_shop_nginx-short.log",

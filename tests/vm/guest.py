@@ -367,13 +367,8 @@ def run_one(plan, run, index, tmp):
         text = config_yaml({**run["forced"], "tcp.closed_flow_retention": "1s"})
     else:
         default = open(plan["default_config"]).read()
-        text = default.replace("closed_flow_retention: 5m", "closed_flow_retention: 1s")
-        assert text != default, "the default config no longer says closed_flow_retention: 5m"
-        # Per flow (the checks name client ports) and with the direction the kernel saw
-        # each flow open, which loads the bundled config's direction-keeping programs.
-        edge = "labels: [saddr, daddr, port, direction, namespace, pod, container]"
-        assert edge in text, f"the default config no longer says {edge}"
-        text = text.replace(edge, "labels: [saddr, sport, daddr, dport, direction, namespace, pod, container]")
+        text = per_flow(default.replace("closed_flow_retention: 5m", "closed_flow_retention: 1s"))
+        assert "closed_flow_retention: 1s" in text, "the default config no longer says closed_flow_retention: 5m"
     config = os.path.join(tmp, f"run{index}.yaml")
     with open(config, "w") as f:
         f.write(text)
@@ -416,6 +411,14 @@ def close_flow(proc):
     proc.wait()
 
 
+def per_flow(config_text):
+    """The bundled config per flow (the checks name client ports) and with the direction
+    the kernel saw each flow open, which loads its direction-keeping programs."""
+    edge = "labels: [saddr, daddr, port, direction, namespace, pod, container]"
+    assert edge in config_text, f"the default config no longer says {edge}"
+    return config_text.replace(edge, "labels: [saddr, sport, daddr, dport, direction, namespace, pod, container]")
+
+
 def restart_run(plan, tmp, uid):
     """Restarts lose nothing: the default config pinning to a bpffs of its own; 100 execs,
     kill -9, 50 execs while nothing runs, a restart that adopts the pinned state, 50 more:
@@ -427,8 +430,8 @@ def restart_run(plan, tmp, uid):
     os.makedirs(bpffs, exist_ok=True)
     subprocess.run(["mount", "-t", "bpf", "bpf", bpffs], check=True)
     default = open(plan["default_config"]).read()
-    text = (default.replace("pin_path: /sys/fs/bpf/execflow", f"pin_path: {bpffs}/execflow")
-            .replace("closed_flow_retention: 5m", "closed_flow_retention: 1s"))
+    text = per_flow(default.replace("pin_path: /sys/fs/bpf/execflow", f"pin_path: {bpffs}/execflow")
+                    .replace("closed_flow_retention: 5m", "closed_flow_retention: 1s"))
     config = os.path.join(tmp, "restart.yaml")
     with open(config, "w") as f:
         f.write(text)
@@ -458,7 +461,8 @@ def restart_run(plan, tmp, uid):
             workload(plan, "exec", 50, uid, *plan["exec_argv"])
             s = exp.scrape()
             checks.expect("after: 100 + 50 while down + 50", 200, total(s, "execflow_execs_total", uid=uid))
-            checks.expect("adopted the pinned state", 2, total(s, "execflow_bpf_state_adopted"))
+            # exec, tcp and the cgroup paths
+            checks.expect("adopted the pinned state", 3, total(s, "execflow_bpf_state_adopted"))
             checks.expect("a flow opened and fed while down, still open", SENDFILE_BYTES,
                           total(s, "execflow_tcp_sent_bytes_total", **staying_labels))
             seen = []

@@ -69,7 +69,8 @@ VM_TIMEOUT = 1800  # seconds per guest: a hard limit, the guest is killed after 
 # Privileged tests run on every kernel too: what the perf buffer path calls in each mode
 # that loads there, exec event times, and nothing after the NULs of an event's strings
 # (5.10 leaves an older comm's bytes after the NUL in the kernel's own copy).
-PRIVILEGED_TESTS = "HelperFloor.*:*ExecEventTime*:*ExecEventBytes*"
+# Short-lived containers keep their names in both cgroup_mkdir modes.
+PRIVILEGED_TESTS = "HelperFloor.*:*ExecEventTime*:*ExecEventBytes*:*ShortLivedContainers*"
 
 # The hook and attach type each mode attaches, by group.
 SEND_HOOKS = {
@@ -86,6 +87,8 @@ RECV_HOOKS = {
 }
 SENDPAGE_HOOKS = {"fexit": [["tcp_sendpage", "fexit"]],
                   "kprobe": [["tcp_sendpage", "kprobe"], ["tcp_sendpage", "kretprobe"]]}
+# The cgroup collector (workloads.hook, never forced here: auto takes tp_btf, 5.5+).
+CGROUP_HOOKS = [["cgroup_mkdir", "tp_btf"]]
 EXEC_HOOKS = {"tp_btf": [["sched_process_exec", "tp_btf"]],
               "tracepoint": [["sched/sched_process_exec", "tracepoint"]]}
 FAILURE_HOOKS = {"fexit": [["__x64_sys_execve", "fexit"], ["__x64_sys_execveat", "fexit"]],
@@ -108,7 +111,8 @@ def expected_programs(kernel, forced):
     """The (hook, attach type) pairs a run must attach: `forced` holds every mode."""
     tcp_mode = forced["tcp.hook"]
     p = (EXEC_HOOKS[forced["exec.hook"]] + FAILURE_HOOKS[forced["exec.failures_hook"]] +
-         SEND_HOOKS[tcp_mode] + RECV_HOOKS[forced["tcp.receive_hook"]] + CLOSE_HOOKS[forced["tcp.close_hook"]])
+         SEND_HOOKS[tcp_mode] + RECV_HOOKS[forced["tcp.receive_hook"]] + CLOSE_HOOKS[forced["tcp.close_hook"]] +
+         CGROUP_HOOKS)
     if KERNELS[kernel]["sendpage"]:
         p += SENDPAGE_HOOKS.get(tcp_mode, [])
     if "kprobe" in (tcp_mode, forced["tcp.receive_hook"]):

@@ -1,0 +1,68 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * Cgroup paths at the moment each cgroup v2 folder is made, by cgroup id, so
+ * user space can name the workload of a container that is gone before it
+ * looks (a Job, a CI step: made, one exec, removed within milliseconds).
+ * Walking cgroupfs after the fact cannot find those.
+ *
+ * Hooks, each in its own SEC so user space picks one by trying:
+ *   tp_btf/cgroup_mkdir, then tracepoint/cgroup/cgroup_mkdir
+ */
+#include "lib/vmlinux_min.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_core_read.h>
+#include "cgroups.h"
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, CGROUP_DEFAULT_MAX_PATHS);
+	__type(key, __u64);
+	__type(value, struct cgroup_path);
+} cgroup_paths SEC(".maps");
+
+/* Paths the map could not take (bpf_map_update_elem failed). */
+__u64 paths_dropped = 0;
+
+/* One zeroed value to copy into: 256 bytes do not fit the stack twice. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct cgroup_path);
+} scratch SEC(".maps");
+
+static __always_inline int remember(__u64 id, const char *path)
+{
+	__u32 zero = 0;
+	struct cgroup_path *p = bpf_map_lookup_elem(&scratch, &zero);
+
+	if (!p)
+		return 0;
+	/* Zero past the NUL: the same path always gives the same bytes. */
+	__builtin_memset(p->path, 0, sizeof(p->path));
+	if (bpf_probe_read_kernel_str(p->path, sizeof(p->path), path) < 0)
+		return 0;
+	if (bpf_map_update_elem(&cgroup_paths, &id, p, BPF_ANY))
+		__sync_fetch_and_add(&paths_dropped, 1);
+	return 0;
+}
+
+/* cgroup v1 hierarchies have ids of their own: only the v2 one (hierarchy 0). */
+SEC("tp_btf/cgroup_mkdir")
+int BPF_PROG(cgroup_mkdir_btf, struct cgroup *cgrp, const char *path)
+{
+	if (cgrp->root->hierarchy_id != 0)
+		return 0;
+	return remember(cgrp->kn->id, path);
+}
+
+SEC("tracepoint/cgroup/cgroup_mkdir")
+int cgroup_mkdir_tp(struct trace_event_raw_cgroup *ctx)
+{
+	if (ctx->root != 0)
+		return 0;
+	return remember(ctx->id, (const char *)ctx + (ctx->__data_loc_path & 0xffff));
+}

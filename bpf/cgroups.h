@@ -1,0 +1,24 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/* Types shared by bpf/cgroups.bpf.c and exporter/collectors/cgroup_collector.cc. */
+#ifndef EXECFLOW_CGROUPS_H
+#define EXECFLOW_CGROUPS_H
+
+/*
+ * Longer paths are cut (and then not parsed: user space walks cgroupfs for
+ * those). A Kubernetes container's path is about 190 bytes.
+ */
+#define CGROUP_PATH_LEN 256
+
+/*
+ * The most recent cgroups kept, overridden from the config before load. An
+ * LRU map: the oldest are dropped, by which time user space has read them.
+ * 8192 * (256 + 8 + ~50 B) is ~2.5 MiB of kernel memory.
+ */
+#define CGROUP_DEFAULT_MAX_PATHS 8192
+
+/* A cgroup v2 folder's path below the hierarchy root, "/a/b", NUL-terminated. */
+struct cgroup_path {
+	char path[CGROUP_PATH_LEN];
+};
+
+#endif /* EXECFLOW_CGROUPS_H */

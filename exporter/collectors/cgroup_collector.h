@@ -1,0 +1,41 @@
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "exporter/bpf/kernel_map.h"
+#include "exporter/collectors/collector.h"
+#include "exporter/config/config.h"
+#include "exporter/workloads/resolver.h"
+
+struct cgroups_bpf;
+
+namespace execflow {
+
+// Records the path of each cgroup v2 folder as it is made (bpf/cgroups.bpf.c)
+// and hands it to the resolver, which then names the workload of a container
+// that was gone before any walk of cgroupfs could see it.
+class CgroupCollector final : public Collector {
+ public:
+  // Null when workloads.hook is auto and no hook attaches (the log says why):
+  // workloads are then named by walking cgroupfs only.
+  static Result<std::unique_ptr<CgroupCollector>> Start(const WorkloadsConfig& config,
+                                                        std::shared_ptr<WorkloadResolver> workloads,
+                                                        const std::string& pin_dir = "");
+  ~CgroupCollector() override;
+
+  std::vector<prometheus::MetricFamily> Collect(int* errors) override;
+  // The path recorded when cgroup `id` was made ("/a/b"); "" if none is.
+  std::string PathOf(uint64_t id) const;
+
+ private:
+  CgroupCollector() : Collector("cgroups") {}
+
+  cgroups_bpf* skel_ = nullptr;
+  std::optional<KernelMap> paths_;
+  std::shared_ptr<WorkloadResolver> workloads_;
+};
+
+}  // namespace execflow
