@@ -29,8 +29,14 @@ Result<std::unique_ptr<CgroupCollector>> CgroupCollector::Start(const WorkloadsC
   if (!paths) return std::unexpected(paths.error());
   c->paths_ = std::move(*paths);
   c->ReadyWhenReadable(&*c->paths_);
-  c->workloads_ = std::move(workloads);
-  if (c->workloads_) c->workloads_->LearnPathsFrom([col = c.get()](uint64_t id) { return col->PathOf(id); });
+  // The kernel's paths start at the hierarchy's root: of no use below another root.
+  if (workloads && !workloads->whole_hierarchy()) {
+    spdlog::warn("workloads: {} is not the cgroup v2 hierarchy's root: cgroup paths recorded as cgroups "
+                 "are made are not used", workloads->cgroup_root());
+  } else if (workloads) {
+    c->workloads_ = std::move(workloads);
+    c->workloads_->LearnPathsFrom([col = c.get()](uint64_t id) { return col->PathOf(id); });
+  }
   return c;
 }
 

@@ -48,10 +48,40 @@ std::string PodUid(std::string_view c) {
   return IsUid(uid) ? uid : std::string();
 }
 
+// A folder of the kubelet's tree above the pods: kubepods.slice,
+// kubepods-burstable.slice, kubelet.slice, kubelet-kubepods.slice (kind), or
+// with the cgroupfs driver kubepods, burstable, besteffort.
+bool KubeletFolder(std::string_view c) {
+  return PodUid(c).empty() && (c.starts_with("kubepods") || c.starts_with("kubelet") || c == "burstable" ||
+                               c == "besteffort");
+}
+
+// A container's own folder: its runtime and id; false if c is not one.
+bool ContainerFolder(std::string_view c, std::string_view parent, ContainerRef* ref) {
+  struct Form {
+    const char* prefix;
+    const char* suffix;
+    const char* runtime;
+  };
+  static constexpr Form kForms[] = {
+      {"cri-containerd-", ".scope", "containerd"}, {"crio-", ".scope", "cri-o"},
+      {"docker-", ".scope", "docker"},             {"libpod-", ".scope", "podman"},
+      {"libpod-", "", "podman"},
+  };
+  for (const Form& f : kForms) {
+    if (std::string_view id = Between(c, f.prefix, f.suffix); !id.empty()) {
+      *ref = {f.runtime, std::string(id), ""};
+      return true;
+    }
+  }
+  if (!IsHexId(c)) return false;  // a bare id: kubelet's cgroupfs driver, docker's
+  *ref = {parent == "docker" ? "docker" : "", std::string(c), ""};
+  return true;
+}
+
 }  // namespace
 
 ContainerRef ParseCgroupPath(std::string_view path) {
-  ContainerRef ref;
   std::vector<std::string_view> parts;
   for (size_t start = 0; start <= path.size();) {
     size_t slash = path.find('/', start);
@@ -59,42 +89,26 @@ ContainerRef ParseCgroupPath(std::string_view path) {
     if (slash > start) parts.push_back(path.substr(start, slash - start));
     start = slash + 1;
   }
-  std::string pod;
-  for (size_t i = 0; i < parts.size(); ++i) {
-    const std::string_view c = parts[i];
-    if (std::string uid = PodUid(c); !uid.empty()) {
-      pod = std::move(uid);
-      continue;
+  ContainerRef ref;
+  // A Kubernetes pod only where the kubelet puts it: below kubelet folders
+  // from the root, with the container directly in the pod's folder. A pod
+  // tree made anywhere else (inside a container, in a delegated user slice)
+  // names no pod.
+  size_t i = 0;
+  while (i < parts.size() && KubeletFolder(parts[i])) ++i;
+  if (i > 0 && i + 1 < parts.size()) {
+    std::string uid = PodUid(parts[i]);
+    if (!uid.empty() && ContainerFolder(parts[i + 1], parts[i], &ref)) {
+      ref.pod_uid = std::move(uid);
+      return ref;
     }
-    struct Form {
-      const char* prefix;
-      const char* suffix;
-      const char* runtime;
-    };
-    static constexpr Form kForms[] = {
-        {"cri-containerd-", ".scope", "containerd"}, {"crio-", ".scope", "cri-o"},
-        {"docker-", ".scope", "docker"},             {"libpod-", ".scope", "podman"},
-        {"libpod-", "", "podman"},
-    };
-    std::string_view id;
-    std::string runtime;
-    for (const Form& f : kForms) {
-      id = Between(c, f.prefix, f.suffix);
-      if (!id.empty()) {
-        runtime = f.runtime;
-        break;
-      }
-    }
-    if (id.empty() && IsHexId(c)) {  // a bare id: kubelet's cgroupfs driver, docker's
-      id = c;
-      runtime = i > 0 && parts[i - 1] == "docker" ? "docker" : "";
-    }
-    if (id.empty()) continue;
-    // The innermost container holds the process; the pod it is in is the
-    // last pod seen above it.
-    ref = {runtime, std::string(id), pod};
   }
-  return ref;
+  // Elsewhere the outermost container holds the process: folders a container
+  // makes inside itself cannot take another container's id.
+  for (size_t j = 0; j < parts.size(); ++j) {
+    if (ContainerFolder(parts[j], j > 0 ? parts[j - 1] : std::string_view(), &ref)) return ref;
+  }
+  return {};
 }
 
 }  // namespace execflow

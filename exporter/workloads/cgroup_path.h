@@ -23,8 +23,12 @@ inline void PrintTo(const ContainerRef& x, std::ostream* os) { *os << x.runtime 
 //   kubelet, cgroupfs driver: /kubepods/burstable/pod<uid>/<id>
 //   podman: /libpod_parent/libpod-<id>, /machine.slice/libpod-<id>.scope[/container]
 //   docker: /docker/<id>, /system.slice/docker-<id>.scope
-// The innermost container wins (kind and other nested setups); conmon and
-// other helper scopes are not containers. Malformed parts are ignored.
+// A pod is named only where the kubelet puts it: below kubelet folders from
+// the hierarchy's root, its container directly in it. Elsewhere the outermost
+// container wins, with no pod: folders made inside a container (or in a
+// delegated user slice) cannot borrow another container's or pod's names.
+// (kind: its pods are named as seen from inside the node's cgroup namespace.)
+// conmon and other helper scopes are not containers. Malformed parts are ignored.
 ContainerRef ParseCgroupPath(std::string_view path);
 
 }  // namespace execflow

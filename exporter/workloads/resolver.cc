@@ -26,6 +26,11 @@ constexpr ino_t kRootCgroupId = 1;
 // How long the workload of a cgroup that is gone is still given (see Entry).
 constexpr std::chrono::minutes kGoneGrace{10};
 
+// How long a container in a known pod waits for its own log file (the
+// kubelet writes it as the container starts) before its pod's name and its
+// short id are final.
+constexpr std::chrono::minutes kLogWait{1};
+
 std::vector<std::string> List(const std::string& dir) {
   std::vector<std::string> names;
   DIR* d = opendir(dir.c_str());
@@ -71,11 +76,14 @@ void KubeletNames::Load(const std::vector<std::string>& containers_dir,
   }
 }
 
-bool KubeletNames::Knows(const ContainerRef& ref) const {
-  return containers_.count(ref.container_id) || pods_.count(ref.pod_uid);
+bool KubeletNames::KnowsContainer(const ContainerRef& ref) const {
+  return !ref.pod_uid.empty() && containers_.count(ref.container_id);
 }
 
+bool KubeletNames::KnowsPod(const ContainerRef& ref) const { return pods_.count(ref.pod_uid) > 0; }
+
 Workload KubeletNames::Name(const ContainerRef& ref) const {
+  if (ref.pod_uid.empty()) return {};
   if (auto it = containers_.find(ref.container_id); it != containers_.end()) {
     return {it->second.k8s_namespace, it->second.pod, it->second.container};
   }
@@ -227,12 +235,15 @@ Workload WorkloadResolver::Resolve(uint64_t id, bool* final, std::initializer_li
     e.named = true;
     return e.workload;
   }
-  if (!e.ref.pod_uid.empty() && !names_.Knows(e.ref) && (listed_ == decltype(listed_){} || Due(listed_))) {
+  if (!e.ref.pod_uid.empty() && !names_.KnowsContainer(e.ref) && (listed_ == decltype(listed_){} || Due(listed_))) {
     ListKubeletLocked();
   }
   e.workload = names_.Name(e.ref);
   if (e.workload.container.empty()) e.workload.container = e.ref.container_id.substr(0, 12);
-  e.named = e.ref.pod_uid.empty() || names_.Knows(e.ref);
+  // Final once the container's own log file names it; a pod's folder alone
+  // (a pod's sandbox, which has no log) after kLogWait.
+  e.named = e.ref.pod_uid.empty() || names_.KnowsContainer(e.ref) ||
+            (names_.KnowsPod(e.ref) && std::chrono::steady_clock::now() - e.seen >= kLogWait);
   *final = e.named;
   return e.workload;
 }

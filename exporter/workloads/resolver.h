@@ -34,9 +34,12 @@ class KubeletNames {
  public:
   // Replaces what is known by these listings (file and folder names).
   void Load(const std::vector<std::string>& containers_dir, const std::vector<std::string>& pods_dir);
-  // Empty names where the kubelet's folders say nothing about ref.
+  // Empty names where the kubelet's folders say nothing about ref, and for
+  // a container in no pod (see ParseCgroupPath): only pods carry Kubernetes names.
   Workload Name(const ContainerRef& ref) const;
-  bool Knows(const ContainerRef& ref) const;
+  // Whether the container's own log file names it; whether its pod's folder does.
+  bool KnowsContainer(const ContainerRef& ref) const;
+  bool KnowsPod(const ContainerRef& ref) const;
 
  private:
   struct Names {
@@ -86,10 +89,13 @@ class WorkloadResolver {
   // cgroup that is gone, or a hierarchy this process cannot see).
   size_t unresolved() const;
   const std::string& cgroup_root() const { return root_; }
+  // Whether cgroup_root() is the hierarchy's root (not a cgroup namespace's).
+  bool whole_hierarchy() const { return whole_hierarchy_; }
 
   // Where the path of a cgroup no walk found may be learned: the kernel's
   // record of each cgroup as it was made (CgroupCollector), which still knows
   // a container gone before any walk could see it. "" when it does not know.
+  // Its paths are from the hierarchy's root, as the walk's (cgroup_root()).
   using PathOf = std::function<std::string(uint64_t cgroup_id)>;
   void LearnPathsFrom(PathOf paths);
 
@@ -104,7 +110,8 @@ class WorkloadResolver {
   struct Entry {
     Workload workload;
     ContainerRef ref;
-    bool named = true;  // false: a Kubernetes pod the kubelet's folders do not name yet
+    bool named = true;  // false: a Kubernetes container the kubelet's folders do not name yet
+    std::chrono::steady_clock::time_point seen = std::chrono::steady_clock::now();
     // When a walk first missed the cgroup: its workload is still given for
     // kGoneGrace, so the final totals of a short-lived container keep its labels.
     std::chrono::steady_clock::time_point gone_since{};

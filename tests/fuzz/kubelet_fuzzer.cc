@@ -49,8 +49,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   names.Load(containers, pods);
   for (const std::string& f : containers) {
     if (f.size() < 64 + 4) continue;
-    const execflow::ContainerRef ref{"containerd", f.substr(f.size() - 68, 64), ""};
-    if (!names.Knows(ref)) continue;
+    // Kubernetes names go only to a container in a pod (any pod uid will do here).
+    const execflow::ContainerRef ref{"containerd", f.substr(f.size() - 68, 64), "pod"};
+    if (!names.KnowsContainer(ref)) continue;
     const execflow::Workload w = names.Name(ref);
     if (!Part(w.k8s_namespace) || !Part(w.pod) || !Part(w.container)) std::abort();
     if (!Listed(containers, w.pod + "_" + w.k8s_namespace + "_" + w.container + "-" + ref.container_id + ".log")) {
@@ -61,7 +62,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     const size_t p = d.rfind('_');
     if (p == std::string::npos) continue;
     const execflow::ContainerRef ref{"", "", d.substr(p + 1)};
-    if (!names.Knows(ref)) continue;
+    if (!names.KnowsPod(ref)) continue;
     const execflow::Workload w = names.Name(ref);
     if (!Part(w.k8s_namespace) || !Part(w.pod) || !w.container.empty()) std::abort();
     if (!Listed(pods, w.k8s_namespace + "_" + w.pod + "_" + ref.pod_uid)) std::abort();

@@ -153,9 +153,11 @@ TEST_F(WorkloadsTest, EachLayoutLandsOnItsNamespacePodAndContainer) {
     fs::create_directories(logs_ / "pods" / (l.k8s_namespace + "_" + l.pod + "_" + uids[i]) / l.container);
   }
   // Every unknown id walks cgroupfs again: the scrape right after the last
-  // child must find the cgroups made since the previous walk.
+  // child must find the cgroups made since the previous walk. The test's
+  // folder stands for the hierarchy's root, where the kubelet's tree starts.
+  fs::create_directories(fs::path(root_) / top_);
   auto workloads = std::make_shared<WorkloadResolver>(
-      ResolverOptions{"", logs_.string(), std::chrono::milliseconds(0)});
+      ResolverOptions{root_ + "/" + top_, logs_.string(), std::chrono::milliseconds(0)});
   Config config;
   config.events.keep_last = 10000;
   auto exec = ExecCollector::Start(config, Transport::kRingbuf, workloads);
@@ -194,7 +196,7 @@ TEST_F(WorkloadsTest, EachLayoutLandsOnItsNamespacePodAndContainer) {
     });
     EXPECT_EQ(events, 100u) << "exec events of " << l.cgroup;
   }
-  EXPECT_EQ(workloads->unresolved(), 0u);
+  // (The node's other execs, outside the test's folder, are unresolved here.)
   if (::testing::Test::HasFailure()) {
     for (const auto* fams : {&execs, &flows}) {
       for (const auto& f : *fams) {

@@ -35,13 +35,36 @@ TEST(ParseCgroupPath, PodmanAndDocker) {
   EXPECT_EQ(ParseCgroupPath("/system.slice/docker-" + kId + ".scope"), (ContainerRef{"docker", kId, ""}));
 }
 
-TEST(ParseCgroupPath, InnermostContainerWinsInNestedSetups) {
-  const std::string outer(64, 'a');
-  EXPECT_EQ(ParseCgroupPath("/system.slice/docker-" + outer + ".scope/kubelet.slice/kubelet-kubepods.slice/"
-                            "kubelet-kubepods-besteffort.slice/"
-                            "kubelet-kubepods-besteffort-pod0a1b2c3d_0000_4000_8000_00000000000a.slice/"
-                            "cri-containerd-" + kId + ".scope"),
-            (ContainerRef{"containerd", kId, kUid}));
+TEST(ParseCgroupPath, KindPodsAreNamedAsSeenFromInsideTheNode) {
+  const std::string pod = "kubelet.slice/kubelet-kubepods.slice/kubelet-kubepods-besteffort.slice/"
+                          "kubelet-kubepods-besteffort-pod0a1b2c3d_0000_4000_8000_00000000000a.slice/";
+  EXPECT_EQ(ParseCgroupPath("/" + pod + "cri-containerd-" + kId + ".scope"), (ContainerRef{"containerd", kId, kUid}));
+  // The whole hierarchy's path: the kind node's own container holds it.
+  const std::string node(64, 'a');
+  EXPECT_EQ(ParseCgroupPath("/system.slice/docker-" + node + ".scope/" + pod + "cri-containerd-" + kId + ".scope"),
+            (ContainerRef{"docker", node, ""}));
+}
+
+// A process that may make cgroups tries to pass for another pod's container.
+TEST(ParseCgroupPath, FoldersMadeInsideAContainerOrAUserSliceCannotBorrowAnotherPodsNames) {
+  const std::string victim(64, 'b');
+  const std::string victim_pod = "kubepods-pod0a1b2c3d_0000_4000_8000_00000000000b.slice/cri-containerd-" + victim + ".scope";
+  const std::string own = "/kubepods.slice/kubepods-pod0a1b2c3d_0000_4000_8000_00000000000a.slice/cri-containerd-" + kId + ".scope";
+  // Nested in its own container (systemd in a pod, a delegated subtree): still its own.
+  EXPECT_EQ(ParseCgroupPath(own + "/kubepods.slice/" + victim_pod), (ContainerRef{"containerd", kId, kUid}));
+  EXPECT_EQ(ParseCgroupPath(own + "/cri-containerd-" + victim + ".scope"), (ContainerRef{"containerd", kId, kUid}));
+  EXPECT_EQ(ParseCgroupPath(own + "/init.scope"), (ContainerRef{"containerd", kId, kUid}));
+  // cgroupfs driver, nested the same way.
+  EXPECT_EQ(ParseCgroupPath("/kubepods/pod" + kUid + "/" + kId + "/kubepods/pod0a1b2c3d-0000-4000-8000-00000000000b/" + victim),
+            (ContainerRef{"", kId, kUid}));
+  // A delegated user slice: a container id at most, never a pod.
+  EXPECT_EQ(ParseCgroupPath("/user.slice/user-1000.slice/user@1000.service/kubepods.slice/" + victim_pod),
+            (ContainerRef{"containerd", victim, ""}));
+  // A pod folder whose container is not directly in it names no pod.
+  EXPECT_EQ(ParseCgroupPath("/kubepods/pod" + kUid + "/extra/" + kId), (ContainerRef{"", kId, ""}));
+  // Podman's container that nests another runtime's folder: the outer one.
+  EXPECT_EQ(ParseCgroupPath("/machine.slice/libpod-" + kId + ".scope/container/docker-" + victim + ".scope"),
+            (ContainerRef{"podman", kId, ""}));
 }
 
 TEST(ParseCgroupPath, HostAndHelperScopesAreNotContainers) {

@@ -125,13 +125,44 @@ TEST_F(ResolverTest, ACgroupGoneBeforeAnyWalkIsNamedFromThePathRecordedAtItsMaki
   EXPECT_EQ(r.Resolve(79), Workload{});
 }
 
+// A pod already named gets a new container (a restart, an ephemeral debug
+// container): its own log file names it once it appears, not the pod's folder.
+TEST_F(ResolverTest, ANewContainerInAKnownPodIsNamedByItsOwnLog) {
+  const std::string pod = "kubepods/pod" + kUid + "/";
+  PodDir("shop_web-7d9f_" + kUid);
+  ContainerLog("web-7d9f_shop_nginx-" + kId + ".log");
+  const uint64_t first = Cgroup(pod + kId);
+  auto r = Resolver();
+  EXPECT_EQ(r.Resolve(first), (Workload{"shop", "web-7d9f", "nginx"}));
+  const uint64_t added = Cgroup(pod + kId2);
+  bool final = true;
+  EXPECT_EQ(r.Resolve(added, &final), (Workload{"shop", "web-7d9f", kId2.substr(0, 12)}));
+  EXPECT_FALSE(final) << "its log file may still come";
+  ContainerLog("web-7d9f_shop_debugger-" + kId2 + ".log");
+  EXPECT_EQ(r.Resolve(added, &final), (Workload{"shop", "web-7d9f", "debugger"}));
+  EXPECT_TRUE(final);
+}
+
+// Kubernetes names go to containers in a pod only: the same container id in
+// a folder outside the kubelet's tree gets its short id, never the pod's names.
+TEST_F(ResolverTest, AContainerIdOutsideThePodTreeGetsNoKubernetesNames) {
+  ContainerLog("web-7d9f_shop_nginx-" + kId + ".log");
+  PodDir("shop_web-7d9f_" + kUid);
+  const uint64_t real = Cgroup("kubepods/pod" + kUid + "/" + kId);
+  const uint64_t copy = Cgroup("user.slice/user-1000.slice/user@1000.service/kubepods/pod" + kUid + "/" + kId);
+  auto r = Resolver();
+  EXPECT_EQ(r.Resolve(real), (Workload{"shop", "web-7d9f", "nginx"}));
+  EXPECT_EQ(r.Resolve(copy), (Workload{"", "", kId.substr(0, 12)}));
+}
+
 TEST(KubeletNames, IgnoresNamesThatDoNotFollowTheLayout) {
   KubeletNames n;
   n.Load({"web_shop_nginx-" + kId + ".log", "a_b_c_d-" + kId2 + ".log", "web_shop_nginx-short.log",
           "web_shop_nginx_" + kId + ".log", "nginx-" + kId + ".log"},
          {"shop_web_" + kUid, "shop_web", "__" + kUid2});
-  EXPECT_EQ(n.Name({"", kId, ""}), (Workload{"shop", "web", "nginx"}));
-  EXPECT_EQ(n.Name({"", kId2, ""}), Workload{});
+  EXPECT_EQ(n.Name({"", kId, kUid}), (Workload{"shop", "web", "nginx"}));
+  EXPECT_EQ(n.Name({"", kId, ""}), Workload{}) << "a container in no pod";
+  EXPECT_EQ(n.Name({"", kId2, kUid2}), Workload{});
   EXPECT_EQ(n.Name({"", "", kUid}), (Workload{"shop", "web", ""}));
   EXPECT_EQ(n.Name({"", "", kUid2}), Workload{});
 }
@@ -141,7 +172,7 @@ TEST(KubeletNames, IgnoresNamesThatDoNotFollowTheLayout) {
 TEST(KubeletNames, NamesAreValidLabelValuesWhateverTheFolderHolds) {
   KubeletNames n;
   n.Load({"we\xff" "b_sh\x01op_ngi\x7fnx-" + kId + ".log"}, {"caf\xc3\xa9\xc3_p\x1b[31mod_" + kUid});
-  EXPECT_EQ(n.Name({"", kId, ""}), (Workload{"sh\uFFFDop", "we\uFFFDb", "ngi\uFFFDnx"}));
+  EXPECT_EQ(n.Name({"", kId, kUid}), (Workload{"sh\uFFFDop", "we\uFFFDb", "ngi\uFFFDnx"}));
   EXPECT_EQ(n.Name({"", "", kUid}), (Workload{"caf\u00E9\uFFFD", "p\uFFFD[31mod", ""}));
 }
 
