@@ -7,6 +7,7 @@ Usage: exporter_e2e.py BINARY. Needs root; a skip is a failure under CI=true.
 """
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -279,7 +280,7 @@ class Sink:
 class Series(unittest.TestCase):
     """Who may add TCP series: connections from a client, refused or not."""
 
-    CONNECTIONS = 300
+    CONNECTIONS = 3000  # issue 18: 3,000 connections from one client
     REQUEST = b"GET /nothing-here HTTP/1.0\r\n\r\n"
 
     def run_exporter(self, config_text):
@@ -322,6 +323,65 @@ class Series(unittest.TestCase):
         # This node's clients of the exporter are one edge; the exporter's own ends are none.
         self.assertEqual(to_exporter, [("execflow_tcp_received_bytes_total", "out"),
                                        ("execflow_tcp_sent_bytes_total", "out")])
+
+
+def unescape(v):
+    """A label value as the text exposition escapes it, read back."""
+    return re.sub(r'\\(.)', lambda m: {"n": "\n"}.get(m.group(1), m.group(1)), v)
+
+
+class HostileNames(unittest.TestCase):
+    """Kubelet folder names hold whatever bytes a file name may: Prometheus refuses a whole
+    scrape over one label value that is not UTF-8, so the node's metrics would vanish."""
+
+    def test_invalid_utf8_and_control_bytes_in_kubelet_names_pass_promtool(self):
+        tmp = tempfile.mkdtemp(prefix="execflow-e2e-")
+        self.addCleanup(shutil.rmtree, tmp, True)
+        pod_uid = "0a1b2c3d-0000-4000-8000-%012x" % os.getpid()
+        cid = "%064x" % (0xe2e << 32 | os.getpid())
+        # The kubelet's cgroupfs layout from the hierarchy's root, under a name of this test's own.
+        top = os.path.join(lib.cgroup2_root(), f"kubepods-e2e{os.getpid()}")
+        cgroup = os.path.join(top, f"pod{pod_uid}", cid)
+        os.makedirs(cgroup)
+        for d in (top, os.path.dirname(cgroup), cgroup):  # cleanups run last first
+            self.addCleanup(os.rmdir, d)
+        logs = os.path.join(tmp, "kubelet")
+        os.makedirs(os.path.join(logs, "containers"))
+        os.makedirs(os.path.join(logs, "pods"))
+        pod, ns, container = b'we\xffb"x\\y{z}\n', b"sh\x01op", b"ng\x7finx\xc3"
+        open(os.path.join(logs.encode(), b"containers",
+                          pod + b"_" + ns + b"_" + container + b"-" + cid.encode() + b".log"), "w").close()
+        config = os.path.join(tmp, "execflow.yaml")
+        with open(config, "w") as f:
+            f.write(f"exec:\n  labels: [uid, namespace, pod, container]\ntcp:\n  enabled: false\n"
+                    f"workloads:\n  kubelet_log_dir: {logs}\nbpf:\n  pin_path: off\n  state_file: off\n")
+        proc, addr = lib.start_exporter(BINARY, tmp, config)
+        self.addCleanup(proc.stop)
+        uid = UID_BASE + 5
+
+        def in_cgroup():
+            with open(os.path.join(cgroup, "cgroup.procs"), "w") as f:
+                f.write(str(os.getpid()))
+            return as_uid(uid, lambda: exec_true(7)) == 0
+        pid = os.fork()
+        if pid == 0:
+            os._exit(0 if in_cgroup() else 1)
+        self.assertEqual(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]), 0)
+
+        text = lib.http_get(f"http://{addr}/metrics")
+        r = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True, text=True, timeout=60)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        want = {"namespace": "sh\ufffdop", "pod": 'we\ufffdb"x\\y{z}\ufffd', "container": "ng\ufffdinx\ufffd"}
+        got = [(({k: unescape(v) for k, v in l.items()}), v) for n, l, v in lib.scrape_values(text)
+               if n == "execflow_execs_total" and l.get("uid") == str(uid)]
+        self.assertEqual(got, [({"uid": str(uid), **want}, 7.0)])
+
+        def events():
+            evs = [e for e in json.loads(lib.http_get(f"http://{addr}/api/v1/events")) if e["uid"] == uid]
+            return evs if len(evs) >= 7 else None
+        evs = lib.wait_until("7 exec events", events, 20)
+        self.assertEqual([(e["namespace"], e["pod"], e["container"]) for e in evs],
+                         [(want["namespace"], want["pod"], want["container"])] * 7)
 
 
 class Options(unittest.TestCase):
@@ -556,4 +616,4 @@ if __name__ == "__main__":
     lib.stop_on_sigterm()
     BINARY = lib.exporter_binary(sys.argv)
     lib.need_tool("promtool")
-    unittest.main(argv=[sys.argv[0], "-v"])
+    unittest.main(argv=[sys.argv[0], "-v"] + sys.argv[2:])  # then test names, if any
