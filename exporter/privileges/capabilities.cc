@@ -9,6 +9,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -64,14 +65,29 @@ int ApplyToThisThread(CapSet keep, int last_cap) {
 
 std::atomic<CapSet> g_keep{0};
 std::atomic<int> g_last_cap{CAP_LAST_CAP};
-std::atomic<int> g_done{0};
 std::atomic<int> g_error{0};
+// The threads that ran the handler in this pass, by thread id.
+constexpr int kMaxAnswers = 4096;
+std::atomic<int> g_answers{0};
+std::atomic<pid_t> g_answered[kMaxAnswers];
 
 void OnRestrictSignal(int) {
   const int saved = errno;
   if (int e = ApplyToThisThread(g_keep.load(), g_last_cap.load()); e != 0) g_error.store(e);
-  g_done.fetch_add(1);
+  const int i = g_answers.fetch_add(1);
+  if (i < kMaxAnswers) g_answered[i].store(static_cast<pid_t>(syscall(SYS_gettid)));
   errno = saved;
+}
+
+// A thread past the point of running code again: gone from /proc, a zombie,
+// or dead. One that was just joined can still be listed a moment and take a
+// signal it never handles.
+bool Exited(pid_t tid) {
+  std::ifstream f("/proc/self/task/" + std::to_string(tid) + "/stat");
+  std::string line;
+  if (!std::getline(f, line)) return true;
+  const auto p = line.rfind(')');
+  return p == std::string::npos || p + 2 >= line.size() || line[p + 2] == 'Z' || line[p + 2] == 'X';
 }
 
 std::set<pid_t> Threads() {
@@ -180,24 +196,32 @@ Result<void> RestrictCapabilities(CapSet keep) {
   std::set<pid_t> reached = {self};
   // Threads a thread could create meanwhile are found by the next pass.
   for (int pass = 0; pass < 5; ++pass) {
-    int sent = 0;
-    g_done = 0;
+    std::set<pid_t> waiting;
+    g_answers = 0;
     for (pid_t tid : Threads()) {
       if (reached.count(tid)) continue;
-      if (syscall(SYS_tgkill, getpid(), tid, sig) == 0) ++sent;
+      if (syscall(SYS_tgkill, getpid(), tid, sig) == 0) waiting.insert(tid);
       reached.insert(tid);
     }
+    const bool sent = !waiting.empty();
+    // Until every thread signalled has answered or exited.
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
-    while (g_done.load() < sent && std::chrono::steady_clock::now() < deadline) {
+    while (!waiting.empty()) {
+      const int n = std::min(g_answers.load(), kMaxAnswers);
+      for (int i = 0; i < n; ++i) waiting.erase(g_answered[i].load());
+      std::erase_if(waiting, Exited);
+      if (waiting.empty()) break;
+      if (std::chrono::steady_clock::now() >= deadline) {
+        return Fail("drop capabilities: thread " + std::to_string(*waiting.begin()) + " did not answer the signal");
+      }
       std::this_thread::sleep_for(std::chrono::milliseconds(1));
     }
-    if (g_done.load() < sent) return Fail("drop capabilities: a thread did not answer the signal");
-    if (sent == 0 && pass > 0) break;
+    if (!sent && pass > 0) break;
   }
   if (int e = ApplyToThisThread(keep, g_last_cap); e != 0) return Fail("drop capabilities", e);
   if (int e = g_error.load(); e != 0) return Fail("drop capabilities in a thread", e);
   for (pid_t tid : Threads()) {
-    if (!ThreadHolds(tid, keep)) {
+    if (!ThreadHolds(tid, keep) && !Exited(tid)) {
       return Fail("drop capabilities: thread " + std::to_string(tid) + " still holds others");
     }
   }
