@@ -23,7 +23,7 @@ struct {
 	__type(value, struct cgroup_path);
 } cgroup_paths SEC(".maps");
 
-/* Paths the map could not take (bpf_map_update_elem failed). */
+/* Paths not recorded: too long (a cut path would name the wrong workload) or refused by the map. */
 __u64 paths_dropped = 0;
 
 /* One zeroed value to copy into: 256 bytes do not fit the stack twice. */
@@ -38,14 +38,17 @@ static __always_inline int remember(__u64 id, const char *path)
 {
 	__u32 zero = 0;
 	struct cgroup_path *p = bpf_map_lookup_elem(&scratch, &zero);
+	long len;
 
 	if (!p)
 		return 0;
 	/* Zero past the NUL: the same path always gives the same bytes. */
 	__builtin_memset(p->path, 0, sizeof(p->path));
-	if (bpf_probe_read_kernel_str(p->path, sizeof(p->path), path) < 0)
+	len = bpf_probe_read_kernel_str(p->path, sizeof(p->path), path);
+	if (len < 0)
 		return 0;
-	if (bpf_map_update_elem(&cgroup_paths, &id, p, BPF_ANY))
+	/* The whole buffer used: the path may have been cut. User space walks for it. */
+	if (len >= (long)sizeof(p->path) || bpf_map_update_elem(&cgroup_paths, &id, p, BPF_ANY))
 		__sync_fetch_and_add(&paths_dropped, 1);
 	return 0;
 }

@@ -4,8 +4,8 @@
 #define EXECFLOW_CGROUPS_H
 
 /*
- * Longer paths are cut (and then not parsed: user space walks cgroupfs for
- * those). A Kubernetes container's path is about 190 bytes.
+ * Longer paths are not recorded (user space walks cgroupfs for those). A
+ * Kubernetes container's path is about 190 bytes.
  */
 #define CGROUP_PATH_LEN 256
 

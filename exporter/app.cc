@@ -437,6 +437,9 @@ Result<std::unique_ptr<App>> App::Start(const Config& config, const HttpOptions&
   app->metrics_ = std::make_shared<ExporterMetrics>(app->collectors_.all, app->collectors_.transport,
                                                     app->collectors_.unavailable,
                                                     app->collectors_.workloads);
+  // The configured ports before the server accepts anything; the ports it
+  // really listens on (port 0, systemd's sockets) once it does.
+  if (app->collectors_.tcp) app->collectors_.tcp->IgnoreOwnPorts(ListeningPorts(http.listen_addresses));
   auto server = HttpServer::Start(http, app->metrics_, app->Routes(http));
   if (!server) return std::unexpected(server.error());
   app->http_ = std::move(*server);

@@ -378,6 +378,38 @@ TEST_P(ShortLivedContainers, EveryExecKeepsItsContainersName) {
   }
 }
 
+// A path longer than the kernel's record holds is not recorded at all (cut,
+// it would name another workload or none), and that is counted.
+TEST_P(ShortLivedContainers, APathTooLongToRecordIsCountedNotCut) {
+  Config config;
+  config.exec.labels = {"uid", "container"};
+  config.workloads.hook = GetParam();
+  auto workloads = std::make_shared<WorkloadResolver>(ResolverOptions{"", logs_.string()});
+  auto cgroups = CgroupCollector::Start(config.workloads, workloads);
+  ASSERT_TRUE(cgroups.has_value() && *cgroups) << (cgroups ? "no hook" : cgroups.error().message);
+  auto exec = ExecCollector::Start(config, Transport::kRingbuf, workloads);
+  ASSERT_TRUE(exec.has_value()) << exec.error().message;
+  const std::string id = "e0f2" + std::string(60, '0');
+  const std::string dir = Make({std::string(200, 'x') + "/libpod-" + id + ".scope", "", "", ""});
+  ASSERT_GT(dir.size() - root_.size(), 255u);
+  struct stat st;
+  ASSERT_EQ(stat(dir.c_str(), &st), 0);
+  EXPECT_EQ((*cgroups)->PathOf(st.st_ino), "");
+  int errors = 0;
+  EXPECT_EQ(Sum((*cgroups)->Collect(&errors), "execflow_workload_paths_dropped_total", {}), 1);
+  // Still here: a walk finds it.
+  pid_t pid = fork();
+  if (pid == 0) {
+    std::ofstream(dir + "/cgroup.procs") << getpid() << std::flush;
+    execl("/bin/true", "true", static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  EXPECT_EQ(Sum((*exec)->Collect(&errors), "execflow_execs_total", {{"container", id.substr(0, 12)}}), 1);
+  EXPECT_EQ(errors, 0);
+}
+
 INSTANTIATE_TEST_SUITE_P(Hooks, ShortLivedContainers, ::testing::Values("tp_btf", "tracepoint"),
                          [](const auto& info) { return info.param; });
 
