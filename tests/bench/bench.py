@@ -872,7 +872,9 @@ def run_containers_at(exp, top, tag, rate, n):
         os.waitpid(pid, 0)
         os.rmdir(d)
     reached = n / (time.monotonic() - start)
-    named = {l.get("container"): v for l, v in samples(exp.metrics(), "execflow_execs_total")}
+    text = exp.metrics()
+    record_build(text)
+    named = {l.get("container"): v for l, v in samples(text, "execflow_execs_total")}
     return reached, sum(named.get(cid[:12], 0) for cid in ids)
 
 
