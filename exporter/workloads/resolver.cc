@@ -8,6 +8,7 @@
 #include <libmount/libmount.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -175,6 +176,14 @@ void WorkloadResolver::WalkLocked() {
     if (!here && e.gone_since == decltype(e.gone_since){}) e.gone_since = walked_;
     if (here) e.gone_since = {};
     it = !here && walked_ - e.gone_since > kGoneGrace ? cache_.erase(it) : std::next(it);
+  }
+  if (cache_.size() > options_.max_cached) {
+    std::vector<std::pair<std::chrono::steady_clock::time_point, uint64_t>> gone;
+    for (const auto& [id, e] : cache_) {
+      if (e.gone_since != decltype(e.gone_since){}) gone.emplace_back(e.gone_since, id);
+    }
+    std::sort(gone.begin(), gone.end());
+    for (size_t i = 0; i < gone.size() && cache_.size() > options_.max_cached; ++i) cache_.erase(gone[i].second);
   }
 }
 

@@ -61,6 +61,9 @@ struct ResolverOptions {
   std::string kubelet_log_dir = "/var/log";
   // The cgroupfs walk and the kubelet folder listings run at most this often.
   std::chrono::milliseconds refresh_interval{250};
+  // Past this many cgroups known, those gone longest are forgotten first (a
+  // node that runs hundreds of short containers a second stays bounded).
+  size_t max_cached = 50000;
 };
 
 // cgroup v2 id -> workload, for the labels of exec counts, TCP flows and exec

@@ -8,6 +8,8 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdio>
+
 #include "exporter/common/utf8.h"
 
 namespace execflow {
@@ -153,6 +155,23 @@ TEST_F(ResolverTest, AContainerIdOutsideThePodTreeGetsNoKubernetesNames) {
   auto r = Resolver();
   EXPECT_EQ(r.Resolve(real), (Workload{"shop", "web-7d9f", "nginx"}));
   EXPECT_EQ(r.Resolve(copy), (Workload{"", "", kId.substr(0, 12)}));
+}
+
+// Hundreds of short containers a second: the names of gone cgroups are kept
+// for their final totals, but never more than max_cached entries.
+TEST_F(ResolverTest, NamesOfGoneCgroupsAreBounded) {
+  WorkloadResolver r({(root_ / "cgroup").string(), (root_ / "log").string(), std::chrono::milliseconds(0), 2});
+  r.LearnPathsFrom([](uint64_t id) -> std::string {
+    if (id < 100 || id >= 105) return "";
+    char cid[65];
+    std::snprintf(cid, sizeof(cid), "%064llx", static_cast<unsigned long long>(id));
+    return "/machine.slice/libpod-" + std::string(cid) + ".scope";
+  });
+  for (uint64_t id = 100; id < 105; ++id) r.Resolve(id);
+  EXPECT_EQ(r.Named().size(), 5u) << "no walk yet: none is known to be gone";
+  const uint64_t here = Cgroup("system.slice");
+  r.Resolve(here + 1000000);  // unknown everywhere: walks, which misses the five
+  EXPECT_EQ(r.Named().size(), 2u);
 }
 
 TEST(KubeletNames, IgnoresNamesThatDoNotFollowTheLayout) {
