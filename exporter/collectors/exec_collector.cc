@@ -63,10 +63,13 @@ std::vector<std::string> LabelNames(const ExecLabels& l, bool with_errno) {
 template <typename K>
 Result<size_t> ScrapeMap(const MapReader& map, SeriesTable<K>* table, uint64_t overflow, const ExecSources& src) {
   std::vector<uint8_t> keys, values;
+  // The map is read whole before the first call: ids are judged by a walk begun after that.
+  std::optional<std::chrono::steady_clock::time_point> read_at;
   auto gone = [&](const uint8_t* key, const uint8_t*) {
+    if (!read_at) read_at = std::chrono::steady_clock::now();
     K k;
     std::memcpy(&k, key, sizeof(k));
-    return src.gone && src.gone(k.cgroup_id);
+    return src.gone && src.gone(k.cgroup_id, *read_at);
   };
   auto final = [&](const uint8_t* key, const uint8_t* value) {
     K k;
@@ -284,7 +287,11 @@ void ExecCollector::OnRecord(const void* data, size_t size) {
 
 std::vector<prometheus::MetricFamily> ExecCollector::Collect(int* errors) {
   ExecSources src{counts_.get(), failures_.get(), &skel_->bss->loss, events_delivered(), nullptr, Taker()};
-  if (workloads_) src.gone = [w = workloads_.get()](uint64_t id) { return w->Gone(id); };
+  if (workloads_) {
+    src.gone = [w = workloads_.get()](uint64_t id, std::chrono::steady_clock::time_point read_at) {
+      return w->Gone(id, read_at);
+    };
+  }
   ExecScrape scrape;
   {
     std::unique_lock lock(mu_);

@@ -66,7 +66,8 @@ struct ExecSources {
   const MapReader* failures = nullptr;
   const exec_loss* loss = nullptr;  // the BPF object's mmaped .bss
   uint64_t events_delivered = 0;
-  std::function<bool(uint64_t cgroup_id)> gone;  // null: nothing is gone
+  // Whether the cgroup of an id read from a map at read_at is gone; null: nothing is.
+  std::function<bool(uint64_t cgroup_id, std::chrono::steady_clock::time_point read_at)> gone;
   TakeFn take;                                   // how keys are taken (null: MapReader::Take)
 };
 // What one scrape read: the tables' series (see SeriesSnapshot) and the

@@ -257,13 +257,16 @@ Workload WorkloadResolver::Resolve(uint64_t id, bool* final, std::initializer_li
   return e.workload;
 }
 
-bool WorkloadResolver::Gone(uint64_t id) {
+bool WorkloadResolver::Gone(uint64_t id, std::chrono::steady_clock::time_point read_at) {
   std::lock_guard lock(mu_);
-  if (!whole_hierarchy_ || paths_.count(id)) return false;
-  // Only a walk made now can tell: a cgroup made after the last walk is not
-  // in it either, and taking its keys as gone lost their labels.
-  if (walked_once_ && !Due(walked_)) return false;
-  WalkLocked();
+  if (!whole_hierarchy_) return false;
+  // Only a walk begun after the id was read can tell: an older walk lacks
+  // cgroups made since (taking their keys as gone lost their labels) and
+  // still lists those gone since. One walk judges every id of one read.
+  if (!walked_once_ || walked_ < read_at) {
+    if (walked_once_ && !Due(walked_)) return false;
+    WalkLocked();
+  }
   return !paths_.count(id);
 }
 

@@ -84,10 +84,11 @@ class WorkloadResolver {
   // `pids` in the cgroup, if any, are asked first (/proc/PID/cgroup), which
   // finds a new cgroup without a walk.
   Workload Resolve(uint64_t cgroup_id, bool* final = nullptr, std::initializer_list<uint32_t> pids = {});
-  // True when a walk made now (at most once per refresh_interval) saw the
-  // whole hierarchy and not this cgroup: it was removed, so nothing can run
-  // in it any more. False while no walk is due.
-  bool Gone(uint64_t cgroup_id);
+  // True when a walk begun after `read_at` (when the caller read the id from a
+  // kernel map) saw the whole hierarchy and not this cgroup: it was removed,
+  // so nothing can run in it any more. Walks at most once per
+  // refresh_interval; false while no walk is due.
+  bool Gone(uint64_t cgroup_id, std::chrono::steady_clock::time_point read_at);
   // Ids asked for since the latest walk whose cgroup it did not find (a
   // cgroup that is gone, or a hierarchy this process cannot see).
   size_t unresolved() const;

@@ -218,14 +218,42 @@ TEST_F(WorkloadsTest, ACgroupMadeAfterTheLastWalkIsNotGone) {
   WorkloadResolver r(ResolverOptions{root_, logs_.string(), std::chrono::hours(1)});
   struct stat st;
   ASSERT_EQ(stat(root_.c_str(), &st), 0);
-  EXPECT_FALSE(r.Gone(st.st_ino)) << "the first call walks";
+  EXPECT_FALSE(r.Gone(st.st_ino, std::chrono::steady_clock::now())) << "the first call walks";
   const fs::path fresh = fs::path(root_) / top_;
   ASSERT_TRUE(fs::create_directories(fresh));
   ASSERT_EQ(stat(fresh.c_str(), &st), 0);
-  EXPECT_FALSE(r.Gone(st.st_ino)) << "made after the walk: not gone";
+  EXPECT_FALSE(r.Gone(st.st_ino, std::chrono::steady_clock::now())) << "made after the walk: not gone";
   bool final = true;
   r.Resolve(st.st_ino, &final);
   EXPECT_FALSE(final) << "unknown until the next walk";
+}
+
+// Hundreds of containers gone between two scrapes: every one is seen gone in
+// that scrape (their keys leave the kernel maps), not one per walk interval,
+// which filled the exec map with the keys of gone containers. And one in the
+// last walk that went since is gone too.
+TEST_F(WorkloadsTest, EveryCgroupGoneBeforeTheReadIsGoneByOneWalk) {
+  using Clock = std::chrono::steady_clock;
+  std::vector<std::string> dirs;
+  std::vector<uint64_t> ids;
+  for (int i = 0; i < 5; ++i) {
+    dirs.push_back(Make({"gone-" + std::to_string(i), "", "", ""}));
+    struct stat st;
+    ASSERT_EQ(stat(dirs.back().c_str(), &st), 0);
+    ids.push_back(st.st_ino);
+  }
+  WorkloadResolver r(ResolverOptions{root_, logs_.string(), std::chrono::milliseconds(100)});
+  EXPECT_FALSE(r.Gone(ids[0], Clock::now())) << "the first call walks and finds it";
+  for (const auto& d : dirs) ASSERT_EQ(rmdir(d.c_str()), 0);
+  const Clock::time_point read_at = Clock::now();
+  WaitFor([&] { return r.Gone(ids[0], read_at); });  // once a walk is due again
+  ASSERT_TRUE(r.Gone(ids[0], read_at));
+  for (size_t i = 1; i < ids.size(); ++i) EXPECT_TRUE(r.Gone(ids[i], read_at)) << i << ": by the same walk";
+  // Read after that walk: wait for the next one.
+  const std::string fresh = Make({"made-after", "", "", ""});
+  struct stat st;
+  ASSERT_EQ(stat(fresh.c_str(), &st), 0);
+  EXPECT_FALSE(r.Gone(st.st_ino, Clock::now())) << "made after the last walk: not gone";
 }
 
 // Each child unshares a network namespace with loopback up and connects

@@ -130,7 +130,7 @@ TEST(CollectExec, KeysOfGoneCgroupsLeaveTheMapAndTheirTotalsStay) {
   ExecFakes f({true, true, true, true}, FakeWorkloads);
   std::set<uint64_t> gone;
   ExecSources src = f.Sources();
-  src.gone = [&](uint64_t id) { return gone.count(id) > 0; };
+  src.gone = [&](uint64_t id, std::chrono::steady_clock::time_point) { return gone.count(id) > 0; };
   f.counts.Put({10, 0, 0}, 30);
   f.failures.Put({10, 0, 2}, 6);
   int errors = 0;

@@ -102,7 +102,7 @@ TEST_F(ResolverTest, NewCgroupsAreFoundAndRemovedOnesStillNamedForTheirFinalTota
   EXPECT_EQ(r.Resolve(later, &final), (Workload{"", "", kId.substr(0, 12)}))
       << "a removed cgroup keeps its workload for a while: its final totals keep their labels";
   EXPECT_TRUE(final);
-  EXPECT_FALSE(r.Gone(later)) << "a tree that is not the whole hierarchy never says gone";
+  EXPECT_FALSE(r.Gone(later, std::chrono::steady_clock::now())) << "a tree that is not the whole hierarchy never says gone";
 }
 
 TEST_F(ResolverTest, ACgroupGoneBeforeAnyWalkIsNamedFromThePathRecordedAtItsMaking) {
