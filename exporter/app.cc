@@ -219,6 +219,8 @@ Result<std::vector<std::string>> UnpinState(const Config& config) {
 Result<Collectors> StartCollectors(const Config& config, bool pin) {
   Collectors c;
   std::string pin_path = pin ? config.bpf.pin_path : "";
+  // The cgroup paths serve the other collectors' workload labels.
+  const bool cgroups_on = (config.exec.enabled || config.tcp.enabled) && config.workloads.hook != "off";
   if (!pin_path.empty()) {
     // Only another exporter on the same state stops start-up: without a bpf
     // filesystem (or write access to it) the exporter runs unpinned, loudly.
@@ -233,7 +235,6 @@ Result<Collectors> StartCollectors(const Config& config, bool pin) {
   }
   if (!pin_path.empty()) {
     // A collector turned off leaves no programs counting behind.
-    const bool cgroups_on = (config.exec.enabled || config.tcp.enabled) && config.workloads.hook != "off";
     for (const auto& [name, on] : {std::pair{"exec", config.exec.enabled}, std::pair{"tcp", config.tcp.enabled},
                                    std::pair{"cgroups", cgroups_on}}) {
       if (on) continue;
@@ -263,7 +264,7 @@ Result<Collectors> StartCollectors(const Config& config, bool pin) {
   spdlog::info("workloads: cgroup v2 hierarchy at {}, kubelet folders in {}",
                c.workloads->cgroup_root().empty() ? "(none)" : c.workloads->cgroup_root(),
                config.workloads.kubelet_log_dir);
-  if ((config.exec.enabled || config.tcp.enabled) && config.workloads.hook != "off") {
+  if (cgroups_on) {
     // First: cgroups made while the others load are recorded too.
     auto cgroups = CgroupCollector::Start(config.workloads, c.workloads,
                                           pin_path.empty() ? "" : pin_path + "/cgroups");
