@@ -67,4 +67,14 @@ for tree in $trees; do
   esac
 done
 phase total 0
+# CI shows the start and the end of this output: repeat which tests failed, and where,
+# at the end, where it is seen even when the middle is cut.
+if [[ $rc != 0 ]]; then
+  echo "test.sh: failed tests, by build tree:"
+  for log in build*/Testing/Temporary/LastTest.log; do
+    [[ -f $log ]] || continue
+    grep -h -E '^\[  FAILED  \] [A-Za-z]|: Failure$|Test Failed|sanitizer report' "$log" | sort -u | head -40 |
+      sed "s|^|  ${log%%/*}: |"
+  done
+fi
 exit $rc

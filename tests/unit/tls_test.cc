@@ -298,20 +298,23 @@ TEST_F(Tls, RequireAnyClientCertTakesAnyCertificate) {
 }
 
 TEST_F(Tls, CertificateAndSettingsAreReloadedWhenTheyChange) {
-  auto s = Start(kServer);
+  // Files of its own: the other tests read server.crt and server.key in any order.
+  Run("cp server.crt rotated.crt && cp server.key rotated.key");
+  const std::string config = "tls_server_config:\n  cert_file: rotated.crt\n  key_file: rotated.key\n";
+  auto s = Start(config);
   ASSERT_NE(s, nullptr);
   const int port = s->port();
   EXPECT_EQ(TlsGet(port, "/healthz").server_cn, "server-one");
   // A rotated certificate (what cert-manager does) is used at the next handshake.
-  Run("cp server2.crt server.crt.new && cp server2.key server.key && mv server.crt.new server.crt");
+  Run("cp server2.crt rotated.crt.new && cp server2.key rotated.key && mv rotated.crt.new rotated.crt");
   EXPECT_EQ(TlsGet(port, "/healthz").server_cn, "server-two");
   // So is a changed web config.
-  WriteWebConfig(kServer + "  min_version: TLS13\n");
+  WriteWebConfig(config + "  min_version: TLS13\n");
   EXPECT_FALSE(TlsGet(port, "/healthz", ClientOptions().Max(TLS1_2_VERSION)).handshake);
   // A key that does not match: handshakes are refused until it is fixed.
-  Run("cp client.key server.key");
+  Run("cp client.key rotated.key");
   EXPECT_FALSE(TlsGet(port, "/healthz").handshake);
-  Run("cp server2.key server.key");
+  Run("cp server2.key rotated.key");
   EXPECT_EQ(TlsGet(port, "/healthz").status, 200);
 }
 
