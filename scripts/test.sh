@@ -75,7 +75,9 @@ if [[ $rc != 0 ]]; then
   for tree in "" $trees; do
     log=build${tree:+-$tree}/Testing/Temporary/LastTest.log
     [[ -f $log ]] || continue
-    grep -h -E '^\[  FAILED  \] [A-Za-z]|: Failure$|Test Failed|sanitizer report' "$log" | sort -u | head -40 |
+    # Each failure with the lines gtest prints under it (the values compared), up to 8.
+    awk '/: Failure$/ { n = 9 } /^\[  FAILED  \] [A-Za-z]|Test Failed|sanitizer report|(ERROR|WARNING|SUMMARY): [A-Za-z]*Sanitizer/ { n = 1 }
+         n > 0 { print; n-- } /^\[ / { n = 0 }' "$log" | head -120 |
       sed "s|^|  ${log%%/*}: |" || true  # set -e: a tree with nothing failed is no error
   done
 fi

@@ -358,6 +358,25 @@ Result<std::string> CivetListeningPorts(std::string_view addr) {
   return std::string(addr);
 }
 
+// Whether two addresses ask for one listener: the same family and port, and
+// the same host or the wildcard on either side. IPv4 and IPv6 never overlap:
+// civetweb makes its IPv6 listeners IPv6-only.
+bool Overlap(const sockaddr_storage& a, const sockaddr_storage& b) {
+  if (a.ss_family != b.ss_family) return false;
+  if (a.ss_family == AF_INET) {
+    const auto& x = reinterpret_cast<const sockaddr_in&>(a);
+    const auto& y = reinterpret_cast<const sockaddr_in&>(b);
+    return x.sin_port != 0 && x.sin_port == y.sin_port &&
+           (x.sin_addr.s_addr == y.sin_addr.s_addr || x.sin_addr.s_addr == INADDR_ANY ||
+            y.sin_addr.s_addr == INADDR_ANY);
+  }
+  const auto& x = reinterpret_cast<const sockaddr_in6&>(a);
+  const auto& y = reinterpret_cast<const sockaddr_in6&>(b);
+  return x.sin6_port != 0 && x.sin6_port == y.sin6_port &&
+         (IN6_ARE_ADDR_EQUAL(&x.sin6_addr, &y.sin6_addr) || IN6_IS_ADDR_UNSPECIFIED(&x.sin6_addr) ||
+          IN6_IS_ADDR_UNSPECIFIED(&y.sin6_addr));
+}
+
 Result<void> CheckCanListen(const std::vector<std::string>& addresses) {
   // The server starts after every capability is dropped (App::Start).
   int unprivileged_from = 1024;
@@ -368,7 +387,7 @@ Result<void> CheckCanListen(const std::vector<std::string>& addresses) {
   // All held at once, listening, as civetweb will hold them: an address that
   // overlaps an earlier one (":9741" and "127.0.0.1:9741") fails here too.
   std::vector<UniqueFd> held;
-  std::vector<HostPort> seen;
+  std::vector<sockaddr_storage> seen;
   for (const std::string& addr : addresses) {
     auto hp = SplitAddress(addr);
     if (!hp) return std::unexpected(hp.error());
@@ -407,11 +426,12 @@ Result<void> CheckCanListen(const std::vector<std::string>& addresses) {
       switch (err) {
         case EADDRINUSE:
           for (size_t i = 0; i < seen.size(); ++i) {
-            if (hp->port != 0 && seen[i].port == hp->port) {
+            if (Overlap(seen[i], ss)) {
               return Fail(where + ": overlaps --web.listen-address " + addresses[i] +
                           " (same port)");
             }
           }
+          // Another process, or an address of another family that shares this port.
           return Fail(where + ": the port is in use; choose another with --web.listen-address",
                       err);
         case EADDRNOTAVAIL:
@@ -421,7 +441,7 @@ Result<void> CheckCanListen(const std::vector<std::string>& addresses) {
       }
     }
     held.push_back(std::move(fd));
-    seen.push_back(*hp);
+    seen.push_back(ss);
   }
   return {};
 }

@@ -611,11 +611,32 @@ TEST(ListenAddress, CheckCanListenSaysWhy) {
 // A port no socket uses now; another test's connection may take it as its
 // own port at any moment, so checks that need it free are tried again with
 // another port when they find it in use.
+// The probe listens on IPv4 and IPv6 at once, so the kernel gives a port that
+// no socket of either family holds (one on 127.0.0.1 may get a port that a
+// socket on [::] holds).
 std::string FreePort() {
-  int probe = ListeningSocket();
-  const std::string port = std::to_string(LocalPort(probe));
-  close(probe);
-  return port;
+  UniqueFd probe(socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  const int zero = 0;
+  setsockopt(probe.get(), IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero));
+  sockaddr_in6 a{};
+  a.sin6_family = AF_INET6;
+  if (bind(probe.get(), reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0) return "0";
+  return std::to_string(LocalPort(probe.get()));
+}
+
+// A socket of another process on `host`:`port`, IPv6-only as civetweb opens them.
+UniqueFd ForeignListener(const std::string& host, const std::string& port) {
+  UniqueFd fd(socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  const int one = 1;
+  setsockopt(fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+  sockaddr_in6 a{};
+  a.sin6_family = AF_INET6;
+  a.sin6_port = htons(static_cast<uint16_t>(std::stoi(port)));
+  inet_pton(AF_INET6, host.c_str(), &a.sin6_addr);
+  if (bind(fd.get(), reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0 || listen(fd.get(), 1) != 0) {
+    return UniqueFd();
+  }
+  return fd;
 }
 
 Result<void> CheckWithFreePort(const std::function<std::vector<std::string>(const std::string&)>& addresses,
@@ -657,6 +678,31 @@ TEST(ListenAddress, CheckCanListenHoldsEveryAddressAtOnce) {
   EXPECT_EQ(bad.error().message, "listen on 192.0.2.1:" + port +
                                      ": no network interface of this host has that address: Cannot "
                                      "assign requested address");
+}
+
+// A port held by someone else is not blamed on an earlier address of the
+// other family that shares its number: ":p" and "[::]:p" are two listeners.
+TEST(ListenAddress, APortHeldElsewhereIsNotCalledAnOverlap) {
+  UniqueFd foreign;
+  std::string port;
+  for (int attempt = 0; attempt < 50 && !foreign; ++attempt) {
+    port = FreePort();
+    foreign = ForeignListener("::", port);
+  }
+  ASSERT_TRUE(foreign);
+  auto r = CheckCanListen({":" + port, "[::]:" + port});
+  ASSERT_FALSE(r.has_value());
+  EXPECT_EQ(r.error().message, "listen on [::]:" + port +
+                                   ": the port is in use; choose another with "
+                                   "--web.listen-address: Address already in use");
+  // Addresses that do ask for one listener are still named.
+  foreign = UniqueFd();
+  auto v6 = CheckWithFreePort([](const std::string& p) {
+    return std::vector<std::string>{"[::]:" + p, "[::1]:" + p};
+  }, &port);
+  ASSERT_FALSE(v6.has_value());
+  EXPECT_EQ(v6.error().message,
+            "listen on [::1]:" + port + ": overlaps --web.listen-address [::]:" + port + " (same port)");
 }
 
 TEST(ListenAddress, TranslatesToCivetwebSyntax) {
