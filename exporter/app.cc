@@ -62,11 +62,10 @@ std::vector<prometheus::MetricFamily> ExporterMetrics::Collect() const {
                          "exporter: ringbuf or perfbuf (kernels without ring buffers); always 1.");
   AddGauge(transport, {{"transport", std::string(TransportName(transport_))}}, 1);
   all.push_back(std::move(transport));
-  auto unresolved = Gauge("execflow_workload_unresolved_cgroups",
-                          "Cgroup ids seen since the last cgroupfs walk that it did not find: "
-                          "their namespace, pod and container labels are empty.");
-  AddGauge(unresolved, {}, workloads_ ? static_cast<double>(workloads_->unresolved()) : 0);
-  all.push_back(std::move(unresolved));
+  all.push_back(Gauge("execflow_workload_unresolved_cgroups",
+                      "Cgroup ids seen since the last cgroupfs walk that it did not find: "
+                      "their namespace, pod and container labels are empty.",
+                      workloads_ ? static_cast<double>(workloads_->unresolved()) : 0));
   all.push_back(std::move(duration));
   all.push_back(std::move(errors));
   // Read now, from this worker thread: what the process really holds.

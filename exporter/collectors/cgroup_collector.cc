@@ -53,12 +53,12 @@ std::string CgroupCollector::PathOf(uint64_t id) const {
 
 std::vector<prometheus::MetricFamily> CgroupCollector::Collect(int*) {
   std::vector<prometheus::MetricFamily> out;
-  auto dropped = Counter("execflow_workload_paths_dropped_total",
-                         "Cgroups made whose path was not recorded (longer than 255 bytes, or "
-                         "refused by the kernel map); their workloads are named only if a walk "
-                         "of cgroupfs finds them.");
-  AddCounter(dropped, {}, static_cast<double>(__atomic_load_n(&skel_->bss->paths_dropped, __ATOMIC_RELAXED)));
-  out.push_back(std::move(dropped));
+  out.push_back(
+      Counter("execflow_workload_paths_dropped_total",
+              "Cgroups made whose path was not recorded (longer than 255 bytes, or "
+              "refused by the kernel map); their workloads are named only if a walk "
+              "of cgroupfs finds them.",
+              static_cast<double>(__atomic_load_n(&skel_->bss->paths_dropped, __ATOMIC_RELAXED))));
   AppendProgramFamilies(&out);
   return out;
 }

@@ -164,15 +164,13 @@ std::vector<prometheus::MetricFamily> ExecFamilies(const ExecScrape& s) {
     out.push_back(std::move(fails));
   }
 
-  auto delivered = Counter("execflow_exec_events_total",
-                           "Exec events delivered to user space through the ring buffer.");
-  AddCounter(delivered, {}, static_cast<double>(s.events_delivered));
-  out.push_back(std::move(delivered));
-  auto dropped = Counter("execflow_exec_events_dropped_total",
-                         "Exec events lost because the ring buffer was full; the exec is "
-                         "still counted in execflow_execs_total.");
-  AddCounter(dropped, {}, static_cast<double>(s.events_dropped));
-  out.push_back(std::move(dropped));
+  out.push_back(Counter("execflow_exec_events_total",
+                        "Exec events delivered to user space through the ring buffer.",
+                        static_cast<double>(s.events_delivered)));
+  out.push_back(Counter("execflow_exec_events_dropped_total",
+                        "Exec events lost because the ring buffer was full; the exec is "
+                        "still counted in execflow_execs_total.",
+                        static_cast<double>(s.events_dropped)));
 
   AppendMapFamilies(s.maps, &out);
   return out;

@@ -53,22 +53,18 @@ std::vector<prometheus::MetricFamily> TcpFamilies(const SeriesSnapshot& per_flow
   hist.metric.back().histogram = Log2Histogram(s.hist.slots, s.hist.sum);
   out.push_back(std::move(hist));
 
-  auto flows = Gauge("execflow_tcp_flows", "Live TCP flows in the kernel flow map.");
-  AddGauge(flows, {}, static_cast<double>(s.live_flows));
-  out.push_back(std::move(flows));
-  auto folded = Gauge("execflow_tcp_folded_flows",
-                      "Live TCP flows summed into the \"other\" series because of max_series.");
-  AddGauge(folded, {}, static_cast<double>(s.folded_flows));
-  out.push_back(std::move(folded));
-  auto closed = Counter("execflow_tcp_flows_closed_total",
-                        "TCP flows whose final totals were taken out of the kernel map at close.");
-  AddCounter(closed, {}, static_cast<double>(s.flows_closed));
-  out.push_back(std::move(closed));
-  auto dropped = Counter("execflow_tcp_close_events_dropped_total",
-                         "Flow close notices lost to a full ring buffer; those flows stay in the "
-                         "kernel map (their bytes are still counted).");
-  AddCounter(dropped, {}, static_cast<double>(s.loss.close_events_dropped));
-  out.push_back(std::move(dropped));
+  out.push_back(Gauge("execflow_tcp_flows", "Live TCP flows in the kernel flow map.",
+                      static_cast<double>(s.live_flows)));
+  out.push_back(Gauge("execflow_tcp_folded_flows",
+                      "Live TCP flows summed into the \"other\" series because of max_series.",
+                      static_cast<double>(s.folded_flows)));
+  out.push_back(Counter("execflow_tcp_flows_closed_total",
+                        "TCP flows whose final totals were taken out of the kernel map at close.",
+                        static_cast<double>(s.flows_closed)));
+  out.push_back(Counter("execflow_tcp_close_events_dropped_total",
+                        "Flow close notices lost to a full ring buffer; those flows stay in the "
+                        "kernel map (their bytes are still counted).",
+                        static_cast<double>(s.loss.close_events_dropped)));
   auto uncounted = Counter("execflow_tcp_sends_uncounted_total",
                            "TCP send calls whose bytes could not be counted (kprobe mode): the "
                            "kretprobe missed the return (more calls in flight than it follows), "

@@ -1,9 +1,13 @@
 #include "exporter/common/utf8.h"
 
+#include <cstddef>
 #include <cstdint>
 
 namespace execflow {
+namespace {
 
+// The length of the valid UTF-8 character that starts at s[i], or 0 if the
+// bytes there are not one (overlong forms and surrogates included).
 size_t Utf8CharLength(std::string_view s, size_t i) {
   const auto b = [&](size_t k) { return static_cast<unsigned char>(s[k]); };
   const unsigned char c = b(i);
@@ -23,6 +27,8 @@ size_t Utf8CharLength(std::string_view s, size_t i) {
   if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
   return n;
 }
+
+}  // namespace
 
 std::string LabelValue(std::string_view s) {
   constexpr std::string_view kReplacement = "\xEF\xBF\xBD";  // U+FFFD

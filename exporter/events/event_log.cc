@@ -2,37 +2,20 @@
 
 #include <ctime>
 
-#include "exporter/common/utf8.h"
+#include <nlohmann/json.hpp>
 
 namespace execflow {
 
-void AppendJsonString(std::string& out, std::string_view s) {
-  static const char kHex[] = "0123456789abcdef";
-  out += '"';
-  for (size_t i = 0; i < s.size();) {
-    const unsigned char c = static_cast<unsigned char>(s[i]);
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += static_cast<char>(c);
-      ++i;
-    } else if (c < 0x20) {
-      out += "\\u00";
-      out += kHex[c >> 4];
-      out += kHex[c & 0xF];
-      ++i;
-    } else {
-      size_t n = Utf8CharLength(s, i);
-      if (n == 0) {
-        out += "\\ufffd";
-        ++i;
-      } else {
-        out.append(s.substr(i, n));
-        i += n;
-      }
-    }
-  }
-  out += '"';
+namespace {
+
+// Invalid UTF-8 becomes U+FFFD; valid UTF-8 is kept as it is.
+std::string Dump(const nlohmann::ordered_json& j) {
+  return j.dump(-1, ' ', /*ensure_ascii=*/false, nlohmann::ordered_json::error_handler_t::replace);
 }
+
+}  // namespace
+
+void AppendJsonString(std::string& out, std::string_view s) { out += Dump(s); }
 
 std::string ToJson(const ExecRecord& r) {
   char ts[64];
@@ -42,27 +25,17 @@ std::string ToJson(const ExecRecord& r) {
   size_t n = std::strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", &tm);
   std::snprintf(ts + n, sizeof(ts) - n, ".%09lldZ",
                 static_cast<long long>(r.time_ns % 1000000000));
-  std::string out;
-  out.reserve(192 + r.filename.size());
-  out += "{\"time\":\"";
-  out += ts;
-  out += "\",\"pid\":" + std::to_string(r.pid);
-  out += ",\"ppid\":" + std::to_string(r.ppid);
-  out += ",\"uid\":" + std::to_string(r.uid);
-  out += ",\"gid\":" + std::to_string(r.gid);
-  out += ",\"cgroup_id\":" + std::to_string(r.cgroup_id);
-  out += ",\"namespace\":";
-  AppendJsonString(out, r.k8s_namespace);
-  out += ",\"pod\":";
-  AppendJsonString(out, r.pod);
-  out += ",\"container\":";
-  AppendJsonString(out, r.container);
-  out += ",\"comm\":";
-  AppendJsonString(out, r.comm);
-  out += ",\"filename\":";
-  AppendJsonString(out, r.filename);
-  out += '}';
-  return out;
+  return Dump({{"time", ts},
+               {"pid", r.pid},
+               {"ppid", r.ppid},
+               {"uid", r.uid},
+               {"gid", r.gid},
+               {"cgroup_id", r.cgroup_id},
+               {"namespace", r.k8s_namespace},
+               {"pod", r.pod},
+               {"container", r.container},
+               {"comm", r.comm},
+               {"filename", r.filename}});
 }
 
 void EventLog::Push(ExecRecord r) {

@@ -59,20 +59,20 @@ std::vector<prometheus::MetricFamily> HttpMetrics::Collect() const {
     AddCounter(failures, {{"reason", AuthResultName(r)}},
                static_cast<double>(auth_failures[static_cast<int>(r)].load()));
   }
-  auto limited = Counter("execflow_http_rate_limited_total",
-                         "Requests answered 429 by the web config's rate_limit.");
-  AddCounter(limited, {}, static_cast<double>(rate_limited.load()));
-  auto ok = Gauge("execflow_web_config_last_reload_successful",
-                  "1 when --web.config.file, as it is now, loaded; 0 while it does not (requests "
-                  "that need it are refused with 500).");
-  AddGauge(ok, {}, web_->last_load_ok() ? 1 : 0);
-  auto waiting = Counter("execflow_http_waiting_connections_closed_total",
-                         "Connections closed while they waited for their client (TLS handshake, "
-                         "request head, next request on a kept-alive connection) because all but "
-                         "one in eight of the --web.max-connections workers were waiting: the one "
-                         "waiting longest makes room for new connections.");
-  AddCounter(waiting, {}, static_cast<double>(waiting_->closed()));
-  return {std::move(failures), std::move(limited), std::move(ok), std::move(waiting)};
+  return {std::move(failures),
+          Counter("execflow_http_rate_limited_total",
+                  "Requests answered 429 by the web config's rate_limit.",
+                  static_cast<double>(rate_limited.load())),
+          Gauge("execflow_web_config_last_reload_successful",
+                "1 when --web.config.file, as it is now, loaded; 0 while it does not (requests "
+                "that need it are refused with 500).",
+                web_->last_load_ok() ? 1 : 0),
+          Counter("execflow_http_waiting_connections_closed_total",
+                  "Connections closed while they waited for their client (TLS handshake, "
+                  "request head, next request on a kept-alive connection) because all but "
+                  "one in eight of the --web.max-connections workers were waiting: the one "
+                  "waiting longest makes room for new connections.",
+                  static_cast<double>(waiting_->closed()))};
 }
 
 namespace {
@@ -358,6 +358,8 @@ Result<std::string> CivetListeningPorts(std::string_view addr) {
   return std::string(addr);
 }
 
+namespace {
+
 // Whether two addresses ask for one listener: the same family and port, and
 // the same host or the wildcard on either side. IPv4 and IPv6 never overlap:
 // civetweb makes its IPv6 listeners IPv6-only.
@@ -376,6 +378,8 @@ bool Overlap(const sockaddr_storage& a, const sockaddr_storage& b) {
          (IN6_ARE_ADDR_EQUAL(&x.sin6_addr, &y.sin6_addr) || IN6_IS_ADDR_UNSPECIFIED(&x.sin6_addr) ||
           IN6_IS_ADDR_UNSPECIFIED(&y.sin6_addr));
 }
+
+}  // namespace
 
 Result<void> CheckCanListen(const std::vector<std::string>& addresses) {
   // The server starts after every capability is dropped (App::Start).

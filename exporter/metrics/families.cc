@@ -23,6 +23,18 @@ prometheus::MetricFamily Gauge(std::string name, std::string help) {
   return {std::move(name), std::move(help), prometheus::MetricType::Gauge, {}};
 }
 
+prometheus::MetricFamily Counter(std::string name, std::string help, double value) {
+  auto f = Counter(std::move(name), std::move(help));
+  AddCounter(f, {}, value);
+  return f;
+}
+
+prometheus::MetricFamily Gauge(std::string name, std::string help, double value) {
+  auto f = Gauge(std::move(name), std::move(help));
+  AddGauge(f, {}, value);
+  return f;
+}
+
 void AddCounter(prometheus::MetricFamily& f, const LabelPairs& labels, double value) {
   f.metric.push_back(Sample(labels));
   f.metric.back().counter.value = value;

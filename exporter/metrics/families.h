@@ -12,6 +12,9 @@ using LabelPairs = std::vector<std::pair<std::string, std::string>>;
 
 prometheus::MetricFamily Counter(std::string name, std::string help);
 prometheus::MetricFamily Gauge(std::string name, std::string help);
+// A family of one sample without labels.
+prometheus::MetricFamily Counter(std::string name, std::string help, double value);
+prometheus::MetricFamily Gauge(std::string name, std::string help, double value);
 void AddCounter(prometheus::MetricFamily& f, const LabelPairs& labels, double value);
 void AddGauge(prometheus::MetricFamily& f, const LabelPairs& labels, double value);
 
