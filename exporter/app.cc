@@ -8,7 +8,6 @@
 
 #include <charconv>
 #include <chrono>
-#include <fstream>
 #include <set>
 
 #include "exporter/http/query.h"
@@ -100,19 +99,9 @@ std::vector<prometheus::MetricFamily> ExporterMetrics::Collect() const {
 
 namespace {
 
-// Whether the effective set holds capability `cap` (from /proc/self/status).
-bool HasCapability(int cap) {
-  std::ifstream status("/proc/self/status");
-  for (std::string line; std::getline(status, line);) {
-    if (line.rfind("CapEff:", 0) == 0) return (std::stoull(line.substr(7), nullptr, 16) >> cap) & 1;
-  }
-  return false;
-}
-
 // Says how to fix the start-up failures users hit most.
 Error WithHint(Error e) {
-  constexpr int kCapSysAdmin = 21, kCapBpf = 39;
-  const bool privileged = HasCapability(kCapSysAdmin) || HasCapability(kCapBpf);
+  const bool privileged = CurrentCapabilities().effective & (CapBit(CAP_SYS_ADMIN) | CapBit(CAP_BPF));
   if ((e.err == EPERM || e.err == EACCES) && !privileged) {
     e.message += " (run as root, or grant CAP_BPF and CAP_PERFMON)";
   } else if (e.err == ENOENT && access("/sys/kernel/tracing/events", F_OK) != 0) {

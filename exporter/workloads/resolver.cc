@@ -182,8 +182,10 @@ void WorkloadResolver::WalkLocked() {
     for (const auto& [id, e] : cache_) {
       if (e.gone_since != decltype(e.gone_since){}) gone.emplace_back(e.gone_since, id);
     }
-    std::sort(gone.begin(), gone.end());
-    for (size_t i = 0; i < gone.size() && cache_.size() > options_.max_cached; ++i) cache_.erase(gone[i].second);
+    // The oldest gone first; only those that go need to be found.
+    const size_t n = std::min(gone.size(), cache_.size() - options_.max_cached);
+    std::nth_element(gone.begin(), gone.begin() + n, gone.end());
+    for (size_t i = 0; i < n; ++i) cache_.erase(gone[i].second);
   }
 }
 
