@@ -1,12 +1,9 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /*
- * Cgroup paths at the moment each cgroup v2 folder is made, by cgroup id, so
- * user space can name the workload of a container that is gone before it
- * looks (a Job, a CI step: made, one exec, removed within milliseconds).
- * Walking cgroupfs after the fact cannot find those.
- *
- * Hooks, each in its own SEC so user space picks one by trying:
- *   tp_btf/cgroup_mkdir, then tracepoint/cgroup/cgroup_mkdir
+ * Each cgroup v2 folder's path by cgroup id, recorded as it is made, so user space can name
+ * a container gone before it looks (a Job, a CI step: made, one exec, removed within
+ * milliseconds); cgroupfs no longer has those.
+ * Hooks, one SEC each, tried in order: tp_btf/cgroup_mkdir, tracepoint/cgroup/cgroup_mkdir.
  */
 #include "lib/vmlinux_min.h"
 #include <bpf/bpf_helpers.h>
@@ -47,7 +44,7 @@ static __always_inline int remember(__u64 id, const char *path)
 	len = bpf_probe_read_kernel_str(p->path, sizeof(p->path), path);
 	if (len < 0)
 		return 0;
-	/* The whole buffer used: the path may have been cut. User space walks for it. */
+	/* Buffer full: the path may be cut; user space walks cgroupfs for it instead. */
 	if (len >= (long)sizeof(p->path) || bpf_map_update_elem(&cgroup_paths, &id, p, BPF_ANY))
 		__sync_fetch_and_add(&paths_dropped, 1);
 	return 0;

@@ -3,16 +3,12 @@
 #ifndef EXECFLOW_CGROUPS_H
 #define EXECFLOW_CGROUPS_H
 
-/*
- * Longer paths are not recorded (user space walks cgroupfs for those). A
- * Kubernetes container's path is about 190 bytes.
- */
+/* Longer paths are not recorded (user space walks cgroupfs); a Kubernetes container's: ~190 B. */
 #define CGROUP_PATH_LEN 256
 
 /*
- * The most recent cgroups kept, overridden from the config before load. An
- * LRU map: the oldest are dropped, by which time user space has read them.
- * 8192 * (256 + 8 + ~50 B) is ~2.5 MiB of kernel memory.
+ * Most recent cgroups kept (the config overrides it before load). LRU: the oldest go, by then
+ * read by user space. 8192 * (256 + 8 + ~50 B) is ~2.5 MiB of kernel memory.
  */
 #define CGROUP_DEFAULT_MAX_PATHS 8192
 

@@ -1,16 +1,11 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /*
- * Exec collector: successful execs per (cgroup, UID), failed exec attempts
- * per (cgroup, UID, errno), and one ring buffer record per successful exec.
- * The cgroup v2 id names the workload (user space resolves it to namespace,
- * pod and container).
- *
- * Hooks, each in its own SEC so user space picks one by trying
- * (bpf_program__set_autoload):
+ * Exec collector: successful execs per (cgroup v2 id, UID), failed ones per (cgroup, UID, errno),
+ * and an event per successful exec (ring buffer, or perf buffer where there is none).
+ * Hooks, one SEC each, tried in order by user space (bpf_program__set_autoload):
  *   successes: tp_btf/sched_process_exec, then tracepoint/sched/sched_process_exec
  *   failures:  fexit/__x64_sys_execve + __x64_sys_execveat, then
  *              tracepoint/syscalls/sys_exit_execve + sys_exit_execveat
- * Events go through a ring buffer, or a perf buffer where there is none.
  */
 #include "lib/vmlinux_min.h"
 #include <bpf/bpf_helpers.h>
@@ -59,10 +54,8 @@ struct exec_who {
 };
 
 /*
- * tp_btf hands over the exec'ing task as a trusted pointer: plain loads
- * (CO-RE relocated), no helper calls, which cost tens of nanoseconds each
- * with the CPU's speculation mitigations. The same values the helpers give:
- * task->cred is current_cred(), task->cgroups->dfl_cgrp the cgroup v2 one.
+ * tp_btf's task pointer is trusted: plain CO-RE loads, no helper calls (tens of ns each with
+ * speculation mitigations). Same values: task->cred is current_cred(), dfl_cgrp the v2 cgroup.
  */
 static __always_inline void who_trusted(struct task_struct *t, struct exec_who *w)
 {
@@ -87,9 +80,8 @@ static __always_inline void who_current(struct exec_who *w)
 }
 
 /*
- * The top bit of the first zero byte of an 8-byte piece of a string (little
- * endian), or 0: in (w - 0x01..) & ~w & 0x80.. the lowest set bit is that one
- * (a borrow only sets bits above it). (bit >> 7) - 1 keeps the bytes before.
+ * Top bit of the first zero byte of 8 string bytes (little endian), or 0: the lowest set bit of
+ * (w - 0x01..) & ~w & 0x80.. (borrows set only higher bits). (bit >> 7) - 1 keeps the bytes before.
  */
 static __always_inline __u64 first_nul_bit(__u64 w)
 {
@@ -99,9 +91,8 @@ static __always_inline __u64 first_nul_bit(__u64 w)
 }
 
 /*
- * A task's comm with plain loads (tp_btf). Older kernels (5.10) set it with
- * strlcpy, which leaves an older, longer name's bytes after the NUL; those
- * must not reach user space (bpf_get_current_comm pads with zeros itself).
+ * A task's comm by plain loads (tp_btf), zeroed after the NUL: older kernels (5.10) set comm with
+ * strlcpy, which leaves a longer old name's tail there (bpf_get_current_comm zero-pads itself).
  */
 static __always_inline void copy_comm(char *dst, const char *comm)
 {
@@ -121,11 +112,9 @@ static __always_inline void copy_comm(char *dst, const char *comm)
 }
 
 /*
- * Fills a zeroed record (nothing of the kernel's stack or of an older
- * record may follow the strings). `task` non-null: its comm is read with
- * plain loads (tp_btf). The perf buffer path is for kernels without a ring
- * buffer (before 5.8), which have no bpf_ktime_get_boot_ns either: it stamps
- * CLOCK_MONOTONIC, and user space converts with the clock of the transport.
+ * Fills a zeroed record (no old stack or record bytes may follow the strings); a non-null `task`
+ * (tp_btf) gives comm by plain loads. Perf buffer kernels (before 5.8) lack bpf_ktime_get_boot_ns
+ * too, so that path stamps CLOCK_MONOTONIC; user space converts with the clock of the transport.
  */
 static __always_inline void fill_event(struct exec_event *e, const struct exec_who *w,
 				       const char *filename, struct task_struct *task)
@@ -144,10 +133,7 @@ static __always_inline void fill_event(struct exec_event *e, const struct exec_w
 	bpf_probe_read_kernel_str(e->filename, sizeof(e->filename), filename);
 }
 
-/*
- * filename points into kernel memory for tp_btf (bprm->filename) and into
- * the tracepoint record for the classic tracepoint; both are kernel memory.
- */
+/* filename is kernel memory either way: bprm->filename (tp_btf) or in the tracepoint record. */
 static __always_inline int handle_exec(void *ctx, const struct exec_who *w, const char *filename,
 				       struct task_struct *task)
 {
@@ -172,10 +158,7 @@ static __always_inline int handle_exec(void *ctx, const struct exec_who *w, cons
 		__sync_fetch_and_add(&loss.events_dropped, 1);
 		return 0;
 	}
-	/*
-	 * The whole record: 38 stores, within the noise of exec_btf's ns per run
-	 * (a helper call or a loop over the strings' tails would cost more).
-	 */
+	/* Whole record: 38 stores, in exec_btf's noise; less than a helper or a loop over the tails. */
 	__builtin_memset(e, 0, sizeof(*e));
 	fill_event(e, w, filename, task);
 	bpf_ringbuf_submit(e, BPF_RB_NO_WAKEUP); /* the reader polls: see EventConsumer */
@@ -218,9 +201,8 @@ static __always_inline int handle_exec_exit(long ret)
 }
 
 /*
- * Failed execs, fexit on the syscalls themselves: only execve pays, where
- * the syscalls tracepoints below switch every task of the node onto the
- * syscall tracing slow path. The symbols carry the architecture's prefix.
+ * Failed execs by fexit on the syscalls: only execve pays, whereas the syscalls tracepoints
+ * below put every task of the node on the slow syscall tracing path. Symbols carry an arch prefix.
  */
 #if defined(__TARGET_ARCH_x86)
 #define SYSCALL_FN(name) "__x64_sys_" #name

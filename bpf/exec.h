@@ -8,10 +8,9 @@
 #define EXEC_FILENAME_LEN 256
 
 /*
- * Default capacities, overridden from the config before load.
- * 10240 (cgroup, UID) keys * (16 B key + 8 B value + ~50 B hash overhead) is ~0.8 MiB
- * kernel memory; failures are keyed by (cgroup, uid, errno). User space removes
- * the keys of cgroups that are gone, so the maps hold the live workloads.
+ * Defaults, overridden from the config before load. Each map: 10240 keys * (16 B key + 8 B
+ * value + ~50 B hash overhead) is ~0.8 MiB of kernel memory. User space removes the keys of
+ * cgroups that are gone, so the maps hold live workloads only.
  */
 #define EXEC_DEFAULT_MAX_UIDS 10240
 #define EXEC_DEFAULT_MAX_FAILURE_KEYS 10240
@@ -43,10 +42,7 @@ struct exec_failure_key {
 	__u32 err; /* positive errno */
 };
 
-/*
- * Counters for what could not be recorded; each lives in .bss, is updated
- * with __sync_fetch_and_add and read by user space through the mmaped .bss.
- */
+/* What could not be recorded: .bss counters, atomic adds, read by user space via mmap. */
 struct exec_loss {
 	__u64 events_dropped;    /* ring buffer full: event lost, exec still counted */
 	__u64 uid_overflow;      /* exec_counts full: exec counted here instead */

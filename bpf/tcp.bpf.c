@@ -1,21 +1,14 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /*
- * TCP collector: bytes accepted by TCP send calls and copied by receive calls
- * per flow, a histogram of bytes per send call, and a notice to user space
- * when a flow closes.
- *
- * Hooks, each in its own SEC so user space picks one by trying:
- *   sends:    fexit/tcp_sendmsg, kprobe+kretprobe/tcp_sendmsg,
- *             tp_btf/sock_send_length, tracepoint/sock/sock_send_length
- *   sendfile: fexit/tcp_sendpage, kprobe+kretprobe/tcp_sendpage (kernels < 6.5;
- *             later ones send pages through tcp_sendmsg)
- *   receives: fexit/tcp_recvmsg (two prototypes: user space picks by BTF),
- *             kprobe+kretprobe/tcp_recvmsg,
- *             tp_btf/sock_recv_length, tracepoint/sock/sock_recv_length
- *   opens (direction) and closes: tp_btf/inet_sock_set_state,
- *             tracepoint/sock/inet_sock_set_state
- *   kprobe mode's thread exits: tp_btf/sched_process_exit,
- *             tracepoint/sched/sched_process_exit
+ * TCP collector: per flow, bytes accepted by send calls and copied by receive calls; a histogram
+ * of bytes per send call; a notice to user space when a flow closes.
+ * Hooks, one SEC each, tried in order by user space:
+ *   sends:    fexit, kprobe+kretprobe on tcp_sendmsg; tp_btf, tracepoint sock/sock_send_length
+ *   sendfile: fexit, kprobe+kretprobe on tcp_sendpage (before 6.5; later via tcp_sendmsg)
+ *   receives: fexit (two prototypes: user space picks by BTF), kprobe+kretprobe on tcp_recvmsg;
+ *             tp_btf, tracepoint sock/sock_recv_length
+ *   opens (direction), closes: tp_btf, tracepoint sock/inet_sock_set_state
+ *   thread exits (kprobe mode): tp_btf, tracepoint sched/sched_process_exit
  */
 #include "lib/vmlinux_min.h"
 #include <bpf/bpf_helpers.h>
@@ -61,11 +54,10 @@ struct {
 } tcp_closed_perf SEC(".maps");
 
 /*
- * kprobe mode: the socket of each thread's tcp_sendmsg/tcp_sendpage in
- * flight, and of its tcp_recvmsg (apart, so each direction's losses are its
- * own), keyed by the thread's task_struct address. Not by thread id: a
- * thread that execs from a non-leader thread takes the leader's id, and ids
- * mean nothing to an exporter in a PID namespace of its own (a pod).
+ * kprobe mode: the socket of each thread's tcp_sendmsg/tcp_sendpage in flight, and in a second
+ * map (each direction counts its own losses) of its tcp_recvmsg. Keyed by task_struct address,
+ * not thread id: a non-leader thread that execs takes the leader's id, and ids mean nothing to
+ * an exporter in a PID namespace of its own (a pod).
  */
 struct inflight_args {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -79,11 +71,9 @@ struct inflight_args tcp_recv_args SEC(".maps");
 struct tcp_loss loss = {};
 
 /*
- * How each socket was opened, by socket address, written when it becomes
- * established: every socket's when tcp.labels has direction or port, else
- * only the exporter's own accepted connections'. An LRU map: a closed
- * socket's entry needs no delete (a send may complete after the close) and
- * is overwritten if its address is reused.
+ * How each socket was opened, by address, written as it becomes established: for all sockets
+ * when tcp.labels has direction or port, else for the exporter's accepted connections. LRU: no
+ * delete at close (a send may complete after it); a reused address overwrites the entry.
  */
 const volatile bool targ_direction = false;
 
@@ -94,19 +84,13 @@ struct {
 	__type(value, __u32);
 } tcp_sock_direction SEC(".maps");
 
-/*
- * The exporter's own listening ports in its network namespace, written by
- * user space once it listens: connections accepted there are not flows, so
- * whoever connects to the exporter cannot add series.
- */
+/* The exporter's ports and netns, set once it listens: its clients' connections add no series. */
 __u32 own_netns = 0;
 __u16 own_ports[TCP_MAX_OWN_PORTS] = {};
 
 /*
- * A field of sk. tp_btf and fexit programs get a pointer the verifier trusts
- * and read it with a plain load (CO-RE relocated); classic tracepoints and
- * kprobes get a raw pointer and must call bpf_probe_read_kernel. Every caller
- * passes a constant, so the compiler keeps one of the two.
+ * A field of sk: a plain CO-RE load for tp_btf and fexit (the verifier trusts their pointer),
+ * a probe read for classic tracepoints and kprobes. Callers pass a constant: one branch stays.
  */
 #define SK_READ(trusted, sk, field) ((trusted) ? (sk)->field : BPF_CORE_READ(sk, field))
 #define TRUSTED true
@@ -116,10 +100,7 @@ __u16 own_ports[TCP_MAX_OWN_PORTS] = {};
 #define SENT false
 #define RECEIVED true
 
-/*
- * The socket's cgroup v2 id, set when the socket was created: the same for
- * its sends and its close, whatever task runs the close (softirq for an RST).
- */
+/* Cgroup v2 id from socket creation: sends and close agree, whoever runs the close (softirq on RST). */
 static __always_inline __u64 sock_cgroup_id(struct sock *sk, bool trusted)
 {
 	__u64 val;
@@ -127,10 +108,7 @@ static __always_inline __u64 sock_cgroup_id(struct sock *sk, bool trusted)
 	if (bpf_core_field_exists(sk->sk_cgrp_data.cgroup))
 		return trusted ? sk->sk_cgrp_data.cgroup->kn->id
 			       : BPF_CORE_READ(sk, sk_cgrp_data.cgroup, kn, id);
-	/*
-	 * Before 5.15: the cgroup pointer or, once net_cls or net_prio set an id
-	 * (low bits set), their data; the kernel then answers the root cgroup.
-	 */
+	/* Before 5.15: cgroup pointer, or net_cls/net_prio data (low bits set) the kernel reads as root. */
 	val = BPF_CORE_READ((struct sock___old *)sk, sk_cgrp_data.val);
 	if (!val || (val & 3))
 		return 1;
@@ -138,15 +116,11 @@ static __always_inline __u64 sock_cgroup_id(struct sock *sk, bool trusted)
 }
 
 /*
- * The flow key of a socket, the same for its sends and its close, so the
- * close notice always names the entry the sends made.
- *
- * The local port: skc_num while the socket is bound. On TCP_CLOSE,
- * inet_put_port() zeroes skc_num before the state tracepoint fires, and a
- * send that completes after its socket closed (an RST processed while the
- * sender slept or from the backlog) sees it zeroed too; inet_sport keeps the
- * port for the socket's life. It lies beyond struct sock, where every
- * verifier refuses plain loads, hence a probe read, made only then.
+ * A socket's flow key, the same for its sends and its close, so the close notice names the
+ * entry the sends made. Local port: skc_num, but on TCP_CLOSE inet_put_port() zeroes it before
+ * the state tracepoint fires, also for a send completing after the close (an RST processed
+ * while the sender slept or from the backlog). inet_sport keeps it for the socket's life, but
+ * lies past struct sock, where every verifier refuses plain loads: a probe read, only then.
  */
 static __always_inline bool flow_key(struct sock *sk, struct tcp_flow_key *k, bool trusted)
 {
@@ -191,9 +165,8 @@ static __always_inline bool own_port(const struct tcp_flow_key *k)
 }
 
 /*
- * A connection the exporter's listener accepted. The port alone is not
- * enough: while the exporter is down (its ports stay in .bss) a client may
- * get the same number as its ephemeral port, and its bytes must count.
+ * A connection the exporter's listener accepted. Not the port alone: while the exporter is down
+ * (its ports stay in .bss), a client may get that number as its ephemeral port, and must count.
  */
 static __always_inline bool own_connection(struct sock *sk, const struct tcp_flow_key *k)
 {
@@ -206,10 +179,7 @@ static __always_inline bool own_connection(struct sock *sk, const struct tcp_flo
 	return dir && *dir == TCP_DIR_IN;
 }
 
-/*
- * A SOCK_STREAM TCP socket: the sock tracepoints also fire for raw sockets of
- * protocol TCP. Bitfields before 5.6, hence the BITFIELD reads.
- */
+/* SOCK_STREAM TCP: sock tracepoints also fire for raw TCP sockets. Bitfields before 5.6. */
 static __always_inline bool is_tcp_stream(struct sock *sk, bool trusted)
 {
 	if (trusted)
@@ -222,10 +192,8 @@ static __always_inline bool is_tcp_stream(struct sock *sk, bool trusted)
 /* --- closes --- */
 
 /*
- * Marks a flow closed and tells user space, which then reads and deletes its
- * entry. Sent again by a send that completes on a closed socket, so an entry
- * that such a send creates again after the first notice is deleted too (user
- * space ignores a notice for an entry already gone).
+ * Marks a flow closed and tells user space to read and delete it. A send completing on a closed
+ * socket recreates the entry and calls this again (user space ignores notices for gone entries).
  */
 static __always_inline int notify_close(void *ctx, const struct tcp_flow_key *key)
 {
@@ -280,25 +248,18 @@ static __always_inline void count_flow(const struct tcp_flow_key *key, long ret,
 	if (!h)
 		return;
 	/*
-	 * 5.10 and 6.1 need the mask (6.12 and later do not): clang proves
-	 * slot < 64 and drops it, their verifiers lose that bound across log2's
-	 * shifts ("R2 unbounded memory access"), and barrier_var() keeps it.
+	 * 5.10 and 6.1 need the mask (6.12+ do not): their verifiers lose slot < 64 in log2's shifts
+	 * ("R2 unbounded memory access"). clang, proving it, would drop the mask; barrier_var() keeps it.
 	 */
 	slot = log2_slot(ret);
 	barrier_var(slot);
 	slot &= LOG2_SLOTS - 1;
-	/*
-	 * Atomic although per-CPU: fexit programs run preemptible, and the
-	 * sendmsg and sendpage programs may interleave on one CPU.
-	 */
+	/* Atomic though per-CPU: preemptible fexit programs (sendmsg, sendpage) may interleave. */
 	__sync_fetch_and_add(&h->slots[slot], 1);
 	__sync_fetch_and_add(&h->sum, ret);
 }
 
-/*
- * Counts a send's or a receive's bytes. A call that completes on a closed
- * socket (an RST processed while it slept) notifies the close again.
- */
+/* A call completing on a closed socket (an RST processed while it slept) notifies the close again. */
 static __always_inline int count_bytes(void *ctx, struct sock *sk, long ret, bool received,
 				       bool trusted)
 {
@@ -330,11 +291,9 @@ int BPF_PROG(tcp_sendpage_fexit, struct sock *sk, struct page *page, int offset,
 /* --- sends: kprobe + kretprobe --- */
 
 /*
- * A kretprobe follows a bounded number of calls at once (the kernel's
- * maxactive: the most of 10 and twice the CPUs for the perf kprobes libbpf
- * makes); the returns of the calls beyond are missed. Such a call leaves its
- * entry here, found when the thread next enters or when it exits (see
- * forget_exiting_thread), so every lost send is counted.
+ * A kretprobe follows a bounded number of calls at once (maxactive: max(10, 2 * CPUs) for
+ * libbpf's perf kprobes) and misses the returns beyond. Such a call's entry stays here until the
+ * thread enters again or exits (forget_exiting_thread), so every lost call is counted.
  */
 static __always_inline int remember_sock(struct sock *sk, bool received)
 {
@@ -392,11 +351,9 @@ int BPF_KRETPROBE(tcp_sendpage_kretprobe, int ret)
 }
 
 /*
- * kprobe mode: a thread that exits is inside no call, so an entry it still
- * has is a call whose return the kretprobe missed; it goes here, in the
- * kernel, counted as missed. sched_process_exit fires once per exiting
- * thread, in that thread. Both maps: one that no chosen mode uses holds a
- * single entry and stays empty, so deleting from it just fails.
+ * kprobe mode: an exiting thread is inside no call, so an entry it still has is a missed return:
+ * deleted and counted here (sched_process_exit fires once per thread, in it). Both maps: one no
+ * chosen mode uses holds a single entry and stays empty, so deleting from it just fails.
  */
 static __always_inline int forget_exiting_thread(void)
 {
@@ -423,11 +380,9 @@ int thread_exit_tp(void *ctx)
 
 /*
  * --- receives ---
- * tcp_recvmsg's return value is the bytes copied to the caller; MSG_PEEK
- * copies without consuming, so peeks are not counted (the read that follows
- * is). 5.19 dropped its nonblock argument, which moved flags from the 5th
- * argument to the 4th. fexit has a program per prototype, and user space
- * loads the one the running kernel's BTF shows.
+ * tcp_recvmsg returns the bytes copied to the caller. MSG_PEEK copies without consuming: not
+ * counted (the read that follows is). 5.19 dropped its nonblock argument, moving flags from the
+ * 5th argument to the 4th; fexit has a program per prototype, loaded as the kernel's BTF shows.
  */
 #define MSG_PEEK 2
 
@@ -455,10 +410,9 @@ int BPF_PROG(tcp_recvmsg_nonblock_fexit, struct sock *sk, struct msghdr *msg, si
 const volatile bool targ_recvmsg_nonblock_arg = false;
 
 /*
- * A kprobe reads registers, so one program serves both prototypes: flags is
- * in the 5th argument's register before 5.19, in the 4th's since. Without
- * barrier_var(), clang (14 and 19) turns the pick into one load from ctx at
- * an offset chosen at run time, which every kernel's verifier refuses.
+ * A kprobe reads registers, so one program serves both prototypes: flags is in the 5th argument's
+ * register before 5.19, the 4th's since. Without barrier_var(), clang (14 and 19) makes the pick
+ * one load from ctx at a run-time offset, which every kernel's verifier refuses.
  */
 SEC("kprobe/tcp_recvmsg")
 int BPF_KPROBE(tcp_recvmsg_kprobe, struct sock *sk)
@@ -522,10 +476,7 @@ int sock_send_tp(struct trace_event_raw_sock_msg_length *ctx)
 
 /* --- opens (direction) and closes --- */
 
-/*
- * A socket becomes established: from SYN_SENT it connected, from SYN_RECV a
- * listener accepted it (the new socket's own transition).
- */
+/* Established from SYN_SENT: it connected; from SYN_RECV: the new socket a listener accepted. */
 static __always_inline void remember_direction(struct sock *sk, int oldstate)
 {
 	__u64 addr = (__u64)sk;

@@ -6,21 +6,16 @@
 #include "lib/log2.h"
 
 /*
- * Default capacities, overridden from the config before load.
- * Flows: 65536 * (56 B key + 8 B value + ~64 B preallocated htab element) is ~8 MiB.
- * In-flight kprobe sends: one per thread inside tcp_sendmsg at a time, plus the
- * entries of threads whose kretprobe was missed until they send again or exit.
- * Close notices: 256 KiB / (40 B + 8 B header) holds ~5,400 closes between wake-ups.
+ * Defaults, overridden from the config before load.
+ * Flows: 65536 * (56 B key + 24 B value + ~64 B preallocated htab element) is ~9 MiB.
+ * In-flight kprobe calls: a thread inside one, or whose return was missed (until it calls or exits).
+ * Close notices: 256 KiB / (56 B + 8 B header) holds 4,096 closes between wake-ups.
  */
 #define TCP_DEFAULT_MAX_FLOWS 65536
 #define TCP_MAX_INFLIGHT_SENDS 16384
 #define TCP_DEFAULT_CLOSED_RINGBUF_BYTES (256 * 1024)
 
-/*
- * How the local socket was opened, seen by the kernel as it opened: it
- * connected (out), or a listener accepted it (in). Unknown: opened before the
- * programs were attached.
- */
+/* How the socket opened, seen as it did: connect (out), accept (in), before attach (unknown). */
 #define TCP_DIR_UNKNOWN 0
 #define TCP_DIR_OUT 1
 #define TCP_DIR_IN 2
@@ -31,11 +26,7 @@
 #define EXECFLOW_AF_INET 2
 #define EXECFLOW_AF_INET6 10
 
-/*
- * One TCP flow as the local socket sees it. IPv4 addresses use the first 4
- * bytes. The network namespace makes identical loopback 4-tuples in two pods
- * two flows; the cgroup names the socket's workload.
- */
+/* One TCP flow as the local socket sees it. IPv4 addresses use the first 4 bytes. */
 struct tcp_flow_key {
 	__u8 saddr[16];
 	__u8 daddr[16];
@@ -43,9 +34,9 @@ struct tcp_flow_key {
 	__u16 dport; /* host byte order */
 	__u16 family; /* AF_INET or AF_INET6 */
 	__u16 direction; /* TCP_DIR_*: only when user space asks for it (targ_direction), else 0 */
-	__u32 netns;     /* inode number of the socket's network namespace */
+	__u32 netns;     /* netns inode: keeps two pods' identical loopback 4-tuples apart */
 	__u32 pad2;
-	__u64 cgroup_id; /* cgroup v2 id of the socket's creator */
+	__u64 cgroup_id; /* cgroup v2 id of the socket's creator (its workload) */
 };
 
 /* What a flow sent and received, in bytes accepted by send calls and copied by receive calls. */
@@ -61,10 +52,8 @@ struct tcp_send_hist {
 	__u64 sum;
 };
 
-/* Sent to user space when a socket reaches TCP_CLOSE; user space then reads
- * the flow's final total and deletes its entry (lookup-and-delete). A notice
- * the ring cannot hold loses nothing: the flow is marked closed in the map,
- * and scrapes read and delete marked flows too. */
+/* Sent when a socket reaches TCP_CLOSE: user space reads the flow's final total and deletes it
+ * (lookup-and-delete). A lost notice loses nothing: scrapes also delete flows marked closed. */
 struct tcp_close_event {
 	struct tcp_flow_key key;
 };

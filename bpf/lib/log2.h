@@ -1,8 +1,7 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
 /*
- * Histogram slot of a value, shared by BPF programs and the C++ unit tests.
- * Slots round up: slot k counts values in (2^(k-1), 2^k], so slot k is the
- * Prometheus bucket le = 2^k (slot 0 holds 0 and 1). BPF has no clz
+ * Histogram slot of a value, shared by BPF and C++. Slots round up: slot k counts values in
+ * (2^(k-1), 2^k], the Prometheus bucket le = 2^k; slot 0 holds 0 and 1. BPF has no clz
  * instruction, hence the branch-free halving.
  */
 #ifndef EXECFLOW_LOG2_H

@@ -6,12 +6,10 @@
 #include <bpf/bpf_helpers.h>
 
 /*
- * The value at key, created from `init` first if absent (lookup_or_init), and
- * counter_add: adds delta to the __u64 counter at key, created at zero.
- * Two CPUs may race to create the entry: the loser's BPF_NOEXIST insert
- * returns -EEXIST and it adds to the winner's entry. Returns false only when
- * the entry cannot exist (map full, -E2BIG, or out of memory), so the caller
- * can account the delta somewhere else instead of losing it.
+ * lookup_or_init: the value at key, created from `init` if absent; counter_add: adds delta to
+ * the __u64 at key, created at zero. If two CPUs race to create it, the loser's BPF_NOEXIST
+ * insert gets -EEXIST and it uses the winner's entry. Both fail only when the entry cannot
+ * exist (map full: -E2BIG, or out of memory), so the caller counts the delta elsewhere.
  */
 static __always_inline void *lookup_or_init(void *map, const void *key, const void *init)
 {
@@ -39,11 +37,9 @@ static __always_inline bool counter_add(void *map, const void *key, __u64 delta)
 }
 
 /*
- * Event transport, chosen by user space before load (events.transport):
- * a BPF ring buffer (5.8+), or a perf buffer where the kernel has none. The
- * branch on this rodata constant is resolved by the verifier, so the unused
- * transport's helper calls are never verified (user space turns the unused
- * ring buffer map into a one-entry array on kernels without ring buffers).
+ * Event transport, set by user space before load (events.transport): ring buffer (5.8+), else
+ * perf buffer. The verifier resolves branches on this constant, so the other transport's helpers
+ * are never verified; without ring buffers, user space makes that map a one-entry array.
  */
 const volatile bool targ_perfbuf = false;
 

@@ -1,13 +1,9 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
 /*
- * The few kernel types execflow's BPF programs touch, declared by hand
- * instead of a vmlinux.h dumped from the build host's BTF.
- *
- * Every struct carries preserve_access_index, so each field access is a CO-RE
- * relocation that libbpf resolves against the running kernel's BTF at load
- * time: member order, offsets and sizes here do not have to match any kernel,
- * only member names and types do. This keeps builds reproducible and lets
- * them run on hosts (builders, containers) without /sys/kernel/btf/vmlinux.
+ * The few kernel types our BPF programs use, written by hand instead of a vmlinux.h dumped from
+ * the build host's BTF: builds are reproducible and need no /sys/kernel/btf/vmlinux. With
+ * preserve_access_index each field access is a CO-RE relocation libbpf resolves at load against
+ * the running kernel's BTF: only member names and types must match, not order, offsets or sizes.
  */
 #ifndef EXECFLOW_VMLINUX_MIN_H
 #define EXECFLOW_VMLINUX_MIN_H
