@@ -14,13 +14,11 @@ struct cgroups_bpf;
 
 namespace execflow {
 
-// Records the path of each cgroup v2 folder as it is made (bpf/cgroups.bpf.c)
-// and hands it to the resolver, which then names the workload of a container
-// that was gone before any walk of cgroupfs could see it.
+// Records each cgroup v2 folder's path as it is made (bpf/cgroups.bpf.c) for the resolver,
+// which can then name a container gone before any walk of cgroupfs saw it.
 class CgroupCollector final : public Collector {
  public:
-  // Null when workloads.hook is auto and no hook attaches (the log says why):
-  // workloads are then named by walking cgroupfs only.
+  // Null if workloads.hook is auto and no hook attaches (logged): cgroupfs walks name workloads.
   static Result<std::unique_ptr<CgroupCollector>> Start(const WorkloadsConfig& config,
                                                         std::shared_ptr<WorkloadResolver> workloads,
                                                         const std::string& pin_dir = "");

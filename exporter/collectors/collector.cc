@@ -85,9 +85,8 @@ void Collector::AppendProgramFamilies(std::vector<prometheus::MetricFamily>* out
   auto secs = Counter("execflow_bpf_program_run_seconds_total",
                       "Time the kernel spent running the program (bpf run-time stats).");
   auto runs = Counter("execflow_bpf_program_runs_total", "Times the kernel ran the program (bpf run-time stats).");
-  // The kernel skips a program that would re-enter on the same CPU (an fexit
-  // program preempted, a tracepoint hit from inside another program); the
-  // event it would have counted is lost, so it must show somewhere.
+  // The kernel skips a program that would re-enter on its CPU (an fexit program preempted, a
+  // tracepoint hit inside another program); the event is lost, so it must show somewhere.
   auto misses = Counter("execflow_bpf_program_misses_total",
                         "Runs the kernel skipped because the program was already running on "
                         "that CPU; their events are not counted.");

@@ -27,24 +27,17 @@ using FinalFn = std::function<void(const uint8_t* key, const uint8_t* value)>;
 // How an entry is taken out of a map: MapReader::Take, journaled or not.
 using TakeFn = std::function<Result<void>(const MapReader& map, const void* key, void* value)>;
 
-// Reads `map` whole into keys/values (packed, see MapReader::ReadAll). The
-// entries `done` picks (a closed flow, the counts of a cgroup that is gone)
-// are taken out of the kernel map with `take` (null: MapReader::Take) and
-// handed to `final` with their final value; the others are packed at the
-// front. Returns how many are left: the live entries.
+// Reads `map` whole into keys/values (packed, see MapReader::ReadAll). Entries `done` picks
+// (a closed flow, a gone cgroup's counts) are taken with `take` (null: MapReader::Take) and
+// handed to `final`; the live rest are packed at the front, and their count returned.
 Result<size_t> ReadLive(const MapReader& map, std::vector<uint8_t>& keys, std::vector<uint8_t>& values,
                         const std::function<bool(const uint8_t* key, const uint8_t* value)>& done,
                         const FinalFn& final, const TakeFn& take = nullptr);
 
-// What every collector is: one BPF object (a libbpf skeleton) loaded and
-// attached, its programs and their pinned state, the ring buffer it reads,
-// and the series tables it keeps in bpf.state_file. A collector class adds
-// its maps, what it does with each ring buffer record, and its metric
-// families.
-//
-// Order of a collector's life: Start (the class's own), KeepState, StartEvents,
-// then Collect on HTTP worker threads; the destructor stops the ring buffer
-// reader before anything it uses goes.
+// Every collector: one BPF object (a libbpf skeleton) loaded and attached, its pinned state, ring
+// buffer, and the tables it keeps in bpf.state_file; a subclass adds its maps, what it does with
+// each record, and its metric families. Life: Start (the subclass's), KeepState, StartEvents,
+// then Collect on HTTP threads; the destructor stops the ring reader before what it uses goes.
 class Collector {
  public:
   virtual ~Collector();
@@ -58,26 +51,21 @@ class Collector {
   // Why each preferred hook was not used ("tp_btf: load ...: ..."), for the log.
   const std::vector<std::string>& rejected_hooks() const { return rejected_; }
 
-  // Runs on HTTP worker threads: never throws, returns what it could read
-  // and counts what it could not in *errors.
+  // On HTTP worker threads: never throws; returns what it read, counts failures in *errors.
   virtual std::vector<prometheus::MetricFamily> Collect(int* errors) = 0;
   // Programs attached and its main map readable.
   Result<void> Ready() const;
-  // Before the first scrape: seeds its series tables with what an earlier
-  // process saved (null: nothing, its BPF state was not taken over) and
-  // replays that process's journal; then the tables go to `file` after
-  // every scrape that changed them.
+  // Before the first scrape: seeds the tables with what an earlier process saved (null: BPF state
+  // not taken over) and replays its journal; later scrapes that change them save to `file`.
   void KeepState(std::shared_ptr<StateFile> file, const SavedTables* seed);
-  // Starts reading its ring buffer. After KeepState: a pinned ring may hand
-  // again a record a killed process was handling, whose take must be
-  // finished from its journal first, or it would be counted twice.
+  // Starts reading the ring buffer. After KeepState: a pinned ring may hand again a record a
+  // killed process was handling, whose take the journal must finish first, or it counts twice.
   Result<void> StartEvents();
 
  protected:
   explicit Collector(std::string name) : name_(std::move(name)) {}
 
-  // Keeps what the loader attached; returns the skeleton, which the
-  // collector owns until its ring buffer reader has stopped.
+  // Keeps what the loader attached; returns the skeleton, owned until the ring reader stops.
   template <typename Skel>
   Skel* Keep(Attached<Skel> a) {
     rejected_ = a.plan.Rejected();
@@ -94,15 +82,13 @@ class Collector {
   virtual void OnRecord(const void* /*data*/, size_t /*size*/) {}
   // The map Ready() reads.
   void ReadyWhenReadable(const KernelMap* map) { main_map_ = map; }
-  // Stops the ring buffer reader and saves the tables (the first thing a
-  // collector's destructor does: what the reader uses goes before this class).
+  // Stops the ring buffer reader and saves the tables. A subclass's destructor calls it first:
+  // what the reader uses goes before this class does.
   void Stop();
 
-  // Takes one entry out of `map` (journaled), handing its final value to
-  // `final`; false if it was not there. Called under mu_.
+  // Takes one entry out of `map` (journaled) into `final`; false if it was not there. Under mu_.
   bool TakeLocked(const MapReader& map, const void* key, const FinalFn& final);
-  // How this collector takes an entry out of a kernel map: journaled (see
-  // StateKeeper). Called under mu_.
+  // How this collector takes map entries: journaled (see StateKeeper). Under mu_.
   TakeFn Taker() {
     return [this](const MapReader& map, const void* key, void* value) { return state_.Take(map, key, value); };
   }

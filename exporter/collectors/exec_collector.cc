@@ -25,8 +25,7 @@ static_assert(sizeof(exec_loss) == 24);
 
 namespace {
 
-// A series whose workload is gone is exported this many more scrapes with
-// its final totals, then removed.
+// How long a gone workload's series is still exported with its final totals.
 constexpr std::chrono::minutes kGoneWorkloadRetention{5};
 
 // What to add to a time of `clock` to get the wall clock's.
@@ -58,8 +57,7 @@ std::vector<std::string> LabelNames(const ExecLabels& l, bool with_errno) {
   return n;
 }
 
-// Reads one map into its table: live keys are scraped, keys whose cgroup is
-// gone are taken out of the kernel map with their final totals.
+// Reads one map into its table; keys of a gone cgroup are taken out with their final totals.
 template <typename K>
 Result<size_t> ScrapeMap(const MapReader& map, SeriesTable<K>* table, uint64_t overflow, const ExecSources& src) {
   std::vector<uint8_t> keys, values;

@@ -37,9 +37,8 @@ struct ExecLabels {
 };
 ExecLabels ParseExecLabels(const std::vector<std::string>& names);
 
-// Execs per (cgroup, uid) and failures per (cgroup, uid, errno) as exported
-// series: the configured labels of each key, the workload resolved from its
-// cgroup (see SeriesTable: no series decreases, totals stay exact).
+// Execs per (cgroup, uid) and failures per (cgroup, uid, errno) as series of the configured
+// labels, the workload named from the cgroup (see SeriesTable: none decreases, totals exact).
 class ExecTables {
  public:
   // Series of gone workloads are kept `retention` after their last count.
@@ -57,10 +56,8 @@ class ExecTables {
   WorkloadOf workload_;
 };
 
-// What the exec metrics are built from: kernel maps in production, fakes in
-// unit tests. `failures` is null when failure counting is off. Keys whose
-// cgroup is `gone` are taken out of the maps (their totals stay in the
-// tables), so the maps hold live workloads only.
+// The exec metrics' sources (fakes in unit tests); `failures`: null if failure counting is off.
+// Keys of a `gone` cgroup are taken (totals stay in the tables): the maps hold live workloads only.
 struct ExecSources {
   const MapReader* counts = nullptr;
   const MapReader* failures = nullptr;
@@ -70,8 +67,7 @@ struct ExecSources {
   std::function<bool(uint64_t cgroup_id, std::chrono::steady_clock::time_point read_at)> gone;
   TakeFn take;                                   // how keys are taken (null: MapReader::Take)
 };
-// What one scrape read: the tables' series (see SeriesSnapshot) and the
-// maps' and ring buffer's counters.
+// What one scrape read: the tables' series and the maps' and ring buffer's counters.
 struct ExecScrape {
   SeriesSnapshot execs;
   std::optional<SeriesSnapshot> failures;  // failure counting on
@@ -79,21 +75,18 @@ struct ExecScrape {
   uint64_t events_delivered = 0;
   uint64_t events_dropped = 0;
 };
-// Reads the maps into the tables (under the collector's lock), then the
-// families are built from what it returns (without it).
+// ScrapeExec runs under the collector's lock; ExecFamilies after it is released.
 ExecScrape ScrapeExec(const ExecSources& src, ExecTables* tables, int* errors);
 std::vector<prometheus::MetricFamily> ExecFamilies(const ExecScrape& scrape);
 // Both in one call.
 std::vector<prometheus::MetricFamily> CollectExec(const ExecSources& src, ExecTables* tables,
                                                   int* errors);
 
-// Decodes one ring buffer record; false if it is too short. `to_wall_ns`
-// turns its time into the wall clock's.
+// Decodes one ring buffer record (false: too short); `to_wall_ns` turns its time into wall time.
 bool DecodeExecEvent(const void* data, size_t size, int64_t to_wall_ns,
                      ExecRecord* out);
 
-// Successful execs per UID, failed execs per (UID, errno) and the exec event
-// stream.
+// Successful execs per UID, failed execs per (UID, errno) and the exec event stream.
 class ExecCollector final : public Collector {
  public:
   // `workloads` names the cgroups (null: no workload labels resolved).

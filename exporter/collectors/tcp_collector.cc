@@ -100,8 +100,7 @@ TcpCollector::TcpCollector(const TcpConfig& config, std::shared_ptr<WorkloadReso
 
 namespace {
 
-// Whether the running kernel's tcp_recvmsg still has its nonblock argument
-// (before 5.19: 6 arguments), from the kernel's own BTF.
+// Whether this kernel's tcp_recvmsg has the nonblock argument (6 arguments, before 5.19), by BTF.
 bool RecvmsgHasNonblockArg() {
   btf* vmlinux = btf__load_vmlinux_btf();
   if (!vmlinux) return false;
@@ -135,8 +134,7 @@ Result<std::unique_ptr<TcpCollector>> TcpCollector::Start(const TcpConfig& confi
     if (!err) {
       err = bpf_map__set_max_entries(s->maps.tcp_sock_direction, s->rodata->targ_direction ? config.max_flows : 8192);
     }
-    // Only the kprobe modes use the in-flight maps; elsewhere one entry (the
-    // minimum) saves each one's preallocated ~1 MiB.
+    // Only kprobe modes use the in-flight maps; elsewhere 1 entry (the minimum) saves ~1 MiB each.
     if (!err && !bpf_program__autoload(s->progs.tcp_sendmsg_kprobe)) {
       err = bpf_map__set_max_entries(s->maps.tcp_send_args, 1);
     }
@@ -182,7 +180,7 @@ void TcpCollector::OnRecord(const void* data, size_t size) {
   tcp_close_event e;
   std::memcpy(&e, data, sizeof(e));
   std::unique_lock lock(mu_);
-  // Without an atomic take, the scrapes take closed flows (see TakeClosedLocked).
+  // Without an atomic take, the scrapes take closed flows (see ReadFlowsLocked).
   if (!flows_->AtomicTake()) return;
   TakeFlowLocked(e.key);
   if (state_.JournalLong()) state_.Save(lock);
@@ -204,13 +202,10 @@ bool TcpCollector::TakeFlowLocked(const tcp_flow_key& key) {
 }
 
 Result<size_t> TcpCollector::ReadFlowsLocked() {
-  // A flow whose socket closed is marked in the kernel map, so a close notice
-  // the ring buffer could not hold (or a process that was not running to
-  // read it) leaves no entry behind. Where a take is a lookup then a delete
-  // (before 5.14), bytes added between the two would be lost: a closed
-  // socket's last sends (those completing after an RST) finish within
-  // microseconds of its close, so such flows are taken only once a whole
-  // scrape interval has passed since one first saw them closed.
+  // Closed flows are marked in the kernel map, so a lost close notice (full ring buffer, no
+  // exporter running) leaves no entry behind. Where a take is a lookup then a delete (before
+  // 5.14), bytes added in between would be lost; a closed socket's last sends (after an RST) end
+  // within microseconds, so such a flow is taken one scrape after a scrape first saw it closed.
   const bool atomic = flows_->AtomicTake();
   std::set<std::string> closed_now;
   auto done = [&](const uint8_t* key, const uint8_t* value) {
@@ -250,8 +245,7 @@ std::vector<prometheus::MetricFamily> TcpCollector::Collect(int* errors) {
     ++*errors;
     spdlog::debug("collect tcp: {}", ok.error().message);
   }
-  // Under the lock: the map read and the deltas (a close notice must not
-  // take a flow between the two). The families are built after it.
+  // Map read and deltas under one hold of the lock: no close notice may take a flow in between.
   SeriesSnapshot flows, received;
   {
     std::unique_lock lock(mu_);
@@ -261,8 +255,7 @@ std::vector<prometheus::MetricFamily> TcpCollector::Collect(int* errors) {
               LoadCounter(loss.inflight_full), LoadCounter(loss.kretprobe_missed),
               LoadCounter(loss.recv_inflight_full), LoadCounter(loss.recv_kretprobe_missed)};
     s.flows_closed = flows_closed_;
-    // Start() made the reader with tcp_flow_key keys and tcp_flow_bytes values;
-    // a flow that only received (or only sent) has no series in the other family.
+    // Values: tcp_flow_bytes. A flow that only sent (or received) has no series in the other table.
     if (auto n = ReadFlowsLocked()) {
       const size_t live = *n;
       s.live_flows = live;

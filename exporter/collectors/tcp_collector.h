@@ -36,10 +36,9 @@ struct TcpScrape {
 std::vector<prometheus::MetricFamily> TcpFamilies(const SeriesSnapshot& sent, const SeriesSnapshot& received,
                                                   const TcpScrape& scrape);
 
-// Bytes sent and received per TCP flow, a histogram of bytes per send call, and the flow
-// lifecycle: a close notice from the kernel makes the consumer thread take
-// the flow's final total out of the map (lookup-and-delete) under the same
-// mutex as scrapes, so every byte is either in the map or in the FlowTable.
+// Bytes sent and received per TCP flow and a histogram of bytes per send call. A close notice
+// makes the ring reader take the flow's final totals out of the map under the scrapes' mutex,
+// so every byte is either in the map or in a FlowTable.
 class TcpCollector final : public Collector {
  public:
   // `workloads` names the sockets' cgroups (null: no workload labels resolved).
@@ -53,8 +52,8 @@ class TcpCollector final : public Collector {
 
   std::vector<prometheus::MetricFamily> Collect(int* errors) override;
   const std::string& send_mode() const { return send_mode_; }
-  // The exporter's own listening ports (in this process's network namespace):
-  // connections accepted on them are not counted as flows. Replaces the last list.
+  // Connections accepted on the exporter's own ports (in this process's network namespace)
+  // are not counted as flows. Replaces the last list.
   void IgnoreOwnPorts(const std::vector<uint16_t>& ports);
   // Takes flows as kernels before 5.14 must (lookup, then delete), for tests.
   void UseLookupThenDelete();
@@ -71,8 +70,7 @@ class TcpCollector final : public Collector {
   void Closed(const uint8_t* key, const uint8_t* value);
   // Takes one flow out of the kernel map; false if it was not there. Under mu_.
   bool TakeFlowLocked(const tcp_flow_key& key);
-  // Reads the flow map into keys_ and values_, taking the flows that closed;
-  // returns how many are left. Under mu_.
+  // Reads the flow map into keys_/values_, taking closed flows; returns the count left. Under mu_.
   Result<size_t> ReadFlowsLocked();
   Result<void> ReadHistogram(tcp_send_hist* out) const;
 

@@ -18,8 +18,7 @@ prometheus::MetricFamily Gauge(std::string name, std::string help, double value)
 void AddCounter(prometheus::MetricFamily& f, const LabelPairs& labels, double value);
 void AddGauge(prometheus::MetricFamily& f, const LabelPairs& labels, double value);
 
-// Joins families of the same name (several collectors report the shared
-// execflow_bpf_* families) so each name is exposed once, in first-seen order.
+// Joins same-name families (collectors share execflow_bpf_*): each exposed once, first-seen order.
 std::vector<prometheus::MetricFamily> MergeFamilies(
     std::vector<prometheus::MetricFamily> families);
 

@@ -15,33 +15,29 @@
 
 namespace execflow {
 
-// Which flow labels are exported; flows that agree on them share a series.
-// The workload labels are off unless asked for (the config asks by default).
+// Which flow labels are exported; workload ones are off unless asked (the config asks by default).
 struct FlowLabels {
   bool saddr = true;
   bool sport = true;
   bool daddr = true;
   bool dport = true;
-  // The server's port of the connection (dport of a flow that connected,
-  // sport of one that was accepted) and "out" or "in": together they keep one
-  // series per service edge, not per client port. A flow opened before the
-  // programs were attached has direction "unknown" and an empty port.
+  // The server's port (dport if this side connected, sport if it accepted) and "out" or "in":
+  // one series per service edge, not per client port. A flow opened before the programs were
+  // attached has direction "unknown" and an empty port.
   bool port = false;
   bool direction = false;
   bool k8s_namespace = false;
   bool pod = false;
   bool container = false;
-  // saddr, sport, daddr, dport, port, direction, namespace, pod, container:
-  // those exported, in that order.
+  // Those exported of: saddr, sport, daddr, dport, port, direction, namespace, pod, container.
   std::vector<std::string> Names() const;
 };
 
 // "127.0.0.1", "::1"; IPv4-mapped IPv6 (::ffff:a.b.c.d) as IPv4.
 std::string FormatAddress(uint16_t family, const uint8_t (&addr)[16]);
 
-// Bytes per flow as exported counters: a SeriesTable over tcp_flow_key whose
-// series are the configured labels of each flow, the workload resolved from
-// the socket's cgroup. See SeriesTable for why no series ever decreases.
+// Bytes per flow: a SeriesTable over tcp_flow_key by the configured labels, the workload named
+// from the socket's cgroup (see SeriesTable for why no series decreases).
 class FlowTable : public SeriesTable<tcp_flow_key> {
  public:
   FlowTable(FlowLabels labels, size_t max_series, std::chrono::nanoseconds closed_retention,

@@ -22,34 +22,27 @@ namespace execflow {
 
 using SeriesLabelList = std::vector<prometheus::ClientMetric::Label>;
 
-// A series' labels as a key's labels render them. `final` is false while a
-// label may still change (a workload the kubelet's folders do not name
-// yet): the key's next deltas then go to the series its labels name then.
+// A key's series labels. `final` is false while one may still change (a workload the
+// kubelet's folders do not name yet): later deltas go to the series named then.
 struct SeriesLabels {
   SeriesLabelList labels;
   bool final = true;
 };
 
-// Every series' labels, rendered once. Lists never move, and one that no
-// series uses any more stays until the table moves the lists still in use to
-// a new arena, so a snapshot that holds the arena holds all its labels.
+// Every series' labels, rendered once. Lists never move and stay until the table copies
+// those in use to a new arena, so a snapshot holding an arena holds all its labels.
 struct SeriesLabelArena {
   SeriesLabelList other;               // the "other" series'
   std::deque<SeriesLabelList> lists;   // deque: appending moves nothing
 };
 
-// What a restarted exporter that takes the kernel maps over needs to go on
-// exactly where a SeriesTable was (see bpf.state_file):
-// - per series, its "retired" part: its value minus what its live kernel
-//   keys contribute (final totals of closed keys, parts of keys that moved
-//   to another series). Never negative: each key contributes its value
-//   minus its base, the value it had when it joined the series.
-// - per live key, its series and its base: a restarted table puts each key
-//   back in the same series, so a workload that went while no exporter ran
-//   (whose name no resolver can find any more) keeps its labels, and a key
-//   whose series would be another now does not move its past counts.
-// A fresh table seeded with it, then scraping the same live keys, exports
-// what the old one did.
+// What an exporter taking the pinned state over needs to go on exactly where a SeriesTable
+// was (see bpf.state_file); a fresh table seeded with it exports what the old one did:
+// - per series, its retired part: its value minus what its live keys add (each adds its
+//   value minus its base, so this is never negative);
+// - per live key, its series and base: the key goes back to the same series, so a workload
+//   gone while no exporter ran (no resolver can name it now) keeps its labels, and a key
+//   whose series would differ now does not move its past counts.
 struct SeriesState {
   SeriesLabelList labels;
   uint64_t retired = 0;
@@ -60,8 +53,7 @@ struct KeyState {
   std::string key;      // the key's bytes
   int64_t series = -1;  // index into SeriesTableState::series; -1: the "other" series
   uint64_t base = 0;
-  // A key whose labels may still change (a workload not named yet) goes on
-  // from the value its series last saw, so it can move at any scrape.
+  // Labels may still change: the key goes on from `seen`, so it can move at any scrape.
   bool provisional = false;
   uint64_t seen = 0;  // provisional keys only
   bool operator==(const KeyState&) const = default;
@@ -75,16 +67,12 @@ struct SeriesTableState {
   bool operator==(const SeriesTableState&) const = default;
 };
 
-// The series of a SeriesTable at one scrape. Taking one under the
-// collector's lock costs a pointer and a value per series and one shared
-// reference: the labels stay in the table's arena, so Build() can make
-// prometheus-cpp's samples after the lock is released, while the table moves
-// on or forgets a series.
+// A SeriesTable's series at one scrape: a pointer and a value each, and a shared reference to
+// the label arena, so Build() can run outside the collector's lock while the table goes on.
 class SeriesSnapshot {
  public:
   size_t size() const { return entries_.size(); }
-  // One counter sample per series, labels copied (the Exposer consumes
-  // what Collect() returns, so every scrape needs its own copies).
+  // One counter sample per series; labels copied, as the Exposer consumes what Collect() returns.
   std::vector<prometheus::ClientMetric> Build() const {
     std::vector<prometheus::ClientMetric> out;
     out.reserve(entries_.size());
@@ -106,21 +94,13 @@ class SeriesSnapshot {
   std::vector<Entry> entries_;
 };
 
-// Turns per-key counters read from a kernel map into exported counter series.
-//
-// Every series is an accumulator fed only with per-key deltas (value now
-// minus value last seen), so no series decreases, whatever aggregation
-// (keys whose labels agree share a series), summing into "other" or the
-// removal of keys does; and the sum over all series is exactly what the
-// kernel counted. Not thread-safe: the collector serializes Scrape(),
-// Closed() and Snapshot(); a snapshot's Build() needs no lock.
-//
-// What a scrape costs is what changed since the last one: a BPF hash map is
-// read bucket by bucket, so the keys come back in the order of the last read
-// but for those added or removed since. Each key is first compared with the
-// one that followed the previous key last time (a memcmp in a dense array);
-// only a key out of that order is looked up by hash, and only a key never
-// seen renders its labels.
+// Turns per-key counters read from a kernel map into counter series. Series only get per-key
+// deltas (value now minus value last seen), so none decreases whatever keys share a series, go
+// to "other" or leave, and all series sum to exactly what the kernel counted. Not thread-safe:
+// the collector serializes Scrape(), Closed() and Snapshot(); a snapshot's Build() needs no lock.
+// A scrape costs what changed: a BPF hash map is read bucket by bucket, so keys mostly come back
+// in the last read's order. A key is compared with the one that followed its predecessor last
+// time, looked up by hash only if out of that order, and renders its labels only if new.
 template <typename Key>
 class SeriesTable {
   static_assert(std::is_trivially_copyable_v<Key>, "keys are hashed as bytes");
@@ -130,14 +110,10 @@ class SeriesTable {
 
   using Clock = std::function<std::chrono::steady_clock::time_point()>;
 
-  // `other_labels`: the label names of the "other" series (each valued
-  // "other"), which sums keys over max_series and what the kernel could not
-  // key (map full). A series without live keys (its flows closed) is
-  // exported with its final total for `retention` after its last delta, so
-  // every scraper sees it however many there are, then forgotten (times are
-  // read once per scrape: a close counts from the first scrape that shows it). Such
-  // retained series have their own room of max_series: they never take the
-  // room of live ones, and past it the oldest are forgotten first.
+  // `other_labels`: the label names (all valued "other" in the "other" series). A series with
+  // no live key (its flows closed) keeps its final total for `retention` from the first scrape
+  // that shows its last delta, so every scraper sees it, then is forgotten. Such series have
+  // max_series of room of their own, so never take live ones'; past it the oldest go first.
   SeriesTable(LabelFn labels, const std::vector<std::string>& other_labels, size_t max_series,
               std::chrono::nanoseconds retention, Clock clock = std::chrono::steady_clock::now)
       : labels_(std::move(labels)),
@@ -148,16 +124,14 @@ class SeriesTable {
     for (const auto& name : other_labels) arena_->other.push_back({name, "other"});
   }
 
-  // One scrape, from the packed buffers MapReader::ReadAll fills: key i at
-  // keys + i * sizeof(Key), its u64 value at values + i * value_stride (a
-  // field of a larger value: point `values` at the field); `overflow`: the
-  // total the kernel could not key so far (map full).
+  // One scrape of MapReader::ReadAll's packed buffers: key i at keys + i * sizeof(Key), its
+  // u64 at values + i * value_stride (for a field of a larger value, point `values` at it);
+  // `overflow`: the total the kernel could not key so far (map full).
   void Scrape(const uint8_t* keys, const uint8_t* values, size_t value_stride, size_t n, uint64_t overflow) {
     ScrapeEntries(keys, sizeof(Key), values, value_stride, n, overflow);
   }
 
-  // A key's final value, taken out of the kernel map (a closed flow, a
-  // cgroup that is gone).
+  // A key's final value, taken out of the kernel map (a closed flow, a gone cgroup).
   void Closed(const Key& key, uint64_t final_value) {
     uint64_t seen_value = 0;
     uint32_t series = kNoSeries;
@@ -235,15 +209,11 @@ class SeriesTable {
     return out;
   }
 
-  // Seeds a fresh table (before its first Scrape()) with an earlier
-  // process' ExportState(): its series, and each live key back in its
-  // series, from its base. Keys whose labels were final stay in their
-  // series (their past counts are there, whatever their labels would be
-  // now); provisional ones go on from the value last seen and may move. False, and nothing
-  // changed, if the state is not one this table could have exported: other
-  // label names, a key of another size, a key twice, a series index out of
-  // range, more series than the table has room for or more keys than
-  // `max_keys`.
+  // Seeds a fresh table (before its first Scrape()) with an earlier process' ExportState(): each
+  // live key back in its series from its base. Keys with final labels stay there (their past
+  // counts are there); provisional ones go on from the value last seen and may move. False, with
+  // nothing changed, if this table could not have exported it: other label names, a key of another
+  // size or twice, a series index out of range, more series than its room or keys than `max_keys`.
   bool ImportState(const SeriesTableState& state, size_t max_keys = SIZE_MAX) {
     std::vector<std::string> names;
     for (const auto& l : arena_->other) names.push_back(l.name);
@@ -298,16 +268,14 @@ class SeriesTable {
         s.value = k.seen;
         series_[s.series].value += k.seen - k.base;
       } else {
-        // Its first delta, its value now minus its base, goes back to this
-        // series, which exported part of it before the restart; so it may not
-        // move at the first scrape (folded keys are tried again after it).
+        // Its first delta (value now minus base) goes to this series, which exported part of it
+        // before the restart, so it must not move then (keys in "other" are tried again later).
         s.value = k.base;
       }
     }
     return true;
   }
 
-  // Bumped whenever ExportState() may have changed.
   uint64_t changes() const { return changes_; }
 
  private:
@@ -361,8 +329,7 @@ class SeriesTable {
     for (size_t i = 0; i < n; ++i) {
       uint64_t value;
       std::memcpy(&value, values + i * value_stride, sizeof(value));
-      // Nothing counted yet (a flow that only ever received has sent 0):
-      // no series, and no slot until it counts.
+      // Nothing counted yet (a flow that only received has sent 0): no series or slot yet.
       if (value != 0) ScrapeKey(keys + i * key_stride, value, &cursor);
     }
     // Keys leave the kernel map through Closed(); forget what vanished otherwise.
@@ -382,8 +349,7 @@ class SeriesTable {
     if (arena_garbage_ > kCompactAfter && arena_garbage_ > count_) CompactArena();
   }
 
-  // One live key of a scrape: its delta to its series. `cursor`: where in
-  // order_ (the last read) the next key should be.
+  // One live key of a scrape: its delta to its series. `cursor`: as in ScrapeEntries.
   void ScrapeKey(const uint8_t* key, uint64_t value, size_t* cursor) {
     uint32_t id;
     if (*cursor < order_.size() && slots_[order_[*cursor]].used &&
@@ -406,7 +372,7 @@ class SeriesTable {
     s.scrape = scrapes_;
     s.position = static_cast<uint32_t>(next_order_.size());
     next_order_.push_back(id);
-    // A folded key is admitted again only once the series have changed.
+    // A key in "other" gets a series again only once the series have changed.
     if (s.series == kNoSeries || s.provisional || (s.series == kOther && s.folded_at != generation_)) {
       const uint32_t was = s.series;
       s.series = SeriesOf(s.key, &s.provisional);
@@ -422,8 +388,7 @@ class SeriesTable {
     Add(s.series, delta, true, false);
   }
 
-  // After a scrape: series without live keys are kept for their retention,
-  // then forgotten (every slot left is live, so none points at one).
+  // After a scrape: forgets series with no live key past their retention (no slot points at them).
   void AgeSeries() {
     const size_t retained_before = retained_;
     retained_ = 0;
@@ -442,11 +407,10 @@ class SeriesTable {
       }
     }
     if (retained_ > max_series_) ForgetOldestRetained(retained_ - max_series_);
-    // Series that stopped being live leave room: folded keys may try again.
+    // Series that stopped being live leave room: keys in "other" may try again.
     if (retained_ != retained_before) ++generation_;
   }
 
-  // A fresh entry of `v`: a freed one if any, else a new one at the end.
   template <typename T>
   static uint32_t Allocate(std::vector<T>& v, std::vector<uint32_t>& free) {
     uint32_t i;
@@ -495,7 +459,6 @@ class SeriesTable {
     return AddSeries(std::move(id), std::move(l.labels));
   }
 
-  // A new series of these labels (`id`: IdOf them).
   uint32_t AddSeries(std::string id, SeriesLabelList labels) {
     const uint32_t i = Allocate(series_, free_series_);
     series_[i].labels = &arena_->lists.emplace_back(std::move(labels));
@@ -505,8 +468,8 @@ class SeriesTable {
     return i;
   }
 
-  // Forgets the n retained series least recently active (a storm of closed
-  // flows: they disappear before their retention, nothing decreases).
+  // Forgets the n least recently active series without live keys, before their retention
+  // (a storm of closed flows); nothing decreases.
   void ForgetOldestRetained(size_t n) {
     std::vector<uint32_t> old;
     for (uint32_t i = 0; i < series_.size(); ++i) {
@@ -530,10 +493,8 @@ class SeriesTable {
     ++generation_;
   }
 
-  // Copies the labels in use to a new arena (copies: a snapshot being built
-  // may still read the old one, which its last holder frees). Runs once
-  // more series were forgotten than are in use, so a series' labels are
-  // copied at most once per series forgotten.
+  // Copies the labels in use to a new arena (a snapshot being built may still read the old one).
+  // Runs once more series were forgotten than are in use: at most one copy per series forgotten.
   void CompactArena() {
     auto fresh = std::make_shared<SeriesLabelArena>();
     fresh->other = arena_->other;

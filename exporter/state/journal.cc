@@ -34,8 +34,7 @@ int HexDigit(char c) {
 }  // namespace
 
 std::string EncodeTakeRecord(const TakeRecord& r) {
-  // By hand: a close costs two of these, and the fields need no escaping
-  // (map names are identifiers, keys hex).
+  // By hand: a close writes two, and no field needs escaping (map names are identifiers, keys hex).
   std::string line = "{\"seq\":" + std::to_string(r.seq) + ",\"map\":\"" + r.map + "\",\"key\":\"";
   for (unsigned char b : r.key) {
     line += kHex[b >> 4];
@@ -130,8 +129,7 @@ Result<void> TakeJournal::Take(const MapReader& map, const void* key, void* valu
   if (auto took = map.Take(key, value); !took) return took;
   r.values = U64s(value, map.ValueSize());
   r.taken = true;
-  // If this one fails the take stays journaled by its first record, whose
-  // values a restart uses.
+  // If this fails, the first record still journals the take; a restart uses its values.
   (void)Append(r);
   return {};
 }

@@ -14,9 +14,8 @@
 
 namespace execflow {
 
-// One line of a take journal. A take of a kernel map entry (a closed flow, a
-// gone cgroup's counts) writes a "taking" record with the entry's values
-// before the kernel removes it, then a "taken" record with its final values.
+// One line of a journal: a take writes a "taking" record with the entry's values before the
+// kernel removes it, then a "taken" record with its final values.
 struct TakeRecord {
   uint64_t seq = 0;              // per collector, increasing across its processes
   std::string map;               // the kernel map's name
@@ -30,10 +29,8 @@ struct TakeRecord {
 std::string EncodeTakeRecord(const TakeRecord& r);
 Result<TakeRecord> DecodeTakeRecord(std::string_view line);
 
-// What a journal file holds: its records, and each line that is not one
-// ("<path> line 3: not valid JSON"), skipped. A torn last line (a write
-// that failed when the disk filled, or a kill in the middle of one) is the
-// usual one; the records around it still count. An absent file holds nothing.
+// A journal file's records, and the lines that are not one ("<path> line 3: not valid JSON"),
+// skipped: usually a torn last line (full disk, kill mid-write). An absent file holds nothing.
 struct JournalContents {
   std::vector<TakeRecord> records;
   std::vector<std::string> skipped;
@@ -43,29 +40,21 @@ Result<JournalContents> LoadTakeJournal(const std::string& path);
 // The journal of a collector that keeps bpf.state_file: "<state file>.<collector>.journal".
 std::string TakeJournalPath(const std::string& state_file, const std::string& collector);
 
-// The state file's write-ahead log. A collector takes an entry out of a
-// kernel map the moment its final total is known (the map's room is for live
-// flows), but saves its tables only at the next scrape: what it took
-// meanwhile is in this journal, so a kill -9 between the two loses nothing.
-// Written with plain write(2): a killed process' writes are in the page
-// cache (a reboot loses /run, the journal and the pins alike). Cleared once
-// the state file holds everything taken (see StateFile::Save). Not
-// thread-safe: the collector calls it under its lock.
+// The state file's write-ahead log: a take happens once a final total is known (the map's room
+// is for live flows), a save only at the next scrape; the journal holds the takes in between, so
+// a kill -9 loses nothing. Plain write(2): a killed process' writes are in the page cache (a
+// reboot loses /run, journal and pins alike). Cleared once the state file holds every take (see
+// StateKeeper::Save). Not thread-safe: the collector calls it under its lock.
 class TakeJournal {
  public:
-  // Opens `path` for appending (created mode 0600), first cutting off a
-  // torn last line (LoadTakeJournal has read what it could of it);
-  // `last_seq`: the highest sequence number the state file or the journal
-  // already holds.
+  // Opens `path` to append (mode 0600), first cutting off a torn last line (LoadTakeJournal read
+  // what it could). `last_seq`: the highest sequence number the state file or journal holds.
   static Result<std::unique_ptr<TakeJournal>> Open(const std::string& path, uint64_t last_seq);
 
-  // map.Take(), recorded before and after. ENOENT: the entry is not there.
-  // If the record before it cannot be written (a full disk), the entry is
-  // not taken: it stays in the map, counted, until a later take can be
-  // journaled, rather than be lost by a kill.
+  // map.Take(), recorded before and after; ENOENT: not there. If the first record cannot be
+  // written (full disk), the entry stays in the map, counted, for a later take, not lost by a kill.
   Result<void> Take(const MapReader& map, const void* key, void* value);
-  // Records that take `seq`, which an earlier process began, was finished
-  // with these values (see FinishTakes).
+  // Records that an earlier process' take `seq` ended with these values (see FinishTakes).
   Result<void> Finished(uint64_t seq, const std::string& map, const std::string& key,
                         const std::vector<uint64_t>& values) {
     return Append({seq, map, key, values, true});
@@ -81,8 +70,7 @@ class TakeJournal {
  private:
   TakeJournal(std::string path, UniqueFd fd, uint64_t last_seq, off_t size)
       : path_(std::move(path)), fd_(std::move(fd)), last_seq_(last_seq), size_(size) {}
-  // Appends one line; a failed or short write is cut off again, so the
-  // next record starts on a line of its own.
+  // Appends one line; a short write is cut off, so the next record starts a line of its own.
   Result<void> Append(const TakeRecord& r);
 
   std::string path_;
@@ -100,23 +88,18 @@ struct FinishedTake {
   std::string key;
   std::vector<uint64_t> values;
 };
-// What the takes of a journal a process left behind come to, in order. A
-// take without its "taken" record (the process died around the kernel's
-// take) is finished here: if its entry is still in its map (one of `maps`,
-// by name), the entry is taken now and its values are final, and `journal`
-// (if not null) records that, so a kill before the next save finishes it
-// with those values again, not the older ones of its first record; if the
-// entry is gone, its first record's values are final. A key taken,
-// re-created and taken again is two takes.
+// The takes of a journal an earlier process left, in order. A take without its "taken" record
+// (the process died around the kernel's take) is finished here: an entry still in its map (one of
+// `maps`, by name) is taken now, and `journal` (if not null) records its final values, so a kill
+// before the next save uses them again, not the first record's older ones; a gone entry's first
+// record is final. A key taken, re-created and taken again is two takes.
 std::vector<FinishedTake> FinishTakes(const std::vector<TakeRecord>& records,
                                       const std::vector<const MapReader*>& maps, TakeJournal* journal = nullptr);
 
-// A collector's journal at start-up (bpf.state_file kept): the journal at
-// `path`, emptied unless the collector took its pinned BPF state over, and, if
-// it did, the takes the last process journaled (see FinishTakes): those
-// after the sequence number a seeded table holds are not in it yet.
-// `saved_seq`: the highest sequence number of the seeded tables. Problems
-// are logged; `journal` is null if it cannot be written.
+// A collector's journal at start-up (bpf.state_file kept), at `path`: emptied unless the
+// collector took its pinned BPF state over; if it did, with the takes the last process
+// journaled (see FinishTakes), of which those after `saved_seq` (the seeded tables' highest)
+// are not in the tables yet. Problems are logged; `journal` is null if it cannot be written.
 struct ResumedJournal {
   std::unique_ptr<TakeJournal> journal;
   std::vector<FinishedTake> takes;

@@ -15,15 +15,13 @@
 
 namespace execflow {
 
-// What a collector keeps in bpf.state_file: its series tables, and the
-// journal of what it takes out of its kernel maps between two saves (see
-// TakeJournal). Not thread-safe: the collector calls it under its lock
+// What a collector keeps in bpf.state_file: its series tables, and the journal of its takes
+// between two saves (see TakeJournal). Not thread-safe: the collector calls it under its lock
 // (Save() lets go of it while the file is written).
 class StateKeeper {
  public:
-  // Keeps `table` under `name` in the file; the takes of `map` (null: none)
-  // replay into it with the u64 field `field` of their values. Key: the
-  // map's key type, which the table's Closed() takes.
+  // Keeps `table` under `name` in the file; takes of `map` (null: none) replay into it with the
+  // u64 field `field` of their values. Key: the map's key type, as the table's Closed() takes.
   template <typename Key, typename Table>
   void Keep(std::string name, Table* table, const MapReader* map, size_t field) {
     kept_.push_back({std::move(name), map, field,
@@ -39,17 +37,14 @@ class StateKeeper {
                      sizeof(Key)});
   }
 
-  // Collector::KeepState: seeds the tables with what the last process saved
-  // (null: its BPF state was not taken over) and replays the takes it journaled
-  // after; the collector then saves.
+  // For Collector::KeepState: seeds the tables with what the last process saved (null: BPF
+  // state not taken over) and replays the takes it journaled after; the collector then saves.
   void Start(std::shared_ptr<StateFile> file, const SavedTables* seed, const std::string& collector);
-  // Hands the tables' states to the file if they changed; empties the
-  // journal once the file holds them. `lock` holds the collector's lock: it
-  // is let go of while the file is written (scrapes and closes go on) and
-  // held again on return.
+  // Hands the tables' states to the file if they changed; empties the journal once the file
+  // holds them. `lock`, the collector's, is let go of while the file is written (scrapes and
+  // closes go on) and held again on return.
   void Save(std::unique_lock<std::mutex>& lock);
-  // Whether the journal grew long since the last save (a storm of closes
-  // between scrapes): then the caller saves once it is done with the lock's work.
+  // Whether the journal grew long since the last save (a storm of closes): then the caller saves.
   bool JournalLong() const { return journal_ && journal_->records() >= kJournalRecordsBeforeSave; }
   // map.Take(), journaled when the file is kept.
   Result<void> Take(const MapReader& map, const void* key, void* value) {

@@ -79,8 +79,7 @@ std::string Untrusted(const struct stat& st, bool folder) {
   return "";
 }
 
-// A table's u64 field: unsigned integers only (JSON's negative, fractional
-// and too large numbers are not).
+// A table's u64 field: JSON's negative, fractional and too large numbers are refused.
 bool U64(const nlohmann::json& v, uint64_t* out) {
   if (!v.is_number_unsigned()) return false;
   *out = v.get<uint64_t>();
@@ -110,8 +109,7 @@ std::string EncodeState(const SavedState& state) {
     doc["tables"][name] = {{"label_names", t.other_labels}, {"other", t.other}, {"taken", t.taken},
                            {"series", std::move(series)}, {"keys", std::move(keys)}};
   }
-  // Label values are valid UTF-8 where they are made; a byte that is not is
-  // replaced here rather than throw from a scrape.
+  // Labels are made valid UTF-8; a bad byte left is replaced (dump() must not throw in a scrape).
   return doc.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
 }
 

@@ -16,9 +16,8 @@ namespace execflow {
 
 // Every series table's state, by table name ("tcp_sent", "exec_execs").
 using SavedTables = std::map<std::string, SeriesTableState>;
-// The workloads the resolver named, by cgroup id: {namespace, pod, container}.
-// A fresh resolver cannot name a cgroup that went while no exporter ran; the
-// keys counted in it since the last save still get its names.
+// The resolver's workload names by cgroup id: {namespace, pod, container}. A fresh resolver cannot
+// name a cgroup gone while no exporter ran; keys counted in it since the last save still get these.
 using SavedWorkloads = std::map<uint64_t, std::vector<std::string>>;
 struct SavedState {
   SavedTables tables;
@@ -26,59 +25,49 @@ struct SavedState {
   bool operator==(const SavedState&) const = default;
 };
 
-// The most a state file or journal may hold; larger ones are refused unread
-// (65,536 flows and 20,000 series take about 15 MiB).
+// Larger state files or journals are refused unread (65,536 flows, 20,000 series: ~15 MiB).
 constexpr size_t kMaxStateFileBytes = 64u << 20;
 // The longest label value a state file may hold (Kubernetes names are at most 253).
 constexpr size_t kMaxStateLabelBytes = 1024;
 
-// The file's contents as JSON text, and back. A file of another format
-// version, or not of this shape, or with a value no table could hold (a
-// negative, fractional or too large count, a label longer than
-// kMaxStateLabelBytes) is an error that says what was wrong.
+// The file's contents as JSON text, and back. Another format version or shape, or a value no
+// table could hold (a negative, fractional or too large count, a label over kMaxStateLabelBytes),
+// is an error saying what was wrong.
 std::string EncodeState(const SavedState& state);
 Result<SavedState> DecodeState(const std::string& text);
 
-// The whole text of `path`, read only if the file can be trusted: a regular
-// file (not followed if a symlink), owned by this process's user, writable
-// by no one else, at most kMaxStateFileBytes, in a folder that is owned by
-// this user (or root) and writable by no one else. Otherwise an error that
-// names the file and why. nullopt if it is absent.
+// `path`'s text if it can be trusted: a regular file (symlinks not followed) owned by this
+// process's user, writable by no one else, at most kMaxStateFileBytes, in a folder owned by
+// this user (or root) and writable by no one else; else an error naming the file and why.
+// nullopt if absent.
 Result<std::optional<std::string>> ReadStateText(const std::string& path);
 // Reads `path` (see ReadStateText): an absent file is an empty state, not an error.
 Result<SavedState> LoadStateFile(const std::string& path);
-// Replaces `path` atomically: a new file beside it (mode 0600, created
-// exclusively, so no other file is ever written through), renamed over it.
-// Not fsynced: what it goes with, the pinned BPF state, does not outlive
-// the machine either, and a killed process' writes are in the page cache.
+// Replaces `path` atomically: a new file beside it (mode 0600, created exclusively, so no
+// other file is written through) renamed over it. Not fsynced: the pinned BPF state it goes
+// with does not outlive the machine either, and a killed process' writes are in the page cache.
 Result<void> WriteStateFile(const std::string& path, const SavedState& state);
-// Whether `path` is a file this exporter wrote (a state file of any format
-// version, or a journal of take records) that ReadStateText would trust: the
-// only files it deletes or replaces. A typo in bpf.state_file must never
-// cost a file someone else owns.
+// Whether `path` is a file this exporter wrote (a state file of any format version, or a
+// journal) that ReadStateText trusts: the only files it deletes or replaces, so a typo in
+// bpf.state_file never costs a file someone else owns.
 bool IsOwnStateFile(const std::string& path);
-// Removes what a writer killed in the middle left: "<path>.tmp.<pid>"
-// files of this user. Returns how many.
+// Removes the "<path>.tmp.<pid>" files of this user that killed writers left; returns how many.
 size_t RemoveStaleTemporaries(const std::string& path);
-// Creates the file's folder (mode 0700) if it is missing; an existing one
-// must be trustworthy (see ReadStateText).
+// Creates `path`'s folder (mode 0700) if missing; an existing one must pass ReadStateText's checks.
 Result<void> MakeStateDir(const std::string& path);
 
-// The state file of a running exporter: each collector, after a scrape and
-// before it is served, hands in its tables' states; the file is rewritten
-// when one changed, so nothing exported exceeds what a restart seeds itself
-// with. Thread-safe: scrapes run on several HTTP threads.
+// A running exporter's state file: each collector hands in its tables' states after a scrape,
+// before it is served; the file is rewritten when one changed, so nothing exported exceeds what
+// a restart seeds itself with. Thread-safe: scrapes run on several HTTP threads.
 class StateFile {
  public:
-  // `kept`: tables to hold until their collector hands in its own state;
-  // `workloads`: what the resolver has named, asked at each write.
+  // `kept`: tables held until their collector hands in its own; `workloads`: asked at each write.
   explicit StateFile(std::string path, SavedTables kept = {},
                      std::function<SavedWorkloads()> workloads = nullptr)
       : path_(std::move(path)), tables_(std::move(kept)), workloads_(std::move(workloads)) {}
   const std::string& path() const { return path_; }
-  // `version` orders the states of one table: an older one handed in late
-  // (a scrape that lost the race to the file) is ignored. True if the file
-  // holds this state (or a later one).
+  // `version` orders one table's states: an older one handed in late (a scrape that lost the
+  // race to the file) is ignored. True if the file holds this state or a later one.
   bool Save(const std::string& table, uint64_t version, SeriesTableState state);
   // Writes what it holds (at shutdown); false if the write failed.
   bool Flush();
