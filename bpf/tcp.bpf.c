@@ -396,6 +396,16 @@ int BPF_PROG(tcp_recvmsg_fexit, struct sock *sk, struct msghdr *msg, size_t len,
 	return count_bytes(ctx, sk, ret, RECEIVED, TRUSTED);
 }
 
+/* 7.2 (sid): addr_len is gone, so ret is in the 5th slot. */
+SEC("fexit/tcp_recvmsg")
+int BPF_PROG(tcp_recvmsg_noaddr_fexit, struct sock *sk, struct msghdr *msg, size_t len, int flags,
+	     int ret)
+{
+	if (flags & MSG_PEEK)
+		return 0;
+	return count_bytes(ctx, sk, ret, RECEIVED, TRUSTED);
+}
+
 /* Before 5.19. Later verifiers refuse it: their tcp_recvmsg has no 7th slot. */
 SEC("fexit/tcp_recvmsg")
 int BPF_PROG(tcp_recvmsg_nonblock_fexit, struct sock *sk, struct msghdr *msg, size_t len,

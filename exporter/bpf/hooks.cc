@@ -78,10 +78,11 @@ std::vector<HookGroup> MakeTcpHooks(const std::string& recvmsg_fexit) {
 
 }  // namespace
 
-const std::vector<HookGroup>& TcpHooks(bool recvmsg_nonblock_arg) {
-  static const std::vector<HookGroup> now = MakeTcpHooks("tcp_recvmsg_fexit");
-  static const std::vector<HookGroup> before_5_19 = MakeTcpHooks("tcp_recvmsg_nonblock_fexit");
-  return recvmsg_nonblock_arg ? before_5_19 : now;
+const std::vector<HookGroup>& TcpHooks(int recvmsg_args) {
+  static const std::vector<HookGroup> six = MakeTcpHooks("tcp_recvmsg_nonblock_fexit");
+  static const std::vector<HookGroup> five = MakeTcpHooks("tcp_recvmsg_fexit");
+  static const std::vector<HookGroup> four = MakeTcpHooks("tcp_recvmsg_noaddr_fexit");
+  return recvmsg_args == 6 ? six : recvmsg_args == 4 ? four : five;
 }
 
 const HookGroup& FindHookGroup(const std::vector<HookGroup>& groups, std::string_view name) {

@@ -42,11 +42,12 @@ struct HookGroup {
 //   fexit       BPF trampolines (x86-64 5.5+, arm64 6.0+), not refused by lockdown or LSMs
 //   kprobe      CONFIG_KPROBES and tracefs (kretprobes go through tracefs kprobe events)
 // sock/sock_send_length exists from 6.3; tcp_sendpage until 6.4.
-// `recvmsg_nonblock_arg`: the running kernel's tcp_recvmsg still has its
-// nonblock argument (before 5.19, seen in its BTF), which takes another fexit
-// program. Before 5.19 both load, so trying cannot choose.
+// `recvmsg_args`: how many arguments the running kernel's tcp_recvmsg has (its
+// BTF): 6 before 5.19 (nonblock), 5 from 5.19, 4 in 7.2 (no addr_len). Each
+// prototype has its own fexit program; where a longer one loads, a shorter one
+// loads too (reading an argument as the return value), so trying cannot choose.
 const std::vector<HookGroup>& ExecHooks();
-const std::vector<HookGroup>& TcpHooks(bool recvmsg_nonblock_arg = false);
+const std::vector<HookGroup>& TcpHooks(int recvmsg_args = 5);
 const std::vector<HookGroup>& CgroupHooks();
 const HookGroup& FindHookGroup(const std::vector<HookGroup>& groups, std::string_view name);
 

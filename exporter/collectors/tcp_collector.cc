@@ -100,18 +100,18 @@ TcpCollector::TcpCollector(const TcpConfig& config, std::shared_ptr<WorkloadReso
 
 namespace {
 
-// Whether this kernel's tcp_recvmsg has the nonblock argument (6 arguments, before 5.19), by BTF.
-bool RecvmsgHasNonblockArg() {
+// How many arguments this kernel's tcp_recvmsg has, by BTF (see TcpHooks); 5 if unknown.
+int RecvmsgArgs() {
   btf* vmlinux = btf__load_vmlinux_btf();
-  if (!vmlinux) return false;
-  bool six = false;
+  if (!vmlinux) return 5;
+  int args = 5;
   const int id = btf__find_by_name_kind(vmlinux, "tcp_recvmsg", BTF_KIND_FUNC);
   if (id > 0) {
     const btf_type* proto = btf__type_by_id(vmlinux, btf__type_by_id(vmlinux, id)->type);
-    six = proto && btf_vlen(proto) == 6;
+    if (proto) args = btf_vlen(proto);
   }
   btf__free(vmlinux);
-  return six;
+  return args;
 }
 
 }  // namespace
@@ -122,10 +122,10 @@ Result<std::unique_ptr<TcpCollector>> TcpCollector::Start(const TcpConfig& confi
                                                           const std::string& pin_dir,
                                                           SeriesTable<tcp_flow_key>::Clock clock) {
   std::unique_ptr<TcpCollector> c(new TcpCollector(config, std::move(workloads), std::move(clock)));
-  const bool recvmsg_nonblock_arg = RecvmsgHasNonblockArg();
+  const int recvmsg_args = RecvmsgArgs();
   std::function<Result<void>(tcp_bpf*)> configure = [&](tcp_bpf* s) -> Result<void> {
     s->rodata->targ_perfbuf = transport == Transport::kPerfbuf;
-    s->rodata->targ_recvmsg_nonblock_arg = recvmsg_nonblock_arg;
+    s->rodata->targ_recvmsg_nonblock_arg = recvmsg_args == 6;
     const FlowLabels labels = ParseFlowLabels(config.labels);
     s->rodata->targ_direction = labels.port || labels.direction;
     int err = bpf_map__set_max_entries(s->maps.tcp_flows, config.max_flows);
@@ -145,7 +145,7 @@ Result<std::unique_ptr<TcpCollector>> TcpCollector::Start(const TcpConfig& confi
     return ConfigureTransport(transport, s->maps.tcp_closed, TCP_DEFAULT_CLOSED_RINGBUF_BYTES);
   };
   auto attached = SelectAndAttach<tcp_bpf>(
-      TcpHooks(recvmsg_nonblock_arg),
+      TcpHooks(recvmsg_args),
       {{"tcp.hook", config.hook}, {"tcp.receive_hook", config.receive_hook}, {"tcp.close_hook", config.close_hook}},
       configure, pin_dir);
   if (!attached) return std::unexpected(attached.error());

@@ -120,15 +120,30 @@ TEST(PlanHooks, TcpOn61TakesFexitForSendsAndSendpageAndTpBtfForCloses) {
 TEST(PlanHooks, TcpOn510TakesTheFexitProgramOfTheNonblockPrototype) {
   const std::vector<std::string> k510{"tcp_sendmsg_fexit", "tcp_sendpage_fexit", "tcp_recvmsg_fexit",
                                       "tcp_recvmsg_nonblock_fexit", "inet_state_btf"};
-  auto plan = PlanHooks(TcpHooks(true), {}, [&](const HookVariant& v) { return Kernel(k510, v); });
+  auto plan = PlanHooks(TcpHooks(6), {}, [&](const HookVariant& v) { return Kernel(k510, v); });
   ASSERT_TRUE(plan.has_value()) << plan.error().message;
   EXPECT_EQ(plan->Programs(),
             (std::vector<std::string>{"tcp_sendmsg_fexit", "tcp_sendpage_fexit", "tcp_recvmsg_nonblock_fexit",
                                       "inet_state_btf"}));
-  ASSERT_EQ(TcpHooks(true).size(), TcpHooks(false).size());
-  for (size_t i = 0; i < TcpHooks(true).size(); ++i) {
-    EXPECT_EQ(HookModes(TcpHooks(true)[i]), HookModes(TcpHooks(false)[i])) << TcpHooks(true)[i].name;
+  for (int args : {4, 6}) {
+    ASSERT_EQ(TcpHooks(args).size(), TcpHooks(5).size());
+    for (size_t i = 0; i < TcpHooks(args).size(); ++i) {
+      EXPECT_EQ(HookModes(TcpHooks(args)[i]), HookModes(TcpHooks(5)[i])) << TcpHooks(args)[i].name;
+    }
   }
+}
+
+// 7.2's tcp_recvmsg has no addr_len: the fexit program of that prototype.
+TEST(PlanHooks, TcpOn72TakesTheFexitProgramOfTheFourArgumentPrototype) {
+  const std::vector<std::string> k72{"tcp_sendmsg_fexit", "tcp_recvmsg_fexit", "tcp_recvmsg_noaddr_fexit",
+                                     "inet_state_btf"};
+  auto plan = PlanHooks(TcpHooks(4), {}, [&](const HookVariant& v) -> Result<void> {
+    if (v.programs[0] == "tcp_sendpage_fexit") return Fail("load tcp_sendpage_fexit", ESRCH);  // gone in 6.5
+    return Kernel(k72, v);
+  });
+  ASSERT_TRUE(plan.has_value()) << plan.error().message;
+  EXPECT_EQ(plan->Programs(),
+            (std::vector<std::string>{"tcp_sendmsg_fexit", "tcp_recvmsg_noaddr_fexit", "inet_state_btf"}));
 }
 
 TEST(PlanHooks, FollowerTakesTheLeadersForcedModeAndNothingWhereItHasNoSuchMode) {

@@ -1,5 +1,5 @@
-# The kernel matrix (tests/vm): execflow on Debian's stock kernels 5.10, 6.1 and 6.12
-# booted under qemu, and on the running kernel. Included by the top-level CMakeLists.txt.
+# The kernel matrix (tests/vm): execflow on Debian's stock kernels 5.10, 6.1, 6.12 and
+# sid's newest, booted under qemu, and on the running kernel. Included by the top-level CMakeLists.txt.
 # Exit 77 = skipped (not root, no qemu); a failure under CI=true.
 find_package(Python3 REQUIRED COMPONENTS Interpreter)
 

@@ -24,8 +24,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 CACHE = os.environ.get("EXECFLOW_VM_CACHE", "/var/cache/execflow-vm")
 
-# Kernel -> the Debian suite whose linux-image-amd64 it is.
-SUITES = {"5.10": "bullseye", "6.1": "bookworm", "6.12": "bookworm-backports"}
+# Kernel -> the Debian suite whose linux-image-amd64 it is; "sid": its newest kernel.
+SUITES = {"5.10": "bullseye", "6.1": "bookworm", "6.12": "bookworm-backports", "sid": "sid"}
 
 # What a guest needs to reach the host's root; their dependencies come from the modules.
 ROOT_MODULES = ["9p", "9pnet_virtio", "virtio_pci"]
@@ -49,11 +49,16 @@ def fetch_kernel(version):
 
 
 def kernel_files(kdir):
-    """(vmlinuz path, modules folder) of an unpacked kernel package."""
+    """(vmlinuz path, modules folder) of an unpacked kernel: boot/vmlinuz-R and
+    lib/modules/R before 7.x, usr/lib/modules/R/vmlinuz beside the modules from 7.x.
+    The modules folder's name is the release."""
     boot = os.path.join(kdir, "boot")
-    vmlinuz = [f for f in os.listdir(boot) if f.startswith("vmlinuz-")]
-    release = vmlinuz[0][len("vmlinuz-"):]
-    return os.path.join(boot, vmlinuz[0]), os.path.join(kdir, "lib", "modules", release)
+    if os.path.isdir(boot):
+        name = next(f for f in os.listdir(boot) if f.startswith("vmlinuz-"))
+        return os.path.join(boot, name), os.path.join(kdir, "lib", "modules", name[len("vmlinuz-"):])
+    mods = os.path.join(kdir, "usr", "lib", "modules")
+    release = next(r for r in os.listdir(mods) if os.path.exists(os.path.join(mods, r, "vmlinuz")))
+    return os.path.join(mods, release, "vmlinuz"), os.path.join(mods, release)
 
 
 def _module_bytes(path):
@@ -168,7 +173,7 @@ def run_guest(kdir, script, out_dir, timeout, accel, cpus=2, memory_mb=1536, ext
                 why = (f"qemu exited: {proc.stdout.read().decode(errors='replace').strip()[-300:]}"
                        if proc.returncode is not None and proc.returncode > 0 else
                        f"no console output within {KVM_PROBE_SECONDS}s")
-                log(f"vm: KVM cannot boot {os.path.basename(vmlinuz)} ({why}); "
+                log(f"vm: KVM cannot boot {vmlinuz} ({why}); "
                     "using TCG (software emulation) from now on")
                 accel.mode, accel.decided = "tcg", True
                 continue
