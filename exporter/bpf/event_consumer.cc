@@ -14,11 +14,9 @@
 namespace execflow {
 
 namespace {
-// The programs submit ring buffer records without a wakeup (a wakeup, or the
-// query that would batch them, costs every event): the reader polls, every
-// 100 ms, or every 10 ms while records keep coming, so a storm cannot fill
-// the buffer between two polls (1 MiB holds 3,360 exec events: 336,000 a
-// second at 10 ms). Perf buffers wake the reader at a quarter full as well.
+// Ring buffer records go without a wakeup (a wakeup, or the query to batch them, costs
+// every event): the reader polls every 100 ms, or 10 ms while records keep coming, so a
+// storm cannot fill the buffer (1 MiB holds 3,360 exec events: 336,000 a second at 10 ms).
 constexpr int kIdlePollMs = 100;
 constexpr int kBusyPollMs = 10;
 constexpr int kBusyRecords = 64;
@@ -64,8 +62,7 @@ Result<std::unique_ptr<EventConsumer>> EventConsumer::Start(const Options& o, On
     if (!c->rb_) return Fail("create ring buffer reader for " + c->name_, errno);
     data_fd = ring_buffer__epoll_fd(c->rb_.get());
   } else {
-    // The same memory as the ring buffer would take, split over the CPUs:
-    // a power of two of pages per CPU, at least one.
+    // The ring buffer's memory split over the CPUs: a power of two of pages each, at least 1.
     const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
     const int ncpu = std::max(1, libbpf_num_possible_cpus());
     const size_t pages = std::bit_floor(std::max<size_t>(1, o.buffer_bytes / page / ncpu));

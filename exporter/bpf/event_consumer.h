@@ -16,27 +16,20 @@
 
 namespace execflow {
 
-// How BPF programs hand records to user space (events.transport): a BPF ring
-// buffer (5.8+), or a perf buffer (one ring per CPU) where there is none.
+// events.transport: a BPF ring buffer (5.8+), else a perf buffer (one ring per CPU).
 enum class Transport { kRingbuf, kPerfbuf };
 std::string_view TransportName(Transport t);
 
-// "ringbuf" and "perfbuf" are taken as they are; "auto" is a ring buffer if
-// this kernel can create one (it tries, with a tiny map), else a perf buffer.
+// "auto": a ring buffer if this kernel creates a tiny one, else a perf buffer.
 Result<Transport> ChooseTransport(std::string_view configured);
 
-// Before load: for a perf buffer, the object's ring buffer map becomes a
-// one-entry array, which every kernel can create and the programs never use
-// (the verifier drops the ring buffer branch); for a ring buffer, it is
-// sized to `ringbuf_bytes`.
+// Before load: sizes the ring buffer map to `ringbuf_bytes`, or for a perf buffer makes it
+// a one-entry array any kernel creates, never used (the verifier drops that branch).
 Result<void> ConfigureTransport(Transport t, bpf_map* ringbuf, uint32_t ringbuf_bytes);
 
-// One thread that sleeps in epoll on a ring buffer or perf buffer and hands
-// each record to `on_record`, at the latest 100 ms after it was submitted:
-// it polls (see event_consumer.cc), and a perf buffer also wakes it when a
-// quarter of a CPU's ring is used.
-// Destruction wakes it through an eventfd, delivers what is already in the
-// buffer, and joins.
+// A thread that hands each record to `on_record` within 100 ms: it polls
+// (event_consumer.cc), and a perf buffer also wakes it at a quarter of a CPU's ring.
+// Destruction wakes it through an eventfd, delivers what is buffered, and joins.
 class EventConsumer {
  public:
   using OnRecord = std::function<void(const void* data, size_t size)>;
@@ -50,8 +43,8 @@ class EventConsumer {
   static Result<std::unique_ptr<EventConsumer>> Start(const Options& options, OnRecord on_record);
   ~EventConsumer();
 
-  // Records the kernel reported lost from the perf buffer (the programs count
-  // their own failed submissions; this is the kernel's view of the same).
+  // Records the kernel reports lost from the perf buffer (its view of the failed
+  // submissions the programs count themselves).
   uint64_t perf_lost() const { return perf_lost_.load(std::memory_order_relaxed); }
 
  private:

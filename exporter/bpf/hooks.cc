@@ -8,8 +8,7 @@ namespace execflow {
 const std::vector<HookGroup>& ExecHooks() {
   static const std::vector<HookGroup> g{
       {"exec", "exec.hook", "", {{"tp_btf", {"exec_btf"}}, {"tracepoint", {"exec_tp"}}}, true},
-      // fexit on the syscalls costs only execve; the syscalls tracepoints put
-      // every task of the node on the syscall tracing slow path.
+      // fexit costs only execve; syscall tracepoints put every task on the slow syscall path.
       {"exec failures",
        "exec.failures_hook",
        "",
@@ -40,9 +39,8 @@ std::vector<HookGroup> MakeTcpHooks(const std::string& recvmsg_fexit) {
         {"tp_btf", {"sock_send_btf"}},
         {"tracepoint", {"sock_send_tp"}}},
        true},
-      // Before 6.5 sendfile()/splice() reach TCP through tcp_sendpage, which
-      // the function hooks must cover too; sock_send_length (6.3+) fires in
-      // sock_sendmsg, which 6.5+ uses for pages as well.
+      // Before 6.5 sendfile()/splice() use tcp_sendpage, so function hooks cover it
+      // too; sock_send_length (6.3+) fires in sock_sendmsg, which 6.5+ uses for pages.
       {"tcp sendpage",
        "",
        "tcp send",
@@ -63,9 +61,8 @@ std::vector<HookGroup> MakeTcpHooks(const std::string& recvmsg_fexit) {
        "",
        {{"tp_btf", {"inet_state_btf"}}, {"tracepoint", {"inet_state_tp"}}},
        true},
-      // kprobe mode: the entry a thread leaves when the kretprobe missed its
-      // return is taken out when the thread exits, in the kernel (user space
-      // in a PID namespace of its own cannot tell which threads exited).
+      // kprobe mode: an entry left by a missed kretprobe is removed in the kernel at
+      // thread exit (user space in its own PID namespace cannot tell which exited).
       {"tcp thread exit",
        "",
        "",
@@ -120,8 +117,7 @@ Result<HookChoice> ChooseHook(const HookGroup& group, std::string_view forced,
     for (const auto& m : HookModes(group)) modes += (modes.empty() ? "" : ", ") + m;
     return Fail(group.name + " hook '" + std::string(forced) + "' is not one of: auto, " + modes);
   }
-  // An optional group may end with nothing on "auto"; a mode the config
-  // names must attach.
+  // On "auto" an optional group may end with nothing; a mode the config names must attach.
   if (!group.required && forced == "auto") return choice;
   std::string why;
   for (const auto& r : choice.rejected) why += (why.empty() ? "" : "; ") + r;
@@ -153,9 +149,8 @@ Result<HookPlan> PlanHooks(const std::vector<HookGroup>& groups,
       mode = it->second;
     }
     auto c = ChooseHook(g, mode, try_variant);
-    // A follower's function may be gone from this kernel (tcp_sendpage is
-    // since 6.5, whose tcp_sendmsg carries the pages itself): absent is fine,
-    // but one that exists and is refused must not silently lose its events.
+    // A follower's function may be absent (tcp_sendpage is gone in 6.5+, whose
+    // tcp_sendmsg carries pages); one that exists but is refused is an error.
     if (!c && !g.follows.empty() && (c.error().err == ENOENT || c.error().err == ESRCH)) {
       plan.choices.push_back({&g, nullptr, {mode + ": " + c.error().message}});
       continue;

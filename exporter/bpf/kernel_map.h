@@ -11,14 +11,10 @@
 
 namespace execflow {
 
-// A BPF map's fd, with the key and value sizes the kernel gave the map.
-//
-// The kernel copies as many bytes as the map's key or value size into
-// whatever buffer it is handed, and no sanitizer sees those writes: a 4-byte
-// variable handed to a map with 16-byte keys is silently overrun. So every
-// access here names the size of each buffer it passes, and is refused
-// (EINVAL, before any syscall) unless the sizes are the map's. This file is
-// the only user of libbpf's fd-level map calls (tests/lint checks it).
+// A BPF map's fd and sizes. The kernel writes a whole key or value into any buffer,
+// unseen by sanitizers (a 4-byte variable for 16-byte keys is silently overrun), so
+// each call takes its buffers' sizes and fails (EINVAL, before any syscall) unless they
+// are the map's. The only user of libbpf's fd-level map calls (tests/lint checks it).
 class KernelMap {
  public:
   // Does not own `fd`, which must outlive it. Reads the map's sizes from the kernel.
@@ -31,8 +27,7 @@ class KernelMap {
   uint32_t key_size() const { return key_size_; }
   uint32_t value_size() const { return value_size_; }
   uint32_t max_entries() const { return max_entries_; }
-  // The bytes one lookup writes: value_size, or one 8-byte-aligned value per
-  // possible CPU for per-CPU maps.
+  // Bytes one lookup writes: value_size, or per-CPU maps an 8-byte-aligned one per possible CPU.
   size_t lookup_size() const { return lookup_size_; }
 
   Result<void> Lookup(const void* key, size_t key_bytes, void* value, size_t value_bytes) const;
@@ -42,16 +37,13 @@ class KernelMap {
   Result<void> LookupAndDelete(const void* key, size_t key_bytes, void* value, size_t value_bytes) const;
   // The key after `key` (null: the first); false at the end of the map.
   Result<bool> NextKey(const void* key, void* next, size_t key_bytes) const;
-  // BPF_MAP_LOOKUP_BATCH into as many entries as both spans hold; `in`
-  // and `out` are the batch cursors (null `in`: from the start). *copied:
-  // the entries copied, also when it fails: the error ENOENT means the end
-  // of the map was reached, ENOSPC that the next bucket needs more room.
+  // BPF_MAP_LOOKUP_BATCH into as many entries as both spans hold; `in`/`out` are
+  // the cursors (null `in`: from the start). *copied is set on failure too:
+  // ENOENT means the end of the map, ENOSPC that the next bucket needs more room.
   Result<void> LookupBatch(std::span<const uint8_t> in, std::span<uint8_t> out, std::span<uint8_t> keys,
                            std::span<uint8_t> values, uint32_t* copied) const;
 
-  // Whether this kernel has lookup-and-delete for maps of this type, asked
-  // of a scratch map of the same type and sizes (so no entry of this one is
-  // touched).
+  // Whether this kernel has lookup-and-delete for this map type (tried on a scratch map).
   Result<bool> LookupAndDeleteWorks() const;
 
   template <typename K, typename V>
@@ -76,9 +68,8 @@ class KernelMap {
   size_t lookup_size_ = 0;
 };
 
-// Whether a failed lookup-and-delete said the kernel has none for this map
-// type (hash maps before 5.14 answer its internal ENOTSUPP, 524), as opposed
-// to an error of this one call.
+// Whether a failed lookup-and-delete means the kernel has none for this map type
+// (hash maps before 5.14 give its internal ENOTSUPP, 524), not a failed call.
 bool LookupAndDeleteUnsupported(int err);
 
 }  // namespace execflow

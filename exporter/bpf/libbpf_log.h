@@ -8,8 +8,8 @@ namespace execflow {
 // (libbpf is chatty at info), debug as trace.
 void RouteLibbpfLogToSpdlog();
 
-// While alive, libbpf's warnings are logged at debug: trying hooks that this
-// kernel lacks is expected, and the reasons are summarized once by the caller.
+// While alive, libbpf's warnings go to debug: trying hooks this kernel lacks is expected,
+// and the caller sums up the reasons once.
 class QuietLibbpf {
  public:
   QuietLibbpf();
@@ -18,14 +18,12 @@ class QuietLibbpf {
   QuietLibbpf& operator=(const QuietLibbpf&) = delete;
 };
 
-// Why the latest load on this thread failed, as libbpf saw it, and forgets
-// it: the verifier's last lines ("R2 unbounded memory access, ...") when the
-// kernel gave a log, else libbpf's first warning ("failed to find kernel BTF
-// type ID of 'sock_send_length'"); empty when libbpf said nothing.
+// Why this thread's latest load failed, then forgets it: the verifier's last lines
+// ("R2 unbounded memory access, ...") if the kernel gave a log, else libbpf's first
+// warning ("failed to find kernel BTF type ID of 'sock_send_length'"), else "".
 std::string TakeLoadFailureReason();
 
-// The verifier's own verdict lines of a load log: its last lines, without the
-// statistics it prints after the verdict, joined with " | ".
+// A load log's verdict: its last lines before the statistics, joined with " | ".
 std::string SummarizeVerifierLog(const std::string& log, int max_lines = 2);
 
 }  // namespace execflow

@@ -18,15 +18,13 @@
 
 namespace execflow {
 
-// A loaded skeleton and the programs it attached.
 template <typename Skel>
 struct Attached {
   SkelPtr<Skel> skel;
   std::vector<LinkPtr> links;
   std::vector<bpf_program*> programs;  // in attach order, same as links
   HookPlan plan;
-  // With pinning: when taken over, the links are the pinned ones and prog_fds
-  // the programs they run.
+  // Taken over from pins: links are the pinned ones, prog_fds their programs.
   PinStatus pin;
   std::vector<UniqueFd> prog_fds;
 
@@ -41,8 +39,8 @@ struct Attached {
   }
 };
 
-// Pins a fresh state: maps, then links, then the stamp. A link that cannot
-// be pinned leaves the collector unpinned (what was pinned is removed).
+// Pins a fresh state: maps, links, then the stamp. If a link cannot be pinned,
+// what was pinned is removed and the collector stays unpinned.
 template <typename Skel>
 void PinFresh(Attached<Skel>* a, const CollectorPins& pins) {
   auto ok = PinMaps(a->skel->obj, pins.dir);
@@ -56,12 +54,11 @@ void PinFresh(Attached<Skel>* a, const CollectorPins& pins) {
   if (auto removed = RemovePinned(pins.dir); !removed) a->pin.error += "; " + removed.error().message;
 }
 
-// Opens a fresh skeleton, marks only the named programs for loading, lets
-// `configure` set rodata and map sizes (it may ask bpf_program__autoload()
-// which programs will load), loads and attaches each. A refused load says
-// why (the verifier's last lines, or libbpf's first complaint). Everything is released on error.
-// With `pin_dir`, takes over the state pinned there if it was built from the same
-// object, programs and settings, else replaces it (see pinning.h).
+// Loads and attaches only the named programs of a fresh skeleton, after `configure` set
+// rodata and map sizes (bpf_program__autoload() tells which will load); releases all on
+// error. A refused load says why (the verifier's last lines, or libbpf's first complaint).
+// With `pin_dir`, takes over the state pinned there if built from the same object,
+// programs and settings, else replaces it (pinning.h).
 template <typename Skel>
 Result<Attached<Skel>> LoadAndAttach(const std::vector<std::string>& programs,
                                      const std::function<Result<void>(Skel*)>& configure,
@@ -125,12 +122,10 @@ Result<Attached<Skel>> LoadAndAttach(const std::vector<std::string>& programs,
   return a;
 }
 
-// Chooses a variant for every group of `groups` by loading and attaching each
-// candidate alone in a fresh object (then releasing it), then loads the
-// chosen programs together. `forced` maps config keys to modes. libbpf's
-// complaints about hooks this kernel lacks are logged at debug; the plan
-// says why each variant was not used. Probes never touch `pin_dir`: they
-// count into maps of their own while the pinned programs go on counting.
+// Picks a variant per group by trying each alone in a fresh object, then loads the
+// chosen ones together; the plan says why each other variant was not used. `forced`:
+// config key -> mode. Probes never touch `pin_dir`: they count into maps of their own
+// while the pinned programs go on counting.
 template <typename Skel>
 Result<Attached<Skel>> SelectAndAttach(const std::vector<HookGroup>& groups,
                                        const std::map<std::string, std::string>& forced,

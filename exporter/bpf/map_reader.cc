@@ -51,9 +51,8 @@ Result<size_t> BpfMapReader::ReadAll(std::vector<uint8_t>& keys,
 Result<size_t> BpfMapReader::ReadBatch(std::vector<uint8_t>& keys,
                                        std::vector<uint8_t>& values) const {
   const size_t key_size = map_.key_size(), value_size = map_.lookup_size();
-  // Buffers grow with what the map holds, not with its capacity: zero-filling
-  // room for 131,072 flows on every scrape of a near-empty map cost more
-  // than reading it.
+  // Buffers grow with the map's contents, not its capacity: zero-filling room for
+  // 131,072 flows per scrape of a near-empty map cost more than reading it.
   size_t room = std::min<size_t>(std::max<uint32_t>(map_.max_entries(), 1), 4096);
   keys.resize(room * key_size);
   values.resize(room * value_size);

@@ -14,8 +14,7 @@
 
 namespace execflow {
 
-// Reads a whole BPF map. Collectors take this interface so Collect() can be
-// unit-tested with a fake instead of a kernel map.
+// Reads a whole BPF map; an interface so Collect() can be unit-tested with a fake.
 class MapReader {
  public:
   virtual ~MapReader() = default;
@@ -23,8 +22,7 @@ class MapReader {
   virtual uint32_t Capacity() const = 0;
   virtual uint32_t KeySize() const = 0;
   virtual uint32_t ValueSize() const = 0;
-  // Replaces keys/values with every entry, packed: entry i's key is at
-  // i * KeySize(), its value at i * ValueSize(). Returns the entry count.
+  // Every entry, packed (entry i at i * KeySize() and i * ValueSize()); returns the count.
   virtual Result<size_t> ReadAll(std::vector<uint8_t>& keys,
                                  std::vector<uint8_t>& values) const = 0;
   // One entry's value. ENOENT when absent.
@@ -35,12 +33,10 @@ class MapReader {
   virtual bool AtomicTake() const { return true; }
 };
 
-// A kernel map read with BPF_MAP_LOOKUP_BATCH, falling back to
-// get_next_key + lookup on kernels or map types without batch support.
+// A kernel map read with BPF_MAP_LOOKUP_BATCH, or get_next_key + lookup where unsupported.
 class BpfMapReader final : public MapReader {
  public:
-  // Fails unless the map's key and value sizes are these (the C++ types the
-  // caller will read them into).
+  // Fails unless the map's key and value sizes are these (of the caller's C++ types).
   static Result<std::unique_ptr<BpfMapReader>> Open(KernelMap map, uint32_t key_size, uint32_t value_size);
 
   const std::string& Name() const override { return map_.name(); }
@@ -50,20 +46,17 @@ class BpfMapReader final : public MapReader {
   Result<size_t> ReadAll(std::vector<uint8_t>& keys,
                          std::vector<uint8_t>& values) const override;
   Result<void> Lookup(const void* key, void* value) const override;
-  // Lookup-and-delete (5.14+ for hash maps), else lookup then delete (see
-  // AtomicTake()).
+  // Lookup-and-delete (hash maps: 5.14+), else lookup then delete.
   Result<void> Take(const void* key, void* value) const override;
-  // Whether Take() is one kernel operation. Before 5.14 a hash map has no
-  // lookup-and-delete: a value added between the lookup and the delete is
-  // lost, so callers take only entries nothing adds to any more.
+  // Before 5.14 a hash map has no lookup-and-delete: a value added between the
+  // lookup and the delete is lost, so callers take only entries nothing adds to.
   bool AtomicTake() const override { return lookup_and_delete_supported_; }
 
   const KernelMap& map() const { return map_; }
-  // Whether the last ReadAll used the batch path (for tests and logs).
+  // For tests and logs: whether the last ReadAll batched; forcing the fallbacks where the
+  // kernel has batch lookup or lookup-and-delete.
   bool UsedBatch() const { return used_batch_; }
-  // Forces the get_next_key path, to test it on kernels with batch support.
   void DisableBatch() { batch_supported_ = false; }
-  // Forces lookup then delete, to test that path on kernels with lookup-and-delete.
   void DisableLookupAndDelete() { lookup_and_delete_supported_ = false; }
 
  private:
@@ -79,7 +72,6 @@ class BpfMapReader final : public MapReader {
   mutable bool used_batch_ = false;
 };
 
-// A reader of an object's loaded map whose entries are K and V.
 template <typename K, typename V>
 Result<std::unique_ptr<BpfMapReader>> OpenMapReader(const bpf_map* map) {
   auto m = KernelMap::Of(map);
@@ -87,8 +79,7 @@ Result<std::unique_ptr<BpfMapReader>> OpenMapReader(const bpf_map* map) {
   return BpfMapReader::Open(std::move(*m), sizeof(K), sizeof(V));
 }
 
-// Reads a counter that BPF programs update with atomic adds in the object's
-// mmaped .bss (drop and overflow counters).
+// A drop or overflow counter BPF programs add to atomically in the mmaped .bss.
 inline uint64_t LoadCounter(const __u64& v) { return __atomic_load_n(&v, __ATOMIC_RELAXED); }
 
 template <typename K, typename V>

@@ -144,9 +144,8 @@ Result<std::vector<std::string>> RemovePinned(const std::string& dir) {
   std::error_code ec;
   const fs::file_status top = fs::symlink_status(dir, ec);
   if (top.type() == fs::file_type::not_found) return std::vector<std::string>{};
-  // remove_all() does not say what it removed, so the pins are listed first.
-  // Neither follows a symlink: the iterator enters none, and `dir` itself is
-  // walked only when it is a folder.
+  // remove_all() does not say what it removed, so the pins are listed first;
+  // no symlink is followed (`dir` is walked only when it is a folder).
   std::vector<std::string> removed;
   if (!ec && !fs::is_directory(top)) removed.emplace_back();
   if (!ec && fs::is_directory(top)) {

@@ -21,10 +21,9 @@ struct ProgramInfo {
 
 ProgramInfo DescribeProgram(const bpf_program* prog);
 
-// An error naming what this kernel lacks for `prog`, found before loading it
-// (clearer than the CO-RE or attach failure it would give): a classic
-// tracepoint that tracefs does not list, kprobes on a kernel without them.
-// Everything else passes; loading and attaching are the real test.
+// Names what this kernel lacks for `prog` before loading (clearer than the CO-RE or attach
+// failure): a tracepoint tracefs does not list, kprobes on a kernel without them. Load
+// and attach decide the rest.
 Result<void> CheckHookExists(const bpf_program* prog);
 
 // Kernel run-time stats of a program (zero unless stats are enabled).
@@ -35,8 +34,7 @@ struct ProgramRunStats {
 };
 Result<ProgramRunStats> ReadRunStats(int prog_fd);
 
-// Turns on kernel.bpf_stats_enabled for as long as the returned fd lives
-// (BPF_ENABLE_STATS), so stopping the exporter turns it back off.
+// kernel.bpf_stats_enabled on while the fd lives (BPF_ENABLE_STATS): off when we stop.
 Result<UniqueFd> EnableRunTimeStats();
 
 }  // namespace execflow

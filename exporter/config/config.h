@@ -45,8 +45,8 @@ struct TcpConfig {
 
 // Where namespace, pod and container labels come from (exporter/workloads).
 struct WorkloadsConfig {
-  // Where cgroup paths are learned as each cgroup is made (auto, a mode of
-  // CgroupHooks(), or off: cgroupfs walks only, which miss short-lived ones).
+  // Hook that learns each cgroup's path as it is made: auto, a CgroupHooks() mode, or
+  // off (cgroupfs walks only, which miss short-lived ones).
   std::string hook = "auto";
   std::string cgroup_root;                    // "" finds the cgroup v2 mount
   std::string kubelet_log_dir = "/var/log";  // holds pods/ and containers/
@@ -54,20 +54,16 @@ struct WorkloadsConfig {
 
 struct BpfConfig {
   bool run_time_stats = false;
-  // Where maps and links are pinned so counting goes on across restarts
-  // (exporter/bpf/pinning.h); "" (off in the file) pins nothing.
+  // Pins maps and links so counting survives restarts (exporter/bpf/pinning.h); "": off.
   std::string pin_path = "/sys/fs/bpf/execflow";
-  // Where the totals user space took out of the maps (closed flows, gone
-  // workloads) are saved for a process that takes the pinned maps over
-  // (exporter/state); "" (off in the file) saves nothing.
+  // Saves totals taken out of the maps (closed flows, gone workloads) for the process
+  // that takes the pinned maps over (exporter/state); "": off.
   std::string state_file = "/run/execflow/state.json";
 };
 
-// bpf.pin_path's value: "off" -> "", else an absolute, normalized path
-// ("/sys/fs/bpf/execflow"); an error says what was expected.
+// bpf.pin_path: "off" -> "", else an absolute, normalized path; errors say what was expected.
 Result<std::string> ParsePinPath(std::string_view value);
-// bpf.state_file's value: "off" -> "", else an absolute, normalized path of a
-// file ("/run/execflow/state.json"); an error says what was expected.
+// bpf.state_file: the same, for a file ("/run/execflow/state.json").
 Result<std::string> ParseStateFile(std::string_view value);
 
 struct Config {
@@ -78,9 +74,8 @@ struct Config {
   BpfConfig bpf;
 };
 
-// The modes each hook setting ("exec.hook", ...) takes besides auto (and
-// off): those of the hook table, exporter/bpf/hooks.cc, which
-// tests/unit/config_test.cc checks they are.
+// The modes of each hook setting ("exec.hook", ...) besides auto and off: the
+// hook table's (exporter/bpf/hooks.cc), as tests/unit/config_test.cc checks.
 const std::map<std::string, std::vector<std::string>>& HookSettingModes();
 
 // Parses YAML text. Errors are one line naming the file, the line and the

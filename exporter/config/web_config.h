@@ -10,9 +10,8 @@
 
 namespace execflow {
 
-// --web.config.file, in the Prometheus exporter-toolkit format
-// (docs/web-configuration.md there): TLS, bcrypt basic auth and a request rate
-// limit. Relative file names are relative to the web config file's folder.
+// --web.config.file in exporter-toolkit's format (its docs/web-configuration.md):
+// TLS, bcrypt basic auth, a request rate limit. File names are relative to its folder.
 struct TlsServerConfig {
   std::string cert_file;  // PEM files ...
   std::string key_file;

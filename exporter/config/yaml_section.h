@@ -16,13 +16,10 @@
 
 namespace execflow {
 
-// Strict YAML for the exporter's files (its config and the web config): one
-// document, no unknown or repeated keys, every value checked, and errors of
-// one line naming the file, the line and the key that never echo more of
-// the input than Shown() does.
+// Strict YAML for the config and web config: one document, no unknown or repeated keys,
+// values checked; one-line errors name file, line, key, echoing no more than Shown().
 
-// Walks one YAML mapping, rejecting keys it does not know. Each handler
-// parses its value or returns an error message without the location prefix.
+// Walks one YAML mapping, refusing unknown keys; handlers return errors without location.
 class Section {
  public:
   using Handler = std::function<Result<void>(const YAML::Node&)>;
@@ -66,8 +63,7 @@ class Section {
     return path_.empty() ? key : path_ + "." + key;
   }
 
-  // An unknown key is shown only when it looks like one of ours: a file that
-  // is not an execflow config at all (/etc/shadow) must not leak into the log.
+  // Only name-like unknown keys are shown: another file (/etc/shadow) must not leak to logs.
   std::string ShownKey(const std::string& key) const {
     const bool name_like = !key.empty() && key.size() <= 64 &&
                            std::all_of(key.begin(), key.end(), [](char c) {
@@ -134,13 +130,11 @@ Section::Handler Nested(const Section& s);
 // The one YAML document of `yaml` (see LoadYaml in yaml_section.cc).
 Result<YAML::Node> LoadYaml(std::string_view yaml, const std::string& file_name);
 
-// Config files are small; anything bigger is a mistake (a log, a device) and
-// would cost seconds of parsing.
+// Anything bigger is a mistake (a log, a device) and would cost seconds of parsing.
 inline constexpr size_t kMaxConfigBytes = 256 * 1024;
 
-// Reads a config file: a regular file (symlinks followed) of at most
-// kMaxConfigBytes, opened non-blocking so a FIFO cannot hang start-up.
-// `what` names it in errors ("config", "web config").
+// A regular file (symlinks followed) of at most kMaxConfigBytes, opened non-blocking so
+// a FIFO cannot hang start-up; `what` ("config", "web config") names it in errors.
 Result<std::string> ReadConfigFile(const std::string& what, const std::string& path);
 
 // "5s", "250ms", "1m30s" (Go's time.ParseDuration units ns..h) -> seconds.

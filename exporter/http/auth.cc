@@ -38,8 +38,7 @@ Result<BasicCredentials> ParseBasicAuthorization(std::string_view h) {
   }
   std::string_view b64 = h.substr(kScheme.size());
   while (!b64.empty() && b64.front() == ' ') b64.remove_prefix(1);
-  // Canonical base64 only: EVP_DecodeBlock would skip whitespace and
-  // return padding as zero bytes.
+  // Canonical base64 only: EVP_DecodeBlock skips whitespace and returns padding as zeros.
   size_t pad = 0;
   while (pad < 2 && pad < b64.size() && b64[b64.size() - 1 - pad] == '=') ++pad;
   if (b64.empty() || b64.size() % 4 != 0 ||

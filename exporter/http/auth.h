@@ -20,9 +20,8 @@ struct BasicCredentials {
   std::string password;
 };
 
-// The value of an Authorization header, "Basic <base64(user:password)>"
-// (RFC 7617). Refuses other schemes, anything but canonical base64, a missing
-// ':', control bytes (NUL included) in user or password, and values over 1 KiB.
+// An Authorization value, "Basic <base64(user:password)>" (RFC 7617). Refuses other
+// schemes, non-canonical base64, no ':', control bytes (NUL too) in either, over 1 KiB.
 Result<BasicCredentials> ParseBasicAuthorization(std::string_view header);
 
 // A token bucket: `rate` tokens a second, at most `burst` saved up.
@@ -41,11 +40,8 @@ class TokenBucket {
   Clock::time_point last_;
 };
 
-// Token buckets of failed logins, one per client address: an address may
-// fail `burst` checks at once and `rate` a second after that. A full bucket
-// is the same as none, so it is forgotten. At most `max_addresses` are held:
-// when that many addresses are failing at once, a new address is refused
-// (Take() is false) until one of them has waited long enough to be full again.
+// Failed-login buckets, one per client address: `burst` failures, then `rate` a second.
+// A full bucket is forgotten; with `max_addresses` buckets, a new address is refused.
 class AddressBuckets {
  public:
   using Clock = std::chrono::steady_clock;
@@ -70,19 +66,14 @@ class AddressBuckets {
 enum class AuthResult { kAllowed, kMissing, kMalformed, kDenied, kThrottled };
 const char* AuthResultName(AuthResult r);  // "missing", "malformed", "denied", "throttled"
 
-// HTTP basic auth against bcrypt hashes (htpasswd -B), as exporter-toolkit
-// does it, with three defences:
-// - an unknown user costs one bcrypt against a dummy hash of the users' cost,
-//   so a failure takes as long whether the user exists or not;
-// - credentials that verified are remembered in a small LRU keyed by a
-//   SHA-256 of user, hash and password (not the password itself) and are
-//   allowed from there, never throttled; failures are not remembered, so a
-//   flood of wrong passwords cannot evict a scraper's entry;
-// - bcrypt runs one at a time, and each uncached check takes a token from the
-//   bucket of the client's address (given back when it succeeds): once an
-//   address has spent its tokens on wrong passwords, its further uncached
-//   checks are refused at once (429) instead of queueing for CPU. Other
-//   addresses are not affected: a bucket shared by everyone let one flood
+// HTTP basic auth against bcrypt hashes (htpasswd -B), as exporter-toolkit does it:
+// - an unknown user costs one bcrypt against a dummy hash of the same cost, so the
+//   time does not tell whether the user exists;
+// - verified credentials are cached (LRU keyed by SHA-256 of user, hash, password) and
+//   never throttled; failures are not, so wrong passwords cannot evict a scraper's entry;
+// - bcrypt runs one at a time; each uncached check takes a token from the client
+//   address's bucket (returned on success), and an address out of tokens gets 429 at
+//   once instead of queueing for CPU. Per address: one shared bucket let one flood
 //   throttle every new scraper.
 class BasicAuth {
  public:
@@ -96,8 +87,7 @@ class BasicAuth {
   explicit BasicAuth(std::map<std::string, std::string> users) : BasicAuth(std::move(users), Limits{}) {}
   BasicAuth(std::map<std::string, std::string> users, Limits limits);
   bool enabled() const { return !users_.empty(); }
-  // `authorization` is the header's value, or null; `client` the client's
-  // address; `now` the time its bucket is refilled to.
+  // `authorization`: header value or null; `now`: the time `client`'s bucket refills to.
   AuthResult Check(const char* authorization, std::string_view client = "",
                    Clock::time_point now = Clock::now());
   bool Allows(const char* authorization) { return Check(authorization) == AuthResult::kAllowed; }

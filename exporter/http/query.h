@@ -8,9 +8,8 @@
 
 namespace execflow {
 
-// The unsigned integer parameter `name` of a URL query ("a=1&limit=20"), in
-// any position, percent-decoded by civetweb's own parser. Absent: nullopt.
-// Given twice, empty, not a decimal number or above `max`: an error.
+// The unsigned integer parameter `name` of a URL query ("a=1&limit=20"), decoded
+// by civetweb. Absent: nullopt; repeated, empty, not decimal or over `max`: an error.
 Result<std::optional<uint64_t>> QueryUint(std::string_view query, const char* name, uint64_t max);
 
 }  // namespace execflow

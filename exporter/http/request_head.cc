@@ -40,8 +40,7 @@ std::string AnswerToUnparsedRequest(int status, std::string_view version) {
   const char* reason = "Bad Request";
   const char* body = "bad request\n";
   if (status == 505) {
-    // A version that is a number is well formed, if not served; anything
-    // else there is a malformed request line.
+    // A numeric version is well formed, if not served; anything else is a bad request line.
     if (version.size() == 3 && IsDigit(version[0]) && version[1] == '.' && IsDigit(version[2])) {
       code = 505;
       reason = "HTTP Version Not Supported";

@@ -80,9 +80,8 @@ namespace {
 constexpr const char* kAllow = "GET, HEAD, OPTIONS";
 constexpr const char* kText = "text/plain; charset=utf-8";
 
-// civetweb gives begin_request nothing of ours (the Exposer owns the
-// context's user data), so servers are found by their context, registered
-// from init_context: before civetweb starts a thread that could serve.
+// begin_request gets nothing of ours (the Exposer owns the user data): servers are
+// found by context, registered in init_context before any thread could serve.
 std::mutex g_servers_mu;
 std::map<const mg_context*, HttpServer*> g_servers;
 thread_local HttpServer* t_starting = nullptr;  // the server whose Exposer is being built
@@ -103,16 +102,13 @@ struct Reply {
   bool close = false;
 };
 
-// Set while CloseWithoutReadingBody() calls mg_send_http_error(), so that
-// HttpError() leaves that call to civetweb.
+// Set in CloseWithoutReadingBody(): HttpError() then leaves the call to civetweb.
 thread_local bool t_marking_close = false;
 
-// civetweb reads and drops an unread request body before it reuses or
-// closes the connection, for as long as the client keeps sending it: a body
-// trickled a byte at a time would hold a worker for hours. mg_send_http_error()
-// is the public call that marks a connection to be closed without that; with
-// our response already out, its own (bodiless, for a 304) is refused, so all
-// it does is mark the connection.
+// civetweb drains an unread request body before reusing or closing the connection,
+// as long as the client sends it: a body trickled a byte at a time would hold a
+// worker for hours. mg_send_http_error() marks the connection to close without
+// that; our response is already out, so its own (a bodiless 304) is refused.
 void CloseWithoutReadingBody(mg_connection* conn) {
   t_marking_close = true;
   mg_send_http_error(conn, 304, "%s", "");
@@ -136,16 +132,13 @@ void Send(mg_connection* conn, const Reply& r, bool head) {
 
 int BeginRequest(mg_connection* conn) {
   if (HttpServer* s = ServerOf(conn)) return s->HandleRequest(conn);
-  // Accepted before this server was registered (or while it stops): never
-  // serve anything unauthenticated.
+  // Accepted before registration (or while stopping): serve nothing unauthenticated.
   Send(conn, {503, kText, "starting\n", {{"Retry-After", "1"}}, true}, false);
   return 503;
 }
 
-// civetweb's answer to a request it could not parse starts "HTTP/" followed
-// by whatever the client sent as its version (CR and LF included) and quotes
-// it in the body. This one is fixed text; civetweb closes the connection after
-// it (it does so after any request it could not parse).
+// Replaces civetweb's answer to a request it could not parse, which echoes the
+// client's version (CR and LF included); civetweb then closes the connection.
 int HttpError(mg_connection* conn, int status, const char*) {
   if (t_marking_close) return 1;
   const mg_request_info* ri = mg_get_request_info(conn);
@@ -165,8 +158,7 @@ void EndRequest(const mg_connection* conn, int) {
 }
 
 void ConnectionClose(const mg_connection* conn) {
-  // civetweb calls this with a const pointer to a connection it still owns
-  // and can still write to.
+  // Const, but civetweb still owns the connection and lets us write to it.
   auto* c = const_cast<mg_connection*>(conn);
   if (HttpServer* s = ServerOf(c)) s->HandleClose(c);
 }
@@ -177,15 +169,12 @@ void InitContext(const mg_context* ctx) {
   if (t_starting) t_starting->Registered(ctx);
 }
 
-// civetweb's threads sleep in poll(): the master on the listeners, for up to
-// 2 s between checks of its stop flag; a worker on its client, until the read
-// timeout. This signal, sent to one thread, ends its wait (poll() fails with
-// EINTR whatever SA_RESTART says): the master's, so a stop takes milliseconds
-// (a connection to a listener would wake it too, but on a systemd socket the
-// last one would stay queued once civetweb stops accepting, and systemd would
-// start the service again for it); a worker's, to close the connection it
-// waits on (WaitingConnections). SA_RESTART, so that the other calls a
-// thread may be in when the signal comes (a write to a pipe) carry on.
+// civetweb's threads sleep in poll(): the master on the listeners (checking its stop
+// flag every 2 s), a worker on its client until the read timeout. This signal ends one
+// thread's wait (EINTR even with SA_RESTART): the master's, so a stop takes milliseconds
+// (a connection would wake it too, but on a systemd socket it would stay queued and
+// start the service again); a worker's, to close its connection (WaitingConnections).
+// SA_RESTART lets other interrupted calls (a pipe write) carry on.
 constexpr int kWakeSignal = SIGURG;  // ignored by default; nothing here uses out-of-band data
 
 void InstallWakeHandler() {
@@ -283,27 +272,17 @@ std::string Joined(const HostPort& hp) {
   return hp.host + ":" + std::to_string(hp.port);
 }
 
-// --web.systemd-socket. civetweb 1.15 binds its listeners itself, from
-// listening_ports, and cannot be handed a socket it did not open. Accepting
-// on systemd's socket here and relaying each connection to civetweb would be
-// a second network path whose worker limit, timeouts, TLS and client address
-// would all have to be kept equal to civetweb's. Instead each systemd socket
-// takes the place of a listener civetweb opened: listening_ports gets a
-// placeholder (127.0.0.1:0, with "s" under TLS) per socket, and from
-// init_context, which civetweb calls after binding its listeners and before it
-// starts any thread, the placeholder's descriptor is made to refer to
-// systemd's socket (dup3 onto the same number). civetweb keeps only that
-// number, so from its first poll() on it accepts from systemd's socket and
-// serves those connections exactly as any listener's, by the same workers
-// with the same limits, timeouts, TLS and begin_request checks. At shutdown it
-// closes its copy; systemd keeps the socket, and connections arriving meanwhile
-// wait in its queue and start the service again. The unit test
-// HttpServer.ServesSystemdSocketsLikeItsOwnListeners fails if a civetweb
-// version no longer works this way.
+// --web.systemd-socket. civetweb 1.15 binds its own listeners and takes no socket;
+// relaying connections to it would be a second network path whose worker limit,
+// timeouts, TLS and client address must match civetweb's. So each systemd socket
+// replaces a listener: listening_ports gets a placeholder per socket (127.0.0.1:0,
+// "s" under TLS), and init_context (after binding, before any thread) dup3()s the
+// socket onto the placeholder's descriptor, the only thing civetweb keeps, so it
+// serves the socket as any listener. At shutdown systemd keeps the socket; new
+// connections wait in it and start the service again.
+// HttpServer.ServesSystemdSocketsLikeItsOwnListeners fails if a civetweb version breaks this.
 
-// The descriptor of this process that listens on 127.0.0.1:port: a
-// placeholder civetweb bound to port 0 and the kernel gave this port, so no
-// other socket of the process listens there.
+// Our fd listening on 127.0.0.1:port: civetweb's placeholder (bound to port 0, so unique).
 Result<int> PlaceholderFd(int port) {
   std::error_code ec;
   std::filesystem::directory_iterator fds("/proc/self/fd", ec);
@@ -360,9 +339,8 @@ Result<std::string> CivetListeningPorts(std::string_view addr) {
 
 namespace {
 
-// Whether two addresses ask for one listener: the same family and port, and
-// the same host or the wildcard on either side. IPv4 and IPv6 never overlap:
-// civetweb makes its IPv6 listeners IPv6-only.
+// Whether two addresses ask for one listener: same family and port, same host or a
+// wildcard. IPv4 and IPv6 never overlap: civetweb's IPv6 listeners are IPv6-only.
 bool Overlap(const sockaddr_storage& a, const sockaddr_storage& b) {
   if (a.ss_family != b.ss_family) return false;
   if (a.ss_family == AF_INET) {
@@ -388,8 +366,7 @@ Result<void> CheckCanListen(const std::vector<std::string>& addresses) {
     if (std::fscanf(f, "%d", &unprivileged_from) != 1) unprivileged_from = 1024;
     std::fclose(f);
   }
-  // All held at once, listening, as civetweb will hold them: an address that
-  // overlaps an earlier one (":9741" and "127.0.0.1:9741") fails here too.
+  // All held at once, as civetweb will, so overlaps (":9741", "127.0.0.1:9741") fail too.
   std::vector<UniqueFd> held;
   std::vector<sockaddr_storage> seen;
   for (const std::string& addr : addresses) {
@@ -491,8 +468,7 @@ Result<std::unique_ptr<HttpServer>> HttpServer::Start(
       "enable_keep_alive", options.idle_timeout_seconds > 0 ? "yes" : "no",
       "keep_alive_timeout_ms", ms(options.idle_timeout_seconds),
       "max_request_size", "8192",
-      // Headers and body go out in separate writes; without this, keep-alive
-      // clients wait for a delayed ACK between them.
+      // Headers and body are separate writes: keep-alive clients would wait a delayed ACK.
       "tcp_nodelay", "1"};
   if (options.web_config.tls.enabled()) {
     if (auto ok = LoadTlsLibraries(options.tls_compat_dir); !ok) return std::unexpected(ok.error());
@@ -575,8 +551,7 @@ void HttpServer::MasterThread(bool running) {
 
 void HttpServer::WorkerExits() { waiting_->Closed(pthread_self()); }
 
-// Under master_mu_, the thread cannot exit (ExitThread waits for it) while
-// it is signalled.
+// Under master_mu_, so the thread cannot exit (ExitThread waits) while signalled.
 void HttpServer::Wake() {
   std::lock_guard lock(master_mu_);
   if (master_running_) pthread_kill(master_, kWakeSignal);
@@ -634,8 +609,7 @@ int HttpServer::HandleRequest(mg_connection* conn) {
     closed = gate_ == Gate::kClosed;
   }
   if (closed) return reply({503, kText, "stopping\n", {{"Retry-After", "1"}}, true});
-  // Before anything else: a request that may hide another one in its body
-  // is answered once and its connection closed, unread.
+  // First: a request that may hide another in its body is answered once, closed unread.
   std::vector<HeaderField> headers;
   headers.reserve(static_cast<size_t>(std::max(ri->num_headers, 0)));
   for (int i = 0; i < ri->num_headers; ++i) {
@@ -694,8 +668,7 @@ int HttpServer::HandleRequest(mg_connection* conn) {
 
 void HttpServer::HandleClose(mg_connection* conn) {
   waiting_->Closed(pthread_self());
-  // civetweb drops a request for "*" without an answer; answer it here,
-  // where it still holds the request and the socket.
+  // civetweb drops a request for "*" unanswered; answer here, while it holds the socket.
   const mg_request_info* ri = mg_get_request_info(conn);
   if (!ri || ri->local_uri || !ri->request_uri || std::strcmp(ri->request_uri, "*") != 0 ||
       !ri->request_method) {

@@ -40,22 +40,15 @@ struct HttpResponse {
 using HttpHandler = std::function<HttpResponse(std::string_view query)>;
 
 struct HttpOptions {
-  // --web.listen-address: ":PORT", "HOST:PORT", "[V6]:PORT" (port 0 picks one);
-  // the server binds each. Unused when systemd_sockets is not empty.
+  // --web.listen-address: ":PORT", "HOST:PORT", "[V6]:PORT" (port 0 picks one).
   std::vector<std::string> listen_addresses = {":9741"};
-  // --web.systemd-socket: listening sockets systemd passed (SystemdSockets()),
-  // served instead of listen_addresses, by the same workers with the same
-  // limits, timeouts, TLS and authentication.
+  // --web.systemd-socket (SystemdSockets()): replace listen_addresses, served the same way.
   std::vector<UniqueFd> systemd_sockets;
   std::string telemetry_path = "/metrics";
-  // civetweb serves each connection on a worker thread of its own, from the
-  // first header byte to the last response byte: this many clients are served
-  // at once, and more wait in the accept queue. One worker in eight is kept
-  // for new connections: when the others all wait for slow clients, the
-  // connection that has waited longest is closed (WaitingConnections).
+  // Workers; each connection holds one from first byte to last, the rest wait in the
+  // accept queue. One in eight is kept free for new connections (WaitingConnections).
   int max_connections = 256;
-  // A client has this long to send its request line and headers (and to take
-  // each write of the response); collecting the metrics is not counted.
+  // For a client to send its request head, and to take each write (not collection time).
   double read_timeout_seconds = 5;
   // A kept-alive connection may idle this long between requests; 0: no keep-alive.
   double idle_timeout_seconds = 2;
@@ -63,34 +56,27 @@ struct HttpOptions {
   std::string web_config_file;
   WebConfig web_config;
   std::string tls_compat_dir;  // empty: next to the executable (tests set it)
-  // The time the rate limit and the failed-login buckets are refilled to
-  // (tests stop it).
+  // Clock of the rate limit and failed-login buckets (tests stop it).
   std::function<std::chrono::steady_clock::time_point()> clock = std::chrono::steady_clock::now;
 };
 
-// ":9741" -> "9741", "127.0.0.1:0" -> "127.0.0.1:0", "[::1]:9741" -> "[::1]:9741"
-// (civetweb's listening_ports syntax); an error names the bad address. IPv6
-// addresses are refused when civetweb is built without IPv6, as Debian 12's
-// is (it would fail to start on them, and only say that it failed).
+// ":9741" -> "9741", "[::1]:9741" -> "[::1]:9741" (civetweb's listening_ports). IPv6 is
+// refused when civetweb lacks it, as Debian 12's does (it would only fail to start).
 Result<std::string> CivetListeningPorts(std::string_view listen_address);
 
 // Whether the civetweb linked serves IPv6 (mg_check_feature(8)).
 bool CivetwebHasIpv6();
 
-// Binds and listens on every address at once to say why one cannot be used
-// (in use, by another process or by an earlier address of the list; not an
-// address of this host; a privileged port, which execflow cannot bind once it
-// has dropped its capabilities) before anything is attached; civetweb alone
-// would only say that it failed.
+// Listens on every address at once, before anything is attached, to say why one
+// cannot be used (civetweb only says it failed): in use (by another process or an
+// earlier address), not on this host, or a privileged port (capabilities are dropped).
 Result<void> CheckCanListen(const std::vector<std::string>& listen_addresses);
 
 class HttpMetrics;
 
-// prometheus-cpp's Exposer serves GET on the telemetry path; everything else
-// is answered from civetweb's begin_request callback first: authentication
-// (nothing is served before it is in force: a request civetweb accepts
-// before this server is registered gets 503), the rate limit, methods
-// (HEAD wherever GET works, OPTIONS, 405 with Allow otherwise) and the routes.
+// prometheus-cpp's Exposer serves GET on the telemetry path; begin_request first
+// does authentication (503 until this server is registered: nothing unauthenticated),
+// the rate limit, methods (HEAD where GET works, OPTIONS, else 405 with Allow), routes.
 class HttpServer {
  public:
   static Result<std::unique_ptr<HttpServer>> Start(
@@ -98,16 +84,13 @@ class HttpServer {
       std::map<std::string, HttpHandler> routes);
   ~HttpServer();  // stops serving and waits for in-flight requests
 
-  // The port of the first listener (of the first address, or the first
-  // systemd socket).
+  // The port of the first listener (first address or first systemd socket).
   int port() const { return port_; }
   // Where it listens, in order: "0.0.0.0:9741", "[::1]:9741".
   const std::vector<std::string>& addresses() const { return addresses_; }
-  // The handler of a path, or null.
   const HttpHandler* Route(const std::string& path) const;
   bool tls() const { return tls_ != nullptr; }
-  // Workers waiting for a client now, and connections closed so far for
-  // waiting longest while too many did (tests wait on these).
+  // Workers waiting now; connections closed for waiting longest (tests wait on these).
   size_t waiting_connections() const { return waiting_->waiting(); }
   uint64_t waiting_connections_closed() const { return waiting_->closed(); }
 
@@ -133,16 +116,13 @@ class HttpServer {
   std::shared_ptr<HttpMetrics> http_metrics_;
   std::unique_ptr<prometheus::Exposer> exposer_;
   const mg_context* ctx_ = nullptr;
-  // Set while Start() builds the Exposer: the systemd sockets to put in
-  // place of civetweb's placeholders, and how that went.
+  // While Start() builds the Exposer: systemd sockets for the placeholders, and the result.
   const std::vector<UniqueFd>* adopt_ = nullptr;
   Result<void> adopted_;
   std::vector<std::string> addresses_;
   int port_ = 0;
-  // civetweb serves from the moment the Exposer starts it, before Start()
-  // has registered the metrics; a socket-activated service's first request
-  // is already queued then. Requests wait until Start() opens the server, or
-  // get a 503 if it stops before.
+  // civetweb serves before Start() registered the metrics (a socket-activated
+  // service's first request is queued already): requests wait for kOpen, 503 on kClosed.
   enum class Gate { kStarting, kOpen, kClosed };
   std::mutex gate_mu_;
   std::condition_variable gate_cv_;

@@ -49,13 +49,11 @@ struct TlsMaterial {
 
 namespace {
 
-// TLS 1.2 suites when the web config lists none: forward-secret (ECDHE) and
-// AEAD only, in Go's order of preference. OpenSSL's own default would also
-// offer static-RSA key exchange (AES128-SHA, AES128-GCM-SHA256: no forward
-// secrecy) and CBC suites. Go's default, which exporter-toolkit uses, has no
-// static RSA either (since Go 1.22) but keeps ECDHE with AES-CBC-SHA1; those
-// stay available by listing them in cipher_suites. TLS 1.3 suites are all
-// forward-secret AEAD and are OpenSSL's defaults.
+// TLS 1.2 suites when the web config lists none: ECDHE (forward secrecy) and AEAD only,
+// in Go's order. OpenSSL's default adds static RSA (AES128-SHA, AES128-GCM-SHA256: no
+// forward secrecy) and CBC; Go's (exporter-toolkit's) has no static RSA since Go 1.22 but
+// keeps ECDHE with AES-CBC-SHA1, which cipher_suites can list. TLS 1.3 suites (OpenSSL's
+// defaults) are all forward-secret AEAD.
 constexpr const char* kDefaultTls12Ciphers =
     "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
     "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
@@ -70,8 +68,7 @@ std::string OpensslError() {
   return buf;
 }
 
-// The compat libraries are code execflow runs as root: they must be as
-// protected as the binary.
+// The compat libraries run as root: they must be as protected as the binary.
 Result<void> CheckOwnedAndNotWritable(const std::string& path) {
   struct stat st;
   if (stat(path.c_str(), &st) != 0) return Fail("stat " + path, errno);
@@ -107,7 +104,6 @@ BioPtr MemBio(const std::string& text) {
   return BioPtr(BIO_new_mem_buf(text.data(), static_cast<int>(text.size())));
 }
 
-// Every certificate in a PEM text, in order.
 std::vector<X509*> ReadCertificates(const std::string& pem) {
   std::vector<X509*> out;
   BioPtr bio = MemBio(pem);
@@ -175,8 +171,7 @@ int ServerIndex() {
   return idx;
 }
 
-// At the start of the handshake, before the ClientHello is read: the
-// connection waits for its client from here (see WaitingConnections).
+// Handshake start, before the ClientHello: the connection now waits for its client.
 void OnInfo(const SSL* s, int where, int) {
   if ((where & SSL_CB_HANDSHAKE_START) == 0) return;
   if (const auto* t = static_cast<const TlsServer*>(SSL_CTX_get_ex_data(SSL_get_SSL_CTX(s), ServerIndex()))) {
@@ -184,8 +179,7 @@ void OnInfo(const SSL* s, int where, int) {
   }
 }
 
-// Runs before OpenSSL picks a version, cipher or certificate, so everything
-// from the current web config applies to this handshake.
+// Before OpenSSL picks a version, cipher or certificate: the current web config applies.
 int OnClientHello(SSL* s, int* alert, void* arg) {
   std::shared_ptr<const TlsMaterial> m = static_cast<TlsServer*>(arg)->ForHandshake();
   if (!m) {
@@ -249,8 +243,7 @@ Result<void> LoadTlsLibraries(const std::string& compat_dir) {
       }
     }
   }
-  // civetweb's own start-up: it dlopens libssl.so and libcrypto.so and
-  // resolves every function it needs, or reports TLS unavailable.
+  // civetweb dlopens libssl.so and libcrypto.so and resolves all it needs, or says no TLS.
   if ((mg_init_library(MG_FEATURES_TLS) & MG_FEATURES_TLS) == 0) {
     std::string where;
     for (const auto& d : dirs) where += (where.empty() ? "" : ", ") + d;

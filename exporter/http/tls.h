@@ -12,29 +12,24 @@
 
 namespace execflow {
 
-// Makes civetweb's TLS work and proves it. Debian 12's civetweb 1.15 dlopens
-// "libssl.so" and "libcrypto.so" and needs SSL_get_peer_certificate, which
-// OpenSSL 3 dropped. execflow ships two small libraries with exactly those
-// sonames (exporter/http/openssl3_compat.c): the first defines that one
-// symbol and both pull in the real OpenSSL 3. Loaded here, RTLD_GLOBAL,
-// before civetweb looks, they are what its dlopen() finds. Then civetweb's
-// own initialisation is run, so the check is of the libraries civetweb
-// resolved, not of OpenSSL on its own. `compat_dir` empty: next to the
-// executable (../lib/execflow, then lib/execflow).
+// Makes civetweb's TLS work and checks it. Debian 12's civetweb 1.15 dlopens "libssl.so"
+// and "libcrypto.so" and needs SSL_get_peer_certificate, gone in OpenSSL 3. execflow
+// ships two libraries of those sonames (openssl3_compat.c): the first defines that
+// symbol, both load the real OpenSSL 3. Loaded here first (RTLD_GLOBAL), civetweb's
+// dlopen() finds them; then civetweb's own TLS start-up runs, checking what it resolved.
+// `compat_dir` empty: ../lib/execflow, then lib/execflow, next to the executable.
 Result<void> LoadTlsLibraries(const std::string& compat_dir = "");
 
 // PEM text into what OpenSSL uses; errors name `what` ("cert_file /x.crt").
 struct TlsMaterial;
 Result<std::shared_ptr<const TlsMaterial>> LoadTlsMaterial(const TlsServerConfig& tls);
 
-// Builds the server's TLS settings from the web config at every handshake:
-// certificate and key, client CA and client_auth_type, versions, cipher
-// suites and curves, re-read when the web config or a file it names
-// changes (exporter-toolkit reads them per connection too).
+// The server's TLS settings from the web config (certificate, key, client CA and
+// auth type, versions, cipher suites, curves), checked at each handshake and
+// rebuilt when it or a file it names changes, as exporter-toolkit does.
 class TlsServer {
  public:
-  // `on_handshake` is called on the worker of each connection whose handshake
-  // starts, before a byte of it is read.
+  // `on_handshake` runs on a connection's worker as its handshake starts, before any read.
   TlsServer(std::shared_ptr<WebConfigWatcher> watcher, std::function<void()> on_handshake = {})
       : watcher_(std::move(watcher)), on_handshake_(std::move(on_handshake)) {}
   // civetweb's init_ssl: configures its SSL_CTX; true on success.

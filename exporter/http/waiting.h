@@ -11,48 +11,34 @@
 
 namespace execflow {
 
-// The workers that wait for a client, and which connection to close when too
-// many do.
-//
-// civetweb gives a connection one worker thread from accept to close, and the
-// worker waits for the client for as long as the read timeout allows: for the
-// TLS handshake, for the request's head, and, kept alive, for the next request.
-// A client that sends its head a byte a second holds a worker all that time,
-// so --web.max-connections slow clients take every worker, and a probe waits
-// in the accept queue behind them until their timeouts: with 300 such clients
-// and 256 workers, /healthz took longer than the kubelet's 2 s one time in
-// three. civetweb cannot tell a probe from a slow client before a worker has
-// read its request, so neither a worker kept for probes nor probes answered
-// ahead of the queue can be built on it; and a bound per client address
-// stops one slow address, not many, and the kubelet may share its address
-// with the slow clients (a node, a NAT). This bounds the waiting instead:
-// when more than `max_waiting` workers wait (the server keeps one worker in
-// eight out of that), the connection that has waited longest is closed, so a
-// worker is always free for a new connection, whoever sends it. A probe, or a
-// scrape, sends its whole head at once and is served as soon as a worker picks
-// it up; the slow clients, from any number of addresses, share the rest.
+// The workers that wait for a client, and which connection to close when too many do.
+// A civetweb worker holds one connection from accept to close, waiting up to the read
+// timeout for the TLS handshake, the request head and each kept-alive request. Clients
+// sending a byte a second can hold every worker and starve probes (300 of them against
+// 256 workers made /healthz miss the kubelet's 2 s one time in three). civetweb cannot
+// tell a probe from a slow client before reading its request, and a limit per address
+// misses many addresses (or hits the kubelet's, shared by a node or NAT). So when more
+// than `max_waiting` workers wait (the server keeps one in eight out of that), the
+// connection waiting longest is closed and a worker is always free; probes and scrapes
+// send their head at once and are served at once.
 class WaitingConnections {
  public:
   using Clock = std::chrono::steady_clock;
   // A worker thread; civetweb's connection ends when its wait is interrupted.
   using Worker = pthread_t;
   static_assert(std::is_integral_v<Worker>, "Worker is a map key");
-  // `close` is called, with the table locked, on the worker of each
-  // connection to close: its connection cannot end meanwhile (Closed() waits
-  // for the lock). It is called again, at each later Accepted() or Waiting(),
-  // for as long as that connection has not ended (an interruption can come
-  // just between two waits). 0: no limit.
+  // `close` runs, table locked (Closed() waits: the connection cannot end meanwhile),
+  // on the worker of each connection to close, and again at each later Accepted() or
+  // Waiting() until it ends (the signal may land between waits). `max_waiting` 0: no limit.
   WaitingConnections(size_t max_waiting, std::function<void(Worker)> close);
 
-  // The worker starts waiting on a new connection; nothing when it already
-  // does (a TLS connection is registered at its handshake and again when
-  // civetweb starts reading its first request).
+  // The worker starts waiting on a new connection; no-op if it already does (a
+  // TLS connection comes here at its handshake and again at its first request).
   void Accepted(Worker worker, Clock::time_point now);
   // The worker has served a request and waits for the next one.
   void Waiting(Worker worker, Clock::time_point now);
   // The worker has read a request head and serves it.
   void Serving(Worker worker);
-  // The worker's connection ends.
   void Closed(Worker worker);
 
   size_t waiting();

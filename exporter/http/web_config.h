@@ -32,10 +32,9 @@ struct WebSettings {
   std::shared_ptr<TokenBucket> rate_limit;  // null: no rate_limit
 };
 
-// --web.config.file, re-read when it changes, as exporter-toolkit does (it
-// reads the file on every request). A file that no longer parses makes
-// Current() fail, so requests that need it are refused (fail closed) until
-// it is fixed; the error is logged once per version of the file.
+// --web.config.file, re-read when it changes (exporter-toolkit: per request). While it
+// does not parse, Current() fails and requests needing it are refused (fail closed);
+// the error is logged once per version of the file.
 class WebConfigWatcher {
  public:
   // `initial` is the parsed file as start-up checked it; empty path: no file.

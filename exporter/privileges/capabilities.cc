@@ -79,9 +79,8 @@ void OnRestrictSignal(int) {
   errno = saved;
 }
 
-// A thread past the point of running code again: gone from /proc, a zombie,
-// or dead. One that was just joined can still be listed a moment and take a
-// signal it never handles.
+// A thread that runs no more code: gone from /proc, a zombie or dead (one just
+// joined may be listed a moment longer and take a signal it never handles).
 bool Exited(pid_t tid) {
   std::ifstream f("/proc/self/task/" + std::to_string(tid) + "/stat");
   std::string line;
@@ -140,8 +139,7 @@ std::string CapabilityNames(CapSet set) {
 }
 
 Result<bool> BpfReadsWorkWith(CapSet keep, int prog_fd) {
-  // The probe map is created here, where capabilities still allow it; the
-  // child inherits its fd, as the serving process keeps its maps' fds.
+  // The probe map, made while capabilities allow; the prober uses its fd as serving does.
   UniqueFd map(bpf_map_create(BPF_MAP_TYPE_HASH, "execflow_probe", sizeof(uint32_t), sizeof(uint64_t), 4,
                               nullptr));
   if (!map) return Fail("create a BPF map to probe reads without capabilities", errno);
@@ -153,11 +151,9 @@ Result<bool> BpfReadsWorkWith(CapSet keep, int prog_fd) {
     return Fail("write the probe BPF map", errno);
   }
   const int last_cap = LastCap();
-  // A thread of its own, since capabilities are per thread: it drops them,
-  // reads, and ends. Not a forked child: a child of a process with other
-  // threads may only make async-signal-safe calls, and one that allocated
-  // hung for good on the allocator's lock another thread held at the fork
-  // (seen under ASan, with the event consumers running).
+  // A thread of its own (capabilities are per thread) drops them, reads, ends. Not a
+  // forked child: with other threads it may only make async-signal-safe calls, and one
+  // that allocated hung on an allocator lock held at the fork (seen under ASan).
   int drop_error = 0;
   bool ok = false;
   std::thread prober([&] {

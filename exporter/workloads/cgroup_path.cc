@@ -32,9 +32,8 @@ std::string_view Between(std::string_view s, std::string_view prefix, std::strin
   return IsHexId(mid) ? mid : std::string_view{};
 }
 
-// The pod UID of a kubelet pod cgroup: "kubepods-besteffort-pod<uid _>.slice",
-// "kubepods-pod<uid _>.slice" (systemd driver; "kubelet-kubepods-..." nested
-// in kind) or "pod<uid>" (cgroupfs driver).
+// The UID in "kubepods[-<qos>]-pod<uid _>.slice" (systemd driver; "kubelet-kubepods-..."
+// nested in kind) or "pod<uid>" (cgroupfs driver).
 std::string PodUid(std::string_view c) {
   std::string uid;
   if (c.find("kubepods") != std::string_view::npos && c.ends_with(".slice")) {
@@ -48,9 +47,8 @@ std::string PodUid(std::string_view c) {
   return IsUid(uid) ? uid : std::string();
 }
 
-// A folder of the kubelet's tree above the pods: kubepods.slice,
-// kubepods-burstable.slice, kubelet.slice, kubelet-kubepods.slice (kind), or
-// with the cgroupfs driver kubepods, burstable, besteffort.
+// A kubelet folder above the pods: kubepods.slice, kubepods-burstable.slice, kubelet.slice,
+// kubelet-kubepods.slice (kind), or with the cgroupfs driver kubepods, burstable, besteffort.
 bool KubeletFolder(std::string_view c) {
   return PodUid(c).empty() && (c.starts_with("kubepods") || c.starts_with("kubelet") || c == "burstable" ||
                                c == "besteffort");
@@ -90,10 +88,8 @@ ContainerRef ParseCgroupPath(std::string_view path) {
     start = slash + 1;
   }
   ContainerRef ref;
-  // A Kubernetes pod only where the kubelet puts it: below kubelet folders
-  // from the root, with the container directly in the pod's folder. A pod
-  // tree made anywhere else (inside a container, in a delegated user slice)
-  // names no pod.
+  // A pod only below kubelet folders from the root, its container directly in it
+  // (a pod tree made in a container or a delegated user slice names no pod).
   size_t i = 0;
   while (i < parts.size() && KubeletFolder(parts[i])) ++i;
   if (i > 0 && i + 1 < parts.size()) {
@@ -103,8 +99,7 @@ ContainerRef ParseCgroupPath(std::string_view path) {
       return ref;
     }
   }
-  // Elsewhere the outermost container holds the process: folders a container
-  // makes inside itself cannot take another container's id.
+  // Else the outermost container, so folders made inside it cannot take another id.
   for (size_t j = 0; j < parts.size(); ++j) {
     if (ContainerFolder(parts[j], j > 0 ? parts[j - 1] : std::string_view(), &ref)) return ref;
   }

@@ -17,18 +17,15 @@ struct ContainerRef {
 inline void PrintTo(const ContainerRef& x, std::ostream* os) { *os << x.runtime << "/" << x.container_id << "/" << x.pod_uid; }
 
 // Parses the layouts of the common runtimes and kubelet cgroup drivers:
-//   kubelet, systemd driver: /kubepods.slice/kubepods-burstable.slice/
-//       kubepods-burstable-pod<uid with _>.slice/cri-containerd-<id>.scope (crio-<id>.scope,
-//       docker-<id>.scope)
+//   kubelet, systemd driver: /kubepods.slice/kubepods-burstable.slice/kubepods-burstable-
+//       pod<uid with _>.slice/cri-containerd-<id>.scope (crio-<id>.scope, docker-<id>.scope)
 //   kubelet, cgroupfs driver: /kubepods/burstable/pod<uid>/<id>
 //   podman: /libpod_parent/libpod-<id>, /machine.slice/libpod-<id>.scope[/container]
 //   docker: /docker/<id>, /system.slice/docker-<id>.scope
-// A pod is named only where the kubelet puts it: below kubelet folders from
-// the hierarchy's root, its container directly in it. Elsewhere the outermost
-// container wins, with no pod: folders made inside a container (or in a
-// delegated user slice) cannot borrow another container's or pod's names.
-// (kind: its pods are named as seen from inside the node's cgroup namespace.)
-// conmon and other helper scopes are not containers. Malformed parts are ignored.
+// A pod is named only below kubelet folders from the root, its container directly in it
+// (kind: as seen in the node's cgroup namespace); elsewhere the outermost container wins,
+// with no pod, so folders made in a container or delegated user slice borrow no names.
+// Helper scopes (conmon) are not containers; malformed parts are ignored.
 ContainerRef ParseCgroupPath(std::string_view path);
 
 }  // namespace execflow

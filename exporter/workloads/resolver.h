@@ -26,16 +26,15 @@ struct Workload {
 };
 inline void PrintTo(const Workload& x, std::ostream* os) { *os << x.k8s_namespace << "/" << x.pod << "/" << x.container; }
 
-// Names a workload from what its cgroup path says and the kubelet's folders:
+// Names workloads from cgroup paths and the kubelet's folders (listings passed in):
 // <log_dir>/containers/<pod>_<namespace>_<container>-<id>.log (one per container)
-// and <log_dir>/pods/<namespace>_<pod>_<uid>/ (one per pod). Pure: the folder
-// listings are passed in.
+// and <log_dir>/pods/<namespace>_<pod>_<uid>/ (one per pod).
 class KubeletNames {
  public:
   // Replaces what is known by these listings (file and folder names).
   void Load(const std::vector<std::string>& containers_dir, const std::vector<std::string>& pods_dir);
-  // Empty names where the kubelet's folders say nothing about ref, and for
-  // a container in no pod (see ParseCgroupPath): only pods carry Kubernetes names.
+  // Empty where the folders say nothing of ref, or for a container in no pod
+  // (see ParseCgroupPath): only pods carry Kubernetes names.
   Workload Name(const ContainerRef& ref) const;
   // Whether the container's own log file names it; whether its pod's folder does.
   bool KnowsContainer(const ContainerRef& ref) const;
@@ -49,65 +48,52 @@ class KubeletNames {
   std::unordered_map<std::string, Names> pods_;        // by pod uid (container empty)
 };
 
-// The workload of a cgroup id, and whether that is final (see SeriesLabels):
-// what label tables call to name a key's workload.
+// A cgroup id's workload and whether it is final (see SeriesLabels), for label tables.
 using WorkloadOf = std::function<std::pair<Workload, bool>(uint64_t cgroup_id)>;
 
 struct ResolverOptions {
-  // The cgroup v2 hierarchy's root as this process sees it; "" finds it in
-  // /proc/self/mountinfo (a cgroup2 mount whose root is the whole hierarchy,
-  // e.g. the host's /sys/fs/cgroup mounted into the container).
+  // The cgroup v2 root as this process sees it; "" finds a cgroup2 mount of the
+  // whole hierarchy in /proc/self/mountinfo (e.g. the host's /sys/fs/cgroup).
   std::string cgroup_root;
   std::string kubelet_log_dir = "/var/log";
   // The cgroupfs walk and the kubelet folder listings run at most this often.
   std::chrono::milliseconds refresh_interval{250};
-  // Past this many cgroups known, those gone longest are forgotten first (a
-  // node that runs hundreds of short containers a second stays bounded).
+  // A bound for nodes running many short containers: past it, those gone longest go first.
   size_t max_cached = 50000;
 };
 
-// cgroup v2 id -> workload, for the labels of exec counts, TCP flows and exec
-// events. A cgroup id is the inode number of its cgroupfs folder: an unknown
-// id makes the resolver walk cgroupfs again (at most once per
-// refresh_interval) and parse the path; Kubernetes names come from the
-// kubelet's folders. No API server, no network, no container runtime socket.
-// Results are cached; ids whose cgroup is gone are forgotten at the next walk.
-// Thread-safe.
+// cgroup v2 id (its cgroupfs folder's inode) -> workload, for the labels of exec counts,
+// TCP flows and exec events. An unknown id triggers a cgroupfs walk (at most once per
+// refresh_interval); Kubernetes names come from the kubelet's folders (no API server,
+// network or runtime socket). Cached (see Entry for gone cgroups). Thread-safe.
 class WorkloadResolver {
  public:
   explicit WorkloadResolver(ResolverOptions options);
 
-  // The workload of a cgroup; all empty for the host, for an id no walk
-  // found (counted by unresolved()) or without a cgroup v2 hierarchy.
-  // *final is false while the answer may still change: a cgroup no walk has
-  // found yet, a Kubernetes container the kubelet's folders do not name yet.
-  // `pids` in the cgroup, if any, are asked first (/proc/PID/cgroup), which
-  // finds a new cgroup without a walk.
+  // All empty for the host, an id no walk found (see unresolved()) or without
+  // cgroup v2. *final is false while it may change: not found yet, or a
+  // Kubernetes container the kubelet does not name yet. `pids` in the cgroup
+  // are tried first (/proc/PID/cgroup): that finds a new cgroup without a walk.
   Workload Resolve(uint64_t cgroup_id, bool* final = nullptr, std::initializer_list<uint32_t> pids = {});
-  // True when a walk begun after `read_at` (when the caller read the id from a
-  // kernel map) saw the whole hierarchy and not this cgroup: it was removed,
-  // so nothing can run in it any more. Walks at most once per
-  // refresh_interval; false while no walk is due.
+  // True when a walk begun after `read_at` (when the id was read from a kernel
+  // map) saw the whole hierarchy but not this cgroup: removed, nothing runs in
+  // it. Walks at most once per refresh_interval; false while no walk is due.
   bool Gone(uint64_t cgroup_id, std::chrono::steady_clock::time_point read_at);
-  // Ids asked for since the latest walk whose cgroup it did not find (a
-  // cgroup that is gone, or a hierarchy this process cannot see).
+  // Ids asked for that the latest walk did not find (gone, or not visible here).
   size_t unresolved() const;
   const std::string& cgroup_root() const { return root_; }
   // Whether cgroup_root() is the hierarchy's root (not a cgroup namespace's).
   bool whole_hierarchy() const { return whole_hierarchy_; }
 
-  // Where the path of a cgroup no walk found may be learned: the kernel's
-  // record of each cgroup as it was made (CgroupCollector), which still knows
-  // a container gone before any walk could see it. "" when it does not know.
-  // Its paths are from the hierarchy's root, as the walk's (cgroup_root()).
+  // Paths from the hierarchy's root ("" if unknown) of cgroups no walk found, from the
+  // kernel's record of each new cgroup (CgroupCollector): it knows containers gone early.
   using PathOf = std::function<std::string(uint64_t cgroup_id)>;
   void LearnPathsFrom(PathOf paths);
 
   // The containers it has named, by cgroup id (the host and unnamed ones left out).
   std::map<uint64_t, Workload> Named() const;
-  // Names an earlier process saved: given as they were for cgroups that went
-  // while no exporter ran; a cgroup still there is looked at again as usual
-  // once a walk finds it gone or here (a name only changes from unnamed to named).
+  // Names an earlier process saved, used for cgroups that went while no exporter
+  // ran; a live cgroup is checked by the next walk (names go only unnamed -> named).
   void Seed(const std::map<uint64_t, Workload>& named);
 
  private:
@@ -116,8 +102,8 @@ class WorkloadResolver {
     ContainerRef ref;
     bool named = true;  // false: a Kubernetes container the kubelet's folders do not name yet
     std::chrono::steady_clock::time_point seen = std::chrono::steady_clock::now();
-    // When a walk first missed the cgroup: its workload is still given for
-    // kGoneGrace, so the final totals of a short-lived container keep its labels.
+    // When a walk first missed the cgroup; its workload is kept kGoneGrace so a
+    // short-lived container's final totals keep its labels.
     std::chrono::steady_clock::time_point gone_since{};
   };
   void WalkLocked();
