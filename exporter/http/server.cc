@@ -427,6 +427,27 @@ Result<void> CheckCanListen(const std::vector<std::string>& addresses) {
   return {};
 }
 
+namespace {
+
+// civetweb's options; `ports`: its listening_ports entries, one per listener.
+std::vector<std::string> CivetOptions(const HttpOptions& options, const std::vector<std::string>& ports) {
+  auto ms = [](double seconds) { return std::to_string(std::llround(seconds * 1000)); };
+  std::string listening;
+  for (const std::string& p : ports) listening += (listening.empty() ? "" : ",") + p;
+  return {"num_threads", std::to_string(options.max_connections),
+          "connection_queue", "64",
+          "listen_backlog", "256",
+          "request_timeout_ms", ms(options.read_timeout_seconds),
+          "enable_keep_alive", options.idle_timeout_seconds > 0 ? "yes" : "no",
+          "keep_alive_timeout_ms", ms(options.idle_timeout_seconds),
+          "max_request_size", "8192",
+          // Headers and body are separate writes: keep-alive clients would wait a delayed ACK.
+          "tcp_nodelay", "1",
+          "listening_ports", listening};
+}
+
+}  // namespace
+
 Result<std::unique_ptr<HttpServer>> HttpServer::Start(
     const HttpOptions& options, std::weak_ptr<prometheus::Collectable> metrics,
     std::map<std::string, HttpHandler> routes) {
@@ -458,18 +479,8 @@ Result<std::unique_ptr<HttpServer>> HttpServer::Start(
   s->waiting_ = std::make_shared<WaitingConnections>(
       kept_for_new > 0 ? static_cast<size_t>(options.max_connections - kept_for_new) : 0,
       [](pthread_t worker) { pthread_kill(worker, kWakeSignal); });
+  s->retry_closing_ = std::thread([w = s->waiting_] { w->RetryUntilStopped(std::chrono::milliseconds(100)); });
   s->http_metrics_ = std::make_shared<HttpMetrics>(s->web_, s->waiting_);
-  auto ms = [](double seconds) { return std::to_string(std::llround(seconds * 1000)); };
-  std::vector<std::string> civet{
-      "num_threads", std::to_string(options.max_connections),
-      "connection_queue", "64",
-      "listen_backlog", "256",
-      "request_timeout_ms", ms(options.read_timeout_seconds),
-      "enable_keep_alive", options.idle_timeout_seconds > 0 ? "yes" : "no",
-      "keep_alive_timeout_ms", ms(options.idle_timeout_seconds),
-      "max_request_size", "8192",
-      // Headers and body are separate writes: keep-alive clients would wait a delayed ACK.
-      "tcp_nodelay", "1"};
   if (options.web_config.tls.enabled()) {
     if (auto ok = LoadTlsLibraries(options.tls_compat_dir); !ok) return std::unexpected(ok.error());
     s->tls_ = std::make_unique<TlsServer>(s->web_, [server = s.get()] { server->HandleTlsHandshake(); });
@@ -477,9 +488,6 @@ Result<std::unique_ptr<HttpServer>> HttpServer::Start(
     if (auto m = LoadTlsMaterial(options.web_config.tls); !m) return std::unexpected(m.error());
     for (std::string& p : ports) p += "s";  // every listener
   }
-  std::string listening;
-  for (const std::string& p : ports) listening += (listening.empty() ? "" : ",") + p;
-  civet.insert(civet.end(), {"listening_ports", listening});
   std::string where = "listen on ";
   if (systemd) where += "systemd sockets ";
   for (size_t i = 0; i < ports.size(); ++i) {
@@ -489,7 +497,7 @@ Result<std::unique_ptr<HttpServer>> HttpServer::Start(
   if (systemd) s->adopt_ = &options.systemd_sockets;
   try {
     t_starting = s.get();
-    s->exposer_ = std::make_unique<prometheus::Exposer>(civet, &Callbacks());
+    s->exposer_ = std::make_unique<prometheus::Exposer>(CivetOptions(options, ports), &Callbacks());
     t_starting = nullptr;
   } catch (const std::exception& e) {
     t_starting = nullptr;
@@ -571,6 +579,8 @@ HttpServer::~HttpServer() {
   exposer_.reset();
   stopped = true;
   waker.join();
+  if (waiting_) waiting_->Stop();
+  if (retry_closing_.joinable()) retry_closing_.join();
   std::lock_guard lock(g_servers_mu);
   if (auto it = g_servers.find(ctx_); it != g_servers.end() && it->second == this) g_servers.erase(it);
 }

@@ -11,6 +11,7 @@
 #include <mutex>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <vector>
 
 #include <prometheus/collectable.h>
@@ -112,6 +113,7 @@ class HttpServer {
   std::function<std::chrono::steady_clock::time_point()> clock_;
   std::shared_ptr<WebConfigWatcher> web_;
   std::shared_ptr<WaitingConnections> waiting_;
+  std::thread retry_closing_;  // WaitingConnections::RetryUntilStopped
   std::unique_ptr<TlsServer> tls_;
   std::shared_ptr<HttpMetrics> http_metrics_;
   std::unique_ptr<prometheus::Exposer> exposer_;

@@ -35,6 +35,7 @@ void WaitingConnections::Closed(Worker worker) {
   auto it = entries_.find(worker);
   if (it == entries_.end()) return;
   if (it->second.state == State::kWaiting) --waiting_;
+  if (it->second.state == State::kClosing) --closing_;
   entries_.erase(it);
 }
 
@@ -54,9 +55,31 @@ void WaitingConnections::CloseOldestWhileTooMany() {
     // Off the count at once: its worker ends the connection and calls Closed().
     oldest->second.state = State::kClosing;
     --waiting_;
+    ++closing_;
     ++closed_;
     close_(oldest->first);
+    changed_.notify_all();
   }
+}
+
+void WaitingConnections::RetryUntilStopped(std::chrono::milliseconds interval) {
+  std::unique_lock lock(mu_);
+  while (!stopped_) {
+    if (closing_ == 0) {
+      changed_.wait(lock);
+      continue;
+    }
+    changed_.wait_for(lock, interval);
+    for (const auto& [worker, e] : entries_) {
+      if (e.state == State::kClosing && !stopped_) close_(worker);
+    }
+  }
+}
+
+void WaitingConnections::Stop() {
+  std::lock_guard lock(mu_);
+  stopped_ = true;
+  changed_.notify_all();
 }
 
 size_t WaitingConnections::waiting() {

@@ -3,6 +3,7 @@
 #include <pthread.h>
 
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <mutex>
@@ -44,6 +45,13 @@ class WaitingConnections {
   size_t waiting();
   uint64_t closed();  // connections closed for waiting longest
 
+  // A thread's body: while a connection is closing, calls `close` for it again every
+  // `interval` until its worker calls Closed(). Without it, a signal that lands while
+  // its worker is between two waits is lost until the next Accepted() or Waiting(),
+  // and when every worker holds such a connection none comes. Returns after Stop().
+  void RetryUntilStopped(std::chrono::milliseconds interval);
+  void Stop();
+
  private:
   enum class State { kWaiting, kServing, kClosing };
   struct Entry {
@@ -55,9 +63,12 @@ class WaitingConnections {
   const size_t max_waiting_;
   const std::function<void(Worker)> close_;
   std::mutex mu_;
+  std::condition_variable changed_;  // a connection started closing, or Stop()
   std::unordered_map<Worker, Entry> entries_;
   size_t waiting_ = 0;
+  size_t closing_ = 0;
   uint64_t closed_ = 0;
+  bool stopped_ = false;
 };
 
 }  // namespace execflow

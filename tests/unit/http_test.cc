@@ -319,6 +319,38 @@ TEST(HttpServer, IdleAndSlowConnectionsAreClosedAfterTheirTimeouts) {
   }
 }
 
+// A wake signal that lands while the worker is between two waits is lost: a
+// closing connection is signalled again until its worker says it has ended,
+// without waiting for another connection to come (none may, if every worker
+// holds such a connection: the hang CI's Tls.ClientsThatNeverFinishTheHandshake...
+// ran into).
+TEST(WaitingConnections, AClosingConnectionIsSignalledAgainUntilItEnds) {
+  std::mutex mu;
+  std::vector<pthread_t> closed;
+  WaitingConnections w(1, [&](pthread_t worker) {
+    std::lock_guard lock(mu);
+    closed.push_back(worker);
+  });
+  std::thread retry([&] { w.RetryUntilStopped(std::chrono::milliseconds(1)); });
+  auto signals = [&] {
+    std::lock_guard lock(mu);
+    return closed.size();
+  };
+  const auto t0 = std::chrono::steady_clock::now();
+  w.Accepted(1, t0);
+  w.Accepted(2, t0 + 1s);  // 1 closes: one signal now
+  EXPECT_TRUE(WaitFor([&] { return signals() >= 3; })) << signals();  // and again, with no new connection
+  w.Closed(1);
+  const size_t after_close = signals();
+  w.Accepted(3, t0 + 2s);  // 2 closes
+  EXPECT_TRUE(WaitFor([&] { return signals() >= after_close + 3; })) << signals();
+  w.Stop();
+  retry.join();
+  std::lock_guard lock(mu);
+  // Once 1 ended it was never signalled again: every later signal went to 2.
+  for (size_t i = after_close; i < closed.size(); ++i) EXPECT_EQ(closed[i], pthread_t{2}) << i;
+}
+
 TEST(WaitingConnections, ClosesTheOneWaitingLongestBeyondItsLimit) {
   std::vector<pthread_t> closed;
   WaitingConnections w(2, [&](pthread_t worker) { closed.push_back(worker); });

@@ -58,6 +58,9 @@ TlsReply TlsGet(int port, const std::string& path, const ClientOptions& o = {}) 
     SSL_CTX_use_PrivateKey_file(ctx, o.key.c_str(), SSL_FILETYPE_PEM);
   }
   int fd = ConnectLoopback(port);
+  // A bound on hangs: a server that never answers fails the test instead of stalling it.
+  const timeval bound{120, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &bound, sizeof(bound));
   SSL* ssl = SSL_new(ctx);
   SSL_set_fd(ssl, fd);
   if (SSL_connect(ssl) == 1) {
