@@ -204,34 +204,44 @@ Result<std::vector<std::string>> UnpinState(const Config& config) {
   return RemovePinned(path);
 }
 
-Result<Collectors> StartCollectors(const Config& config, bool pin) {
-  Collectors c;
-  std::string pin_path = pin ? config.bpf.pin_path : "";
-  // The cgroup paths serve the other collectors' workload labels.
-  const bool cgroups_on = (config.exec.enabled || config.tcp.enabled) && config.workloads.hook != "off";
-  if (!pin_path.empty()) {
-    // Only another exporter on the same state stops start-up: without a bpf
-    // filesystem (or write access to it) the exporter runs unpinned, loudly.
-    auto root = PinRoot::Open(pin_path);
-    if (!root && root.error().err == EWOULDBLOCK) return std::unexpected(root.error());
-    if (!root) {
-      spdlog::warn("{}: nothing is pinned, counts restart with the exporter", root.error().message);
-      pin_path.clear();
-    } else {
-      c.pin_root = std::move(*root);
+namespace {
+
+// The folder the collectors pin in ("" for none), locked in c->pin_root. Only
+// another exporter on the same state stops start-up: without a bpf filesystem
+// (or write access to it) the exporter runs unpinned, loudly.
+Result<std::string> OpenPins(const Config& config, bool cgroups_on, Collectors* c) {
+  std::string pin_path = config.bpf.pin_path;
+  auto root = PinRoot::Open(pin_path);
+  if (!root && root.error().err == EWOULDBLOCK) return std::unexpected(root.error());
+  if (!root) {
+    spdlog::warn("{}: nothing is pinned, counts restart with the exporter", root.error().message);
+    return std::string();
+  }
+  c->pin_root = std::move(*root);
+  // A collector turned off leaves no programs counting behind.
+  for (const auto& [name, on] : {std::pair{"exec", config.exec.enabled}, std::pair{"tcp", config.tcp.enabled},
+                                 std::pair{"cgroups", cgroups_on}}) {
+    if (on) continue;
+    auto removed = RemovePinned(pin_path + "/" + name);
+    if (!removed) return std::unexpected(removed.error());
+    if (!removed->empty()) {
+      spdlog::info("{}: disabled: removed its pinned state from {}/{}", name, pin_path, name);
     }
   }
-  if (!pin_path.empty()) {
-    // A collector turned off leaves no programs counting behind.
-    for (const auto& [name, on] : {std::pair{"exec", config.exec.enabled}, std::pair{"tcp", config.tcp.enabled},
-                                   std::pair{"cgroups", cgroups_on}}) {
-      if (on) continue;
-      auto removed = RemovePinned(pin_path + "/" + name);
-      if (!removed) return std::unexpected(removed.error());
-      if (!removed->empty()) {
-        spdlog::info("{}: disabled: removed its pinned state from {}/{}", name, pin_path, name);
-      }
-    }
+  return pin_path;
+}
+
+}  // namespace
+
+Result<Collectors> StartCollectors(const Config& config, bool pin) {
+  Collectors c;
+  // The cgroup paths serve the other collectors' workload labels.
+  const bool cgroups_on = (config.exec.enabled || config.tcp.enabled) && config.workloads.hook != "off";
+  std::string pin_path;
+  if (pin && !config.bpf.pin_path.empty()) {
+    auto opened = OpenPins(config, cgroups_on, &c);
+    if (!opened) return std::unexpected(opened.error());
+    pin_path = std::move(*opened);
   }
   if (access("/sys/kernel/btf/vmlinux", R_OK) != 0) {
     return Fail("kernel BTF not readable at /sys/kernel/btf/vmlinux: execflow needs a kernel "
