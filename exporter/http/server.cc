@@ -446,6 +446,13 @@ std::vector<std::string> CivetOptions(const HttpOptions& options, const std::vec
           "listening_ports", listening};
 }
 
+// "listen on 127.0.0.1:9741, [::1]:9741", for errors.
+std::string ListenWhere(bool systemd, const std::vector<std::string>& addresses) {
+  std::string where = systemd ? "listen on systemd sockets " : "listen on ";
+  for (size_t i = 0; i < addresses.size(); ++i) where += (i ? ", " : "") + addresses[i];
+  return where;
+}
+
 }  // namespace
 
 Result<std::unique_ptr<HttpServer>> HttpServer::Start(
@@ -488,11 +495,7 @@ Result<std::unique_ptr<HttpServer>> HttpServer::Start(
     if (auto m = LoadTlsMaterial(options.web_config.tls); !m) return std::unexpected(m.error());
     for (std::string& p : ports) p += "s";  // every listener
   }
-  std::string where = "listen on ";
-  if (systemd) where += "systemd sockets ";
-  for (size_t i = 0; i < ports.size(); ++i) {
-    where += (i ? ", " : "") + (systemd ? addresses[i] : options.listen_addresses[i]);
-  }
+  const std::string where = ListenWhere(systemd, systemd ? addresses : options.listen_addresses);
   InstallWakeHandler();
   if (systemd) s->adopt_ = &options.systemd_sockets;
   try {
