@@ -1,16 +1,20 @@
 #!/usr/bin/env bash
-# Builds a Debian 12 (bookworm) root filesystem with debootstrap and imports it into
-# podman's store as the base image the Containerfile starts from. For machines that reach
-# Debian's package mirror but no container registry. Anyone who can pull from Docker Hub
-# does not need this: the Containerfile's default base is the official debian image.
+# Builds a Debian root filesystem (Debian 13, trixie, by default) with debootstrap and
+# imports it into podman's store as the base image the Containerfile starts from. For
+# machines that reach Debian's package mirror but no container registry. Anyone who can
+# pull from Docker Hub does not need this: the Containerfile's default base is the
+# official debian image.
 #
-# usage: make-base-image.sh [TAG]     (default TAG: localhost/execflow/debian:bookworm)
+# usage: make-base-image.sh [TAG]     (default TAG: localhost/execflow/debian:trixie)
+#        TAG's tag is the Debian suite: localhost/execflow/debian:bookworm builds Debian 12.
 # env:   DEBIAN_MIRROR  mirror to debootstrap from (default: the first one apt uses here)
 #        FORCE=1        rebuild even if TAG is already in podman's store
 set -euo pipefail
 
-tag="${1:-localhost/execflow/debian:bookworm}"
-suite=bookworm
+tag="${1:-localhost/execflow/debian:trixie}"
+suite=${tag##*:}
+[[ "$tag" == *:* && "$suite" =~ ^[a-z]+$ ]] ||
+  { echo "error: $tag: the tag must be a Debian suite, as in localhost/execflow/debian:trixie" >&2; exit 2; }
 
 if [[ "${FORCE:-0}" != 1 ]] && podman image exists "$tag"; then
   echo "base image $tag already present; FORCE=1 rebuilds it"
@@ -23,6 +27,7 @@ done
 [[ $(id -u) == 0 ]] || { echo "error: debootstrap needs root" >&2; exit 1; }
 
 # The mirror apt already uses on this machine: deb822 sources first, then one-line sources.
+# Its Debian archive, whatever suite this machine runs: the same URL serves every suite.
 mirror="${DEBIAN_MIRROR:-}"
 if [[ -z "$mirror" ]]; then
   mirror=$(cat /etc/apt/sources.list.d/*.sources 2>/dev/null |
@@ -30,9 +35,10 @@ if [[ -z "$mirror" ]]; then
 fi
 if [[ -z "$mirror" ]]; then
   mirror=$(cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null |
-           awk '$1 == "deb" && $3 ~ /^bookworm$/ {for (i = 2; i <= NF; i++) if ($i ~ /^https?:/) {print $i; exit}}')
+           awk '$1 == "deb" {for (i = 2; i <= NF; i++) if ($i ~ /^https?:/) {if ($i ~ /\/debian\/?$/) {print $i; exit} next}}')
 fi
 mirror="${mirror:-http://deb.debian.org/debian}"
+mirror=${mirror%/}
 
 root=$(mktemp -d /var/tmp/execflow-base.XXXXXX)
 trap 'rm -rf --one-file-system "$root"' EXIT
@@ -43,7 +49,7 @@ debootstrap --variant=minbase --components=main "$suite" "$root" "$mirror" >"$ro
   tail -n 30 "$root.log" >&2; rm -f "$root.log"; exit 1; }
 rm -f "$root.log"
 
-# Same apt sources inside the image as a stock Debian 12 image: main, updates, security.
+# Same apt sources inside the image as a stock Debian image: main, updates, security.
 security="${mirror%/debian}/debian-security"
 rm -f "$root/etc/apt/sources.list"
 cat >"$root/etc/apt/sources.list.d/debian.sources" <<SOURCES
