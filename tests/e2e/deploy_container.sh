@@ -5,6 +5,7 @@
 # its own network namespace with the port published on 127.0.0.1 only. Then it checks
 # the process really runs with exactly those capabilities, scrapes the exporter and
 # sees exec counts move by the exact number of execs it makes under a UID of its own.
+# Then it runs the image listening on [::] and scrapes it over IPv6, and over HTTPS.
 # The image stays in podman's store as localhost/execflow:e2e for deploy_kubernetes_pod.
 #   usage: deploy_container.sh [REPO]
 set -euo pipefail
@@ -12,7 +13,7 @@ REPO=$(cd "${1:-$(dirname "$0")/../..}" && pwd)
 . "$REPO/tests/e2e/deploy_lib.sh"
 
 need_root "podman with BPF capabilities"
-need_cmd podman runc curl jq setpriv python3
+need_cmd podman runc curl jq setpriv python3 openssl
 [[ -r /sys/kernel/btf/vmlinux ]] || skip_or_fail "no /sys/kernel/btf/vmlinux on this kernel"
 
 image=$EXECFLOW_TEST_IMAGE
@@ -152,5 +153,50 @@ echo "container $short: 31 execs and 31 events labelled with it (+$runc runc ini
 podman stop -t 10 "$name" >/dev/null
 rc=$(podman inspect -f '{{.State.ExitCode}}' "$name")
 [[ "$rc" == 0 ]] || fail "exit code $rc after SIGTERM, want 0"
+podman rm "$name" >/dev/null
 
-echo "PASS: container image built and ran with CAP_BPF+CAP_PERFMON only, read-only ($((SECONDS - start)) s)"
+# 8. IPv6: the image's civetweb (Debian 13's) listens on [::]. In the host's network
+# namespace (--network host), so that the test reaches it at [::1]; otherwise run as in 3.
+# civetweb's IPv6 listeners are IPv6-only: nothing answers on 127.0.0.1 at that port.
+port6=$(free_port6)
+podman run -d --name "$name" "${podman_opts[@]}" "${least_priv[@]}" --network host "$image" \
+  --config.file=/etc/execflow/execflow.yaml "--web.listen-address=[::]:$port6" >/dev/null ||
+  fail "podman run with --web.listen-address=[::]:$port6 failed"
+url6="http://[::1]:$port6"
+wait_ready "$url6" running
+metrics=$(curl -sfg --max-time 5 "$url6/metrics") || fail "GET $url6/metrics failed"
+build=$(grep '^execflow_build_info{' <<<"$metrics") || fail "no execflow_build_info in $url6/metrics"
+[[ "$build" == *'revision="'"${rev:-}"* && "${build##* }" == 1 ]] ||
+  fail "$url6/metrics: '$build', want execflow_build_info{...revision=\"${rev:-}\"...} 1"
+code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "http://127.0.0.1:$port6/readyz" || true)
+[[ "$code" == 000 ]] || fail "http://127.0.0.1:$port6/readyz answered $code: [::]:$port6 should be IPv6 only"
+check_exec_counts "$url6" "$uid" 10
+podman stop -t 10 "$name" >/dev/null
+rc=$(podman inspect -f '{{.State.ExitCode}}' "$name")
+[[ "$rc" == 0 ]] || fail "exit code $rc after SIGTERM (listening on [::]:$port6), want 0"
+echo "IPv6: served on [::]:$port6, scraped at [::1]:$port6, 127.0.0.1:$port6 refused"
+podman rm "$name" >/dev/null
+
+# 9. HTTPS, run as in 3. Debian 13's civetweb, like Debian 12's, dlopens libssl.so and
+# wants SSL_get_peer_certificate: the compatibility libraries built against Debian 13's
+# OpenSSL answer it (exporter/http/tls.h).
+mkdir "$work/tls"
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 -subj /CN=localhost \
+  -addext subjectAltName=IP:127.0.0.1 -keyout "$work/tls/key.pem" -out "$work/tls/cert.pem" 2>/dev/null ||
+  fail "openssl could not make a test certificate"
+printf 'tls_server_config:\n  cert_file: /tls/cert.pem\n  key_file: /tls/key.pem\n' >"$work/tls/web.yml"
+port=$(free_port)
+podman run -d --name "$name" "${podman_opts[@]}" "${least_priv[@]}" -v "$work/tls:/tls:ro" \
+  -p "127.0.0.1:$port:9741" "$image" --config.file=/etc/execflow/execflow.yaml \
+  --web.config.file=/tls/web.yml --web.listen-address=:9741 >/dev/null || fail "podman run with TLS failed"
+url="https://127.0.0.1:$port"
+wait_ready --cacert "$work/tls/cert.pem" "$url" running
+build=$(curl -sf --cacert "$work/tls/cert.pem" --max-time 5 "$url/metrics" | grep '^execflow_build_info{') ||
+  fail "no execflow_build_info in $url/metrics"
+[[ "${build##* }" == 1 ]] || fail "$url/metrics: '$build', want value 1"
+podman stop -t 10 "$name" >/dev/null
+rc=$(podman inspect -f '{{.State.ExitCode}}' "$name")
+[[ "$rc" == 0 ]] || fail "exit code $rc after SIGTERM (HTTPS), want 0"
+echo "HTTPS: served with the image's TLS compatibility libraries"
+
+echo "PASS: container image built and ran with CAP_BPF+CAP_PERFMON only, read-only, on IPv6 and over HTTPS ($((SECONDS - start)) s)"

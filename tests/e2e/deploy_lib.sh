@@ -46,14 +46,21 @@ need_npm_tools() {
 podman_nofile=$(ulimit -Hn)
 [[ "$podman_nofile" == unlimited || "$podman_nofile" -gt 65536 ]] && podman_nofile=65536
 podman_opts=(--runtime runc --ulimit "nofile=$podman_nofile:$podman_nofile" --ulimit nproc=4096:4096)
-EXECFLOW_BASE_IMAGE="${EXECFLOW_BASE_IMAGE:-localhost/execflow/debian:bookworm}"
+# The image's base: Debian 13, as the Containerfile's default. The tag names the suite
+# (make-base-image.sh debootstraps it).
+EXECFLOW_BASE_IMAGE="${EXECFLOW_BASE_IMAGE:-localhost/execflow/debian:trixie}"
+# Debian 12, as this host: deploy_systemd.sh runs the host-built binary on it with the
+# packages of the host's libraries.
+EXECFLOW_HOST_BASE_IMAGE="${EXECFLOW_HOST_BASE_IMAGE:-localhost/execflow/debian:bookworm}"
 EXECFLOW_TEST_IMAGE=localhost/execflow:e2e
 
-# The Debian 12 base image: debootstrap once, then cached in podman's store.
+# ensure_base_image [TAG]: TAG (default EXECFLOW_BASE_IMAGE) by debootstrap once, then
+# cached in podman's store.
 ensure_base_image() {
-  if ! podman image exists "$EXECFLOW_BASE_IMAGE"; then
+  local tag=${1:-$EXECFLOW_BASE_IMAGE}
+  if ! podman image exists "$tag"; then
     need_cmd debootstrap
-    "$REPO/deploy/container/make-base-image.sh" "$EXECFLOW_BASE_IMAGE"
+    "$REPO/deploy/container/make-base-image.sh" "$tag"
   fi
 }
 
@@ -85,15 +92,28 @@ free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
+# A port free on [::] and on 0.0.0.0, for a listener on [::] in the host's network.
+free_port6() {
+  python3 -c 'import socket
+s = socket.socket(socket.AF_INET6)
+s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+s.bind(("::", 0))
+print(s.getsockname()[1])'
+}
+
 # ---- the running exporter --------------------------------------------------------------
-# wait_ready URL [CHECK_CMD...]: /readyz 200 within 30 s; CHECK_CMD (if given) must keep
-# succeeding meanwhile (e.g. "the container is still running").
+# wait_ready [--cacert CA] URL [CHECK_CMD...]: /readyz 200 within 30 s; CHECK_CMD (if
+# given) must keep succeeding meanwhile (e.g. "the container is still running"). URLs
+# may be IPv6 (http://[::1]:9741): curl -g keeps the brackets from being read as a glob;
+# an https URL is verified against CA.
 wait_ready() {
-  local url=$1 code=
+  local ca=() code=
+  if [[ "$1" == --cacert ]]; then ca=(--cacert "$2"); shift 2; fi
+  local url=$1
   shift
   for _ in $(seq 1 60); do
     if (($#)) && ! "$@"; then fail "the exporter exited during start-up"; fi
-    code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$url/readyz" || true)
+    code=$(curl -sg "${ca[@]}" -o /dev/null -w '%{http_code}' --max-time 2 "$url/readyz" || true)
     [[ "$code" == 200 ]] && return 0
     sleep 0.5
   done
@@ -104,7 +124,7 @@ wait_ready() {
 metric() {
   # The sum over the series of NAME whose labels include every k="v" of LABELS (other
   # labels, such as the empty workload labels on the host, may be there too).
-  curl -sf --max-time 5 "$1/metrics" |
+  curl -sfg --max-time 5 "$1/metrics" |
     awk -v name="$2" -v want="$3" '
       BEGIN { n = split(want, pairs, /,/) }
       index($0, name "{") == 1 || (want == "" && index($0, name " ") == 1) {
@@ -140,7 +160,7 @@ check_process() {
 # exactly N. The UID is the test's own, so nothing else on the machine adds to it.
 check_exec_counts() {
   local url=$1 uid=$2 n=$3 before after
-  curl -sf --max-time 5 "$url/metrics" >/dev/null || fail "GET /metrics failed"
+  curl -sfg --max-time 5 "$url/metrics" >/dev/null || fail "GET /metrics failed"
   before=$(metric "$url" execflow_execs_total "uid=\"$uid\"")
   for _ in $(seq 1 "$n"); do setpriv --reuid="$uid" --regid="$uid" --clear-groups /bin/true; done
   after=$before

@@ -108,7 +108,7 @@ fi
 need_root "systemd in a privileged podman container"
 need_cmd podman runc curl setpriv dpkg python3
 [[ -r /sys/kernel/btf/vmlinux ]] || skip_or_fail "no /sys/kernel/btf/vmlinux on this kernel"
-base_image=$EXECFLOW_BASE_IMAGE
+base_image=$EXECFLOW_HOST_BASE_IMAGE
 image=localhost/execflow-systemd:e2e
 name="execflow-systemd-e2e-$$"
 uid=$((430000 + $$ % 10000))
@@ -124,7 +124,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-ensure_base_image
+ensure_base_image "$base_image"
 # The Debian packages that hold the binary's libraries (the host is Debian 12 too).
 pkgs=$(ldd "$binary" | awk '$2 == "=>" && $3 ~ /^\// {print $3}' | while read -r lib; do
   dpkg -S "$lib" 2>/dev/null || dpkg -S "$(realpath "$lib")" 2>/dev/null || dpkg -S "$(realpath "$lib" | sed 's|^/usr||')"
