@@ -27,6 +27,12 @@ execute_process(COMMAND ${CMAKE_C_COMPILER} -print-multiarch
 if(NOT BPF_MULTIARCH)
   set(BPF_MULTIARCH ${CMAKE_SYSTEM_PROCESSOR}-linux-gnu)
 endif()
+# A cross build (cmake/aarch64-linux-gnu.cmake) takes the kernel's asm headers and
+# libbpf's BPF headers from its sysroot, not from the build machine.
+set(BPF_SYSROOT_INCLUDES)
+if(CMAKE_SYSROOT)
+  set(BPF_SYSROOT_INCLUDES -I${CMAKE_SYSROOT}/usr/include)
+endif()
 
 function(bpf_object name src)
   set(out_dir ${CMAKE_CURRENT_BINARY_DIR}/bpf)
@@ -43,7 +49,7 @@ function(bpf_object name src)
     OUTPUT ${obj}
     COMMAND ${BPF_CLANG} -g -O2 -target bpf -D__TARGET_ARCH_${BPF_TARGET_ARCH}
             -Wall -Wextra -Wno-unused-parameter ${werror}
-            -I${src_dir} -I/usr/include/${BPF_MULTIARCH}
+            -I${src_dir} ${BPF_SYSROOT_INCLUDES} -I${CMAKE_SYSROOT}/usr/include/${BPF_MULTIARCH}
             -MD -MF ${obj}.d
             -c ${src_abs} -o ${obj}
     DEPENDS ${src_abs}

@@ -1,32 +1,25 @@
 #!/usr/bin/env bash
 # Downloads and unpacks Debian's stock kernel of one suite into the VM cache, through a
-# private apt configuration (its own sources list and state folder): the machine's own
-# apt sources and package state are never touched.
+# private apt configuration (scripts/private-apt.sh): the machine's own apt sources and
+# package state are never touched. EXECFLOW_KERNEL_ARCH: amd64 (default) or arm64.
 # Usage: tests/vm/fetch-kernel.sh SUITE CACHE_DIR    e.g. bookworm /var/cache/execflow-vm
 # Prints the unpacked kernel's folder (boot/vmlinuz-* and lib/modules/*, or from 7.x
 # usr/lib/modules/*/vmlinuz beside the modules). sid keeps only its newest kernel: the
 # matrix follows it, and a suite whose index has no kernel fails here, by name.
 set -euo pipefail
 suite=$1 cache=$2
-apt_dir=$cache/apt/$suite
-out=$cache/kernels/$suite
-mirror=${EXECFLOW_DEBIAN_MIRROR:-http://deb.debian.org/debian}
-
-mkdir -p "$apt_dir/lists/partial" "$apt_dir/archives/partial" "$apt_dir/etc"
-echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $mirror $suite main" \
-  >"$apt_dir/etc/sources.list"
-: >"$apt_dir/status"
-apt_opts=(-o "Dir::Etc::SourceList=$apt_dir/etc/sources.list" -o "Dir::Etc::SourceParts=$apt_dir/etc"
-  -o "Dir::State=$apt_dir" -o "Dir::State::Lists=$apt_dir/lists" -o "Dir::State::status=$apt_dir/status"
-  -o "Dir::Cache=$apt_dir" -o "Dir::Cache::Archives=$apt_dir/archives"
-  -o "Dir::Etc::Preferences=$apt_dir/etc/none" -o "Dir::Etc::PreferencesParts=$apt_dir/etc"
-  -o "APT::Get::List-Cleanup=false" -o "Debug::NoLocking=true" -o "APT::Sandbox::User=root")
+arch=${EXECFLOW_KERNEL_ARCH:-amd64}
+apt_dir=$cache/apt/$suite-$arch
+out=$cache/kernels/$suite-$arch
+# shellcheck source=scripts/private-apt.sh
+source "$(dirname "$0")/../../scripts/private-apt.sh"
+private_apt "$apt_dir" "$suite" "$arch"
 
 # The cached kernel is reused while the suite's metapackage points at it.
 apt-get "${apt_opts[@]}" -qq update >&2
-pkg=$(apt-cache "${apt_opts[@]}" depends linux-image-amd64 |
+pkg=$(apt-cache "${apt_opts[@]}" depends "linux-image-$arch" |
   sed -n 's/^ *Depends: \(linux-image-[0-9][^ ]*\)$/\1/p' | head -n1)
-[[ -n $pkg ]] || { echo "fetch-kernel: no linux-image-amd64 dependency in $suite" >&2; exit 1; }
+[[ -n $pkg ]] || { echo "fetch-kernel: no linux-image-$arch dependency in $suite" >&2; exit 1; }
 # From 7.x, linux-image-V holds neither: the kernel is in linux-binary-V and the modules
 # in linux-modules-V, both under usr/lib/modules/V/.
 parts=$(apt-cache "${apt_opts[@]}" depends "$pkg" |

@@ -1,7 +1,7 @@
 #!/bin/busybox sh
 # PID 1 of a kernel-matrix guest (tests/vm/vm.py packs it into the initramfs as /init).
-# Loads the guest kernel's 9p/virtio modules, mounts the host's root read-only over
-# virtio-9p with tmpfs on the writable places, mounts bpffs, tracefs and debugfs,
+# Loads the guest kernel's 9p/virtio modules, mounts the guest's root (the host's, or
+# the arm64 root of scripts/arm64-sysroot.sh) read-only over virtio-9p with tmpfs on the writable places, mounts bpffs, tracefs and debugfs,
 # brings loopback up, runs /tmp/out/run.sh from the shared output folder inside the
 # host root (chroot), records its exit code and powers off.
 /bin/busybox mkdir -p /proc /sys /dev /host /bin /sbin /usr/bin /usr/sbin
@@ -9,7 +9,7 @@
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
-say() { echo "execflow-vm: $*" >/dev/ttyS0; }
+say() { echo "execflow-vm: $*" >/dev/console; }
 say "kernel $(uname -r) up"
 for m in $(cat /modules.list); do
   insmod "/modules/$m" || say "insmod $m failed"
@@ -26,6 +26,15 @@ mkdir -p /host/dev/pts /host/dev/shm /host/tmp/out
 mount -t devpts devpts /host/dev/pts
 mount -t tmpfs -o mode=1777 tmpfs /host/dev/shm
 mount -t 9p -o "$opts" out /host/tmp/out || { say "mount output folder failed"; poweroff -f; }
+# execflow.shares=TAG:PATH,...: more host folders, read-only at their host path (an
+# arm64 guest's root is not the host's: the repository and its cross build).
+for arg in $(cat /proc/cmdline); do
+  case $arg in execflow.shares=*)
+    for share in $(echo "${arg#execflow.shares=}" | tr , ' '); do
+      mount -t 9p -o "$opts,ro" "${share%%:*}" "/host${share#*:}" || say "mount $share failed"
+    done ;;
+  esac
+done
 mount -t bpf bpf /host/sys/fs/bpf
 mount -t cgroup2 cgroup2 /host/sys/fs/cgroup
 mount -t tracefs tracefs /host/sys/kernel/tracing

@@ -1,13 +1,18 @@
 """Boots Debian's stock kernels under qemu for the kernel matrix (python3 standard library).
 
 A guest is the stock kernel, a small initramfs (static busybox, the kernel's own 9p and
-virtio modules, tests/vm/init.sh as /init) and the host's root shared read-only over
-virtio-9p. Host-built binaries run in the guest at their host paths. Each guest runs
-one shell script from a shared output folder and writes its results there.
+virtio modules, tests/vm/init.sh as /init) and a root shared read-only over virtio-9p:
+for x86-64 kernels the host's own root, so host-built binaries run in the guest at their
+host paths; for arm64 kernels (qemu-system-aarch64, always emulated) the arm64 Debian
+root of scripts/arm64-sysroot.sh, with the repository (and its cross build) shared at
+its host path too. Each guest runs one shell script from a shared output folder and
+writes its results there.
 
 By hand (as root), one kernel:
     python3 tests/vm/vm.py 6.1 -- build/execflow_exporter --config.check \\
         --config.file config/execflow.yaml
+    python3 tests/vm/vm.py arm64-6.12 -- build-arm64/execflow_exporter --version
+(an arm64 guest sees the current folder at its own path).
 """
 
 import argparse
@@ -24,8 +29,14 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 CACHE = os.environ.get("EXECFLOW_VM_CACHE", "/var/cache/execflow-vm")
 
-# Kernel -> the Debian suite whose linux-image-amd64 it is; "sid": its newest kernel.
-SUITES = {"5.10": "bullseye", "6.1": "bookworm", "6.12": "bookworm-backports", "sid": "sid"}
+# Kernel -> (the Debian suite whose linux-image-ARCH it is, ARCH); "sid": its newest kernel.
+SUITES = {"5.10": ("bullseye", "amd64"), "6.1": ("bookworm", "amd64"),
+          "6.12": ("bookworm-backports", "amd64"), "sid": ("sid", "amd64"),
+          "arm64-5.10": ("bullseye", "arm64"), "arm64-6.12": ("trixie", "arm64"),
+          "arm64-sid": ("sid", "arm64")}
+# How qemu runs each architecture: its binary, machine and serial console.
+QEMU = {"amd64": (["qemu-system-x86_64"], "ttyS0"),
+        "arm64": (["qemu-system-aarch64", "-M", "virt"], "ttyAMA0")}
 
 # What a guest needs to reach the host's root; their dependencies come from the modules.
 ROOT_MODULES = ["9p", "9pnet_virtio", "virtio_pci"]
@@ -40,22 +51,40 @@ def log(*args):
     print(*args, flush=True)
 
 
+def arch_of(version):
+    return SUITES[version][1]
+
+
+def guest_root(arch):
+    """The root folder an `arch` guest boots with: the host's own for amd64, the arm64
+    Debian root of scripts/arm64-sysroot.sh (made once) for arm64."""
+    if arch == "amd64":
+        return "/"
+    return subprocess.run([os.path.join(REPO, "scripts", "arm64-sysroot.sh")], check=True,
+                          stdout=subprocess.PIPE, text=True).stdout.strip()
+
+
 def fetch_kernel(version):
     """The unpacked Debian kernel folder for a matrix version ("6.1"), downloaded once."""
-    suite = SUITES[version]
+    suite, arch = SUITES[version]
     out = subprocess.run([os.path.join(HERE, "fetch-kernel.sh"), suite, CACHE], check=True,
+                         env={**os.environ, "EXECFLOW_KERNEL_ARCH": arch},
                          stdout=subprocess.PIPE, text=True).stdout.strip()
     return out
 
 
 def kernel_files(kdir):
     """(vmlinuz path, modules folder) of an unpacked kernel: boot/vmlinuz-R and
-    lib/modules/R before 7.x, usr/lib/modules/R/vmlinuz beside the modules from 7.x.
+    lib/modules/R (usr/lib/modules/R from trixie) before 7.x, usr/lib/modules/R/vmlinuz beside the modules from 7.x.
     The modules folder's name is the release."""
     boot = os.path.join(kdir, "boot")
     if os.path.isdir(boot):
         name = next(f for f in os.listdir(boot) if f.startswith("vmlinuz-"))
-        return os.path.join(boot, name), os.path.join(kdir, "lib", "modules", name[len("vmlinuz-"):])
+        release = name[len("vmlinuz-"):]
+        # trixie's packages put the modules under usr/lib, older ones under lib
+        mods = next(m for m in (os.path.join(kdir, "lib", "modules", release),
+                                os.path.join(kdir, "usr", "lib", "modules", release)) if os.path.isdir(m))
+        return os.path.join(boot, name), mods
     mods = os.path.join(kdir, "usr", "lib", "modules")
     release = next(r for r in os.listdir(mods) if os.path.exists(os.path.join(mods, r, "vmlinuz")))
     return os.path.join(mods, release, "vmlinuz"), os.path.join(mods, release)
@@ -100,10 +129,11 @@ def module_load_order(moddir, names):
     return order
 
 
-def build_initramfs(kdir, path):
-    """Writes a gzipped newc initramfs for the kernel in `kdir` to `path`."""
+def build_initramfs(kdir, path, guest_root="/"):
+    """Writes a gzipped newc initramfs for the kernel in `kdir` to `path`, with the static
+    busybox of the guest's root folder (busybox-static: the host's, or the arm64 one)."""
     _, moddir = kernel_files(kdir)
-    busybox = shutil.which("busybox") or "/bin/busybox"
+    busybox = os.path.join(guest_root, "bin/busybox")
     with tempfile.TemporaryDirectory(prefix="execflow-initrd-") as root:
         for d in ("bin", "modules"):
             os.makedirs(os.path.join(root, d))
@@ -134,25 +164,39 @@ class Accel:
         self.decided = forced is not None or self.mode == "tcg"
 
 
-def _qemu_argv(vmlinuz, initrd, out_dir, accel, cpus, memory_mb, extra_append):
+def _qemu_argv(arch, vmlinuz, initrd, out_dir, accel, cpus, memory_mb, extra_append, root, shares):
     # A hung guest fails at once, with every CPU's stack on the console: a soft lockup
     # panics (and panic=-1 with -no-reboot ends qemu), loglevel=5 shows the traces.
-    return ["qemu-system-x86_64", "-accel", accel, "-cpu", "max", "-smp", str(cpus), "-m", str(memory_mb),
+    qemu, console = QEMU[arch]
+    # Folders shared at their host path inside the guest's root (read-only).
+    share_args, mounts = [], []
+    for i, path in enumerate(shares):
+        share_args += ["-virtfs", f"local,path={path},mount_tag=share{i},security_model=none,readonly=on,"
+                                  f"multidevs=remap,id=share{i}"]
+        mounts.append(f"share{i}:{path}")
+    if mounts:
+        extra_append = f"execflow.shares={','.join(mounts)} {extra_append}"
+    return qemu + ["-accel", accel, "-cpu", "max", "-smp", str(cpus), "-m", str(memory_mb),
             "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
             "-serial", f"file:{os.path.join(out_dir, 'console.log')}",
             "-kernel", vmlinuz, "-initrd", initrd,
-            "-append", f"console=ttyS0 panic=-1 oops=panic softlockup_panic=1 softlockup_all_cpu_backtrace=1 loglevel=5 {extra_append}".strip(),
-            "-virtfs", "local,path=/,mount_tag=hostroot,security_model=none,readonly=on,"
+            "-append", f"console={console} panic=-1 oops=panic softlockup_panic=1 softlockup_all_cpu_backtrace=1 loglevel=5 {extra_append}".strip(),
+            "-virtfs", f"local,path={root},mount_tag=hostroot,security_model=none,readonly=on,"
                        "multidevs=remap,id=hostroot",
             "-virtfs", f"local,path={out_dir},mount_tag=out,security_model=none,id=out",
-            "-device", "virtio-rng-pci"]
+            "-device", "virtio-rng-pci"] + share_args
 
 
-def run_guest(kdir, script, out_dir, timeout, accel, cpus=2, memory_mb=1536, extra_append=""):
-    """Boots the kernel in `kdir`, runs `script` (shell text) in the guest with the host's
-    root as its root and `out_dir` at /tmp/out. Returns the script's exit code, or None
-    when the guest did not finish within `timeout` seconds (it is then killed)."""
+def run_guest(kdir, script, out_dir, timeout, accel, cpus=2, memory_mb=1536, extra_append="",
+              arch="amd64", root="/", shares=()):
+    """Boots the kernel in `kdir` (an `arch` kernel), runs `script` (shell text) in the guest
+    with `root` (default: the host's) as its root, `out_dir` at /tmp/out and each folder
+    of `shares` at its own path. Returns the script's exit code, or None when the guest
+    did not finish within `timeout` seconds (it is then killed). An arm64 guest always
+    runs under TCG: KVM runs only the host's own architecture."""
     vmlinuz, _ = kernel_files(kdir)
+    for path in shares:  # the mount points, in the read-only root
+        os.makedirs(os.path.join(root, path.lstrip("/")), exist_ok=True)
     os.makedirs(out_dir, exist_ok=True)
     for f in ("rc", "guest.log", "console.log"):
         with contextlib_suppress():
@@ -160,13 +204,15 @@ def run_guest(kdir, script, out_dir, timeout, accel, cpus=2, memory_mb=1536, ext
     with open(os.path.join(out_dir, "run.sh"), "w") as f:
         f.write(script)
     initrd = os.path.join(out_dir, "initrd.gz")
-    build_initramfs(kdir, initrd)
+    build_initramfs(kdir, initrd, root)
+    native = arch == "amd64"
     try:
         while True:
-            argv = _qemu_argv(vmlinuz, initrd, out_dir, accel.mode, cpus, memory_mb, extra_append)
+            argv = _qemu_argv(arch, vmlinuz, initrd, out_dir, accel.mode if native else "tcg", cpus, memory_mb,
+                              extra_append, root, shares)
             proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                     stderr=subprocess.STDOUT)
-            if not accel.decided and not _booted_within(proc, out_dir, KVM_PROBE_SECONDS):
+            if native and not accel.decided and not _booted_within(proc, out_dir, KVM_PROBE_SECONDS):
                 if proc.poll() is None:
                     proc.kill()
                 proc.wait()
@@ -177,7 +223,7 @@ def run_guest(kdir, script, out_dir, timeout, accel, cpus=2, memory_mb=1536, ext
                     "using TCG (software emulation) from now on")
                 accel.mode, accel.decided = "tcg", True
                 continue
-            accel.decided = True
+            accel.decided = accel.decided or native
             try:
                 out, _ = proc.communicate(timeout=timeout)
             except subprocess.TimeoutExpired:
@@ -240,7 +286,9 @@ def main():
     out = a.out or tempfile.mkdtemp(prefix=f"execflow-vm-{a.kernel}-")
     script = f"cd {shlex.quote(os.getcwd())}\n{shlex.join(cmd) if cmd else 'uname -a'}\n"
     t0 = time.monotonic()
-    rc = run_guest(fetch_kernel(a.kernel), script, out, a.timeout, Accel(a.accel))
+    arch = arch_of(a.kernel)
+    rc = run_guest(fetch_kernel(a.kernel), script, out, a.timeout, Accel(a.accel), arch=arch,
+                   root=guest_root(arch), shares=() if arch == "amd64" else (os.getcwd(),))
     log(tail(os.path.join(out, "guest.log")))
     log(f"vm: {a.kernel}: rc={rc} in {time.monotonic() - t0:.0f}s; output in {out}")
     return 1 if rc is None else rc
