@@ -98,7 +98,7 @@ Result<Attached<Skel>> LoadAndAttach(const std::vector<std::string>& programs,
     auto fail = FailErrno("load " + names, err);
     // libbpf's reason, unless it only repeats the errno.
     const std::string why = TakeLoadFailureReason();
-    if (!why.empty() && !why.ends_with(std::strerror(fail.error().err))) {
+    if (!why.empty() && !why.ends_with(ErrnoText(fail.error().err))) {
       fail.error().message += " (" + why + ")";
     }
     return fail;

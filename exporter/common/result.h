@@ -18,8 +18,17 @@ struct Error {
 template <typename T = void>
 using Result = std::expected<T, Error>;
 
+// strerror(err), and words for the kernel's own ENOTSUPP (524), which the C library
+// does not name ("Unknown error 524"): the kernel refuses fexit that way on arm64
+// before 6.0, which has no BPF trampolines.
+inline std::string ErrnoText(int err) {
+  constexpr int kKernelEnotsupp = 524;
+  if (err == kKernelEnotsupp) return "not supported by this kernel (ENOTSUPP, 524)";
+  return std::strerror(err);
+}
+
 inline std::unexpected<Error> Fail(std::string what, int err = 0) {
-  if (err != 0) what += ": " + std::string(std::strerror(err));
+  if (err != 0) what += ": " + ErrnoText(err);
   return std::unexpected(Error{std::move(what), err});
 }
 

@@ -37,6 +37,17 @@ TEST(ChooseHook, TakesTheFirstThatWorksAndRecordsWhyOthersFailed) {
                                                    "kprobe: load k: Operation not permitted"}));
 }
 
+// arm64 kernels before 6.0 refuse fexit with the kernel's own ENOTSUPP, which the C
+// library calls "Unknown error 524".
+TEST(ChooseHook, TheKernelsOwnNotSupportedIsSaidInWords) {
+  auto c = ChooseHook(kGroup, "fexit", [](const HookVariant& v) -> Result<void> {
+    return FailErrno("attach fexit/" + v.programs[0], -524);
+  });
+  ASSERT_FALSE(c.has_value());
+  EXPECT_EQ(c.error().message,
+            "no attachable hook for tcp send (fexit: attach fexit/f: not supported by this kernel (ENOTSUPP, 524))");
+}
+
 TEST(ChooseHook, ForcedModeTriesOnlyThatOne) {
   std::vector<std::string> tried;
   auto c = ChooseHook(kGroup, "kprobe", [&](const HookVariant& v) -> Result<void> {
