@@ -53,6 +53,10 @@ t=$SECONDS
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DEXECFLOW_WERROR=ON -DEXECFLOW_BUILD_TESTS=ON >/dev/null
 cmake --build build -j"$(nproc)"
 phase build $t
+# The arm64 cross build the kernel matrix's arm64 guests run.
+t=$SECONDS
+scripts/build-arm64.sh build-arm64 >/dev/null
+phase "arm64 build" $t
 t=$SECONDS
 rc=0
 (cd build && ctest --output-on-failure --timeout 1800 "$@") || rc=$?

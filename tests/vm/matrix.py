@@ -1,14 +1,17 @@
-"""The kernel matrix: execflow on Debian's stock kernels and on the running (CI) kernel.
+"""The kernel matrix: execflow on Debian's stock kernels, x86-64 and arm64, and on the
+running (CI) kernel.
 
 For each kernel: `--config.check` with the bundled default config and with every mode
 combination, then exactness runs (tests/vm/guest.py) with the default config and with
 each mode forced. The table below says, per kernel, which modes must load; a mode that
 must load and does not fails with the exporter's reason (the verifier's last lines), and
 a mode that must be refused and loads fails too. Stock kernels boot under qemu
-(tests/vm/vm.py); "ci" is the kernel this runs on, without a VM.
+(tests/vm/vm.py); "ci" is the kernel this runs on, without a VM. The arm64 kernels run
+the arm64 cross build (scripts/build-arm64.sh) under qemu-system-aarch64.
 
     python3 tests/vm/matrix.py --build build                 # every kernel
     python3 tests/vm/matrix.py --build build --kernels 6.1   # one kernel
+    python3 tests/vm/matrix.py --build-arm64 build-arm64 --kernels arm64-6.12
     python3 tests/vm/matrix.py --build build --docs docs/kernels.md   # rewrite the doc table
 
 Exit 0 when every kernel met its table, 1 otherwise, 77 when it cannot run (not root,
@@ -64,6 +67,23 @@ KERNELS = {
             "auto": {"exec": "tp_btf", "failures": "fexit", "tcp": "fexit", "close": "tp_btf",
                      "transport": "ringbuf"},
             "sendpage": False},
+    # arm64 before 6.0 has no BPF trampolines: fexit is refused (the kernel's ENOTSUPP),
+    # so the function send and receive modes are kprobe's, failed execs the tracepoints'.
+    # Their attachments are BPF links only from 5.15, so the exec and tcp collectors
+    # cannot pin them: their counts restart with the exporter ("unpinned").
+    "arm64-5.10": {"loads": {"tcp.hook": ["kprobe"], "exec.failures_hook": ["tracepoint"]},
+                   "refused": {**OLD_TCP_REFUSED, "fexit": "ENOTSUPP"}, "unpinned": ["exec", "tcp"],
+                   "auto": {"exec": "tp_btf", "failures": "tracepoint", "tcp": "kprobe", "close": "tp_btf",
+                            "transport": "ringbuf"},
+                   "sendpage": True},
+    "arm64-6.12": {"loads": {}, "refused": {},
+                   "auto": {"exec": "tp_btf", "failures": "fexit", "tcp": "fexit", "close": "tp_btf",
+                            "transport": "ringbuf"},
+                   "sendpage": False},
+    "arm64-sid": {"loads": {}, "refused": {},
+                  "auto": {"exec": "tp_btf", "failures": "fexit", "tcp": "fexit", "close": "tp_btf",
+                           "transport": "ringbuf"},
+                  "sendpage": False},
     # This machine's 6.18: fexit programs are refused (EPERM) and kprobes are compiled out.
     "ci": {"loads": {"tcp.hook": ["tp_btf", "tracepoint"], "exec.failures_hook": ["tracepoint"]},
            "refused": {"fexit": "Operation not permitted", "kprobe": "no kprobes"},
@@ -97,9 +117,21 @@ SENDPAGE_HOOKS = {"fexit": [["tcp_sendpage", "fexit"]],
 CGROUP_HOOKS = [["cgroup_mkdir", "tp_btf"]]
 EXEC_HOOKS = {"tp_btf": [["sched_process_exec", "tp_btf"]],
               "tracepoint": [["sched/sched_process_exec", "tracepoint"]]}
-FAILURE_HOOKS = {"fexit": [["__x64_sys_execve", "fexit"], ["__x64_sys_execveat", "fexit"]],
-                 "tracepoint": [["syscalls/sys_exit_execve", "tracepoint"],
-                                ["syscalls/sys_exit_execveat", "tracepoint"]]}
+# The syscall functions' names carry the architecture.
+SYSCALL_PREFIX = {"amd64": "__x64_sys_", "arm64": "__arm64_sys_"}
+
+
+def failure_hooks(kernel, mode):
+    if mode == "tracepoint":
+        return [["syscalls/sys_exit_execve", "tracepoint"], ["syscalls/sys_exit_execveat", "tracepoint"]]
+    prefix = SYSCALL_PREFIX[arch(kernel)]
+    return [[prefix + "execve", "fexit"], [prefix + "execveat", "fexit"]]
+
+
+def arch(kernel):
+    return "amd64" if kernel == "ci" else vm.arch_of(kernel)
+
+
 CLOSE_HOOKS = {"tp_btf": [["inet_sock_set_state", "tp_btf"]],
                "tracepoint": [["sock/inet_sock_set_state", "tracepoint"]]}
 # With either kprobe mode: the entries of exiting threads go in the kernel (tp_btf
@@ -116,7 +148,7 @@ def loads(kernel, key, mode):
 def expected_programs(kernel, forced):
     """The (hook, attach type) pairs a run must attach: `forced` holds every mode."""
     tcp_mode = forced["tcp.hook"]
-    p = (EXEC_HOOKS[forced["exec.hook"]] + FAILURE_HOOKS[forced["exec.failures_hook"]] +
+    p = (EXEC_HOOKS[forced["exec.hook"]] + failure_hooks(kernel, forced["exec.failures_hook"]) +
          SEND_HOOKS[tcp_mode] + RECV_HOOKS[forced["tcp.receive_hook"]] + CLOSE_HOOKS[forced["tcp.close_hook"]] +
          CGROUP_HOOKS)
     if KERNELS[kernel]["sendpage"]:
@@ -255,10 +287,14 @@ def plan_for(kernel, build):
         "runs": runs(kernel),
         # Restarts under fire (tests/e2e/faults_e2e.py); CTest runs it on this kernel itself.
         "faults_kills": 0 if kernel == "ci" else 20,
+        # What the default config cannot pin on this kernel (the restart run's expectation).
+        "unpinned": KERNELS[kernel].get("unpinned", []),
     }
 
 
 def run_kernel(kernel, build, accel, work):
+    """Runs guest.py on `kernel` with the binaries of `build` (the arm64 tree for arm64
+    kernels); its (release, report, seconds)."""
     out = os.path.join(work, kernel)
     os.makedirs(out, exist_ok=True)
     with open(os.path.join(out, "plan.json"), "w") as f:
@@ -274,7 +310,12 @@ def run_kernel(kernel, build, accel, work):
         # The output folder is /tmp/out in the guest.
         script = (f"cd {lib.REPO}\nuname -r\n"
                   f"exec python3 {guest} /tmp/out/plan.json /tmp/out/report.json\n")
-        rc = vm.run_guest(kdir, script, out, VM_TIMEOUT, accel)
+        a = arch(kernel)
+        # An arm64 guest's root is an arm64 Debian root: the repository and the arm64 build
+        # are shared at their own paths.
+        shares = () if a == "amd64" else tuple(
+            {lib.REPO, build} if os.path.relpath(build, lib.REPO).startswith("..") else {lib.REPO})
+        rc = vm.run_guest(kdir, script, out, VM_TIMEOUT, accel, arch=a, root=vm.guest_root(a), shares=shares)
         lib.log(vm.tail(os.path.join(out, "guest.log"), 400))
         if rc is None:
             lib.log(f"matrix: {kernel}: guest did not finish; console:\n{vm.tail(os.path.join(out, 'console.log'))}")
@@ -303,7 +344,7 @@ def doc_rows(kernel, release, report, seconds, fails, accel):
     result = "pass" if not fails else f"FAIL ({len(fails)})"
     faults = ", faults not run (TCG)" if report.get("faults_not_run") else (
         f", {len(report['faults'])} faults runs" if report.get("faults") else "")
-    where = "this machine" if kernel == "ci" else accel
+    where = "this machine" if kernel == "ci" else accel if arch(kernel) == "amd64" else "tcg"
     return (f"| {kernel} ({release}) | {modes('exec.hook')} | {modes('exec.failures_hook')} | {modes('tcp.hook')} | "
             f"{modes('tcp.close_hook')} | {modes('events.transport')} | {runs_started} runs, "
             f"{checks} exact checks, {tests} privileged tests{faults}: {result} | {seconds:.0f} s ({where}) |")
@@ -344,6 +385,8 @@ def write_docs(path, tables):
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--build", default=os.path.join(lib.REPO, "build"))
+    p.add_argument("--build-arm64", default=os.path.join(lib.REPO, "build-arm64"),
+                   help="the arm64 cross build (scripts/build-arm64.sh) the arm64 kernels run")
     p.add_argument("--kernels", default=",".join(KERNELS))
     p.add_argument("--accel", choices=["kvm", "tcg"], help="default: KVM if it boots, else TCG")
     p.add_argument("--work", help="folder for plans, reports and guest logs (default: temporary)")
@@ -351,20 +394,22 @@ def main():
     a = p.parse_args()
     if os.geteuid() != 0:
         lib.skip_or_fail("the kernel matrix loads BPF programs and must run as root")
-    build = os.path.abspath(a.build)
-    for exe in ("execflow_exporter", "execflow_vm_workload", "execflow_bench_load", "tests/integration_tests"):
-        if not os.access(os.path.join(build, exe), os.X_OK):
-            lib.skip_or_fail(f"{build}/{exe} not built")
     kernels = a.kernels.split(",")
+    builds = {"amd64": os.path.abspath(a.build), "arm64": os.path.abspath(a.build_arm64)}
+    for tree in {builds[arch(k)] for k in kernels}:
+        for exe in ("execflow_exporter", "execflow_vm_workload", "execflow_bench_load", "tests/integration_tests"):
+            if not os.access(os.path.join(tree, exe), os.X_OK):
+                lib.skip_or_fail(f"{tree}/{exe} not built" +
+                                 (" (scripts/build-arm64.sh)" if tree == builds["arm64"] else ""))
     if any(k != "ci" for k in kernels):
-        for tool in ("qemu-system-x86_64", "busybox", "cpio"):
+        for tool in ("busybox", "cpio") + tuple(vm.QEMU[a][0][0] for a in {arch(k) for k in kernels if k != "ci"}):
             lib.need_tool(tool)
     work = a.work or tempfile.mkdtemp(prefix="execflow-matrix-")
     accel = vm.Accel(a.accel)
     rows, sizes, all_fails, times = [], [], {}, []
     for kernel in kernels:
         lib.log(f"\n=== kernel {kernel} ===")
-        release, report, seconds = run_kernel(kernel, build, accel, work)
+        release, report, seconds = run_kernel(kernel, builds[arch(kernel)], accel, work)
         results = []
         fails = judge(kernel, report, results)
         all_fails[kernel] = fails

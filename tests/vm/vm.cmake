@@ -1,6 +1,8 @@
-# The kernel matrix (tests/vm): execflow on Debian's stock kernels 5.10, 6.1, 6.12 and
-# sid's newest, booted under qemu, and on the running kernel. Included by the top-level CMakeLists.txt.
-# Exit 77 = skipped (not root, no qemu); a failure under CI=true.
+# The kernel matrix (tests/vm): execflow on Debian's stock x86-64 kernels 5.10, 6.1, 6.12
+# and sid's newest, and arm64 kernels 5.10, 6.12 and sid's newest, booted under qemu, and
+# on the running kernel. Included by the top-level CMakeLists.txt. The arm64 guests run
+# the arm64 cross build, build-arm64 beside this tree's source (scripts/build-arm64.sh;
+# scripts/test.sh makes it). Exit 77 = skipped (not root, no qemu); a failure under CI=true.
 find_package(Python3 REQUIRED COMPONENTS Interpreter)
 
 add_executable(execflow_vm_workload ${CMAKE_SOURCE_DIR}/tests/vm/workload.cc)
@@ -11,6 +13,7 @@ target_link_libraries(execflow_vm_workload PRIVATE Threads::Threads)
 # RUN_SERIAL: guests under TCG take both CPUs for minutes.
 add_test(NAME kernel_matrix
          COMMAND ${EXECFLOW_ISOLATED} ${Python3_EXECUTABLE} ${CMAKE_SOURCE_DIR}/tests/vm/matrix.py
-                 --build ${CMAKE_BINARY_DIR} --work ${CMAKE_BINARY_DIR}/kernel-matrix)
+                 --build ${CMAKE_BINARY_DIR} --build-arm64 ${CMAKE_SOURCE_DIR}/build-arm64
+                 --work ${CMAKE_BINARY_DIR}/kernel-matrix)
 set_tests_properties(kernel_matrix PROPERTIES LABELS "vm;privileged" TIMEOUT 4800
                      SKIP_RETURN_CODE 77 RUN_SERIAL TRUE)
