@@ -97,6 +97,10 @@ VM_TIMEOUT = 1800  # seconds per guest: a hard limit, the guest is killed after 
 # (5.10 leaves an older comm's bytes after the NUL in the kernel's own copy).
 # Short-lived containers keep their names in both cgroup_mkdir modes.
 PRIVILEGED_TESTS = "HelperFloor.*:*ExecEventTime*:*ExecEventBytes*:*ShortLivedContainers*"
+# The arm64 rows leave out ShortLivedContainers (the cgroup_mkdir programs race
+# containers that go at once, the same on both architectures and the longest of these
+# under emulation, 2 minutes a row): CI's time goes to the exactness runs instead.
+PRIVILEGED_TESTS_ARM64 = "HelperFloor.*:*ExecEventTime*:*ExecEventBytes*"
 
 # The hook and attach type each mode attaches, by group.
 SEND_HOOKS = {
@@ -158,8 +162,9 @@ def expected_programs(kernel, forced):
     return sorted(p)
 
 
-def alternate(key, i):
-    modes = ALL[key]
+def alternate(key, i, kernel=None):
+    """The i-th of the modes of `key` in turn: of those that load on `kernel` when given."""
+    modes = [m for m in ALL[key] if kernel is None or loads(kernel, key, m)]
     return modes[i % len(modes)]
 
 
@@ -187,7 +192,8 @@ def runs(kernel):
     out = [{"name": "default", "forced": {}}]
     for i, tcp in enumerate(ALL["tcp.hook"]):
         forced = {"exec.hook": alternate("exec.hook", i + 1),
-                  "exec.failures_hook": alternate("exec.failures_hook", i // 2),
+                  # one that loads: a run is about its send mode (arm64 5.10 has no fexit)
+                  "exec.failures_hook": alternate("exec.failures_hook", i // 2, kernel),
                   "tcp.hook": tcp,
                   "tcp.receive_hook": tcp,
                   "tcp.close_hook": alternate("tcp.close_hook", i // 2),
@@ -283,7 +289,7 @@ def plan_for(kernel, build):
         "uid_base": 3_500_000_000 + (os.getpid() % 1000) * 100,
         "config_checks": [{}] + config_checks(),
         "privileged_tests": {"binary": os.path.join(build, "tests", "integration_tests"),
-                             "filter": PRIVILEGED_TESTS},
+                             "filter": PRIVILEGED_TESTS if arch(kernel) == "amd64" else PRIVILEGED_TESTS_ARM64},
         "runs": runs(kernel),
         # Restarts under fire (tests/e2e/faults_e2e.py); CTest runs it on this kernel itself.
         "faults_kills": 0 if kernel == "ci" else 20,
