@@ -122,18 +122,22 @@ wait_ready() {
 
 # metric URL NAME LABELS: the sample's value, 0 when absent.
 metric() {
+  curl -sfg --max-time 5 "$1/metrics" | metric_text "$2" "$3"
+}
+
+# metric_text NAME LABELS <METRICS: the same, from an exposition read on stdin.
+metric_text() {
   # The sum over the series of NAME whose labels include every k="v" of LABELS (other
   # labels, such as the empty workload labels on the host, may be there too).
-  curl -sfg --max-time 5 "$1/metrics" |
-    awk -v name="$2" -v want="$3" '
-      BEGIN { n = split(want, pairs, /,/) }
-      index($0, name "{") == 1 || (want == "" && index($0, name " ") == 1) {
-        labels = "," substr($0, length(name) + 2, index($0, "} ") - length(name) - 2) ","
-        ok = 1
-        for (i = 1; i <= n; i++) if (index(labels, "," pairs[i] ",") == 0) ok = 0
-        if (ok) v += $NF
-      }
-      END { printf "%.0f\n", v }'
+  awk -v name="$1" -v want="$2" '
+    BEGIN { n = split(want, pairs, /,/) }
+    index($0, name "{") == 1 || (want == "" && index($0, name " ") == 1) {
+      labels = "," substr($0, length(name) + 2, index($0, "} ") - length(name) - 2) ","
+      ok = 1
+      for (i = 1; i <= n; i++) if (index(labels, "," pairs[i] ",") == 0) ok = 0
+      if (ok) v += $NF
+    }
+    END { printf "%.0f\n", v }'
 }
 
 # check_process PID BOUNDING [HELD]: the process's bounding set is exactly BOUNDING (hex),
