@@ -39,3 +39,13 @@ add_test(NAME deploy_kubernetes_pod
          COMMAND bash ${EXECFLOW_DEPLOY_TESTS_DIR}/deploy_kubernetes_pod.sh ${CMAKE_SOURCE_DIR})
 set_tests_properties(deploy_kubernetes_pod PROPERTIES LABELS "e2e" TIMEOUT 1500 SKIP_RETURN_CODE 77
                      RESOURCE_LOCK podman_base_image DEPENDS deploy_container)
+
+# deploy/container/make-multiarch-image.sh: one manifest list with linux/amd64 (the
+# Containerfile) and linux/arm64 (the cross build, copied into the same Containerfile's
+# last stage: no RUN, nothing arm64 runs on the host). The arm64 image, unpacked from the
+# list as pushed, runs chrooted in an arm64 6.12 guest (tests/vm, qemu TCG) and must count
+# execs exactly.
+add_test(NAME deploy_multiarch
+         COMMAND bash ${EXECFLOW_DEPLOY_TESTS_DIR}/deploy_multiarch.sh ${CMAKE_SOURCE_DIR})
+set_tests_properties(deploy_multiarch PROPERTIES LABELS "e2e" TIMEOUT 2400 SKIP_RETURN_CODE 77
+                     RESOURCE_LOCK podman_base_image PROCESSORS 2)
