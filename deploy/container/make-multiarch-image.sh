@@ -20,6 +20,8 @@
 #   PODMAN_BUILD_OPTS  more `podman build` options, split on spaces (e.g. "--pull=never
 #                      --network host --runtime runc")
 #   ARM64_BUILD_DIR    the cross build's folder (default: build-image-arm64 in the repository)
+#   ARM64_PREBUILT     an arm64 cross build of this commit already made (scripts/build-arm64.sh's
+#                      folder): installed from as it is, not built again
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/../.." && pwd)
 tag=${1:-localhost/execflow:multiarch}
@@ -55,11 +57,16 @@ podman build "${build_opts[@]}" --platform linux/amd64 "${base_arg[@]}" --build-
 # ---- arm64: the cross build, installed into rootfs/ ----------------------------------------
 "$repo/scripts/install-deps.sh" core arm64
 sysroot=$(cd "$repo" && scripts/arm64-sysroot.sh)
-say "cross-building in $build (sysroot $sysroot)"
-cmake -S "$repo" -B "$build" -DCMAKE_TOOLCHAIN_FILE="$repo/cmake/aarch64-linux-gnu.cmake" \
-  -DEXECFLOW_ARM64_SYSROOT="$sysroot" -DCMAKE_BUILD_TYPE=Release -DEXECFLOW_BUILD_TESTS=OFF \
-  -DEXECFLOW_REVISION="$rev" >/dev/null
-cmake --build "$build" -j"$(nproc)"
+if [[ -n ${ARM64_PREBUILT:-} ]]; then
+  build=$ARM64_PREBUILT
+  say "installing the cross build in $build"
+else
+  say "cross-building in $build (sysroot $sysroot)"
+  cmake -S "$repo" -B "$build" -DCMAKE_TOOLCHAIN_FILE="$repo/cmake/aarch64-linux-gnu.cmake" \
+    -DEXECFLOW_ARM64_SYSROOT="$sysroot" -DCMAKE_BUILD_TYPE=Release -DEXECFLOW_BUILD_TESTS=OFF \
+    -DEXECFLOW_REVISION="$rev" >/dev/null
+  cmake --build "$build" -j"$(nproc)"
+fi
 rootfs=$stage/rootfs
 DESTDIR=$rootfs cmake --install "$build" --strip >/dev/null
 bin=$rootfs/usr/local/bin/execflow_exporter
