@@ -213,10 +213,18 @@ def inflight_checks(plan, exp, checks):
     """More sends in flight at once than a kretprobe follows: each send is counted or its
     loss is. Every flow holds its two sends' bytes, or, where the first send's return was
     missed (kprobe mode only), the second's alone; the missed ones are exactly the
-    increase of execflow_tcp_sends_uncounted_total{reason="kretprobe_missed"}."""
-    def missed_total():
-        return total(exp.scrape(), "execflow_tcp_sends_uncounted_total", reason="kretprobe_missed")
-    before = missed_total()
+    increase of execflow_tcp_sends_uncounted_total{reason="kretprobe_missed"}.
+    A send program the kernel skipped because a BPF program was already running on that
+    CPU (execflow_bpf_program_misses_total; seen under emulation, 7.2 fexit: 2 of 48) is a
+    loss counted too, but that counter also holds the exporter's own sends (its HTTP
+    replies): where it moved, the missed sends lie between the kretprobe count and that
+    count plus its increase."""
+    def counters():
+        s = exp.scrape()
+        return (total(s, "execflow_tcp_sends_uncounted_total", reason="kretprobe_missed"),
+                sum(v for n, l, v in s
+                    if n == "execflow_bpf_program_misses_total" and l.get("program", "").startswith("tcp_send")))
+    before = counters()
     lines = workload(plan, "inflight", INFLIGHT_SENDS, INFLIGHT_BYTES).split("\n")
     dport = kv(lines[0])["dport"]
     flows = [kv(l) for l in lines[1:] if l.startswith("sport=")]
@@ -233,8 +241,14 @@ def inflight_checks(plan, exp, checks):
             missed += outcomes[got]
         else:
             odd.append(f"{f['sport']}: {first + 1} -> {got:.0f}")
-    checks.expect(f"{INFLIGHT_SENDS} sends in flight at once: each counted or its loss counted",
-                  [[], missed], [odd[:4], missed_total() - before])
+    after = counters()
+    kretprobe, skipped = after[0] - before[0], after[1] - before[1]
+    name = f"{INFLIGHT_SENDS} sends in flight at once: each counted or its loss counted"
+    if skipped == 0:
+        checks.expect(name, [[], missed], [odd[:4], kretprobe])
+    else:
+        checks.expect(f"{name} (send programs skipped {skipped:.0f} times)", [[], True],
+                      [odd[:4], kretprobe <= missed <= kretprobe + skipped])
     return missed
 
 
