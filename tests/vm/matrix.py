@@ -48,47 +48,33 @@ ALL = {
 # config must choose; "sendpage": whether the function modes also hook tcp_sendpage.
 OLD_TCP_REFUSED = {"tp_btf": "BTF type ID of 'sock_send_length'",
                    "tracepoint": "no tracepoint sock/sock_send_length"}
+# Kernels before the sock_*_length tracepoints (6.3): fexit and kprobe for sends; the
+# default config takes fexit. Kernels where every mode loads: the default takes fexit too.
+OLD = {"loads": {"tcp.hook": ["fexit", "kprobe"]}, "refused": OLD_TCP_REFUSED,
+       "auto": {"exec": "tp_btf", "failures": "fexit", "tcp": "fexit", "close": "tp_btf", "transport": "ringbuf"},
+       "sendpage": True}
+EVERY_MODE = {"loads": {}, "refused": {}, "auto": OLD["auto"], "sendpage": False}
 KERNELS = {
-    "5.10": {"loads": {"tcp.hook": ["fexit", "kprobe"]}, "refused": OLD_TCP_REFUSED,
-             "auto": {"exec": "tp_btf", "failures": "fexit", "tcp": "fexit", "close": "tp_btf",
-                      "transport": "ringbuf"},
-             "sendpage": True},
-    "6.1": {"loads": {"tcp.hook": ["fexit", "kprobe"]}, "refused": OLD_TCP_REFUSED,
-            "auto": {"exec": "tp_btf", "failures": "fexit", "tcp": "fexit", "close": "tp_btf",
-                     "transport": "ringbuf"},
-            "sendpage": True},
-    "6.12": {"loads": {}, "refused": {},
-             "auto": {"exec": "tp_btf", "failures": "fexit", "tcp": "fexit", "close": "tp_btf",
-                      "transport": "ringbuf"},
-             "sendpage": False},
+    "5.10": OLD,
+    "6.1": OLD,
+    "6.12": EVERY_MODE,
     # sid's newest kernel (7.2 when this was written), found in sid's package index at
-    # each run: every mode loads, as on 6.12.
-    "sid": {"loads": {}, "refused": {},
-            "auto": {"exec": "tp_btf", "failures": "fexit", "tcp": "fexit", "close": "tp_btf",
-                     "transport": "ringbuf"},
-            "sendpage": False},
+    # each run, on both architectures.
+    "sid": EVERY_MODE,
     # arm64 before 6.0 has no BPF trampolines: fexit is refused (the kernel's ENOTSUPP),
     # so the function send and receive modes are kprobe's, failed execs the tracepoints'.
     # Their attachments are BPF links only from 5.15, so the exec and tcp collectors
     # cannot pin them: their counts restart with the exporter ("unpinned").
     "arm64-5.10": {"loads": {"tcp.hook": ["kprobe"], "exec.failures_hook": ["tracepoint"]},
                    "refused": {**OLD_TCP_REFUSED, "fexit": "ENOTSUPP"}, "unpinned": ["exec", "tcp"],
-                   "auto": {"exec": "tp_btf", "failures": "tracepoint", "tcp": "kprobe", "close": "tp_btf",
-                            "transport": "ringbuf"},
+                   "auto": {**OLD["auto"], "failures": "tracepoint", "tcp": "kprobe"},
                    "sendpage": True},
-    "arm64-6.12": {"loads": {}, "refused": {},
-                   "auto": {"exec": "tp_btf", "failures": "fexit", "tcp": "fexit", "close": "tp_btf",
-                            "transport": "ringbuf"},
-                   "sendpage": False},
-    "arm64-sid": {"loads": {}, "refused": {},
-                  "auto": {"exec": "tp_btf", "failures": "fexit", "tcp": "fexit", "close": "tp_btf",
-                           "transport": "ringbuf"},
-                  "sendpage": False},
+    "arm64-6.12": EVERY_MODE,
+    "arm64-sid": EVERY_MODE,
     # This machine's 6.18: fexit programs are refused (EPERM) and kprobes are compiled out.
     "ci": {"loads": {"tcp.hook": ["tp_btf", "tracepoint"], "exec.failures_hook": ["tracepoint"]},
            "refused": {"fexit": "Operation not permitted", "kprobe": "no kprobes"},
-           "auto": {"exec": "tp_btf", "failures": "tracepoint", "tcp": "tp_btf", "close": "tp_btf",
-                    "transport": "ringbuf"},
+           "auto": {**OLD["auto"], "failures": "tracepoint", "tcp": "tp_btf"},
            "sendpage": False},
 }
 VM_TIMEOUT = 1800  # seconds per guest: a hard limit, the guest is killed after it
