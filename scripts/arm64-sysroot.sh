@@ -29,7 +29,7 @@ packages=(
   # the guest: what tests/vm/guest.py runs beside the cross-built binaries
   python3 busybox-static coreutils dash util-linux mount bpftool iproute2
 )
-stamp="$suite ${packages[*]}"
+stamp="$suite ${packages[*]} (with package records)"
 if [[ -f $dest/.done && $(cat "$dest/.done") == "$stamp" ]]; then
   echo "$dest"
   exit 0
@@ -46,7 +46,15 @@ rm -rf "$dest"
 mkdir -p "$dest/usr/bin" "$dest/usr/sbin" "$dest/usr/lib"
 # A merged /usr, as on a Debian 12 or 13 system.
 for d in bin sbin lib; do ln -s "usr/$d" "$dest/$d"; done
+# Each package's record as dpkg keeps it (its control fields in status.d/, its files in
+# info/PKG.list), so what is taken from here (the arm64 image's libraries) names its
+# package and version.
+mkdir -p "$dest/var/lib/dpkg/status.d" "$dest/var/lib/dpkg/info"
 for deb in "$apt_dir"/archives/*.deb; do
+  pkg=$(dpkg-deb -f "$deb" Package)
+  dpkg-deb -f "$deb" | awk '{print} /^Package:/ {print "Status: install ok installed"}' \
+    >"$dest/var/lib/dpkg/status.d/$pkg"
+  dpkg-deb --fsys-tarfile "$deb" | tar -t | sed -n 's|^\./\(.*[^/]\)$|/\1|p' >"$dest/var/lib/dpkg/info/$pkg.list"
   dpkg-deb --fsys-tarfile "$deb" | tar -x --keep-directory-symlink -C "$dest"
 done
 # What a system's first boot and maintainer scripts would have made: /bin/sh, the

@@ -35,7 +35,7 @@ ma=aarch64-linux-gnu
 say() { echo "make-multiarch-image: $*" >&2; }
 die() { say "$*"; exit 1; }
 [[ $(id -u) == 0 ]] || die "run as root (podman's store, the cross compiler's packages, the sysroot)"
-for tool in podman jq cmake dpkg-deb apt-get; do
+for tool in podman jq cmake; do
   command -v "$tool" >/dev/null || die "$tool not found"
 done
 
@@ -116,59 +116,25 @@ done
 shipped+=("$loader")
 say "arm64 closure: ${#shipped[@]} files: ${shipped[*]##*/}"
 
-# Each library's package, for its dpkg record and copyright file. The sysroot was only
-# unpacked (no dpkg database), so the owner is the arm64 .deb that holds the file, byte for
-# byte. Candidates: the package that owns the same file of this machine's architecture
-# (the sysroot's suite is this machine's, and library packages have the same name on
-# every architecture), then the owners found so far (the loader comes with libc.so.6).
-. "$repo/scripts/private-apt.sh"
-private_apt "$(dirname "$sysroot")/apt" "$(. /etc/os-release && echo "$VERSION_CODENAME")" arm64
-debs=$(dirname "$sysroot")/image-debs
-mkdir -p "$debs"
-host_ma=$(gcc -print-multiarch)
-host_owner() { { dpkg -S "$1" 2>/dev/null || true; } | sed -n '/^diversion by /!{s/[:,].*//p;q;}'; }
-# deb PKG: the arm64 .deb of PKG in the sysroot's package lists, downloaded once into $debs.
-deb() {
-  local ver file
-  ver=$(apt-cache "${apt_opts[@]}" show --no-all-versions "$1" 2>/dev/null | sed -n 's/^Version: //p') || true
-  [[ -n $ver ]] || return 1
-  file=$debs/${1}_${ver//:/%3a}_arm64.deb
-  if [[ ! -f $file ]]; then
-    (cd "$debs" && apt-get "${apt_opts[@]}" -qq download "$1:arm64" >/dev/null 2>&1) || return 1
-  fi
-  [[ -f $file ]] && echo "$file"
-}
-# holds DEB PATH: DEB ships PATH (or PATH without /usr: Debian 12's packages ship /lib/...)
-# with the sysroot's bytes.
-holds() {
-  local p
-  for p in "$2" "${2#/usr}"; do
-    dpkg-deb --fsys-tarfile "$1" | tar -xOf - ".$p" 2>/dev/null | cmp -s - "$sysroot$2" && return 0
+# Each library's package, for its dpkg record and copyright file: the sysroot keeps both
+# (scripts/arm64-sysroot.sh), the files of each package in var/lib/dpkg/info/PKG.list.
+db=$sysroot/var/lib/dpkg
+# owner PATH: the package that ships PATH (or PATH without /usr: Debian 12's ship /lib/...).
+owner() {
+  local p hit
+  for p in "$1" "${1#/usr}"; do
+    hit=$(grep -lxF -- "$p" "$db"/info/*.list | head -n1) || true
+    [[ -z $hit ]] || { basename "$hit" .list; return 0; }
   done
   return 1
 }
 owners=()
 mkdir -p "$rootfs/var/lib/dpkg/status.d"
 for lib in "${shipped[@]}"; do
-  hint=${lib//\/$ma\//\/$host_ma\/}
-  cands=()
-  for p in "$hint" "${hint#/usr}"; do
-    o=$(host_owner "$p")
-    [[ -z $o ]] || { cands+=("$o"); break; }
-  done
-  cands+=("${owners[@]}")
-  pkg=
-  for c in "${cands[@]}"; do
-    d=$(deb "$c") || continue
-    if holds "$d" "$lib"; then pkg=$c; break; fi
-  done
-  [[ -n $pkg ]] || die "no arm64 package of the sysroot's lists ships $lib as the sysroot has it" \
-    "(tried: ${cands[*]:-none}). If the archive moved on, remake the sysroot: rm $sysroot/.done"
+  pkg=$(owner "$lib") || die "no package of $sysroot ships $lib: remake it (rm $sysroot/.done)"
   [[ " ${owners[*]} " == *" $pkg "* ]] && continue
   owners+=("$pkg")
-  # dpkg's status format: the package's control fields, installed.
-  dpkg-deb -f "$d" | awk '{print} /^Package:/ {print "Status: install ok installed"}' \
-    >"$rootfs/var/lib/dpkg/status.d/$pkg"
+  cp "$db/status.d/$pkg" "$rootfs/var/lib/dpkg/status.d/"
   mkdir -p "$rootfs/usr/share/doc/$pkg"
   cp -L "$sysroot/usr/share/doc/$pkg/copyright" "$rootfs/usr/share/doc/$pkg/" ||
     die "no copyright file for $pkg in $sysroot/usr/share/doc/$pkg"
