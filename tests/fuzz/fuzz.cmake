@@ -3,11 +3,11 @@
 # (issue 10); what the exporter reads from disk: the state file, its take journals,
 # cgroup paths, the kubelet's folder names and mountinfo (issue 17). Built with clang-19
 # and -fsanitize=fuzzer,address,undefined (scripts/packages/fuzz.txt); CTest runs each for
-# 20 s from the seed corpus in tests/fuzz/corpus/<target>, collecting new inputs in the
+# 10 s from the seed corpus in tests/fuzz/corpus/<target>, collecting new inputs in the
 # build tree (libFuzzer's own exit code, 77, is CTest's skip code here: both are set to 1).
 # No clang-19: the tests skip (exit 77), which fails under CI=true.
 find_program(EXECFLOW_FUZZ_CXX NAMES clang++-19)
-set(EXECFLOW_FUZZ_SECONDS 20)
+set(EXECFLOW_FUZZ_SECONDS 10)
 set(fuzz_dir ${CMAKE_BINARY_DIR}/fuzz)
 # The SPDLOG_* definitions are those of Debian's spdlog::spdlog target (shared, external fmt).
 set(fuzz_flags -std=c++23 -g -O1 -fsanitize=fuzzer,address,undefined
