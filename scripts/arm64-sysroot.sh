@@ -54,8 +54,9 @@ for deb in "$apt_dir"/archives/*.deb; do
   pkg=$(dpkg-deb -f "$deb" Package)
   dpkg-deb -f "$deb" | awk '{print} /^Package:/ {print "Status: install ok installed"}' \
     >"$dest/var/lib/dpkg/status.d/$pkg"
-  dpkg-deb --fsys-tarfile "$deb" | tar -t | sed -n 's|^\./\(.*[^/]\)$|/\1|p' >"$dest/var/lib/dpkg/info/$pkg.list"
-  dpkg-deb --fsys-tarfile "$deb" | tar -x --keep-directory-symlink -C "$dest"
+  # Unpacked once: tar -v names each file as it writes it, which is the file list.
+  dpkg-deb --fsys-tarfile "$deb" | tar -xv --keep-directory-symlink -C "$dest" |
+    sed -n 's|^\./\(.*[^/]\)$|/\1|p' >"$dest/var/lib/dpkg/info/$pkg.list"
 done
 # What a system's first boot and maintainer scripts would have made: /bin/sh, the
 # mount points, the root and nobody accounts.
