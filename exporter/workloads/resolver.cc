@@ -99,8 +99,12 @@ Workload KubeletNames::Name(const ContainerRef& ref) const {
 std::vector<std::string> Cgroup2Mounts(const std::string& mountinfo) {
   std::vector<std::string> out;
   if (mountinfo.empty()) return out;  // fmemopen() refuses an empty buffer
-  std::unique_ptr<FILE, decltype(&fclose)> in(
-      fmemopen(const_cast<char*>(mountinfo.data()), mountinfo.size(), "r"), &fclose);
+  // A deleter type of our own: glibc 2.41 declares fclose() with attributes that a
+  // template argument drops (gcc 14's -Wignored-attributes).
+  struct CloseFile {
+    void operator()(FILE* f) const { std::fclose(f); }
+  };
+  std::unique_ptr<FILE, CloseFile> in(fmemopen(const_cast<char*>(mountinfo.data()), mountinfo.size(), "r"));
   std::unique_ptr<libmnt_table, decltype(&mnt_unref_table)> table(mnt_new_table(), &mnt_unref_table);
   std::unique_ptr<libmnt_iter, decltype(&mnt_free_iter)> it(mnt_new_iter(MNT_ITER_FORWARD),
                                                               &mnt_free_iter);
