@@ -8,12 +8,15 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <charconv>
 #include <chrono>
 #include <cmath>
@@ -149,7 +152,7 @@ int HttpError(mg_connection* conn, int status, const char*) {
 }
 
 int InitConnection(const mg_connection* conn, void**) {
-  if (HttpServer* s = ServerOf(conn)) s->HandleNewConnection();
+  if (HttpServer* s = ServerOf(conn)) s->HandleNewConnection(conn);
   return 0;
 }
 
@@ -171,17 +174,74 @@ void InitContext(const mg_context* ctx) {
 
 // civetweb's threads sleep in poll(): the master on the listeners (checking its stop
 // flag every 2 s), a worker on its client until the read timeout. This signal ends one
-// thread's wait (EINTR even with SA_RESTART): the master's, so a stop takes milliseconds
-// (a connection would wake it too, but on a systemd socket it would stay queued and
-// start the service again); a worker's, to close its connection (WaitingConnections).
+// thread's wait: the master's (EINTR even with SA_RESTART), so a stop takes
+// milliseconds (a connection would wake it too, but on a systemd socket it would stay
+// queued and start the service again); a worker's, to close its connection
+// (WaitingConnections). civetweb 1.16 polls again after EINTR, so on a worker the
+// handler also shuts the connection's socket down: the poll returns, the read sees the
+// end of the stream and civetweb closes the connection as if the client had.
 // SA_RESTART lets other interrupted calls (a pipe write) carry on.
 constexpr int kWakeSignal = SIGURG;  // ignored by default; nothing here uses out-of-band data
+
+// The connection this worker thread serves, set as civetweb hands it one, and its socket
+// when known (a TLS handshake gives it). Read by the signal handler on the same thread.
+thread_local std::atomic<const mg_connection*> t_connection{nullptr};
+thread_local std::atomic<int> t_socket{-1};
+
+// The socket of the connection `ri` describes, found by its addresses (civetweb does
+// not hand out its sockets); -1 if none. Sockets take the lowest free numbers, so the
+// search is short. Only async-signal-safe calls: it runs in the signal handler.
+int FindSocket(const mg_request_info* ri) {
+  unsigned char want[sizeof(in6_addr)] = {};
+  const bool v6 = std::strchr(ri->remote_addr, ':') != nullptr;
+  if (inet_pton(v6 ? AF_INET6 : AF_INET, ri->remote_addr, want) != 1) return -1;
+  rlimit files{};
+  const rlim_t end = getrlimit(RLIMIT_NOFILE, &files) == 0 ? std::min<rlim_t>(files.rlim_cur, 1 << 20) : 1024;
+  for (int fd = 0; static_cast<rlim_t>(fd) < end; ++fd) {
+    sockaddr_storage remote{}, local{};
+    socklen_t rlen = sizeof remote, llen = sizeof local;
+    if (getpeername(fd, reinterpret_cast<sockaddr*>(&remote), &rlen) != 0 ||
+        getsockname(fd, reinterpret_cast<sockaddr*>(&local), &llen) != 0 || remote.ss_family != local.ss_family) {
+      continue;
+    }
+    if (!v6 && remote.ss_family == AF_INET) {
+      const auto& r = reinterpret_cast<const sockaddr_in&>(remote);
+      if (ntohs(r.sin_port) == ri->remote_port &&
+          ntohs(reinterpret_cast<const sockaddr_in&>(local).sin_port) == ri->server_port &&
+          std::memcmp(&r.sin_addr, want, sizeof r.sin_addr) == 0) {
+        return fd;
+      }
+    } else if (v6 && remote.ss_family == AF_INET6) {
+      const auto& r = reinterpret_cast<const sockaddr_in6&>(remote);
+      if (ntohs(r.sin6_port) == ri->remote_port &&
+          ntohs(reinterpret_cast<const sockaddr_in6&>(local).sin6_port) == ri->server_port &&
+          std::memcmp(&r.sin6_addr, want, sizeof r.sin6_addr) == 0) {
+        return fd;
+      }
+    }
+  }
+  return -1;
+}
+
+void OnWake(int) {
+  const int saved = errno;
+  int fd = t_socket.load(std::memory_order_relaxed);
+  if (fd < 0) {
+    // mg_get_request_info() is null until civetweb has taken the connection in: the
+    // signal comes again (WaitingConnections::RetryUntilStopped).
+    const mg_connection* conn = t_connection.load(std::memory_order_relaxed);
+    const mg_request_info* ri = conn ? mg_get_request_info(conn) : nullptr;
+    if (ri) fd = FindSocket(ri);
+  }
+  if (fd >= 0) shutdown(fd, SHUT_RDWR);
+  errno = saved;
+}
 
 void InstallWakeHandler() {
   static std::once_flag once;
   std::call_once(once, [] {
     struct sigaction sa{};
-    sa.sa_handler = [](int) {};
+    sa.sa_handler = OnWake;
     sa.sa_flags = SA_RESTART;
     sigemptyset(&sa.sa_mask);
     sigaction(kWakeSignal, &sa, nullptr);
@@ -490,7 +550,7 @@ Result<std::unique_ptr<HttpServer>> HttpServer::Start(
   s->http_metrics_ = std::make_shared<HttpMetrics>(s->web_, s->waiting_);
   if (options.web_config.tls.enabled()) {
     if (auto ok = LoadTlsLibraries(options.tls_compat_dir); !ok) return std::unexpected(ok.error());
-    s->tls_ = std::make_unique<TlsServer>(s->web_, [server = s.get()] { server->HandleTlsHandshake(); });
+    s->tls_ = std::make_unique<TlsServer>(s->web_, [server = s.get()](int fd) { server->HandleTlsHandshake(fd); });
     // Fails here, with the reason, rather than at the first handshake.
     if (auto m = LoadTlsMaterial(options.web_config.tls); !m) return std::unexpected(m.error());
     for (std::string& p : ports) p += "s";  // every listener
@@ -593,11 +653,13 @@ const HttpHandler* HttpServer::Route(const std::string& path) const {
   return it == routes_.end() ? nullptr : &it->second;
 }
 
-void HttpServer::HandleNewConnection() {
+void HttpServer::HandleNewConnection(const mg_connection* conn) {
+  t_connection = conn;
   waiting_->Accepted(pthread_self(), std::chrono::steady_clock::now());
 }
 
-void HttpServer::HandleTlsHandshake() {
+void HttpServer::HandleTlsHandshake(int fd) {
+  t_socket = fd;
   waiting_->Accepted(pthread_self(), std::chrono::steady_clock::now());
 }
 
@@ -680,7 +742,11 @@ int HttpServer::HandleRequest(mg_connection* conn) {
 }
 
 void HttpServer::HandleClose(mg_connection* conn) {
+  // A signal sent while the connection was waiting lands by the time Closed() has the
+  // table (it waits for the sender's lock): on this connection, not the next.
   waiting_->Closed(pthread_self());
+  t_connection = nullptr;
+  t_socket = -1;
   // civetweb drops a request for "*" unanswered; answer here, while it holds the socket.
   const mg_request_info* ri = mg_get_request_info(conn);
   if (!ri || ri->local_uri || !ri->request_uri || std::strcmp(ri->request_uri, "*") != 0 ||

@@ -96,11 +96,11 @@ class HttpServer {
   uint64_t waiting_connections_closed() const { return waiting_->closed(); }
 
   // civetweb callbacks (static functions in server.cc forward to these).
-  void HandleNewConnection();
+  void HandleNewConnection(const mg_connection* conn);
   int HandleRequest(mg_connection* conn);
   void HandleEndRequest();
   void HandleClose(mg_connection* conn);
-  void HandleTlsHandshake();
+  void HandleTlsHandshake(int fd);
   bool InitTls(void* ssl_ctx);
   void Registered(const mg_context* ctx);
   void MasterThread(bool running);

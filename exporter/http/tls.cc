@@ -175,7 +175,7 @@ int ServerIndex() {
 void OnInfo(const SSL* s, int where, int) {
   if ((where & SSL_CB_HANDSHAKE_START) == 0) return;
   if (const auto* t = static_cast<const TlsServer*>(SSL_CTX_get_ex_data(SSL_get_SSL_CTX(s), ServerIndex()))) {
-    t->HandshakeStarted();
+    t->HandshakeStarted(SSL_get_fd(s));
   }
 }
 

@@ -29,20 +29,21 @@ Result<std::shared_ptr<const TlsMaterial>> LoadTlsMaterial(const TlsServerConfig
 // rebuilt when it or a file it names changes, as exporter-toolkit does.
 class TlsServer {
  public:
-  // `on_handshake` runs on a connection's worker as its handshake starts, before any read.
-  TlsServer(std::shared_ptr<WebConfigWatcher> watcher, std::function<void()> on_handshake = {})
+  // `on_handshake` runs on a connection's worker as its handshake starts, before any
+  // read, with the connection's socket.
+  TlsServer(std::shared_ptr<WebConfigWatcher> watcher, std::function<void(int fd)> on_handshake = {})
       : watcher_(std::move(watcher)), on_handshake_(std::move(on_handshake)) {}
   // civetweb's init_ssl: configures its SSL_CTX; true on success.
   bool InitContext(void* ssl_ctx);
   // Settings for one handshake (null when the current config cannot be served).
   std::shared_ptr<const TlsMaterial> ForHandshake();
-  void HandshakeStarted() const {
-    if (on_handshake_) on_handshake_();
+  void HandshakeStarted(int fd) const {
+    if (on_handshake_) on_handshake_(fd);
   }
 
  private:
   std::shared_ptr<WebConfigWatcher> watcher_;
-  const std::function<void()> on_handshake_;
+  const std::function<void(int fd)> on_handshake_;
   std::mutex mu_;
   std::shared_ptr<const WebSettings> settings_;  // what material_ was built from
   std::vector<FileSignature> files_;
