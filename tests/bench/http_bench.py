@@ -32,13 +32,10 @@ import sys
 import tempfile
 import threading
 import time
-import warnings
-
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore", DeprecationWarning)  # htpasswd -B's hashes, from the stdlib
-    import crypt
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.join(REPO, "tests", "e2e"))
+from e2e_lib import bcrypt  # noqa: E402
 SKIP = 77
 
 
@@ -271,7 +268,7 @@ def load(args, workdir):
 def auth_flood(args, workdir):
     web = os.path.join(workdir, "web.yml")
     with open(web, "w") as f:
-        f.write(f"basic_auth_users:\n  prometheus: '{crypt.crypt('s3cret', crypt.mksalt(crypt.METHOD_BLOWFISH, rounds=1 << 10))}'\n")
+        f.write(f"basic_auth_users:\n  prometheus: '{bcrypt('s3cret', 10)}'\n")
     exp = Exporter(args.exporter, workdir, [f"--web.config.file={web}"])
     good = "prometheus:s3cret"
     if get(exp.port, "/metrics", good)[0] != 200:

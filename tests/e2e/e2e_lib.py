@@ -402,6 +402,22 @@ def http_get(url, timeout=5, cafile=None, auth=None):
         return r.read().decode("utf-8")
 
 
+def bcrypt(password, cost):
+    """A bcrypt hash of `password` ("$2b$", 2**cost rounds) from libcrypt, the library
+    behind crypt(3) on every Debian system (Python 3.13 has no crypt module)."""
+    import ctypes
+    lib = ctypes.CDLL("libcrypt.so.1")
+    lib.crypt_gensalt.restype = ctypes.c_char_p
+    lib.crypt_gensalt.argtypes = [ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p, ctypes.c_int]
+    lib.crypt.restype = ctypes.c_char_p
+    lib.crypt.argtypes = [ctypes.c_char_p, ctypes.c_char_p]
+    salt = lib.crypt_gensalt(b"$2b$", cost, None, 0)
+    hashed = lib.crypt(password.encode(), salt) if salt else None
+    if not hashed or not hashed.startswith(b"$2b$"):
+        raise RuntimeError(f"libcrypt made no bcrypt hash (salt {salt!r})")
+    return hashed.decode()
+
+
 class WebSecurity:
     """A CA, a server certificate for 127.0.0.1 and a web config file with TLS and one
     basic auth user (bcrypt, cost 10 as htpasswd -B writes it), made in `tmp`."""
@@ -409,10 +425,6 @@ class WebSecurity:
     USER = "prometheus"
 
     def __init__(self, tmp, password="s3cret-e2e"):
-        import warnings
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)
-            import crypt
         self.password = password
         self.ca = os.path.join(tmp, "ca.crt")
         self.cert = os.path.join(tmp, "server.crt")
@@ -434,7 +446,7 @@ class WebSecurity:
         self.web_config = os.path.join(tmp, "web.yml")
         with open(self.web_config, "w") as f:
             f.write("tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n"
-                    f"basic_auth_users:\n  {self.USER}: '{crypt.crypt(password, crypt.mksalt(crypt.METHOD_BLOWFISH, rounds=1 << 10))}'\n")
+                    f"basic_auth_users:\n  {self.USER}: '{bcrypt(password, 10)}'\n")
 
     @property
     def auth(self):

@@ -446,13 +446,11 @@ class WebConfig(unittest.TestCase):
 
     def test_basic_auth_guards_metrics_and_events_but_not_probes(self):
         import base64
-        import crypt
         import urllib.request
         with tempfile.TemporaryDirectory() as tmp:
             web = os.path.join(tmp, "web.yml")
             with open(web, "w") as f:
-                salt = crypt.mksalt(crypt.METHOD_BLOWFISH, rounds=16)
-                f.write(f"basic_auth_users:\n  prometheus: '{crypt.crypt('s3cret', salt)}'\n")
+                f.write(f"basic_auth_users:\n  prometheus: '{lib.bcrypt('s3cret', 4)}'\n")
             p, addr = lib.start_exporter(BINARY, tmp, extra_args=[f"--web.config.file={web}"])
             self.addCleanup(p.stop)
 

@@ -231,11 +231,10 @@ class ListenAddress(unittest.TestCase):
 
 class AuthenticationFromTheStart(unittest.TestCase):
     def test_nothing_is_served_unauthenticated_during_start_up(self):
-        import crypt
         with tempfile.TemporaryDirectory() as tmp:
             web = os.path.join(tmp, "web.yml")
             with open(web, "w") as f:
-                f.write(f"basic_auth_users:\n  prometheus: '{crypt.crypt('pw', crypt.mksalt(crypt.METHOD_BLOWFISH, rounds=16))}'\n")
+                f.write(f"basic_auth_users:\n  prometheus: '{lib.bcrypt('pw', 4)}'\n")
             port = lib.free_port()
             seen, stop = [], threading.Event()
 
