@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs what execflow needs from Debian 12's packages: every package named in
+# Installs what execflow needs from Debian 12's or 13's packages (the same names): every package named in
 # scripts/packages/*.txt (one per line, # comments) and the npm tools named in
 # scripts/packages/*.npm.txt into /opt/execflow-tools. Installs only what is
 # missing, so a second run is quick.

@@ -49,3 +49,11 @@ add_test(NAME deploy_multiarch
          COMMAND bash ${EXECFLOW_DEPLOY_TESTS_DIR}/deploy_multiarch.sh ${CMAKE_SOURCE_DIR})
 set_tests_properties(deploy_multiarch PROPERTIES LABELS "e2e" TIMEOUT 2400 SKIP_RETURN_CODE 77
                      RESOURCE_LOCK podman_base_image PROCESSORS 2)
+
+# The README's install, build and test on Debian 13: a pristine trixie container
+# (privileged) installs the packages, builds with -Werror and runs the unit, privileged
+# and exporter end-to-end tests against trixie's libraries.
+add_test(NAME debian13
+         COMMAND bash ${EXECFLOW_DEPLOY_TESTS_DIR}/debian13.sh ${CMAKE_SOURCE_DIR})
+set_tests_properties(debian13 PROPERTIES LABELS "e2e;privileged" TIMEOUT 1800 SKIP_RETURN_CODE 77
+                     RESOURCE_LOCK podman_base_image PROCESSORS 2)
