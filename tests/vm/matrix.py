@@ -1,9 +1,9 @@
 """The kernel matrix: execflow on Debian's stock kernels, x86-64 and arm64, and on the
 running (CI) kernel.
 
-For each kernel: `--config.check` with the bundled default config and with every mode
-combination, then exactness runs (tests/vm/guest.py) with the default config and with
-each mode forced. The table below says, per kernel, which modes must load; a mode that
+For each kernel: `--config.check` with the bundled default config and with each mode
+the kernel must refuse, then exactness runs (tests/vm/guest.py) with the default config
+and with each mode forced. The table below says, per kernel, which modes must load; a mode that
 must load and does not fails with the exporter's reason (the verifier's last lines), and
 a mode that must be refused and loads fails too. Stock kernels boot under qemu
 (tests/vm/vm.py); "ci" is the kernel this runs on, without a VM. The arm64 kernels run
@@ -87,9 +87,6 @@ PRIVILEGED_TESTS = "HelperFloor.*:*ExecEventTime*:*ExecEventBytes*"
 # the longest of these under emulation (1.5 to 2 minutes a row) and does not depend on
 # the architecture: it runs on the oldest kernel (5.10) and on this machine's ("ci").
 SHORT_LIVED_KERNELS = ("5.10", "ci")
-# Run by hand only (--kernels arm64-sid): CI's 90 minutes do not hold a third arm64 row.
-# x86 sid runs the same kernel version in CI.
-BY_HAND = ("arm64-sid",)
 
 # The hook and attach type each mode attaches, by group.
 SEND_HOOKS = {
@@ -157,27 +154,32 @@ def alternate(key, i, kernel=None):
     return modes[i % len(modes)]
 
 
-def config_checks():
-    """Every send mode with each transport; exec and close modes alternate so that each
-    of them meets each transport on a kernel with only the two function send modes. Then
-    each failed-exec mode."""
-    out = []
-    for i, tcp in enumerate(ALL["tcp.hook"]):
-        for j, transport in enumerate(ALL["events.transport"]):
-            out.append({"exec.hook": alternate("exec.hook", i + j),
-                        "tcp.hook": tcp,
-                        "tcp.receive_hook": tcp,
-                        "tcp.close_hook": alternate("tcp.close_hook", i + j),
-                        "events.transport": transport})
-    # The failure hook's modes, each with the rest on auto.
-    out += [{"exec.failures_hook": m} for m in ALL["exec.failures_hook"]]
+def config_checks(kernel):
+    """`--config.check` with the default config; with each mode this kernel must refuse
+    (the rest on auto), to check the refusal and its reason; and with each exec or close
+    mode and transport that no run of this kernel puts together (runs(): on kernels with
+    one send mode that loads). Every other mode that loads is proven by a run."""
+    out = [{}]
+    for key in ("exec.hook", "exec.failures_hook", "tcp.hook", "tcp.close_hook", "events.transport"):
+        for mode in ALL[key]:
+            if not loads(kernel, key, mode):
+                out.append({key: mode, "tcp.receive_hook": mode} if key == "tcp.hook" else {key: mode})
+    ran = [with_auto(kernel, r["forced"]) for r in runs(kernel) if must_load(kernel, with_auto(kernel, r["forced"]))]
+    for key in ("exec.hook", "tcp.close_hook"):
+        for mode in ALL[key]:
+            for transport in ALL["events.transport"]:
+                if not any(r[key] == mode and r["events.transport"] == transport for r in ran):
+                    out.append({key: mode, "events.transport": transport})
     return out
 
 
 def runs(kernel):
-    """The default config, each send mode forced (exec, close and transport alternating;
-    kprobe mode's exporter in a PID namespace of its own), and one more run so that, on kernels with only the two function send modes too, each
-    exec mode meets each transport."""
+    """The default config (exec and close tp_btf, ring buffer), each send mode forced
+    (kprobe mode's exporter in a PID namespace of its own), and one more run, so that on
+    every kernel each mode of every group runs, and each exec and each close mode meets
+    each transport: the send modes take, in turn, exec and close tracepoint with the ring
+    buffer and exec and close tp_btf with the perf buffer; the last run takes both
+    tracepoints with the perf buffer. Failed execs alternate between the modes that load."""
     out = [{"name": "default", "forced": {}}]
     for i, tcp in enumerate(ALL["tcp.hook"]):
         forced = {"exec.hook": alternate("exec.hook", i + 1),
@@ -185,7 +187,7 @@ def runs(kernel):
                   "exec.failures_hook": alternate("exec.failures_hook", i // 2, kernel),
                   "tcp.hook": tcp,
                   "tcp.receive_hook": tcp,
-                  "tcp.close_hook": alternate("tcp.close_hook", i // 2),
+                  "tcp.close_hook": alternate("tcp.close_hook", i + 1),
                   "events.transport": alternate("events.transport", i)}
         run = {"name": f"tcp {tcp}", "forced": forced, "exact": loads(kernel, "tcp.hook", tcp)}
         if tcp == "kprobe":
@@ -276,7 +278,7 @@ def plan_for(kernel, build):
         # A static binary execs fastest under emulation.
         "exec_argv": [busybox, "true"] if busybox else ["/bin/true"],
         "uid_base": 3_500_000_000 + (os.getpid() % 1000) * 100,
-        "config_checks": [{}] + config_checks(),
+        "config_checks": config_checks(kernel),
         "privileged_tests": {"binary": os.path.join(build, "tests", "integration_tests"),
                              "filter": PRIVILEGED_TESTS + (":*ShortLivedContainers*" if kernel in SHORT_LIVED_KERNELS else "")},
         "runs": runs(kernel),
@@ -327,9 +329,9 @@ def run_kernel(kernel, build, accel, work):
 def doc_rows(kernel, release, report, seconds, fails, accel):
     """One Markdown row per kernel: modes that load, result, time."""
     loaded = {}
-    for cc in report.get("config_checks", []):
-        if cc["exit_code"] == 0:
-            for k, v in cc["forced"].items():
+    for r in report.get("runs", []):
+        if r.get("started"):
+            for k, v in (r["forced"] or with_auto(kernel, {})).items():
                 loaded.setdefault(k, set()).add(v)
     def modes(key):
         return ", ".join(m for m in ALL[key] if m in loaded.get(key, ()))
@@ -382,8 +384,7 @@ def main():
     p.add_argument("--build", default=os.path.join(lib.REPO, "build"))
     p.add_argument("--build-arm64", default=os.path.join(lib.REPO, "build-arm64"),
                    help="the arm64 cross build (scripts/build-arm64.sh) the arm64 kernels run")
-    p.add_argument("--kernels", default=",".join(k for k in KERNELS if k not in BY_HAND),
-                   help="default: every kernel but " + ", ".join(BY_HAND))
+    p.add_argument("--kernels", default=",".join(KERNELS), help="default: every kernel")
     p.add_argument("--accel", choices=["kvm", "tcg"], help="default: KVM if it boots, else TCG")
     p.add_argument("--work", help="folder for plans, reports and guest logs (default: temporary)")
     p.add_argument("--docs", help="rewrite the table in this Markdown file (docs/kernels.md)")

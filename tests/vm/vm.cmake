@@ -1,5 +1,5 @@
 # The kernel matrix (tests/vm): execflow on Debian's stock x86-64 kernels 5.10, 6.1, 6.12
-# and sid's newest, and arm64 kernels 5.10 and 6.12 (arm64 sid by hand), under qemu, and
+# and sid's newest, and arm64 kernels 5.10, 6.12 and sid's newest, under qemu, and
 # on the running kernel. Included by the top-level CMakeLists.txt. The arm64 guests run
 # the arm64 cross build, build-arm64 beside this tree's source (scripts/build-arm64.sh;
 # scripts/test.sh makes it). Exit 77 = skipped (not root, no qemu); a failure under CI=true.
