@@ -15,7 +15,7 @@ set(CMAKE_SYSTEM_PROCESSOR aarch64)
 set(CMAKE_C_COMPILER aarch64-linux-gnu-gcc)
 set(CMAKE_CXX_COMPILER aarch64-linux-gnu-g++)
 
-set(EXECFLOW_ARM64_SYSROOT /var/cache/execflow-arm64/sysroot CACHE PATH
+set(EXECFLOW_ARM64_SYSROOT "" CACHE PATH
     "arm64 root folder with execflow's -dev packages (scripts/arm64-sysroot.sh)")
 if(NOT EXISTS ${EXECFLOW_ARM64_SYSROOT}/usr/include/bpf/libbpf.h)
   message(FATAL_ERROR "no arm64 sysroot at ${EXECFLOW_ARM64_SYSROOT}: run scripts/arm64-sysroot.sh")

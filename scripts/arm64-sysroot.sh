@@ -11,13 +11,13 @@
 # machine's own apt state is never touched. The suite is the build machine's own, so the
 # sysroot's libstdc++ matches the cross compiler. Made once; remade when the package
 # list or the suite changes.
-# Usage: scripts/arm64-sysroot.sh [DEST]    (default /var/cache/execflow-arm64/sysroot)
+# Usage: scripts/arm64-sysroot.sh [DEST]    (default /var/cache/execflow-arm64/SUITE/sysroot)
 # Prints DEST.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-dest=${1:-/var/cache/execflow-arm64/sysroot}
 . /etc/os-release
 suite=$VERSION_CODENAME
+dest=${1:-/var/cache/execflow-arm64/$suite/sysroot}
 gcc_major=$(aarch64-linux-gnu-gcc -dumpversion 2>/dev/null | cut -d. -f1) || true
 [[ -n $gcc_major ]] || { echo "arm64-sysroot: aarch64-linux-gnu-gcc not found (scripts/packages/arm64.txt)" >&2; exit 1; }
 

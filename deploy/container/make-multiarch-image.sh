@@ -3,8 +3,9 @@
 # one manifest list that names both, without a registry and without running arm64 code
 # on the host:
 #  - amd64: deploy/container/Containerfile, as for a single-architecture image;
-#  - arm64: the cross build (cmake/aarch64-linux-gnu.cmake, against the arm64 sysroot of
-#    scripts/arm64-sysroot.sh) is installed into a root folder here, with the libraries
+#  - arm64: the cross build (scripts/build-arm64.sh, in a container of BASE_IMAGE, so
+#    against an arm64 sysroot of the same Debian release as the amd64 half) is
+#    installed into a root folder here, with the libraries
 #    it needs from the sysroot, their packages' dpkg records and copyright files, and the
 #    amd64 image's /etc/passwd and /etc/group. The same Containerfile then builds the
 #    image with --platform linux/arm64 and that folder as its "build" stage
@@ -15,8 +16,9 @@
 #   TAG-amd64 and TAG-arm64. `podman manifest push --all TAG docker://...` pushes the list
 #   with both images.
 # Environment:
-#   BASE_IMAGE         the amd64 build stage's base (the Containerfile's default if unset;
-#                      localhost/execflow/debian:trixie from make-base-image.sh offline)
+#   BASE_IMAGE         the amd64 build stage's base and the arm64 cross build's container
+#                      (the Containerfile's default if unset; localhost/execflow/debian:trixie
+#                      from make-base-image.sh offline)
 #   PODMAN_BUILD_OPTS  more `podman build` options, split on spaces (e.g. "--pull=never
 #                      --network host --runtime runc")
 #   ARM64_BUILD_DIR    the cross build's folder (default: build-image-arm64 in the repository)
@@ -55,18 +57,20 @@ podman build "${build_opts[@]}" --platform linux/amd64 "${base_arg[@]}" --build-
   -f "$containerfile" -t "$tag-amd64" "$repo" || die "podman build of $tag-amd64 failed"
 
 # ---- arm64: the cross build, installed into rootfs/ ----------------------------------------
-"$repo/scripts/install-deps.sh" core arm64
-sysroot=$(cd "$repo" && scripts/arm64-sysroot.sh)
+# Built in a container of the amd64 build stage's base, so both halves have the same
+# Debian release and libraries (Debian 13: civetweb with IPv6).
+"$repo/scripts/install-deps.sh" arm64
 if [[ -n ${ARM64_PREBUILT:-} ]]; then
   build=$ARM64_PREBUILT
   say "installing the cross build in $build"
 else
-  say "cross-building in $build (sysroot $sysroot)"
-  cmake -S "$repo" -B "$build" -DCMAKE_TOOLCHAIN_FILE="$repo/cmake/aarch64-linux-gnu.cmake" \
-    -DEXECFLOW_ARM64_SYSROOT="$sysroot" -DCMAKE_BUILD_TYPE=Release -DEXECFLOW_BUILD_TESTS=OFF \
-    -DEXECFLOW_REVISION="$rev" >/dev/null
-  cmake --build "$build" -j"$(nproc)"
+  image=${BASE_IMAGE:-docker.io/library/debian:trixie-slim}
+  say "cross-building in $build, in a container of $image"
+  "$repo/scripts/build-arm64.sh" --image "$image" "$build" || die "the arm64 cross build failed"
 fi
+# The arm64 Debian root the build was made against, which holds its libraries.
+sysroot=$(sed -n 's/^EXECFLOW_ARM64_SYSROOT:[A-Z]*=//p' "$build/CMakeCache.txt" 2>/dev/null) || true
+[[ -n $sysroot && -d $sysroot ]] || die "$build names no arm64 sysroot (EXECFLOW_ARM64_SYSROOT in its CMakeCache.txt)"
 rootfs=$stage/rootfs
 DESTDIR=$rootfs cmake --install "$build" --strip >/dev/null
 bin=$rootfs/usr/local/bin/execflow_exporter

@@ -10,8 +10,9 @@
 #     that root filesystem shared read-only; inside, the image's ENTRYPOINT with its CMD
 #     runs chrooted into it (with /proc, /sys, bpffs, tracefs, cgroup2, /dev, a tmpfs
 #     /run), and from outside the chroot N execs under a UID of their own move
-#     execflow_execs_total{uid} by exactly N; it reports the revision built and exits 0
-#     on SIGTERM. The guest writes what it saw to its output folder; the checks are here.
+#     execflow_execs_total{uid} by exactly N; it answers over IPv6 too ([::1], one more
+#     listen address: the image is Debian 13's, whose civetweb has IPv6), reports the
+#     revision built and exits 0 on SIGTERM. The guest writes what it saw to its output folder; the checks are here.
 # Nothing arm64 runs on this machine.
 #   usage: deploy_multiarch.sh [REPO]
 set -euo pipefail
@@ -44,8 +45,10 @@ trap cleanup EXIT
 ensure_base_image "$EXECFLOW_BASE_IMAGE"
 # Under CI, scripts/test.sh has just cross-built this commit in build-arm64: the image
 # takes that binary instead of a second cross build (5 minutes of CI).
+arm64_build=$REPO/build-image-arm64
 if [[ ${CI:-} == true && -x $REPO/build-arm64/execflow_exporter ]]; then
   export ARM64_PREBUILT=$REPO/build-arm64
+  arm64_build=$ARM64_PREBUILT
 fi
 PODMAN_BUILD_OPTS="${podman_opts[*]} --network host --pull=never" BASE_IMAGE=$EXECFLOW_BASE_IMAGE \
   "$REPO/deploy/container/make-multiarch-image.sh" "$tag" >"$work/build.log" 2>&1 || {
@@ -129,12 +132,12 @@ echo "python3 /tmp/out/guest.py /tmp/out \"\$img\" $uid $execs $(jq -rn --arg e 
 
 guest_start=$SECONDS
 # vm.py logs to stdout; the guest root and exit code come back in a file.
-python3 - "$REPO" "$work/guest.sh" "$work/out" "$rootfs" "$work/guest.result" <<'EOF' >&2 ||
+python3 - "$REPO" "$work/guest.sh" "$work/out" "$rootfs" "$work/guest.result" "$arm64_build" <<'EOF' >&2 ||
 import sys
-repo, script, out, share, result = sys.argv[1:]
+repo, script, out, share, result, build = sys.argv[1:]
 sys.path.insert(0, f"{repo}/tests/vm")
 import vm
-root = vm.guest_root("arm64")
+root = vm.guest_root("arm64", build)  # the Debian root the image's libraries come from
 with open(result, "w") as f:
     f.write(root + "\n")
 with open(script) as f:
@@ -168,7 +171,10 @@ echo "arm64: execflow_execs_total{uid=\"$uid\"}: $before -> $after ($execs execs
 build=$(grep '^execflow_build_info{' "$work/out/metrics.after") || fail "arm64: no execflow_build_info"
 [[ $build == *'revision="'"$rev"'"'* && ${build##* } == 1 ]] ||
   fail "arm64: '$build', want execflow_build_info{...revision=\"$rev\"...} 1"
+grep -q '^execflow_build_info{.*revision="'"$rev"'".* 1$' "$work/out/metrics.ipv6" ||
+  fail "arm64: the scrape over IPv6 ([::1]:9742) has no execflow_build_info of revision $rev"
+echo "arm64: scraped over IPv6 at [::1]:9742"
 [[ $(cat "$work/out/exporter.rc") == 0 ]] ||
   fail "arm64: exit code $(cat "$work/out/exporter.rc") after SIGTERM, want 0"
 
-echo "PASS: $tag holds linux/amd64 and linux/arm64; the arm64 image ran on arm64 6.12 and counted $execs execs exactly ($((SECONDS - start)) s)"
+echo "PASS: $tag holds linux/amd64 and linux/arm64; the arm64 image ran on arm64 6.12, counted $execs execs exactly and answered over IPv6 ($((SECONDS - start)) s)"

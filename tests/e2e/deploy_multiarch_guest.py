@@ -1,10 +1,11 @@
 """The arm64 guest's half of tests/e2e/deploy_multiarch.sh (python3 of the arm64 sysroot).
 
 Runs the image's ENTRYPOINT and CMD chrooted into the image's root filesystem (mounted by
-the guest script), waits for /readyz, makes N execs under UID from outside the chroot,
-stops the exporter with SIGTERM, and writes what it saw to OUT for the host to check:
-metrics.before, metrics.after, root, exe, exporter.rc; failure (one line) when a step
-fails. The sysroot's busybox wget crashes (static glibc) and it has no curl: urllib it is.
+the guest script), with one more listen address, [::1]:9742 (the image's civetweb, Debian
+13's, listens on IPv6), waits for /readyz, makes N execs under UID from outside the
+chroot, stops the exporter with SIGTERM, and writes what it saw to OUT for the host to
+check: metrics.before, metrics.after, metrics.ipv6 (a scrape over IPv6), root, exe,
+exporter.rc; failure (one line) when a step fails. The sysroot's busybox wget crashes (static glibc) and it has no curl: urllib it is.
 
 usage: deploy_multiarch_guest.py OUT ROOTFS UID N '["/entrypoint", "cmd", ...]'
 """
@@ -18,6 +19,7 @@ import urllib.error
 import urllib.request
 
 URL = "http://127.0.0.1:9741"
+URL6 = "http://[::1]:9742"
 READY_WITHIN_S = 600  # loading and verifying the BPF programs under TCG
 EXITS_WITHIN_S = 60
 
@@ -31,17 +33,17 @@ def main():
         print("FAIL:", msg, flush=True)
         sys.exit(1)
 
-    def get(path):
-        with urllib.request.urlopen(URL + path, timeout=60) as r:
+    def get(path, url=URL):
+        with urllib.request.urlopen(url + path, timeout=60) as r:
             return r.status, r.read()
 
-    def scrape(name):
+    def scrape(name, url=URL):
         try:
-            status, body = get("/metrics")
+            status, body = get("/metrics", url)
         except OSError as e:
-            fail(f"GET /metrics: {e}")
+            fail(f"GET {url}/metrics: {e}")
         if status != 200:
-            fail(f"GET /metrics: status {status}")
+            fail(f"GET {url}/metrics: status {status}")
         with open(os.path.join(out, name), "wb") as f:
             f.write(body)
         return body.decode()
@@ -52,7 +54,7 @@ def main():
                    if line.startswith("execflow_execs_total{") and want in line)
 
     with open(os.path.join(out, "exporter.log"), "wb") as log:
-        proc = subprocess.Popen(["chroot", rootfs] + argv, stdout=log, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(["chroot", rootfs] + argv + ["--web.listen-address=[::1]:9742"], stdout=log, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + READY_WITHIN_S
         last = "no answer"
@@ -73,6 +75,7 @@ def main():
             with open(os.path.join(out, link), "w") as f:
                 f.write(os.readlink(f"/proc/{proc.pid}/{link}") + "\n")
 
+        scrape("metrics.ipv6", URL6)
         before = execs(scrape("metrics.before"))
         for _ in range(n):
             r = subprocess.run(["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "/bin/true"])

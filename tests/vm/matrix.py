@@ -312,7 +312,7 @@ def run_kernel(kernel, build, accel, work):
         # are shared at their own paths.
         shares = () if a == "amd64" else tuple(
             {lib.REPO, build} if os.path.relpath(build, lib.REPO).startswith("..") else {lib.REPO})
-        rc = vm.run_guest(kdir, script, out, VM_TIMEOUT, accel, arch=a, root=vm.guest_root(a), shares=shares)
+        rc = vm.run_guest(kdir, script, out, VM_TIMEOUT, accel, arch=a, root=vm.guest_root(a, build), shares=shares)
         lib.log(vm.tail(os.path.join(out, "guest.log"), 400))
         if rc is None:
             lib.log(f"matrix: {kernel}: guest did not finish; console:\n{vm.tail(os.path.join(out, 'console.log'))}")

@@ -58,11 +58,20 @@ def arch_of(version):
     return SUITES[version][1]
 
 
-def guest_root(arch):
-    """The root folder an `arch` guest boots with: the host's own for amd64, the arm64
-    Debian root of scripts/arm64-sysroot.sh (made once) for arm64."""
+def guest_root(arch, build=None):
+    """The root folder an `arch` guest boots with: the host's own for amd64; for arm64,
+    the arm64 Debian root the cross build in `build` was made against (its CMakeCache's
+    EXECFLOW_ARM64_SYSROOT: its libraries are the ones the build links), else the one
+    scripts/arm64-sysroot.sh makes for this machine's release."""
     if arch == "amd64":
         return "/"
+    try:
+        with open(os.path.join(build or "", "CMakeCache.txt")) as f:
+            for line in f:
+                if line.startswith("EXECFLOW_ARM64_SYSROOT:"):
+                    return line.split("=", 1)[1].strip()
+    except OSError:
+        pass
     return subprocess.run([os.path.join(REPO, "scripts", "arm64-sysroot.sh")], check=True,
                           stdout=subprocess.PIPE, text=True).stdout.strip()
 
@@ -310,7 +319,7 @@ def main():
     t0 = time.monotonic()
     arch = arch_of(a.kernel)
     rc = run_guest(fetch_kernel(a.kernel), script, out, a.timeout, Accel(a.accel), arch=arch,
-                   root=guest_root(arch), shares=() if arch == "amd64" else (os.getcwd(),))
+                   root=guest_root(arch, os.path.join(REPO, "build-arm64")), shares=() if arch == "amd64" else (os.getcwd(),))
     log(tail(os.path.join(out, "guest.log")))
     log(f"vm: {a.kernel}: rc={rc} in {time.monotonic() - t0:.0f}s; output in {out}")
     return 1 if rc is None else rc
