@@ -226,13 +226,17 @@ local alert(name, expr, forTime, severity, summary, description, runbook) = {
           'execflow program {{ $labels.program }} on {{ $labels.instance }} skipped runs',
           |||
             The kernel skipped {{ $value | humanize }} runs of {{ $labels.program }} on
-            {{ $labels.instance }} in the last 10 minutes because it was already running
-            on that CPU; the execs or bytes of those runs are missing from the counters.
+            {{ $labels.instance }} in the last 10 minutes (it was already running on that
+            CPU, or, for kprobe and tracepoint programs, another such program or a BPF map
+            syscall was); the execs or bytes of those runs are missing from the counters.
           |||,
           |||
             Check which hook the program uses (exporter health dashboard, attach mode).
-            fexit programs can be preempted on kernels built with CONFIG_PREEMPT; force
-            the tracepoint hook (exec.hook or tcp.hook in the config) on such nodes.
+            Kernels that preempt kernel code (Debian's 7.x) reach both: an fexit program
+            preempted on its CPU, and any process preempted inside a map syscall, which
+            stops kprobe and tracepoint programs there. A tp_btf program skips only a run
+            that would re-enter it on one CPU: force the tp_btf hook (exec.hook, tcp.hook,
+            tcp.receive_hook) on such nodes.
           |||,
         ),
         alert(

@@ -85,10 +85,12 @@ void Collector::AppendProgramFamilies(std::vector<prometheus::MetricFamily>* out
   auto secs = Counter("execflow_bpf_program_run_seconds_total",
                       "Time the kernel spent running the program (bpf run-time stats).");
   auto runs = Counter("execflow_bpf_program_runs_total", "Times the kernel ran the program (bpf run-time stats).");
-  // The kernel skips a program that would re-enter on its CPU (an fexit program preempted, a
-  // tracepoint hit inside another program); the event is lost, so it must show somewhere.
+  // The kernel skips a program that would re-enter on its CPU (an fexit program preempted), and
+  // a kprobe or classic tracepoint program while another such program or a BPF map syscall (of
+  // any process, this one's too) is running on that CPU; the event is lost, so it must show.
   auto misses = Counter("execflow_bpf_program_misses_total",
-                        "Runs the kernel skipped because the program was already running on "
+                        "Runs the kernel skipped because the program, or for kprobe and tracepoint "
+                        "programs another such program or a BPF map syscall, was already running on "
                         "that CPU; their events are not counted.");
   for (const auto& p : programs_) {
     AddGauge(info, {{"program", p.program}, {"hook", p.hook}, {"attach_type", p.attach_type}}, 1);

@@ -124,7 +124,7 @@ local byCollector = '{{instance}} {{collector}}';
         ],
         [
           g.timeseries('BPF runs skipped, sends and receives uncounted',
-                       'Runs the kernel skipped because the program was already running on that CPU (execflow_bpf_program_misses_total), and TCP sends kprobe mode could not follow: its kretprobe missed the return, or its in-flight map was full (execflow_tcp_sends_uncounted_total, and the same for receives: execflow_tcp_receives_uncounted_total): their execs or bytes were not counted. Should stay at zero.',
+                       'Runs the kernel skipped (the program was already running on that CPU, or, for kprobe and tracepoint programs, another such program or a BPF map syscall was: execflow_bpf_program_misses_total), and TCP sends kprobe mode could not follow: its kretprobe missed the return, or its in-flight map was full (execflow_tcp_sends_uncounted_total, and the same for receives: execflow_tcp_receives_uncounted_total): their execs or bytes were not counted. Should stay at zero.',
                        [
                          g.query(increase('execflow_bpf_program_misses_total', 'instance, program'), legend=byProgram),
                          g.query(increase('execflow_tcp_sends_uncounted_total', 'instance, reason'),

@@ -49,6 +49,39 @@ def config_yaml(forced):
 OWN_PID_NAMESPACE = ["unshare", "--pid", "--fork", "--mount-proc", "--kill-child"]
 
 
+def program_misses(samples):
+    """Runs the kernel skipped, by program (only those with any)."""
+    return {l["program"]: v for n, l, v in samples if n == "execflow_bpf_program_misses_total" and v}
+
+
+def send_misses(exp):
+    return sum(v for p, v in program_misses(exp.scrape()).items() if "send" in p)
+
+
+# The sizes of each churn connection's writes (SendVarying's first ones, up to CHURN_BYTES).
+CHURN_SENDS = (1, 7, 100, 892)
+
+
+def churn_check(expected, got, skipped):
+    """The churn check: exact, unless the kernel skipped send programs meanwhile. While a
+    process is inside a BPF map syscall (the exporter taking a closed flow), the kernel skips
+    kprobe and classic tracepoint programs on that CPU, and an fexit program preempted on its
+    CPU skips its next run there; a kernel that preempts kernel code (Debian's 7.x) makes both
+    reachable (measured on sid under emulation: 9 sends of one churn, 2001 bytes). Those runs
+    are in execflow_bpf_program_misses_total (with the exporter's own HTTP replies), so the
+    bytes missing must be at most that many of the churn's writes, and none missing without."""
+    lost, skipped = expected - got, int(skipped)
+    name = "churn: sum over the connections"
+    if not skipped:
+        return name, expected, got
+    fits = lost == 0 or (lost > 0 and any(
+        a * CHURN_SENDS[0] + b * CHURN_SENDS[1] + c * CHURN_SENDS[2] + d * CHURN_SENDS[3] == lost
+        for a in range(skipped + 1) for b in range(skipped + 1 - a) for c in range(skipped + 1 - a - b)
+        for d in range(skipped + 1 - a - b - c)))
+    return (f"{name}, less at most the {skipped} sends the kernel skipped (execflow_bpf_program_misses_total)",
+            [expected, True], [got, fits])
+
+
 class Exporter:
     def __init__(self, binary, tmp, config_path, own_pid_namespace=False):
         self.address = f"127.0.0.1:{lib.free_port()}"
@@ -303,9 +336,10 @@ def exactness(plan, exp, checks, uid):
     checks.expect("peeked then read: received once", PEEK_BYTES,
                   total(exp.scrape(), "execflow_tcp_received_bytes_total", sport=got["sport"], dport=got["dport"]))
 
+    before = send_misses(exp)
     got = kv(workload(plan, "churn", CHURN_CONNECTIONS, CHURN_BYTES))
-    checks.expect("churn: sum over the connections", CHURN_CONNECTIONS * CHURN_BYTES,
-                  total(exp.scrape(), "execflow_tcp_sent_bytes_total", dport=got["dport"]))
+    sent = total(exp.scrape(), "execflow_tcp_sent_bytes_total", dport=got["dport"])
+    checks.expect(*churn_check(CHURN_CONNECTIONS * CHURN_BYTES, sent, send_misses(exp) - before))
 
     got = kv(workload(plan, "rst"))
     checks.expect("send completing after an RST closed its socket", int(got["sent"]),
@@ -395,7 +429,9 @@ def run_one(plan, run, index, tmp):
             checks = Checks()
             final = exactness(plan, exp, checks, plan["uid_base"] + 10 * index)
             result["checks"] = checks.items
-            result["misses"] = total(final, "execflow_bpf_program_misses_total")
+            result["misses"] = program_misses(final)
+            if result["misses"]:
+                lib.log(f"  runs the kernel skipped, by program: {result['misses']}")
     except Exception as e:  # a broken run is a failed check, and the next run goes on
         result.setdefault("checks", []).append({"name": "run", "expected": "no error",
                                                 "got": f"{type(e).__name__}: {e}", "ok": False})
