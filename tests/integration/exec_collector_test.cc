@@ -224,14 +224,16 @@ class ExecCollectorPressure : public ::testing::TestWithParam<Transport> {};
 
 TEST_P(ExecCollectorPressure, FullBufferDropsEventsCountsThemAndNeverTheExecs) {
   EXECFLOW_REQUIRE_PRIVILEGED();
-  // The consumer writes each event to a FIFO nobody reads: once the pipe is
-  // full it blocks, and the one-page buffer behind it fills up.
+  // The consumer writes each event to a FIFO nobody reads: once the pipe (one
+  // page, F_SETPIPE_SZ's least) is full it blocks, and the one-page buffer behind
+  // it fills up: a few dozen events, so 200 execs must drop some.
   char dir[] = "/tmp/execflow-fifo-XXXXXX";
   ASSERT_NE(mkdtemp(dir), nullptr);
   const std::string fifo = std::string(dir) + "/events";
   ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
   int reader = open(fifo.c_str(), O_RDONLY | O_NONBLOCK);  // lets the sink open it
   ASSERT_GE(reader, 0);
+  ASSERT_EQ(fcntl(reader, F_SETPIPE_SZ, 4096), 4096);
   Config config;
   config.exec.labels = {"uid"};
   config.events.ring_buffer_bytes = 4096;
@@ -244,9 +246,10 @@ TEST_P(ExecCollectorPressure, FullBufferDropsEventsCountsThemAndNeverTheExecs) {
   auto before = (*c)->Collect(&errors);
 
   const uint32_t uid = UnusedUid();
-  ASSERT_EQ(RunAs(uid, uid, [] { return ExecTimes("/bin/true", 1000); }), 0);
+  constexpr int kExecs = 200;
+  ASSERT_EQ(RunAs(uid, uid, [] { return ExecTimes("/bin/true", kExecs); }), 0);
   auto during = (*c)->Collect(&errors);
-  EXPECT_EQ(Value(during, "execflow_execs_total", {{"uid", std::to_string(uid)}}), 1000);
+  EXPECT_EQ(Value(during, "execflow_execs_total", {{"uid", std::to_string(uid)}}), kExecs);
   EXPECT_GT(Value(during, "execflow_exec_events_dropped_total", {}), 0);
 
   // Drain the FIFO until the consumer caught up: every exec was then either
@@ -270,7 +273,7 @@ TEST_P(ExecCollectorPressure, FullBufferDropsEventsCountsThemAndNeverTheExecs) {
     return execs == accounted;
   });
   EXPECT_EQ(accounted, execs);
-  EXPECT_GE(execs, 1000);
+  EXPECT_GE(execs, kExecs);
   c->reset();  // stop the consumer before the reader goes away
   stop = true;
   drain.join();

@@ -350,7 +350,7 @@ TEST(TcpNamespaces, IdenticalLoopbackFlowsInTwoNamespacesAreTwoFlowsAndOneCloseL
 class ShortLivedContainers : public WorkloadsTest, public ::testing::WithParamInterface<std::string> {};
 
 TEST_P(ShortLivedContainers, EveryExecKeepsItsContainersName) {
-  constexpr int kContainers = 300;
+  constexpr int kContainers = 100;
   Config config;
   config.exec.labels = {"uid", "container"};
   config.workloads.hook = GetParam();
