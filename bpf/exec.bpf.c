@@ -18,6 +18,7 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 /* Set by user space before load. */
 const volatile bool targ_events = true;
+const volatile __u32 targ_args_max = EXEC_DEFAULT_ARGS_BYTES; /* at most EXEC_ARGS_MAX */
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -46,6 +47,19 @@ struct {
 } exec_events_perf SEC(".maps");
 
 struct exec_loss loss = {};
+
+/* An event is built here, then copied to the ring or perf buffer at its length. */
+struct exec_record {
+	struct exec_event e;
+	char args[EXEC_ARGS_MAX];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct exec_record);
+} exec_scratch SEC(".maps");
 
 /* Who exec'd: what the counts are keyed by and the event carries. */
 struct exec_who {
@@ -112,6 +126,25 @@ static __always_inline void copy_comm(char *dst, const char *comm)
 }
 
 /*
+ * The new process's arguments, as the exec left them at the bottom of its stack: from
+ * mm->arg_start to mm->arg_end, each NUL-terminated. Copied up to targ_args_max bytes; returns
+ * how many. Nothing is copied if the area cannot be read.
+ */
+static __always_inline __u32 copy_args(struct exec_record *r, unsigned long start, unsigned long end)
+{
+	__u64 size = end > start ? end - start : 0;
+	__u32 len = size < targ_args_max ? size : targ_args_max;
+
+	r->e.args_size = size < 0xffffffffULL ? size : 0xffffffffU;
+	if (len > EXEC_ARGS_MAX) /* for the verifier: targ_args_max is at most that */
+		len = EXEC_ARGS_MAX;
+	if (len == 0 || bpf_probe_read_user(r->args, len, (const void *)start))
+		len = 0;
+	r->e.args_len = len;
+	return len;
+}
+
+/*
  * Fills a zeroed record (no old stack or record bytes may follow the strings); a non-null `task`
  * (tp_btf) gives comm by plain loads. Perf buffer kernels (before 5.8) lack bpf_ktime_get_boot_ns
  * too, so that path stamps CLOCK_MONOTONIC; user space converts with the clock of the transport.
@@ -133,35 +166,39 @@ static __always_inline void fill_event(struct exec_event *e, const struct exec_w
 	bpf_probe_read_kernel_str(e->filename, sizeof(e->filename), filename);
 }
 
-/* filename is kernel memory either way: bprm->filename (tp_btf) or in the tracepoint record. */
+/*
+ * filename is kernel memory either way: bprm->filename (tp_btf) or in the tracepoint record;
+ * args_start and args_end bound the new process's arguments in its memory.
+ */
 static __always_inline int handle_exec(void *ctx, const struct exec_who *w, const char *filename,
-				       struct task_struct *task)
+				       struct task_struct *task, unsigned long args_start,
+				       unsigned long args_end)
 {
 	struct exec_key key = {.cgroup_id = w->cgroup_id, .uid = w->uid};
-	struct exec_event *e;
+	struct exec_record *r;
+	__u32 zero = 0, len;
+	long err;
 
 	if (!counter_add(&exec_counts, &key, 1))
 		__sync_fetch_and_add(&loss.uid_overflow, 1);
 
 	if (!targ_events)
 		return 0;
-	if (targ_perfbuf) {
-		struct exec_event ev = {}; /* 304 bytes: fits the 512-byte stack */
-
-		fill_event(&ev, w, filename, task);
-		if (bpf_perf_event_output(ctx, &exec_events_perf, BPF_F_CURRENT_CPU, &ev, sizeof(ev)))
-			__sync_fetch_and_add(&loss.events_dropped, 1);
+	r = bpf_map_lookup_elem(&exec_scratch, &zero);
+	if (!r)
 		return 0;
-	}
-	e = bpf_ringbuf_reserve(&exec_events, sizeof(*e), 0);
-	if (!e) {
+	/* The fixed part whole: 38 stores, less than a helper or a loop over the strings' tails. */
+	__builtin_memset(&r->e, 0, sizeof(r->e));
+	fill_event(&r->e, w, filename, task);
+	len = copy_args(r, args_start, args_end);
+	if (len > EXEC_ARGS_MAX) /* the verifier loses copy_args' bound on older kernels */
+		len = EXEC_ARGS_MAX;
+	if (targ_perfbuf)
+		err = bpf_perf_event_output(ctx, &exec_events_perf, BPF_F_CURRENT_CPU, r, sizeof(r->e) + len);
+	else /* the reader polls: see EventConsumer */
+		err = bpf_ringbuf_output(&exec_events, r, sizeof(r->e) + len, BPF_RB_NO_WAKEUP);
+	if (err)
 		__sync_fetch_and_add(&loss.events_dropped, 1);
-		return 0;
-	}
-	/* Whole record: 38 stores, in exec_btf's noise; less than a helper or a loop over the tails. */
-	__builtin_memset(e, 0, sizeof(*e));
-	fill_event(e, w, filename, task);
-	bpf_ringbuf_submit(e, BPF_RB_NO_WAKEUP); /* the reader polls: see EventConsumer */
 	return 0;
 }
 
@@ -171,7 +208,7 @@ int BPF_PROG(exec_btf, struct task_struct *p, pid_t old_pid, struct linux_binprm
 	struct exec_who w;
 
 	who_trusted(p, &w);
-	return handle_exec(ctx, &w, bprm->filename, p);
+	return handle_exec(ctx, &w, bprm->filename, p, p->mm->arg_start, p->mm->arg_end);
 }
 
 SEC("tracepoint/sched/sched_process_exec")
@@ -180,10 +217,12 @@ int exec_tp(struct trace_event_raw_sched_process_exec *ctx)
 	/* __data_loc: low 16 bits are the offset of the string in the record. */
 	__u32 loc = BPF_CORE_READ(ctx, __data_loc_filename);
 
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
 	struct exec_who w;
 
 	who_current(&w);
-	return handle_exec(ctx, &w, (const char *)ctx + (loc & 0xFFFF), 0);
+	return handle_exec(ctx, &w, (const char *)ctx + (loc & 0xFFFF), 0, BPF_CORE_READ(task, mm, arg_start),
+			   BPF_CORE_READ(task, mm, arg_end));
 }
 
 static __always_inline int handle_exec_exit(long ret)

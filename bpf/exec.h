@@ -14,10 +14,22 @@
  */
 #define EXEC_DEFAULT_MAX_UIDS 10240
 #define EXEC_DEFAULT_MAX_FAILURE_KEYS 10240
-/* 1 MiB holds ~3,360 events of 312 B (304 B record + 8 B ring buffer header). */
+/* 1 MiB holds ~3,360 events of 312 B (304 B record + 8 B ring buffer header) without arguments. */
 #define EXEC_DEFAULT_RINGBUF_BYTES (1 << 20)
+/*
+ * The exec's arguments are copied up to events.args_max_bytes (targ_args_max), at most
+ * EXEC_ARGS_MAX: Linux allows up to a quarter of the stack limit (2 MiB by default), but an
+ * event is built whole in a per-CPU buffer, whose entries the kernel allows up to 32 KiB,
+ * and 30 KiB of arguments are more than Falco (4 KiB), Inspektor Gadget (5 KiB) or Tracee
+ * (8 KiB) keep.
+ */
+#define EXEC_ARGS_MAX 30720
+#define EXEC_DEFAULT_ARGS_BYTES 4096
 
-/* One successful exec, as reserved in the ring buffer. Zero after the strings' NULs. */
+/*
+ * One successful exec, as sent to user space: this record, then args_len bytes of its
+ * arguments. Zero after the strings' NULs.
+ */
 struct exec_event {
 	__u64 time_ns;     /* at the exec: CLOCK_BOOTTIME (ring buffer), CLOCK_MONOTONIC (perf buffer) */
 	__u64 cgroup_id;   /* cgroup v2 id of the task */
@@ -27,6 +39,8 @@ struct exec_event {
 	__u32 gid;
 	char comm[EXEC_COMM_LEN];
 	char filename[EXEC_FILENAME_LEN];
+	__u32 args_size; /* bytes of the new process's whole argument area: each argument and its NUL */
+	__u32 args_len;  /* bytes of it that follow the record: args_size, or less where cut (0: unreadable) */
 };
 
 /* Who exec'd: the cgroup v2 id of the task (its workload) and its real UID. */

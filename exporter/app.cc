@@ -8,6 +8,7 @@
 
 #include <charconv>
 #include <chrono>
+#include <limits>
 #include <set>
 
 #include "exporter/http/query.h"
@@ -498,6 +499,13 @@ std::map<std::string, HttpHandler> App::Routes(const HttpOptions& http) const {
       AppendJsonString(body, limit.error().message);
       return HttpResponse{400, json, body + "}\n"};
     }
+    auto after = QueryUint(query, "after", std::numeric_limits<uint64_t>::max());
+    if (!after) {
+      std::string body = "{\"error\":";
+      AppendJsonString(body, after.error().message);
+      return HttpResponse{400, json, body + "}\n"};
+    }
+    if (*after) return HttpResponse{200, json, log.JsonAfter(**after, limit->value_or(log.capacity())) + "\n"};
     return HttpResponse{200, json, log.Json(limit->value_or(log.capacity())) + "\n"};
   };
   return r;

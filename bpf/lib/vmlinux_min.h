@@ -40,12 +40,17 @@ struct css_set {
 	struct cgroup *dfl_cgrp;
 };
 
+struct mm_struct {
+	unsigned long arg_start, arg_end;
+};
+
 struct task_struct {
 	pid_t pid;
 	pid_t tgid;
 	struct task_struct *real_parent;
 	const struct cred *cred;
 	struct css_set *cgroups;
+	struct mm_struct *mm;
 	char comm[16];
 };
 

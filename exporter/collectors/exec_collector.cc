@@ -18,7 +18,9 @@
 
 namespace execflow {
 
-static_assert(sizeof(exec_event) == 304, "exec_event layout changed: update exec.h users");
+static_assert(sizeof(exec_event) == 312, "exec_event layout changed: update exec.h users");
+// bpf/exec.bpf.c builds an event in a per-CPU array entry: the kernel allows 32 KiB.
+static_assert(sizeof(exec_event) + EXEC_ARGS_MAX <= 32768);
 static_assert(sizeof(exec_key) == 16);
 static_assert(sizeof(exec_failure_key) == 16);
 static_assert(sizeof(exec_loss) == 24);
@@ -191,6 +193,9 @@ bool DecodeExecEvent(const void* data, size_t size, int64_t to_wall_ns, ExecReco
   out->cgroup_id = e.cgroup_id;
   out->comm = CString(e.comm, sizeof(e.comm));
   out->filename = CString(e.filename, sizeof(e.filename));
+  // The perf buffer pads a record to 8 bytes: what follows args_len is not the command line.
+  if (e.args_len > size - sizeof(e)) return false;
+  SplitArgs({static_cast<const char*>(data) + sizeof(e), e.args_len}, e.args_size, out);
   return true;
 }
 
@@ -199,7 +204,8 @@ ExecCollector::ExecCollector(const Config& config, std::shared_ptr<WorkloadResol
       workloads_(std::move(workloads)),
       tables_(ParseExecLabels(config.exec.labels), WorkloadsOf(workloads_.get()),
               kGoneWorkloadRetention),
-      log_(config.events.keep_last) {}
+      log_(config.events.keep_last),
+      redactor_(config.events.redact_flags, config.events.redact_url_passwords) {}
 
 Result<std::unique_ptr<ExecCollector>> ExecCollector::Start(const Config& config, Transport transport,
                                                             std::shared_ptr<WorkloadResolver> workloads,
@@ -212,6 +218,7 @@ Result<std::unique_ptr<ExecCollector>> ExecCollector::Start(const Config& config
 
   std::function<Result<void>(exec_bpf*)> configure = [&](exec_bpf* s) -> Result<void> {
     s->rodata->targ_events = ev.enabled;
+    s->rodata->targ_args_max = ev.args_max_bytes;
     s->rodata->targ_perfbuf = transport == Transport::kPerfbuf;
     int err = bpf_map__set_max_entries(s->maps.exec_counts, ec.max_uids);
     if (!err) err = bpf_map__set_max_entries(s->maps.exec_failures, ec.max_failure_keys);
@@ -240,6 +247,7 @@ Result<std::unique_ptr<ExecCollector>> ExecCollector::Start(const Config& config
     if (auto ok = c->OpenOutput(ev); !ok) return std::unexpected(ok.error());
     // The clock each transport's programs stamp events with (bpf/exec.bpf.c).
     c->to_wall_ns_ = ToWallNs(transport == Transport::kPerfbuf ? CLOCK_MONOTONIC : CLOCK_BOOTTIME);
+    c->dropped_seen_ = __atomic_load_n(&s->bss->loss.events_dropped, __ATOMIC_RELAXED);
     c->ReadsEvents({transport, bpf_map__fd(s->maps.exec_events), bpf_map__fd(s->maps.exec_events_perf),
                     buffer_bytes, "exec events"});
   }
@@ -269,6 +277,7 @@ Result<void> ExecCollector::OpenOutput(const EventsConfig& ev) {
 void ExecCollector::OnRecord(const void* data, size_t size) {
   ExecRecord r;
   if (!DecodeExecEvent(data, size, to_wall_ns_, &r)) return;
+  redactor_.Redact(&r.args);
   if (workloads_) {
     // The exec'ing process, or its parent, usually still runs in that cgroup.
     Workload w = workloads_->Resolve(r.cgroup_id, nullptr, {r.pid, r.ppid});
@@ -276,6 +285,12 @@ void ExecCollector::OnRecord(const void* data, size_t size) {
     r.pod = std::move(w.pod);
     r.container = std::move(w.container);
   }
+  // Events the kernel dropped since the last record (a full buffer) take their places
+  // in the numbering before this one.
+  const uint64_t dropped = __atomic_load_n(&skel_->bss->loss.events_dropped, __ATOMIC_RELAXED);
+  seq_ += dropped - dropped_seen_ + 1;
+  dropped_seen_ = dropped;
+  r.seq = seq_;
   if (sink_) sink_->info(ToJson(r));
   log_.Push(std::move(r));
   delivered_.fetch_add(1, std::memory_order_relaxed);

@@ -19,6 +19,7 @@
 #include "exporter/collectors/collector.h"
 #include "exporter/config/config.h"
 #include "exporter/events/event_log.h"
+#include "exporter/events/redact.h"
 #include "exporter/metrics/families.h"
 #include "exporter/metrics/series_table.h"
 #include "exporter/state/keeper.h"
@@ -112,8 +113,13 @@ class ExecCollector final : public Collector {
   std::shared_ptr<WorkloadResolver> workloads_;
   ExecTables tables_;  // guarded by mu_
   EventLog log_;
+  ArgRedactor redactor_;
   std::shared_ptr<spdlog::logger> sink_;
   std::atomic<uint64_t> delivered_{0};
+  // The reader thread's: the kernel's dropped-event count at the last record, and the
+  // last record's seq.
+  uint64_t dropped_seen_ = 0;
+  uint64_t seq_ = 0;
   int64_t to_wall_ns_ = 0;  // the clock the programs stamp events with, to wall time
 };
 

@@ -1,8 +1,11 @@
 #include "exporter/config/config.h"
 
+#include <linux/types.h>
+
 #include <limits>
 #include <map>
 
+#include "bpf/exec.h"
 #include "exporter/config/yaml_section.h"
 
 namespace execflow {
@@ -95,10 +98,14 @@ Result<Config> ParseConfig(std::string_view yaml, const std::string& file_name) 
   file.On("path", String(&c.events.file_path))
       .On("max_size_bytes", Uint(&c.events.file_max_bytes, 4096, std::numeric_limits<uint32_t>::max() * 16ull))
       .On("max_files", Uint(&c.events.file_max_files, 1, 1000));
+  Section redact(f, "events.redact");
+  redact.On("flags", List(&c.events.redact_flags)).On("url_passwords", Bool(&c.events.redact_url_passwords));
   Section events(f, "events");
   events.On("enabled", Bool(&c.events.enabled))
       .On("ring_buffer_bytes", Uint(&c.events.ring_buffer_bytes, 4096, 1u << 30))
       .On("keep_last", Uint(&c.events.keep_last, 0, 1000000))
+      .On("args_max_bytes", Uint(&c.events.args_max_bytes, 0, EXEC_ARGS_MAX))
+      .On("redact", Nested(redact))
       .On("transport", OneOf(&c.events.transport, {"auto", "ringbuf", "perfbuf"}))
       .On("output", OneOf(&c.events.output, {"none", "stdout", "file"}))
       .On("file", Nested(file));

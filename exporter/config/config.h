@@ -25,6 +25,12 @@ struct EventsConfig {
   std::string transport = "auto";        // auto | ringbuf | perfbuf (also carries TCP close notices)
   uint32_t ring_buffer_bytes = 1 << 20;  // power of two, >= page size
   uint32_t keep_last = 1024;             // served at /api/v1/events
+  uint32_t args_max_bytes = 4096;        // of each exec's command line; 0: none, at most 30720
+  // Flag names whose values are replaced by ***** in events (exporter/events/redact.h).
+  std::vector<std::string> redact_flags = {"password", "passwd", "pwd", "pass", "secret", "token",
+                                           "api-key", "apikey", "access-key", "secret-key", "private-key",
+                                           "client-secret", "credential", "credentials", "auth"};
+  bool redact_url_passwords = true;  // https://user:*****@host
   std::string output = "none";           // none | stdout | file
   std::string file_path = "/var/log/execflow/events.jsonl";
   uint64_t file_max_bytes = 100ull << 20;

@@ -1,5 +1,6 @@
 #include "exporter/events/event_log.h"
 
+#include <algorithm>
 #include <ctime>
 
 #include <nlohmann/json.hpp>
@@ -17,6 +18,18 @@ std::string Dump(const nlohmann::ordered_json& j) {
 
 void AppendJsonString(std::string& out, std::string_view s) { out += Dump(s); }
 
+void SplitArgs(std::string_view area, uint32_t size, ExecRecord* out) {
+  out->args.clear();
+  out->args_bytes = size;
+  out->args_truncated = area.size() < size;
+  while (!area.empty()) {
+    const size_t nul = area.find('\0');
+    out->args.emplace_back(area.substr(0, nul));  // npos: a cut last argument
+    if (nul == std::string_view::npos) break;
+    area.remove_prefix(nul + 1);
+  }
+}
+
 std::string ToJson(const ExecRecord& r) {
   char ts[64];
   std::time_t secs = r.time_ns / 1000000000;
@@ -25,7 +38,8 @@ std::string ToJson(const ExecRecord& r) {
   size_t n = std::strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", &tm);
   std::snprintf(ts + n, sizeof(ts) - n, ".%09lldZ",
                 static_cast<long long>(r.time_ns % 1000000000));
-  return Dump({{"time", ts},
+  return Dump({{"seq", r.seq},
+               {"time", ts},
                {"pid", r.pid},
                {"ppid", r.ppid},
                {"uid", r.uid},
@@ -35,14 +49,47 @@ std::string ToJson(const ExecRecord& r) {
                {"pod", r.pod},
                {"container", r.container},
                {"comm", r.comm},
-               {"filename", r.filename}});
+               {"filename", r.filename},
+               {"args", r.args},
+               {"args_bytes", r.args_bytes},
+               {"args_truncated", r.args_truncated}});
 }
 
 void EventLog::Push(ExecRecord r) {
-  if (capacity_ == 0) return;
   std::lock_guard lock(mu_);
-  if (records_.size() == capacity_) records_.pop_front();
+  last_seq_ = r.seq;
+  if (capacity_ == 0) {
+    evicted_through_ = r.seq;
+    return;
+  }
+  if (records_.size() == capacity_) {
+    evicted_through_ = records_.front().seq;
+    records_.pop_front();
+  }
   records_.push_back(std::move(r));
+}
+
+std::string EventLog::JsonAfter(uint64_t after, size_t limit) const {
+  std::lock_guard lock(mu_);
+  const bool reset = after > last_seq_;
+  if (reset) after = 0;
+  auto it = records_.begin();
+  while (it != records_.end() && it->seq <= after) ++it;
+  // The first event after `after` still kept, or one past the newest if none is.
+  const uint64_t first = it != records_.end() ? it->seq : last_seq_ + 1;
+  const uint64_t lost = first - after - 1;
+  const uint64_t evicted = evicted_through_ > after ? std::min(evicted_through_, first - 1) - after : 0;
+  uint64_t next = first - 1;  // what is read or lost when none is given
+  std::string events = "[";
+  for (size_t n = 0; it != records_.end() && n < limit; ++it, ++n) {
+    if (n != 0) events += ',';
+    events += ToJson(*it);
+    next = it->seq;
+  }
+  events += "]";
+  return "{\"events\":" + events + ",\"lost\":" + std::to_string(lost) + ",\"evicted\":" +
+         std::to_string(evicted) + ",\"dropped\":" + std::to_string(lost - evicted) + ",\"next\":" +
+         std::to_string(next) + ",\"reset\":" + (reset ? "true" : "false") + "}";
 }
 
 std::vector<ExecRecord> EventLog::Snapshot() const {

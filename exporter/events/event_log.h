@@ -11,6 +11,9 @@ namespace execflow {
 
 // One successful exec as user space keeps it.
 struct ExecRecord {
+  // Its place among every exec event the kernel made since the exporter started, delivered
+  // or dropped (a full buffer), from 1: a gap before it is events dropped.
+  uint64_t seq = 0;
   int64_t time_ns = 0;  // wall clock, Unix epoch
   uint32_t pid = 0;
   uint32_t ppid = 0;
@@ -22,7 +25,15 @@ struct ExecRecord {
   std::string container;
   std::string comm;
   std::string filename;
+  // The command line, each argument apart (argv[0] first), as the new process got it, up to
+  // events.args_max_bytes; args_truncated when it was longer (the last argument is then cut).
+  std::vector<std::string> args;
+  uint32_t args_bytes = 0;  // the whole command line's size: each argument and its NUL
+  bool args_truncated = false;
 };
+
+// The arguments in a NUL-separated area of `len` bytes out of `size` (an exec event's).
+void SplitArgs(std::string_view area, uint32_t size, ExecRecord* out);
 
 // Appends s as a JSON string literal. Invalid UTF-8 becomes U+FFFD, so a
 // hostile file name cannot break the document.
@@ -35,9 +46,20 @@ std::string ToJson(const ExecRecord& r);
 class EventLog {
  public:
   explicit EventLog(size_t capacity) : capacity_(capacity) {}
+  // Keeps a record (the oldest goes when `capacity` are kept); records come in the
+  // order of their seq.
   void Push(ExecRecord r);
   // Up to `limit` newest records as a JSON array, oldest first.
   std::string Json(size_t limit) const;
+  // For a reader that has every event up to `after` (0: none yet): up to `limit` of the
+  // records that came after it, oldest first, and what it cannot have of those before
+  // the first one given, as a JSON object:
+  //   {"events": [...], "lost": L, "evicted": E, "dropped": D, "next": S, "reset": false}
+  // L = E + D events between `after` and the first given: E no longer kept (keep_last;
+  // events dropped among them count here too), D dropped by the kernel (a full buffer).
+  // S is the `after` of the next request. An `after` past the newest event (a reader of
+  // an exporter that has restarted since) reads from the start, with "reset": true.
+  std::string JsonAfter(uint64_t after, size_t limit) const;
   std::vector<ExecRecord> Snapshot() const;
   size_t capacity() const { return capacity_; }
 
@@ -45,6 +67,8 @@ class EventLog {
   const size_t capacity_;
   mutable std::mutex mu_;
   std::deque<ExecRecord> records_;
+  uint64_t last_seq_ = 0;  // of the newest event, delivered or dropped
+  uint64_t evicted_through_ = 0;  // seq of the newest record no longer kept
 };
 
 }  // namespace execflow

@@ -15,6 +15,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.error
 import unittest
 import urllib.error
 
@@ -410,6 +411,85 @@ class Options(unittest.TestCase):
             got = lib.wait_until("25 event lines", mine, 20)
             self.assertEqual(len(got), 25)
             self.assertTrue(all(r["filename"] == "/bin/true" for r in got))
+
+    def test_events_carry_each_argument_exactly_and_a_long_command_line_cut_and_flagged(self):
+        # Spaces, quotes, empty strings, invalid UTF-8 (U+FFFD in JSON) and control bytes;
+        # secrets the bundled redaction rules hide.
+        argv = [b"/bin/true", b"two words", b"", b"it's \"q\"", b"bad \xff\xfe", b"tab\tnl\n", b"",
+                b"--password=hunter2", b"--token", b"s3cr3t", b"https://bob:pw@example.com/x"]
+        want = [a.decode("utf-8", "replace") for a in argv[:7]] + [
+            "--password=*****", "--token", "*****", "https://bob:*****@example.com/x"]
+        long_argv = [b"/bin/true", b"a" * (100 * 1024), b"b" * (100 * 1024)]
+        with tempfile.TemporaryDirectory() as tmp:
+            path = os.path.join(tmp, "events.jsonl")
+            _, addr = self.start(tmp, f"events:\n  args_max_bytes: 1000\n  output: file\n  file:\n    path: {path}\n")
+            uid = UID_BASE + 6
+
+            def run():
+                return all(subprocess.run(a).returncode == 0 for a in (argv, long_argv))
+            self.assertEqual(as_uid(uid, run), 0)
+
+            def mine(events):
+                got = [e for e in events if e["uid"] == uid]
+                return got if len(got) >= 2 else None
+            served = lib.wait_until("2 events", lambda: mine(json.loads(lib.http_get(f"http://{addr}/api/v1/events"))), 20)
+
+            def lines():
+                with open(path, encoding="utf-8") as f:
+                    return mine([json.loads(line) for line in f if line.strip()])
+            written = lib.wait_until("2 event lines", lines, 20)
+            for got in (served, written):
+                self.assertEqual(len(got), 2)
+                self.assertEqual(got[0]["args"], want)
+                self.assertEqual(got[0]["args_bytes"], sum(len(a) + 1 for a in argv))
+                self.assertFalse(got[0]["args_truncated"])
+                self.assertEqual(got[1]["args"], ["/bin/true", "a" * (1000 - 10)])
+                self.assertEqual(got[1]["args_bytes"], 10 + 2 * (100 * 1024 + 1))
+                self.assertTrue(got[1]["args_truncated"])
+
+    def test_a_poller_with_after_gets_every_event_or_the_exact_count_it_missed(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            _, addr = self.start(tmp, "events:\n  keep_last: 20\n")
+            uid = UID_BASE + 7
+
+            def poll(after, limit=None):
+                q = f"after={after}" + (f"&limit={limit}" if limit is not None else "")
+                j = json.loads(lib.http_get(f"http://{addr}/api/v1/events?{q}"))
+                seqs = [e["seq"] for e in j["events"]]
+                # What is given and what is lost add up to what came, in order.
+                self.assertEqual(seqs, sorted(set(seqs)))
+                self.assertEqual(j["lost"], j["evicted"] + j["dropped"])
+                if seqs:
+                    self.assertEqual(seqs[0], after + j["lost"] + 1)
+                    self.assertEqual(j["next"], seqs[-1])
+                self.assertFalse(j["reset"])
+                return j
+
+            # Polled after every 5 execs (this machine's own execs come too): every one seen.
+            seen, after = [], poll(0)["next"]
+            for _ in range(5):
+                self.assertEqual(as_uid(uid, lambda: exec_true(5)), 0)
+                j = lib.wait_until("5 more events", lambda: (
+                    lambda j: j if len([e for e in j["events"] if e["uid"] == uid]) >= 5 else None)(poll(after)), 20)
+                self.assertEqual(j["lost"], 0)
+                seen += [e for e in j["events"] if e["uid"] == uid]
+                after = j["next"]
+            self.assertEqual(len(seen), 25)
+            # 60 execs unpolled, 20 kept: at least 40 are evicted, and said so.
+            self.assertEqual(as_uid(uid, lambda: exec_true(60)), 0)
+            j = lib.wait_until("the 60th event", lambda: (
+                lambda j: j if j["next"] - after >= 60 else None)(poll(after)), 20)
+            self.assertGreaterEqual(j["evicted"], 40)
+            self.assertEqual(len(j["events"]), 20)
+            self.assertEqual(j["next"] - after, j["lost"] + 20)
+            # Paged: one at a time from the oldest kept (poll checks it follows what is lost).
+            self.assertEqual(len(poll(after, limit=1)["events"]), 1)
+            # A poller of an exporter that restarted since: from the start, said so.
+            r = json.loads(lib.http_get(f"http://{addr}/api/v1/events?after={j['next'] + 10**9}"))
+            self.assertTrue(r["reset"])
+            with self.assertRaises(urllib.error.HTTPError) as e:
+                lib.http_get(f"http://{addr}/api/v1/events?after=-1")
+            self.assertEqual(e.exception.code, 400)
 
     def test_events_stdout_output(self):
         with tempfile.TemporaryDirectory() as tmp:

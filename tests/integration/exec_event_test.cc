@@ -12,7 +12,9 @@
 #include <filesystem>
 #include <mutex>
 #include <optional>
+#include <string>
 #include <thread>
+#include <vector>
 
 #include <gtest/gtest.h>
 
@@ -99,7 +101,9 @@ INSTANTIATE_TEST_SUITE_P(Transports, ExecEventTime, ::testing::Values(Transport:
 // The exec programs loaded as ExecCollector loads them (events on, failures
 // off), with a consumer that keeps each record's bytes as the kernel wrote them.
 struct RawEvents {
-  static constexpr uint32_t kBufferBytes = 4096;  // 13 records: a few execs wrap it
+  // Records of the long name below take 560 bytes with its command line, of the short
+  // one 360: 29 long records fit, and 12 long and 40 short go round it.
+  static constexpr uint32_t kBufferBytes = 16384;
 
   Result<void> Start(const std::string& hook, Transport transport) {
     std::function<Result<void>(exec_bpf*)> configure = [&](exec_bpf* s) -> Result<void> {
@@ -161,11 +165,11 @@ void PrintTo(const Mode& m, std::ostream* os) { *os << m.hook << "/" << Transpor
 
 class ExecEventBytes : public ::testing::TestWithParam<Mode> {};
 
-// Long names first: the ring buffer's pages, and the kernel stack the perf
-// buffer's record is built on, then hold their bytes where a short name's
-// record has nothing. 12 long records fit the 13 the buffer holds, and each
-// short exec waits for its record, so none is lost; the short ones' records
-// go round the ring buffer over the long ones'.
+// Long names first: the ring buffer's pages, and the per-CPU buffer the
+// record is built in, then hold their bytes where a short name's record has
+// nothing. 12 long records fit, and each short exec waits for its record, so
+// none is lost; the short ones' records go round the ring buffer over the
+// long ones'.
 TEST_P(ExecEventBytes, NothingFollowsTheNulOfFilenameAndComm) {
   EXECFLOW_REQUIRE_PRIVILEGED();
   RawEvents raw;
@@ -179,7 +183,7 @@ TEST_P(ExecEventBytes, NothingFollowsTheNulOfFilenameAndComm) {
   const std::string long_path = links.Make("long-" + std::string(195, 'x'));
   const std::string short_path = links.Make("s");
   ASSERT_FALSE(long_path.empty() || short_path.empty());
-  constexpr int kLong = 12, kShort = 20;
+  constexpr int kLong = 12, kShort = 40;
   for (int i = 0; i < kLong; ++i) ASSERT_TRUE(Exec(long_path));
   ASSERT_TRUE(WaitFor([&] { return raw.Of(long_path).size() == kLong; }));
   for (int i = 1; i <= kShort; ++i) {
@@ -196,6 +200,94 @@ TEST_P(ExecEventBytes, NothingFollowsTheNulOfFilenameAndComm) {
     EXPECT_EQ(DirtyTail(e.comm, sizeof(e.comm)), 0u) << "non-zero bytes after the comm's NUL";
   }
 }
+
+// fork + execve `path` with exactly `argv` (and no environment); true if the child exited 0.
+bool ExecArgv(const std::string& path, const std::vector<std::string>& argv) {
+  std::vector<char*> v;
+  for (const auto& a : argv) v.push_back(const_cast<char*>(a.c_str()));
+  v.push_back(nullptr);
+  char* env[] = {nullptr};
+  pid_t pid = fork();
+  if (pid < 0) return false;
+  if (pid == 0) {
+    execve(path.c_str(), v.data(), env);
+    _exit(127);
+  }
+  int status = 0;
+  return waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
+
+class ExecEventArgs : public ::testing::TestWithParam<Mode> {
+ protected:
+  // The event of one exec of `path` with `argv`, through an ExecCollector of this mode.
+  std::optional<ExecRecord> EventOf(const std::vector<std::string>& argv, uint32_t args_max_bytes) {
+    Config config;
+    config.exec.hook = GetParam().hook;
+    config.exec.failures_hook = "off";
+    config.events.args_max_bytes = args_max_bytes;
+    config.events.ring_buffer_bytes = 1 << 20;
+    auto c = ExecCollector::Start(config, GetParam().transport);
+    EXPECT_TRUE(c.has_value()) << c.error().message;
+    if (!c) return std::nullopt;
+    EXPECT_TRUE((*c)->StartEvents());
+    const std::string path = links_.Make("args-" + std::to_string(++n_));
+    EXPECT_TRUE(ExecArgv(path, argv));
+    std::optional<ExecRecord> event;
+    EXPECT_TRUE(WaitFor([&] {
+      for (const auto& r : (*c)->events().Snapshot()) {
+        if (r.filename == path) event = r;
+      }
+      return event.has_value();
+    })) << "no event of " << path;
+    return event;
+  }
+  Links links_;
+  int n_ = 0;
+};
+
+// Each argument apart, byte for byte: spaces, quotes, empty strings, invalid
+// UTF-8 and control bytes (the JSON side: tests/unit/event_log_test.cc).
+TEST_P(ExecEventArgs, CarryTheExactArguments) {
+  EXECFLOW_REQUIRE_PRIVILEGED();
+  const std::vector<std::string> argv = {"first arg", "", "it's \"quoted\"", "\xff\xfe\xc3", "tab\tnew\nline", ""};
+  auto e = EventOf(argv, 4096);
+  ASSERT_TRUE(e.has_value());
+  EXPECT_EQ(e->args, argv);
+  size_t bytes = 0;
+  for (const auto& a : argv) bytes += a.size() + 1;
+  EXPECT_EQ(e->args_bytes, bytes);
+  EXPECT_FALSE(e->args_truncated);
+}
+
+// A 200 KiB command line is cut at the bound and flagged, with its whole size.
+TEST_P(ExecEventArgs, ALongCommandLineIsCutAtTheBoundAndFlagged) {
+  EXECFLOW_REQUIRE_PRIVILEGED();
+  const std::vector<std::string> argv = {"long", std::string(100 * 1024, 'a'), std::string(100 * 1024, 'b')};
+  const uint32_t size = 5 + 2 * (100 * 1024 + 1);
+  for (uint32_t bound : {4096u, 30720u}) {
+    auto e = EventOf(argv, bound);
+    ASSERT_TRUE(e.has_value()) << bound;
+    EXPECT_EQ(e->args_bytes, size) << bound;
+    EXPECT_TRUE(e->args_truncated) << bound;
+    ASSERT_EQ(e->args.size(), 2u) << bound;
+    EXPECT_EQ(e->args[0], "long");
+    EXPECT_EQ(e->args[1], std::string(bound - 5, 'a')) << bound;
+  }
+  // Off: the size, no argument.
+  auto e = EventOf(argv, 0);
+  ASSERT_TRUE(e.has_value());
+  EXPECT_EQ(e->args_bytes, size);
+  EXPECT_TRUE(e->args.empty());
+  EXPECT_TRUE(e->args_truncated);
+}
+
+INSTANTIATE_TEST_SUITE_P(HooksAndTransports, ExecEventArgs,
+                         ::testing::Values(Mode{"tp_btf", Transport::kRingbuf}, Mode{"tp_btf", Transport::kPerfbuf},
+                                           Mode{"tracepoint", Transport::kRingbuf},
+                                           Mode{"tracepoint", Transport::kPerfbuf}),
+                         [](const auto& info) {
+                           return info.param.hook + "_" + std::string(TransportName(info.param.transport));
+                         });
 
 INSTANTIATE_TEST_SUITE_P(HooksAndTransports, ExecEventBytes,
                          ::testing::Values(Mode{"tp_btf", Transport::kRingbuf}, Mode{"tp_btf", Transport::kPerfbuf},

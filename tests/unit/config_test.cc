@@ -29,6 +29,7 @@ TEST(Config, EmptyDocumentGivesDefaults) {
   EXPECT_EQ(c->exec.max_uids, 10240u);
   EXPECT_EQ(c->events.ring_buffer_bytes, 1u << 20);
   EXPECT_EQ(c->events.keep_last, 1024u);
+  EXPECT_EQ(c->events.args_max_bytes, 4096u);
   EXPECT_EQ(c->events.output, "none");
   EXPECT_FALSE(c->bpf.run_time_stats);
 }
@@ -45,6 +46,9 @@ TEST(Config, BundledDefaultConfigEqualsBuiltInDefaults) {
   EXPECT_EQ(c->events.enabled, d.events.enabled);
   EXPECT_EQ(c->events.ring_buffer_bytes, d.events.ring_buffer_bytes);
   EXPECT_EQ(c->events.keep_last, d.events.keep_last);
+  EXPECT_EQ(c->events.args_max_bytes, d.events.args_max_bytes);
+  EXPECT_EQ(c->events.redact_flags, d.events.redact_flags);
+  EXPECT_EQ(c->events.redact_url_passwords, d.events.redact_url_passwords);
   EXPECT_EQ(c->events.output, d.events.output);
   EXPECT_EQ(c->events.file_path, d.events.file_path);
   EXPECT_EQ(c->events.file_max_bytes, d.events.file_max_bytes);
@@ -126,6 +130,7 @@ events:
   transport: perfbuf
   ring_buffer_bytes: 65536
   keep_last: 7
+  args_max_bytes: 30720
   output: file
   file:
     path: /tmp/x.jsonl
@@ -143,6 +148,7 @@ bpf:
   EXPECT_EQ(c->events.transport, "perfbuf");
   EXPECT_EQ(c->events.ring_buffer_bytes, 65536u);
   EXPECT_EQ(c->events.keep_last, 7u);
+  EXPECT_EQ(c->events.args_max_bytes, 30720u);
   EXPECT_EQ(c->events.output, "file");
   EXPECT_EQ(c->events.file_path, "/tmp/x.jsonl");
   EXPECT_EQ(c->events.file_max_bytes, 8192u);
@@ -167,6 +173,8 @@ TEST(Config, BadInteger) {
             "test.yaml:2: exec.max_uids: expected an integer from 1 to 1048576, got '0'");
   EXPECT_EQ(ErrorOf("exec:\n  max_uids: -5\n"),
             "test.yaml:2: exec.max_uids: expected an integer from 1 to 1048576, got '-5'");
+  EXPECT_EQ(ErrorOf("events:\n  args_max_bytes: 30721\n"),
+            "test.yaml:2: events.args_max_bytes: expected an integer from 0 to 30720, got '30721'");
 }
 
 TEST(Config, BadBool) {

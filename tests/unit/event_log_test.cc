@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <nlohmann/json.hpp>
+
 namespace execflow {
 namespace {
 
@@ -36,10 +38,46 @@ TEST(Json, RecordHasEveryField) {
   r.container = "nginx";
   r.comm = "true";
   r.filename = "/bin/true";
+  r.args = {"true", "-v"};
+  r.args_bytes = 8;
+  r.seq = 9;
   EXPECT_EQ(ToJson(r),
-            R"({"time":"2025-11-24T21:50:59.123456789Z","pid":42,"ppid":1,"uid":1000,)"
+            R"({"seq":9,"time":"2025-11-24T21:50:59.123456789Z","pid":42,"ppid":1,"uid":1000,)"
             R"("gid":100,"cgroup_id":7,"namespace":"shop","pod":"web-7d9f","container":"nginx",)"
-            R"("comm":"true","filename":"/bin/true"})");
+            R"("comm":"true","filename":"/bin/true","args":["true","-v"],"args_bytes":8,"args_truncated":false})");
+}
+
+// The kernel's argument area: each argument and its NUL, cut anywhere by the bound.
+TEST(Args, SplitAtEachNulKeepingEmptyArguments) {
+  using namespace std::string_view_literals;
+  ExecRecord r;
+  SplitArgs("sh\0-c\0\0echo 'a b'\0"sv, 17, &r);
+  EXPECT_EQ(r.args, (std::vector<std::string>{"sh", "-c", "", "echo 'a b'"}));
+  EXPECT_EQ(r.args_bytes, 17u);
+  EXPECT_FALSE(r.args_truncated);
+  // Cut inside an argument: the part kept is the last argument, flagged.
+  SplitArgs("sh\0-c\0ech"sv, 17, &r);
+  EXPECT_EQ(r.args, (std::vector<std::string>{"sh", "-c", "ech"}));
+  EXPECT_TRUE(r.args_truncated);
+  // Cut right after a NUL: no empty argument is made up.
+  SplitArgs("sh\0"sv, 17, &r);
+  EXPECT_EQ(r.args, std::vector<std::string>{"sh"});
+  EXPECT_TRUE(r.args_truncated);
+  // Unreadable or none.
+  SplitArgs(""sv, 17, &r);
+  EXPECT_TRUE(r.args.empty());
+  EXPECT_TRUE(r.args_truncated);
+  SplitArgs(""sv, 0, &r);
+  EXPECT_TRUE(r.args.empty());
+  EXPECT_FALSE(r.args_truncated);
+}
+
+TEST(Args, InvalidUtf8AndControlBytesStayInsideTheirJsonString) {
+  ExecRecord r;
+  r.args = {"a\xff\x01\"", "\n"};
+  const std::string json = ToJson(r);
+  // U+FFFD for the invalid byte (as UTF-8), escapes for the control bytes and the quote.
+  EXPECT_NE(json.find("\"args\":[\"a\xef\xbf\xbd\\u0001\\\"\",\"\\n\"]"), std::string::npos) << json;
 }
 
 TEST(EventLog, KeepsTheLastN) {
@@ -68,6 +106,67 @@ TEST(EventLog, JsonLimitTakesTheNewest) {
   EXPECT_NE(json.find("\"pid\":3,"), std::string::npos);
   EXPECT_NE(json.find("\"pid\":4,"), std::string::npos);
   EXPECT_EQ(log.Json(0), "[]");
+}
+
+// A reader that polls with after=N gets every event after N, or is told exactly
+// how many it cannot have: evicted (keep_last) or dropped (the gaps in seq).
+TEST(EventLog, AfterGivesWhatCameAfterAndCountsWhatIsLost) {
+  EventLog log(4);
+  auto push = [&](uint64_t seq) {
+    ExecRecord r;
+    r.seq = seq;
+    r.pid = static_cast<uint32_t>(seq);
+    log.Push(r);
+  };
+  auto after = [&](uint64_t n, size_t limit = 100) { return nlohmann::json::parse(log.JsonAfter(n, limit)); };
+  auto seqs = [](const nlohmann::json& j) {
+    std::vector<uint64_t> out;
+    for (const auto& e : j["events"]) out.push_back(e["seq"]);
+    return out;
+  };
+  auto j = after(0);
+  EXPECT_EQ(seqs(j), std::vector<uint64_t>{});
+  EXPECT_EQ(j["lost"], 0);
+  EXPECT_EQ(j["next"], 0);
+  for (uint64_t s : {1, 2, 3}) push(s);
+  j = after(0);
+  EXPECT_EQ(seqs(j), (std::vector<uint64_t>{1, 2, 3}));
+  EXPECT_EQ(j["lost"], 0);
+  EXPECT_EQ(j["next"], 3);
+  // 4 and 5 dropped by the kernel: 6 comes with a gap.
+  push(6);
+  j = after(3);
+  EXPECT_EQ(seqs(j), std::vector<uint64_t>{6});
+  EXPECT_EQ(j["lost"], 2);
+  EXPECT_EQ(j["dropped"], 2);
+  EXPECT_EQ(j["evicted"], 0);
+  EXPECT_EQ(j["next"], 6);
+  EXPECT_EQ(after(6)["events"].size(), 0u);
+  EXPECT_EQ(after(6)["next"], 6);
+  // 7, 8, 9: 1, 2 and 3 are evicted (4 kept: 6 to 9).
+  for (uint64_t s : {7, 8, 9}) push(s);
+  j = after(0);
+  EXPECT_EQ(seqs(j), (std::vector<uint64_t>{6, 7, 8, 9}));
+  EXPECT_EQ(j["lost"], 5);
+  EXPECT_EQ(j["evicted"], 3);  // 1, 2, 3: no longer kept
+  EXPECT_EQ(j["dropped"], 2);  // 4, 5
+  j = after(2);
+  EXPECT_EQ(j["lost"], 3);
+  EXPECT_EQ(j["evicted"], 1);
+  EXPECT_EQ(j["dropped"], 2);
+  // A limit pages forward from the oldest.
+  j = after(6, 2);
+  EXPECT_EQ(seqs(j), (std::vector<uint64_t>{7, 8}));
+  EXPECT_EQ(j["next"], 8);
+  EXPECT_EQ(j["lost"], 0);
+  j = after(8, 0);
+  EXPECT_EQ(seqs(j), std::vector<uint64_t>{});
+  EXPECT_EQ(j["next"], 8);  // nothing read, nothing lost
+  // An `after` past the newest: the exporter restarted; read from the start.
+  j = after(1000);
+  EXPECT_TRUE(j["reset"]);
+  EXPECT_EQ(seqs(j), (std::vector<uint64_t>{6, 7, 8, 9}));
+  EXPECT_FALSE(after(9)["reset"]);
 }
 
 TEST(EventLog, ZeroCapacityKeepsNothing) {

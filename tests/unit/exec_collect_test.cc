@@ -185,7 +185,33 @@ TEST(DecodeExecEvent, CopiesFieldsAndTerminatesStrings) {
   EXPECT_EQ(r.cgroup_id, 77u);
   EXPECT_EQ(r.comm, "0123456789abcdef");
   EXPECT_EQ(r.filename, "/usr/bin/env");
+  EXPECT_TRUE(r.args.empty());
   EXPECT_FALSE(DecodeExecEvent(&e, sizeof(e) - 1, 0, &r));
+}
+
+// The command line follows the record: args_len bytes of args_size. The perf buffer
+// pads a record to 8 bytes: bytes past args_len are not arguments.
+TEST(DecodeExecEvent, TakesTheCommandLineThatFollowsTheRecord) {
+  const char args[] = "env\0-i\0x=1\0";  // 11 bytes with their NULs
+  std::vector<char> raw(sizeof(exec_event) + 16, 'P');
+  exec_event e{};
+  e.args_size = 11;
+  e.args_len = 11;
+  std::memcpy(raw.data(), &e, sizeof(e));
+  std::memcpy(raw.data() + sizeof(e), args, 11);
+  ExecRecord r;
+  ASSERT_TRUE(DecodeExecEvent(raw.data(), raw.size(), 0, &r));
+  EXPECT_EQ(r.args, (std::vector<std::string>{"env", "-i", "x=1"}));
+  EXPECT_EQ(r.args_bytes, 11u);
+  EXPECT_FALSE(r.args_truncated);
+  // Cut by the bound: 6 of 11 bytes.
+  e.args_len = 6;
+  std::memcpy(raw.data(), &e, sizeof(e));
+  ASSERT_TRUE(DecodeExecEvent(raw.data(), sizeof(e) + 6, 0, &r));
+  EXPECT_EQ(r.args, (std::vector<std::string>{"env", "-i"}));
+  EXPECT_TRUE(r.args_truncated);
+  // A record shorter than its args_len says is refused, not read past.
+  EXPECT_FALSE(DecodeExecEvent(raw.data(), sizeof(e) + 5, 0, &r));
 }
 
 }  // namespace

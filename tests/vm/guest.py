@@ -319,7 +319,11 @@ def exactness(plan, exp, checks, uid):
         n = sum(1 for e in exp.events() if e["uid"] == uid)
         return n if n >= EXECS else None
     settle("exec events delivered", events)
-    checks.expect("exec events of that uid", EXECS, sum(1 for e in exp.events() if e["uid"] == uid))
+    mine = [e for e in exp.events() if e["uid"] == uid]
+    checks.expect("exec events of that uid", EXECS, len(mine))
+    # Each with the command line the workload exec'd, argument for argument.
+    checks.expect("exec events' arguments", [[list(plan["exec_argv"]), False]],
+                  sorted(map(json.loads, {json.dumps([e["args"], e["args_truncated"]]) for e in mine})))
 
     workload(plan, "enoent", ENOENTS, uid + 1)
     checks.expect("ENOENT execs", ENOENTS,

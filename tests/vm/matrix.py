@@ -79,10 +79,11 @@ KERNELS = {
 }
 VM_TIMEOUT = 1800  # seconds per guest: a hard limit, the guest is killed after it
 # Privileged tests run on every kernel too: what the perf buffer path calls in each mode
-# that loads there, exec event times, and nothing after the NULs of an event's strings
-# (5.10 leaves an older comm's bytes after the NUL in the kernel's own copy).
+# that loads there, exec event times, nothing after the NULs of an event's strings
+# (5.10 leaves an older comm's bytes after the NUL in the kernel's own copy), and exec
+# events' exact arguments, cut at the bound (each exec hook, each transport).
 # Short-lived containers keep their names in both cgroup_mkdir modes.
-PRIVILEGED_TESTS = "HelperFloor.*:*ExecEventTime*:*ExecEventBytes*"
+PRIVILEGED_TESTS = "HelperFloor.*:*ExecEventTime*:*ExecEventBytes*:*ExecEventArgs*"
 # ShortLivedContainers (the cgroup_mkdir programs race containers that go at once) is
 # the longest of these under emulation (1.5 to 2 minutes a row) and does not depend on
 # the architecture: it runs on the oldest kernel (5.10) and on this machine's ("ci").
