@@ -232,11 +232,10 @@ local alert(name, expr, forTime, severity, summary, description, runbook) = {
           |||,
           |||
             Check which hook the program uses (exporter health dashboard, attach mode).
-            Kernels that preempt kernel code (Debian's 7.x) reach both: an fexit program
-            preempted on its CPU, and any process preempted inside a map syscall, which
-            stops kprobe and tracepoint programs there. A tp_btf program skips only a run
-            that would re-enter it on one CPU: force the tp_btf hook (exec.hook, tcp.hook,
-            tcp.receive_hook) on such nodes.
+            Kernels that preempt kernel code (Debian's 7.x) reach both: a program preempted
+            on its CPU (fexit, tp_btf) skips its next run there, and any process preempted
+            inside a BPF map syscall stops kprobe and tracepoint programs there. No hook
+            avoids it on such kernels; fexit and tp_btf skip least (only their own re-entry).
           |||,
         ),
         alert(
