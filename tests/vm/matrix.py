@@ -176,26 +176,34 @@ def config_checks(kernel):
 
 def runs(kernel):
     """The default config (exec and close tp_btf, ring buffer), each send mode forced
-    (kprobe mode's exporter in a PID namespace of its own), and one more run, so that on
-    every kernel each mode of every group runs, and each exec and each close mode meets
-    each transport: the send modes take, in turn, exec and close tracepoint with the ring
-    buffer and exec and close tp_btf with the perf buffer; the last run takes both
-    tracepoints with the perf buffer. Failed execs alternate between the modes that load."""
+    (kprobe mode's exporter in a PID namespace of its own), and, where the send modes
+    that load do not already do it, one more run, so that on every kernel each mode of
+    every group runs exactly, and each exec and each close mode meets each transport: the
+    send modes take, in turn, exec and close tracepoint with the ring buffer, tp_btf with
+    the perf buffer, tracepoint with the perf buffer and tp_btf with the ring buffer; the
+    last run takes both tracepoints with the perf buffer. Failed execs alternate between
+    the modes that load."""
     out = [{"name": "default", "forced": {}}]
-    for i, tcp in enumerate(ALL["tcp.hook"]):
+    loading = [t for t in ALL["tcp.hook"] if loads(kernel, "tcp.hook", t)]
+    for tcp in ALL["tcp.hook"]:
+        # The send modes that load take the pairs in turn (those refused only show it).
+        i = loading.index(tcp) if tcp in loading else ALL["tcp.hook"].index(tcp)
         forced = {"exec.hook": alternate("exec.hook", i + 1),
                   # one that loads: a run is about its send mode (arm64 5.10 has no fexit)
                   "exec.failures_hook": alternate("exec.failures_hook", i // 2, kernel),
                   "tcp.hook": tcp,
                   "tcp.receive_hook": tcp,
                   "tcp.close_hook": alternate("tcp.close_hook", i + 1),
-                  "events.transport": alternate("events.transport", i)}
+                  "events.transport": alternate("events.transport", i + i // 2)}
         run = {"name": f"tcp {tcp}", "forced": forced, "exact": loads(kernel, "tcp.hook", tcp)}
         if tcp == "kprobe":
             # As in the DaemonSet's pod: kprobe mode must not depend on seeing host thread ids.
             run["own_pid_namespace"] = True
         out.append(run)
-    loading = [t for t in ALL["tcp.hook"] if loads(kernel, "tcp.hook", t)]
+    exact = [r["forced"] for r in out[1:] if r["exact"]]
+    if all(any(f[key] == "tracepoint" and f["events.transport"] == "perfbuf" for f in exact)
+           for key in ("exec.hook", "tcp.close_hook")):
+        return out
     out.append({"name": "exec tracepoint + perfbuf",
                 "forced": {"exec.hook": "tracepoint", "exec.failures_hook": "tracepoint",
                            "tcp.hook": loading[0], "tcp.receive_hook": loading[0],
