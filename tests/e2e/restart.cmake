@@ -8,9 +8,10 @@ set_tests_properties(restart_e2e PROPERTIES LABELS "e2e;privileged" TIMEOUT 300 
 # Restarts under fire (issue 17): SIGKILL at random moments while connections churn and
 # /metrics is scraped every 100 ms; every series exact and never decreasing. Under ASan a
 # scrape of the flows this load piles up takes seconds: the 25 kills of each label set
-# took 8 minutes there (70 s in the plain tree), so that tree kills 10 times.
+# took 8 minutes there (70 s in the plain tree), so that tree kills 5 times (its job is
+# memory errors on the paths a kill leaves behind; exactness over 25 is the plain tree's).
 if(EXECFLOW_SANITIZE)
-  set(faults_kills 10)
+  set(faults_kills 5)
 else()
   set(faults_kills 25)
 endif()
