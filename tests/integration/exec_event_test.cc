@@ -163,6 +163,13 @@ struct Mode {
 
 void PrintTo(const Mode& m, std::ostream* os) { *os << m.hook << "/" << TransportName(m.transport); }
 
+// Each exec hook with each transport, and their test names.
+const std::vector<Mode> kEveryMode = {{"tp_btf", Transport::kRingbuf}, {"tp_btf", Transport::kPerfbuf},
+                                      {"tracepoint", Transport::kRingbuf}, {"tracepoint", Transport::kPerfbuf}};
+std::string ModeName(const ::testing::TestParamInfo<Mode>& info) {
+  return info.param.hook + "_" + std::string(TransportName(info.param.transport));
+}
+
 class ExecEventBytes : public ::testing::TestWithParam<Mode> {};
 
 // Long names first: the ring buffer's pages, and the per-CPU buffer the
@@ -281,21 +288,8 @@ TEST_P(ExecEventArgs, ALongCommandLineIsCutAtTheBoundAndFlagged) {
   EXPECT_TRUE(e->args_truncated);
 }
 
-INSTANTIATE_TEST_SUITE_P(HooksAndTransports, ExecEventArgs,
-                         ::testing::Values(Mode{"tp_btf", Transport::kRingbuf}, Mode{"tp_btf", Transport::kPerfbuf},
-                                           Mode{"tracepoint", Transport::kRingbuf},
-                                           Mode{"tracepoint", Transport::kPerfbuf}),
-                         [](const auto& info) {
-                           return info.param.hook + "_" + std::string(TransportName(info.param.transport));
-                         });
-
-INSTANTIATE_TEST_SUITE_P(HooksAndTransports, ExecEventBytes,
-                         ::testing::Values(Mode{"tp_btf", Transport::kRingbuf}, Mode{"tp_btf", Transport::kPerfbuf},
-                                           Mode{"tracepoint", Transport::kRingbuf},
-                                           Mode{"tracepoint", Transport::kPerfbuf}),
-                         [](const auto& info) {
-                           return info.param.hook + "_" + std::string(TransportName(info.param.transport));
-                         });
+INSTANTIATE_TEST_SUITE_P(HooksAndTransports, ExecEventArgs, ::testing::ValuesIn(kEveryMode), ModeName);
+INSTANTIATE_TEST_SUITE_P(HooksAndTransports, ExecEventBytes, ::testing::ValuesIn(kEveryMode), ModeName);
 
 }  // namespace
 }  // namespace execflow
