@@ -12,6 +12,7 @@ modes), drives workloads with exact answers through tests/vm/workload.cc and rea
 back from /metrics and /api/v1/events.
 """
 
+import itertools
 import json
 import os
 import signal
@@ -54,8 +55,9 @@ def program_misses(samples):
     return {l["program"]: v for n, l, v in samples if n == "execflow_bpf_program_misses_total" and v}
 
 
-def send_misses(exp):
-    return sum(v for p, v in program_misses(exp.scrape()).items() if "send" in p)
+def send_misses(samples):
+    """Runs of the send programs (tcp_sendmsg_*, tcp_sendpage_*, sock_send_*) the kernel skipped."""
+    return sum(v for p, v in program_misses(samples).items() if "send" in p)
 
 
 # The sizes of each churn connection's writes (SendVarying's first ones, up to CHURN_BYTES).
@@ -75,9 +77,8 @@ def churn_check(expected, got, skipped):
     if not skipped:
         return name, expected, got
     fits = lost == 0 or (lost > 0 and any(
-        a * CHURN_SENDS[0] + b * CHURN_SENDS[1] + c * CHURN_SENDS[2] + d * CHURN_SENDS[3] == lost
-        for a in range(skipped + 1) for b in range(skipped + 1 - a) for c in range(skipped + 1 - a - b)
-        for d in range(skipped + 1 - a - b - c)))
+        sum(n * size for n, size in zip(counts, CHURN_SENDS)) == lost
+        for counts in itertools.product(range(skipped + 1), repeat=len(CHURN_SENDS)) if sum(counts) <= skipped))
     return (f"{name}, less at most the {skipped} sends the kernel skipped (execflow_bpf_program_misses_total)",
             [expected, True], [got, fits])
 
@@ -256,8 +257,7 @@ def inflight_checks(plan, exp, checks):
     def counters():
         s = exp.scrape()
         return (total(s, "execflow_tcp_sends_uncounted_total", reason="kretprobe_missed"),
-                sum(v for n, l, v in s
-                    if n == "execflow_bpf_program_misses_total" and "send" in l.get("program", "")))
+                send_misses(s))
     before = counters()
     lines = workload(plan, "inflight", INFLIGHT_SENDS, INFLIGHT_BYTES).split("\n")
     dport = kv(lines[0])["dport"]
@@ -341,10 +341,11 @@ def exactness(plan, exp, checks, uid):
     checks.expect("peeked then read: received once", PEEK_BYTES,
                   total(exp.scrape(), "execflow_tcp_received_bytes_total", sport=got["sport"], dport=got["dport"]))
 
-    before = send_misses(exp)
+    before = send_misses(exp.scrape())
     got = kv(workload(plan, "churn", CHURN_CONNECTIONS, CHURN_BYTES))
-    sent = total(exp.scrape(), "execflow_tcp_sent_bytes_total", dport=got["dport"])
-    checks.expect(*churn_check(CHURN_CONNECTIONS * CHURN_BYTES, sent, send_misses(exp) - before))
+    s = exp.scrape()
+    sent = total(s, "execflow_tcp_sent_bytes_total", dport=got["dport"])
+    checks.expect(*churn_check(CHURN_CONNECTIONS * CHURN_BYTES, sent, send_misses(s) - before))
 
     got = kv(workload(plan, "rst"))
     checks.expect("send completing after an RST closed its socket", int(got["sent"]),
