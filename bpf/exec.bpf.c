@@ -1,11 +1,12 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /*
  * Exec collector: successful execs per (cgroup v2 id, UID), failed ones per (cgroup, UID, errno),
- * and an event per successful exec (ring buffer, or perf buffer where there is none).
+ * and an event per exec and per failed attempt (ring buffer, or perf buffer where there is none).
  * Hooks, one SEC each, tried in order by user space (bpf_program__set_autoload):
  *   successes: tp_btf/sched_process_exec, then tracepoint/sched/sched_process_exec
  *   failures:  fexit/__x64_sys_execve + __x64_sys_execveat, then
- *              tracepoint/syscalls/sys_exit_execve + sys_exit_execveat
+ *              tracepoint/syscalls/sys_enter_execve + sys_enter_execveat (the arguments asked
+ *              for, kept for the exit) and sys_exit_execve + sys_exit_execveat
  */
 #include "lib/vmlinux_min.h"
 #include <bpf/bpf_helpers.h>
@@ -19,6 +20,7 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 /* Set by user space before load. */
 const volatile bool targ_events = true;
 const volatile __u32 targ_args_max = EXEC_DEFAULT_ARGS_BYTES; /* at most EXEC_ARGS_MAX */
+const volatile bool targ_failure_events = true; /* events.failed_execs, with targ_events */
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -145,12 +147,13 @@ static __always_inline __u32 copy_args(struct exec_record *r, unsigned long star
 }
 
 /*
- * Fills a zeroed record (no old stack or record bytes may follow the strings); a non-null `task`
- * (tp_btf) gives comm by plain loads. Perf buffer kernels (before 5.8) lack bpf_ktime_get_boot_ns
- * too, so that path stamps CLOCK_MONOTONIC; user space converts with the clock of the transport.
+ * Fills a zeroed record but its file name (no old stack or record bytes may follow the strings);
+ * a non-null `task` (tp_btf) gives comm by plain loads. Perf buffer kernels (before 5.8) lack
+ * bpf_ktime_get_boot_ns too, so that path stamps CLOCK_MONOTONIC; user space converts with the
+ * clock of the transport.
  */
 static __always_inline void fill_event(struct exec_event *e, const struct exec_who *w,
-				       const char *filename, struct task_struct *task)
+				       struct task_struct *task)
 {
 	e->time_ns = targ_perfbuf ? bpf_ktime_get_ns() : bpf_ktime_get_boot_ns();
 	e->cgroup_id = w->cgroup_id;
@@ -163,7 +166,21 @@ static __always_inline void fill_event(struct exec_event *e, const struct exec_w
 		copy_comm(e->comm, task->comm);
 	else
 		bpf_get_current_comm(e->comm, sizeof(e->comm));
-	bpf_probe_read_kernel_str(e->filename, sizeof(e->filename), filename);
+}
+
+/* The record and `len` bytes of arguments to user space, or counted as dropped. */
+static __always_inline void send_event(void *ctx, struct exec_record *r, __u32 len)
+{
+	long err;
+
+	if (len > EXEC_ARGS_MAX) /* the verifier loses the callers' bound on older kernels */
+		len = EXEC_ARGS_MAX;
+	if (targ_perfbuf)
+		err = bpf_perf_event_output(ctx, &exec_events_perf, BPF_F_CURRENT_CPU, r, sizeof(r->e) + len);
+	else /* the reader polls: see EventConsumer */
+		err = bpf_ringbuf_output(&exec_events, r, sizeof(r->e) + len, BPF_RB_NO_WAKEUP);
+	if (err)
+		__sync_fetch_and_add(&loss.events_dropped, 1);
 }
 
 /*
@@ -176,8 +193,7 @@ static __always_inline int handle_exec(void *ctx, const struct exec_who *w, cons
 {
 	struct exec_key key = {.cgroup_id = w->cgroup_id, .uid = w->uid};
 	struct exec_record *r;
-	__u32 zero = 0, len;
-	long err;
+	__u32 zero = 0;
 
 	if (!counter_add(&exec_counts, &key, 1))
 		__sync_fetch_and_add(&loss.uid_overflow, 1);
@@ -189,16 +205,9 @@ static __always_inline int handle_exec(void *ctx, const struct exec_who *w, cons
 		return 0;
 	/* The fixed part whole: 38 stores, less than a helper or a loop over the strings' tails. */
 	__builtin_memset(&r->e, 0, sizeof(r->e));
-	fill_event(&r->e, w, filename, task);
-	len = copy_args(r, args_start, args_end);
-	if (len > EXEC_ARGS_MAX) /* the verifier loses copy_args' bound on older kernels */
-		len = EXEC_ARGS_MAX;
-	if (targ_perfbuf)
-		err = bpf_perf_event_output(ctx, &exec_events_perf, BPF_F_CURRENT_CPU, r, sizeof(r->e) + len);
-	else /* the reader polls: see EventConsumer */
-		err = bpf_ringbuf_output(&exec_events, r, sizeof(r->e) + len, BPF_RB_NO_WAKEUP);
-	if (err)
-		__sync_fetch_and_add(&loss.events_dropped, 1);
+	fill_event(&r->e, w, task);
+	bpf_probe_read_kernel_str(r->e.filename, sizeof(r->e.filename), filename);
+	send_event(ctx, r, copy_args(r, args_start, args_end));
 	return 0;
 }
 
@@ -225,9 +234,67 @@ int exec_tp(struct trace_event_raw_sched_process_exec *ctx)
 			   BPF_CORE_READ(task, mm, arg_end));
 }
 
-static __always_inline int handle_exec_exit(long ret)
+/*
+ * A failed attempt's arguments, read back from the caller's argv (user memory, left as it was):
+ * each string after the last, up to targ_args_max bytes. Returns the bytes read; sets args_size
+ * to them, or to EXEC_ARGS_SIZE_UNKNOWN where something was cut or could not be read.
+ */
+_Static_assert(EXEC_FAILED_ARGS_MAX - 1 + 2 * EXEC_FAILED_ARG_MAX - 1 <= EXEC_ARGS_MAX, "masked reads fit args");
+
+static __always_inline __u32 copy_failed_args(struct exec_record *r, const char *const *argv)
+{
+	__u32 off = 0, room;
+	const char *arg;
+	long n;
+	int i;
+
+	r->e.args_size = EXEC_ARGS_SIZE_UNKNOWN;
+	if (!argv)
+		return 0; /* Linux runs it with no arguments */
+#pragma clang loop unroll(disable)
+	for (i = 0; i < EXEC_FAILED_ARGV_MAX; i++) {
+		if (bpf_probe_read_user(&arg, sizeof(arg), &argv[i]))
+			break;
+		if (!arg) {
+			r->e.args_size = off; /* all of them */
+			break;
+		}
+		if (off >= targ_args_max || off >= EXEC_FAILED_ARGS_MAX)
+			break;
+		room = targ_args_max - off;
+		if (room > EXEC_FAILED_ARG_MAX)
+			room = EXEC_FAILED_ARG_MAX;
+		/*
+		 * Masks the verifier follows on every kernel: off + room stays inside args. clang,
+		 * proving them no-ops, would drop them; barrier_var() keeps them (as in tcp.bpf.c).
+		 */
+		barrier_var(off);
+		barrier_var(room);
+		n = bpf_probe_read_user_str(r->args + (off & (EXEC_FAILED_ARGS_MAX - 1)),
+					    room & (2 * EXEC_FAILED_ARG_MAX - 1), arg);
+		if (n <= 0 || n > EXEC_FAILED_ARG_MAX)
+			break;
+		off += n;
+		if (n == room) {
+			char last = 1;
+
+			/* Filled: the string ended there, or was cut (its last argument then). */
+			bpf_probe_read_user(&last, 1, arg + n - 1);
+			if (last)
+				break;
+		}
+	}
+	r->e.args_len = off;
+	return off;
+}
+
+static __always_inline int handle_exec_exit(void *ctx, long ret, const char *filename,
+					    const char *const *argv)
 {
 	struct exec_failure_key key;
+	struct exec_record *r;
+	struct exec_who w;
+	__u32 zero = 0;
 
 	if (ret >= 0)
 		return 0;
@@ -236,12 +303,26 @@ static __always_inline int handle_exec_exit(long ret)
 	key.err = (__u32)-ret;
 	if (!counter_add(&exec_failures, &key, 1))
 		__sync_fetch_and_add(&loss.failure_overflow, 1);
+
+	if (!targ_events || !targ_failure_events)
+		return 0;
+	r = bpf_map_lookup_elem(&exec_scratch, &zero);
+	if (!r)
+		return 0;
+	__builtin_memset(&r->e, 0, sizeof(r->e));
+	who_current(&w);
+	fill_event(&r->e, &w, 0);
+	r->e.err = key.err;
+	if (filename)
+		bpf_probe_read_user_str(r->e.filename, sizeof(r->e.filename), filename);
+	send_event(ctx, r, copy_failed_args(r, argv));
 	return 0;
 }
 
 /*
  * Failed execs by fexit on the syscalls: only execve pays, whereas the syscalls tracepoints
- * below put every task of the node on the slow syscall tracing path. Symbols carry an arch prefix.
+ * below put every task of the node on the slow syscall tracing path. Symbols carry an arch
+ * prefix. regs are the caller's registers: what it asked for (a failed exec changes none).
  */
 #if defined(__TARGET_ARCH_x86)
 #define SYSCALL_FN(name) "__x64_sys_" #name
@@ -252,23 +333,84 @@ static __always_inline int handle_exec_exit(long ret)
 SEC("fexit/" SYSCALL_FN(execve))
 int BPF_PROG(execve_exit_fexit, struct pt_regs *regs, long ret)
 {
-	return handle_exec_exit(ret);
+	if (ret >= 0)
+		return 0;
+	return handle_exec_exit(ctx, ret, (const char *)PT_REGS_PARM1_CORE_SYSCALL(regs),
+				(const char *const *)PT_REGS_PARM2_CORE_SYSCALL(regs));
 }
 
 SEC("fexit/" SYSCALL_FN(execveat))
 int BPF_PROG(execveat_exit_fexit, struct pt_regs *regs, long ret)
 {
-	return handle_exec_exit(ret);
+	if (ret >= 0)
+		return 0;
+	return handle_exec_exit(ctx, ret, (const char *)PT_REGS_PARM2_CORE_SYSCALL(regs),
+				(const char *const *)PT_REGS_PARM3_CORE_SYSCALL(regs));
+}
+
+/*
+ * The syscall tracepoints: sys_exit has only the result, so sys_enter keeps what the call asked
+ * for, by thread (task address, as bpf/tcp.bpf.c), until its exit. LRU: a thread killed inside
+ * a successful exec has no exit here, and its entry is the first to go.
+ */
+struct exec_attempt {
+	const char *filename;
+	const char *const *argv;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, EXEC_ATTEMPTS_MAX);
+	__type(key, __u64);
+	__type(value, struct exec_attempt);
+} exec_attempts SEC(".maps");
+
+static __always_inline int exec_enter(const char *filename, const char *const *argv)
+{
+	struct exec_attempt a = {.filename = filename, .argv = argv};
+	__u64 id = bpf_get_current_task();
+
+	if (targ_events && targ_failure_events)
+		bpf_map_update_elem(&exec_attempts, &id, &a, BPF_ANY);
+	return 0;
+}
+
+static __always_inline int exec_exit_tp(void *ctx, long ret)
+{
+	__u64 id = bpf_get_current_task();
+	struct exec_attempt *a;
+	struct exec_attempt none = {};
+
+	if (!targ_events || !targ_failure_events)
+		return handle_exec_exit(ctx, ret, 0, 0);
+	a = bpf_map_lookup_elem(&exec_attempts, &id);
+	if (a)
+		none = *a;
+	if (a)
+		bpf_map_delete_elem(&exec_attempts, &id);
+	return handle_exec_exit(ctx, ret, none.filename, none.argv);
+}
+
+SEC("tracepoint/syscalls/sys_enter_execve")
+int execve_enter_tp(struct trace_event_raw_sys_enter *ctx)
+{
+	return exec_enter((const char *)BPF_CORE_READ(ctx, args[0]), (const char *const *)BPF_CORE_READ(ctx, args[1]));
+}
+
+SEC("tracepoint/syscalls/sys_enter_execveat")
+int execveat_enter_tp(struct trace_event_raw_sys_enter *ctx)
+{
+	return exec_enter((const char *)BPF_CORE_READ(ctx, args[1]), (const char *const *)BPF_CORE_READ(ctx, args[2]));
 }
 
 SEC("tracepoint/syscalls/sys_exit_execve")
 int execve_exit_tp(struct trace_event_raw_sys_exit *ctx)
 {
-	return handle_exec_exit(BPF_CORE_READ(ctx, ret));
+	return exec_exit_tp(ctx, BPF_CORE_READ(ctx, ret));
 }
 
 SEC("tracepoint/syscalls/sys_exit_execveat")
 int execveat_exit_tp(struct trace_event_raw_sys_exit *ctx)
 {
-	return handle_exec_exit(BPF_CORE_READ(ctx, ret));
+	return exec_exit_tp(ctx, BPF_CORE_READ(ctx, ret));
 }

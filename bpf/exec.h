@@ -4,7 +4,7 @@
 #define EXECFLOW_EXEC_H
 
 #define EXEC_COMM_LEN 16
-/* Longer paths are truncated; 256 keeps a record at 304 bytes. */
+/* Longer paths are truncated; 256 keeps a record at 320 bytes. */
 #define EXEC_FILENAME_LEN 256
 
 /*
@@ -14,7 +14,7 @@
  */
 #define EXEC_DEFAULT_MAX_UIDS 10240
 #define EXEC_DEFAULT_MAX_FAILURE_KEYS 10240
-/* 1 MiB holds ~3,360 events of 312 B (304 B record + 8 B ring buffer header) without arguments. */
+/* 1 MiB holds ~3,190 events of 328 B (320 B record + 8 B ring buffer header) without arguments. */
 #define EXEC_DEFAULT_RINGBUF_BYTES (1 << 20)
 /*
  * The exec's arguments are copied up to events.args_max_bytes (targ_args_max), at most
@@ -25,10 +25,22 @@
  */
 #define EXEC_ARGS_MAX 30720
 #define EXEC_DEFAULT_ARGS_BYTES 4096
+/*
+ * A failed exec's arguments are read back one by one from the caller's argv, which a failed
+ * exec leaves as it was: at most EXEC_FAILED_ARGV_MAX arguments and EXEC_FAILED_ARGS_MAX bytes
+ * (or args_max_bytes if less), each cut at EXEC_FAILED_ARG_MAX bytes.
+ */
+#define EXEC_FAILED_ARGV_MAX 64
+#define EXEC_FAILED_ARGS_MAX 16384
+#define EXEC_FAILED_ARG_MAX 4096
+/* Threads inside execve/execveat at once that the tracepoint mode follows (its sys_enter keeps the arguments). */
+#define EXEC_ATTEMPTS_MAX 4096
+/* args_size of a failed exec whose arguments were cut: the whole size is not known. */
+#define EXEC_ARGS_SIZE_UNKNOWN 0xffffffffU
 
 /*
- * One successful exec, as sent to user space: this record, then args_len bytes of its
- * arguments. Zero after the strings' NULs.
+ * One exec, or a failed attempt (err), as sent to user space: this record, then args_len
+ * bytes of its arguments. Zero after the strings' NULs.
  */
 struct exec_event {
 	__u64 time_ns;     /* at the exec: CLOCK_BOOTTIME (ring buffer), CLOCK_MONOTONIC (perf buffer) */
@@ -41,6 +53,8 @@ struct exec_event {
 	char filename[EXEC_FILENAME_LEN];
 	__u32 args_size; /* bytes of the new process's whole argument area: each argument and its NUL */
 	__u32 args_len;  /* bytes of it that follow the record: args_size, or less where cut (0: unreadable) */
+	__u32 err;       /* a failed attempt: its positive errno (filename, args as asked); 0: an exec */
+	__u32 pad;
 };
 
 /* Who exec'd: the cgroup v2 id of the task (its workload) and its real UID. */

@@ -74,6 +74,13 @@ struct trace_event_raw_sched_process_exec {
 	char __data[0];
 };
 
+/* tracepoint/syscalls/sys_enter_* */
+struct trace_event_raw_sys_enter {
+	struct trace_entry ent;
+	long id;
+	unsigned long args[6];
+};
+
 /* tracepoint/syscalls/sys_exit_* */
 struct trace_event_raw_sys_exit {
 	struct trace_entry ent;

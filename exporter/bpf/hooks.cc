@@ -13,7 +13,7 @@ const std::vector<HookGroup>& ExecHooks() {
        "exec.failures_hook",
        "",
        {{"fexit", {"execve_exit_fexit", "execveat_exit_fexit"}},
-        {"tracepoint", {"execve_exit_tp", "execveat_exit_tp"}}},
+        {"tracepoint", {"execve_enter_tp", "execveat_enter_tp", "execve_exit_tp", "execveat_exit_tp"}}},
        false},
   };
   return g;

@@ -18,7 +18,7 @@
 
 namespace execflow {
 
-static_assert(sizeof(exec_event) == 312, "exec_event layout changed: update exec.h users");
+static_assert(sizeof(exec_event) == 320, "exec_event layout changed: update exec.h users");
 // bpf/exec.bpf.c builds an event in a per-CPU array entry: the kernel allows 32 KiB.
 static_assert(sizeof(exec_event) + EXEC_ARGS_MAX <= 32768);
 static_assert(sizeof(exec_key) == 16);
@@ -195,7 +195,9 @@ bool DecodeExecEvent(const void* data, size_t size, int64_t to_wall_ns, ExecReco
   out->filename = CString(e.filename, sizeof(e.filename));
   // The perf buffer pads a record to 8 bytes: what follows args_len is not the command line.
   if (e.args_len > size - sizeof(e)) return false;
-  SplitArgs({static_cast<const char*>(data) + sizeof(e), e.args_len}, e.args_size, out);
+  SplitArgs({static_cast<const char*>(data) + sizeof(e), e.args_len},
+            e.args_size == EXEC_ARGS_SIZE_UNKNOWN ? std::nullopt : std::optional<uint32_t>(e.args_size), out);
+  out->error = static_cast<int>(e.err);
   return true;
 }
 
@@ -219,6 +221,7 @@ Result<std::unique_ptr<ExecCollector>> ExecCollector::Start(const Config& config
   std::function<Result<void>(exec_bpf*)> configure = [&](exec_bpf* s) -> Result<void> {
     s->rodata->targ_events = ev.enabled;
     s->rodata->targ_args_max = ev.args_max_bytes;
+    s->rodata->targ_failure_events = ev.failed_execs;
     s->rodata->targ_perfbuf = transport == Transport::kPerfbuf;
     int err = bpf_map__set_max_entries(s->maps.exec_counts, ec.max_uids);
     if (!err) err = bpf_map__set_max_entries(s->maps.exec_failures, ec.max_failure_keys);

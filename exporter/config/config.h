@@ -26,6 +26,7 @@ struct EventsConfig {
   uint32_t ring_buffer_bytes = 1 << 20;  // power of two, >= page size
   uint32_t keep_last = 1024;             // served at /api/v1/events
   uint32_t args_max_bytes = 4096;        // of each exec's command line; 0: none, at most 30720
+  bool failed_execs = true;              // an event per failed attempt too (with exec.failures_hook)
   // Flag names whose values are replaced by ***** in events (exporter/events/redact.h).
   std::vector<std::string> redact_flags = {"password", "passwd", "pwd", "pass", "secret", "token",
                                            "api-key", "apikey", "access-key", "secret-key", "private-key",

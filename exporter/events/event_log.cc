@@ -5,6 +5,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "exporter/metrics/families.h"
+
 namespace execflow {
 
 namespace {
@@ -18,10 +20,10 @@ std::string Dump(const nlohmann::ordered_json& j) {
 
 void AppendJsonString(std::string& out, std::string_view s) { out += Dump(s); }
 
-void SplitArgs(std::string_view area, uint32_t size, ExecRecord* out) {
+void SplitArgs(std::string_view area, std::optional<uint32_t> size, ExecRecord* out) {
   out->args.clear();
   out->args_bytes = size;
-  out->args_truncated = area.size() < size;
+  out->args_truncated = !size || area.size() < *size;
   while (!area.empty()) {
     const size_t nul = area.find('\0');
     out->args.emplace_back(area.substr(0, nul));  // npos: a cut last argument
@@ -51,8 +53,9 @@ std::string ToJson(const ExecRecord& r) {
                {"comm", r.comm},
                {"filename", r.filename},
                {"args", r.args},
-               {"args_bytes", r.args_bytes},
-               {"args_truncated", r.args_truncated}});
+               {"args_bytes", r.args_bytes ? nlohmann::ordered_json(*r.args_bytes) : nlohmann::ordered_json()},
+               {"args_truncated", r.args_truncated},
+               {"errno", r.error ? nlohmann::ordered_json(ErrnoName(r.error)) : nlohmann::ordered_json()}});
 }
 
 void EventLog::Push(ExecRecord r) {

@@ -3,6 +3,7 @@
 #include <cstdint>
 #include <deque>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -28,12 +29,18 @@ struct ExecRecord {
   // The command line, each argument apart (argv[0] first), as the new process got it, up to
   // events.args_max_bytes; args_truncated when it was longer (the last argument is then cut).
   std::vector<std::string> args;
-  uint32_t args_bytes = 0;  // the whole command line's size: each argument and its NUL
+  // The whole command line's size: each argument and its NUL; none where a failed attempt's
+  // were cut (read back one by one, their whole size is not known).
+  std::optional<uint32_t> args_bytes;
   bool args_truncated = false;
+  // A failed attempt (execve or execveat returned an error): its errno; filename and args are
+  // what it asked for. 0: an exec.
+  int error = 0;
 };
 
-// The arguments in a NUL-separated area of `len` bytes out of `size` (an exec event's).
-void SplitArgs(std::string_view area, uint32_t size, ExecRecord* out);
+// The arguments in a NUL-separated area of `len` bytes out of `size` (an exec event's);
+// `size` nullopt: more than `len`, how much more unknown.
+void SplitArgs(std::string_view area, std::optional<uint32_t> size, ExecRecord* out);
 
 // Appends s as a JSON string literal. Invalid UTF-8 becomes U+FFFD, so a
 // hostile file name cannot break the document.

@@ -5,6 +5,7 @@ several listen addresses and socket activation (issue 13).
 
 Usage: exporter_e2e.py BINARY. Needs root; a skip is a failure under CI=true.
 """
+import errno
 import json
 import os
 import re
@@ -446,6 +447,44 @@ class Options(unittest.TestCase):
                 self.assertEqual(got[1]["args"], ["/bin/true", "a" * (1000 - 10)])
                 self.assertEqual(got[1]["args_bytes"], 10 + 2 * (100 * 1024 + 1))
                 self.assertTrue(got[1]["args_truncated"])
+                self.assertEqual([e["errno"] for e in got], [None, None])
+
+    def test_a_failed_exec_is_an_event_with_its_errno_file_and_redacted_arguments(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            path = os.path.join(tmp, "events.jsonl")
+            _, addr = self.start(tmp, f"events:\n  output: file\n  file:\n    path: {path}\n")
+            uid = UID_BASE + 8
+            missing, plain = os.path.join(tmp, "missing"), os.path.join(tmp, "plain")
+            with open(plain, "w") as f:
+                f.write("not a program\n")
+            os.chmod(tmp, 0o755)  # the uid below reaches plain, which is not executable
+            argv = ["prog", "two words", "", "--api-key=k3y"]
+
+            def attempts():
+                errs = []
+                for p in (missing, plain):
+                    try:
+                        os.execv(p, argv)
+                    except OSError as e:
+                        errs.append(e.errno)
+                return errs == [errno.ENOENT, errno.EACCES]
+            self.assertEqual(as_uid(uid, attempts), 0)
+
+            def mine(events):
+                got = [e for e in events if e["uid"] == uid]
+                return got if len(got) >= 2 else None
+            served = lib.wait_until("2 events", lambda: mine(json.loads(lib.http_get(f"http://{addr}/api/v1/events"))), 20)
+
+            def lines():
+                with open(path, encoding="utf-8") as f:
+                    return mine([json.loads(line) for line in f if line.strip()])
+            written = lib.wait_until("2 event lines", lines, 20)
+            for got in (served, written):
+                self.assertEqual([(e["errno"], e["filename"]) for e in got], [("ENOENT", missing), ("EACCES", plain)])
+                for e in got:
+                    self.assertEqual(e["args"], ["prog", "two words", "", "--api-key=*****"])
+                    self.assertEqual(e["args_bytes"], sum(len(a) + 1 for a in argv))
+                    self.assertFalse(e["args_truncated"])
 
     def test_a_poller_with_after_gets_every_event_or_the_exact_count_it_missed(self):
         with tempfile.TemporaryDirectory() as tmp:

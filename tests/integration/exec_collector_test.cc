@@ -82,11 +82,14 @@ class ExecCollectorTest : public ::testing::TestWithParam<Mode> {
 
 TEST_P(ExecCollectorTest, UsesTheForcedHook) {
   const auto& progs = collector_->Programs();
-  ASSERT_EQ(progs.size(), 3u);
+  ASSERT_EQ(progs.size(), 5u);
   EXPECT_EQ(progs[0].attach_type, GetParam().hook);
   EXPECT_EQ(progs[0].hook, GetParam().hook == "tp_btf" ? "sched_process_exec" : "sched/sched_process_exec");
-  EXPECT_EQ(progs[1].hook, "syscalls/sys_exit_execve");
-  EXPECT_EQ(progs[2].hook, "syscalls/sys_exit_execveat");
+  // The failure hooks: sys_enter keeps what was asked for, sys_exit has the result.
+  EXPECT_EQ(progs[1].hook, "syscalls/sys_enter_execve");
+  EXPECT_EQ(progs[2].hook, "syscalls/sys_enter_execveat");
+  EXPECT_EQ(progs[3].hook, "syscalls/sys_exit_execve");
+  EXPECT_EQ(progs[4].hook, "syscalls/sys_exit_execveat");
   EXPECT_TRUE(collector_->Ready().has_value());
   auto fams = Collect();
   EXPECT_EQ(Value(fams, "execflow_bpf_program_info",

@@ -288,6 +288,147 @@ TEST_P(ExecEventArgs, ALongCommandLineIsCutAtTheBoundAndFlagged) {
   EXPECT_TRUE(e->args_truncated);
 }
 
+// fork + execve `path` with `argv`, which must fail: the child exits with the errno.
+int FailedExecErrno(const std::string& path, const std::vector<std::string>& argv) {
+  std::vector<char*> v;
+  for (const auto& a : argv) v.push_back(const_cast<char*>(a.c_str()));
+  v.push_back(nullptr);
+  char* env[] = {nullptr};
+  pid_t pid = fork();
+  if (pid < 0) return -1;
+  if (pid == 0) {
+    execve(path.c_str(), v.data(), env);
+    _exit(errno);
+  }
+  int status = 0;
+  return waitpid(pid, &status, 0) == pid && WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+// Failed attempts as events (events.failed_execs), by the failure hook's mode.
+class ExecFailureEvents : public ::testing::TestWithParam<Mode> {
+ protected:
+  void SetUp() override {
+    EXECFLOW_REQUIRE_PRIVILEGED();
+    Config config;
+    config.exec.hook = "tracepoint";
+    config.exec.failures_hook = GetParam().hook;
+    config.events.ring_buffer_bytes = 1 << 20;
+    config.events.failed_execs = failed_execs_;
+    auto c = ExecCollector::Start(config, GetParam().transport);
+    ASSERT_TRUE(c.has_value()) << c.error().message;
+    collector_ = std::move(*c);
+    ASSERT_TRUE(collector_->StartEvents());
+  }
+  // The failed attempt's event of `path`, once `count` failures of it were counted.
+  std::optional<ExecRecord> EventOf(const std::string& path) {
+    std::optional<ExecRecord> event;
+    WaitFor([&] {
+      for (const auto& r : collector_->events().Snapshot()) {
+        if (r.filename == path) event = r;
+      }
+      return event.has_value();
+    });
+    return event;
+  }
+  bool failed_execs_ = true;
+  Links links_;
+  std::unique_ptr<ExecCollector> collector_;
+};
+
+// The file and arguments asked for, byte for byte, and the errno, for each way an
+// exec fails before it replaces the caller: no such file, not executable, no format.
+TEST_P(ExecFailureEvents, CarryTheErrnoTheFileAndTheExactArguments) {
+  const std::vector<std::string> argv = {"first arg", "", "it's \"quoted\"", "\xff\xfe\xc3", "tab\tnew\nline", ""};
+  size_t bytes = 0;
+  for (const auto& a : argv) bytes += a.size() + 1;
+  const std::string missing = links_.dir() + "/no-such-file";
+  const std::string plain = links_.dir() + "/not-executable";
+  const std::string junk = links_.dir() + "/no-format";
+  for (const auto& [path, mode] : {std::pair{plain, 0644}, std::pair{junk, 0755}}) {
+    FILE* f = fopen(path.c_str(), "w");
+    ASSERT_NE(f, nullptr);
+    fputs("\x01\x02 not a program\n", f);
+    fclose(f);
+    ASSERT_EQ(chmod(path.c_str(), mode), 0);
+  }
+  for (const auto& [path, err] : {std::pair{missing, ENOENT}, std::pair{plain, EACCES}, std::pair{junk, ENOEXEC}}) {
+    ASSERT_EQ(FailedExecErrno(path, argv), err) << path;
+    auto e = EventOf(path);
+    ASSERT_TRUE(e.has_value()) << "no event of " << path;
+    EXPECT_EQ(e->error, err) << path;
+    EXPECT_EQ(e->args, argv) << path;
+    EXPECT_EQ(e->args_bytes, bytes) << path;
+    EXPECT_FALSE(e->args_truncated) << path;
+    EXPECT_EQ(e->uid, 0u);
+  }
+  // A successful exec's event says no errno.
+  const std::string ok = links_.Make("ok");
+  ASSERT_TRUE(ExecArgv(ok, {"ok"}));
+  auto e = EventOf(ok);
+  ASSERT_TRUE(e.has_value());
+  EXPECT_EQ(e->error, 0);
+}
+
+// Read back one by one, a failed attempt's arguments stop at 64 of them or at
+// events.args_max_bytes: cut, flagged, and their whole size not claimed.
+TEST_P(ExecFailureEvents, ManyOrLongArgumentsAreCutAndFlagged) {
+  const std::string many = links_.dir() + "/many";
+  ASSERT_EQ(FailedExecErrno(many, std::vector<std::string>(100, "y")), ENOENT);
+  auto e = EventOf(many);
+  ASSERT_TRUE(e.has_value());
+  EXPECT_EQ(e->args, std::vector<std::string>(EXEC_FAILED_ARGV_MAX, "y"));
+  EXPECT_TRUE(e->args_truncated);
+  EXPECT_FALSE(e->args_bytes.has_value());
+
+  const std::string longer = links_.dir() + "/long";
+  ASSERT_EQ(FailedExecErrno(longer, {"long", std::string(10000, 'a'), "after"}), ENOENT);
+  e = EventOf(longer);
+  ASSERT_TRUE(e.has_value());
+  ASSERT_EQ(e->args.size(), 2u);
+  EXPECT_EQ(e->args[0], "long");
+  EXPECT_EQ(e->args[1].size(), 4096u - 5 - 1);  // "long", then up to events.args_max_bytes with its NUL
+  EXPECT_EQ(e->args[1].find_first_not_of('a'), std::string::npos);
+  EXPECT_TRUE(e->args_truncated);
+  EXPECT_FALSE(e->args_bytes.has_value());
+}
+
+class ExecFailureEventsOff : public ExecFailureEvents {
+ protected:
+  void SetUp() override {
+    failed_execs_ = false;
+    ExecFailureEvents::SetUp();
+  }
+};
+
+// events.failed_execs: false: the failure is counted, and no event made.
+TEST_P(ExecFailureEventsOff, CountTheFailureAndMakeNoEvent) {
+  const uint32_t uid = UnusedUid();
+  const std::string missing = "/nonexistent-execflow/missing-" + std::to_string(getpid());
+  const std::string ok = links_.Make("after");
+  ASSERT_EQ(RunAs(uid, uid, [&] { return FailedExecErrno(missing, {"x"}) == ENOENT; }), 0);
+  ASSERT_TRUE(ExecArgv(ok, {"after"}));
+  ASSERT_TRUE(EventOf(ok).has_value());  // events come in order: the failure's would be here
+  for (const auto& r : collector_->events().Snapshot()) EXPECT_NE(r.filename, missing);
+  int errors = 0;
+  double failures = 0;
+  for (const auto& f : collector_->Collect(&errors)) {
+    if (f.name != "execflow_exec_failures_total") continue;
+    for (const auto& m : f.metric) {
+      for (const auto& l : m.label) failures += l.name == "uid" && l.value == std::to_string(uid) ? m.counter.value : 0;
+    }
+  }
+  EXPECT_EQ(failures, 1);
+}
+
+INSTANTIATE_TEST_SUITE_P(HooksAndTransports, ExecFailureEvents,
+                         ::testing::Values(Mode{"tracepoint", Transport::kRingbuf},
+                                           Mode{"tracepoint", Transport::kPerfbuf}),
+                         ModeName);
+
+INSTANTIATE_TEST_SUITE_P(HooksAndTransports, ExecFailureEventsOff,
+                         ::testing::Values(Mode{"tracepoint", Transport::kRingbuf}),
+                         ModeName);
+
 INSTANTIATE_TEST_SUITE_P(HooksAndTransports, ExecEventArgs, ::testing::ValuesIn(kEveryMode), ModeName);
 INSTANTIATE_TEST_SUITE_P(HooksAndTransports, ExecEventBytes, ::testing::ValuesIn(kEveryMode), ModeName);
 

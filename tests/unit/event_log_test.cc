@@ -1,5 +1,7 @@
 #include "exporter/events/event_log.h"
 
+#include <cerrno>
+
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
@@ -44,7 +46,14 @@ TEST(Json, RecordHasEveryField) {
   EXPECT_EQ(ToJson(r),
             R"({"seq":9,"time":"2025-11-24T21:50:59.123456789Z","pid":42,"ppid":1,"uid":1000,)"
             R"("gid":100,"cgroup_id":7,"namespace":"shop","pod":"web-7d9f","container":"nginx",)"
-            R"("comm":"true","filename":"/bin/true","args":["true","-v"],"args_bytes":8,"args_truncated":false})");
+            R"("comm":"true","filename":"/bin/true","args":["true","-v"],"args_bytes":8,"args_truncated":false,)"
+            R"("errno":null})");
+  // A failed attempt: its errno by name; arguments cut, their whole size unknown.
+  r.error = ENOENT;
+  r.args_bytes = std::nullopt;
+  r.args_truncated = true;
+  EXPECT_NE(ToJson(r).find(R"("args_bytes":null,"args_truncated":true,"errno":"ENOENT"})"), std::string::npos)
+      << ToJson(r);
 }
 
 // The kernel's argument area: each argument and its NUL, cut anywhere by the bound.
@@ -62,6 +71,11 @@ TEST(Args, SplitAtEachNulKeepingEmptyArguments) {
   // Cut right after a NUL: no empty argument is made up.
   SplitArgs("sh\0"sv, 17, &r);
   EXPECT_EQ(r.args, std::vector<std::string>{"sh"});
+  EXPECT_TRUE(r.args_truncated);
+  // A failed attempt's, cut: more than what is kept, how much more unknown.
+  SplitArgs("sh\0-c\0"sv, std::nullopt, &r);
+  EXPECT_EQ(r.args, (std::vector<std::string>{"sh", "-c"}));
+  EXPECT_FALSE(r.args_bytes.has_value());
   EXPECT_TRUE(r.args_truncated);
   // Unreadable or none.
   SplitArgs(""sv, 17, &r);

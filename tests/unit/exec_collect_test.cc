@@ -212,6 +212,25 @@ TEST(DecodeExecEvent, TakesTheCommandLineThatFollowsTheRecord) {
   EXPECT_TRUE(r.args_truncated);
   // A record shorter than its args_len says is refused, not read past.
   EXPECT_FALSE(DecodeExecEvent(raw.data(), sizeof(e) + 5, 0, &r));
+  EXPECT_EQ(r.error, 0);
+}
+
+// A failed attempt: its errno; arguments read back and cut, their whole size unknown.
+TEST(DecodeExecEvent, AFailedAttemptHasItsErrnoAndMayNotKnowItsWholeSize) {
+  const char args[] = "cat\0-n\0";
+  std::vector<char> raw(sizeof(exec_event) + 8, 0);
+  exec_event e{};
+  e.err = 13;  // EACCES
+  e.args_size = EXEC_ARGS_SIZE_UNKNOWN;
+  e.args_len = 7;
+  std::memcpy(raw.data(), &e, sizeof(e));
+  std::memcpy(raw.data() + sizeof(e), args, 7);
+  ExecRecord r;
+  ASSERT_TRUE(DecodeExecEvent(raw.data(), raw.size(), 0, &r));
+  EXPECT_EQ(r.error, 13);
+  EXPECT_EQ(r.args, (std::vector<std::string>{"cat", "-n"}));
+  EXPECT_FALSE(r.args_bytes.has_value());
+  EXPECT_TRUE(r.args_truncated);
 }
 
 }  // namespace

@@ -27,6 +27,9 @@ import e2e_lib as lib  # noqa: E402
 import faults_e2e  # noqa: E402
 
 EXECS, ENOENTS, FLOW_BYTES, SENDFILE_BYTES, PEEK_BYTES = 200, 50, 1234567, 1000000, 30000
+# What the enoent workload asks for each time (tests/vm/workload.cc).
+ENOENT_PATH = "/nonexistent/execflow-vm"
+ENOENT_ARGS = [ENOENT_PATH, "a b", ""]
 CHURN_CONNECTIONS, CHURN_BYTES, RAW_DADDR = 100, 1000, "127.0.0.77"
 INFLIGHT_SENDS, INFLIGHT_BYTES = 24, 128 << 10
 BLOCKED_BYTES, BLOCKED_SCRAPES = 300000, 3
@@ -329,6 +332,15 @@ def exactness(plan, exp, checks, uid):
     workload(plan, "enoent", ENOENTS, uid + 1)
     checks.expect("ENOENT execs", ENOENTS,
                   total(exp.scrape(), "execflow_exec_failures_total", uid=uid + 1, errno="ENOENT"))
+    # Each failed attempt is an event too, with what it asked for (tests/vm/workload.cc).
+    settle("failed exec events delivered",
+           lambda: sum(1 for e in exp.events() if e["uid"] == uid + 1) >= ENOENTS or None)
+    failed = [e for e in exp.events() if e["uid"] == uid + 1]
+    checks.expect("failed exec events of that uid: how many, then each one's errno, file and arguments",
+                  [ENOENTS, [["ENOENT", ENOENT_PATH, ENOENT_ARGS, sum(len(a) + 1 for a in ENOENT_ARGS), False]]],
+                  [len(failed), sorted(map(json.loads, {json.dumps([e["errno"], e["filename"], e["args"],
+                                                                    e["args_bytes"], e["args_truncated"]])
+                                                        for e in failed}))])
 
     flow_checks(plan, exp, checks, "127.0.0.1")
     flow_checks(plan, exp, checks, "::1")

@@ -83,7 +83,7 @@ VM_TIMEOUT = 1800  # seconds per guest: a hard limit, the guest is killed after 
 # (5.10 leaves an older comm's bytes after the NUL in the kernel's own copy), and exec
 # events' exact arguments, cut at the bound (each exec hook, each transport).
 # Short-lived containers keep their names in both cgroup_mkdir modes.
-PRIVILEGED_TESTS = "HelperFloor.*:*ExecEventTime*:*ExecEventBytes*:*ExecEventArgs*"
+PRIVILEGED_TESTS = "HelperFloor.*:*ExecEventTime*:*ExecEventBytes*:*ExecEventArgs*:*ExecFailureEvents*"
 # ShortLivedContainers (the cgroup_mkdir programs race containers that go at once) is
 # the longest of these under emulation (1.5 to 2 minutes a row) and does not depend on
 # the architecture: it runs on the oldest kernel (5.10) and on this machine's ("ci").
@@ -114,7 +114,8 @@ SYSCALL_PREFIX = {"amd64": "__x64_sys_", "arm64": "__arm64_sys_"}
 
 def failure_hooks(kernel, mode):
     if mode == "tracepoint":
-        return [["syscalls/sys_exit_execve", "tracepoint"], ["syscalls/sys_exit_execveat", "tracepoint"]]
+        return [["syscalls/sys_" + e + "_" + call, "tracepoint"] for e in ("enter", "exit")
+                for call in ("execve", "execveat")]
     prefix = SYSCALL_PREFIX[arch(kernel)]
     return [[prefix + "execve", "fexit"], [prefix + "execveat", "fexit"]]
 

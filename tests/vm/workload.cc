@@ -102,8 +102,8 @@ int Exec(long n, uint32_t uid, char** argv) {
 
 int Enoent(long n, uint32_t uid) {
   int rc = AsUser(uid, [&] {
-    char path[] = "/nonexistent/execflow-vm";
-    char* argv[] = {path, nullptr};
+    char path[] = "/nonexistent/execflow-vm", spaced[] = "a b", empty[] = "";
+    char* argv[] = {path, spaced, empty, nullptr};  // what each failure's event must show
     for (long i = 0; i < n; ++i) {
       if (execv(path, argv) == 0 || errno != ENOENT) return false;
     }
