@@ -248,9 +248,10 @@ static __always_inline __u32 copy_failed_args(struct exec_record *r, const char 
 	long n;
 	int i;
 
-	r->e.args_size = EXEC_ARGS_SIZE_UNKNOWN;
+	r->e.args_size = 0;
 	if (!argv)
-		return 0; /* Linux runs it with no arguments */
+		return 0; /* no arguments (Linux allows a null argv) */
+	r->e.args_size = EXEC_ARGS_SIZE_UNKNOWN;
 #pragma clang loop unroll(disable)
 	for (i = 0; i < EXEC_FAILED_ARGV_MAX; i++) {
 		if (bpf_probe_read_user(&arg, sizeof(arg), &argv[i]))
