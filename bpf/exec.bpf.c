@@ -245,6 +245,7 @@ static __always_inline __u32 copy_failed_args(struct exec_record *r, const char 
 {
 	__u32 off = 0, room;
 	const char *arg;
+	__u64 empty;
 	long n;
 	int i;
 
@@ -273,7 +274,18 @@ static __always_inline __u32 copy_failed_args(struct exec_record *r, const char 
 		barrier_var(room);
 		n = bpf_probe_read_user_str(r->args + (off & (EXEC_FAILED_ARGS_MAX - 1)),
 					    room & (2 * EXEC_FAILED_ARG_MAX - 1), arg);
-		if (n <= 0 || n > EXEC_FAILED_ARG_MAX)
+		if (n < 0)
+			break;
+		/*
+		 * An empty string: 1 (its NUL) on recent kernels, but 0 on others (6.12 here:
+		 * strncpy_from_user_nofault), though they copy its NUL too. So n = max(n, 1),
+		 * without a branch: with one, this host's verifier gave up at 1,000,000
+		 * instructions.
+		 */
+		empty = n - 1;
+		barrier_var(empty);
+		n += empty >> 63;
+		if (n > EXEC_FAILED_ARG_MAX)
 			break;
 		off += n;
 		if (n == room) {
