@@ -64,8 +64,16 @@ tracepoint:sock:sock_send_length /args->protocol == 6 && args->ret > 0/ {
 }
 """
 
-TARGETS = {  # issue 6; shown next to the numbers, never used to pass or fail
+# bpftrace's execsnoop: each exec's pid and arguments (its join() of argv).
+BPFTRACE_ARGS = r"""
+BEGIN { printf("ready\n"); }
+tracepoint:syscalls:sys_enter_execve { printf("%d ", pid); join(args->argv); }
+"""
+
+TARGETS = {  # issues 6 and 20; shown next to the numbers, never used to pass or fail
     "exec": ">= 0.99",
+    "exec4k": ">= 0.99",
+    "exec30k": "(none)",
     "small": ">= 0.95",
     "plain": "(none)",
     "bulk": ">= 0.99",
@@ -328,6 +336,9 @@ class Bpftrace:
 WORKLOADS = [
     # key, name, unit, driver args (after SECONDS), rate from the driver's output
     ("exec", "exec storm: fork+exec /bin/true", "execs/s", None, lambda r: r["execs"] / r["seconds"]),
+    # The same with a command line at events.args_max_bytes' default and at its maximum.
+    ("exec4k", "exec storm, 4 KiB command line", "execs/s", ["4096"], lambda r: r["execs"] / r["seconds"]),
+    ("exec30k", "exec storm, 30 KiB command line", "execs/s", ["30720"], lambda r: r["execs"] / r["seconds"]),
     ("small", "TCP 64 B writes, loopback", "writes/s", ["64"], lambda r: r["writes"] / r["seconds"]),
     # The same as a chatty service does it: neither end pinned, the reader woken per write.
     ("plain", "TCP 64 B writes, loopback, plain (unpinned, reader not batched)", "writes/s", ["64", "plain"],
@@ -337,10 +348,15 @@ WORKLOADS = [
 ]
 
 
+STATS_COLUMNS = {"exec": "exec storm", "exec4k": "exec storm, 4 KiB arguments",
+                 "exec30k": "exec storm, 30 KiB arguments", "small": "TCP 64 B writes",
+                 "plain": "TCP 64 B writes, plain", "bulk": "TCP 64 KiB writes"}
+
+
 def run_workload(load, key, seconds):
     w = next(w for w in WORKLOADS if w[0] == key)
-    if key == "exec":
-        args = [load, "exec", f"{seconds}", str(os.cpu_count())]
+    if key.startswith("exec"):
+        args = [load, "exec", f"{seconds}", str(os.cpu_count())] + (w[3] or [])
     else:
         args = [load, "tcp", f"{seconds}"] + w[3]
     r = subprocess.run(args, capture_output=True, text=True, timeout=seconds + 120)
@@ -526,6 +542,7 @@ STAT_MODES = [
     ("auto, perf buffer", "events.transport: perfbuf"),
     ("tracepoint", "exec.hook: tracepoint\nexec.failures_hook: tracepoint\n"
                    "tcp.hook: tracepoint\ntcp.receive_hook: tracepoint\ntcp.close_hook: tracepoint"),
+    ("auto, arguments up to 30 KiB", "events.args_max_bytes: 30720"),
     ("fexit (sends)", "tcp.hook: fexit"),
     ("fexit (failures)", "exec.failures_hook: fexit"),
 ]
@@ -622,7 +639,8 @@ def run_stats(args, workdir):
     of (runs, ns per run) of its rounds."""
     subjects = [lambda mode=mode, o=o: stats_of_mode(args, workdir, mode, o) for mode, o in STAT_MODES]
     subjects += [lambda t=t, p=p: stats_of_bpftrace(args, workdir, t, p)
-                 for t, p in (("bpftrace", BPFTRACE_PROGRAM), ("bpftrace, empty probe", BPFTRACE_EMPTY))]
+                 for t, p in (("bpftrace", BPFTRACE_PROGRAM), ("bpftrace, empty probe", BPFTRACE_EMPTY),
+                              ("bpftrace, execsnoop with arguments", BPFTRACE_ARGS))]
     subjects.append(lambda: stats_of_floor(args, workdir))
     order = [[] for _ in subjects]  # rows per subject, in the first round's order
     # The kernel's stats, switched on by a driver that holds the
@@ -1002,7 +1020,7 @@ def report(args, rates, stats, scrape, idle, mach, load_before, load_after, writ
         add("|---|---|---|" + "---|---|" * len(conds) + "---|")
         for key, name, unit, _, _ in WORKLOADS:
             base = rates["baseline"][key]
-            cells = [name + (f", {mach['cpus']} workers" if key == "exec" else ""), unit,
+            cells = [name + (f", {mach['cpus']} workers" if key.startswith("exec") else ""), unit,
                      fmt_spread(base)]
             for c in conds:
                 ratios = [x / b for x, b in zip(rates[c][key], base)]
@@ -1011,16 +1029,18 @@ def report(args, rates, stats, scrape, idle, mach, load_before, load_after, writ
             add("| " + " | ".join(cells) + " |")
         add("")
         add("### Cost per event in each condition, from the same rounds\n")
-        add("Time added per event on the CPUs the workload keeps busy, per round: "
-            "busy CPUs × (1 / rate with the condition − 1 / rate with nothing attached); "
-            "median (min–max). Negative values are the machine's noise.\n")
-        add("| workload | " + " | ".join(COND_NAMES[c] for c in conds) + " |")
-        add("|---|" + "---|" * len(conds))
+        add("*Nothing attached* is what one event costs the machine (its syscall cost: compare "
+            "machines by it); the others are the time each condition adds to it, per round: busy "
+            "CPUs × (1 / rate with the condition − 1 / rate with nothing attached); median "
+            "(min–max). Negative values are the machine's noise.\n")
+        add("| workload | nothing attached | " + " | ".join(COND_NAMES[c] + ", added" for c in conds) + " |")
+        add("|---|---|" + "---|" * len(conds))
         for key, name, unit, _, _ in WORKLOADS:
             if key == "bulk":
                 continue  # a rate of bytes, not of events
-            busy = mach["cpus"] if key == "exec" else 1
-            cells = []
+            busy = mach["cpus"] if key.startswith("exec") else 1
+            base = [busy / b * 1e9 for b in rates["baseline"][key]]
+            cells = [fmt_spread(base, lambda v: f"{v:,.0f} ns")]
             for c in conds:
                 added = [busy * (1 / x - 1 / b) * 1e9 for x, b in zip(rates[c][key], rates["baseline"][key])]
                 cells.append(fmt_spread(added, lambda v: f"{v:,.0f} ns"))
@@ -1033,12 +1053,15 @@ def report(args, rates, stats, scrape, idle, mach, load_before, load_after, writ
         add(f"### 1,000,000 TCP 64 B writes, nothing attached against execflow "
             f"({len(writes['ratio'])} interleaved rounds)\n")
         add("| nothing attached | execflow | execflow / baseline, per round: median (min–max) | "
-            "spread of the ratio (max − min) | target |")
-        add("|---|---|---|---|---|")
+            "spread of the ratio (max − min) | ns per write: nothing attached, added by execflow | target |")
+        add("|---|---|---|---|---|---|")
         r = writes["ratio"]
+        base_ns = [1e9 / b for b in writes["baseline"]]
+        added_ns = [1e9 / x - 1e9 / b for x, b in zip(writes["execflow"], writes["baseline"])]
         add(f"| {fmt_spread(writes['baseline'], lambda v: f'{v:,.0f} writes/s')} | "
             f"{fmt_spread(writes['execflow'], lambda v: f'{v:,.0f} writes/s')} | "
-            f"**{fmt_spread(r, lambda v: f'{v:.3f}')}** | {max(r) - min(r):.3f} | {TARGETS['small']} |")
+            f"**{fmt_spread(r, lambda v: f'{v:.3f}')}** | {max(r) - min(r):.3f} | "
+            f"{statistics.median(base_ns):,.0f} ns, +{statistics.median(added_ns):,.0f} ns | {TARGETS['small']} |")
         add("")
         add("Every round writes exactly 1,000,000 times 64 bytes (`execflow_bench_load tcpn`), "
             "once with nothing attached and once under execflow as shipped, the order alternating; "
@@ -1049,16 +1072,16 @@ def report(args, rates, stats, scrape, idle, mach, load_before, load_after, writ
         add = out.append
         add("### BPF cost per event, each hook mode (kernel run-time stats, separate run; ns per "
             f"program run: median of {args.stats_rounds} rounds, min–max)\n")
-        add("| tool, mode | program | hook | verified insns | xlated / jited bytes | exec storm | "
-            "TCP 64 B writes | TCP 64 KiB writes |")
-        add("|---|---|---|---|---|---|---|---|")
+        add("| tool, mode | program | hook | verified insns | xlated / jited bytes | "
+            + " | ".join(STATS_COLUMNS[k] for k in keys) + " |")
+        add("|---|---|---|---|---|" + "---|" * len(keys))
         for row in stats:
             size = row["size"]
             insns = f"{size['insns']:,}" if size and size["insns"] is not None else "–"
             code = f"{size['xlated']:,} / {size['jited']:,}" if size and size["xlated"] else "–"
             if row["refused"]:
                 add(f"| {row['tool']} | `{row['program']}` | {row['hook']} | – | – | "
-                    f"refused: {row['refused']} | | |")
+                    f"refused: {row['refused']} |" + " |" * (len(keys) - 1))
                 continue
             cells = []
             for k in keys:
@@ -1078,7 +1101,11 @@ def report(args, rates, stats, scrape, idle, mach, load_before, load_after, writ
             "same exec (while still sending the event); `sock_send_btf` at most 1.5× the empty "
             "program on its hook. The *empty program* rows are the floor of each hook "
             "(`tests/bench/empty.bpf.c`: dispatch and the stats' own clock reads); *verified "
-            "insns* is the verifier's count (`bpftool prog show -j`, 5.16+).\n")
+            "insns* is the verifier's count (`bpftool prog show -j`, 5.16+). Issue 20: the exec "
+            "program with arguments (the *4 KiB arguments* column at the default "
+            "`events.args_max_bytes`, the *30 KiB* one also with the bound at its maximum) against "
+            "`floor_event_btf` (an empty event through the ring buffer) and bpftrace's execsnoop "
+            "(`join()` of the arguments, as many as its defaults read).\n")
         sections["stats"] = "\n".join(out)
     if scrape:
         med = statistics.median

@@ -1,8 +1,9 @@
 // Workload drivers for tests/bench/bench.py, in C++ so that the driver is not
 // what limits the rate. Each mode prints one line of key=value pairs.
 //
-//   execflow_bench_load exec SECONDS WORKERS
-//       WORKERS threads each fork+exec /bin/true back to back until SECONDS pass.
+//   execflow_bench_load exec SECONDS WORKERS [ARG_BYTES]
+//       WORKERS threads each fork+exec /bin/true back to back until SECONDS pass,
+//       with a command line of about ARG_BYTES bytes (arguments of 100 bytes) if given.
 //       -> execs=N seconds=S
 //   execflow_bench_load tcp SECONDS WRITE_BYTES
 //       one loopback IPv4 connection: a client thread write()s WRITE_BYTES at a
@@ -93,7 +94,10 @@ void PinTo(int cpu) {
   pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
 }
 
-int RunExec(double seconds, int workers) {
+int RunExec(double seconds, int workers, size_t arg_bytes) {
+  // "true", then arguments of 99 bytes and their NUL up to about arg_bytes.
+  std::vector<std::string> args = {"true"};
+  for (size_t n = 5; n + 100 <= arg_bytes; n += 100) args.emplace_back(99, 'a' + args.size() % 26);
   std::atomic<long> execs{0};
   std::atomic<bool> failed{false};
   const auto t0 = Clock::now();
@@ -102,8 +106,9 @@ int RunExec(double seconds, int workers) {
   for (int w = 0; w < workers; ++w) {
     threads.emplace_back([&, w] {
       PinTo(w);  // children inherit it
-      char arg0[] = "true";
-      char* argv[] = {arg0, nullptr};
+      std::vector<char*> argv;
+      for (auto& a : args) argv.push_back(a.data());
+      argv.push_back(nullptr);
       long n = 0;
       while (Clock::now() < deadline) {
         pid_t pid = fork();
@@ -112,7 +117,7 @@ int RunExec(double seconds, int workers) {
           break;
         }
         if (pid == 0) {
-          execve("/bin/true", argv, environ);
+          execve("/bin/true", argv.data(), environ);
           _exit(127);
         }
         int status = 0;
@@ -483,7 +488,7 @@ int RunProgInfo(int n, char** ids) {
 
 int Usage() {
   std::fprintf(stderr,
-               "usage: execflow_bench_load exec SECONDS WORKERS\n"
+               "usage: execflow_bench_load exec SECONDS WORKERS [ARG_BYTES]\n"
                "       execflow_bench_load tcp SECONDS WRITE_BYTES [plain]\n"
                "       execflow_bench_load flows N\n"
                "       execflow_bench_load tcpn WRITES WRITE_BYTES\n"
@@ -500,7 +505,9 @@ int main(int argc, char** argv) {
   if (argc < 2) return Usage();
   const std::string mode = argv[1];
   if (mode == "stats" && argc == 2) return RunStats();
-  if (mode == "exec" && argc == 4) return RunExec(std::atof(argv[2]), std::atoi(argv[3]));
+  if (mode == "exec" && (argc == 4 || argc == 5)) {
+    return RunExec(std::atof(argv[2]), std::atoi(argv[3]), argc == 5 ? std::strtoul(argv[4], nullptr, 10) : 0);
+  }
   if (mode == "tcp" && (argc == 4 || (argc == 5 && std::string(argv[4]) == "plain"))) {
     return RunTcp(std::atof(argv[2]), static_cast<size_t>(std::atol(argv[3])), ~0ULL, argc == 5);
   }
