@@ -430,15 +430,7 @@ class Options(unittest.TestCase):
                 return all(subprocess.run(a).returncode == 0 for a in (argv, long_argv))
             self.assertEqual(as_uid(uid, run), 0)
 
-            def mine(events):
-                got = [e for e in events if e["uid"] == uid]
-                return got if len(got) >= 2 else None
-            served = lib.wait_until("2 events", lambda: mine(json.loads(lib.http_get(f"http://{addr}/api/v1/events"))), 20)
-
-            def lines():
-                with open(path, encoding="utf-8") as f:
-                    return mine([json.loads(line) for line in f if line.strip()])
-            written = lib.wait_until("2 event lines", lines, 20)
+            served, written = self.events_of(uid, addr, path, 2)
             for got in (served, written):
                 self.assertEqual(len(got), 2)
                 self.assertEqual(got[0]["args"], want)
@@ -448,6 +440,18 @@ class Options(unittest.TestCase):
                 self.assertEqual(got[1]["args_bytes"], 10 + 2 * (100 * 1024 + 1))
                 self.assertTrue(got[1]["args_truncated"])
                 self.assertEqual([e["errno"] for e in got], [None, None])
+
+    def events_of(self, uid, addr, path, n):
+        """The first n events of uid, as /api/v1/events serves them and as the file has them."""
+        def mine(events):
+            got = [e for e in events if e["uid"] == uid]
+            return got if len(got) >= n else None
+        served = lib.wait_until(f"{n} events", lambda: mine(json.loads(lib.http_get(f"http://{addr}/api/v1/events"))), 20)
+
+        def lines():
+            with open(path, encoding="utf-8") as f:
+                return mine([json.loads(line) for line in f if line.strip()])
+        return served, lib.wait_until(f"{n} event lines", lines, 20)
 
     def test_a_failed_exec_is_an_event_with_its_errno_file_and_redacted_arguments(self):
         with tempfile.TemporaryDirectory() as tmp:
@@ -470,15 +474,7 @@ class Options(unittest.TestCase):
                 return errs == [errno.ENOENT, errno.EACCES]
             self.assertEqual(as_uid(uid, attempts), 0)
 
-            def mine(events):
-                got = [e for e in events if e["uid"] == uid]
-                return got if len(got) >= 2 else None
-            served = lib.wait_until("2 events", lambda: mine(json.loads(lib.http_get(f"http://{addr}/api/v1/events"))), 20)
-
-            def lines():
-                with open(path, encoding="utf-8") as f:
-                    return mine([json.loads(line) for line in f if line.strip()])
-            written = lib.wait_until("2 event lines", lines, 20)
+            served, written = self.events_of(uid, addr, path, 2)
             for got in (served, written):
                 self.assertEqual([(e["errno"], e["filename"]) for e in got], [("ENOENT", missing), ("EACCES", plain)])
                 for e in got:
