@@ -25,7 +25,9 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
@@ -78,6 +80,7 @@ KERNELS = {
            "sendpage": False},
 }
 VM_TIMEOUT = 1800  # seconds per guest: a hard limit, the guest is killed after it
+LOG_LOCK = threading.Lock()  # guests run side by side (--jobs)
 # Privileged tests run on every kernel too: what the perf buffer path calls in each mode
 # that loads there, exec event times, nothing after the NULs of an event's strings
 # (5.10 leaves an older comm's bytes after the NUL in the kernel's own copy), and exec
@@ -323,9 +326,11 @@ def run_kernel(kernel, build, accel, work):
         shares = () if a == "amd64" else tuple(
             {lib.REPO, build} if os.path.relpath(build, lib.REPO).startswith("..") else {lib.REPO})
         rc = vm.run_guest(kdir, script, out, VM_TIMEOUT, accel, arch=a, root=vm.guest_root(a, build), shares=shares)
-        lib.log(vm.tail(os.path.join(out, "guest.log"), 400))
-        if rc is None:
-            lib.log(f"matrix: {kernel}: guest did not finish; console:\n{vm.tail(os.path.join(out, 'console.log'))}")
+        with LOG_LOCK:  # one guest's log in one piece
+            lib.log(f"\n=== kernel {kernel}: the guest's log ===")
+            lib.log(vm.tail(os.path.join(out, "guest.log"), 400))
+            if rc is None:
+                lib.log(f"matrix: {kernel}: guest did not finish; console:\n{vm.tail(os.path.join(out, 'console.log'))}")
         release = os.path.basename(vm.kernel_files(kdir)[1])
     seconds = time.monotonic() - t0
     try:
@@ -398,6 +403,9 @@ def main():
     p.add_argument("--accel", choices=["kvm", "tcg"], help="default: KVM if it boots, else TCG")
     p.add_argument("--work", help="folder for plans, reports and guest logs (default: temporary)")
     p.add_argument("--docs", help="rewrite the table in this Markdown file (docs/kernels.md)")
+    p.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1),
+                   help="guests at once (default: 2 where there are 2 CPUs; an emulated guest "
+                        "keeps about one busy); the ci kernel runs alone, after them")
     a = p.parse_args()
     if os.geteuid() != 0:
         lib.skip_or_fail("the kernel matrix loads BPF programs and must run as root")
@@ -413,19 +421,28 @@ def main():
             lib.need_tool(tool)
     work = a.work or tempfile.mkdtemp(prefix="execflow-matrix-")
     accel = vm.Accel(a.accel)
+    def one(kernel):
+        lib.log(f"=== kernel {kernel}: started ===")
+        release, report, seconds = run_kernel(kernel, builds[arch(kernel)], accel, work)
+        with LOG_LOCK:  # each kernel's verdict in one piece
+            lib.log(f"\n=== kernel {kernel} ===")
+            results = []
+            fails = judge(kernel, report, results)
+            for f in fails:
+                lib.log(f"FAIL {kernel}: {f}")
+            lib.log(f"=== kernel {kernel} ({release}): {'pass' if not fails else 'FAIL'} in {seconds:.0f}s")
+        return release, report, seconds, fails, results
+
+    with ThreadPoolExecutor(max(1, a.jobs)) as pool:
+        done = dict(zip([k for k in kernels if k != "ci"], pool.map(one, [k for k in kernels if k != "ci"])))
+    done.update({k: one(k) for k in kernels if k == "ci"})
     rows, sizes, all_fails, times = [], [], {}, []
     for kernel in kernels:
-        lib.log(f"\n=== kernel {kernel} ===")
-        release, report, seconds = run_kernel(kernel, builds[arch(kernel)], accel, work)
-        results = []
-        fails = judge(kernel, report, results)
+        release, report, seconds, fails, results = done[kernel]
         all_fails[kernel] = fails
         times.append((kernel, seconds))
         rows.append(doc_rows(kernel, release, report, seconds, fails, accel.mode))
         sizes += size_rows(kernel, release, results)
-        for f in fails:
-            lib.log(f"FAIL {kernel}: {f}")
-        lib.log(f"=== kernel {kernel} ({release}): {'pass' if not fails else 'FAIL'} in {seconds:.0f}s")
     lib.log("\n" + SIZE_HEADER + "\n" + "\n".join(sizes))
     lib.log("\n" + DOC_HEADER + "\n" + "\n".join(rows))
     lib.log("\ntime per kernel: " + ", ".join(f"{k} {s:.0f}s" for k, s in times) +
