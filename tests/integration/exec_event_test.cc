@@ -208,21 +208,25 @@ TEST_P(ExecEventBytes, NothingFollowsTheNulOfFilenameAndComm) {
   }
 }
 
-// fork + execve `path` with exactly `argv` (and no environment); true if the child exited 0.
-bool ExecArgv(const std::string& path, const std::vector<std::string>& argv) {
+// fork + execve `path` with exactly `argv` (and no environment): the child's exit status,
+// or the errno of an exec that failed; -1 if the fork or the wait failed.
+int ExecStatus(const std::string& path, const std::vector<std::string>& argv) {
   std::vector<char*> v;
   for (const auto& a : argv) v.push_back(const_cast<char*>(a.c_str()));
   v.push_back(nullptr);
   char* env[] = {nullptr};
   pid_t pid = fork();
-  if (pid < 0) return false;
+  if (pid < 0) return -1;
   if (pid == 0) {
     execve(path.c_str(), v.data(), env);
-    _exit(127);
+    _exit(errno);
   }
   int status = 0;
-  return waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0;
+  return waitpid(pid, &status, 0) == pid && WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
+
+// The exec of `path` with `argv` succeeded and the program exited 0.
+bool ExecArgv(const std::string& path, const std::vector<std::string>& argv) { return ExecStatus(path, argv) == 0; }
 
 class ExecEventArgs : public ::testing::TestWithParam<Mode> {
  protected:
@@ -288,22 +292,6 @@ TEST_P(ExecEventArgs, ALongCommandLineIsCutAtTheBoundAndFlagged) {
   EXPECT_TRUE(e->args_truncated);
 }
 
-// fork + execve `path` with `argv`, which must fail: the child exits with the errno.
-int FailedExecErrno(const std::string& path, const std::vector<std::string>& argv) {
-  std::vector<char*> v;
-  for (const auto& a : argv) v.push_back(const_cast<char*>(a.c_str()));
-  v.push_back(nullptr);
-  char* env[] = {nullptr};
-  pid_t pid = fork();
-  if (pid < 0) return -1;
-  if (pid == 0) {
-    execve(path.c_str(), v.data(), env);
-    _exit(errno);
-  }
-  int status = 0;
-  return waitpid(pid, &status, 0) == pid && WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
 // Failed attempts as events (events.failed_execs), by the failure hook's mode.
 class ExecFailureEvents : public ::testing::TestWithParam<Mode> {
  protected:
@@ -352,7 +340,7 @@ TEST_P(ExecFailureEvents, CarryTheErrnoTheFileAndTheExactArguments) {
     ASSERT_EQ(chmod(path.c_str(), mode), 0);
   }
   for (const auto& [path, err] : {std::pair{missing, ENOENT}, std::pair{plain, EACCES}, std::pair{junk, ENOEXEC}}) {
-    ASSERT_EQ(FailedExecErrno(path, argv), err) << path;
+    ASSERT_EQ(ExecStatus(path, argv), err) << path;
     auto e = EventOf(path);
     ASSERT_TRUE(e.has_value()) << "no event of " << path;
     EXPECT_EQ(e->error, err) << path;
@@ -373,7 +361,7 @@ TEST_P(ExecFailureEvents, CarryTheErrnoTheFileAndTheExactArguments) {
 // events.args_max_bytes: cut, flagged, and their whole size not claimed.
 TEST_P(ExecFailureEvents, ManyOrLongArgumentsAreCutAndFlagged) {
   const std::string many = links_.dir() + "/many";
-  ASSERT_EQ(FailedExecErrno(many, std::vector<std::string>(100, "y")), ENOENT);
+  ASSERT_EQ(ExecStatus(many, std::vector<std::string>(100, "y")), ENOENT);
   auto e = EventOf(many);
   ASSERT_TRUE(e.has_value());
   EXPECT_EQ(e->args, std::vector<std::string>(EXEC_FAILED_ARGV_MAX, "y"));
@@ -381,7 +369,7 @@ TEST_P(ExecFailureEvents, ManyOrLongArgumentsAreCutAndFlagged) {
   EXPECT_FALSE(e->args_bytes.has_value());
 
   const std::string longer = links_.dir() + "/long";
-  ASSERT_EQ(FailedExecErrno(longer, {"long", std::string(10000, 'a'), "after"}), ENOENT);
+  ASSERT_EQ(ExecStatus(longer, {"long", std::string(10000, 'a'), "after"}), ENOENT);
   e = EventOf(longer);
   ASSERT_TRUE(e.has_value());
   ASSERT_EQ(e->args.size(), 2u);
@@ -405,7 +393,7 @@ TEST_P(ExecFailureEventsOff, CountTheFailureAndMakeNoEvent) {
   const uint32_t uid = UnusedUid();
   const std::string missing = "/nonexistent-execflow/missing-" + std::to_string(getpid());
   const std::string ok = links_.Make("after");
-  ASSERT_EQ(RunAs(uid, uid, [&] { return FailedExecErrno(missing, {"x"}) == ENOENT; }), 0);
+  ASSERT_EQ(RunAs(uid, uid, [&] { return ExecStatus(missing, {"x"}) == ENOENT; }), 0);
   ASSERT_TRUE(ExecArgv(ok, {"after"}));
   ASSERT_TRUE(EventOf(ok).has_value());  // events come in order: the failure's would be here
   for (const auto& r : collector_->events().Snapshot()) EXPECT_NE(r.filename, missing);
