@@ -58,6 +58,13 @@ def program_misses(samples):
     return {l["program"]: v for n, l, v in samples if n == "execflow_bpf_program_misses_total" and v}
 
 
+def ns_per_run(samples):
+    """{program: [runs, ns per run]} from the kernel's run-time stats (bpf.run_time_stats)."""
+    runs = {l["program"]: v for n, l, v in samples if n == "execflow_bpf_program_runs_total" and v}
+    secs = {l["program"]: v for n, l, v in samples if n == "execflow_bpf_program_run_seconds_total"}
+    return {p: [int(r), round(secs.get(p, 0) * 1e9 / r)] for p, r in runs.items()}
+
+
 def send_misses(samples):
     """Runs of the send programs (tcp_sendmsg_*, tcp_sendpage_*, sock_send_*) the kernel skipped."""
     return sum(v for p, v in program_misses(samples).items() if "send" in p)
@@ -430,7 +437,8 @@ def run_one(plan, run, index, tmp):
     result = {"name": run["name"], "forced": run["forced"], "checks": []}
     # Closed flows retained 1 s instead of 5 minutes, so the checks see them removed.
     if run["forced"]:
-        text = config_yaml({**run["forced"], "tcp.closed_flow_retention": "1s"})
+        # With the kernel's run-time stats: what each program costs per run in this mode.
+        text = config_yaml({**run["forced"], "tcp.closed_flow_retention": "1s", "bpf.run_time_stats": "true"})
     else:
         default = open(plan["default_config"]).read()
         text = per_flow(default.replace("closed_flow_retention: 5m", "closed_flow_retention: 1s"))
@@ -448,6 +456,7 @@ def run_one(plan, run, index, tmp):
             final = exactness(plan, exp, checks, plan["uid_base"] + 10 * index)
             result["checks"] = checks.items
             result["misses"] = program_misses(final)
+            result["ns_per_run"] = ns_per_run(final)
             if result["misses"]:
                 lib.log(f"  runs the kernel skipped, by program: {result['misses']}")
     except Exception as e:  # a broken run is a failed check, and the next run goes on

@@ -365,17 +365,28 @@ def doc_rows(kernel, release, report, seconds, fails, accel):
 def size_rows(kernel, release, results):
     """One Markdown row per program and hook mode that ran on this kernel: the verifier's
     instruction count and the translated and JIT-compiled sizes (the same program differs
-    by transport, whose branches the verifier removes)."""
-    seen = {}
+    by transport, whose branches the verifier removes), and its run time per run in the
+    runs that measured it (forced modes; under emulation, times of the emulated CPU)."""
+    seen, times = {}, {}
     for r in results:
         for program, hook, insns, xlated, jited in r.get("program_sizes", []):
-            seen.setdefault((program, hook, insns, xlated, jited), set()).add(r["transport"])
+            k = (program, hook, insns, xlated, jited)
+            seen.setdefault(k, set()).add(r["transport"])
+            runs, ns = (r.get("ns_per_run") or {}).get(program, (0, 0))
+            if runs:
+                times.setdefault(k, []).append((ns, runs))
+
+    def cost(k):
+        if k not in times:
+            return "–"
+        ns = sorted(n for n, _ in times[k])
+        return f"{ns[len(ns) // 2]:,} ns ({sum(r for _, r in times[k]):,} runs)"
     return [f"| {kernel} ({release}) | `{p}` | {h} | {f'{i:,}' if i else 'not reported'} | {x:,} / {j:,} | "
-            f"{', '.join(sorted(t))} |" for (p, h, i, x, j), t in sorted(seen.items())]
+            f"{', '.join(sorted(t))} | {cost((p, h, i, x, j))} |" for (p, h, i, x, j), t in sorted(seen.items())]
 
 
-SIZE_HEADER = ("| kernel | program | hook | verified insns | xlated / jited bytes | transport |\n"
-               "|---|---|---|---|---|---|")
+SIZE_HEADER = ("| kernel | program | hook | verified insns | xlated / jited bytes | transport | "
+               "ns per run: median of the runs (runs) |\n|---|---|---|---|---|---|---|")
 
 
 DOC_HEADER = ("| kernel | exec modes that load | failed-exec modes | tcp send and receive modes that load | "
