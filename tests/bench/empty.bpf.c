@@ -9,6 +9,7 @@
  */
 #include "../../bpf/lib/vmlinux_min.h"
 #include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
 #include "../../bpf/exec.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
@@ -42,6 +43,31 @@ int floor_event_btf(void *ctx)
 SEC("tp_btf/sock_send_length")
 int floor_send_btf(void *ctx)
 {
+	return 0;
+}
+
+/*
+ * Not a floor but a yardstick (issue 22): what counting a send's bytes in the socket's own
+ * storage costs, with no flow key, no hash lookup and no histogram: the least a per-socket
+ * counter can cost on this hook. 5.11+ (socket storage in tracing programs).
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, __u64);
+} floor_sock_bytes SEC(".maps");
+
+SEC("tp_btf/sock_send_length")
+int BPF_PROG(floor_send_sk_btf, struct sock *sk, int ret, int flags)
+{
+	__u64 *sent;
+
+	if (ret <= 0)
+		return 0;
+	sent = bpf_sk_storage_get(&floor_sock_bytes, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+	if (sent)
+		__sync_fetch_and_add(sent, ret);
 	return 0;
 }
 
