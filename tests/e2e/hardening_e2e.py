@@ -416,7 +416,7 @@ class Capabilities(unittest.TestCase):
             # This kernel refuses fexit (EPERM) whoever asks; tracefs refuses non-root.
             self.assertIn("exec failures: failed execs are not counted: fexit: load "
                           "execve_exit_fexit,execveat_exit_fexit: Operation not permitted; tracepoint: attach "
-                          "tracepoint/syscalls/sys_exit_execve: Permission denied", body)
+                          "tracepoint/syscalls/sys_enter_execve: Permission denied", body)
             self.assertIn("grant CAP_DAC_READ_SEARCH", body)
             self.assertIn("level=warning msg=\"exec failures: failed execs are not counted", p.tail())
 
