@@ -343,20 +343,39 @@ static __always_inline int handle_exec_exit(void *ctx, long ret, const char *fil
 #define SYSCALL_FN(name) "__arm64_sys_" #name
 #endif
 
-SEC("fexit/" SYSCALL_FN(execve))
-int BPF_PROG(execve_exit_fexit, struct pt_regs *regs, long ret)
+/*
+ * The caller's registers: the syscall's one argument, a struct pt_regs pointer, taken from the
+ * program's context by a probe read instead of as a typed argument, which 5.10's verifier
+ * refuses ("arg0 type FWD is not a struct": its BTF only declares struct pt_regs there).
+ */
+static __always_inline struct pt_regs *syscall_regs(unsigned long long *ctx)
 {
+	struct pt_regs *regs = 0;
+
+	bpf_probe_read_kernel(&regs, sizeof(regs), ctx);
+	return regs;
+}
+
+SEC("fexit/" SYSCALL_FN(execve))
+int BPF_PROG(execve_exit_fexit, void *unused, long ret)
+{
+	struct pt_regs *regs;
+
 	if (ret >= 0)
 		return 0;
+	regs = syscall_regs(ctx);
 	return handle_exec_exit(ctx, ret, (const char *)PT_REGS_PARM1_CORE_SYSCALL(regs),
 				(const char *const *)PT_REGS_PARM2_CORE_SYSCALL(regs));
 }
 
 SEC("fexit/" SYSCALL_FN(execveat))
-int BPF_PROG(execveat_exit_fexit, struct pt_regs *regs, long ret)
+int BPF_PROG(execveat_exit_fexit, void *unused, long ret)
 {
+	struct pt_regs *regs;
+
 	if (ret >= 0)
 		return 0;
+	regs = syscall_regs(ctx);
 	return handle_exec_exit(ctx, ret, (const char *)PT_REGS_PARM2_CORE_SYSCALL(regs),
 				(const char *const *)PT_REGS_PARM3_CORE_SYSCALL(regs));
 }
