@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The full benchmark (issue 6): installs what is missing (scripts/packages/core.txt
 # and bench.txt), builds execflow and the workload driver (Release) in build-bench/,
-# runs every measurement (about 10 minutes on 2 cores, plus the build), prints the
+# runs every measurement (about 22 minutes on 2 cores, plus the build), prints the
 # Markdown tables and writes docs/benchmarks.md. Run as root from a clone:
 #
 #   tests/bench/run.sh                    # extra flags go to bench.py, e.g. --rounds 9
