@@ -356,28 +356,31 @@ static __always_inline struct pt_regs *syscall_regs(unsigned long long *ctx)
 	return regs;
 }
 
-SEC("fexit/" SYSCALL_FN(execve))
-int BPF_PROG(execve_exit_fexit, void *unused, long ret)
+/* execve(file, argv, envp) and execveat(dirfd, file, argv, envp, flags): where file and argv are. */
+static __always_inline int fexit_exec(unsigned long long *ctx, long ret, bool at)
 {
 	struct pt_regs *regs;
 
-	if (ret >= 0)
+	if (ret >= 0) /* before reading the registers: most execs succeed */
 		return 0;
 	regs = syscall_regs(ctx);
+	if (at)
+		return handle_exec_exit(ctx, ret, (const char *)PT_REGS_PARM2_CORE_SYSCALL(regs),
+					(const char *const *)PT_REGS_PARM3_CORE_SYSCALL(regs));
 	return handle_exec_exit(ctx, ret, (const char *)PT_REGS_PARM1_CORE_SYSCALL(regs),
 				(const char *const *)PT_REGS_PARM2_CORE_SYSCALL(regs));
+}
+
+SEC("fexit/" SYSCALL_FN(execve))
+int BPF_PROG(execve_exit_fexit, void *unused, long ret)
+{
+	return fexit_exec(ctx, ret, false);
 }
 
 SEC("fexit/" SYSCALL_FN(execveat))
 int BPF_PROG(execveat_exit_fexit, void *unused, long ret)
 {
-	struct pt_regs *regs;
-
-	if (ret >= 0)
-		return 0;
-	regs = syscall_regs(ctx);
-	return handle_exec_exit(ctx, ret, (const char *)PT_REGS_PARM2_CORE_SYSCALL(regs),
-				(const char *const *)PT_REGS_PARM3_CORE_SYSCALL(regs));
+	return fexit_exec(ctx, ret, true);
 }
 
 /*
