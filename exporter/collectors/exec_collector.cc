@@ -13,6 +13,7 @@
 
 #include "exec.skel.h"
 #include "exporter/bpf/loader.h"
+#include "exporter/common/shown.h"
 #include "exporter/events/event_file.h"
 #include "exporter/metrics/families.h"
 

@@ -1,5 +1,7 @@
 #include "exporter/common/shown.h"
 
+#include <cstring>
+
 namespace execflow {
 
 std::string Shown(std::string_view value) {
@@ -22,5 +24,10 @@ std::string Shown(std::string_view value) {
 }
 
 std::string ShownPath(const std::string& path) { return path.size() <= 256 ? path : Shown(path); }
+
+std::string ErrnoName(int err) {
+  const char* name = strerrorname_np(err);
+  return name ? name : std::to_string(err);
+}
 
 }  // namespace execflow

@@ -11,5 +11,8 @@ namespace execflow {
 std::string Shown(std::string_view value);
 // A file name as errors show it: whole unless it is absurdly long.
 std::string ShownPath(const std::string& path);
+// An errno as metrics and events show it: "ENOENT" for 2; the decimal number for values glibc
+// has no name for.
+std::string ErrnoName(int err);
 
 }  // namespace execflow

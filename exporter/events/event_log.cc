@@ -5,7 +5,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "exporter/metrics/families.h"
+#include "exporter/common/shown.h"
 
 namespace execflow {
 

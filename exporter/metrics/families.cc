@@ -62,11 +62,6 @@ std::vector<prometheus::MetricFamily> MergeFamilies(
   return out;
 }
 
-std::string ErrnoName(int err) {
-  const char* name = strerrorname_np(err);
-  return name ? name : std::to_string(err);
-}
-
 }  // namespace execflow
 
 namespace execflow {

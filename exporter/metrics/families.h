@@ -22,9 +22,6 @@ void AddGauge(prometheus::MetricFamily& f, const LabelPairs& labels, double valu
 std::vector<prometheus::MetricFamily> MergeFamilies(
     std::vector<prometheus::MetricFamily> families);
 
-// "ENOENT" for 2; the decimal number for values glibc has no name for.
-std::string ErrnoName(int err);
-
 }  // namespace execflow
 
 namespace execflow {

@@ -1,4 +1,5 @@
 #include "exporter/metrics/families.h"
+#include "exporter/common/shown.h"
 
 #include <gtest/gtest.h>
 
