@@ -9,6 +9,11 @@
  *             tp_btf, tracepoint sock/sock_recv_length
  *   opens (direction), closes: tp_btf, tracepoint sock/inet_sock_set_state
  *   thread exits (kprobe mode): tp_btf, tracepoint sched/sched_process_exit
+ * Where the kernel lets tracing programs use socket storage (fexit, tp_btf; 5.12+ with the
+ * atomic exchange), sends and receives add to the socket's own storage, not to its flow's hash
+ * entry: no flow key and no hash lookup per call. The close, the socket's destruction
+ * (tp_btf/tcp_destroy_sock) and every scrape (an iterator over the storage) move those bytes to
+ * the flow's entry, which user space reads as in the other modes.
  */
 #include "lib/vmlinux_min.h"
 #include <bpf/bpf_helpers.h>
@@ -70,6 +75,16 @@ struct inflight_args tcp_recv_args SEC(".maps");
 
 struct tcp_loss loss = {};
 
+/* Socket storage mode (targ_sock_storage, set by user space before load): see tcp_sock_bytes. */
+const volatile bool targ_sock_storage = false;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct tcp_sock_bytes);
+} tcp_sock_bytes SEC(".maps");
+
 /*
  * How each socket was opened, by address, written as it becomes established: for all sockets
  * when tcp.labels has direction or port, else for the exporter's accepted connections. LRU: no
@@ -116,11 +131,26 @@ static __always_inline __u64 sock_cgroup_id(struct sock *sk, bool trusted)
 }
 
 /*
- * A socket's flow key, the same for its sends and its close, so the close notice names the
- * entry the sends made. Local port: skc_num, but on TCP_CLOSE inet_put_port() zeroes it before
- * the state tracepoint fires, also for a send completing after the close (an RST processed
- * while the sender slept or from the backlog). inet_sport keeps it for the socket's life, but
- * lies past struct sock, where every verifier refuses plain loads: a probe read, only then.
+ * Local port: skc_num, but on TCP_CLOSE inet_put_port() zeroes it before the state tracepoint
+ * fires, also for a send completing after the close (an RST processed while the sender slept or
+ * from the backlog). inet_sport keeps it for the socket's life, but lies past struct sock,
+ * where every verifier refuses plain loads: a probe read, only then.
+ */
+static __always_inline __u16 local_port(struct sock *sk, bool trusted)
+{
+	__u16 port = SK_READ(trusted, sk, __sk_common.skc_num);
+
+	return port ? port : bpf_ntohs(BPF_CORE_READ((struct inet_sock *)sk, inet_sport));
+}
+
+static __always_inline __u32 sock_netns(struct sock *sk, bool trusted)
+{
+	return trusted ? sk->__sk_common.skc_net.net->ns.inum : BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
+}
+
+/*
+ * A socket's flow key, the same for its sends, its close and its destruction, so the close
+ * notice names the entry the sends made.
  */
 static __always_inline bool flow_key(struct sock *sk, struct tcp_flow_key *k, bool trusted)
 {
@@ -135,12 +165,9 @@ static __always_inline bool flow_key(struct sock *sk, struct tcp_flow_key *k, bo
 	} else {
 		return false;
 	}
-	k->sport = SK_READ(trusted, sk, __sk_common.skc_num);
-	if (!k->sport)
-		k->sport = bpf_ntohs(BPF_CORE_READ((struct inet_sock *)sk, inet_sport));
+	k->sport = local_port(sk, trusted);
 	k->dport = bpf_ntohs(SK_READ(trusted, sk, __sk_common.skc_dport));
-	k->netns = trusted ? sk->__sk_common.skc_net.net->ns.inum
-			   : BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
+	k->netns = sock_netns(sk, trusted);
 	k->cgroup_id = sock_cgroup_id(sk, trusted);
 	if (targ_direction) {
 		__u64 addr = (__u64)sk;
@@ -177,6 +204,18 @@ static __always_inline bool own_connection(struct sock *sk, const struct tcp_flo
 		return false;
 	dir = bpf_map_lookup_elem(&tcp_sock_direction, &addr);
 	return dir && *dir == TCP_DIR_IN;
+}
+
+/* own_connection() without the rest of the flow key (socket storage mode). */
+static __always_inline bool own_sock(struct sock *sk)
+{
+	struct tcp_flow_key k;
+
+	if (!own_netns)
+		return false;
+	k.netns = sock_netns(sk, TRUSTED);
+	k.sport = local_port(sk, TRUSTED);
+	return own_connection(sk, &k);
 }
 
 /* SOCK_STREAM TCP: sock tracepoints also fire for raw TCP sockets. Bitfields before 5.6. */
@@ -225,25 +264,12 @@ static __always_inline int notify_close(void *ctx, const struct tcp_flow_key *ke
 
 static const struct tcp_flow_bytes zero_bytes;
 
-static __always_inline void count_flow(const struct tcp_flow_key *key, long ret, bool received)
+/* One send call's bytes in the histogram. */
+static __always_inline void count_send_size(long ret)
 {
-	struct tcp_flow_bytes *v = lookup_or_init(&tcp_flows, key, &zero_bytes);
 	struct tcp_send_hist *h;
 	__u32 zero = 0, slot;
 
-	if (received) {
-		if (v)
-			__sync_fetch_and_add(&v->received, ret);
-		else
-			__sync_fetch_and_add(&loss.overflow_received, ret);
-		return;
-	}
-	if (v) {
-		__sync_fetch_and_add(&v->sent, ret);
-	} else {
-		__sync_fetch_and_add(&loss.overflow_bytes, ret);
-		__sync_fetch_and_add(&loss.overflow_sends, 1);
-	}
 	h = bpf_map_lookup_elem(&tcp_send_hist, &zero);
 	if (!h)
 		return;
@@ -259,15 +285,70 @@ static __always_inline void count_flow(const struct tcp_flow_key *key, long ret,
 	__sync_fetch_and_add(&h->sum, ret);
 }
 
-/* A call completing on a closed socket (an RST processed while it slept) notifies the close again. */
+/* Bytes added to a flow's entry; the map full, to the overflow counters. */
+static __always_inline void add_to_flow(const struct tcp_flow_key *key, __u64 sent, __u64 received)
+{
+	struct tcp_flow_bytes *v = lookup_or_init(&tcp_flows, key, &zero_bytes);
+
+	if (!v) {
+		__sync_fetch_and_add(&loss.overflow_bytes, sent);
+		__sync_fetch_and_add(&loss.overflow_received, received);
+		if (sent)
+			__sync_fetch_and_add(&loss.overflow_sends, 1);
+		return;
+	}
+	if (sent)
+		__sync_fetch_and_add(&v->sent, sent);
+	if (received)
+		__sync_fetch_and_add(&v->received, received);
+}
+
+/*
+ * Socket storage mode: moves the bytes a socket holds to its flow's entry. Each counter is
+ * exchanged for zero, so two moves at once (a scrape's and the close's) take each byte once, and
+ * a call adding meanwhile leaves its bytes for the next move.
+ */
+static __always_inline void move_to_flow(struct tcp_sock_bytes *b, const struct tcp_flow_key *key)
+{
+	__u64 sent = b->sent ? __sync_lock_test_and_set(&b->sent, 0) : 0;
+	__u64 received = b->received ? __sync_lock_test_and_set(&b->received, 0) : 0;
+
+	if (sent || received)
+		add_to_flow(key, sent, received);
+}
+
+/*
+ * A call completing on a closed socket (an RST processed while it slept) notifies the close
+ * again. Socket storage mode counts in the socket's storage, or in the flow's entry if there is
+ * none (out of memory); only tracing programs may use it, so the other modes do not load in it.
+ */
 static __always_inline int count_bytes(void *ctx, struct sock *sk, long ret, bool received,
 				       bool trusted)
 {
+	struct tcp_sock_bytes *b = 0;
 	struct tcp_flow_key key;
 
-	if (ret <= 0 || !flow_key(sk, &key, trusted) || own_connection(sk, &key))
+	if (ret <= 0)
 		return 0;
-	count_flow(&key, ret, received);
+	if (targ_sock_storage) {
+		if (own_sock(sk))
+			return 0;
+		b = bpf_sk_storage_get(&tcp_sock_bytes, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+	}
+	if (b) {
+		if (!received)
+			count_send_size(ret);
+		__sync_fetch_and_add(received ? &b->received : &b->sent, ret);
+		if (sk->__sk_common.skc_state != TCP_CLOSE || !flow_key(sk, &key, TRUSTED))
+			return 0;
+		move_to_flow(b, &key);
+		return notify_close(ctx, &key);
+	}
+	if (!flow_key(sk, &key, trusted) || (!targ_sock_storage && own_connection(sk, &key)))
+		return 0;
+	if (!received)
+		count_send_size(ret);
+	add_to_flow(&key, received ? 0 : ret, received ? ret : 0);
 	if (SK_READ(trusted, sk, __sk_common.skc_state) == TCP_CLOSE)
 		notify_close(ctx, &key);
 	return 0;
@@ -514,6 +595,12 @@ static __always_inline int state_changed(void *ctx, struct sock *sk, int oldstat
 
 		bpf_map_delete_elem(&tcp_sock_direction, &addr);
 	}
+	if (targ_sock_storage) {
+		struct tcp_sock_bytes *b = bpf_sk_storage_get(&tcp_sock_bytes, sk, 0, 0);
+
+		if (b)
+			move_to_flow(b, &key);
+	}
 	return notify_close(ctx, &key);
 }
 
@@ -532,4 +619,45 @@ int inet_state_tp(struct trace_event_raw_inet_sock_set_state *ctx)
 		return 0;
 	return state_changed(ctx, (struct sock *)BPF_CORE_READ(ctx, skaddr), BPF_CORE_READ(ctx, oldstate),
 			     BPF_CORE_READ(ctx, newstate), PROBED);
+}
+
+/* --- socket storage mode: the last bytes at destruction, and every socket's at each scrape --- */
+
+/*
+ * A send that raced the close (it ran between the state tracepoint and the state's change) left
+ * bytes the close did not move; the storage goes with the socket, so they move now.
+ */
+SEC("tp_btf/tcp_destroy_sock")
+int BPF_PROG(tcp_destroy_btf, struct sock *sk)
+{
+	struct tcp_sock_bytes *b = bpf_sk_storage_get(&tcp_sock_bytes, sk, 0, 0);
+	struct tcp_flow_key key;
+
+	if (!b || (!b->sent && !b->received) || !flow_key(sk, &key, TRUSTED))
+		return 0;
+	move_to_flow(b, &key);
+	return notify_close(ctx, &key);
+}
+
+/*
+ * Run by user space before each read of tcp_flows (it reads the iterator's empty output): every
+ * socket's bytes move to its flow's entry. A closed socket's entry is marked so the read takes it.
+ */
+SEC("iter/bpf_sk_storage_map")
+int tcp_move_iter(struct bpf_iter__bpf_sk_storage_map *ctx)
+{
+	struct tcp_sock_bytes *b = ctx->value;
+	struct sock *sk = ctx->sk;
+	struct tcp_flow_bytes *v;
+	struct tcp_flow_key key;
+
+	if (!sk || !b || (!b->sent && !b->received) || !flow_key(sk, &key, TRUSTED))
+		return 0;
+	move_to_flow(b, &key);
+	if (sk->__sk_common.skc_state == TCP_CLOSE) {
+		v = bpf_map_lookup_elem(&tcp_flows, &key);
+		if (v)
+			v->closed = 1;
+	}
+	return 0;
 }

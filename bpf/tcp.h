@@ -46,6 +46,17 @@ struct tcp_flow_bytes {
 	__u64 closed; /* nonzero once the socket reached TCP_CLOSE: user space deletes it */
 };
 
+/*
+ * Socket storage mode: a socket's bytes not yet moved to its flow's entry (tcp_flow_bytes).
+ * Receives may run on another CPU than sends: their counter is 64 bytes further on, so never in
+ * the same cache line.
+ */
+struct tcp_sock_bytes {
+	__u64 sent;
+	__u64 pad[7];
+	__u64 received;
+};
+
 /* Bytes per send call: LOG2_SLOTS round-up slots plus their sum. Per CPU. */
 struct tcp_send_hist {
 	__u64 slots[LOG2_SLOTS];
@@ -61,7 +72,7 @@ struct tcp_close_event {
 /* What could not be recorded per flow; .bss, atomic adds. */
 struct tcp_loss {
 	__u64 overflow_bytes;       /* flow map full: bytes sent counted here instead */
-	__u64 overflow_sends;       /* ... and the sends that carried them */
+	__u64 overflow_sends;       /* ... and the inserts that failed for them (sends; moves in socket storage mode) */
 	__u64 overflow_received;    /* flow map full: bytes received counted here instead */
 	__u64 close_events_dropped; /* close notice lost: the next scrape deletes the flow instead */
 	__u64 inflight_full;        /* kprobe mode: tcp_send_args full, the send is not counted */

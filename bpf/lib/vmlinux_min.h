@@ -170,6 +170,16 @@ struct inet_sock {
 struct msghdr;
 struct page;
 
+/* What an iterator over a socket storage map (iter/bpf_sk_storage_map) sees of each entry. */
+struct bpf_iter_meta;
+struct bpf_map;
+struct bpf_iter__bpf_sk_storage_map {
+	struct bpf_iter_meta *meta;
+	struct bpf_map *map;
+	struct sock *sk;
+	void *value;
+};
+
 /* tracepoint/cgroup/cgroup_mkdir (event class cgroup) */
 struct trace_event_raw_cgroup {
 	struct trace_entry ent;

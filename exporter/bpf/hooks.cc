@@ -29,38 +29,38 @@ const std::vector<HookGroup>& CgroupHooks() {
 
 namespace {
 
-std::vector<HookGroup> MakeTcpHooks(const std::string& recvmsg_fexit) {
+// Socket storage mode: only tracing programs (fexit, tp_btf) may use socket storage, and the
+// socket's destruction moves its last bytes.
+std::vector<HookGroup> MakeTcpHooks(const std::string& recvmsg_fexit, bool socket_storage) {
+  std::vector<HookVariant> send{{"fexit", {"tcp_sendmsg_fexit"}},
+                                {"kprobe", {"tcp_sendmsg_kprobe", "tcp_sendmsg_kretprobe"}},
+                                {"tp_btf", {"sock_send_btf"}},
+                                {"tracepoint", {"sock_send_tp"}}};
+  std::vector<HookVariant> sendpage{{"fexit", {"tcp_sendpage_fexit"}},
+                                    {"kprobe", {"tcp_sendpage_kprobe", "tcp_sendpage_kretprobe"}}};
+  std::vector<HookVariant> receive{{"fexit", {recvmsg_fexit}},
+                                   {"kprobe", {"tcp_recvmsg_kprobe", "tcp_recvmsg_kretprobe"}},
+                                   {"tp_btf", {"sock_recv_btf"}},
+                                   {"tracepoint", {"sock_recv_tp"}}};
+  std::vector<HookVariant> close{{"tp_btf", {"inet_state_btf"}}, {"tracepoint", {"inet_state_tp"}}};
+  if (socket_storage) {
+    auto tracing = [](std::vector<HookVariant>& v) {
+      std::erase_if(v, [](const HookVariant& h) { return h.mode == "kprobe" || h.mode == "tracepoint"; });
+    };
+    tracing(send);
+    tracing(sendpage);
+    tracing(receive);
+    tracing(close);
+    close[0].programs.push_back("tcp_destroy_btf");
+  }
   return {
-      {"tcp send",
-       "tcp.hook",
-       "",
-       {{"fexit", {"tcp_sendmsg_fexit"}},
-        {"kprobe", {"tcp_sendmsg_kprobe", "tcp_sendmsg_kretprobe"}},
-        {"tp_btf", {"sock_send_btf"}},
-        {"tracepoint", {"sock_send_tp"}}},
-       true},
+      {"tcp send", "tcp.hook", "", send, true},
       // Before 6.5 sendfile()/splice() use tcp_sendpage, so function hooks cover it
       // too; sock_send_length (6.3+) fires in sock_sendmsg, which 6.5+ uses for pages.
-      {"tcp sendpage",
-       "",
-       "tcp send",
-       {{"fexit", {"tcp_sendpage_fexit"}},
-        {"kprobe", {"tcp_sendpage_kprobe", "tcp_sendpage_kretprobe"}}},
-       false},
+      {"tcp sendpage", "", "tcp send", sendpage, false},
       // Bytes copied by receive calls (MSG_PEEK excluded).
-      {"tcp receive",
-       "tcp.receive_hook",
-       "",
-       {{"fexit", {recvmsg_fexit}},
-        {"kprobe", {"tcp_recvmsg_kprobe", "tcp_recvmsg_kretprobe"}},
-        {"tp_btf", {"sock_recv_btf"}},
-        {"tracepoint", {"sock_recv_tp"}}},
-       true},
-      {"tcp close",
-       "tcp.close_hook",
-       "",
-       {{"tp_btf", {"inet_state_btf"}}, {"tracepoint", {"inet_state_tp"}}},
-       true},
+      {"tcp receive", "tcp.receive_hook", "", receive, true},
+      {"tcp close", "tcp.close_hook", "", close, true},
       // kprobe mode: an entry left by a missed kretprobe is removed in the kernel at
       // thread exit (user space in its own PID namespace cannot tell which exited).
       {"tcp thread exit",
@@ -75,11 +75,14 @@ std::vector<HookGroup> MakeTcpHooks(const std::string& recvmsg_fexit) {
 
 }  // namespace
 
-const std::vector<HookGroup>& TcpHooks(int recvmsg_args) {
-  static const std::vector<HookGroup> six = MakeTcpHooks("tcp_recvmsg_nonblock_fexit");
-  static const std::vector<HookGroup> five = MakeTcpHooks("tcp_recvmsg_fexit");
-  static const std::vector<HookGroup> four = MakeTcpHooks("tcp_recvmsg_noaddr_fexit");
-  return recvmsg_args == 6 ? six : recvmsg_args == 4 ? four : five;
+const std::vector<HookGroup>& TcpHooks(int recvmsg_args, bool socket_storage) {
+  static const std::vector<HookGroup> tables[2][3] = {
+      {MakeTcpHooks("tcp_recvmsg_nonblock_fexit", false), MakeTcpHooks("tcp_recvmsg_fexit", false),
+       MakeTcpHooks("tcp_recvmsg_noaddr_fexit", false)},
+      {MakeTcpHooks("tcp_recvmsg_nonblock_fexit", true), MakeTcpHooks("tcp_recvmsg_fexit", true),
+       MakeTcpHooks("tcp_recvmsg_noaddr_fexit", true)},
+  };
+  return tables[socket_storage][recvmsg_args == 6 ? 0 : recvmsg_args == 4 ? 2 : 1];
 }
 
 const HookGroup& FindHookGroup(const std::vector<HookGroup>& groups, std::string_view name) {

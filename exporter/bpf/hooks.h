@@ -41,9 +41,10 @@ struct HookGroup {
 // `recvmsg_args`: the arguments of the kernel's tcp_recvmsg, from BTF: 6 before 5.19
 // (nonblock), 5 from 5.19, 4 in 7.2 (no addr_len). Each has its own fexit program; a
 // program for fewer arguments loads too (reading an argument as the return value), so
-// trying cannot choose.
+// trying cannot choose. `socket_storage`: the hooks of that mode of the TCP collector
+// (bpf/tcp.bpf.c), tracing programs only, the close's with tcp_destroy_sock's.
 const std::vector<HookGroup>& ExecHooks();
-const std::vector<HookGroup>& TcpHooks(int recvmsg_args = 5);
+const std::vector<HookGroup>& TcpHooks(int recvmsg_args = 5, bool socket_storage = false);
 const std::vector<HookGroup>& CgroupHooks();
 const HookGroup& FindHookGroup(const std::vector<HookGroup>& groups, std::string_view name);
 

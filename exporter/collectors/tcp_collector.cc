@@ -5,6 +5,7 @@
 #include <spdlog/spdlog.h>
 
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -12,6 +13,7 @@
 #include <set>
 
 #include "exporter/bpf/loader.h"
+#include "exporter/common/unique_fd.h"
 #include "exporter/metrics/families.h"
 #include "exporter/metrics/histogram.h"
 #include "tcp.skel.h"
@@ -23,6 +25,7 @@ static_assert(sizeof(tcp_send_hist) == (LOG2_SLOTS + 1) * 8);
 static_assert(sizeof(tcp_close_event) == 56);
 static_assert(sizeof(tcp_loss) == 64);
 static_assert(sizeof(tcp_flow_bytes) == 24);
+static_assert(offsetof(tcp_sock_bytes, received) == 64);
 
 FlowLabels ParseFlowLabels(const std::vector<std::string>& names) {
   auto has = [&](const char* n) { return std::find(names.begin(), names.end(), n) != names.end(); };
@@ -55,6 +58,12 @@ std::vector<prometheus::MetricFamily> TcpFamilies(const SeriesSnapshot& per_flow
 
   out.push_back(Gauge("execflow_tcp_flows", "Live TCP flows in the kernel flow map.",
                       static_cast<double>(s.live_flows)));
+  auto storage = Gauge("execflow_tcp_counter_storage",
+                       "Where sends and receives are counted first (tcp.counter_storage): 1 for "
+                       "socket (each socket's storage, moved to its flow at close and at each "
+                       "scrape) or flow_map (the flow's hash map entry).");
+  AddGauge(storage, {{"storage", s.counter_storage}}, 1);
+  out.push_back(std::move(storage));
   out.push_back(Gauge("execflow_tcp_folded_flows",
                       "Live TCP flows summed into the \"other\" series because of max_series.",
                       static_cast<double>(s.folded_flows)));
@@ -123,8 +132,12 @@ Result<std::unique_ptr<TcpCollector>> TcpCollector::Start(const TcpConfig& confi
                                                           SeriesTable<tcp_flow_key>::Clock clock) {
   std::unique_ptr<TcpCollector> c(new TcpCollector(config, std::move(workloads), std::move(clock)));
   const int recvmsg_args = RecvmsgArgs();
+  bool socket_storage = config.counter_storage != "flow_map";
   std::function<Result<void>(tcp_bpf*)> configure = [&](tcp_bpf* s) -> Result<void> {
     s->rodata->targ_perfbuf = transport == Transport::kPerfbuf;
+    s->rodata->targ_sock_storage = socket_storage;
+    // Run by MoveSocketBytes, not attached to a hook.
+    bpf_program__set_autoload(s->progs.tcp_move_iter, socket_storage);
     s->rodata->targ_recvmsg_nonblock_arg = recvmsg_args == 6;
     const FlowLabels labels = ParseFlowLabels(config.labels);
     s->rodata->targ_direction = labels.port || labels.direction;
@@ -144,13 +157,29 @@ Result<std::unique_ptr<TcpCollector>> TcpCollector::Start(const TcpConfig& confi
     if (err) return FailErrno("size tcp maps", err);
     return ConfigureTransport(transport, s->maps.tcp_closed, TCP_DEFAULT_CLOSED_RINGBUF_BYTES);
   };
-  auto attached = SelectAndAttach<tcp_bpf>(
-      TcpHooks(recvmsg_args),
-      {{"tcp.hook", config.hook}, {"tcp.receive_hook", config.receive_hook}, {"tcp.close_hook", config.close_hook}},
-      configure, pin_dir);
-  if (!attached) return std::unexpected(attached.error());
+  const std::map<std::string, std::string> forced = {
+      {"tcp.hook", config.hook}, {"tcp.receive_hook", config.receive_hook}, {"tcp.close_hook", config.close_hook}};
+  // Socket storage first, unless the config says flow_map; auto falls back to the flow map.
+  auto attached = SelectAndAttach<tcp_bpf>(TcpHooks(recvmsg_args, socket_storage), forced, configure, pin_dir);
+  if (!attached && socket_storage && config.counter_storage == "auto") {
+    spdlog::info("tcp: counting in the flow map: socket storage refused ({})", attached.error().message);
+    socket_storage = false;
+    attached = SelectAndAttach<tcp_bpf>(TcpHooks(recvmsg_args, false), forced, configure, pin_dir);
+  }
+  if (!attached) {
+    if (socket_storage) attached.error().message = "tcp.counter_storage socket: " + attached.error().message;
+    return std::unexpected(attached.error());
+  }
   c->send_mode_ = attached->plan.ModeOf("tcp send");
+  c->counter_storage_ = socket_storage ? "socket" : "flow_map";
   c->skel_ = c->Keep(std::move(*attached));
+  if (socket_storage) {
+    union bpf_iter_link_info info {};
+    info.map.map_fd = bpf_map__fd(c->skel_->maps.tcp_sock_bytes);
+    LIBBPF_OPTS(bpf_iter_attach_opts, opts, .link_info = &info, .link_info_len = sizeof(info));
+    c->move_iter_.reset(bpf_program__attach_iter(c->skel_->progs.tcp_move_iter, &opts));
+    if (!c->move_iter_) return Fail("attach iter/bpf_sk_storage_map tcp_move_iter", errno);
+  }
 
   auto flows = OpenMapReader<tcp_flow_key, tcp_flow_bytes>(c->skel_->maps.tcp_flows);
   if (!flows) return std::unexpected(flows.error());
@@ -223,6 +252,18 @@ Result<size_t> TcpCollector::ReadFlowsLocked() {
   return n;
 }
 
+Result<void> TcpCollector::MoveSocketBytes() const {
+  UniqueFd iter(bpf_iter_create(bpf_link__fd(move_iter_.get())));
+  if (iter.get() < 0) return Fail("create tcp_move_iter", errno);
+  // The program writes nothing: reading to the end runs it over every socket's storage.
+  char buf[64];
+  ssize_t n;
+  while ((n = read(iter.get(), buf, sizeof(buf))) > 0) {
+  }
+  if (n < 0) return Fail("run tcp_move_iter", errno);
+  return {};
+}
+
 Result<void> TcpCollector::ReadHistogram(tcp_send_hist* out) const {
   // One value per possible CPU (tcp_send_hist's size is a multiple of 8, so they are packed).
   std::vector<tcp_send_hist> per_cpu(hist_->lookup_size() / sizeof(tcp_send_hist));
@@ -255,6 +296,15 @@ std::vector<prometheus::MetricFamily> TcpCollector::Collect(int* errors) {
               LoadCounter(loss.inflight_full), LoadCounter(loss.kretprobe_missed),
               LoadCounter(loss.recv_inflight_full), LoadCounter(loss.recv_kretprobe_missed)};
     s.flows_closed = flows_closed_;
+    s.counter_storage = counter_storage_;
+    // Socket storage mode: bytes still in sockets' storage move to the flow map first. If that
+    // fails, they stay there for the next scrape (nothing is lost) and this one is behind.
+    if (move_iter_) {
+      if (auto moved = MoveSocketBytes(); !moved) {
+        ++*errors;
+        spdlog::debug("collect tcp: {}", moved.error().message);
+      }
+    }
     // Values: tcp_flow_bytes. A flow that only sent (or received) has no series in the other table.
     if (auto n = ReadFlowsLocked()) {
       const size_t live = *n;
@@ -300,6 +350,13 @@ std::optional<tcp_flow_bytes> TcpCollector::KernelFlow(const tcp_flow_key& key) 
   tcp_flow_bytes bytes;
   if (!flows_->map().Lookup(key, &bytes)) return std::nullopt;
   return bytes;
+}
+
+Result<void> TcpCollector::PutSocketBytes(int sock_fd, const tcp_sock_bytes& bytes) const {
+  if (bpf_map_update_elem(bpf_map__fd(skel_->maps.tcp_sock_bytes), &sock_fd, &bytes, BPF_ANY) != 0) {
+    return Fail("update tcp_sock_bytes", errno);
+  }
+  return {};
 }
 
 }  // namespace execflow

@@ -32,6 +32,7 @@ struct TcpScrape {
   tcp_send_hist hist{};
   tcp_loss loss{};
   size_t folded_flows = 0;
+  std::string counter_storage;  // "socket" or "flow_map"
 };
 std::vector<prometheus::MetricFamily> TcpFamilies(const SeriesSnapshot& sent, const SeriesSnapshot& received,
                                                   const TcpScrape& scrape);
@@ -52,6 +53,8 @@ class TcpCollector final : public Collector {
 
   std::vector<prometheus::MetricFamily> Collect(int* errors) override;
   const std::string& send_mode() const { return send_mode_; }
+  // Where sends and receives count first: "socket" (socket storage) or "flow_map".
+  const std::string& counter_storage() const { return counter_storage_; }
   // Connections accepted on the exporter's own ports (in this process's network namespace)
   // are not counted as flows. Replaces the last list.
   void IgnoreOwnPorts(const std::vector<uint16_t>& ports);
@@ -60,6 +63,9 @@ class TcpCollector final : public Collector {
   // The kernel map's entry of this flow, if it holds one (for tests and debugging).
   std::optional<tcp_flow_bytes> KernelFlow(const tcp_flow_key& key) const;
   bool TracksFlow(const tcp_flow_key& key) const { return KernelFlow(key).has_value(); }
+  // Socket storage mode, for tests: puts `bytes` in the storage of the socket `sock_fd` as if
+  // calls had left them there (what a send racing the close leaves).
+  Result<void> PutSocketBytes(int sock_fd, const tcp_sock_bytes& bytes) const;
 
  private:
   TcpCollector(const TcpConfig& config, std::shared_ptr<WorkloadResolver> workloads,
@@ -73,9 +79,13 @@ class TcpCollector final : public Collector {
   // Reads the flow map into keys_/values_, taking closed flows; returns the count left. Under mu_.
   Result<size_t> ReadFlowsLocked();
   Result<void> ReadHistogram(tcp_send_hist* out) const;
+  // Socket storage mode: runs the iterator that moves every socket's bytes to its flow's entry.
+  Result<void> MoveSocketBytes() const;
 
   tcp_bpf* skel_ = nullptr;
   std::string send_mode_;
+  std::string counter_storage_;
+  LinkPtr move_iter_;  // socket storage mode: bpf/tcp.bpf.c's tcp_move_iter on tcp_sock_bytes
   std::unique_ptr<BpfMapReader> flows_;
   std::optional<KernelMap> hist_;  // tcp_send_hist, per CPU
   std::shared_ptr<WorkloadResolver> workloads_;

@@ -115,6 +115,7 @@ Result<Config> ParseConfig(std::string_view yaml, const std::string& file_name) 
       .On("hook", OneOf(&c.tcp.hook, HookChoices("tcp.hook")))
       .On("receive_hook", OneOf(&c.tcp.receive_hook, HookChoices("tcp.receive_hook")))
       .On("close_hook", OneOf(&c.tcp.close_hook, HookChoices("tcp.close_hook")))
+      .On("counter_storage", OneOf(&c.tcp.counter_storage, {"auto", "socket", "flow_map"}))
       .On("labels", SubsetOf(&c.tcp.labels, {"saddr", "sport", "daddr", "dport", "port", "direction", "namespace", "pod",
                                               "container"}))
       .On("max_series", Uint(&c.tcp.max_series, 1, kMaxMapEntries))

@@ -43,6 +43,9 @@ struct TcpConfig {
   std::string hook = "auto";        // auto or a mode of HookSettingModes()
   std::string receive_hook = "auto";  // auto or a mode of TcpHooks()
   std::string close_hook = "auto";
+  // Where sends and receives count first: auto (socket storage where the kernel allows it),
+  // socket (socket storage, or fail), flow_map (the flow's hash entry, every call).
+  std::string counter_storage = "auto";
   std::vector<std::string> labels = {"saddr", "sport", "daddr", "dport", "namespace", "pod", "container"};
   uint32_t max_series = 10000;
   uint32_t max_flows = 65536;

@@ -1,6 +1,9 @@
 #include "exporter/collectors/tcp_collector.h"
 
+#include <bpf/bpf.h>
+#include <bpf/btf.h>
 #include <sched.h>
+#include <sys/utsname.h>
 #include <sys/wait.h>
 
 #include <chrono>
@@ -106,8 +109,47 @@ struct Mode {
   std::string send;  // tcp.hook and tcp.receive_hook
   std::string close;
   Transport transport;
+  std::string storage;  // tcp.counter_storage
 };
-void PrintTo(const Mode& m, std::ostream* os) { *os << m.send << "/" << TransportName(m.transport); }
+void PrintTo(const Mode& m, std::ostream* os) {
+  *os << m.send << "/" << TransportName(m.transport) << "/" << m.storage;
+}
+std::string ModeName(const ::testing::TestParamInfo<Mode>& info) { return info.param.send + "_" + info.param.storage; }
+
+// Whether socket storage mode must load here, known without the collector: tracing programs may
+// use socket storage from 5.11 and exchange atomically from 5.12, and BPF iterators must load
+// (hardened kernels refuse them, as this project's CI machine does, with fexit: EPERM). The
+// iterator: one that returns at once.
+bool KernelHasSocketStorageMode() {
+  static const bool has = [] {
+    utsname u{};
+    int major = 0, minor = 0;
+    if (uname(&u) != 0 || std::sscanf(u.release, "%d.%d", &major, &minor) != 2) return false;
+    if (major < 5 || (major == 5 && minor < 12)) return false;
+    btf* vmlinux = btf__load_vmlinux_btf();
+    if (!vmlinux) return false;
+    const int id = btf__find_by_name_kind(vmlinux, "bpf_iter_bpf_sk_storage_map", BTF_KIND_FUNC);
+    btf__free(vmlinux);
+    if (id <= 0) return false;
+    const bpf_insn insns[] = {{.code = BPF_ALU64 | BPF_MOV | BPF_K, .dst_reg = BPF_REG_0, .src_reg = 0, .off = 0, .imm = 0},
+                              {.code = BPF_JMP | BPF_EXIT, .dst_reg = 0, .src_reg = 0, .off = 0, .imm = 0}};
+    LIBBPF_OPTS(bpf_prog_load_opts, opts, .expected_attach_type = BPF_TRACE_ITER,
+                .attach_btf_id = static_cast<__u32>(id));
+    UniqueFd fd(bpf_prog_load(BPF_PROG_TYPE_TRACING, "probe_iter", "GPL", insns, 2, &opts));
+    return fd.get() >= 0;
+  }();
+  return has;
+}
+
+// tp_btf with socket storage (where the kernel has it) and the ring buffer, then with the flow
+// map and the perf buffer; the classic tracepoints (flow map only) with the perf buffer. The
+// other modes load only on other kernels: tests/vm runs them there.
+std::vector<Mode> HostModes() {
+  std::vector<Mode> modes{{"tp_btf", "tp_btf", Transport::kPerfbuf, "flow_map"},
+                          {"tracepoint", "tracepoint", Transport::kPerfbuf, "flow_map"}};
+  if (KernelHasSocketStorageMode()) modes.insert(modes.begin(), {"tp_btf", "tp_btf", Transport::kRingbuf, "socket"});
+  return modes;
+}
 
 class TcpExactTest : public ::testing::TestWithParam<Mode> {
  protected:
@@ -117,8 +159,10 @@ class TcpExactTest : public ::testing::TestWithParam<Mode> {
     config.hook = GetParam().send;
     config.receive_hook = GetParam().send;
     config.close_hook = GetParam().close;
+    config.counter_storage = GetParam().storage;
     collector_ = StartTcp(config, GetParam().transport);
     ASSERT_NE(collector_, nullptr);
+    ASSERT_EQ(collector_->counter_storage(), GetParam().storage);
   }
 
   void SendAndCheck(int family, const char* addr) {
@@ -158,9 +202,14 @@ TEST_P(TcpExactTest, UsesTheForcedHooks) {
   for (const auto& p : collector_->Programs()) attached.insert(p.attach_type + " " + p.hook);
   const std::string send = GetParam().send, close = GetParam().close;
   const std::string sock = send == "tp_btf" ? "" : "sock/";
-  EXPECT_EQ(attached, (std::set<std::string>{send + " " + sock + "sock_send_length", send + " " + sock + "sock_recv_length",
-                                             close + " " + (close == "tp_btf" ? "" : "sock/") + "inet_sock_set_state"}));
+  std::set<std::string> expected{send + " " + sock + "sock_send_length", send + " " + sock + "sock_recv_length",
+                                  close + " " + (close == "tp_btf" ? "" : "sock/") + "inet_sock_set_state"};
+  if (GetParam().storage == "socket") expected.insert("tp_btf tcp_destroy_sock");
+  EXPECT_EQ(attached, expected);
   EXPECT_TRUE(collector_->Ready().has_value());
+  const auto* storage = FindSample(Collect(*collector_), "execflow_tcp_counter_storage", {{"storage", GetParam().storage}});
+  ASSERT_NE(storage, nullptr);
+  EXPECT_EQ(storage->gauge.value, 1);
 }
 
 TEST_P(TcpExactTest, Ipv4LoopbackFlowCountsEveryByte) { SendAndCheck(AF_INET, "127.0.0.1"); }
@@ -232,12 +281,7 @@ TEST_P(TcpExactTest, RawTcpSocketIsNotAFlow) {
   }
 }
 
-// tp_btf with the ring buffer, the classic tracepoints with the perf buffer;
-// the other modes load only on other kernels: tests/vm runs them there.
-INSTANTIATE_TEST_SUITE_P(Hooks, TcpExactTest,
-                         ::testing::Values(Mode{"tp_btf", "tp_btf", Transport::kRingbuf},
-                                           Mode{"tracepoint", "tracepoint", Transport::kPerfbuf}),
-                         [](const auto& info) { return info.param.send; });
+INSTANTIATE_TEST_SUITE_P(Hooks, TcpExactTest, ::testing::ValuesIn(HostModes()), ModeName);
 
 // The series of one family: label values joined by "|" -> value.
 std::map<std::string, double> SeriesOf(const std::vector<prometheus::MetricFamily>& fams, const std::string& name) {
@@ -266,6 +310,7 @@ TEST_P(TcpDirectionTest, EachEndHasTheDirectionItWasOpenedWithAndClientPortsFold
   TcpConfig config;
   config.hook = config.receive_hook = GetParam().send;
   config.close_hook = GetParam().close;
+  config.counter_storage = GetParam().storage;
   config.labels = {"daddr", "port", "direction"};
   auto c = StartTcp(config, GetParam().transport);
   ASSERT_NE(c, nullptr);
@@ -293,10 +338,7 @@ TEST_P(TcpDirectionTest, EachEndHasTheDirectionItWasOpenedWithAndClientPortsFold
                                            {"127.0.0.1||unknown", 5}}));
 }
 
-INSTANTIATE_TEST_SUITE_P(Hooks, TcpDirectionTest,
-                         ::testing::Values(Mode{"tp_btf", "tp_btf", Transport::kRingbuf},
-                                           Mode{"tracepoint", "tracepoint", Transport::kPerfbuf}),
-                         [](const auto& info) { return info.param.send; });
+INSTANTIATE_TEST_SUITE_P(Hooks, TcpDirectionTest, ::testing::ValuesIn(HostModes()), ModeName);
 
 // A client of the exporter cannot add series: connections accepted on its own
 // port are not flows. Connections to that port from this node's own clients are.
@@ -371,7 +413,87 @@ TEST(TcpAuto, ChoosesTheBestAttachableHookAndLogsWhyOthersFailed) {
   if (mode != "fexit") {
     EXPECT_FALSE(c->rejected_hooks().empty());
   }
+  EXPECT_EQ(c->counter_storage(), mode != "kprobe" && KernelHasSocketStorageMode() ? "socket" : "flow_map");
 }
+
+// Socket storage mode where the kernel has what it needs, else a refusal that says which
+// program the kernel refused, and auto counting in the flow map.
+TEST(TcpSocketStorage, LoadsWhereTheKernelHasItElseIsRefusedAndAutoUsesTheFlowMap) {
+  EXECFLOW_REQUIRE_PRIVILEGED();
+  TcpConfig config;
+  config.counter_storage = "socket";
+  auto forced = TcpCollector::Start(config);
+  auto automatic = StartTcp(TcpConfig{});
+  ASSERT_NE(automatic, nullptr);
+  if (KernelHasSocketStorageMode()) {
+    ASSERT_TRUE(forced.has_value()) << forced.error().message;
+    EXPECT_EQ((*forced)->counter_storage(), "socket");
+    EXPECT_EQ(automatic->counter_storage(), automatic->send_mode() == "kprobe" ? "flow_map" : "socket");
+    return;
+  }
+  ASSERT_FALSE(forced.has_value());
+  EXPECT_TRUE(forced.error().message.starts_with("tcp.counter_storage socket: ")) << forced.error().message;
+  EXPECT_EQ(automatic->counter_storage(), "flow_map");
+}
+
+// A send that races its socket's close (it ends between the state tracepoint and the state's
+// change) leaves bytes in the socket's storage that the close did not move. Put there by hand
+// on a reset socket this test still holds, they are moved once: by the next scrape (which
+// takes the flow, the socket being closed), or when the socket goes (tcp_destroy_sock).
+class TcpRacedCloseTest : public ::testing::TestWithParam<bool> {};
+
+TEST_P(TcpRacedCloseTest, BytesLeftInAClosedSocketsStorageAreCountedOnce) {
+  EXECFLOW_REQUIRE_PRIVILEGED();
+  const bool scrape_first = GetParam();
+  TcpConfig config;
+  config.counter_storage = "socket";
+  auto c = StartTcp(config);
+  ASSERT_NE(c, nullptr);
+  UniqueFd lfd(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  sockaddr_storage ss{};
+  socklen_t len = SinkServer::Fill(&ss, "127.0.0.1", 0);
+  ASSERT_EQ(bind(lfd.get(), reinterpret_cast<sockaddr*>(&ss), len), 0);
+  ASSERT_EQ(listen(lfd.get(), 1), 0);
+  getsockname(lfd.get(), reinterpret_cast<sockaddr*>(&ss), &len);
+  const uint16_t port = ntohs(reinterpret_cast<sockaddr_in*>(&ss)->sin_port);
+  uint16_t sport = 0;
+  UniqueFd fd(Connect("127.0.0.1", port, &sport));
+  UniqueFd peer(accept4(lfd.get(), nullptr, nullptr, SOCK_CLOEXEC));
+  ASSERT_GE(peer.get(), 0);
+  ASSERT_TRUE(SendVarying(fd.get(), 1000));
+  const Labels labels = FlowLabels4("127.0.0.1", sport, "127.0.0.1", port);
+  const tcp_flow_key key = Key(AF_INET, "127.0.0.1", sport, "127.0.0.1", port);
+  EXPECT_EQ(Bytes(Collect(*c), labels), 1000);
+  ASSERT_TRUE(c->TracksFlow(key));
+  // The peer resets: this end reaches TCP_CLOSE, its close notice takes the flow, and this fd
+  // keeps the socket (and its storage) alive.
+  linger lg{1, 0};
+  ASSERT_EQ(setsockopt(peer.get(), SOL_SOCKET, SO_LINGER, &lg, sizeof(lg)), 0);
+  peer.Reset();
+  ASSERT_TRUE(WaitUntilUntracked(*c, key));
+  ASSERT_TRUE(c->PutSocketBytes(fd.get(), tcp_sock_bytes{.sent = 777, .pad = {}, .received = 55}));
+  if (scrape_first) {
+    const auto fams = Collect(*c);
+    EXPECT_EQ(Bytes(fams, labels), 1777);
+    EXPECT_EQ(Received(fams, labels), 55);
+    EXPECT_FALSE(c->TracksFlow(key)) << "the scrape saw the socket closed: the flow is taken";
+    fd.Reset();
+  } else {
+    fd.Reset();  // the socket goes: its storage's last bytes move
+    ASSERT_TRUE(WaitFor([&] { return Bytes(Collect(*c), labels) == 1777; })) << Bytes(Collect(*c), labels);
+    EXPECT_TRUE(WaitUntilUntracked(*c, key));
+  }
+  const auto after = Collect(*c);
+  EXPECT_EQ(Bytes(after, labels), 1777) << "counted once";
+  EXPECT_EQ(Received(after, labels), 55);
+}
+
+// Only where the kernel has socket storage mode (tests/vm runs it there).
+INSTANTIATE_TEST_SUITE_P(SocketStorage, TcpRacedCloseTest,
+                         ::testing::ValuesIn(KernelHasSocketStorageMode() ? std::vector<bool>{true, false}
+                                                                          : std::vector<bool>{}),
+                         [](const auto& info) { return info.param ? "MovedByTheScrape" : "MovedAtDestruction"; });
+GTEST_ALLOW_UNINSTANTIATED_PARAMETERIZED_TEST(TcpRacedCloseTest);
 
 TEST(TcpLifecycle, ClosedFlowIsExportedForItsRetentionThenRemovedAndItsKernelEntryFreed) {
   EXECFLOW_REQUIRE_PRIVILEGED();

@@ -59,6 +59,7 @@ TEST(Config, BundledDefaultConfigEqualsBuiltInDefaults) {
   EXPECT_EQ(c->tcp.enabled, d.tcp.enabled);
   EXPECT_EQ(c->tcp.hook, d.tcp.hook);
   EXPECT_EQ(c->tcp.close_hook, d.tcp.close_hook);
+  EXPECT_EQ(c->tcp.counter_storage, d.tcp.counter_storage);
   // The one deliberate difference: the bundled file (also the Kubernetes ConfigMap)
   // keeps one series per service edge; the binary's default is one per flow.
   EXPECT_EQ(c->tcp.labels,
@@ -77,6 +78,7 @@ tcp:
   enabled: false
   hook: kprobe
   close_hook: tracepoint
+  counter_storage: flow_map
   labels: [daddr, dport]
   max_series: 50
   max_flows: 64
@@ -86,6 +88,7 @@ tcp:
   EXPECT_FALSE(c->tcp.enabled);
   EXPECT_EQ(c->tcp.hook, "kprobe");
   EXPECT_EQ(c->tcp.close_hook, "tracepoint");
+  EXPECT_EQ(c->tcp.counter_storage, "flow_map");
   EXPECT_EQ(c->tcp.labels, (std::vector<std::string>{"daddr", "dport"}));
   EXPECT_EQ(c->tcp.max_series, 50u);
   EXPECT_EQ(c->tcp.max_flows, 64u);
@@ -215,6 +218,8 @@ TEST(Config, HookModesComeFromTheHookTable) {
             "test.yaml:2: tcp.hook: expected one of auto, fexit, kprobe, tp_btf, tracepoint, got 'uprobe'");
   EXPECT_EQ(ErrorOf("tcp:\n  close_hook: fexit\n"),
             "test.yaml:2: tcp.close_hook: expected one of auto, tp_btf, tracepoint, got 'fexit'");
+  EXPECT_EQ(ErrorOf("tcp:\n  counter_storage: sockets\n"),
+            "test.yaml:2: tcp.counter_storage: expected one of auto, socket, flow_map, got 'sockets'");
   EXPECT_EQ(ErrorOf("exec:\n  failures_hook: tp_btf\n"),
             "test.yaml:2: exec.failures_hook: expected one of auto, fexit, tracepoint, off, got 'tp_btf'");
 }

@@ -144,6 +144,29 @@ TEST(PlanHooks, TcpOn510TakesTheFexitProgramOfTheNonblockPrototype) {
   }
 }
 
+// Socket storage mode: tracing programs only (the others cannot use socket storage), and the
+// close group attaches tcp_destroy_sock's program with the state tracepoint's. On 6.12: fexit
+// for sends and receives, tp_btf for the close; forcing a kprobe has nothing to take.
+TEST(PlanHooks, SocketStorageModeHasOnlyTracingProgramsAndTheCloseTakesTheDestruction) {
+  for (int args : {4, 5, 6}) {
+    for (const auto& g : TcpHooks(args, true)) {
+      if (g.name == "tcp thread exit") continue;  // serves kprobe modes only: never taken here
+      for (const auto& v : g.variants) EXPECT_TRUE(v.mode == "fexit" || v.mode == "tp_btf") << g.name << " " << v.mode;
+    }
+  }
+  const auto& close = FindHookGroup(TcpHooks(5, true), "tcp close");
+  ASSERT_EQ(close.variants.size(), 1u);
+  EXPECT_EQ(close.variants[0].programs, (std::vector<std::string>{"inet_state_btf", "tcp_destroy_btf"}));
+  auto all = [](const HookVariant&) -> Result<void> { return {}; };
+  auto plan = PlanHooks(TcpHooks(5, true), {}, all);
+  ASSERT_TRUE(plan.has_value()) << plan.error().message;
+  EXPECT_EQ(plan->Programs(), (std::vector<std::string>{"tcp_sendmsg_fexit", "tcp_sendpage_fexit", "tcp_recvmsg_fexit",
+                                                        "inet_state_btf", "tcp_destroy_btf"}));
+  auto kprobe = PlanHooks(TcpHooks(5, true), {{"tcp.hook", "kprobe"}}, all);
+  ASSERT_FALSE(kprobe.has_value());
+  EXPECT_EQ(kprobe.error().message, "tcp send hook 'kprobe' is not one of: auto, fexit, tp_btf");
+}
+
 // 7.2's tcp_recvmsg has no addr_len: the fexit program of that prototype.
 TEST(PlanHooks, TcpOn72TakesTheFexitProgramOfTheFourArgumentPrototype) {
   const std::vector<std::string> k72{"tcp_sendmsg_fexit", "tcp_recvmsg_fexit", "tcp_recvmsg_noaddr_fexit",
