@@ -186,8 +186,7 @@ Result<void> AdoptOrClear(bpf_object* obj, const std::vector<bpf_program*>& prog
           return FailErrno("reuse pinned map " + PinName(m), err);
         }
       }
-      bpf_program* p;
-      bpf_object__for_each_program(p, obj) bpf_program__set_autoload(p, false);
+      for (bpf_program* p : programs) bpf_program__set_autoload(p, false);
       pins->adopted = true;
       return {};
     }

@@ -81,9 +81,11 @@ struct CollectorPins {
 };
 
 // Before load: if `pins->stamp` is the one pinned in `pins->dir` and every map
-// and link is there, makes the object reuse the pinned maps, loads no program
-// (the pinned links keep theirs) and sets pins->adopted. Otherwise removes what
-// is pinned there, saying why in pins->note.
+// and link is there, makes the object reuse the pinned maps, loads none of
+// `programs` (the pinned links keep theirs; a program the caller loads without a
+// link, as the TCP collector's iterator, still loads, on the pinned maps) and
+// sets pins->adopted. Otherwise removes what is pinned there, saying why in
+// pins->note.
 Result<void> AdoptOrClear(bpf_object* obj, const std::vector<bpf_program*>& programs,
                           CollectorPins* pins);
 // After load, for a fresh state: pins the maps.

@@ -123,6 +123,20 @@ int RecvmsgArgs() {
   return args;
 }
 
+// Whether the kernel loads the iterator socket storage mode needs to move bytes at each scrape
+// (hardened kernels may refuse BPF iterators as they refuse fexit), tried alone first: its
+// refusal is then the reason given, not that of every hook mode tried with it.
+Result<void> MoveIteratorLoads(const std::function<Result<void>(tcp_bpf*)>& configure) {
+  SkelPtr<tcp_bpf> s(tcp_bpf::open());
+  if (!s) return Fail("open bpf object", errno);
+  bpf_program* p;
+  bpf_object__for_each_program(p, s->obj) bpf_program__set_autoload(p, false);
+  if (auto ok = configure(s.get()); !ok) return ok;  // autoloads tcp_move_iter
+  QuietLibbpf quiet;
+  if (int err = tcp_bpf::load(s.get()); err != 0) return FailErrno("load iter/bpf_sk_storage_map tcp_move_iter", err);
+  return {};
+}
+
 }  // namespace
 
 Result<std::unique_ptr<TcpCollector>> TcpCollector::Start(const TcpConfig& config,
@@ -132,7 +146,11 @@ Result<std::unique_ptr<TcpCollector>> TcpCollector::Start(const TcpConfig& confi
                                                           SeriesTable<tcp_flow_key>::Clock clock) {
   std::unique_ptr<TcpCollector> c(new TcpCollector(config, std::move(workloads), std::move(clock)));
   const int recvmsg_args = RecvmsgArgs();
-  bool socket_storage = config.counter_storage != "flow_map";
+  // Socket storage needs tracing programs: not with a kprobe or classic tracepoint mode forced.
+  auto tracing = [](const std::string& mode) { return mode == "auto" || mode == "fexit" || mode == "tp_btf"; };
+  bool socket_storage = config.counter_storage == "socket" ||
+                        (config.counter_storage == "auto" && tracing(config.hook) && tracing(config.receive_hook) &&
+                         (config.close_hook == "auto" || config.close_hook == "tp_btf"));
   std::function<Result<void>(tcp_bpf*)> configure = [&](tcp_bpf* s) -> Result<void> {
     s->rodata->targ_perfbuf = transport == Transport::kPerfbuf;
     s->rodata->targ_sock_storage = socket_storage;
@@ -160,12 +178,17 @@ Result<std::unique_ptr<TcpCollector>> TcpCollector::Start(const TcpConfig& confi
   const std::map<std::string, std::string> forced = {
       {"tcp.hook", config.hook}, {"tcp.receive_hook", config.receive_hook}, {"tcp.close_hook", config.close_hook}};
   // Socket storage first, unless the config says flow_map; auto falls back to the flow map.
-  auto attached = SelectAndAttach<tcp_bpf>(TcpHooks(recvmsg_args, socket_storage), forced, configure, pin_dir);
+  Result<Attached<tcp_bpf>> attached = std::unexpected(Error{"", 0});
+  if (socket_storage) {
+    auto iter = MoveIteratorLoads(configure);
+    attached = iter ? SelectAndAttach<tcp_bpf>(TcpHooks(recvmsg_args, true), forced, configure, pin_dir)
+                    : std::unexpected(iter.error());
+  }
   if (!attached && socket_storage && config.counter_storage == "auto") {
     spdlog::info("tcp: counting in the flow map: socket storage refused ({})", attached.error().message);
     socket_storage = false;
-    attached = SelectAndAttach<tcp_bpf>(TcpHooks(recvmsg_args, false), forced, configure, pin_dir);
   }
+  if (!socket_storage) attached = SelectAndAttach<tcp_bpf>(TcpHooks(recvmsg_args, false), forced, configure, pin_dir);
   if (!attached) {
     if (socket_storage) attached.error().message = "tcp.counter_storage socket: " + attached.error().message;
     return std::unexpected(attached.error());
