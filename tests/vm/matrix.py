@@ -43,22 +43,28 @@ ALL = {
     "tcp.receive_hook": ["fexit", "kprobe", "tp_btf", "tracepoint"],
     "tcp.close_hook": ["tp_btf", "tracepoint"],
     "events.transport": ["ringbuf", "perfbuf"],
+    # Not forced: chosen by the modes above (counter_storage()).
+    "tcp.counter_storage": ["socket", "flow_map"],
 }
 
 # What each kernel must do. "loads": the modes that must load (every other mode of ALL
 # must be refused, with a reason containing refused[mode]); "auto": what the default
-# config must choose; "sendpage": whether the function modes also hook tcp_sendpage.
+# config must choose; "sendpage": whether the function modes also hook tcp_sendpage;
+# "socket_storage": whether the TCP collector counts in socket storage where its send,
+# receive and close modes are tracing programs (fexit or tp_btf, close tp_btf): 5.12+
+# (socket storage from tracing programs, the atomic exchange) with BPF iterators.
 OLD_TCP_REFUSED = {"tp_btf": "BTF type ID of 'sock_send_length'",
-                   "tracepoint": "no tracepoint sock/sock_send_length"}
+                   "tracepoint": "no tracepoint sock/sock_send_length",
+                   "socket": "tcp.counter_storage socket: "}
 # Kernels before the sock_*_length tracepoints (6.3): fexit and kprobe for sends; the
 # default config takes fexit. Kernels where every mode loads: the default takes fexit too.
 OLD = {"loads": {"tcp.hook": ["fexit", "kprobe"]}, "refused": OLD_TCP_REFUSED,
        "auto": {"exec": "tp_btf", "failures": "fexit", "tcp": "fexit", "close": "tp_btf", "transport": "ringbuf"},
-       "sendpage": True}
-EVERY_MODE = {"loads": {}, "refused": {}, "auto": OLD["auto"], "sendpage": False}
+       "sendpage": True, "socket_storage": False}
+EVERY_MODE = {"loads": {}, "refused": {}, "auto": OLD["auto"], "sendpage": False, "socket_storage": True}
 KERNELS = {
     "5.10": OLD,
-    "6.1": OLD,
+    "6.1": {**OLD, "socket_storage": True},
     "6.12": EVERY_MODE,
     # sid's newest kernel (7.2 when this was written), found in sid's package index at
     # each run, on both architectures.
@@ -70,14 +76,16 @@ KERNELS = {
     "arm64-5.10": {"loads": {"tcp.hook": ["kprobe"], "exec.failures_hook": ["tracepoint"]},
                    "refused": {**OLD_TCP_REFUSED, "fexit": "ENOTSUPP"}, "unpinned": ["exec", "tcp"],
                    "auto": {**OLD["auto"], "failures": "tracepoint", "tcp": "kprobe"},
-                   "sendpage": True},
+                   "sendpage": True, "socket_storage": False},
     "arm64-6.12": EVERY_MODE,
     "arm64-sid": EVERY_MODE,
-    # This machine's 6.18: fexit programs are refused (EPERM) and kprobes are compiled out.
+    # This machine's 6.18: fexit programs are refused (EPERM) and kprobes are compiled out;
+    # BPF iterators are refused too (EPERM), so socket storage mode cannot load.
     "ci": {"loads": {"tcp.hook": ["tp_btf", "tracepoint"], "exec.failures_hook": ["tracepoint"]},
-           "refused": {"fexit": "Operation not permitted", "kprobe": "no kprobes"},
+           "refused": {"fexit": "Operation not permitted", "kprobe": "no kprobes",
+                       "socket": "tcp.counter_storage socket: "},
            "auto": {**OLD["auto"], "failures": "tracepoint", "tcp": "tp_btf"},
-           "sendpage": False},
+           "sendpage": False, "socket_storage": False},
 }
 VM_TIMEOUT = 1800  # seconds per guest: a hard limit, the guest is killed after it
 LOG_LOCK = threading.Lock()  # guests run side by side (--jobs)
@@ -87,6 +95,11 @@ LOG_LOCK = threading.Lock()  # guests run side by side (--jobs)
 # events' exact arguments, cut at the bound (each exec hook, each transport).
 # Short-lived containers keep their names in both cgroup_mkdir modes.
 PRIVILEGED_TESTS = "HelperFloor.*:*ExecEventTime*:*ExecEventBytes*:*ExecEventArgs*:*ExecFailureEvents*"
+# The TCP collector's socket storage mode (refused on this machine): whether it loads, and
+# bytes a send racing the close leaves (everywhere); its exact counts in tp_btf mode, with the
+# flow map beside it (where tp_btf loads).
+TCP_STORAGE_TESTS = ":TcpSocketStorage.*:*TcpRacedClose*"
+TCP_TP_BTF_TESTS = ":*TcpExactTest*:*TcpDirectionTest*"
 # ShortLivedContainers (the cgroup_mkdir programs race containers that go at once) is
 # the longest of these under emulation (1.5 to 2 minutes a row) and does not depend on
 # the architecture: it runs on the oldest kernel (5.10) and on this machine's ("ci").
@@ -129,15 +142,27 @@ def arch(kernel):
 
 CLOSE_HOOKS = {"tp_btf": [["inet_sock_set_state", "tp_btf"]],
                "tracepoint": [["sock/inet_sock_set_state", "tracepoint"]]}
+# Socket storage mode: the socket's destruction moves its last bytes.
+STORAGE_HOOKS = [["tcp_destroy_sock", "tp_btf"]]
 # With either kprobe mode: the entries of exiting threads go in the kernel (tp_btf
 # loads on every kernel of the matrix).
 THREAD_EXIT_HOOKS = [["sched_process_exit", "tp_btf"]]
 
 
 def loads(kernel, key, mode):
+    if key == "tcp.counter_storage":
+        return mode == "flow_map" or KERNELS[kernel]["socket_storage"]
     if key == "tcp.receive_hook":  # tcp_recvmsg and sock_recv_length live where their send twins do
         key = "tcp.hook"
     return mode in KERNELS[kernel]["loads"].get(key, ALL[key])
+
+
+def counter_storage(kernel, forced):
+    """Where the TCP collector must count first (tcp.counter_storage auto): `forced` holds every mode."""
+    tracing = all(forced[k] in ("fexit", "tp_btf") for k in ("tcp.hook", "tcp.receive_hook"))
+    if KERNELS[kernel]["socket_storage"] and tracing and forced["tcp.close_hook"] == "tp_btf":
+        return "socket"
+    return "flow_map"
 
 
 def expected_programs(kernel, forced):
@@ -146,6 +171,8 @@ def expected_programs(kernel, forced):
     p = (EXEC_HOOKS[forced["exec.hook"]] + failure_hooks(kernel, forced["exec.failures_hook"]) +
          SEND_HOOKS[tcp_mode] + RECV_HOOKS[forced["tcp.receive_hook"]] + CLOSE_HOOKS[forced["tcp.close_hook"]] +
          CGROUP_HOOKS)
+    if counter_storage(kernel, forced) == "socket":
+        p += STORAGE_HOOKS
     if KERNELS[kernel]["sendpage"]:
         p += SENDPAGE_HOOKS.get(tcp_mode, [])
     if "kprobe" in (tcp_mode, forced["tcp.receive_hook"]):
@@ -165,7 +192,8 @@ def config_checks(kernel):
     mode and transport that no run of this kernel puts together (runs(): on kernels with
     one send mode that loads). Every other mode that loads is proven by a run."""
     out = [{}]
-    for key in ("exec.hook", "exec.failures_hook", "tcp.hook", "tcp.close_hook", "events.transport"):
+    for key in ("exec.hook", "exec.failures_hook", "tcp.hook", "tcp.close_hook", "tcp.counter_storage",
+                "events.transport"):
         for mode in ALL[key]:
             if not loads(kernel, key, mode):
                 out.append({key: mode, "tcp.receive_hook": mode} if key == "tcp.hook" else {key: mode})
@@ -205,13 +233,19 @@ def runs(kernel):
             run["own_pid_namespace"] = True
         out.append(run)
     exact = [r["forced"] for r in out[1:] if r["exact"]]
-    if all(any(f[key] == "tracepoint" and f["events.transport"] == "perfbuf" for f in exact)
-           for key in ("exec.hook", "tcp.close_hook")):
-        return out
-    out.append({"name": "exec tracepoint + perfbuf",
-                "forced": {"exec.hook": "tracepoint", "exec.failures_hook": "tracepoint",
-                           "tcp.hook": loading[0], "tcp.receive_hook": loading[0],
-                           "tcp.close_hook": "tracepoint", "events.transport": "perfbuf"}})
+    if not all(any(f[key] == "tracepoint" and f["events.transport"] == "perfbuf" for f in exact)
+               for key in ("exec.hook", "tcp.close_hook")):
+        out.append({"name": "exec tracepoint + perfbuf",
+                    "forced": {"exec.hook": "tracepoint", "exec.failures_hook": "tracepoint",
+                               "tcp.hook": loading[0], "tcp.receive_hook": loading[0],
+                               "tcp.close_hook": "tracepoint", "events.transport": "perfbuf"}})
+    if KERNELS[kernel]["socket_storage"]:
+        # The default run counts in socket storage by fexit with the ring buffer; this one by
+        # the other tracing send mode there is (tp_btf, 6.3+) with the perf buffer.
+        tracing = "tp_btf" if loads(kernel, "tcp.hook", "tp_btf") else "fexit"
+        out.append({"name": f"tcp {tracing} in socket storage + perfbuf",
+                    "forced": with_auto(kernel, {"tcp.hook": tracing, "tcp.receive_hook": tracing,
+                                                 "tcp.close_hook": "tp_btf", "events.transport": "perfbuf"})})
     return out
 
 
@@ -274,6 +308,9 @@ def judge(kernel, report, results):
             fails.append(f"run {r['name']}: attached {r['programs']}, want {want}")
         if r.get("transport") != forced["events.transport"]:
             fails.append(f"run {r['name']}: transport {r['transport']}, want {forced['events.transport']}")
+        if r.get("counter_storage") != counter_storage(kernel, forced):
+            fails.append(f"run {r['name']}: tcp counter storage {r.get('counter_storage')}, "
+                         f"want {counter_storage(kernel, forced)}")
         for c in r["checks"]:
             if not c["ok"]:
                 fails.append(f"run {r['name']}: {c['name']}: expected {c['expected']}, got {c['got']}")
@@ -293,7 +330,9 @@ def plan_for(kernel, build):
         "uid_base": 3_500_000_000 + (os.getpid() % 1000) * 100,
         "config_checks": config_checks(kernel),
         "privileged_tests": {"binary": os.path.join(build, "tests", "integration_tests"),
-                             "filter": PRIVILEGED_TESTS + (":*ShortLivedContainers*" if kernel in SHORT_LIVED_KERNELS else "")},
+                             "filter": PRIVILEGED_TESTS + TCP_STORAGE_TESTS +
+                             (TCP_TP_BTF_TESTS if loads(kernel, "tcp.hook", "tp_btf") else "") +
+                             (":*ShortLivedContainers*" if kernel in SHORT_LIVED_KERNELS else "")},
         "runs": runs(kernel),
         # Restarts under fire (tests/e2e/faults_e2e.py); CTest runs it on this kernel itself.
         "faults_kills": 0 if kernel == "ci" else 20,
@@ -348,6 +387,8 @@ def doc_rows(kernel, release, report, seconds, fails, accel):
         if r.get("started"):
             for k, v in (r["forced"] or with_auto(kernel, {})).items():
                 loaded.setdefault(k, set()).add(v)
+        if r.get("started") and r.get("counter_storage"):
+            loaded.setdefault("tcp.counter_storage", set()).add(r["counter_storage"])
     def modes(key):
         return ", ".join(m for m in ALL[key] if m in loaded.get(key, ()))
     checks = sum(len(r["checks"]) for r in report.get("runs", []) if r.get("started"))
@@ -358,7 +399,7 @@ def doc_rows(kernel, release, report, seconds, fails, accel):
         f", {len(report['faults'])} faults runs" if report.get("faults") else "")
     where = "this machine" if kernel == "ci" else accel if arch(kernel) == "amd64" else "tcg"
     return (f"| {kernel} ({release}) | {modes('exec.hook')} | {modes('exec.failures_hook')} | {modes('tcp.hook')} | "
-            f"{modes('tcp.close_hook')} | {modes('events.transport')} | {runs_started} runs, "
+            f"{modes('tcp.close_hook')} | {modes('tcp.counter_storage')} | {modes('events.transport')} | {runs_started} runs, "
             f"{checks} exact checks, {tests} privileged tests{faults}: {result} | {seconds:.0f} s ({where}) |")
 
 
@@ -390,7 +431,7 @@ SIZE_HEADER = ("| kernel | program | hook | verified insns | xlated / jited byte
 
 
 DOC_HEADER = ("| kernel | exec modes that load | failed-exec modes | tcp send and receive modes that load | "
-              "tcp close modes | transports | result | time |\n|---|---|---|---|---|---|---|---|")
+              "tcp close modes | tcp counter storage | transports | result | time |\n|---|---|---|---|---|---|---|---|---|")
 
 
 def write_docs(path, tables):
