@@ -10,6 +10,8 @@
  * Flows: 65536 * (56 B key + 24 B value + ~64 B preallocated htab element) is ~9 MiB.
  * In-flight kprobe calls: a thread inside one, or whose return was missed (until it calls or exits).
  * Close notices: 256 KiB / (56 B + 8 B header) holds 4,096 closes between wake-ups.
+ * Socket storage mode: one tcp_sock_bytes (72 B, plus the kernel's ~100 B per element) per
+ * socket that sent or received while attached, freed with the socket: no size to set.
  */
 #define TCP_DEFAULT_MAX_FLOWS 65536
 #define TCP_MAX_INFLIGHT_SENDS 16384
