@@ -8,7 +8,8 @@ find_package(Python3 REQUIRED COMPONENTS Interpreter)
 bpf_object(empty ${CMAKE_SOURCE_DIR}/tests/bench/empty.bpf.c)
 add_executable(execflow_bench_load ${CMAKE_SOURCE_DIR}/tests/bench/load.cc)
 target_compile_options(execflow_bench_load PRIVATE ${EXECFLOW_WARNINGS})
-target_link_libraries(execflow_bench_load PRIVATE Threads::Threads PkgConfig::LIBBPF empty_skel)
+target_link_libraries(execflow_bench_load PRIVATE Threads::Threads PkgConfig::LIBBPF empty_skel tcp_skel)
+target_include_directories(execflow_bench_load PRIVATE ${CMAKE_SOURCE_DIR})
 
 # The serializer floor (issue 12): prometheus-cpp serving an execflow body's families,
 # built ahead of time. nlohmann-json reads the families bench.py writes.

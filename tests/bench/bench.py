@@ -545,6 +545,9 @@ STAT_MODES = [
     ("auto, arguments up to 30 KiB", "events.args_max_bytes: 30720"),
     ("fexit (sends)", "tcp.hook: fexit"),
     ("fexit (failures)", "exec.failures_hook: fexit"),
+    # Sends and receives counted in each socket's storage (refused where BPF iterators are:
+    # the loaded-alone rows below measure its programs there).
+    ("socket storage", "tcp.counter_storage: socket"),
 ]
 
 
@@ -566,9 +569,10 @@ def stats_of_mode(args, workdir, mode, overrides):
     try:
         exp = Exporter(args.exporter, execflow_config(STATS_ON + overrides), workdir, "stats")
     except Failure as e:
-        if "fexit" not in mode:
+        if "fexit" not in mode and "socket storage" not in mode:
             raise
-        hook = "fexit/tcp_sendmsg" if "sends" in mode else "fexit/__x64_sys_execve"
+        hook = ("fexit/tcp_sendmsg" if "sends" in mode else "fexit/__x64_sys_execve" if "fexit" in mode
+                else "iter/bpf_sk_storage_map")
         m = re.search(r"start-up failed: (.*?)\"?\s*$", str(e), re.M)
         reason = m.group(1) if m else str(e).splitlines()[-1]
         return [{"tool": f"execflow, {mode}", "program": "–", "hook": hook, "per": {},
@@ -606,8 +610,10 @@ def stats_of_bpftrace(args, workdir, tool, program):
             for i in sorted(progs) if any(runs for runs, _ in per[i].values())]  # not BEGIN
 
 
-def stats_of_floor(args, workdir):
-    empty = start([args.load, "empty"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+def stats_of_loaded(args, what, tool):
+    """Rows of the programs `execflow_bench_load WHAT` holds attached: `empty`, the floor of
+    each hook; `tcpstorage`, the TCP send, receive and close programs in socket storage mode."""
+    empty = start([args.load, what], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         loaded = []
         for line in iter(empty.stdout.readline, ""):
@@ -615,14 +621,14 @@ def stats_of_floor(args, workdir):
                 break
             loaded.append(dict(kv.split("=", 1) for kv in line.split(" ", 2)))
         else:
-            raise Failure(f"execflow_bench_load empty exited {finish(empty, 10)}")
+            raise Failure(f"execflow_bench_load {what} exited {finish(empty, 10)}")
         ids = {int(f["id"]) for f in loaded if "id" in f}
         sizes = prog_sizes(args.load, ids)
         per = measure_ids(args, ids)
         rows = []
         for f in loaded:
             i = int(f["id"]) if "id" in f else None
-            rows.append({"tool": "empty program (floor)", "program": f["program"], "hook": f["hook"],
+            rows.append({"tool": tool, "program": f["program"], "hook": f["hook"],
                          "per": per[i] if i else {}, "size": sizes[i] if i else None,
                          "refused": f.get("refused", "").strip() or None})
         return rows
@@ -641,7 +647,8 @@ def run_stats(args, workdir):
     subjects += [lambda t=t, p=p: stats_of_bpftrace(args, workdir, t, p)
                  for t, p in (("bpftrace", BPFTRACE_PROGRAM), ("bpftrace, empty probe", BPFTRACE_EMPTY),
                               ("bpftrace, execsnoop with arguments", BPFTRACE_ARGS))]
-    subjects.append(lambda: stats_of_floor(args, workdir))
+    subjects.append(lambda: stats_of_loaded(args, "tcpstorage", "execflow tp_btf, socket storage, programs loaded alone"))
+    subjects.append(lambda: stats_of_loaded(args, "empty", "empty program (floor)"))
     order = [[] for _ in subjects]  # rows per subject, in the first round's order
     # The kernel's stats, switched on by a driver that holds the
     # BPF_ENABLE_STATS fd (off again when it exits, whatever happens).

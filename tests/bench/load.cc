@@ -29,6 +29,12 @@
 //       that do nothing, on execflow's hooks) on its own, prints one line per
 //       program "program=P hook=H id=N" or "program=P hook=H refused=ERROR",
 //       then "ready", and keeps them attached until stdin closes.
+//   execflow_bench_load tcpstorage
+//       loads and attaches bpf/tcp.bpf.c's tp_btf send, receive and close programs in
+//       socket storage mode (without its iterator, which some kernels refuse: the bytes
+//       stay in the sockets' storage), prints "program=P hook=H id=N" per program (or
+//       one "program=P hook=H refused=ERROR"), then "ready", and keeps them attached
+//       until stdin closes: what the exporter's per-call programs cost in that mode.
 //   execflow_bench_load proginfo ID...
 //       per BPF program id: "id=N verified_insns=V xlated=X jited=J" from
 //       BPF_OBJ_GET_INFO_BY_FD (verified_insns: 5.16+; bpftool 7.1 does not show it).
@@ -68,6 +74,8 @@
 #include <vector>
 
 #include "empty.skel.h"
+#include "bpf/tcp.h"  // the types tcp.skel.h names
+#include "tcp.skel.h"
 
 extern char** environ;
 
@@ -472,6 +480,35 @@ int RunEmpty() {
   return 0;
 }
 
+int RunTcpStorage() {
+  libbpf_set_print([](libbpf_print_level, const char*, va_list) { return 0; });
+  std::unique_ptr<tcp_bpf, void (*)(tcp_bpf*)> s(tcp_bpf::open(), tcp_bpf::destroy);
+  if (!s) Die("open tcp.bpf.o");
+  const std::vector<bpf_program*> wanted{s->progs.sock_send_btf, s->progs.sock_recv_btf, s->progs.inet_state_btf};
+  bpf_program* p;
+  bpf_object__for_each_program(p, s->obj) {
+    bpf_program__set_autoload(p, std::find(wanted.begin(), wanted.end(), p) != wanted.end());
+  }
+  s->rodata->targ_sock_storage = true;
+  int err = tcp_bpf::load(s.get());
+  if (!err) err = tcp_bpf::attach(s.get());
+  if (err) {
+    std::printf("program=sock_send_btf hook=%s refused=%s\n", bpf_program__section_name(wanted[0]),
+                std::strerror(-err));
+  } else {
+    for (bpf_program* w : wanted) {
+      bpf_prog_info info{};
+      __u32 len = sizeof(info);
+      bpf_obj_get_info_by_fd(bpf_program__fd(w), &info, &len);
+      std::printf("program=%s hook=%s id=%u\n", bpf_program__name(w), bpf_program__section_name(w), info.id);
+    }
+  }
+  std::printf("ready\n");
+  std::fflush(stdout);
+  WaitForStdinClose();
+  return 0;
+}
+
 int RunProgInfo(int n, char** ids) {
   for (int i = 0; i < n; ++i) {
     const int fd = bpf_prog_get_fd_by_id(static_cast<__u32>(std::strtoul(ids[i], nullptr, 10)));
@@ -494,6 +531,7 @@ int Usage() {
                "       execflow_bench_load tcpn WRITES WRITE_BYTES\n"
                "       execflow_bench_load stats\n"
                "       execflow_bench_load empty\n"
+               "       execflow_bench_load tcpstorage\n"
                "       execflow_bench_load proginfo ID...\n"
                "       execflow_bench_load mapread PID MAP\n");
   return 2;
@@ -515,6 +553,7 @@ int main(int argc, char** argv) {
     return RunTcp(1e9, static_cast<size_t>(std::atol(argv[3])), std::strtoull(argv[2], nullptr, 10));
   }
   if (mode == "empty" && argc == 2) return RunEmpty();
+  if (mode == "tcpstorage" && argc == 2) return RunTcpStorage();
   if (mode == "proginfo" && argc >= 3) return RunProgInfo(argc - 2, argv + 2);
   if (mode == "flows" && argc == 3) return RunFlows(std::atol(argv[2]));
   if (mode == "mapread" && argc == 4) return RunMapRead(static_cast<pid_t>(std::atol(argv[2])), argv[3]);
