@@ -9,11 +9,13 @@
  *             tp_btf, tracepoint sock/sock_recv_length
  *   opens (direction), closes: tp_btf, tracepoint sock/inet_sock_set_state
  *   thread exits (kprobe mode): tp_btf, tracepoint sched/sched_process_exit
- * Where the kernel lets tracing programs use socket storage (fexit, tp_btf; 5.12+ with the
- * atomic exchange), sends and receives add to the socket's own storage, not to its flow's hash
- * entry: no flow key and no hash lookup per call. The close, the socket's destruction
- * (tp_btf/tcp_destroy_sock) and every scrape (an iterator over the storage) move those bytes to
- * the flow's entry, which user space reads as in the other modes.
+ * Socket storage mode, where the kernel lets tracing programs use socket storage (5.11) and
+ * has the atomic exchange (5.12): the *_sk_* programs (fexit, tp_btf) add sends and receives to
+ * the socket's own storage, not to its flow's hash entry: no flow key and no hash lookup per
+ * call. The close, the socket's destruction (tp_btf/tcp_destroy_sock) and every scrape (an
+ * iterator over the storage) move those bytes to the flow's entry, which user space reads as in
+ * the other modes. Separate programs, not a load-time switch: 5.10's verifier refuses any
+ * program holding an exchange instruction, even one it would never run.
  */
 #include "lib/vmlinux_min.h"
 #include <bpf/bpf_helpers.h>
@@ -75,9 +77,7 @@ struct inflight_args tcp_recv_args SEC(".maps");
 
 struct tcp_loss loss = {};
 
-/* Socket storage mode (targ_sock_storage, set by user space before load): see tcp_sock_bytes. */
-const volatile bool targ_sock_storage = false;
-
+/* Socket storage mode: see tcp_sock_bytes. */
 struct {
 	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
@@ -114,6 +114,10 @@ __u16 own_ports[TCP_MAX_OWN_PORTS] = {};
 /* The `received` argument of count_bytes, remember_sock and count_remembered. */
 #define SENT false
 #define RECEIVED true
+
+/* The `in_socket` argument of count_bytes and state_changed: socket storage mode, or not. */
+#define IN_SOCKET true
+#define IN_FLOW_MAP false
 
 /* Cgroup v2 id from socket creation: sends and close agree, whoever runs the close (softirq on RST). */
 static __always_inline __u64 sock_cgroup_id(struct sock *sk, bool trusted)
@@ -319,18 +323,18 @@ static __always_inline void move_to_flow(struct tcp_sock_bytes *b, const struct 
 
 /*
  * A call completing on a closed socket (an RST processed while it slept) notifies the close
- * again. Socket storage mode counts in the socket's storage, or in the flow's entry if there is
- * none (out of memory); only tracing programs may use it, so the other modes do not load in it.
+ * again. Socket storage mode (tracing programs only: `trusted`) counts in the socket's storage,
+ * or in the flow's entry if there is none (out of memory).
  */
 static __always_inline int count_bytes(void *ctx, struct sock *sk, long ret, bool received,
-				       bool trusted)
+				       bool trusted, bool in_socket)
 {
 	struct tcp_sock_bytes *b = 0;
 	struct tcp_flow_key key;
 
 	if (ret <= 0)
 		return 0;
-	if (targ_sock_storage) {
+	if (in_socket) {
 		if (own_sock(sk))
 			return 0;
 		b = bpf_sk_storage_get(&tcp_sock_bytes, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
@@ -344,7 +348,7 @@ static __always_inline int count_bytes(void *ctx, struct sock *sk, long ret, boo
 		move_to_flow(b, &key);
 		return notify_close(ctx, &key);
 	}
-	if (!flow_key(sk, &key, trusted) || (!targ_sock_storage && own_connection(sk, &key)))
+	if (!flow_key(sk, &key, trusted) || (!in_socket && own_connection(sk, &key)))
 		return 0;
 	if (!received)
 		count_send_size(ret);
@@ -359,14 +363,14 @@ static __always_inline int count_bytes(void *ctx, struct sock *sk, long ret, boo
 SEC("fexit/tcp_sendmsg")
 int BPF_PROG(tcp_sendmsg_fexit, struct sock *sk, struct msghdr *msg, size_t size, int ret)
 {
-	return count_bytes(ctx, sk, ret, SENT, TRUSTED);
+	return count_bytes(ctx, sk, ret, SENT, TRUSTED, IN_FLOW_MAP);
 }
 
 SEC("fexit/tcp_sendpage")
 int BPF_PROG(tcp_sendpage_fexit, struct sock *sk, struct page *page, int offset, size_t size,
 	     int flags, int ret)
 {
-	return count_bytes(ctx, sk, ret, SENT, TRUSTED);
+	return count_bytes(ctx, sk, ret, SENT, TRUSTED, IN_FLOW_MAP);
 }
 
 /* --- sends: kprobe + kretprobe --- */
@@ -402,7 +406,7 @@ static __always_inline int count_remembered(void *ctx, long ret, bool received)
 	if (!skp)
 		return 0;
 	if (*skp)
-		count_bytes(ctx, *skp, ret, received, PROBED);
+		count_bytes(ctx, *skp, ret, received, PROBED, IN_FLOW_MAP);
 	bpf_map_delete_elem(args, &id);
 	return 0;
 }
@@ -474,7 +478,7 @@ int BPF_PROG(tcp_recvmsg_fexit, struct sock *sk, struct msghdr *msg, size_t len,
 {
 	if (flags & MSG_PEEK)
 		return 0;
-	return count_bytes(ctx, sk, ret, RECEIVED, TRUSTED);
+	return count_bytes(ctx, sk, ret, RECEIVED, TRUSTED, IN_FLOW_MAP);
 }
 
 /* 7.2 (sid): addr_len is gone, so ret is in the 5th slot. */
@@ -484,7 +488,7 @@ int BPF_PROG(tcp_recvmsg_noaddr_fexit, struct sock *sk, struct msghdr *msg, size
 {
 	if (flags & MSG_PEEK)
 		return 0;
-	return count_bytes(ctx, sk, ret, RECEIVED, TRUSTED);
+	return count_bytes(ctx, sk, ret, RECEIVED, TRUSTED, IN_FLOW_MAP);
 }
 
 /* Before 5.19. Later verifiers refuse it: their tcp_recvmsg has no 7th slot. */
@@ -494,7 +498,7 @@ int BPF_PROG(tcp_recvmsg_nonblock_fexit, struct sock *sk, struct msghdr *msg, si
 {
 	if (flags & MSG_PEEK)
 		return 0;
-	return count_bytes(ctx, sk, ret, RECEIVED, TRUSTED);
+	return count_bytes(ctx, sk, ret, RECEIVED, TRUSTED, IN_FLOW_MAP);
 }
 
 /* Set by user space from the running kernel's BTF: tcp_recvmsg has nonblock (before 5.19). */
@@ -529,7 +533,7 @@ int BPF_PROG(sock_recv_btf, struct sock *sk, int ret, int flags)
 {
 	if (ret <= 0 || (flags & MSG_PEEK) || !is_tcp_stream(sk, TRUSTED))
 		return 0;
-	return count_bytes(ctx, sk, ret, RECEIVED, TRUSTED);
+	return count_bytes(ctx, sk, ret, RECEIVED, TRUSTED, IN_FLOW_MAP);
 }
 
 SEC("tracepoint/sock/sock_recv_length")
@@ -541,7 +545,7 @@ int sock_recv_tp(struct trace_event_raw_sock_msg_length *ctx)
 	if (ret <= 0 || (BPF_CORE_READ(ctx, flags) & MSG_PEEK) || BPF_CORE_READ(ctx, protocol) != IPPROTO_TCP ||
 	    !is_tcp_stream(sk, PROBED))
 		return 0;
-	return count_bytes(ctx, sk, ret, RECEIVED, PROBED);
+	return count_bytes(ctx, sk, ret, RECEIVED, PROBED, IN_FLOW_MAP);
 }
 
 /* --- sends: sock_send_length tracepoint (6.3+), fired after every sock_sendmsg --- */
@@ -551,7 +555,7 @@ int BPF_PROG(sock_send_btf, struct sock *sk, int ret, int flags)
 {
 	if (ret <= 0 || !is_tcp_stream(sk, TRUSTED))
 		return 0;
-	return count_bytes(ctx, sk, ret, SENT, TRUSTED);
+	return count_bytes(ctx, sk, ret, SENT, TRUSTED, IN_FLOW_MAP);
 }
 
 SEC("tracepoint/sock/sock_send_length")
@@ -562,7 +566,7 @@ int sock_send_tp(struct trace_event_raw_sock_msg_length *ctx)
 
 	if (ret <= 0 || BPF_CORE_READ(ctx, protocol) != IPPROTO_TCP || !is_tcp_stream(sk, PROBED))
 		return 0;
-	return count_bytes(ctx, sk, ret, SENT, PROBED);
+	return count_bytes(ctx, sk, ret, SENT, PROBED, IN_FLOW_MAP);
 }
 
 /* --- opens (direction) and closes --- */
@@ -578,7 +582,7 @@ static __always_inline void remember_direction(struct sock *sk, int oldstate)
 }
 
 static __always_inline int state_changed(void *ctx, struct sock *sk, int oldstate, int newstate,
-					 bool trusted)
+					 bool trusted, bool in_socket)
 {
 	struct tcp_flow_key key;
 
@@ -595,7 +599,7 @@ static __always_inline int state_changed(void *ctx, struct sock *sk, int oldstat
 
 		bpf_map_delete_elem(&tcp_sock_direction, &addr);
 	}
-	if (targ_sock_storage) {
+	if (in_socket) {
 		struct tcp_sock_bytes *b = bpf_sk_storage_get(&tcp_sock_bytes, sk, 0, 0);
 
 		if (b)
@@ -609,7 +613,7 @@ int BPF_PROG(inet_state_btf, struct sock *sk, int oldstate, int newstate)
 {
 	if ((newstate != TCP_CLOSE && newstate != TCP_ESTABLISHED) || !is_tcp_stream(sk, TRUSTED))
 		return 0;
-	return state_changed(ctx, sk, oldstate, newstate, TRUSTED);
+	return state_changed(ctx, sk, oldstate, newstate, TRUSTED, IN_FLOW_MAP);
 }
 
 SEC("tracepoint/sock/inet_sock_set_state")
@@ -618,10 +622,76 @@ int inet_state_tp(struct trace_event_raw_inet_sock_set_state *ctx)
 	if (BPF_CORE_READ(ctx, protocol) != IPPROTO_TCP)
 		return 0;
 	return state_changed(ctx, (struct sock *)BPF_CORE_READ(ctx, skaddr), BPF_CORE_READ(ctx, oldstate),
-			     BPF_CORE_READ(ctx, newstate), PROBED);
+			     BPF_CORE_READ(ctx, newstate), PROBED, IN_FLOW_MAP);
 }
 
-/* --- socket storage mode: the last bytes at destruction, and every socket's at each scrape --- */
+/* --- socket storage mode: the tracing programs above, counting in the socket's storage --- */
+
+SEC("fexit/tcp_sendmsg")
+int BPF_PROG(tcp_sendmsg_sk_fexit, struct sock *sk, struct msghdr *msg, size_t size, int ret)
+{
+	return count_bytes(ctx, sk, ret, SENT, TRUSTED, IN_SOCKET);
+}
+
+SEC("fexit/tcp_sendpage")
+int BPF_PROG(tcp_sendpage_sk_fexit, struct sock *sk, struct page *page, int offset, size_t size,
+	     int flags, int ret)
+{
+	return count_bytes(ctx, sk, ret, SENT, TRUSTED, IN_SOCKET);
+}
+
+SEC("fexit/tcp_recvmsg")
+int BPF_PROG(tcp_recvmsg_sk_fexit, struct sock *sk, struct msghdr *msg, size_t len, int flags,
+	     int *addr_len, int ret)
+{
+	if (flags & MSG_PEEK)
+		return 0;
+	return count_bytes(ctx, sk, ret, RECEIVED, TRUSTED, IN_SOCKET);
+}
+
+SEC("fexit/tcp_recvmsg")
+int BPF_PROG(tcp_recvmsg_noaddr_sk_fexit, struct sock *sk, struct msghdr *msg, size_t len, int flags,
+	     int ret)
+{
+	if (flags & MSG_PEEK)
+		return 0;
+	return count_bytes(ctx, sk, ret, RECEIVED, TRUSTED, IN_SOCKET);
+}
+
+SEC("fexit/tcp_recvmsg")
+int BPF_PROG(tcp_recvmsg_nonblock_sk_fexit, struct sock *sk, struct msghdr *msg, size_t len,
+	     int nonblock, int flags, int *addr_len, int ret)
+{
+	if (flags & MSG_PEEK)
+		return 0;
+	return count_bytes(ctx, sk, ret, RECEIVED, TRUSTED, IN_SOCKET);
+}
+
+SEC("tp_btf/sock_recv_length")
+int BPF_PROG(sock_recv_sk_btf, struct sock *sk, int ret, int flags)
+{
+	if (ret <= 0 || (flags & MSG_PEEK) || !is_tcp_stream(sk, TRUSTED))
+		return 0;
+	return count_bytes(ctx, sk, ret, RECEIVED, TRUSTED, IN_SOCKET);
+}
+
+SEC("tp_btf/sock_send_length")
+int BPF_PROG(sock_send_sk_btf, struct sock *sk, int ret, int flags)
+{
+	if (ret <= 0 || !is_tcp_stream(sk, TRUSTED))
+		return 0;
+	return count_bytes(ctx, sk, ret, SENT, TRUSTED, IN_SOCKET);
+}
+
+SEC("tp_btf/inet_sock_set_state")
+int BPF_PROG(inet_state_sk_btf, struct sock *sk, int oldstate, int newstate)
+{
+	if ((newstate != TCP_CLOSE && newstate != TCP_ESTABLISHED) || !is_tcp_stream(sk, TRUSTED))
+		return 0;
+	return state_changed(ctx, sk, oldstate, newstate, TRUSTED, IN_SOCKET);
+}
+
+/* The last bytes at the socket's destruction, and every socket's at each scrape. */
 
 /*
  * A send that raced the close (it ran between the state tracepoint and the state's change) left

@@ -29,8 +29,8 @@ const std::vector<HookGroup>& CgroupHooks() {
 
 namespace {
 
-// Socket storage mode: only tracing programs (fexit, tp_btf) may use socket storage, and the
-// socket's destruction moves its last bytes.
+// Socket storage mode: its own programs (bpf/tcp.bpf.c's *_sk_*), tracing ones only (the
+// others cannot use socket storage), and the close's with tcp_destroy_sock's.
 std::vector<HookGroup> MakeTcpHooks(const std::string& recvmsg_fexit, bool socket_storage) {
   std::vector<HookVariant> send{{"fexit", {"tcp_sendmsg_fexit"}},
                                 {"kprobe", {"tcp_sendmsg_kprobe", "tcp_sendmsg_kretprobe"}},
@@ -44,14 +44,11 @@ std::vector<HookGroup> MakeTcpHooks(const std::string& recvmsg_fexit, bool socke
                                    {"tracepoint", {"sock_recv_tp"}}};
   std::vector<HookVariant> close{{"tp_btf", {"inet_state_btf"}}, {"tracepoint", {"inet_state_tp"}}};
   if (socket_storage) {
-    auto tracing = [](std::vector<HookVariant>& v) {
-      std::erase_if(v, [](const HookVariant& h) { return h.mode == "kprobe" || h.mode == "tracepoint"; });
-    };
-    tracing(send);
-    tracing(sendpage);
-    tracing(receive);
-    tracing(close);
-    close[0].programs.push_back("tcp_destroy_btf");
+    const std::string recvmsg_sk = recvmsg_fexit.substr(0, recvmsg_fexit.size() - 6) + "_sk_fexit";
+    send = {{"fexit", {"tcp_sendmsg_sk_fexit"}}, {"tp_btf", {"sock_send_sk_btf"}}};
+    sendpage = {{"fexit", {"tcp_sendpage_sk_fexit"}}};
+    receive = {{"fexit", {recvmsg_sk}}, {"tp_btf", {"sock_recv_sk_btf"}}};
+    close = {{"tp_btf", {"inet_state_sk_btf", "tcp_destroy_btf"}}};
   }
   return {
       {"tcp send", "tcp.hook", "", send, true},

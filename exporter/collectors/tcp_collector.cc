@@ -153,7 +153,6 @@ Result<std::unique_ptr<TcpCollector>> TcpCollector::Start(const TcpConfig& confi
                          (config.close_hook == "auto" || config.close_hook == "tp_btf"));
   std::function<Result<void>(tcp_bpf*)> configure = [&](tcp_bpf* s) -> Result<void> {
     s->rodata->targ_perfbuf = transport == Transport::kPerfbuf;
-    s->rodata->targ_sock_storage = socket_storage;
     // Run by MoveSocketBytes, not attached to a hook.
     bpf_program__set_autoload(s->progs.tcp_move_iter, socket_storage);
     s->rodata->targ_recvmsg_nonblock_arg = recvmsg_args == 6;

@@ -484,16 +484,16 @@ int RunTcpStorage() {
   libbpf_set_print([](libbpf_print_level, const char*, va_list) { return 0; });
   std::unique_ptr<tcp_bpf, void (*)(tcp_bpf*)> s(tcp_bpf::open(), tcp_bpf::destroy);
   if (!s) Die("open tcp.bpf.o");
-  const std::vector<bpf_program*> wanted{s->progs.sock_send_btf, s->progs.sock_recv_btf, s->progs.inet_state_btf};
+  const std::vector<bpf_program*> wanted{s->progs.sock_send_sk_btf, s->progs.sock_recv_sk_btf,
+                                         s->progs.inet_state_sk_btf};
   bpf_program* p;
   bpf_object__for_each_program(p, s->obj) {
     bpf_program__set_autoload(p, std::find(wanted.begin(), wanted.end(), p) != wanted.end());
   }
-  s->rodata->targ_sock_storage = true;
   int err = tcp_bpf::load(s.get());
   if (!err) err = tcp_bpf::attach(s.get());
   if (err) {
-    std::printf("program=sock_send_btf hook=%s refused=%s\n", bpf_program__section_name(wanted[0]),
+    std::printf("program=sock_send_sk_btf hook=%s refused=%s\n", bpf_program__section_name(wanted[0]),
                 std::strerror(-err));
   } else {
     for (bpf_program* w : wanted) {

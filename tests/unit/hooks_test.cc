@@ -156,12 +156,16 @@ TEST(PlanHooks, SocketStorageModeHasOnlyTracingProgramsAndTheCloseTakesTheDestru
   }
   const auto& close = FindHookGroup(TcpHooks(5, true), "tcp close");
   ASSERT_EQ(close.variants.size(), 1u);
-  EXPECT_EQ(close.variants[0].programs, (std::vector<std::string>{"inet_state_btf", "tcp_destroy_btf"}));
+  EXPECT_EQ(close.variants[0].programs, (std::vector<std::string>{"inet_state_sk_btf", "tcp_destroy_btf"}));
   auto all = [](const HookVariant&) -> Result<void> { return {}; };
   auto plan = PlanHooks(TcpHooks(5, true), {}, all);
   ASSERT_TRUE(plan.has_value()) << plan.error().message;
-  EXPECT_EQ(plan->Programs(), (std::vector<std::string>{"tcp_sendmsg_fexit", "tcp_sendpage_fexit", "tcp_recvmsg_fexit",
-                                                        "inet_state_btf", "tcp_destroy_btf"}));
+  EXPECT_EQ(plan->Programs(), (std::vector<std::string>{"tcp_sendmsg_sk_fexit", "tcp_sendpage_sk_fexit",
+                                                        "tcp_recvmsg_sk_fexit", "inet_state_sk_btf", "tcp_destroy_btf"}));
+  EXPECT_EQ(FindHookGroup(TcpHooks(6, true), "tcp receive").variants[0].programs,
+            (std::vector<std::string>{"tcp_recvmsg_nonblock_sk_fexit"}));
+  EXPECT_EQ(FindHookGroup(TcpHooks(4, true), "tcp receive").variants[0].programs,
+            (std::vector<std::string>{"tcp_recvmsg_noaddr_sk_fexit"}));
   auto kprobe = PlanHooks(TcpHooks(5, true), {{"tcp.hook", "kprobe"}}, all);
   ASSERT_FALSE(kprobe.has_value());
   EXPECT_EQ(kprobe.error().message, "tcp send hook 'kprobe' is not one of: auto, fexit, tp_btf");
