@@ -294,11 +294,17 @@ static __always_inline void add_to_flow(const struct tcp_flow_key *key, __u64 se
 {
 	struct tcp_flow_bytes *v = lookup_or_init(&tcp_flows, key, &zero_bytes);
 
+	/*
+	 * Each add only where its value is not 0: clang makes an atomic add of a constant 0 an
+	 * atomic or, which verifiers before 5.12 refuse in any program that holds one.
+	 */
 	if (!v) {
-		__sync_fetch_and_add(&loss.overflow_bytes, sent);
-		__sync_fetch_and_add(&loss.overflow_received, received);
-		if (sent)
+		if (sent) {
+			__sync_fetch_and_add(&loss.overflow_bytes, sent);
 			__sync_fetch_and_add(&loss.overflow_sends, 1);
+		}
+		if (received)
+			__sync_fetch_and_add(&loss.overflow_received, received);
 		return;
 	}
 	if (sent)
