@@ -1247,12 +1247,21 @@ Read with the tables above, and with the profiles in [profiles.md](profiles.md)
   bpftrace's per-flow `sum()` pays as well) and three atomic adds (the flow's bytes,
   the histogram slot and sum). No helper is called that the verifier does not
   inline. The profile puts about half of the program's time past the floor in the
-  hash lookup: any count of bytes per flow pays it, and going lower would mean
-  keeping the counters in socket-local storage and walking the sockets at scrape
-  time, another design with its cost moved to the scrape. What is left to cut is
-  the histogram's two atomics in `tp_btf` mode (tracepoint probes run with
-  preemption disabled; the atomics are there for the fexit and kprobe modes): a few
-  nanoseconds, within this machine's run-to-run spread.
+  hash lookup: any count of bytes per flow pays it where the counter is the flow's.
+  Socket storage mode (`tcp.counter_storage`, issue 22) keeps the counter in the
+  socket's own storage instead: `sock_send_sk_btf` is the hook's floor, the socket
+  storage lookup (the yardstick `floor_send_sk_btf` is that lookup and one atomic
+  add), the own-connection check and the histogram; the flow key and the hash
+  lookup move to the close, the socket's end and each scrape (an iterator over the
+  sockets' storage, whose cost per scrape grows with the sockets that sent or
+  received). This machine's kernel refuses BPF iterators, so the exporter cannot run
+  that mode here: its programs are measured loaded alone (*execflow tp_btf, socket
+  storage, programs loaded alone*: the same programs, nothing moving their bytes),
+  and the TCP workloads' ratios above are the flow map's. The histogram's two
+  atomics in `tp_btf` mode (tracepoint probes run with preemption disabled on older
+  kernels; the atomics are there for the fexit and kprobe modes, and 7.2's tp_btf
+  programs may be preempted) are a few nanoseconds, within this machine's
+  run-to-run spread.
 - **Exec program against bpftrace's `count()`**: four rows of the same rounds take
   `exec_btf` apart. `floor_exec_btf` is the hook's dispatch; `floor_event_btf` adds
   reserving and submitting a record of the exec event's size in a ring buffer,
