@@ -58,7 +58,7 @@ std::vector<prometheus::MetricFamily> TcpFamilies(const SeriesSnapshot& per_flow
 
   out.push_back(Gauge("execflow_tcp_flows", "Live TCP flows in the kernel flow map.",
                       static_cast<double>(s.live_flows)));
-  auto storage = Gauge("execflow_tcp_counter_storage",
+  auto storage = Gauge("execflow_tcp_storage_info",
                        "Where sends and receives are counted first (tcp.counter_storage): 1 for "
                        "socket (each socket's storage, moved to its flow at close and at each "
                        "scrape) or flow_map (the flow's hash map entry).");
@@ -375,10 +375,9 @@ std::optional<tcp_flow_bytes> TcpCollector::KernelFlow(const tcp_flow_key& key) 
 }
 
 Result<void> TcpCollector::PutSocketBytes(int sock_fd, const tcp_sock_bytes& bytes) const {
-  if (bpf_map_update_elem(bpf_map__fd(skel_->maps.tcp_sock_bytes), &sock_fd, &bytes, BPF_ANY) != 0) {
-    return Fail("update tcp_sock_bytes", errno);
-  }
-  return {};
+  auto map = KernelMap::Of(skel_->maps.tcp_sock_bytes);
+  if (!map) return std::unexpected(map.error());
+  return map->Update(&sock_fd, sizeof(sock_fd), &bytes, sizeof(bytes), BPF_ANY);
 }
 
 }  // namespace execflow

@@ -207,7 +207,7 @@ TEST_P(TcpExactTest, UsesTheForcedHooks) {
   if (GetParam().storage == "socket") expected.insert("tp_btf tcp_destroy_sock");
   EXPECT_EQ(attached, expected);
   EXPECT_TRUE(collector_->Ready().has_value());
-  const auto* storage = FindSample(Collect(*collector_), "execflow_tcp_counter_storage", {{"storage", GetParam().storage}});
+  const auto* storage = FindSample(Collect(*collector_), "execflow_tcp_storage_info", {{"storage", GetParam().storage}});
   ASSERT_NE(storage, nullptr);
   EXPECT_EQ(storage->gauge.value, 1);
 }

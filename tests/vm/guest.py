@@ -423,7 +423,7 @@ def started(plan, exp, result):
     result["transport"] = next(l["transport"] for n, l, _ in first
                                if n == "execflow_events_transport_info")
     result["counter_storage"] = next((l["storage"] for n, l, _ in first
-                                      if n == "execflow_tcp_counter_storage"), None)
+                                      if n == "execflow_tcp_storage_info"), None)
     sizes = program_sizes(plan, exp.pid())
     # Kernels name a program by its first 15 characters.
     result["program_sizes"] = sorted([l["program"], f"{l['attach_type']}/{l['hook']}"] +
