@@ -477,14 +477,19 @@ int thread_exit_tp(void *ctx)
  */
 #define MSG_PEEK 2
 
+static __always_inline int count_received(void *ctx, struct sock *sk, int flags, int ret, bool in_socket)
+{
+	if (flags & MSG_PEEK)
+		return 0;
+	return count_bytes(ctx, sk, ret, RECEIVED, TRUSTED, in_socket);
+}
+
 /* 5.19+. An older kernel would load it too, reading addr_len as ret: hence BTF, not trying. */
 SEC("fexit/tcp_recvmsg")
 int BPF_PROG(tcp_recvmsg_fexit, struct sock *sk, struct msghdr *msg, size_t len, int flags,
 	     int *addr_len, int ret)
 {
-	if (flags & MSG_PEEK)
-		return 0;
-	return count_bytes(ctx, sk, ret, RECEIVED, TRUSTED, IN_FLOW_MAP);
+	return count_received(ctx, sk, flags, ret, IN_FLOW_MAP);
 }
 
 /* 7.2 (sid): addr_len is gone, so ret is in the 5th slot. */
@@ -492,9 +497,7 @@ SEC("fexit/tcp_recvmsg")
 int BPF_PROG(tcp_recvmsg_noaddr_fexit, struct sock *sk, struct msghdr *msg, size_t len, int flags,
 	     int ret)
 {
-	if (flags & MSG_PEEK)
-		return 0;
-	return count_bytes(ctx, sk, ret, RECEIVED, TRUSTED, IN_FLOW_MAP);
+	return count_received(ctx, sk, flags, ret, IN_FLOW_MAP);
 }
 
 /* Before 5.19. Later verifiers refuse it: their tcp_recvmsg has no 7th slot. */
@@ -502,9 +505,7 @@ SEC("fexit/tcp_recvmsg")
 int BPF_PROG(tcp_recvmsg_nonblock_fexit, struct sock *sk, struct msghdr *msg, size_t len,
 	     int nonblock, int flags, int *addr_len, int ret)
 {
-	if (flags & MSG_PEEK)
-		return 0;
-	return count_bytes(ctx, sk, ret, RECEIVED, TRUSTED, IN_FLOW_MAP);
+	return count_received(ctx, sk, flags, ret, IN_FLOW_MAP);
 }
 
 /* Set by user space from the running kernel's BTF: tcp_recvmsg has nonblock (before 5.19). */
@@ -650,27 +651,21 @@ SEC("fexit/tcp_recvmsg")
 int BPF_PROG(tcp_recvmsg_sk_fexit, struct sock *sk, struct msghdr *msg, size_t len, int flags,
 	     int *addr_len, int ret)
 {
-	if (flags & MSG_PEEK)
-		return 0;
-	return count_bytes(ctx, sk, ret, RECEIVED, TRUSTED, IN_SOCKET);
+	return count_received(ctx, sk, flags, ret, IN_SOCKET);
 }
 
 SEC("fexit/tcp_recvmsg")
 int BPF_PROG(tcp_recvmsg_noaddr_sk_fexit, struct sock *sk, struct msghdr *msg, size_t len, int flags,
 	     int ret)
 {
-	if (flags & MSG_PEEK)
-		return 0;
-	return count_bytes(ctx, sk, ret, RECEIVED, TRUSTED, IN_SOCKET);
+	return count_received(ctx, sk, flags, ret, IN_SOCKET);
 }
 
 SEC("fexit/tcp_recvmsg")
 int BPF_PROG(tcp_recvmsg_nonblock_sk_fexit, struct sock *sk, struct msghdr *msg, size_t len,
 	     int nonblock, int flags, int *addr_len, int ret)
 {
-	if (flags & MSG_PEEK)
-		return 0;
-	return count_bytes(ctx, sk, ret, RECEIVED, TRUSTED, IN_SOCKET);
+	return count_received(ctx, sk, flags, ret, IN_SOCKET);
 }
 
 SEC("tp_btf/sock_recv_length")
