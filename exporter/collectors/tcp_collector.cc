@@ -277,12 +277,13 @@ Result<size_t> TcpCollector::ReadFlowsLocked() {
 Result<void> TcpCollector::MoveSocketBytes() const {
   UniqueFd iter(bpf_iter_create(bpf_link__fd(move_iter_.get())));
   if (iter.get() < 0) return Fail("create tcp_move_iter", errno);
-  // The program writes nothing: reading to the end runs it over every socket's storage.
+  // The program writes nothing: reading to the end runs it over every socket's storage. The
+  // kernel pauses a read that has written nothing after a million sockets (EAGAIN): read on.
   char buf[64];
   ssize_t n;
-  while ((n = read(iter.get(), buf, sizeof(buf))) > 0) {
+  while ((n = read(iter.get(), buf, sizeof(buf))) != 0) {
+    if (n < 0 && errno != EAGAIN && errno != EINTR) return Fail("run tcp_move_iter", errno);
   }
-  if (n < 0) return Fail("run tcp_move_iter", errno);
   return {};
 }
 
