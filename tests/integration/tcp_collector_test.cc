@@ -207,7 +207,8 @@ TEST_P(TcpExactTest, UsesTheForcedHooks) {
   if (GetParam().storage == "socket") expected.insert("tp_btf tcp_destroy_sock");
   EXPECT_EQ(attached, expected);
   EXPECT_TRUE(collector_->Ready().has_value());
-  const auto* storage = FindSample(Collect(*collector_), "execflow_tcp_storage_info", {{"storage", GetParam().storage}});
+  const auto fams = Collect(*collector_);
+  const auto* storage = FindSample(fams, "execflow_tcp_storage_info", {{"storage", GetParam().storage}});
   ASSERT_NE(storage, nullptr);
   EXPECT_EQ(storage->gauge.value, 1);
 }
