@@ -535,12 +535,18 @@ int BPF_KRETPROBE(tcp_recvmsg_kretprobe, int ret)
 }
 
 /* sock_recv_length (6.3+), fired after every sock_recvmsg. */
-SEC("tp_btf/sock_recv_length")
-int BPF_PROG(sock_recv_btf, struct sock *sk, int ret, int flags)
+/* tp_btf/sock_recv_length, either counter storage. */
+static __always_inline int recv_length_btf(void *ctx, struct sock *sk, int ret, int flags, bool in_socket)
 {
 	if (ret <= 0 || (flags & MSG_PEEK) || !is_tcp_stream(sk, TRUSTED))
 		return 0;
-	return count_bytes(ctx, sk, ret, RECEIVED, TRUSTED, IN_FLOW_MAP);
+	return count_bytes(ctx, sk, ret, RECEIVED, TRUSTED, in_socket);
+}
+
+SEC("tp_btf/sock_recv_length")
+int BPF_PROG(sock_recv_btf, struct sock *sk, int ret, int flags)
+{
+	return recv_length_btf(ctx, sk, ret, flags, IN_FLOW_MAP);
 }
 
 SEC("tracepoint/sock/sock_recv_length")
@@ -557,12 +563,18 @@ int sock_recv_tp(struct trace_event_raw_sock_msg_length *ctx)
 
 /* --- sends: sock_send_length tracepoint (6.3+), fired after every sock_sendmsg --- */
 
-SEC("tp_btf/sock_send_length")
-int BPF_PROG(sock_send_btf, struct sock *sk, int ret, int flags)
+/* tp_btf/sock_send_length, either counter storage. */
+static __always_inline int send_length_btf(void *ctx, struct sock *sk, int ret, bool in_socket)
 {
 	if (ret <= 0 || !is_tcp_stream(sk, TRUSTED))
 		return 0;
-	return count_bytes(ctx, sk, ret, SENT, TRUSTED, IN_FLOW_MAP);
+	return count_bytes(ctx, sk, ret, SENT, TRUSTED, in_socket);
+}
+
+SEC("tp_btf/sock_send_length")
+int BPF_PROG(sock_send_btf, struct sock *sk, int ret, int flags)
+{
+	return send_length_btf(ctx, sk, ret, IN_FLOW_MAP);
 }
 
 SEC("tracepoint/sock/sock_send_length")
@@ -615,12 +627,18 @@ static __always_inline int state_changed(void *ctx, struct sock *sk, int oldstat
 	return notify_close(ctx, &key);
 }
 
-SEC("tp_btf/inet_sock_set_state")
-int BPF_PROG(inet_state_btf, struct sock *sk, int oldstate, int newstate)
+/* tp_btf/inet_sock_set_state, either counter storage. */
+static __always_inline int state_btf(void *ctx, struct sock *sk, int oldstate, int newstate, bool in_socket)
 {
 	if ((newstate != TCP_CLOSE && newstate != TCP_ESTABLISHED) || !is_tcp_stream(sk, TRUSTED))
 		return 0;
-	return state_changed(ctx, sk, oldstate, newstate, TRUSTED, IN_FLOW_MAP);
+	return state_changed(ctx, sk, oldstate, newstate, TRUSTED, in_socket);
+}
+
+SEC("tp_btf/inet_sock_set_state")
+int BPF_PROG(inet_state_btf, struct sock *sk, int oldstate, int newstate)
+{
+	return state_btf(ctx, sk, oldstate, newstate, IN_FLOW_MAP);
 }
 
 SEC("tracepoint/sock/inet_sock_set_state")
@@ -671,25 +689,19 @@ int BPF_PROG(tcp_recvmsg_nonblock_sk_fexit, struct sock *sk, struct msghdr *msg,
 SEC("tp_btf/sock_recv_length")
 int BPF_PROG(sock_recv_sk_btf, struct sock *sk, int ret, int flags)
 {
-	if (ret <= 0 || (flags & MSG_PEEK) || !is_tcp_stream(sk, TRUSTED))
-		return 0;
-	return count_bytes(ctx, sk, ret, RECEIVED, TRUSTED, IN_SOCKET);
+	return recv_length_btf(ctx, sk, ret, flags, IN_SOCKET);
 }
 
 SEC("tp_btf/sock_send_length")
 int BPF_PROG(sock_send_sk_btf, struct sock *sk, int ret, int flags)
 {
-	if (ret <= 0 || !is_tcp_stream(sk, TRUSTED))
-		return 0;
-	return count_bytes(ctx, sk, ret, SENT, TRUSTED, IN_SOCKET);
+	return send_length_btf(ctx, sk, ret, IN_SOCKET);
 }
 
 SEC("tp_btf/inet_sock_set_state")
 int BPF_PROG(inet_state_sk_btf, struct sock *sk, int oldstate, int newstate)
 {
-	if ((newstate != TCP_CLOSE && newstate != TCP_ESTABLISHED) || !is_tcp_stream(sk, TRUSTED))
-		return 0;
-	return state_changed(ctx, sk, oldstate, newstate, TRUSTED, IN_SOCKET);
+	return state_btf(ctx, sk, oldstate, newstate, IN_SOCKET);
 }
 
 /* The last bytes at the socket's destruction, and every socket's at each scrape. */
