@@ -14,7 +14,11 @@
  */
 #define EXEC_DEFAULT_MAX_UIDS 10240
 #define EXEC_DEFAULT_MAX_FAILURE_KEYS 10240
-/* 1 MiB holds ~3,190 events of 328 B (320 B record + 8 B ring buffer header) without arguments. */
+/*
+ * 1 MiB holds ~3,190 events without arguments (320 B record + 8 B ring buffer header), ~2,910
+ * of a short command line (up to 32 B) and ~1,240 of a 300-byte one: an event's arguments take
+ * room rounded up to a power of two (bpf/exec.bpf.c args_room).
+ */
 #define EXEC_DEFAULT_RINGBUF_BYTES (1 << 20)
 /*
  * The exec's arguments are copied up to events.args_max_bytes (targ_args_max), at most

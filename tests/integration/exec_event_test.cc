@@ -10,6 +10,7 @@
 #include <chrono>
 #include <cstring>
 #include <filesystem>
+#include <map>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -290,6 +291,45 @@ TEST_P(ExecEventArgs, ALongCommandLineIsCutAtTheBoundAndFlagged) {
   EXPECT_EQ(e->args_bytes, size);
   EXPECT_TRUE(e->args.empty());
   EXPECT_TRUE(e->args_truncated);
+}
+
+// The ring buffer keeps an event's arguments in room of a few sizes (powers of two from 32
+// bytes up, bpf/exec.bpf.c args_room): command lines of each size, one byte either side and
+// the bound, the largest first, so that each smaller record lands where a larger one's bytes
+// were. Each carries its arguments exactly and nothing of the room past them.
+TEST_P(ExecEventArgs, EverySizeAroundTheRoomStepsIsExact) {
+  EXECFLOW_REQUIRE_PRIVILEGED();
+  Config config;
+  config.exec.hook = GetParam().hook;
+  config.exec.failures_hook = "off";
+  config.events.args_max_bytes = EXEC_ARGS_MAX;
+  config.events.ring_buffer_bytes = 1 << 20;
+  auto c = ExecCollector::Start(config, GetParam().transport);
+  ASSERT_TRUE(c.has_value()) << c.error().message;
+  ASSERT_TRUE((*c)->StartEvents());
+  std::vector<uint32_t> sizes = {1, EXEC_ARGS_MAX - 1, EXEC_ARGS_MAX};
+  for (uint32_t step = 32; step < EXEC_ARGS_MAX; step *= 2) sizes.insert(sizes.end(), {step - 1, step, step + 1});
+  std::sort(sizes.rbegin(), sizes.rend());
+  std::map<std::string, std::vector<std::string>> sent;  // by path
+  for (size_t i = 0; i < sizes.size(); i++) {
+    const std::string path = links_.Make("size-" + std::to_string(sizes[i]));
+    const std::vector<std::string> argv = {std::string(sizes[i] - 1, static_cast<char>('a' + i % 26))};
+    ASSERT_TRUE(ExecArgv(path, argv)) << sizes[i];
+    sent[path] = argv;
+  }
+  std::map<std::string, ExecRecord> got;
+  EXPECT_TRUE(WaitFor([&] {
+    for (const auto& r : (*c)->events().Snapshot()) {
+      if (sent.count(r.filename)) got.insert_or_assign(r.filename, r);
+    }
+    return got.size() == sent.size();
+  })) << got.size() << " of " << sent.size() << " events";
+  for (const auto& [path, r] : got) {
+    const auto& argv = sent[path];
+    EXPECT_EQ(r.args, argv) << path;
+    EXPECT_EQ(r.args_bytes, argv[0].size() + 1) << path;
+    EXPECT_FALSE(r.args_truncated) << path;
+  }
 }
 
 // Failed attempts as events (events.failed_execs), by the failure hook's mode.
