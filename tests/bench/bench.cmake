@@ -36,3 +36,12 @@ add_test(NAME bench_http_smoke
                  --exporter $<TARGET_FILE:execflow_exporter>)
 set_tests_properties(bench_http_smoke PROPERTIES LABELS "bench" TIMEOUT 180 SKIP_RETURN_CODE 77
                      RUN_SERIAL TRUE)
+
+# Where one program's time goes (issue 22): tests/bench/ablate.py builds copies of a program
+# with one part cut out. One short round of each proves every cut still matches the code and
+# every copy still loads.
+add_test(NAME bench_ablate_smoke
+         COMMAND ${EXECFLOW_ISOLATED} ${Python3_EXECUTABLE} ${CMAKE_SOURCE_DIR}/tests/bench/ablate.py
+                 --load $<TARGET_FILE:execflow_bench_load> --seconds 0.5 --rounds 1)
+set_tests_properties(bench_ablate_smoke PROPERTIES LABELS "bench" TIMEOUT 300 SKIP_RETURN_CODE 77
+                     RUN_SERIAL TRUE)

@@ -46,6 +46,12 @@ int floor_send_btf(void *ctx)
 	return 0;
 }
 
+SEC("tp_btf/sock_recv_length")
+int floor_recv_btf(void *ctx)
+{
+	return 0;
+}
+
 /*
  * Not a floor but a yardstick (issue 22): what counting a send's bytes in the socket's own
  * storage costs, with no flow key, no hash lookup and no histogram: the least a per-socket

@@ -35,6 +35,12 @@
 //       stay in the sockets' storage), prints "program=P hook=H id=N" per program (or
 //       one "program=P hook=H refused=ERROR"), then "ready", and keeps them attached
 //       until stdin closes: what the exporter's per-call programs cost in that mode.
+//   execflow_bench_load object FILE PROGRAM
+//       loads and attaches PROGRAM of the BPF object FILE alone (a variant of one of
+//       execflow's programs that tests/bench/ablate.py built), consumes the records of its
+//       ring buffers as the exporter does, prints "program=P hook=H id=N" (or
+//       "program=P hook=H refused=ERROR" and exits 1), then "ready", and keeps it attached
+//       until stdin closes.
 //   execflow_bench_load proginfo ID...
 //       per BPF program id: "id=N verified_insns=V xlated=X jited=J" from
 //       BPF_OBJ_GET_INFO_BY_FD (verified_insns: 5.16+; bpftool 7.1 does not show it).
@@ -509,6 +515,59 @@ int RunTcpStorage() {
   return 0;
 }
 
+// One program of a BPF object file (a variant tests/bench/ablate.py built), loaded and
+// attached alone, its ring buffers' records consumed as the exporter does.
+int RunObject(const char* path, const std::string& name) {
+  std::unique_ptr<bpf_object, decltype(&bpf_object__close)> obj(bpf_object__open_file(path, nullptr),
+                                                              bpf_object__close);
+  if (!obj) Die("bpf_object__open_file");
+  bpf_program* mine = nullptr;
+  bpf_program* p;
+  bpf_object__for_each_program(p, obj.get()) {
+    const bool it = name == bpf_program__name(p);
+    bpf_program__set_autoload(p, it);
+    if (it) mine = p;
+  }
+  if (!mine) Die("no such program in the object");
+  const std::string hook = bpf_program__section_name(mine);
+  std::unique_ptr<bpf_link, decltype(&bpf_link__destroy)> link(nullptr, bpf_link__destroy);
+  int err = bpf_object__load(obj.get());
+  if (!err) {
+    link.reset(bpf_program__attach(mine));
+    err = link ? 0 : -errno;
+  }
+  if (err) {
+    std::printf("program=%s hook=%s refused=%s\n", name.c_str(), hook.c_str(), std::strerror(-err));
+    return 1;
+  }
+  std::unique_ptr<ring_buffer, decltype(&ring_buffer__free)> rb(nullptr, ring_buffer__free);
+  bpf_map* m;
+  bpf_object__for_each_map(m, obj.get()) {
+    if (bpf_map__type(m) != BPF_MAP_TYPE_RINGBUF) continue;
+    const auto ignore = [](void*, void*, size_t) { return 0; };
+    if (!rb) rb.reset(ring_buffer__new(bpf_map__fd(m), ignore, nullptr, nullptr));
+    else if (ring_buffer__add(rb.get(), bpf_map__fd(m), ignore, nullptr)) Die("ring_buffer__add");
+    if (!rb) Die("ring_buffer__new");
+  }
+  bpf_prog_info info{};
+  __u32 len = sizeof(info);
+  bpf_obj_get_info_by_fd(bpf_program__fd(mine), &info, &len);
+  std::printf("program=%s hook=%s id=%u\n", name.c_str(), hook.c_str(), info.id);
+  std::atomic<bool> stop{false};
+  std::thread consumer([&] {
+    while (rb && !stop.load()) {
+      ring_buffer__consume(rb.get());
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+  });
+  std::printf("ready\n");
+  std::fflush(stdout);
+  WaitForStdinClose();
+  stop = true;
+  consumer.join();
+  return 0;
+}
+
 int RunProgInfo(int n, char** ids) {
   for (int i = 0; i < n; ++i) {
     const int fd = bpf_prog_get_fd_by_id(static_cast<__u32>(std::strtoul(ids[i], nullptr, 10)));
@@ -532,6 +591,7 @@ int Usage() {
                "       execflow_bench_load stats\n"
                "       execflow_bench_load empty\n"
                "       execflow_bench_load tcpstorage\n"
+               "       execflow_bench_load object FILE PROGRAM\n"
                "       execflow_bench_load proginfo ID...\n"
                "       execflow_bench_load mapread PID MAP\n");
   return 2;
@@ -554,6 +614,7 @@ int main(int argc, char** argv) {
   }
   if (mode == "empty" && argc == 2) return RunEmpty();
   if (mode == "tcpstorage" && argc == 2) return RunTcpStorage();
+  if (mode == "object" && argc == 4) return RunObject(argv[2], argv[3]);
   if (mode == "proginfo" && argc >= 3) return RunProgInfo(argc - 2, argv + 2);
   if (mode == "flows" && argc == 3) return RunFlows(std::atol(argv[2]));
   if (mode == "mapread" && argc == 4) return RunMapRead(static_cast<pid_t>(std::atol(argv[2])), argv[3]);
