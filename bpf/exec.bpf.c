@@ -149,7 +149,7 @@ static __always_inline __u32 args_to_copy(unsigned long start, unsigned long end
  * Copies `len` bytes of arguments (args_to_copy) to `args`, right after the event `e`; returns
  * how many. Nothing is copied if the area cannot be read.
  */
-static __always_inline __u32 copy_args(struct exec_event *e, char *args, __u32 len, unsigned long start,
+static __always_inline __u32 copy_args(struct exec_event *e, char *args, __u64 len, unsigned long start,
 				       unsigned long end)
 {
 	__u64 size = end > start ? end - start : 0;
@@ -200,18 +200,18 @@ static __always_inline void send_event(void *ctx, struct exec_record *r, __u32 l
 
 /*
  * The room for `len` bytes of arguments in a ring buffer record: the ring buffer reserves only
- * sizes the verifier knows, so `len` rounded up to a power of two (32 bytes at least,
- * EXEC_ARGS_MAX at most); user space reads args_len bytes of it. The event is then written
- * where it lies in the ring: built in exec_scratch and copied, it took about 270 ns more per
- * exec (docs/profiles.md). One branch per step: a constant on each path the verifier follows.
+ * sizes the verifier knows, so `len` rounded up to a power of two, 32 bytes at least; user space
+ * reads args_len bytes of it. The event is then written where it lies in the ring: built in
+ * exec_scratch and copied, it took about 270 ns more per exec (docs/profiles.md). One branch
+ * per step: a constant on each path the verifier follows.
  */
-static __always_inline __u64 args_room(__u32 len)
-{
-	__u64 room = EXEC_ARGS_MAX;
+_Static_assert(EXEC_ARGS_MAX <= 32768, "args_room's last step holds every length");
 
-	if (len == 0)
-		room = 0;
-	else if (len <= 32)
+static __always_inline __u64 args_room(__u64 len)
+{
+	__u64 room = 32768;
+
+	if (len <= 32)
 		room = 32;
 	else if (len <= 64)
 		room = 64;
@@ -261,10 +261,13 @@ static __always_inline int handle_exec(void *ctx, const struct exec_who *w, cons
 			__sync_fetch_and_add(&loss.events_dropped, 1);
 			return 0;
 		}
-		/* len fits room; said again for the verifier, which follows room but not len's link to it */
+		/*
+		 * len fits room. Said again for verifiers (5.10, 6.1) that know room on each path but
+		 * lose len's bound: 1 + (len - 1) % room, as a mask they follow (room: a power of two).
+		 */
 		barrier_var(len);
-		if (len > room)
-			len = room;
+		if (len)
+			len = ((len - 1) & (room - 1)) + 1;
 		/* The fixed part whole: 38 stores, less than a helper or a loop over the strings' tails. */
 		__builtin_memset(e, 0, sizeof(*e));
 		fill_event(e, w, task);
