@@ -428,6 +428,24 @@ int RunMapRead(pid_t pid, const std::string& name) {
   return 0;
 }
 
+// Prints "ready" and, until stdin closes, consumes rb's records (if any) as the exporter does:
+// polled every 10 ms.
+int ReadyUntilStdinCloses(ring_buffer* rb) {
+  std::atomic<bool> stop{false};
+  std::thread consumer([&] {
+    while (rb && !stop.load()) {
+      ring_buffer__consume(rb);
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+  });
+  std::printf("ready\n");
+  std::fflush(stdout);
+  WaitForStdinClose();
+  stop = true;
+  consumer.join();
+  return 0;
+}
+
 struct EmptyDeleter {
   void operator()(empty_bpf* s) const { empty_bpf::destroy(s); }
 };
@@ -463,7 +481,7 @@ int RunEmpty() {
     std::printf("program=%s hook=%s id=%u\n", name.c_str(), hook.c_str(), info.id);
     held.push_back(std::move(s));
   }
-  // floor_event_btf's records, consumed as the exporter does: polled every 10 ms.
+  // floor_event_btf's records, consumed as the exporter does.
   std::unique_ptr<ring_buffer, decltype(&ring_buffer__free)> rb(nullptr, ring_buffer__free);
   for (auto& s : held) {
     if (bpf_program__fd(s->progs.floor_event_btf) < 0) continue;
@@ -471,19 +489,7 @@ int RunEmpty() {
                               [](void*, void*, size_t) { return 0; }, nullptr, nullptr));
     if (!rb) Die("ring_buffer__new floor_events");
   }
-  std::atomic<bool> stop{false};
-  std::thread consumer([&] {
-    while (rb && !stop.load()) {
-      ring_buffer__consume(rb.get());
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
-  });
-  std::printf("ready\n");
-  std::fflush(stdout);
-  WaitForStdinClose();
-  stop = true;
-  consumer.join();
-  return 0;
+  return ReadyUntilStdinCloses(rb.get());
 }
 
 int RunTcpStorage() {
@@ -553,19 +559,7 @@ int RunObject(const char* path, const std::string& name) {
   __u32 len = sizeof(info);
   bpf_obj_get_info_by_fd(bpf_program__fd(mine), &info, &len);
   std::printf("program=%s hook=%s id=%u\n", name.c_str(), hook.c_str(), info.id);
-  std::atomic<bool> stop{false};
-  std::thread consumer([&] {
-    while (rb && !stop.load()) {
-      ring_buffer__consume(rb.get());
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
-  });
-  std::printf("ready\n");
-  std::fflush(stdout);
-  WaitForStdinClose();
-  stop = true;
-  consumer.join();
-  return 0;
+  return ReadyUntilStdinCloses(rb.get());
 }
 
 int RunProgInfo(int n, char** ids) {

@@ -11,6 +11,7 @@
 #include <cstring>
 #include <filesystem>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -231,8 +232,8 @@ bool ExecArgv(const std::string& path, const std::vector<std::string>& argv) { r
 
 class ExecEventArgs : public ::testing::TestWithParam<Mode> {
  protected:
-  // The event of one exec of `path` with `argv`, through an ExecCollector of this mode.
-  std::optional<ExecRecord> EventOf(const std::vector<std::string>& argv, uint32_t args_max_bytes) {
+  // An ExecCollector of this mode sending events, or null (a failure reported).
+  std::unique_ptr<ExecCollector> Start(uint32_t args_max_bytes) {
     Config config;
     config.exec.hook = GetParam().hook;
     config.exec.failures_hook = "off";
@@ -240,13 +241,19 @@ class ExecEventArgs : public ::testing::TestWithParam<Mode> {
     config.events.ring_buffer_bytes = 1 << 20;
     auto c = ExecCollector::Start(config, GetParam().transport);
     EXPECT_TRUE(c.has_value()) << c.error().message;
-    if (!c) return std::nullopt;
+    if (!c) return nullptr;
     EXPECT_TRUE((*c)->StartEvents());
+    return std::move(*c);
+  }
+  // The event of one exec of `path` with `argv`, through an ExecCollector of this mode.
+  std::optional<ExecRecord> EventOf(const std::vector<std::string>& argv, uint32_t args_max_bytes) {
+    auto c = Start(args_max_bytes);
+    if (!c) return std::nullopt;
     const std::string path = links_.Make("args-" + std::to_string(++n_));
     EXPECT_TRUE(ExecArgv(path, argv));
     std::optional<ExecRecord> event;
     EXPECT_TRUE(WaitFor([&] {
-      for (const auto& r : (*c)->events().Snapshot()) {
+      for (const auto& r : c->events().Snapshot()) {
         if (r.filename == path) event = r;
       }
       return event.has_value();
@@ -299,14 +306,8 @@ TEST_P(ExecEventArgs, ALongCommandLineIsCutAtTheBoundAndFlagged) {
 // were. Each carries its arguments exactly and nothing of the room past them.
 TEST_P(ExecEventArgs, EverySizeAroundTheRoomStepsIsExact) {
   EXECFLOW_REQUIRE_PRIVILEGED();
-  Config config;
-  config.exec.hook = GetParam().hook;
-  config.exec.failures_hook = "off";
-  config.events.args_max_bytes = EXEC_ARGS_MAX;
-  config.events.ring_buffer_bytes = 1 << 20;
-  auto c = ExecCollector::Start(config, GetParam().transport);
-  ASSERT_TRUE(c.has_value()) << c.error().message;
-  ASSERT_TRUE((*c)->StartEvents());
+  auto c = Start(EXEC_ARGS_MAX);
+  ASSERT_TRUE(c);
   std::vector<uint32_t> sizes = {1, EXEC_ARGS_MAX - 1, EXEC_ARGS_MAX};
   for (uint32_t step = 32; step < EXEC_ARGS_MAX; step *= 2) sizes.insert(sizes.end(), {step - 1, step, step + 1});
   std::sort(sizes.rbegin(), sizes.rend());
@@ -319,7 +320,7 @@ TEST_P(ExecEventArgs, EverySizeAroundTheRoomStepsIsExact) {
   }
   std::map<std::string, ExecRecord> got;
   EXPECT_TRUE(WaitFor([&] {
-    for (const auto& r : (*c)->events().Snapshot()) {
+    for (const auto& r : c->events().Snapshot()) {
       if (sent.count(r.filename)) got.insert_or_assign(r.filename, r);
     }
     return got.size() == sent.size();
