@@ -427,9 +427,7 @@ Result<std::unique_ptr<App>> App::Start(const Config& config, const HttpOptions&
   if (!collectors) return std::unexpected(collectors.error());
   app->collectors_ = std::move(*collectors);
   KeepState(config, app->collectors_);
-  for (const auto& c : app->collectors_.all) {
-    if (auto ok = c->StartEvents(); !ok) return std::unexpected(ok.error());
-  }
+  for (const auto& c : app->collectors_.all) c->StartEvents();
   // Before the HTTP server starts, so its threads are born without them.
   if (auto kept = DropCapabilitiesAfterAttach(app->collectors_); !kept) {
     return std::unexpected(kept.error());

@@ -52,7 +52,7 @@ Result<void> ConfigureTransport(Transport t, bpf_map* ringbuf, uint32_t ringbuf_
   return {};
 }
 
-Result<std::unique_ptr<EventConsumer>> EventConsumer::Start(const Options& o, OnRecord on_record) {
+Result<std::unique_ptr<EventConsumer>> EventConsumer::Open(const Options& o, OnRecord on_record) {
   std::unique_ptr<EventConsumer> c(new EventConsumer());
   c->name_ = o.name;
   c->on_record_ = std::move(on_record);
@@ -92,8 +92,11 @@ Result<std::unique_ptr<EventConsumer>> EventConsumer::Start(const Options& o, On
       return Fail("epoll_ctl for " + c->name_, errno);
     }
   }
-  c->thread_ = std::thread([p = c.get()] { p->Loop(); });
   return c;
+}
+
+void EventConsumer::Run() {
+  if (!thread_.joinable()) thread_ = std::thread([this] { Loop(); });
 }
 
 int EventConsumer::RingCallback(void* ctx, void* data, size_t size) {

@@ -27,7 +27,9 @@ Result<Transport> ChooseTransport(std::string_view configured);
 // a one-entry array any kernel creates, never used (the verifier drops that branch).
 Result<void> ConfigureTransport(Transport t, bpf_map* ringbuf, uint32_t ringbuf_bytes);
 
-// A thread that hands each record to `on_record` within 100 ms: it polls
+// The reader of a ring buffer or perf buffer. Open makes it, reading nothing yet: from then
+// the programs' records wait in the buffer (a perf buffer with no reader open drops them).
+// Run starts a thread that hands each record to `on_record` within 100 ms: it polls
 // (event_consumer.cc), and a perf buffer also wakes it at a quarter of a CPU's ring.
 // Destruction wakes it through an eventfd, delivers what is buffered, and joins.
 class EventConsumer {
@@ -40,7 +42,8 @@ class EventConsumer {
     uint32_t buffer_bytes = 0;  // perf buffer: split over the CPUs
     std::string name;           // "exec events", for errors and the log
   };
-  static Result<std::unique_ptr<EventConsumer>> Start(const Options& options, OnRecord on_record);
+  static Result<std::unique_ptr<EventConsumer>> Open(const Options& options, OnRecord on_record);
+  void Run();
   ~EventConsumer();
 
   // Records the kernel reports lost from the perf buffer (its view of the failed

@@ -35,12 +35,15 @@ void Collector::KeepState(std::shared_ptr<StateFile> file, const SavedTables* se
   state_.Save(lock);  // the seeded tables, at once: a crash during start-up keeps them
 }
 
-Result<void> Collector::StartEvents() {
-  if (events_.name.empty() || consumer_) return {};
-  auto consumer = EventConsumer::Start(events_, [this](const void* data, size_t size) { OnRecord(data, size); });
+Result<void> Collector::ReadsEvents(const EventConsumer::Options& options) {
+  auto consumer = EventConsumer::Open(options, [this](const void* data, size_t size) { OnRecord(data, size); });
   if (!consumer) return std::unexpected(consumer.error());
   consumer_ = std::move(*consumer);
   return {};
+}
+
+void Collector::StartEvents() {
+  if (consumer_) consumer_->Run();
 }
 
 namespace {

@@ -60,7 +60,7 @@ class Collector {
   void KeepState(std::shared_ptr<StateFile> file, const SavedTables* seed);
   // Starts reading the ring buffer. After KeepState: a pinned ring may hand again a record a
   // killed process was handling, whose take the journal must finish first, or it counts twice.
-  Result<void> StartEvents();
+  void StartEvents();
 
  protected:
   explicit Collector(std::string name) : name_(std::move(name)) {}
@@ -77,8 +77,9 @@ class Collector {
     object_ = std::shared_ptr<void>(skel, [](void* s) { Skel::destroy(static_cast<Skel*>(s)); });
     return skel;
   }
-  // The ring buffer (or perf buffer) StartEvents reads into OnRecord.
-  void ReadsEvents(EventConsumer::Options options) { events_ = std::move(options); }
+  // Opens the ring buffer (or perf buffer) StartEvents reads into OnRecord, at once: records
+  // wait in it meanwhile (a perf buffer drops them while no reader is open).
+  Result<void> ReadsEvents(const EventConsumer::Options& options);
   virtual void OnRecord(const void* /*data*/, size_t /*size*/) {}
   // The map Ready() reads.
   void ReadyWhenReadable(const KernelMap* map) { main_map_ = map; }
@@ -107,7 +108,6 @@ class Collector {
   PinStatus pin_;
   std::vector<std::string> rejected_;
   const KernelMap* main_map_ = nullptr;
-  EventConsumer::Options events_;  // name empty: reads no ring buffer
   std::unique_ptr<EventConsumer> consumer_;
 };
 

@@ -252,8 +252,9 @@ Result<std::unique_ptr<ExecCollector>> ExecCollector::Start(const Config& config
     // The clock each transport's programs stamp events with (bpf/exec.bpf.c).
     c->to_wall_ns_ = ToWallNs(transport == Transport::kPerfbuf ? CLOCK_MONOTONIC : CLOCK_BOOTTIME);
     c->dropped_seen_ = __atomic_load_n(&s->bss->loss.events_dropped, __ATOMIC_RELAXED);
-    c->ReadsEvents({transport, bpf_map__fd(s->maps.exec_events), bpf_map__fd(s->maps.exec_events_perf),
-                    buffer_bytes, "exec events"});
+    auto reads = c->ReadsEvents({transport, bpf_map__fd(s->maps.exec_events),
+                                 bpf_map__fd(s->maps.exec_events_perf), buffer_bytes, "exec events"});
+    if (!reads) return std::unexpected(reads.error());
   }
   return c;
 }

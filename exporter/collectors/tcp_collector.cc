@@ -212,8 +212,10 @@ Result<std::unique_ptr<TcpCollector>> TcpCollector::Start(const TcpConfig& confi
   c->state_.Keep<tcp_flow_key>("tcp_sent", &c->table_, c->flows_.get(), offsetof(tcp_flow_bytes, sent) / 8);
   c->state_.Keep<tcp_flow_key>("tcp_received", &c->received_, c->flows_.get(), offsetof(tcp_flow_bytes, received) / 8);
   c->ReadyWhenReadable(&c->flows_->map());
-  c->ReadsEvents({transport, bpf_map__fd(c->skel_->maps.tcp_closed), bpf_map__fd(c->skel_->maps.tcp_closed_perf),
-                  TCP_DEFAULT_CLOSED_RINGBUF_BYTES, "tcp close notices"});
+  auto reads = c->ReadsEvents({transport, bpf_map__fd(c->skel_->maps.tcp_closed),
+                               bpf_map__fd(c->skel_->maps.tcp_closed_perf), TCP_DEFAULT_CLOSED_RINGBUF_BYTES,
+                               "tcp close notices"});
+  if (!reads) return std::unexpected(reads.error());
   if (!c->flows_->AtomicTake()) {
     spdlog::info("tcp: this kernel has no lookup-and-delete for hash maps (5.14+): closed flows leave the "
                  "kernel map at the second scrape after they close");
