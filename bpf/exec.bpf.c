@@ -132,12 +132,16 @@ static __always_inline void copy_comm(char *dst, const char *comm)
 
 /*
  * The new process's arguments, as the exec left them at the bottom of its stack: from
- * mm->arg_start to mm->arg_end, each NUL-terminated. How many bytes of them to copy: up to
- * targ_args_max.
+ * mm->arg_start to mm->arg_end, each NUL-terminated. args_size: their whole size;
+ * args_to_copy: how many bytes of them to copy, up to targ_args_max.
  */
-static __always_inline __u32 args_to_copy(unsigned long start, unsigned long end)
+static __always_inline __u64 args_size(unsigned long start, unsigned long end)
 {
-	__u64 size = end > start ? end - start : 0;
+	return end > start ? end - start : 0;
+}
+
+static __always_inline __u32 args_to_copy(__u64 size)
+{
 	__u32 len = size < targ_args_max ? size : targ_args_max;
 
 	if (len > EXEC_ARGS_MAX) /* for the verifier: targ_args_max is at most that */
@@ -150,10 +154,8 @@ static __always_inline __u32 args_to_copy(unsigned long start, unsigned long end
  * how many. Nothing is copied if the area cannot be read.
  */
 static __always_inline __u32 copy_args(struct exec_event *e, char *args, __u64 len, unsigned long start,
-				       unsigned long end)
+				       __u64 size)
 {
-	__u64 size = end > start ? end - start : 0;
-
 	e->args_size = size < 0xffffffffULL ? size : 0xffffffffU;
 	if (len == 0 || bpf_probe_read_user(args, len, (const void *)start))
 		len = 0;
@@ -245,7 +247,7 @@ static __always_inline int handle_exec(void *ctx, const struct exec_who *w, cons
 	struct exec_key key = {.cgroup_id = w->cgroup_id, .uid = w->uid};
 	struct exec_record *r;
 	struct exec_event *e;
-	__u64 len, room; /* 64-bit: a 32-bit len's zero-extension would hide its bound from the verifier */
+	__u64 size, len, room; /* 64-bit: a 32-bit len's zero-extension would hide its bound from the verifier */
 	__u32 zero = 0;
 
 	if (!counter_add(&exec_counts, &key, 1))
@@ -253,7 +255,8 @@ static __always_inline int handle_exec(void *ctx, const struct exec_who *w, cons
 
 	if (!targ_events)
 		return 0;
-	len = args_to_copy(args_start, args_end);
+	size = args_size(args_start, args_end);
+	len = args_to_copy(size);
 	if (!targ_perfbuf) {
 		room = args_room(len);
 		e = bpf_ringbuf_reserve(&exec_events, sizeof(*e) + room, 0);
@@ -272,7 +275,7 @@ static __always_inline int handle_exec(void *ctx, const struct exec_who *w, cons
 		__builtin_memset(e, 0, sizeof(*e));
 		fill_event(e, w, task);
 		bpf_probe_read_kernel_str(e->filename, sizeof(e->filename), filename);
-		copy_args(e, (char *)(e + 1), len, args_start, args_end);
+		copy_args(e, (char *)(e + 1), len, args_start, size);
 		bpf_ringbuf_submit(e, BPF_RB_NO_WAKEUP); /* the reader polls: see EventConsumer */
 		return 0;
 	}
@@ -282,7 +285,7 @@ static __always_inline int handle_exec(void *ctx, const struct exec_who *w, cons
 	__builtin_memset(&r->e, 0, sizeof(r->e));
 	fill_event(&r->e, w, task);
 	bpf_probe_read_kernel_str(r->e.filename, sizeof(r->e.filename), filename);
-	send_event(ctx, r, copy_args(&r->e, r->args, len, args_start, args_end));
+	send_event(ctx, r, copy_args(&r->e, r->args, len, args_start, size));
 	return 0;
 }
 
