@@ -82,8 +82,10 @@ if [[ $rc != 0 ]]; then
   for tree in "" $trees; do
     log=build${tree:+-$tree}/Testing/Temporary/LastTest.log
     [[ -f $log ]] || continue
-    # Each failure with the lines gtest prints under it (the values compared), up to 8.
-    awk '/: Failure$/ { n = 9 } /^\[  FAILED  \] [A-Za-z]|Test Failed|sanitizer report|(ERROR|WARNING|SUMMARY): [A-Za-z]*Sanitizer/ { n = 1 }
+    # Each failure with the lines gtest prints under it (the values compared), up to 8;
+    # the Python tests' "FAIL ..." lines (the kernel matrix's: which kernel, which check)
+    # and the exceptions they end on.
+    awk '/: Failure$/ { n = 9 } /^\[  FAILED  \] [A-Za-z]|Test Failed|sanitizer report|(ERROR|WARNING|SUMMARY): [A-Za-z]*Sanitizer|^FAIL |^[A-Za-z_.]*(Error|Failure): / { n = 1 }
          n > 0 { print; n-- } /^\[ / { n = 0 }' "$log" | head -120 |
       sed "s|^|  ${log%%/*}: |" || true  # set -e: a tree with nothing failed is no error
   done
