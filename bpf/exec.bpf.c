@@ -245,8 +245,9 @@ static __always_inline int handle_exec(void *ctx, const struct exec_who *w, cons
 				       unsigned long args_end)
 {
 	struct exec_key key = {.cgroup_id = w->cgroup_id, .uid = w->uid};
-	struct exec_record *r;
+	struct exec_record *r = NULL;
 	struct exec_event *e;
+	char *args;
 	__u64 size, len, room; /* 64-bit: a 32-bit len's zero-extension would hide its bound from the verifier */
 	__u32 zero = 0;
 
@@ -271,21 +272,23 @@ static __always_inline int handle_exec(void *ctx, const struct exec_who *w, cons
 		barrier_var(len);
 		if (len)
 			len = ((len - 1) & (room - 1)) + 1;
-		/* The fixed part whole: 38 stores, less than a helper or a loop over the strings' tails. */
-		__builtin_memset(e, 0, sizeof(*e));
-		fill_event(e, w, task);
-		bpf_probe_read_kernel_str(e->filename, sizeof(e->filename), filename);
-		copy_args(e, (char *)(e + 1), len, args_start, size);
-		bpf_ringbuf_submit(e, BPF_RB_NO_WAKEUP); /* the reader polls: see EventConsumer */
-		return 0;
+		args = (char *)(e + 1);
+	} else {
+		r = bpf_map_lookup_elem(&exec_scratch, &zero);
+		if (!r)
+			return 0;
+		e = &r->e;
+		args = r->args;
 	}
-	r = bpf_map_lookup_elem(&exec_scratch, &zero);
-	if (!r)
-		return 0;
-	__builtin_memset(&r->e, 0, sizeof(r->e));
-	fill_event(&r->e, w, task);
-	bpf_probe_read_kernel_str(r->e.filename, sizeof(r->e.filename), filename);
-	send_event(ctx, r, copy_args(&r->e, r->args, len, args_start, size));
+	/* The fixed part whole: 38 stores, less than a helper or a loop over the strings' tails. */
+	__builtin_memset(e, 0, sizeof(*e));
+	fill_event(e, w, task);
+	bpf_probe_read_kernel_str(e->filename, sizeof(e->filename), filename);
+	len = copy_args(e, args, len, args_start, size);
+	if (targ_perfbuf)
+		send_event(ctx, r, len);
+	else
+		bpf_ringbuf_submit(e, BPF_RB_NO_WAKEUP); /* the reader polls: see EventConsumer */
 	return 0;
 }
 
