@@ -15,12 +15,13 @@ From one address at this rate Linux reuses a 4-tuple at once (net.ipv4.tcp_tw_re
 loopback), and a restarted exporter catching up on the closes it missed may take the old
 connection's kernel entry while the new one adds to it: a send can be lost in that race,
 which no BPF hash map can close (a lookup-and-delete cannot stop a program that already
-holds the entry). Per-socket storage (issue 22) takes the 4-tuple out of the key.
+holds the entry). Socket storage mode narrows it to the new connection's close: until then
+its sends count in the socket's own storage, not in the entry.
 
 run_faults() is also what the kernel matrix runs in its guests (tests/vm/guest.py).
 
-Usage: faults_e2e.py BINARY [--kills N] [--seed S]. Needs root; a skip is a failure under
-CI=true. The seed is printed, so a failure can be replayed.
+Usage: faults_e2e.py BINARY [--kills N] [--seed S] [--storage socket|flow_map]. Needs root;
+a skip is a failure under CI=true. The seed is printed, so a failure can be replayed.
 """
 import argparse
 import os
@@ -246,10 +247,12 @@ class Scraper:
         return out
 
 
-def run_faults(binary, tmp, labels, kills, seed, containers=False, log=print, ready_timeout=30, threads=3, slow=1):
+def run_faults(binary, tmp, labels, kills, seed, containers=False, log=print, ready_timeout=30, threads=3, slow=1,
+               storage=None):
     """The whole run for one label set; returns a list of failures (empty: exact).
     `ready_timeout`: how long a start may take; `threads`: load threads; `slow`: how much
-    longer the exporter lives between kills and a scrape may take (under emulation)."""
+    longer the exporter lives between kills and a scrape may take (under emulation);
+    `storage`: where the TCP collector must count ("socket" or "flow_map"; None: either)."""
     rng = random.Random(seed)
     bpffs = os.path.join(tmp, "bpffs")
     os.makedirs(bpffs, exist_ok=True)
@@ -290,6 +293,11 @@ def run_faults(binary, tmp, labels, kills, seed, containers=False, log=print, re
     try:
         # The first start completes: what is counted from then on must survive every kill.
         proc, scraper.address = lib.start_exporter(binary, tmp, config, ready_timeout=ready_timeout)
+        used = next((l["storage"] for n, l, _ in lib.scrape_values(lib.http_get(f"http://{scraper.address}/metrics"))
+                     if n == "execflow_tcp_storage_info"), None)
+        log(f"faults {labels}: the TCP collector counts in {used} storage")
+        if storage is not None and used != storage:
+            raise AssertionError(f"the TCP collector counts in {used} storage; this run is for {storage}")
         load = Load(sink, rng, threads)
         for i in range(kills):
             if pods:
@@ -379,20 +387,26 @@ def run_faults(binary, tmp, labels, kills, seed, containers=False, log=print, re
     return failures
 
 
+# Aggregated labels, and workload labels whose containers come and go (containers: True).
+LABEL_SETS = ((["daddr", "dport"], False), (["dport", "container"], True))
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("binary")
     parser.add_argument("--kills", type=int, default=25)
     parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument("--storage", choices=["socket", "flow_map"],
+                        help="where the TCP collector must count (default: either)")
     args = parser.parse_args()
     lib.stop_on_sigterm()
     binary = lib.exporter_binary([sys.argv[0], args.binary])
     seed = args.seed if args.seed is not None else random.randrange(1 << 30)
     print(f"faults_e2e: seed {seed} (replay with --seed {seed})", flush=True)
     failed = []
-    for labels, containers in ((["daddr", "dport"], False), (["dport", "container"], True)):
+    for labels, containers in LABEL_SETS:
         with lib.workdir("execflow-faults-") as tmp:
-            failed += run_faults(binary, tmp, labels, args.kills, seed, containers)
+            failed += run_faults(binary, tmp, labels, args.kills, seed, containers, storage=args.storage)
     for f in failed:
         print("FAIL", f)
     return 1 if failed else 0

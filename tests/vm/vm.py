@@ -200,12 +200,14 @@ def _qemu_argv(arch, vmlinuz, initrd, out_dir, accel, cpus, memory_mb, extra_app
 
 
 def run_guest(kdir, script, out_dir, timeout, accel, cpus=2, memory_mb=1536, extra_append="",
-              arch="amd64", root="/", shares=()):
+              arch="amd64", root="/", shares=(), one_tcg_thread=False):
     """Boots the kernel in `kdir` (an `arch` kernel), runs `script` (shell text) in the guest
     with `root` (default: the host's) as its root, `out_dir` at /tmp/out and each folder
     of `shares` at its own path. Returns the script's exit code, or None when the guest
     did not finish within `timeout` seconds (it is then killed). An arm64 guest always
-    runs under TCG: KVM runs only the host's own architecture."""
+    runs under TCG: KVM runs only the host's own architecture. `one_tcg_thread`: under
+    TCG, one host thread runs every vCPU (slower; the kernel's live code patching is exact
+    then: see tests/vm/guest.py, emulated())."""
     vmlinuz, _ = kernel_files(kdir)
     for path in shares:  # the mount points, in the read-only root
         os.makedirs(os.path.join(root, path.lstrip("/")), exist_ok=True)
@@ -224,8 +226,10 @@ def run_guest(kdir, script, out_dir, timeout, accel, cpus=2, memory_mb=1536, ext
     boot_retries = 1
     try:
         while True:
-            argv = _qemu_argv(arch, vmlinuz, initrd, out_dir, accel.mode if native else "tcg", cpus, memory_mb,
-                              extra_append, root, shares)
+            mode = accel.mode if native else "tcg"
+            argv = _qemu_argv(arch, vmlinuz, initrd, out_dir,
+                              "tcg,thread=single" if mode == "tcg" and one_tcg_thread else mode,
+                              cpus, memory_mb, extra_append, root, shares)
             proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                     stderr=subprocess.STDOUT)
             if native and not accel.decided and not _booted_within(proc, out_dir, KVM_PROBE_SECONDS):
