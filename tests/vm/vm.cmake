@@ -17,3 +17,9 @@ add_test(NAME kernel_matrix
                  --work ${CMAKE_BINARY_DIR}/kernel-matrix)
 set_tests_properties(kernel_matrix PROPERTIES LABELS "vm;privileged" TIMEOUT 4800
                      SKIP_RETURN_CODE 77 RUN_SERIAL TRUE)
+
+# A hung boot ends at the boot limit and is tried once more (tests/vm/boot_retry_test.py);
+# without that limit it would run into this test's time-out.
+add_test(NAME vm_boot_retry
+         COMMAND ${EXECFLOW_ISOLATED} ${Python3_EXECUTABLE} ${CMAKE_SOURCE_DIR}/tests/vm/boot_retry_test.py)
+set_tests_properties(vm_boot_retry PROPERTIES LABELS "vm;privileged" TIMEOUT 600 SKIP_RETURN_CODE 77)

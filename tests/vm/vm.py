@@ -47,6 +47,8 @@ ROOT_MODULES = ["9p", "9pnet_virtio", "virtio_pci"]
 # Under KVM a kernel prints its first line within a second or two; a KVM that cannot run
 # this kernel (this machine's kvm-pvm hangs after "Probing EDD") prints nothing.
 KVM_PROBE_SECONDS = 10
+# A guest that has not reached its /init by then hangs (a boot takes 2 to 15 s under TCG).
+BOOT_SECONDS = 120
 BOOTED = "execflow-vm: kernel"
 
 
@@ -200,7 +202,7 @@ def _qemu_argv(arch, vmlinuz, initrd, out_dir, accel, cpus, memory_mb, extra_app
 
 
 def run_guest(kdir, script, out_dir, timeout, accel, cpus=2, memory_mb=1536, extra_append="",
-              arch="amd64", root="/", shares=(), one_tcg_thread=False):
+              arch="amd64", root="/", shares=(), one_tcg_thread=False, boot_seconds=BOOT_SECONDS):
     """Boots the kernel in `kdir` (an `arch` kernel), runs `script` (shell text) in the guest
     with `root` (default: the host's) as its root, `out_dir` at /tmp/out and each folder
     of `shares` at its own path. Returns the script's exit code, or None when the guest
@@ -220,9 +222,10 @@ def run_guest(kdir, script, out_dir, timeout, accel, cpus=2, memory_mb=1536, ext
     initrd = os.path.join(out_dir, "initrd.gz")
     build_initramfs(kdir, initrd, root)
     native = arch == "amd64"
-    # Emulated kernels seldom die at boot, an int3 from the kernel's early text patching
-    # under qemu's multi-threaded TCG (CI: sid's 7.2 once, at 2.5 s, in sched_clock_cpu):
-    # such a boot is tried once more.
+    # Emulated kernels seldom die or hang at boot under qemu's multi-threaded TCG: an int3
+    # from the kernel's early text patching (CI: sid's 7.2 once, at 2.5 s, in
+    # sched_clock_cpu), or no console output after 1.1 s for 13 minutes (sid's 7.2 here,
+    # its soft-lockup watchdog silent too). Such a boot is tried once more.
     boot_retries = 1
     try:
         while True:
@@ -244,6 +247,8 @@ def run_guest(kdir, script, out_dir, timeout, accel, cpus=2, memory_mb=1536, ext
                 accel.mode, accel.decided = "tcg", True
                 continue
             accel.decided = accel.decided or native
+            if not _booted_within(proc, out_dir, boot_seconds) and proc.poll() is None:
+                proc.kill()  # a boot that hangs is tried again below, as one that dies
             try:
                 out, _ = proc.communicate(timeout=timeout)
             except subprocess.TimeoutExpired:
@@ -255,7 +260,7 @@ def run_guest(kdir, script, out_dir, timeout, accel, cpus=2, memory_mb=1536, ext
             if not _reached_init(out_dir) and boot_retries > 0:
                 # The kernel died before our /init ran: nothing of execflow ran yet.
                 boot_retries -= 1
-                log(f"vm: {vmlinuz} died while booting, before /init (console below); booting again\n"
+                log(f"vm: {vmlinuz} died or hung while booting, before /init (console below); booting again\n"
                     f"{tail(os.path.join(out_dir, 'console.log'), 12)}")
                 continue
             break
