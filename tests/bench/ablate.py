@@ -99,10 +99,17 @@ def clang():
     raise bench.Failure("no clang")
 
 
-def build(src_rel, cut, out):
-    """The BPF object of src_rel with `cut` (text, replacement) applied, as the build compiles it."""
-    with open(os.path.join(REPO, src_rel)) as f:
-        src = f.read()
+def build(src_rel, cut, out, rev=None):
+    """The BPF object of src_rel (as it was at git revision `rev`, if given) with `cut` (text,
+    replacement) applied, as the build compiles it."""
+    if rev:
+        r = subprocess.run(["git", "-C", REPO, "show", f"{rev}:{src_rel}"], capture_output=True, text=True)
+        if r.returncode != 0:
+            raise bench.Failure(f"git show {rev}:{src_rel}: {r.stderr.strip()}")
+        src = r.stdout
+    else:
+        with open(os.path.join(REPO, src_rel)) as f:
+            src = f.read()
     if cut:
         if src.count(cut[0]) != 1:
             raise bench.Failure(f"{src_rel}: the text of a cut is not there once: {cut[0][:60]!r}")
@@ -189,6 +196,8 @@ def main():
     ap.add_argument("--seconds", type=float, default=8)
     ap.add_argument("--rounds", type=int, default=7)
     ap.add_argument("--only", help="run only the subjects whose title holds this text")
+    ap.add_argument("--against", metavar="REV", help="also each program as it was at this git revision "
+                    "(its includes as they are now)")
     ap.add_argument("--write-doc", help="replace the ablation section of this Markdown file")
     args = ap.parse_args()
     if os.geteuid() != 0:
@@ -198,7 +207,8 @@ def main():
                          text=True).stdout.strip()
     began = time.time()
     out = [f"_Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} at revision `{rev}` by "
-           f"`tests/bench/ablate.py --seconds {args.seconds:g} --rounds {args.rounds}` "
+           f"`tests/bench/ablate.py --seconds {args.seconds:g} --rounds {args.rounds}"
+           f"{f' --against {args.against}' if args.against else ''}` "
            f"(median of {args.rounds} interleaved rounds, min–max)._", ""]
     with tempfile.TemporaryDirectory() as tmp:
         if not args.only or args.only == "rates":
@@ -211,13 +221,15 @@ def main():
             for title, key, prog, cuts, others in SUBJECTS:
                 if args.only and args.only not in title:
                     continue
-                variants = [("as shipped", "", prog, None)]
-                variants += [(f"without {what}", f, prog, (text, repl)) for what, f, text, repl in cuts]
-                variants += [(label, f, p, None) for label, f, p in others]
+                variants = [("as shipped", "", prog, None, None)]
+                if args.against:
+                    variants.append((f"at `{args.against}`", "", prog, None, args.against))
+                variants += [(f"without {what}", f, prog, (text, repl), None) for what, f, text, repl in cuts]
+                variants += [(label, f, p, None, None) for label, f, p in others]
                 objs = []
-                for i, (label, f, p, cut) in enumerate(variants):
+                for i, (label, f, p, cut, at) in enumerate(variants):
                     obj = os.path.join(tmp, f"{prog}-{i}.o")
-                    build(f or cuts[0][1], cut, obj)
+                    build(f or cuts[0][1], cut, obj, at)
                     objs.append(obj)
                 per = [[] for _ in variants]
                 runs = [0 for _ in variants]
