@@ -293,8 +293,8 @@ def run_faults(binary, tmp, labels, kills, seed, containers=False, log=print, re
     try:
         # The first start completes: what is counted from then on must survive every kill.
         proc, scraper.address = lib.start_exporter(binary, tmp, config, ready_timeout=ready_timeout)
-        used = next((l["storage"] for n, l, _ in lib.scrape_values(lib.http_get(f"http://{scraper.address}/metrics"))
-                     if n == "execflow_tcp_storage_info"), None)
+        first = lib.http_get(f"http://{scraper.address}/metrics", timeout=30 * slow)
+        used = next((l["storage"] for n, l, _ in lib.scrape_values(first) if n == "execflow_tcp_storage_info"), None)
         log(f"faults {labels}: the TCP collector counts in {used} storage")
         if storage is not None and used != storage:
             raise AssertionError(f"the TCP collector counts in {used} storage; this run is for {storage}")
